@@ -1,0 +1,69 @@
+"""chopin-core: a shared-nothing HTTP/1.1 engine for Python.
+
+Every worker process owns its ``SO_REUSEPORT`` socket, ``epoll`` loop, connection
+table and route table; the hot path shares nothing and takes no lock.
+"""
+
+from __future__ import annotations
+
+from .context import Context, Json, Query
+from .decorators import delete, get, head, options, patch, post, put, route
+from .errors import (
+    BadRequest,
+    BodyTooLarge,
+    ChopinError,
+    ConfigError,
+    ExtractError,
+    HeadTooLarge,
+    ProtocolError,
+    RouteConflict,
+    UnsupportedTransferCoding,
+    UnsupportedVersion,
+    UriTooLong,
+)
+from .request import Headers, Request
+from .response import Response
+from .router import Router, RouteTable
+from .server import Chopin
+from .settings import Settings
+from .testclient import TestClient, TestResponse
+from .types import Handler, Middleware
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadRequest",
+    "BodyTooLarge",
+    "Chopin",
+    "ChopinError",
+    "ConfigError",
+    "Context",
+    "ExtractError",
+    "Handler",
+    "HeadTooLarge",
+    "Headers",
+    "Json",
+    "Middleware",
+    "ProtocolError",
+    "Query",
+    "Request",
+    "Response",
+    "RouteConflict",
+    "RouteTable",
+    "Router",
+    "Settings",
+    "TestClient",
+    "TestResponse",
+    "UnsupportedTransferCoding",
+    "UnsupportedVersion",
+    "UriTooLong",
+    "__version__",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "route",
+]

@@ -1,0 +1,98 @@
+"""The per-request context handed to handlers, and the ``Json``/``Query`` extractors."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, Generic, TypeVar, overload
+
+import orjson
+
+from .convert import from_data, from_query
+from .errors import ExtractError
+from .request import Request
+from .response import Response
+
+__all__ = ["Context", "Json", "Query"]
+
+T = TypeVar("T")
+
+
+class Json(Generic[T]):
+    """Extractor marker: ``ctx.extract(Json[T])`` decodes the body as JSON into ``T``."""
+
+
+class Query(Generic[T]):
+    """Extractor marker: ``ctx.extract(Query[T])`` builds dataclass ``T`` from the query string."""
+
+
+class Context:
+    """What a handler receives: the request, the path parameters and per-request state.
+
+    Attributes:
+        req: the :class:`~chopin_core.request.Request`.
+        params: path parameters by name (still percent-encoded; see :meth:`param`).
+        state: a dict middleware may use to pass values to handlers.
+    """
+
+    __slots__ = ("_state", "params", "req")
+
+    def __init__(self, req: Request, params: dict[str, str]) -> None:
+        self.req = req
+        self.params = params
+        self._state: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Per-request storage for middleware and handlers."""
+        state = self._state
+        if state is None:
+            state = self._state = {}
+        return state
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """The path parameter ``name``, percent-decoded, or ``default``."""
+        value = self.params.get(name)
+        if value is None:
+            return default
+        if "%" in value:
+            from urllib.parse import unquote
+
+            return unquote(value)
+        return value
+
+    def header(self, name: str) -> str | None:
+        """The request header ``name`` (case-insensitive), or ``None``."""
+        return self.req.headers.get(name)
+
+    @overload
+    def extract(self, kind: type[Json[T]]) -> T: ...
+    @overload
+    def extract(self, kind: type[Query[T]]) -> T: ...
+    def extract(self, kind: Any) -> Any:
+        """Decode the request into the type ``kind`` names.
+
+        ``Json[T]`` parses the body (400 if it is not JSON, 422 if it does not fit
+        ``T``); ``Query[T]`` reads the query string (422 on a missing or malformed
+        parameter).  Left uncaught, the :class:`ExtractError` becomes that response.
+
+        Raises:
+            ExtractError: the request does not fit.
+        """
+        origin = typing.get_origin(kind)
+        args = typing.get_args(kind)
+        if origin is Json and len(args) == 1:
+            try:
+                data = orjson.loads(self.req.body)
+            except orjson.JSONDecodeError as exc:
+                raise ExtractError(f"request body is not valid JSON: {exc}", 400) from None
+            return from_data(args[0], data)
+        if origin is Query and len(args) == 1:
+            return from_query(args[0], self.req.query_list())
+        raise TypeError(f"extract: expected Json[T] or Query[T], got {kind!r}")
+
+    def json(self, value: Any, status: int = 200) -> Response:
+        """A JSON response of ``value``."""
+        return Response.json(value, status)
+
+    def __repr__(self) -> str:
+        return f"<Context {self.req.method} {self.req.path} params={self.params!r}>"

@@ -1,0 +1,438 @@
+"""Sans-IO HTTP/1.1 request parser (RFC 9112).
+
+How it works: :meth:`RequestParser.feed` takes the bytes a socket produced and
+returns the events they complete, in order: a :class:`~chopin_core.request.Request`
+for every whole request (so a pipelined burst yields many), :data:`CONTINUE` when
+a client that sent ``Expect: 100-continue`` is waiting for a go-ahead, and, last,
+a :class:`~chopin_core.errors.ProtocolError` when the peer broke the protocol.
+After an error the parser is in its error state and refuses further input: the
+connection must be answered and closed.
+
+The parser never touches a socket or a clock. It slices the buffer with
+``find``/``split`` (no regex), validates every byte that matters for framing and
+smuggling, and leaves header decoding to :class:`~chopin_core.request.Headers`,
+which runs only if a handler asks for a header.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .errors import (
+    BadRequest,
+    BodyTooLarge,
+    HeadTooLarge,
+    ProtocolError,
+    UnsupportedTransferCoding,
+    UnsupportedVersion,
+    UriTooLong,
+)
+from .request import Request
+
+__all__ = ["CONTINUE", "Continue", "ParserLimits", "RequestParser"]
+
+
+class Continue:
+    """Event: the client waits for ``100 Continue`` before sending its body."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CONTINUE"
+
+
+CONTINUE: Final = Continue()
+
+# RFC 9110 5.6.2: token = 1*tchar.  Deleting every tchar leaves what is not one.
+_TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# RFC 9112 3.2 / RFC 3986: a request-target is visible ASCII.
+_TARGET_CHARS: Final = bytes(range(0x21, 0x7F))
+# Bytes allowed anywhere in a head: VCHAR, obs-text, SP, HTAB, and CR/LF (checked as pairs).
+_HEAD_CHARS: Final = b"\t\r\n" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+_HEX: Final = b"0123456789abcdefABCDEF"
+_MAX_CHUNK_LINE: Final = 4096
+
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT")
+}
+
+# Parser states.
+_HEAD: Final = 0
+_BODY: Final = 1
+_CHUNK_SIZE: Final = 2
+_CHUNK_DATA: Final = 3
+_CHUNK_END: Final = 4
+_TRAILER: Final = 5
+_ERROR: Final = 6
+
+
+class ParserLimits:
+    """The bounds a parser enforces; each maps to the status it answers with.
+
+    Args:
+        max_head: request line plus header fields, bytes (431).
+        max_headers: number of header fields (431).
+        max_uri: request-target length, bytes (414).
+        max_body: body length after de-chunking, bytes (413).
+    """
+
+    __slots__ = ("max_body", "max_head", "max_headers", "max_uri")
+
+    def __init__(
+        self,
+        max_head: int = 16 * 1024,
+        max_headers: int = 100,
+        max_uri: int = 8 * 1024,
+        max_body: int = 10 * 1024 * 1024,
+    ) -> None:
+        self.max_head = max_head
+        self.max_headers = max_headers
+        self.max_uri = max_uri
+        self.max_body = max_body
+
+
+_DEFAULT_LIMITS: Final = ParserLimits()
+
+
+class RequestParser:
+    """Frames HTTP/1.1 requests out of a byte stream; one instance per connection."""
+
+    __slots__ = ("_body_parts", "_buf", "_limits", "_pending", "_remaining", "_state", "_total")
+
+    def __init__(self, limits: ParserLimits = _DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._buf = b""
+        self._state = _HEAD
+        self._pending: Request | None = None
+        self._remaining = 0
+        self._total = 0
+        self._body_parts: list[bytes] = []
+
+    @property
+    def in_request(self) -> bool:
+        """True while part of a request (head or body) has arrived but not all of it."""
+        return bool(self._buf) or self._state != _HEAD
+
+    @property
+    def broken(self) -> bool:
+        """True once the parser has reported a protocol error."""
+        return self._state == _ERROR
+
+    def feed(self, data: bytes) -> list[Request | Continue | ProtocolError]:
+        """Consume ``data``; return the events it completes, in order.
+
+        A :class:`ProtocolError`, if any, is the last event; the parser then
+        refuses further input.
+        """
+        if self._state == _ERROR:
+            return [BadRequest("connection already failed")]
+        buf = self._buf + data if self._buf else data
+        events: list[Request | Continue | ProtocolError] = []
+        pos = 0
+        end_of_data = len(buf)
+        try:
+            while pos < end_of_data:
+                if self._state == _HEAD:
+                    end = buf.find(b"\r\n\r\n", pos)
+                    if end < 0:
+                        self._check_partial_head(buf, pos)
+                        break
+                    if end - pos > self._limits.max_head:
+                        raise HeadTooLarge(f"request head is {end - pos} bytes, limit {self._limits.max_head}")
+                    req, length = self._parse_head(buf, pos, end)
+                    pos = end + 4
+                    if req is None:  # empty lines before a request line (RFC 9112 2.2)
+                        continue
+                    if length == 0:
+                        events.append(req)
+                        continue
+                    if length > 0 and end_of_data - pos >= length:
+                        # Fast path: the whole body is already here.
+                        req.body = buf[pos : pos + length]
+                        pos += length
+                        events.append(req)
+                        continue
+                    self._pending = req
+                    self._total = 0
+                    if length > 0:
+                        self._state = _BODY
+                        self._remaining = length
+                    else:
+                        self._state = _CHUNK_SIZE
+                    if pos >= end_of_data and req.http11 and _expects_continue(req):
+                        events.append(CONTINUE)
+                elif self._state == _BODY:
+                    take = min(self._remaining, end_of_data - pos)
+                    self._body_parts.append(buf[pos : pos + take])
+                    pos += take
+                    self._remaining -= take
+                    if self._remaining == 0:
+                        events.append(self._finish_body())
+                else:
+                    pos = self._feed_chunked(buf, pos, end_of_data, events)
+                    if pos < 0:
+                        pos = -pos - 1
+                        break
+        except ProtocolError as exc:
+            self._state = _ERROR
+            self._buf = b""
+            self._body_parts = []
+            events.append(exc)
+            return events
+        self._buf = buf[pos:] if pos < end_of_data else b""
+        return events
+
+    # -- head -----------------------------------------------------------------
+
+    def _check_partial_head(self, buf: bytes, pos: int) -> None:
+        """Refuse an incomplete head that is already over a limit or bare-LF framed."""
+        # Up to 3 bytes of the closing CRLFCRLF may already be here; they do not count.
+        size = len(buf) - pos - 3
+        limits = self._limits
+        if size > limits.max_head:
+            if buf.find(b"\r\n", pos) < 0 and size > limits.max_uri:
+                raise UriTooLong(f"request line longer than {limits.max_uri} bytes")
+            raise HeadTooLarge(f"request head over {limits.max_head} bytes")
+        if buf.find(b"\n\n", pos) >= 0 or buf.find(b"\n\r\n", pos) >= 0:
+            raise BadRequest("request head: line ends in bare LF, expected CRLF")
+
+    def _parse_head(self, buf: bytes, start: int, end: int) -> tuple[Request | None, int]:
+        """Parse one head; return the request and its body length (-1: chunked)."""
+        head = buf[start:end]
+        if not head:
+            return None, 0
+        if head.translate(None, _HEAD_CHARS):
+            raise BadRequest("request head: control character not allowed")
+        crlf = head.count(b"\r\n")
+        if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+            raise BadRequest("request head: bare CR or LF, expected CRLF line endings")
+        lines = head.split(b"\r\n")
+        while not lines[0]:  # ignore empty lines before the request line
+            del lines[0]
+            head = head[2:]
+        if len(lines) - 1 > self._limits.max_headers:
+            raise HeadTooLarge(f"{len(lines) - 1} header fields, limit {self._limits.max_headers}")
+
+        # Request line: method SP request-target SP HTTP-version (RFC 9112 3).
+        parts = lines[0].split(b" ")
+        if len(parts) != 3:
+            raise BadRequest("request line: expected 'METHOD target HTTP/1.x'")
+        method_b, target_b, version = parts
+        method = _METHODS.get(method_b)
+        if method is None:
+            if not method_b or method_b.translate(None, _TCHAR):
+                raise BadRequest("request line: method is not a token")
+            method = method_b.decode("ascii")
+        if version == b"HTTP/1.1":
+            http11 = True
+        elif version == b"HTTP/1.0":
+            http11 = False
+        elif len(version) == 8 and version[:7] == b"HTTP/1." and version[7:8].isdigit():
+            http11 = True  # a later 1.x minor version is served as 1.1 (RFC 9110 2.5)
+        elif len(version) == 8 and version[:5] == b"HTTP/" and version[5:6].isdigit() and version[7:8].isdigit():
+            raise UnsupportedVersion(f"HTTP version {version.decode()} not supported")
+        else:
+            raise BadRequest("request line: malformed HTTP version")
+        if len(target_b) > self._limits.max_uri:
+            raise UriTooLong(f"request target is {len(target_b)} bytes, limit {self._limits.max_uri}")
+        if not target_b or target_b.translate(None, _TARGET_CHARS):
+            raise BadRequest("request line: request target has invalid characters")
+        target = target_b.decode("ascii")
+        if target[0] == "/" or (target == "*" and method == "OPTIONS"):
+            path = target
+        elif target[:8].lower().startswith(("http://", "https://")):
+            # absolute-form (RFC 9112 3.2.2): route on its path (the scheme is case-insensitive).
+            authority = target.find("//") + 2
+            cut = len(target)
+            for sep in "/?":
+                at = target.find(sep, authority)
+                if 0 <= at < cut:
+                    cut = at
+            path = target[cut:]
+            if not path or path[0] == "?":
+                path = "/" + path
+        elif method == "CONNECT":
+            path = target
+        else:
+            raise BadRequest("request line: request target must start with '/'")
+        query = None
+        q = path.find("?")
+        if q >= 0:
+            query = path[q + 1 :]
+            path = path[:q]
+
+        # Header fields: field-name ":" OWS field-value OWS (RFC 9112 5).
+        header_lines = lines[1:]
+        for number, line in enumerate(header_lines, 1):
+            colon = line.find(b":")
+            if colon <= 0 or line[:colon].translate(None, _TCHAR):
+                raise BadRequest(_header_problem(number, line, colon))
+
+        # Framing headers are found in one lower-cased copy of the head.
+        lhead = head.lower()
+        keep_alive = http11
+        at = lhead.find(b"\r\nconnection:")
+        if at >= 0:
+            tokens = _field_values(lhead, at, b"\r\nconnection:")
+            if "close" in tokens:
+                keep_alive = False
+            elif "keep-alive" in tokens:
+                keep_alive = True
+        hosts = lhead.count(b"\r\nhost:")
+        if hosts != 1 and (http11 or hosts > 1):
+            raise BadRequest("request needs exactly one Host header" if http11 else "more than one Host header")
+
+        length = 0
+        cl_at = lhead.find(b"\r\ncontent-length:")
+        te_at = lhead.find(b"\r\ntransfer-encoding:")
+        if te_at >= 0:
+            if cl_at >= 0:
+                raise BadRequest("both Content-Length and Transfer-Encoding sent")
+            if not http11:
+                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+            codings = _field_values(lhead, te_at, b"\r\ntransfer-encoding:")
+            if codings == [""]:
+                raise BadRequest("Transfer-Encoding: empty value")
+            for coding in codings:
+                if coding != "chunked":
+                    raise UnsupportedTransferCoding(f"transfer-coding {coding!r} not supported")
+            if len(codings) != 1:
+                raise BadRequest("Transfer-Encoding: chunked applied more than once")
+            length = -1
+        elif cl_at >= 0:
+            # RFC 9110 8.6: repeated fields or a list are accepted only if every value is the same.
+            values = _field_lines(lhead, cl_at, b"\r\ncontent-length:")
+            value = values[0]
+            if len(values) > 1 or b"," in value:
+                items = [item.strip(b" \t") for v in values for item in v.split(b",")]
+                value = items[0]
+                for other in items:
+                    if other != value:
+                        raise BadRequest("Content-Length: differing values")
+            if not value.isdigit():
+                raise BadRequest(f"Content-Length: expected digits, got {value.decode('latin-1')!r}")
+            length = int(value)
+            if length > self._limits.max_body:
+                raise BodyTooLarge(f"body of {length} bytes, limit {self._limits.max_body}")
+
+        req = Request(method, target, path, query, http11, keep_alive, header_lines)
+        return req, length
+
+    # -- bodies ---------------------------------------------------------------
+
+    def _finish_body(self) -> Request:
+        req = self._pending
+        assert req is not None
+        parts = self._body_parts
+        req.body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._body_parts = []
+        self._pending = None
+        self._state = _HEAD
+        return req
+
+    def _feed_chunked(self, buf: bytes, pos: int, end: int, events: list[Request | Continue | ProtocolError]) -> int:
+        """Decode chunked framing (RFC 9112 7.1) from ``pos``.
+
+        Returns the new position, or ``-(pos + 1)`` when more data is needed and
+        the bytes from ``pos`` must be kept (a partial line).
+        """
+        state = self._state
+        if state == _CHUNK_DATA:
+            take = min(self._remaining, end - pos)
+            self._body_parts.append(buf[pos : pos + take])
+            self._remaining -= take
+            if self._remaining == 0:
+                self._state = _CHUNK_END
+            return pos + take
+        if state == _CHUNK_END:
+            if end - pos < 2:
+                return -(pos + 1)
+            if buf[pos : pos + 2] != b"\r\n":
+                raise BadRequest("chunked body: chunk data not followed by CRLF")
+            self._state = _CHUNK_SIZE
+            return pos + 2
+        eol = buf.find(b"\r\n", pos)
+        if state == _CHUNK_SIZE:
+            if eol < 0:
+                if end - pos > _MAX_CHUNK_LINE:
+                    raise BadRequest("chunked body: chunk-size line too long")
+                return -(pos + 1)
+            line = buf[pos:eol]
+            if b"\n" in line or b"\r" in line:
+                raise BadRequest("chunked body: bare CR or LF in chunk-size line")
+            size_b = line.split(b";", 1)[0].rstrip(b" \t")
+            if not size_b or size_b.translate(None, _HEX) or len(size_b) > 16:
+                raise BadRequest(f"chunked body: bad chunk size {size_b[:20]!r}")
+            size = int(size_b, 16)
+            self._total += size
+            if self._total > self._limits.max_body:
+                raise BodyTooLarge(f"chunked body over {self._limits.max_body} bytes")
+            if size == 0:
+                self._state = _TRAILER
+                self._remaining = 0
+            else:
+                self._state = _CHUNK_DATA
+                self._remaining = size
+            return eol + 2
+        # Trailer section: ignored, but bounded like a head.
+        if eol < 0:
+            if self._remaining + end - pos > self._limits.max_head:
+                raise HeadTooLarge("chunked trailer section too large")
+            return -(pos + 1)
+        if eol == pos:
+            events.append(self._finish_body())
+            return pos + 2
+        trailer = buf[pos:eol]
+        if b"\n" in trailer or b"\r" in trailer:
+            raise BadRequest("chunked trailer: bare CR or LF, expected CRLF")
+        self._remaining += eol - pos + 2
+        if self._remaining > self._limits.max_head:
+            raise HeadTooLarge("chunked trailer section too large")
+        return eol + 2
+
+
+def _expects_continue(req: Request) -> bool:
+    value = req.header("expect")
+    return value is not None and value.lower() == "100-continue"
+
+
+def _field_values(lhead: bytes, at: int, prefix: bytes) -> list[str]:
+    """Comma-separated values of every field ``prefix`` names, from ``at`` on."""
+    values: list[str] = []
+    while at >= 0:
+        start = at + len(prefix)
+        eol = lhead.find(b"\r\n", start)
+        raw = lhead[start:] if eol < 0 else lhead[start:eol]
+        for item in raw.split(b","):
+            item = item.strip(b" \t")
+            if item:
+                values.append(item.decode("latin-1"))
+        at = lhead.find(prefix, start)
+    if not values:
+        values.append("")
+    return values
+
+
+def _field_lines(lhead: bytes, at: int, prefix: bytes) -> list[bytes]:
+    """The whole value of every field ``prefix`` names, one per line (no list splitting)."""
+    values: list[bytes] = []
+    while at >= 0:
+        start = at + len(prefix)
+        eol = lhead.find(b"\r\n", start)
+        values.append((lhead[start:] if eol < 0 else lhead[start:eol]).strip(b" \t"))
+        at = lhead.find(prefix, start)
+    return values
+
+
+def _header_problem(number: int, line: bytes, colon: int) -> str:
+    """Say what is wrong with a header line, for the 400 body."""
+    where = f"header line {number}"
+    if line[:1] in (b" ", b"\t"):
+        return f"{where}: obsolete line folding not allowed"
+    if colon < 0:
+        return f"{where}: expected 'name: value', found no colon"
+    if colon == 0:
+        return f"{where}: empty field name"
+    if line[colon - 1 : colon] in (b" ", b"\t"):
+        return f"{where}: whitespace before colon"
+    return f"{where}: field name has invalid characters"

@@ -1,0 +1,132 @@
+"""The parsed request and its lazily decoded headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, unquote
+
+__all__ = ["Headers", "Request"]
+
+
+class Headers:
+    """Case-insensitive, multi-valued view of a request's header fields.
+
+    Built on first use from the raw header lines the parser already split, so a
+    handler that reads no header pays nothing for it.
+    """
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, lines: list[bytes]) -> None:
+        items: list[tuple[str, str]] = []
+        index: dict[str, str] = {}
+        for line in lines:
+            colon = line.find(b":")
+            name = line[:colon].decode("ascii").lower()
+            value = line[colon + 1 :].strip(b" \t").decode("latin-1")
+            items.append((name, value))
+            if name in index:
+                # RFC 9110 5.3: repeated fields combine into a comma-separated list.
+                index[name] = index[name] + ", " + value
+            else:
+                index[name] = value
+        self._items = items
+        self._map = index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of ``name`` (any case), repeated fields joined by ``", "``."""
+        return self._map.get(name.lower(), default)
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` (any case), in the order received."""
+        key = name.lower()
+        return [v for k, v in self._items if k == key]
+
+    def items(self) -> list[tuple[str, str]]:
+        """All fields as ``(lower-case name, value)`` pairs, in order."""
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._map
+
+    def __getitem__(self, name: str) -> str:
+        return self._map[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class Request:
+    """One HTTP request as the parser framed it.
+
+    Attributes:
+        method: the method token, e.g. ``"GET"``.
+        target: the request-target exactly as sent.
+        path: the path part of the target (still percent-encoded).
+        query: the raw query string, without ``?``, or ``None`` when absent.
+        http11: ``True`` for HTTP/1.1, ``False`` for HTTP/1.0.
+        keep_alive: whether the connection stays open after the response.
+        body: the whole body, de-chunked.
+    """
+
+    __slots__ = ("_header_lines", "_headers", "body", "http11", "keep_alive", "method", "path", "query", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        path: str,
+        query: str | None,
+        http11: bool,
+        keep_alive: bool,
+        header_lines: list[bytes],
+        body: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.http11 = http11
+        self.keep_alive = keep_alive
+        self._header_lines = header_lines
+        self._headers: Headers | None = None
+        self.body = body
+
+    @property
+    def headers(self) -> Headers:
+        """The header fields, decoded on first access."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers(self._header_lines)
+        return headers
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (case-insensitive), or ``None``."""
+        return self.headers.get(name)
+
+    @property
+    def version(self) -> str:
+        """``"HTTP/1.1"`` or ``"HTTP/1.0"``."""
+        return "HTTP/1.1" if self.http11 else "HTTP/1.0"
+
+    @property
+    def decoded_path(self) -> str:
+        """The path with percent-escapes decoded (UTF-8)."""
+        return unquote(self.path) if "%" in self.path else self.path
+
+    def query_params(self) -> dict[str, str]:
+        """The query string as a dict; the last of repeated keys wins."""
+        return dict(parse_qsl(self.query, keep_blank_values=True)) if self.query else {}
+
+    def query_list(self) -> list[tuple[str, str]]:
+        """The query string as ordered ``(key, value)`` pairs, repeats kept."""
+        return parse_qsl(self.query, keep_blank_values=True) if self.query else []
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} {self.version}>"

@@ -1,0 +1,224 @@
+"""Responses and their HTTP/1.1 serialisation.
+
+A :class:`Response` keeps its header block pre-encoded: constructors build the
+``Content-Type``/``Content-Length`` lines once, and :meth:`Response.with_header`
+appends encoded lines, so serialising is a few concatenations.  Status lines and
+common ``Content-Length`` lines are pre-encoded tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any, Final
+
+import orjson
+
+__all__ = ["Response", "status_line"]
+
+_REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
+_STATUS_LINES: Final = {code: f"HTTP/1.1 {code} {phrase}\r\n".encode("ascii") for code, phrase in _REASONS.items()}
+_CL_LINES: Final = [b"Content-Length: %d\r\n" % n for n in range(4096)]
+_BAD_VALUE_CHARS: Final = "\r\n\x00"
+
+TEXT_PLAIN: Final = b"Content-Type: text/plain; charset=utf-8\r\n"
+APPLICATION_JSON: Final = b"Content-Type: application/json\r\n"
+TEXT_HTML: Final = b"Content-Type: text/html; charset=utf-8\r\n"
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n`` for any status in 100..999."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"status: expected 100..999, got {status}")
+        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} Unknown\r\n".encode("ascii")
+    return line
+
+
+def content_length_line(length: int) -> bytes:
+    """``Content-Length: <n>\\r\\n``, from a table for small bodies."""
+    return _CL_LINES[length] if length < 4096 else b"Content-Length: %d\r\n" % length
+
+
+_TCHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _encode_header(name: str, value: str) -> bytes:
+    """``name: value\r\n``, refusing anything that could break the header block."""
+    if not name or not _TCHARS.issuperset(name):
+        raise ValueError(f"header name {name!r}: expected a token (RFC 9110 5.1)")
+    if any(c in _BAD_VALUE_CHARS for c in value):
+        raise ValueError(f"header {name}: value contains CR, LF or NUL")
+    return f"{name}: {value}\r\n".encode("latin-1")
+
+
+class Response:
+    """What a handler returns: status, header block and body.
+
+    Build one with a constructor (:meth:`text`, :meth:`json`, …) and refine it with
+    :meth:`with_status` and :meth:`with_header`, which return the same object.
+
+    Attributes:
+        status: the status code.
+        body: the body bytes (empty for a stream).
+        stream_body: an iterator of chunks for chunked transfer-coding, or ``None``.
+    """
+
+    __slots__ = ("_content", "_extra", "body", "close", "status", "stream_body")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: bytes = b"",
+        extra: bytes = b"",
+    ) -> None:
+        self.status = status
+        self.body = body
+        # Pre-encoded Content-Type + Content-Length lines.
+        self._content = content_type + content_length_line(len(body))
+        self._extra = extra
+        self.stream_body: Iterator[bytes | str] | None = None
+        self.close = False
+
+    # -- constructors ----------------------------------------------------------
+
+    @classmethod
+    def new(cls, status: int) -> Response:
+        """An empty response with ``status``."""
+        return cls(status)
+
+    @classmethod
+    def text(cls, body: str | bytes, status: int = 200) -> Response:
+        """A ``text/plain`` response."""
+        return cls(status, body.encode() if isinstance(body, str) else body, TEXT_PLAIN)
+
+    @classmethod
+    def text_static(cls, body: bytes) -> Response:
+        """A ``text/plain`` response from constant bytes (no encoding step)."""
+        return cls(200, body, TEXT_PLAIN)
+
+    @classmethod
+    def html(cls, body: str | bytes, status: int = 200) -> Response:
+        """A ``text/html`` response."""
+        return cls(status, body.encode() if isinstance(body, str) else body, TEXT_HTML)
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> Response:
+        """A JSON response; ``value`` is serialised with orjson (dataclasses included)."""
+        return cls(status, orjson.dumps(value), APPLICATION_JSON)
+
+    @classmethod
+    def json_bytes(cls, body: bytes, status: int = 200) -> Response:
+        """A JSON response from bytes that are already JSON."""
+        return cls(status, body, APPLICATION_JSON)
+
+    @classmethod
+    def json_static(cls, body: bytes) -> Response:
+        """A JSON response from constant, pre-serialised bytes."""
+        return cls(200, body, APPLICATION_JSON)
+
+    @classmethod
+    def raw(cls, body: bytes, status: int = 200, content_type: str = "application/octet-stream") -> Response:
+        """A response with raw bytes and an explicit content type."""
+        return cls(status, body, _encode_header("Content-Type", content_type))
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> Response:
+        """A redirect to ``location`` (302 unless told: 301, 303, 307, 308)."""
+        return cls(status).with_header("Location", location)
+
+    @classmethod
+    def stream(cls, chunks: Iterable[bytes | str], content_type: str = "application/octet-stream") -> Response:
+        """A body sent with chunked transfer-coding, pulled from ``chunks`` as the socket drains."""
+        resp = cls(200)
+        # The worker adds Transfer-Encoding: chunked (HTTP/1.1) or closes after the body (HTTP/1.0).
+        resp._content = _encode_header("Content-Type", content_type)
+        resp.stream_body = iter(chunks)
+        return resp
+
+    @classmethod
+    def not_found(cls) -> Response:
+        """404 with a plain-text body."""
+        return cls(404, b"Not Found", TEXT_PLAIN)
+
+    @classmethod
+    def bad_request(cls, message: str = "Bad Request") -> Response:
+        """400 with a plain-text body."""
+        return cls(400, message.encode(), TEXT_PLAIN)
+
+    @classmethod
+    def unauthorized(cls) -> Response:
+        """401 with a plain-text body."""
+        return cls(401, b"Unauthorized", TEXT_PLAIN)
+
+    @classmethod
+    def forbidden(cls) -> Response:
+        """403 with a plain-text body."""
+        return cls(403, b"Forbidden", TEXT_PLAIN)
+
+    @classmethod
+    def server_error(cls) -> Response:
+        """500 with a plain-text body and no details."""
+        return cls(500, b"Internal Server Error", TEXT_PLAIN)
+
+    @classmethod
+    def method_not_allowed(cls, allow: Iterable[str]) -> Response:
+        """405 with the ``Allow`` header listing ``allow``."""
+        return cls(405, b"Method Not Allowed", TEXT_PLAIN).with_header("Allow", ", ".join(allow))
+
+    # -- builders ----------------------------------------------------------------
+
+    def with_status(self, status: int) -> Response:
+        """Set the status code; returns ``self``."""
+        status_line(status)
+        self.status = status
+        return self
+
+    def with_header(self, name: str, value: str) -> Response:
+        """Add a header field; returns ``self``.
+
+        Raises:
+            ValueError: the name or value would break the header block (CR, LF, NUL).
+        """
+        lname = name.lower()
+        if lname in {"content-length", "transfer-encoding"}:
+            raise ValueError(f"header {name!r} is set by the engine from the body")
+        if lname == "content-type":
+            rest = self._content
+            if rest.startswith(b"Content-Type:"):
+                rest = rest[rest.find(b"\r\n") + 2 :]
+            self._content = _encode_header("Content-Type", value) + rest
+            return self
+        if lname == "connection" and value.lower() == "close":
+            self.close = True
+            return self
+        self._extra += _encode_header(name, value)
+        return self
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The header fields this response carries (without Server/Date/Connection)."""
+        block = (self._content + self._extra).decode("latin-1")
+        out: list[tuple[str, str]] = []
+        for line in block.split("\r\n"):
+            if line:
+                name, _, value = line.partition(": ")
+                out.append((name, value))
+        if self.stream_body is not None:
+            out.insert(1 if self._content.startswith(b"Content-Type:") else 0, ("Transfer-Encoding", "chunked"))
+        return out
+
+    def header_block(self) -> bytes:
+        """The encoded header lines (Content-Type, Content-Length, extras)."""
+        return self._content + self._extra
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+def http_date() -> bytes:
+    """The current time as an IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    return formatdate(usegmt=True).encode("ascii")

@@ -1,0 +1,350 @@
+"""Routing: an O(1) table for static paths and a segment trie for dynamic ones.
+
+Routes are declared on a :class:`Router` (methods, decorators, ``nest``/``merge``,
+``layer``/``layer_path``) and compiled once at start-up into a
+:class:`RouteTable`: middleware is composed per route then, so a request pays
+one dict lookup for a static path, or one walk down the trie for a dynamic one,
+and then a single call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple, overload
+
+from .errors import RouteConflict
+from .response import Response
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .types import Handler, Middleware
+
+__all__ = ["Route", "RouteTable", "Router"]
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class Route(NamedTuple):
+    """One declared route.
+
+    Attributes:
+        method: the HTTP method, upper case.
+        path: the pattern (``/users/:id``, ``/static/*path``).
+        handler: the function answering it.
+        layers: middleware that came with it from a nested or merged router,
+            outermost first.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    layers: tuple[Middleware, ...] = ()
+
+
+def _check_pattern(path: str) -> None:
+    if not path.startswith("/"):
+        raise RouteConflict(f"route {path!r}: a path must start with '/'")
+    segments = path.split("/")[1:]
+    names: set[str] = set()
+    for i, seg in enumerate(segments):
+        if seg[:1] in (":", "*"):
+            name = seg[1:]
+            if not name.isidentifier():
+                raise RouteConflict(f"route {path!r}: parameter {seg!r} needs a name")
+            if name in names:
+                raise RouteConflict(f"route {path!r}: parameter {name!r} used twice")
+            names.add(name)
+            if seg[0] == "*" and i != len(segments) - 1:
+                raise RouteConflict(f"route {path!r}: a wildcard must be the last segment")
+
+
+def _join(prefix: str, path: str) -> str:
+    prefix = prefix.rstrip("/")
+    if path == "/":
+        return prefix or "/"
+    return prefix + path
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether ``path`` lies under ``prefix`` at a segment boundary."""
+    prefix = prefix.rstrip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+class Router:
+    """Declares routes, sub-routers and middleware.
+
+    Every method-named registrar works both ways::
+
+        router.get("/users", list_users)
+
+        @router.get("/users/:id")
+        def get_user(ctx): ...
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+        self._layers: list[tuple[str, Middleware]] = []
+        self._fallback: Handler | None = None
+
+    # -- declaring routes --------------------------------------------------------
+
+    @overload
+    def route(self, method: str, path: str) -> Callable[[Handler], Handler]: ...
+    @overload
+    def route(self, method: str, path: str, handler: Handler) -> Handler: ...
+    def route(self, method: str, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register ``handler`` for ``method`` and ``path``; without a handler, return a decorator.
+
+        Raises:
+            RouteConflict: the pattern is malformed.
+        """
+        _check_pattern(path)
+        method = method.upper()
+        if handler is None:
+
+            def decorate(fn: Handler) -> Handler:
+                self._routes.append(Route(method, path, fn))
+                return fn
+
+            return decorate
+        self._routes.append(Route(method, path, handler))
+        return handler
+
+    def get(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register a GET route (see :meth:`route`)."""
+        return self.route("GET", path, handler)  # type: ignore[arg-type]
+
+    def post(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register a POST route (see :meth:`route`)."""
+        return self.route("POST", path, handler)  # type: ignore[arg-type]
+
+    def put(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register a PUT route (see :meth:`route`)."""
+        return self.route("PUT", path, handler)  # type: ignore[arg-type]
+
+    def patch(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register a PATCH route (see :meth:`route`)."""
+        return self.route("PATCH", path, handler)  # type: ignore[arg-type]
+
+    def delete(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register a DELETE route (see :meth:`route`)."""
+        return self.route("DELETE", path, handler)  # type: ignore[arg-type]
+
+    def head(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register a HEAD route (see :meth:`route`); GET routes answer HEAD by themselves."""
+        return self.route("HEAD", path, handler)  # type: ignore[arg-type]
+
+    def options(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
+        """Register an OPTIONS route (see :meth:`route`)."""
+        return self.route("OPTIONS", path, handler)  # type: ignore[arg-type]
+
+    def fallback(self, handler: Handler) -> Handler:
+        """Answer requests no route matches with ``handler`` instead of 404/405."""
+        self._fallback = handler
+        return handler
+
+    # -- composing routers ----------------------------------------------------------
+
+    def nest(self, prefix: str, router: Router) -> Router:
+        """Mount every route of ``router`` under ``prefix``; its middleware comes along."""
+        _check_pattern(prefix)
+        for route in router._compiled_routes():
+            self._routes.append(route._replace(path=_join(prefix, route.path)))
+        return self
+
+    def merge(self, router: Router) -> Router:
+        """Add every route of ``router`` as is; its middleware stays on its own routes."""
+        self._routes.extend(router._compiled_routes())
+        return self
+
+    def _compiled_routes(self) -> list[Route]:
+        """The routes with this router's own layers folded into each (for nest/merge)."""
+        out = []
+        for route in self._routes:
+            mine = tuple(mw for prefix, mw in self._layers if _under(route.path, prefix))
+            out.append(route._replace(layers=mine + route.layers))
+        return out
+
+    # -- middleware --------------------------------------------------------------
+
+    def layer(self, middleware: Middleware) -> Router:
+        """Wrap every route (and the 404/405 answers) in ``middleware``; the first added is outermost."""
+        self._layers.append(("", middleware))
+        return self
+
+    def layer_path(self, prefix: str, middleware: Middleware) -> Router:
+        """Wrap the routes under ``prefix`` in ``middleware``."""
+        _check_pattern(prefix)
+        self._layers.append((prefix, middleware))
+        return self
+
+    @property
+    def routes(self) -> list[Route]:
+        """The declared routes, in order."""
+        return list(self._routes)
+
+    def compile(self) -> RouteTable:
+        """Build the lookup table, composing each route's middleware once.
+
+        Raises:
+            RouteConflict: two routes claim the same method and path.
+        """
+        table = RouteTable()
+        global_layers = tuple(mw for prefix, mw in self._layers if not prefix)
+        for route in self._routes:
+            outer = tuple(mw for prefix, mw in self._layers if _under(route.path, prefix))
+            table.add(route.method, route.path, _compose(route.handler, outer + route.layers))
+        table.finish(global_layers, self._fallback)
+        return table
+
+
+def _compose(handler: Handler, layers: tuple[Middleware, ...]) -> Handler:
+    for mw in reversed(layers):
+        handler = _bind(mw, handler)
+    return handler
+
+
+def _bind(mw: Middleware, nxt: Handler) -> Handler:
+    def layered(ctx: Context) -> Response:
+        return mw(ctx, nxt)
+
+    layered.__name__ = getattr(mw, "__name__", "middleware")
+    layered.__doc__ = nxt.__doc__
+    layered.__wrapped__ = nxt  # type: ignore[attr-defined]
+    return layered
+
+
+class _Node:
+    """A trie node: static children by segment, then one :param child, then a *wildcard."""
+
+    __slots__ = ("children", "handlers", "param", "param_name", "wild_handlers", "wild_name")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.param_name = ""
+        self.handlers: dict[str, Handler] = {}
+        self.wild_name = ""
+        self.wild_handlers: dict[str, Handler] = {}
+
+
+_EMPTY: dict[str, str] = {}
+
+
+class RouteTable:
+    """The compiled, read-only routing table one worker uses.
+
+    :meth:`lookup` returns ``(handler, params)``; for an unknown path the handler
+    answers 404, for a known path with another method 405 with ``Allow``.
+    """
+
+    def __init__(self) -> None:
+        self.static: dict[str, dict[str, Handler]] = {}
+        self._root = _Node()
+        self._not_found: Handler = _not_found
+        self.patterns: list[tuple[str, str]] = []
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        """Add one composed handler."""
+        if ":" not in path and "*" not in path:
+            methods = self.static.setdefault(path, {})
+        else:
+            node = self._root
+            segments = path.split("/")[1:]
+            methods = node.handlers
+            for seg in segments:
+                if seg[0] == ":":
+                    if node.param is None:
+                        node.param = _Node()
+                        node.param_name = seg[1:]
+                    elif node.param_name != seg[1:]:
+                        raise RouteConflict(
+                            f"route {path!r}: parameter :{seg[1:]} clashes with :{node.param_name} at the same place"
+                        )
+                    node = node.param
+                    methods = node.handlers
+                elif seg[0] == "*":
+                    if node.wild_name and node.wild_name != seg[1:]:
+                        raise RouteConflict(f"route {path!r}: wildcard *{seg[1:]} clashes with *{node.wild_name}")
+                    node.wild_name = seg[1:]
+                    methods = node.wild_handlers
+                else:
+                    node = node.children.setdefault(seg, _Node())
+                    methods = node.handlers
+        if method in methods:
+            raise RouteConflict(f"route {method} {path} declared twice")
+        methods[method] = handler
+        self.patterns.append((method, path))
+
+    def finish(self, global_layers: tuple[Middleware, ...], fallback: Handler | None) -> None:
+        """Fix the not-found answer; GET routes also answer HEAD."""
+        self._not_found = _compose(fallback or _not_found, global_layers)
+        self._global_layers = global_layers
+        self._fallback = fallback
+        for methods in self.static.values():
+            if "GET" in methods and "HEAD" not in methods:
+                methods["HEAD"] = methods["GET"]
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            for methods in (node.handlers, node.wild_handlers):
+                if "GET" in methods and "HEAD" not in methods:
+                    methods["HEAD"] = methods["GET"]
+            stack.extend(node.children.values())
+            if node.param is not None:
+                stack.append(node.param)
+
+    def lookup(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """Find the handler for ``method`` and ``path`` (percent-encoded, as sent)."""
+        methods = self.static.get(path)
+        params = _EMPTY
+        if methods is None:
+            found = self._match(path)
+            if found is None:
+                return self._not_found, _EMPTY
+            methods, params = found
+        handler = methods.get(method)
+        if handler is None:
+            return self._method_not_allowed(methods), params
+        return handler, params
+
+    def _match(self, path: str) -> tuple[dict[str, Handler], dict[str, str]] | None:
+        segments = path.split("/")[1:]
+        params: dict[str, str] = {}
+        found = self._walk(self._root, segments, 0, params)
+        return None if found is None else (found, params)
+
+    def _walk(self, node: _Node, segs: list[str], i: int, params: dict[str, str]) -> dict[str, Handler] | None:
+        # Static children first, then :param, then *wildcard (with backtracking).
+        if i == len(segs):
+            return node.handlers or None
+        seg = segs[i]
+        child = node.children.get(seg)
+        if child is not None:
+            found = self._walk(child, segs, i + 1, params)
+            if found is not None:
+                return found
+        if node.param is not None and seg:
+            found = self._walk(node.param, segs, i + 1, params)
+            if found is not None:
+                params[node.param_name] = seg
+                return found
+        if node.wild_handlers:
+            params[node.wild_name] = "/".join(segs[i:])
+            return node.wild_handlers
+        return None
+
+    def _method_not_allowed(self, methods: dict[str, Handler]) -> Handler:
+        if self._fallback is not None:
+            return self._not_found
+        allow = sorted(methods)
+
+        def not_allowed(ctx: Context) -> Response:
+            return Response.method_not_allowed(allow)
+
+        return _compose(not_allowed, self._global_layers)
+
+
+def _not_found(ctx: Context) -> Response:
+    return Response.not_found()

@@ -1,0 +1,258 @@
+"""The :class:`Chopin` application and the process supervisor.
+
+``Chopin(...).serve()`` compiles the routes once, then either runs one worker in
+this process (``WORKERS=1``) or forks ``WORKERS`` workers, each opening its own
+``SO_REUSEPORT`` socket after the fork so the kernel spreads connections with no
+shared accept queue.  The parent only supervises: it restarts a worker that dies,
+and on SIGTERM/SIGINT tells every worker to stop accepting and finish in-flight
+requests within ``shutdown_grace``, then exits 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from .decorators import registered_routes
+from .errors import ConfigError
+from .router import Router, RouteTable
+from .settings import Settings
+from .worker import Worker, open_listener
+
+__all__ = ["Chopin", "parse_address"]
+
+log = logging.getLogger("chopin_core.server")
+
+# A worker that dies sooner than this after starting counts as a crash loop.
+_FAST_DEATH = 1.0
+_MAX_BACKOFF = 10.0
+
+
+def parse_address(addr: str) -> tuple[str, int]:
+    """Split ``"host:port"`` (``"[::1]:8080"`` for IPv6, ``":8080"`` for all interfaces).
+
+    Raises:
+        ConfigError: the port is not a number in 0..65535.
+    """
+    host, sep, port_s = addr.rpartition(":")
+    if not sep:
+        raise ConfigError(f"address {addr!r}: expected 'host:port'")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"address {addr!r}: port {port_s!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"address {addr!r}: port out of range")
+    return host, port
+
+
+class Chopin:
+    """An application: a router plus settings, served by forked workers.
+
+    Args:
+        router: the routes; a new empty :class:`Router` when omitted.
+        settings: limits and layout; read from the environment when omitted.
+    """
+
+    def __init__(self, router: Router | None = None, settings: Settings | None = None) -> None:
+        self.router = router if router is not None else Router()
+        self.settings = settings
+        self._on_worker_start: list[Callable[[int], None]] = []
+
+    def mount_all_routes(self, package: str | None = None) -> Chopin:
+        """Mount every handler declared with the route decorators.
+
+        Args:
+            package: import every module of this package first (so its decorated
+                handlers register), and mount only those.  Without it, mount
+                every decorated handler imported so far.
+        """
+        if package is not None:
+            root = importlib.import_module(package)
+            for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=package + "."):
+                importlib.import_module(info.name)
+        for found in registered_routes(package):
+            self.router.route(found.method, found.path, found.handler)
+        return self
+
+    def on_worker_start(self, hook: Callable[[int], None]) -> Callable[[int], None]:
+        """Run ``hook(worker_index)`` in each worker before it serves (open pools here)."""
+        self._on_worker_start.append(hook)
+        return hook
+
+    def compile(self) -> RouteTable:
+        """The route table the workers serve."""
+        return self.router.compile()
+
+    def resolve_settings(self, addr: str | None = None) -> Settings:
+        """Settings from the constructor or the environment, with ``addr`` applied."""
+        settings = self.settings if self.settings is not None else Settings.from_env()
+        if addr is not None:
+            host, port = parse_address(addr)
+            env_port = os.environ.get("PORT")
+            if env_port and self.settings is None:
+                port = int(env_port)
+            settings = settings.replace(host=host, port=port)
+        return settings
+
+    def serve(self, addr: str | None = None) -> None:
+        """Serve until SIGTERM/SIGINT; ``addr`` is ``"host:port"`` (``PORT`` env overrides the port)."""
+        settings = self.resolve_settings(addr)
+        table = self.compile()
+        count = settings.worker_count
+        if count == 1:
+            # Single-worker mode: no fork, easy to debug and profile.
+            self._start_worker(0, settings)
+            listener = open_listener(settings.host, settings.port, settings.backlog)
+            port = listener.getsockname()[1]
+            log.info("chopin serving on %s:%d (1 worker, pid %d)", settings.host, port, os.getpid())
+            Worker(table, settings, 0, listener).run()
+            return
+        Supervisor(table, settings, self._start_worker).run()
+
+    def _start_worker(self, index: int, settings: Settings) -> None:
+        if settings.pin_workers and hasattr(os, "sched_setaffinity"):
+            cpus = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+        for hook in self._on_worker_start:
+            hook(index)
+
+
+class Supervisor:
+    """Forks and watches the workers.
+
+    Args:
+        table: the compiled routes every worker serves.
+        settings: the port, worker count and grace period.
+        start_hook: called in each child before it serves.
+    """
+
+    def __init__(self, table: RouteTable, settings: Settings, start_hook: Callable[[int, Settings], None]) -> None:
+        self.table = table
+        self.settings = settings
+        self.start_hook = start_hook
+        self.children: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
+        self._stopping = False
+        self._crashes = 0
+
+    def run(self) -> None:
+        """Fork the workers and supervise them until told to stop; then exit 0."""
+        settings = self.settings
+        # Bind once here to fail early on a taken port and to fix port 0, then
+        # let each worker bind its own socket to the same port.
+        probe = open_listener(settings.host, settings.port, settings.backlog)
+        port = probe.getsockname()[1]
+        probe.close()
+        self.settings = settings = settings.replace(port=port)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+
+        def on_stop(signum: int, frame: object) -> None:
+            self._stopping = True
+
+        def on_child(signum: int, frame: object) -> None:
+            pass
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGCHLD, on_child)
+        for index in range(settings.worker_count):
+            self._spawn(index)
+        log.info(
+            "chopin serving on %s:%d (%d workers, supervisor pid %d)",
+            settings.host,
+            port,
+            len(self.children),
+            os.getpid(),
+        )
+        try:
+            while not self._stopping:
+                self._reap(restart=True)
+                try:
+                    import select
+
+                    select.select([wake_r], [], [], 1.0)
+                    os.read(wake_r, 512)
+                except (BlockingIOError, InterruptedError):
+                    pass
+            self._shutdown()
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _spawn(self, index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                self.start_hook(index, self.settings)
+                listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
+                Worker(self.table, self.settings, index, listener).run()
+            except BaseException:
+                log.exception("worker %d failed", index)
+                code = 1
+            finally:
+                logging.shutdown()
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = (index, time.monotonic())
+
+    def _reap(self, restart: bool) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            index, started = self.children.pop(pid, (-1, 0.0))
+            if index < 0:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if not restart or self._stopping:
+                continue
+            log.warning("worker %d (pid %d) exited with %d; restarting", index, pid, code)
+            if time.monotonic() - started < _FAST_DEATH:
+                self._crashes += 1
+                time.sleep(min(_MAX_BACKOFF, 0.1 * 2**self._crashes))
+            else:
+                self._crashes = 0
+            if not self._stopping:
+                self._spawn(index)
+
+    def _shutdown(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.settings.shutdown_grace + 2.0
+        while self.children and time.monotonic() < deadline:
+            self._reap(restart=False)
+            time.sleep(0.02)
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while self.children:
+            try:
+                pid, _ = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            self.children.pop(pid, None)

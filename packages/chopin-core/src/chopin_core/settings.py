@@ -1,0 +1,130 @@
+"""Engine settings: every limit and timeout is a named field with a safe default.
+
+Values come from the constructor, or from the environment through
+:meth:`Settings.from_env` (``PORT``, ``WORKERS``, ``CHOPIN_*``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+
+from .errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Limits, timeouts and process layout of a Chopin server.
+
+    Attributes:
+        host: address to bind.
+        port: TCP port to bind (``PORT``).
+        workers: worker processes; 1 serves in-process without forking (``WORKERS``).
+        slab_capacity: connections one worker holds; past it a new one gets 503
+            (``CHOPIN_SLAB_CAPACITY``).
+        epoll_timeout_ms: longest ``epoll_wait`` when idle; 0 spins
+            (``CHOPIN_EPOLL_TIMEOUT_MS``).
+        pin_workers: pin worker *i* to CPU *i* (``CHOPIN_PIN_WORKERS=1``).
+        max_request_head_size: request line plus headers, in bytes (431 past it).
+        max_header_count: header fields in one request (431 past it).
+        max_uri_length: request-target length in bytes (414 past it).
+        max_body_size: request body in bytes, after de-chunking (413 past it).
+        keepalive_timeout: seconds an idle keep-alive connection is kept.
+        header_timeout: seconds a client may take to send one request head
+            (slowloris defence; the connection is closed past it).
+        write_high_water: pending output bytes past which a connection stops
+            being read until it drains.
+        shutdown_grace: seconds in-flight requests get on SIGTERM/SIGINT.
+        backlog: listen backlog of each worker's socket.
+        recv_size: bytes asked of one ``recv``.
+    """
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 0
+    slab_capacity: int = 10_000
+    epoll_timeout_ms: int = 1000
+    pin_workers: bool = False
+    max_request_head_size: int = 16 * 1024
+    max_header_count: int = 100
+    max_uri_length: int = 8 * 1024
+    max_body_size: int = 10 * 1024 * 1024
+    keepalive_timeout: float = 75.0
+    header_timeout: float = 10.0
+    write_high_water: int = 1024 * 1024
+    shutdown_grace: float = 10.0
+    backlog: int = 1024
+    recv_size: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or field.name == "host":
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"setting {field.name}: expected a finite number, got {value!r}")
+            if value < 0:
+                raise ConfigError(f"setting {field.name}: expected a value >= 0, got {value!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"setting port: expected 0..65535, got {self.port}")
+        if self.slab_capacity < 1:
+            raise ConfigError(f"setting slab_capacity: expected >= 1, got {self.slab_capacity}")
+
+    @property
+    def worker_count(self) -> int:
+        """Workers to run: ``workers``, or the CPU count when it is 0."""
+        return self.workers or os.cpu_count() or 1
+
+    def replace(self, **changes: object) -> Settings:
+        """Return a copy with the given fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from the environment, then apply ``overrides``.
+
+        Raises:
+            ConfigError: an environment variable is not a valid number.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        names = {
+            "PORT": "port",
+            "WORKERS": "workers",
+            "CHOPIN_SLAB_CAPACITY": "slab_capacity",
+            "CHOPIN_EPOLL_TIMEOUT_MS": "epoll_timeout_ms",
+            "CHOPIN_MAX_HEAD_SIZE": "max_request_head_size",
+            "CHOPIN_MAX_HEADER_COUNT": "max_header_count",
+            "CHOPIN_MAX_URI_LENGTH": "max_uri_length",
+            "CHOPIN_MAX_BODY_SIZE": "max_body_size",
+            "CHOPIN_KEEPALIVE_TIMEOUT": "keepalive_timeout",
+            "CHOPIN_HEADER_TIMEOUT": "header_timeout",
+            "CHOPIN_SHUTDOWN_GRACE": "shutdown_grace",
+        }
+        floats = {"keepalive_timeout", "header_timeout", "shutdown_grace"}
+        for var, name in names.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                number = float(raw) if name in floats else int(raw)
+            except ValueError:
+                raise ConfigError(f"environment {var}: expected a number, got {raw!r}") from None
+            if not math.isfinite(number) or number < 0:
+                raise ConfigError(f"environment {var}: expected a finite number >= 0, got {raw!r}")
+            values[name] = number
+        pin = env.get("CHOPIN_PIN_WORKERS", "").strip().lower()
+        if pin:
+            if pin in ("1", "true", "yes", "on"):
+                values["pin_workers"] = True
+            elif pin in ("0", "false", "no", "off"):
+                values["pin_workers"] = False
+            else:
+                expected = "1/0, true/false, yes/no or on/off"
+                raise ConfigError(f"environment CHOPIN_PIN_WORKERS: expected {expected}, got {pin!r}")
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,600 @@
+"""One worker process: its own ``SO_REUSEPORT`` socket, ``epoll`` loop and connection table.
+
+How it works: the loop waits in ``epoll``; a readable listening socket accepts
+connections into the table (503 past ``slab_capacity``); a readable connection
+is read once, the bytes go to its sans-IO :class:`~chopin_core.parser.RequestParser`,
+every complete request is routed and answered in order, and all the answers of
+that read leave in one ``write`` (or ``writev`` when a body is large).  Output
+that does not fit in the socket waits for ``EPOLLOUT``; past ``write_high_water``
+the connection stops being read until it drains.  Once a second (one clock read
+per loop turn) the ``Date`` line is rebuilt and the timing wheel closes idle and
+slow connections.  Nothing here is shared with another worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from typing import Final
+
+from .context import Context
+from .errors import ExtractError, ProtocolError
+from .parser import CONTINUE, Continue, ParserLimits, RequestParser
+from .request import Request
+from .response import Response, http_date, status_line
+from .router import RouteTable
+from .settings import Settings
+from .timer import TimingWheel
+
+__all__ = ["Worker", "open_listener"]
+
+log = logging.getLogger("chopin_core.worker")
+
+EPOLLIN: Final = select.EPOLLIN
+EPOLLOUT: Final = select.EPOLLOUT
+EPOLLRDHUP: Final = select.EPOLLRDHUP
+EPOLLERR: Final = select.EPOLLERR
+EPOLLHUP: Final = select.EPOLLHUP
+_READ_MASK: Final = EPOLLIN | EPOLLRDHUP
+_IOV_MAX: Final = 1024
+# Bodies at least this large are written with writev instead of being joined.
+_JOIN_LIMIT: Final = 64 * 1024
+# A stream is pulled until this much is pending, then only when the socket drains.
+_STREAM_BATCH: Final = 64 * 1024
+
+_CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_END: Final = b"\r\n"
+_END_CLOSE: Final = b"Connection: close\r\n\r\n"
+_END_KEEPALIVE: Final = b"Connection: keep-alive\r\n\r\n"
+_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+_LAST_CHUNK: Final = b"0\r\n\r\n"
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 19\r\nConnection: close\r\n\r\nService Unavailable"
+)
+_STATUS_LINES: dict[int, bytes] = {}
+# RFC 9110 6.4.1: these carry no content and no Content-Length.
+_NO_BODY: Final = frozenset({204, 304})
+
+
+def open_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A non-blocking listening socket with ``SO_REUSEPORT`` and ``TCP_NODELAY``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Connection:
+    """One client connection's state, owned by one worker.
+
+    Attributes:
+        out: buffers waiting to be written, in order.
+        last_active: tick of the last read or write progress.
+        head_since: tick the current partial request began, or -1.
+        close_after: close once ``out`` is written.
+        reading: whether the connection is registered for reads.
+        stream: the chunk iterator of a streaming response being sent.
+        queued: pipelined requests waiting for a stream to finish.
+    """
+
+    __slots__ = (
+        "big",
+        "close_after",
+        "closed",
+        "fd",
+        "head_since",
+        "last_active",
+        "out",
+        "parser",
+        "queued",
+        "reading",
+        "sock",
+        "stream",
+        "stream_chunked",
+        "stream_keep",
+        "waiting_write",
+    )
+
+    def __init__(self, sock: socket.socket | None, parser: RequestParser, tick: int) -> None:
+        self.sock = sock
+        self.fd = sock.fileno() if sock is not None else -1
+        self.parser = parser
+        self.out: list[bytes | memoryview] = []
+        self.big = False
+        self.last_active = tick
+        self.head_since = -1
+        self.close_after = False
+        self.closed = False
+        self.reading = True
+        self.waiting_write = False
+        self.stream: Iterator[bytes | str] | None = None
+        self.stream_chunked = True
+        self.stream_keep = True
+        self.queued: list[Request] = []
+
+
+class Worker:
+    """An epoll loop serving one route table on its own listening socket.
+
+    Args:
+        table: the compiled routes.
+        settings: limits and timeouts.
+        index: this worker's number (for logs and CPU pinning).
+        listener: a listening socket; opened from ``settings`` when omitted.
+    """
+
+    def __init__(
+        self,
+        table: RouteTable,
+        settings: Settings,
+        index: int = 0,
+        listener: socket.socket | None = None,
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self.index = index
+        self.listener = listener
+        self.conns: dict[int, Connection] = {}
+        self._limits = ParserLimits(
+            settings.max_request_head_size,
+            settings.max_header_count,
+            settings.max_uri_length,
+            settings.max_body_size,
+        )
+        self._tick = int(time.monotonic())
+        self._wheel: TimingWheel[Connection] = TimingWheel(256, self._tick)
+        self._server_date = b""
+        self._refresh_date()
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._ep: select.epoll | None = None
+        self.requests = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop accepting; finish in-flight requests within ``shutdown_grace``."""
+        if not self._stopping:
+            self._stopping = True
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_grace
+
+    def run(self) -> None:
+        """Serve until :meth:`request_stop` (or SIGTERM/SIGINT) and the connections drain."""
+        settings = self.settings
+        if self.listener is None:
+            self.listener = open_listener(settings.host, settings.port, settings.backlog)
+        lsock = self.listener
+        lfd = lsock.fileno()
+        ep = self._ep = select.epoll()
+        ep.register(lfd, EPOLLIN)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        ep.register(wake_r, EPOLLIN)
+        previous = self._install_signals(wake_w)
+        conns = self.conns
+        timeout = settings.epoll_timeout_ms / 1000.0
+        next_tick = self._tick + 1
+        on_readable = self._on_readable
+        on_writable = self._on_writable
+        monotonic = time.monotonic
+        try:
+            while True:
+                for fd, ev in ep.poll(timeout):
+                    conn = conns.get(fd)
+                    if conn is not None:
+                        if ev & EPOLLIN:
+                            on_readable(conn)
+                        if ev & EPOLLOUT and not conn.closed:
+                            on_writable(conn)
+                        elif ev & (EPOLLERR | EPOLLHUP) and not ev & EPOLLIN and not conn.closed:
+                            self._close(conn)
+                    elif fd == lfd:
+                        if not self._stopping:
+                            self._accept(lsock)
+                    elif fd == wake_r:
+                        try:
+                            os.read(wake_r, 512)
+                        except OSError:
+                            pass
+                now = monotonic()
+                if now >= next_tick:
+                    self._on_tick(int(now))
+                    next_tick = int(now) + 1
+                if self._stopping and self._stop_step(lfd, now):
+                    break
+        finally:
+            for conn in list(conns.values()):
+                self._close(conn)
+            self._restore_signals(previous)
+            ep.close()
+            os.close(wake_r)
+            os.close(wake_w)
+            if self.listener is not None:
+                self.listener.close()
+
+    def _install_signals(self, wake_w: int) -> dict[int, object] | None:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous: dict[int, object] = {}
+
+        def on_signal(signum: int, frame: object) -> None:
+            self.request_stop()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+        previous[-1] = signal.set_wakeup_fd(wake_w)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, object] | None) -> None:
+        if previous is None:
+            return
+        signal.set_wakeup_fd(previous.pop(-1))  # type: ignore[arg-type]
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _stop_step(self, lfd: int, now: float) -> bool:
+        """One step of a graceful stop; True once the loop may exit."""
+        if self.listener is not None and self.listener.fileno() >= 0:
+            assert self._ep is not None
+            self._ep.unregister(lfd)
+            self.listener.close()
+            for conn in list(self.conns.values()):
+                if not conn.out and conn.stream is None and not conn.parser.in_request:
+                    self._close(conn)
+        return not self.conns or now >= self._stop_deadline
+
+    # -- accepting -----------------------------------------------------------------
+
+    def _accept(self, lsock: socket.socket) -> None:
+        conns = self.conns
+        capacity = self.settings.slab_capacity
+        assert self._ep is not None
+        register = self._ep.register
+        for _ in range(64):
+            try:
+                sock, _addr = lsock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("worker %d: accept failed: %s", self.index, exc)
+                return
+            if len(conns) >= capacity:
+                try:
+                    sock.send(_BUSY)
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = Connection(sock, RequestParser(self._limits), self._tick)
+            conns[conn.fd] = conn
+            register(conn.fd, _READ_MASK)
+            self._wheel.schedule(conn, self._tick + int(self.settings.keepalive_timeout))
+
+    # -- reading and answering ------------------------------------------------------
+
+    def _on_readable(self, conn: Connection) -> None:
+        try:
+            data = os.read(conn.fd, self.settings.recv_size)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            # The peer closed its side: finish what is owed, then close.
+            if conn.out or conn.stream is not None:
+                conn.close_after = True
+                self._stop_reading(conn)
+            else:
+                self._close(conn)
+            return
+        conn.last_active = self._tick
+        parser = conn.parser
+        events = parser.feed(data)
+        if events:
+            self._answer(conn, events)
+        if parser._buf or parser._state:
+            if conn.head_since < 0:
+                conn.head_since = self._tick
+        else:
+            conn.head_since = -1
+
+    def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError]) -> None:
+        out = conn.out
+        respond = self._respond
+        for event in events:
+            if type(event) is Request:
+                if conn.close_after:
+                    break  # requests after "Connection: close" are not answered
+                if conn.stream is not None or conn.queued:
+                    conn.queued.append(event)
+                else:
+                    respond(conn, event, out)
+            elif event is CONTINUE:
+                if conn.stream is None and not conn.queued:
+                    out.append(_CONTINUE_LINE)
+            else:
+                assert isinstance(event, ProtocolError)
+                if conn.stream is None and not conn.queued:
+                    self._error_response(event, out)
+                conn.close_after = True
+                self._stop_reading(conn)
+                break
+        self._flush(conn)
+
+    def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
+        """Route ``req``, run its handler and append the serialised response to ``out``."""
+        handler, params = self.table.lookup(req.method, req.path)
+        try:
+            resp = handler(Context(req, params))
+            if type(resp) is not Response:
+                name = getattr(handler, "__name__", handler)
+                raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+        except ExtractError as exc:
+            resp = Response.text(exc.message, exc.status)
+        except Exception:
+            log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
+            resp = Response.server_error()
+        self.requests += 1
+        status = resp.status
+        line = _STATUS_LINES.get(status)
+        if line is None:
+            line = _STATUS_LINES[status] = status_line(status)
+        keep = req.keep_alive and not resp.close and not self._stopping
+        if keep:
+            end = _END if req.http11 else _END_KEEPALIVE
+        else:
+            end = _END_CLOSE
+            conn.close_after = True
+        stream = resp.stream_body
+        if status in _NO_BODY:
+            out += (line, self._server_date, resp._extra, end)
+            if stream is not None:
+                _close_iter(stream)
+        elif stream is not None:
+            if req.http11:
+                out += (line, self._server_date, resp._content, _CHUNKED, resp._extra, end)
+            else:
+                # HTTP/1.0 has no chunked coding: the body ends when the connection does.
+                out += (line, self._server_date, resp._content, resp._extra, _END_CLOSE)
+                keep = False
+                conn.close_after = True
+            if req.method == "HEAD":
+                _close_iter(stream)
+            else:
+                conn.stream = stream
+                conn.stream_chunked = req.http11
+                conn.stream_keep = keep
+        elif req.method == "HEAD":
+            out += (line, self._server_date, resp._content, resp._extra, end)
+        else:
+            body = resp.body
+            out += (line, self._server_date, resp._content, resp._extra, end, body)
+            if len(body) >= _JOIN_LIMIT:
+                conn.big = True
+
+    def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
+        body = exc.message.encode("utf-8", "replace")
+        resp = Response.text(body, exc.status)
+        out += (status_line(exc.status), self._server_date, resp._content, _END_CLOSE, body)
+
+    # -- writing -------------------------------------------------------------------
+
+    def _flush(self, conn: Connection) -> None:
+        """Write what is pending, pulling stream chunks while the socket takes them."""
+        out = conn.out
+        while True:
+            if conn.stream is not None:
+                self._pull_stream(conn)
+            if not out:
+                break
+            try:
+                if len(out) == 1:
+                    data = out[0]
+                    written = os.write(conn.fd, data)
+                    total = len(data)
+                elif conn.big:
+                    written = os.writev(conn.fd, out[:_IOV_MAX])
+                    total = sum(len(b) for b in out[:_IOV_MAX]) if len(out) > _IOV_MAX else sum(map(len, out))
+                else:
+                    data = b"".join(out)
+                    out[:] = (data,)
+                    written = os.write(conn.fd, data)
+                    total = len(data)
+            except BlockingIOError:
+                written, total = 0, 1
+            except OSError:
+                self._close(conn)
+                return
+            if written:
+                conn.last_active = self._tick
+            if written == total and len(out) <= _IOV_MAX:
+                out.clear()
+                conn.big = False
+                if conn.stream is None:
+                    break
+                continue
+            _consume(out, written)
+            if written and out:
+                continue  # the socket took something; try again until it would block
+            self._wait_writable(conn)
+            return
+        # Everything is written.
+        if conn.waiting_write:
+            conn.waiting_write = False
+            self._set_mask(conn)
+        if conn.close_after and conn.stream is None:
+            self._close(conn)
+        elif not conn.reading and not conn.close_after:
+            conn.reading = True
+            self._set_mask(conn)
+
+    def _on_writable(self, conn: Connection) -> None:
+        self._flush(conn)
+
+    def _pull_stream(self, conn: Connection) -> None:
+        stream = conn.stream
+        assert stream is not None
+        out = conn.out
+        pending = sum(map(len, out))
+        chunked = conn.stream_chunked
+        while pending < _STREAM_BATCH:
+            try:
+                chunk = next(stream)
+            except StopIteration:
+                conn.stream = None
+                if chunked:
+                    out.append(_LAST_CHUNK)
+                if not conn.stream_keep:
+                    conn.close_after = True
+                self._resume_queued(conn)
+                return
+            except Exception:
+                log.exception("worker %d: response stream failed", self.index)
+                conn.stream = None
+                conn.queued.clear()
+                conn.close_after = True
+                # A broken chunked body must not look complete: drop the connection.
+                out.clear()
+                self._close(conn)
+                return
+            if isinstance(chunk, str):
+                chunk = chunk.encode()
+            if not chunk:
+                continue
+            if chunked:
+                out += (b"%x\r\n" % len(chunk), chunk, _END)
+            else:
+                out.append(chunk)
+            pending += len(chunk)
+            conn.big = True
+
+    def _resume_queued(self, conn: Connection) -> None:
+        queued = conn.queued
+        while queued and conn.stream is None and not conn.close_after:
+            self._respond(conn, queued.pop(0), conn.out)
+        if conn.close_after:
+            queued.clear()
+
+    def _wait_writable(self, conn: Connection) -> None:
+        if not conn.waiting_write:
+            conn.waiting_write = True
+        if conn.reading and (conn.stream is not None or sum(map(len, conn.out)) > self.settings.write_high_water):
+            conn.reading = False  # back-pressure: stop reading until the output drains
+        self._set_mask(conn)
+
+    def _stop_reading(self, conn: Connection) -> None:
+        if conn.reading:
+            conn.reading = False
+            self._set_mask(conn)
+
+    def _set_mask(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        mask = (_READ_MASK if conn.reading else 0) | (EPOLLOUT if conn.waiting_write else 0)
+        assert self._ep is not None
+        self._ep.modify(conn.fd, mask)
+
+    def _close(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self.conns.pop(conn.fd, None)
+        if conn.stream is not None:
+            _close_iter(conn.stream)
+            conn.stream = None
+        try:
+            if self._ep is not None:
+                self._ep.unregister(conn.fd)
+        except (OSError, ValueError):
+            pass
+        if conn.sock is not None:
+            conn.sock.close()
+        conn.out.clear()
+
+    # -- time ------------------------------------------------------------------------
+
+    def _refresh_date(self) -> None:
+        self._server_date = b"Server: chopin\r\nDate: " + http_date() + b"\r\n"
+
+    def _on_tick(self, tick: int) -> None:
+        """Once a second: a new Date line, and idle or slow connections closed."""
+        self._tick = tick
+        self._refresh_date()
+        keepalive = int(self.settings.keepalive_timeout)
+        header_timeout = int(self.settings.header_timeout)
+        for conn in self._wheel.advance(tick):
+            if conn.closed:
+                continue
+            if conn.head_since >= 0 and tick - conn.head_since >= header_timeout:
+                # Slowloris: the head (or body) is taking too long. Answer 408 and close.
+                if not conn.out and conn.stream is None:
+                    try:
+                        os.write(conn.fd, _timeout_response(self._server_date))
+                    except OSError:
+                        pass
+                self._close(conn)
+                continue
+            if tick - conn.last_active >= keepalive:
+                self._close(conn)
+                continue
+            due = conn.last_active + keepalive
+            if conn.head_since >= 0:
+                due = min(due, conn.head_since + header_timeout)
+            self._wheel.schedule(conn, due)
+
+
+def _timeout_response(server_date: bytes) -> bytes:
+    body = b"Request Timeout"
+    return (
+        status_line(408)
+        + server_date
+        + b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 15\r\n"
+        + _END_CLOSE
+        + body
+    )
+
+
+def _consume(out: list[bytes | memoryview], written: int) -> None:
+    """Drop ``written`` bytes from the front of ``out``."""
+    while written and out:
+        first = out[0]
+        size = len(first)
+        if written >= size:
+            del out[0]
+            written -= size
+        else:
+            out[0] = memoryview(first)[written:]
+            return
+
+
+def _close_iter(stream: Iterator[bytes | str]) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("closing a response stream failed")
