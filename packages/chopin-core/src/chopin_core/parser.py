@@ -76,7 +76,7 @@ class ParserLimits:
         max_body: body length after de-chunking, bytes (413).
     """
 
-    __slots__ = ("max_body", "max_head", "max_headers", "max_uri")
+    __slots__ = ("head_cache", "max_body", "max_head", "max_headers", "max_uri")
 
     def __init__(
         self,
@@ -89,9 +89,18 @@ class ParserLimits:
         self.max_headers = max_headers
         self.max_uri = max_uri
         self.max_body = max_body
+        # Parsing a head is a pure function of its bytes and these limits, and
+        # keep-alive clients resend identical heads, so the parsers sharing these
+        # limits (one worker's connections) memoise valid heads here.  Bounded:
+        # only heads up to _CACHEABLE_HEAD bytes, at most _HEAD_CACHE_SIZE entries.
+        self.head_cache: dict[bytes, _Head] = {}
 
 
-_DEFAULT_LIMITS: Final = ParserLimits()
+# What parsing a head yields: method, target, path, query, http11, keep_alive,
+# header lines, and the body length (0 none, -1 chunked, else Content-Length).
+_Head = tuple[str, str, str, "str | None", bool, bool, "tuple[bytes, ...]", int]
+_CACHEABLE_HEAD: Final = 1024
+_HEAD_CACHE_SIZE: Final = 512
 
 
 class RequestParser:
@@ -99,8 +108,8 @@ class RequestParser:
 
     __slots__ = ("_body_parts", "_buf", "_limits", "_pending", "_remaining", "_state", "_total")
 
-    def __init__(self, limits: ParserLimits = _DEFAULT_LIMITS) -> None:
-        self._limits = limits
+    def __init__(self, limits: ParserLimits | None = None) -> None:
+        self._limits = limits if limits is not None else ParserLimits()
         self._buf = b""
         self._state = _HEAD
         self._pending: Request | None = None
@@ -130,6 +139,8 @@ class RequestParser:
         events: list[Request | Continue | ProtocolError] = []
         pos = 0
         end_of_data = len(buf)
+        limits = self._limits
+        cache = limits.head_cache
         try:
             while pos < end_of_data:
                 if self._state == _HEAD:
@@ -137,12 +148,22 @@ class RequestParser:
                     if end < 0:
                         self._check_partial_head(buf, pos)
                         break
-                    if end - pos > self._limits.max_head:
-                        raise HeadTooLarge(f"request head is {end - pos} bytes, limit {self._limits.max_head}")
-                    req, length = self._parse_head(buf, pos, end)
+                    head = buf[pos:end]
+                    parsed = cache.get(head)
+                    if parsed is None:
+                        if end - pos > limits.max_head:
+                            raise HeadTooLarge(f"request head is {end - pos} bytes, limit {limits.max_head}")
+                        parsed = self._parse_head(head)
+                        if parsed is None:  # empty lines before a request line (RFC 9112 2.2)
+                            pos = end + 4
+                            continue
+                        if end - pos <= _CACHEABLE_HEAD:
+                            if len(cache) >= _HEAD_CACHE_SIZE:
+                                cache.clear()
+                            cache[head] = parsed
                     pos = end + 4
-                    if req is None:  # empty lines before a request line (RFC 9112 2.2)
-                        continue
+                    method, target, path, query, http11, keep_alive, lines, length = parsed
+                    req = Request(method, target, path, query, http11, keep_alive, lines)
                     if length == 0:
                         events.append(req)
                         continue
@@ -196,11 +217,10 @@ class RequestParser:
         if buf.find(b"\n\n", pos) >= 0 or buf.find(b"\n\r\n", pos) >= 0:
             raise BadRequest("request head: line ends in bare LF, expected CRLF")
 
-    def _parse_head(self, buf: bytes, start: int, end: int) -> tuple[Request | None, int]:
-        """Parse one head; return the request and its body length (-1: chunked)."""
-        head = buf[start:end]
+    def _parse_head(self, head: bytes) -> _Head | None:
+        """Validate and parse one head (without its final CRLFCRLF); ``None`` if it is only empty lines."""
         if not head:
-            return None, 0
+            return None
         if head.translate(None, _HEAD_CHARS):
             raise BadRequest("request head: control character not allowed")
         crlf = head.count(b"\r\n")
@@ -315,8 +335,7 @@ class RequestParser:
             if length > self._limits.max_body:
                 raise BodyTooLarge(f"body of {length} bytes, limit {self._limits.max_body}")
 
-        req = Request(method, target, path, query, http11, keep_alive, header_lines)
-        return req, length
+        return method, target, path, query, http11, keep_alive, tuple(header_lines), length
 
     # -- bodies ---------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from urllib.parse import parse_qsl, unquote
 
 __all__ = ["Headers", "Request"]
@@ -17,7 +17,7 @@ class Headers:
 
     __slots__ = ("_items", "_map")
 
-    def __init__(self, lines: list[bytes]) -> None:
+    def __init__(self, lines: Sequence[bytes]) -> None:
         items: list[tuple[str, str]] = []
         index: dict[str, str] = {}
         for line in lines:
@@ -85,7 +85,7 @@ class Request:
         query: str | None,
         http11: bool,
         keep_alive: bool,
-        header_lines: list[bytes],
+        header_lines: Sequence[bytes],
         body: bytes = b"",
     ) -> None:
         self.method = method

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import select
 import signal
@@ -91,7 +92,8 @@ class Connection:
         close_after: close once ``out`` is written.
         reading: whether the connection is registered for reads.
         stream: the chunk iterator of a streaming response being sent.
-        queued: pipelined requests waiting for a stream to finish.
+        queued: pipelined requests (and a final protocol error) waiting for a
+            stream to finish or for pending output to drain.
     """
 
     __slots__ = (
@@ -127,7 +129,7 @@ class Connection:
         self.stream: Iterator[bytes | str] | None = None
         self.stream_chunked = True
         self.stream_keep = True
-        self.queued: list[Request] = []
+        self.queued: list[Request | ProtocolError] = []
 
 
 class Worker:
@@ -160,6 +162,10 @@ class Worker:
         )
         self._tick = int(time.monotonic())
         self._wheel: TimingWheel[Connection] = TimingWheel(256, self._tick)
+        # Ticks are whole seconds of a clock read at an unknown fraction, so a
+        # deadline of n seconds is checked after n + 1 ticks: never early.
+        self._header_ticks = math.ceil(settings.header_timeout) + 1
+        self._keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
         self._server_date = b""
         self._refresh_date()
         self._stopping = False
@@ -291,7 +297,7 @@ class Worker:
             conn = Connection(sock, RequestParser(self._limits), self._tick)
             conns[conn.fd] = conn
             register(conn.fd, _READ_MASK)
-            self._wheel.schedule(conn, self._tick + int(self.settings.keepalive_timeout))
+            self._wheel.schedule(conn, self._tick + self._keepalive_ticks)
 
     # -- reading and answering ------------------------------------------------------
 
@@ -316,33 +322,39 @@ class Worker:
         events = parser.feed(data)
         if events:
             self._answer(conn, events)
+        # Reading the parser's fields directly: this runs once per read.
         if parser._buf or parser._state:
             if conn.head_since < 0:
+                # A request has begun: it must be complete within header_timeout.
                 conn.head_since = self._tick
+                self._wheel.schedule(conn, self._tick + self._header_ticks)
         else:
             conn.head_since = -1
 
     def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError]) -> None:
         out = conn.out
+        queued = conn.queued
         respond = self._respond
+        high_water = self.settings.write_high_water
         for event in events:
+            if conn.close_after:
+                break  # nothing after "Connection: close" or an error is answered
+            if conn.stream is not None or queued or (conn.big and _pending(out) > high_water):
+                # A stream is being sent or too much output is pending: later
+                # requests wait their turn, and the connection is not read meanwhile.
+                if event is not CONTINUE:
+                    queued.append(event)  # type: ignore[arg-type]
+                self._stop_reading(conn)
+                continue
             if type(event) is Request:
-                if conn.close_after:
-                    break  # requests after "Connection: close" are not answered
-                if conn.stream is not None or conn.queued:
-                    conn.queued.append(event)
-                else:
-                    respond(conn, event, out)
+                respond(conn, event, out)
             elif event is CONTINUE:
-                if conn.stream is None and not conn.queued:
-                    out.append(_CONTINUE_LINE)
+                out.append(_CONTINUE_LINE)
             else:
                 assert isinstance(event, ProtocolError)
-                if conn.stream is None and not conn.queued:
-                    self._error_response(event, out)
+                self._error_response(event, out)
                 conn.close_after = True
                 self._stop_reading(conn)
-                break
         self._flush(conn)
 
     def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
@@ -409,6 +421,8 @@ class Worker:
         while True:
             if conn.stream is not None:
                 self._pull_stream(conn)
+            elif conn.queued:
+                self._resume_queued(conn)
             if not out:
                 break
             try:
@@ -434,7 +448,7 @@ class Worker:
             if written == total and len(out) <= _IOV_MAX:
                 out.clear()
                 conn.big = False
-                if conn.stream is None:
+                if conn.stream is None and not conn.queued:
                     break
                 continue
             _consume(out, written)
@@ -448,7 +462,7 @@ class Worker:
             self._set_mask(conn)
         if conn.close_after and conn.stream is None:
             self._close(conn)
-        elif not conn.reading and not conn.close_after:
+        elif not conn.reading and not conn.close_after and not conn.queued:
             conn.reading = True
             self._set_mask(conn)
 
@@ -470,7 +484,6 @@ class Worker:
                     out.append(_LAST_CHUNK)
                 if not conn.stream_keep:
                     conn.close_after = True
-                self._resume_queued(conn)
                 return
             except Exception:
                 log.exception("worker %d: response stream failed", self.index)
@@ -493,16 +506,27 @@ class Worker:
             conn.big = True
 
     def _resume_queued(self, conn: Connection) -> None:
+        """Answer waiting requests until one starts a stream or the output is over high water."""
         queued = conn.queued
+        out = conn.out
+        high_water = self.settings.write_high_water
         while queued and conn.stream is None and not conn.close_after:
-            self._respond(conn, queued.pop(0), conn.out)
+            if conn.big and _pending(out) > high_water:
+                return
+            event = queued.pop(0)
+            if type(event) is Request:
+                self._respond(conn, event, out)
+            else:
+                assert isinstance(event, ProtocolError)
+                self._error_response(event, out)
+                conn.close_after = True
         if conn.close_after:
             queued.clear()
 
     def _wait_writable(self, conn: Connection) -> None:
         if not conn.waiting_write:
             conn.waiting_write = True
-        if conn.reading and (conn.stream is not None or sum(map(len, conn.out)) > self.settings.write_high_water):
+        if conn.reading and (conn.stream is not None or _pending(conn.out) > self.settings.write_high_water):
             conn.reading = False  # back-pressure: stop reading until the output drains
         self._set_mask(conn)
 
@@ -544,13 +568,13 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self._tick = tick
         self._refresh_date()
-        keepalive = int(self.settings.keepalive_timeout)
-        header_timeout = int(self.settings.header_timeout)
+        keepalive = self._keepalive_ticks
+        header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
             if conn.closed:
                 continue
             if conn.head_since >= 0 and tick - conn.head_since >= header_timeout:
-                # Slowloris: the head (or body) is taking too long. Answer 408 and close.
+                # Slowloris: the request is taking too long to arrive. Answer 408 and close.
                 if not conn.out and conn.stream is None:
                     try:
                         os.write(conn.fd, _timeout_response(self._server_date))
@@ -576,6 +600,11 @@ def _timeout_response(server_date: bytes) -> bytes:
         + _END_CLOSE
         + body
     )
+
+
+def _pending(out: list[bytes | memoryview]) -> int:
+    """Bytes waiting in ``out``."""
+    return sum(map(len, out))
 
 
 def _consume(out: list[bytes | memoryview], written: int) -> None:

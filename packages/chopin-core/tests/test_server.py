@@ -1,0 +1,160 @@
+"""The process layer over real sockets: forked workers, restarts, graceful stop, settings.
+
+Every server here is started for its test (``serve``), since the tests kill
+workers or stop the server themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import httpx
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def get_pid(port: int) -> int:
+    """The pid of the worker that answers a fresh connection to ``port``."""
+    with socket.create_connection((HOST, port), timeout=5.0) as sock:
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        data = b""
+        deadline = time.monotonic() + 5.0
+        while chunk := sock.recv(4096):
+            data += chunk
+            assert time.monotonic() < deadline
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    return int(body)
+
+
+def pids_seen(port: int, want: set[int], attempts: int = 400) -> set[int]:
+    """Worker pids answering fresh connections, until all of ``want`` were seen (at most ``attempts``)."""
+    seen: set[int] = set()
+    for _ in range(attempts):
+        seen.add(get_pid(port))
+        if want <= seen:
+            break
+    return seen
+
+
+def refused(port: int) -> bool:
+    """Whether a connection to ``port`` is refused."""
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_two_workers_fork_and_share_the_load(serve):
+    server = serve("apps.basic:app", workers=2)
+    workers = server.wait_for_children(2)
+    assert server.pid not in workers
+    # SO_REUSEPORT hashes the 4-tuple: fresh connections (fresh source ports) spread.
+    assert pids_seen(server.port, set(workers)) == set(workers)
+    assert "2 workers" in server.wait_for_stderr("chopin serving on")
+
+
+def test_a_killed_worker_is_replaced(serve):
+    server = serve("apps.basic:app", workers=2)
+    workers = server.wait_for_children(2)
+    victim, survivor = workers
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while True:
+        now = set(server.children())
+        if len(now) == 2 and victim not in now:
+            break
+        assert time.monotonic() < deadline, f"no replacement worker after 5 s: {now}"
+        time.sleep(0.05)
+    (replacement,) = now - {survivor}
+    assert survivor in now
+    server.wait_for_stderr(f"(pid {victim}) exited with -9; restarting")
+    # Every request is answered, by both the survivor and the new worker.
+    assert pids_seen(server.port, {survivor, replacement}) == {survivor, replacement}
+    with httpx.Client(base_url=server.url, timeout=5.0) as client:
+        for _ in range(20):
+            assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "forked"])
+def test_sigterm_finishes_in_flight_requests_then_exits_0(serve, connect, workers):
+    server = serve("apps.basic:app", workers=workers, env={"CHOPIN_SHUTDOWN_GRACE": "5"})
+    if workers == 1:
+        assert server.children() == []  # no fork in single-worker mode
+    else:
+        server.wait_for_children(2)
+    idle = connect(server)
+    assert idle.request("GET", "/").status == 200
+    busy = connect(server)
+    busy.send(busy.build("GET", "/sleep?s=1.5"))
+    time.sleep(0.3)  # the handler is running now
+    stopped_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+
+    resp = busy.read_response(timeout=5.0)
+    assert (resp.status, resp.body) == (200, b"slept")
+    assert resp.header("connection") == "close"  # no keep-alive while stopping
+    busy.assert_closed_by_server()
+    idle.assert_closed_by_server(timeout=3.0)
+
+    deadline = time.monotonic() + 3.0
+    while not refused(server.port):
+        assert time.monotonic() < deadline, "new connections still accepted 3 s after the in-flight request ended"
+        time.sleep(0.05)
+    assert server.process.wait(timeout=8.0) == 0
+    assert time.monotonic() - stopped_at < 5.0
+    assert server.children() == []
+
+
+def test_sigterm_when_idle_exits_promptly(serve):
+    server = serve("apps.basic:app", workers=2)
+    server.wait_for_children(2)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=5.0) == 0
+    assert time.monotonic() - started < 3.0
+
+
+def test_port_env_overrides_the_address_port(serve):
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        decoy = probe.getsockname()[1]
+    # serve("127.0.0.1:<decoy>") with PORT=<server.port>: PORT wins.
+    server = serve("apps.basic:app", addr=f"{HOST}:{decoy}")
+    with httpx.Client(base_url=server.url, timeout=5.0) as client:
+        assert client.get("/").status_code == 200
+    assert refused(decoy)
+
+
+def test_settings_from_env_and_overrides(serve, connect):
+    server = serve(
+        "apps.basic:app",
+        env={"CHOPIN_MAX_URI_LENGTH": "100", "CHOPIN_MAX_BODY_SIZE": "10", "CHOPIN_MAX_HEAD_SIZE": "2048"},
+        max_header_count=5,
+    )
+
+    def status_of(raw: bytes) -> int:
+        conn = connect(server)
+        conn.send(raw)
+        return conn.read_response().status
+
+    assert status_of(b"GET /" + b"a" * 99 + b" HTTP/1.1\r\nHost: test\r\n\r\n") == 404
+    assert status_of(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: test\r\n\r\n") == 414
+    assert status_of(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n0123456789") == 200
+    assert status_of(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 11\r\n\r\n0123456789a") == 413
+    four = b"".join(b"X-%d: v\r\n" % i for i in range(4))
+    assert status_of(b"GET / HTTP/1.1\r\nHost: test\r\n" + four + b"\r\n") == 200
+    assert status_of(b"GET / HTTP/1.1\r\nHost: test\r\n" + four + b"X-5: v\r\n\r\n") == 431
+    assert status_of(b"GET / HTTP/1.1\r\nHost: test\r\nX-Long: " + b"b" * 2100 + b"\r\n\r\n") == 431
+
+
+def test_workers_env_sets_the_process_count(serve):
+    server = serve("apps.basic:app", workers=3)
+    workers = server.wait_for_children(3)
+    assert len(set(workers)) == 3
+    assert get_pid(server.port) in workers
