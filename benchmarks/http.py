@@ -1,0 +1,729 @@
+#!/usr/bin/env python3
+"""HTTP benchmark runner: Chopin against its peers, TechEmpower style, one core each.
+
+    python3 benchmarks/http.py [--duration 10] [--connections 256]
+                               [--only chopin,uvicorn,...] [--markdown-out FILE]
+
+Every server runs with one worker pinned to one CPU (taskset), wrk runs pinned to
+another, and only 127.0.0.1 is ever loaded. Stdlib only: this file runs under the
+system python3 and drives the servers installed in benchmarks/.venv, which it
+creates on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV = HERE / ".venv"
+VENV_BIN = VENV / "bin"
+VENV_PY = VENV_BIN / "python"
+PEERS = HERE / "peers"
+CHOPIN_PKG = REPO / "packages" / "chopin-core"
+PIPELINE_LUA = HERE / "pipeline.lua"
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+
+PLAINTEXT_BODY = b"Hello, World!"
+JSON_BODY = {"message": "Hello, World!"}
+# The Accept headers TechEmpower's wrk runs send.
+ACCEPT_PLAINTEXT = "text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
+ACCEPT_JSON = "application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
+PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson")
+PEER_MODULES = PEER_PACKAGES  # each imports under its distribution's name
+
+
+@dataclass(frozen=True)
+class Test:
+    """One row of the tables: an endpoint, optionally pipelined."""
+
+    label: str
+    endpoint: str  # "plaintext" or "json"
+    depth: int  # requests per write; 1 means no pipelining
+
+    @property
+    def path(self) -> str:
+        return "/" + self.endpoint
+
+    @property
+    def accept(self) -> str:
+        return ACCEPT_PLAINTEXT if self.endpoint == "plaintext" else ACCEPT_JSON
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one server; "{port}" in argv is replaced by its port."""
+
+    name: str
+    argv: tuple[str, ...]
+    cwd: Path
+    endpoints: frozenset[str] = frozenset({"plaintext", "json"})
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_peer(self) -> bool:
+        return self.name not in ("chopin", "bare")
+
+    def command(self, port: int) -> list[str]:
+        return [arg.replace("{port}", str(port)) for arg in self.argv]
+
+    def display(self, port: int | str = "{port}") -> str:
+        """The command as a shell line, env included, paths relative to the repository."""
+        env = [f"{key}={value}" for key, value in self.env]
+        if "{port}" not in self.argv:
+            env.insert(0, f"PORT={port}")
+        line = " ".join([*env, *self.command(0)]).replace(str(REPO) + "/", "")
+        return line.replace("--port 0", f"--port {port}")
+
+
+# Peers run from peers/, not from benchmarks/: uvicorn and granian put their working
+# directory on sys.path, where this file would shadow the stdlib `http` package.
+SERVERS: tuple[ServerSpec, ...] = (
+    ServerSpec(
+        name="chopin",
+        argv=(str(VENV_PY), str(HERE / "techempower" / "app.py")),
+        cwd=HERE / "techempower",
+        env=(("WORKERS", "1"),),
+    ),
+    ServerSpec(
+        name="uvicorn",
+        argv=(
+            str(VENV_BIN / "uvicorn"),
+            "uvicorn_app:app",
+            "--host", HOST,
+            "--port", "{port}",
+            "--loop", "uvloop",
+            "--http", "httptools",
+            "--workers", "1",
+            "--no-access-log",
+            "--log-level", "warning",
+        ),
+        cwd=PEERS,
+    ),
+    ServerSpec(
+        name="granian",
+        argv=(
+            str(VENV_BIN / "granian"),
+            "--interface", "rsgi",
+            "--host", HOST,
+            "--port", "{port}",
+            "--workers", "1",
+            "--runtime-mode", "st",
+            "--runtime-threads", "1",
+            "--blocking-threads", "1",
+            "--http", "1",
+            "--no-ws",
+            "--loop", "uvloop",
+            "--log-level", "warning",
+            "granian_app:app",
+        ),
+        cwd=PEERS,
+    ),
+    ServerSpec(
+        name="socketify",
+        argv=(str(VENV_PY), str(PEERS / "socketify_app.py")),
+        cwd=PEERS,
+    ),
+    ServerSpec(
+        name="bare",
+        argv=(str(VENV_PY), str(PEERS / "bare_epoll.py")),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+    ),
+)  # fmt: skip
+SPEC = {spec.name: spec for spec in SERVERS}
+
+
+def make_tests(depth: int) -> list[Test]:
+    return [
+        Test("plaintext", "plaintext", 1),
+        Test("json", "json", 1),
+        Test(f"plaintext pipelined {depth}", "plaintext", depth),
+        Test(f"json pipelined {depth}", "json", depth),
+    ]
+
+
+@dataclass
+class WrkResult:
+    rps: float | None = None
+    p99_ms: float | None = None
+    p99_note: str = ""  # why p99 is missing although wrk ran
+    errors: str = ""  # socket errors / non-2xx, empty when clean
+
+
+@dataclass
+class ServerResult:
+    name: str
+    skipped: str = ""  # why the server did not run, empty when it did
+    rows: dict[str, WrkResult] = field(default_factory=dict)
+    rss_kib: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def check_tools(server_cpu: int, client_cpu: int) -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: install it with `apt-get install wrk`")
+    if shutil.which("taskset") is None:
+        sys.exit("taskset not found: install it with `apt-get install util-linux`")
+    cpus = os.sched_getaffinity(0)
+    for cpu in (server_cpu, client_cpu):
+        if cpu not in cpus:
+            sys.exit(f"CPU {cpu} is not available (have {sorted(cpus)})")
+    if server_cpu == client_cpu:
+        log("warning: server and wrk share one CPU; numbers will be meaningless")
+
+
+def venv_can_import(module: str) -> bool:
+    probe = subprocess.run([str(VENV_PY), "-c", f"import {module}"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def ensure_venv(want_chopin: bool) -> None:
+    """Create benchmarks/.venv, or complete it: the peers, and chopin-core editable."""
+    has_chopin_pkg = (CHOPIN_PKG / "pyproject.toml").exists()
+    pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if not VENV_PY.exists():
+        log(f"creating {VENV.relative_to(REPO)} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    install = []
+    if not venv_can_import(", ".join(PEER_MODULES)):
+        install += ["-r", str(HERE / "requirements.txt")]
+    if want_chopin and has_chopin_pkg and not venv_can_import("chopin_core"):
+        install += ["-e", str(CHOPIN_PKG)]
+    if install:
+        log(f"installing into {VENV.relative_to(REPO)}: {shlex.join(install)} ...")
+        subprocess.run([*pip, *install], check=True)
+
+
+def free_port(taken: set[int]) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def load_average() -> float:
+    """The 1-minute load average: the servers and wrk add about 2 while they run."""
+    return os.getloadavg()[0]
+
+
+def venv_versions() -> tuple[str, dict[str, str]]:
+    """The venv's Python version and the installed version of each server package."""
+    names = ("chopin-core", *PEER_PACKAGES)
+    code = (
+        "import importlib.metadata as m, json, platform\n"
+        f"names = {names!r}\n"
+        "versions = {}\n"
+        "for name in names:\n"
+        "    try:\n"
+        "        versions[name] = m.version(name)\n"
+        "    except m.PackageNotFoundError:\n"
+        "        pass\n"
+        "print(json.dumps([platform.python_version(), versions]))\n"
+    )
+    out = subprocess.run([str(VENV_PY), "-c", code], capture_output=True, text=True, check=True).stdout
+    python, versions = json.loads(out)
+    return python, versions
+
+
+# ---------------------------------------------------------------- HTTP probing
+
+
+@dataclass
+class Probe:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header_values(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+
+def http_get(port: int, path: str, timeout: float = 2.0) -> Probe:
+    """One GET over a fresh connection, with a minimal response parser."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed before the headers ended")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = [
+            (key.strip().lower(), value.strip()) for key, _, value in (line.partition(":") for line in lines[1:])
+        ]
+        length = int(dict(headers).get("content-length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return Probe(status, headers, body)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, endpoint: str) -> str:
+    """Poll until the server answers; return "" when it does, else the reason."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode} before answering"
+        try:
+            http_get(port, "/" + endpoint, timeout=1.0)
+            return ""
+        except (OSError, ValueError, IndexError):
+            time.sleep(0.1)
+    return f"did not answer within {READY_TIMEOUT_S:.0f} s"
+
+
+def check_responses(port: int, endpoints: frozenset[str]) -> list[str]:
+    """TechEmpower's rules, loosely: right body and type, one Server, one Date."""
+    problems: list[str] = []
+    for endpoint in sorted(endpoints):
+        try:
+            probe = http_get(port, "/" + endpoint)
+        except (OSError, ValueError, IndexError) as exc:
+            problems.append(f"/{endpoint}: request failed: {exc}")
+            continue
+        content_type = ",".join(probe.header_values("content-type"))
+        if probe.status != 200:
+            problems.append(f"/{endpoint}: status {probe.status}")
+        if endpoint == "plaintext":
+            body_ok = probe.body == PLAINTEXT_BODY
+            type_ok = content_type.startswith("text/plain")
+        else:
+            try:
+                body_ok = json.loads(probe.body) == JSON_BODY
+            except ValueError:
+                body_ok = False
+            type_ok = content_type.startswith("application/json")
+        if not body_ok:
+            problems.append(f"/{endpoint}: unexpected body {probe.body[:60]!r}")
+        if not type_ok:
+            problems.append(f"/{endpoint}: Content-Type {content_type!r}")
+        for name in ("server", "date"):
+            count = len(probe.header_values(name))
+            if count != 1:
+                problems.append(f"/{endpoint}: {count} {name.title()} headers")
+    return problems
+
+
+# ---------------------------------------------------------------- processes
+
+
+def process_tree(root: int) -> list[int]:
+    """root and all its descendants, from the ppid field of /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def peak_rss_kib(root: int) -> int | None:
+    """Sum of VmHWM (peak resident set) over the server process and its children."""
+    total, seen = 0, False
+    for pid in process_tree(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE)
+        if match:
+            total += int(match.group(1))
+            seen = True
+    return total if seen else None
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, SIGKILL whatever is left after 5 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log(f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s, killing")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+# ---------------------------------------------------------------- wrk
+
+
+# wrk --latency prints e.g. "     99%    4.21ms"
+PERCENTILE_RE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+# pipeline.lua's done() prints e.g. "Batch latency: p50 812 p90 1400 p99 2300 ..."
+BATCH_RE = re.compile(r"^Batch latency: p50 \d+ p90 \d+ p99 (\d+)", re.MULTILINE)
+UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_wrk(output: str) -> WrkResult:
+    result = WrkResult()
+    if match := re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE):
+        result.rps = float(match.group(1))
+    if match := BATCH_RE.search(output):
+        # Pipelined runs: pipeline.lua's per-batch percentiles, see there.
+        result.p99_ms = int(match.group(1)) / 1000
+    elif "Batch latency: skipped" in output:
+        result.p99_note = "wrk's histogram too wide for pipeline.lua to read back"
+    else:
+        percentiles = {int(pct): float(value) * UNIT_TO_MS[unit] for pct, value, unit in PERCENTILE_RE.findall(output)}
+        p50, p99 = percentiles.get(50), percentiles.get(99)
+        if p50 is not None and p99 is not None and p99 >= p50 > 0:
+            result.p99_ms = p99
+        elif p99 is not None:
+            result.p99_note = f"wrk printed p99 {p99:g} ms below p50 {p50} ms"
+    errors = []
+    if match := re.search(r"Socket errors: (.+)$", output, re.MULTILINE):
+        errors.append("socket errors: " + match.group(1).strip())
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors.append(f"{match.group(1)} non-2xx responses")
+    result.errors = "; ".join(errors)
+    return result
+
+
+def wrk_command(port: int, test: Test, duration: int, connections: int, cpu: int) -> list[str]:
+    cmd = [
+        "taskset", "-c", str(cpu),
+        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+        "--timeout", "8s",
+        "-H", "Host: localhost",
+        "-H", f"Accept: {test.accept}",
+        "-H", "Connection: keep-alive",
+    ]  # fmt: skip
+    if test.depth > 1:
+        cmd += ["-s", str(PIPELINE_LUA)]
+    cmd.append(f"http://{HOST}:{port}{test.path}")
+    if test.depth > 1:
+        cmd += ["--", str(test.depth), str(connections)]
+    return cmd
+
+
+def run_wrk(cmd: list[str], duration: int) -> tuple[WrkResult, str]:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    except subprocess.TimeoutExpired:
+        return WrkResult(errors="wrk timed out"), ""
+    result = parse_wrk(done.stdout)
+    if done.returncode != 0 or result.rps is None:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        result.errors = "; ".join(filter(None, [result.errors, "wrk failed", *detail]))
+    return result, done.stdout
+
+
+# ---------------------------------------------------------------- one server
+
+
+def bench_server(spec: ServerSpec, tests: list[Test], args: argparse.Namespace, port: int) -> ServerResult:
+    """Start one server pinned to its CPU, load it row by row, stop it."""
+    env = {**os.environ, "PORT": str(port), "HOST": HOST, **dict(spec.env)}
+    env.pop("PYTHONPATH", None)
+    cmd = ["taskset", "-c", str(args.server_cpu), *spec.command(port)]
+    log(f"[{spec.name}] {spec.display(port)}  (cwd {spec.cwd.relative_to(REPO)}, CPU {args.server_cpu})")
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=spec.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stop_server gets workers
+        )
+        try:
+            result = load_server(spec, proc, tests, args, port)
+        finally:
+            stop_server(proc)
+        output.seek(0)
+        tail = output.read().decode(errors="replace").strip().splitlines()[-15:]
+    if tail and (result.skipped or proc.returncode not in (0, -signal.SIGTERM)):
+        log(f"[{spec.name}] exit code {proc.returncode}; server output, last lines:")
+        for line in tail:
+            log(f"    {line}")
+    if result.skipped:
+        log(f"[{spec.name}] skipped: {result.skipped}")
+    return result
+
+
+def load_server(
+    spec: ServerSpec,
+    proc: subprocess.Popen[bytes],
+    tests: list[Test],
+    args: argparse.Namespace,
+    port: int,
+) -> ServerResult:
+    result = ServerResult(spec.name)
+    first = "plaintext" if "plaintext" in spec.endpoints else "json"
+    if reason := wait_ready(proc, port, first):
+        result.skipped = reason
+        return result
+    result.warnings = check_responses(port, spec.endpoints)
+    for warning in result.warnings:
+        log(f"[{spec.name}] warning: {warning}")
+    warmup = Test("warmup", first, 1)
+    run_wrk(
+        wrk_command(port, warmup, args.warmup, args.connections, args.client_cpu),
+        args.warmup,
+    )
+    for test in tests:
+        if test.endpoint not in spec.endpoints:
+            continue
+        cmd = wrk_command(port, test, args.duration, args.connections, args.client_cpu)
+        row, raw = run_wrk(cmd, args.duration)
+        result.rows[test.label] = row
+        if args.verbose:
+            log(raw)
+        log(
+            f"[{spec.name}] {test.label:<24} {fmt_rps(row.rps):>10} req/s"
+            f"  p99 {fmt_ms(row.p99_ms):>9}  {row.errors} {row.p99_note}".rstrip()
+        )
+        if proc.poll() is not None:
+            result.warnings.append(f"exited with code {proc.returncode} mid-run")
+            break
+    result.rss_kib = peak_rss_kib(proc.pid)
+    return result
+
+
+# ---------------------------------------------------------------- tables
+
+
+def fmt_rps(rps: float | None) -> str:
+    return "n/a" if rps is None else f"{rps:,.0f}"
+
+
+def fmt_ms(ms: float | None) -> str:
+    return "n/a" if ms is None else f"{ms:.2f} ms"
+
+
+def fmt_ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    aligns = ["---"] + ["---:"] * (len(header) - 1)
+    lines = [header, aligns, *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def column_name(result: ServerResult) -> str:
+    return f"{result.name} (skipped)" if result.skipped else result.name
+
+
+def rps_of(results: list[ServerResult], name: str, label: str) -> float | None:
+    for result in results:
+        if result.name == name and (row := result.rows.get(label)):
+            return row.rps
+    return None
+
+
+def rps_table(results: list[ServerResult], tests: list[Test]) -> str:
+    header = ["test", *(column_name(r) for r in results), "chopin / best peer", "chopin / bare"]
+    rows = []
+    for test in tests:
+        cells = [test.label]
+        for result in results:
+            row = result.rows.get(test.label)
+            cell = fmt_rps(row.rps) if row else "n/a"
+            cells.append(cell + (" (err)" if row and row.errors else ""))
+        ours = rps_of(results, "chopin", test.label)
+        peers = [(rps_of(results, r.name, test.label), r.name) for r in results if SPEC[r.name].is_peer]
+        measured = [(value, name) for value, name in peers if value is not None]
+        if measured:
+            best, best_name = max(measured)
+            cells.append(f"{fmt_ratio(ours, best)} (vs {best_name})")
+        else:
+            cells.append("n/a")
+        cells.append(fmt_ratio(ours, rps_of(results, "bare", test.label)))
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def latency_table(results: list[ServerResult], tests: list[Test]) -> str:
+    header = ["test (p99 latency)", *(column_name(r) for r in results)]
+    rows = []
+    for test in tests:
+        cells = [test.label]
+        for result in results:
+            row = result.rows.get(test.label)
+            if row and row.p99_note:
+                cells.append("n/a (see notes)")
+            else:
+                cells.append(fmt_ms(row.p99_ms) if row else "n/a")
+        rows.append(cells)
+    rss = ["peak RSS (VmHWM, MiB)"]
+    for result in results:
+        rss.append("n/a" if result.rss_kib is None else f"{result.rss_kib / 1024:.1f}")
+    rows.append(rss)
+    return markdown_table(header, rows)
+
+
+def notes(results: list[ServerResult]) -> list[str]:
+    lines = []
+    for result in results:
+        if result.skipped:
+            lines.append(f"- {result.name}: skipped, {result.skipped}")
+        for warning in result.warnings:
+            lines.append(f"- {result.name}: {warning}")
+        for label, row in result.rows.items():
+            if row.errors:
+                lines.append(f"- {result.name} / {label}: {row.errors}")
+            if row.p99_note:
+                lines.append(f"- {result.name} / {label}: {row.p99_note}")
+    return lines
+
+
+def render(results: list[ServerResult], tests: list[Test], depth: int) -> str:
+    parts = [
+        "### Requests per second (higher is better)",
+        "",
+        rps_table(results, tests),
+        "",
+        "### p99 latency (lower is better) and peak memory",
+        "",
+        latency_table(results, tests),
+        "",
+        (
+            f"Pipelined rows send {depth} requests per write: req/s counts every response, p99 is per batch "
+            "(recomputed by pipeline.lua, as wrk's own coordinated-omission correction assumes one response "
+            "per round trip and prints 0 for pipelined runs). The bare loop answers every request with one "
+            "fixed plaintext response, so it has no json rows. Peak RSS sums VmHWM over the server process "
+            "and its children."
+        ),
+    ]
+    if extra := notes(results):
+        parts += ["", "Notes:", "", *extra]
+    return "\n".join(parts) + "\n"
+
+
+def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before: float) -> None:
+    python, versions = venv_versions()
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout
+    wrk_version = wrk.split("[")[0].strip() or "wrk"
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    where = "" if Path.cwd() == REPO else f" (run from {Path.cwd()})"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = [
+        "# Chopin HTTP benchmark results",
+        "",
+        f"- Command: `{command}`{where}",
+        f"- Date: {now}",
+        f"- Python: {python} (benchmarks/.venv, every server)",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; "
+        f"each server pinned to CPU {args.server_cpu}, wrk to CPU {args.client_cpu}",
+        f"- Kernel: {os.uname().sysname} {os.uname().release}; 1-minute load average "
+        f"{load_before:.2f} before the run (other work on the machine skews every number)",
+        f"- Load: {wrk_version}, `-t1 -c{args.connections} -d{args.duration}s --latency --timeout 8s` "
+        f"with TechEmpower's headers, after a {args.warmup} s warm-up per server",
+        "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
+        f"- Servers, each under `taskset -c {args.server_cpu}` in its own process group:",
+        *(f"  - {s.name} (in {s.cwd.relative_to(REPO)}): `{s.display()}`" for s in SERVERS if s.name in args.only),
+        "",
+    ]
+    path.write_text("\n".join(header) + "\n" + body)
+    log(f"wrote {path}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    names = [spec.name for spec in SERVERS]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per row")
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds per server")
+    parser.add_argument("--depth", type=int, default=16, help="pipelining depth")
+    parser.add_argument("--only", default=",".join(names), help=f"comma list of {','.join(names)}")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--markdown-out", type=Path, help="also write results here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show wrk output")
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if unknown := sorted(set(args.only) - set(names)):
+        parser.error(f"unknown server(s) {', '.join(unknown)}; choose from {names}")
+    if min(args.duration, args.warmup, args.connections, args.depth) < 1:
+        parser.error("--duration, --warmup, --connections and --depth must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_tools(args.server_cpu, args.client_cpu)
+    load_before = load_average()
+    if load_before > 0.5:
+        log(f"warning: 1-minute load average is {load_before:.2f}; other work will skew the numbers")
+    ensure_venv(want_chopin="chopin" in args.only)
+    tests = make_tests(args.depth)
+    taken: set[int] = set()
+    results = []
+    for spec in SERVERS:
+        if spec.name not in args.only:
+            continue
+        if spec.name == "chopin" and not venv_can_import("chopin_core"):
+            log("[chopin] skipped: chopin_core is not importable in benchmarks/.venv")
+            results.append(ServerResult("chopin", skipped="chopin_core not importable"))
+            continue
+        results.append(bench_server(spec, tests, args, free_port(taken)))
+    body = render(results, tests, args.depth)
+    print()
+    print(body, end="")
+    if args.markdown_out:
+        write_markdown(args.markdown_out, body, args, load_before)
+    return 0 if all(not r.skipped for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
