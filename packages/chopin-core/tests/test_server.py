@@ -13,6 +13,8 @@ import time
 
 import httpx
 import pytest
+from chopin_core.errors import ConfigError
+from chopin_core.server import parse_address
 
 HOST = "127.0.0.1"
 
@@ -158,3 +160,40 @@ def test_workers_env_sets_the_process_count(serve):
     workers = server.wait_for_children(3)
     assert len(set(workers)) == 3
     assert get_pid(server.port) in workers
+
+
+def test_pinned_workers_each_run_on_one_cpu(serve):
+    cpus = sorted(os.sched_getaffinity(0))
+    assert len(cpus) >= 2, "this test needs two CPUs, as the project's machines have"
+    server = serve("apps.basic:app", workers=2, env={"CHOPIN_PIN_WORKERS": "1"})
+    workers = server.wait_for_children(2)
+    affinities = sorted(tuple(sorted(os.sched_getaffinity(pid))) for pid in workers)
+    assert affinities == [(cpus[0],), (cpus[1],)]
+    assert len(os.sched_getaffinity(server.pid)) == len(cpus)  # the supervisor is not pinned
+    assert get_pid(server.port) in workers
+
+
+def test_spin_poll_mode_serves(serve):
+    server = serve("apps.basic:app", env={"CHOPIN_EPOLL_TIMEOUT_MS": "0"})
+    response = httpx.get(f"{server.url}/", timeout=5.0)
+    assert response.status_code == 200
+    assert response.text == "hello"
+
+
+@pytest.mark.parametrize(
+    ("addr", "expected"),
+    [
+        ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        (":9000", ("0.0.0.0", 9000)),
+        ("[::1]:8443", ("::1", 8443)),
+    ],
+)
+def test_parse_address(addr, expected):
+    assert parse_address(addr) == expected
+
+
+@pytest.mark.parametrize("addr", ["8080", "host:http", "host:70000", "host:-1"])
+def test_parse_address_refuses_malformed_addresses(addr):
+    with pytest.raises(ConfigError, match="address"):
+        parse_address(addr)

@@ -15,6 +15,7 @@ import time
 
 import httpx
 import pytest
+from chopin_core.worker import open_listener
 
 CURL = "/usr/bin/curl"
 # RFC 9110 5.6.7: IMF-fixdate = day-name "," SP date1 SP time-of-day SP GMT
@@ -616,3 +617,36 @@ def test_server_and_date_headers(server, connect):
     bad = conn.read_response()
     assert bad.header("server") == "chopin"
     assert IMF_FIXDATE.fullmatch(bad.header("date") or "")
+
+
+def test_accepted_sockets_inherit_tcp_nodelay():
+    listener = open_listener("127.0.0.1", 0)
+    client = socket.create_connection(listener.getsockname(), timeout=5.0)
+    try:
+        select.select([listener], [], [], 5.0)
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        client.close()
+        listener.close()
+
+
+def test_pipelined_large_responses_wait_behind_the_high_water_mark(serve, connect):
+    # 32 pipelined 4 MiB responses that the client does not read: answered all at
+    # once they would hold 128 MiB in the worker; behind write_high_water only a
+    # response or two is built ahead of what the socket takes.
+    server = serve("apps.basic:app", write_high_water=1024 * 1024)
+    size, count = 4 * 1024 * 1024, 32
+    conn = connect(server, rcvbuf=16 * 1024, timeout=30.0)
+    assert conn.request("GET", "/").status == 200
+    baseline = server.rss_kib()
+    conn.send(b"".join(conn.build("GET", f"/big?size={size}") for _ in range(count)))
+    time.sleep(1.5)
+    grown = server.rss_kib() - baseline
+    assert grown < 40 * 1024, f"worker grew by {grown} KiB with {count * size >> 20} MiB requested"
+    for _ in range(count):
+        response = conn.read_response(timeout=60.0)
+        assert response.status == 200
+        assert len(response.body) == size
+    assert conn.request("GET", "/").status == 200

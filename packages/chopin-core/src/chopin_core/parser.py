@@ -133,7 +133,15 @@ class RequestParser:
         A :class:`ProtocolError`, if any, is the last event; the parser then
         refuses further input.
         """
-        if self._state == _ERROR:
+        if not self._buf and not self._state:  # _HEAD is 0
+            # Fast path: exactly one whole, bodiless request whose head was seen before.
+            end = data.find(b"\r\n\r\n")
+            if end + 4 == len(data):
+                parsed = self._limits.head_cache.get(data[:end])
+                if parsed is not None and not parsed[7]:
+                    method, target, path, query, http11, keep_alive, lines, _ = parsed
+                    return [Request(method, target, path, query, http11, keep_alive, lines)]
+        elif self._state == _ERROR:
             return [BadRequest("connection already failed")]
         buf = self._buf + data if self._buf else data
         events: list[Request | Continue | ProtocolError] = []

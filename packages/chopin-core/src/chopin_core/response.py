@@ -77,8 +77,9 @@ class Response:
     ) -> None:
         self.status = status
         self.body = body
-        # Pre-encoded Content-Type + Content-Length lines.
-        self._content = content_type + content_length_line(len(body))
+        # Pre-encoded Content-Type + Content-Length lines (the table lookup inlined: hot path).
+        size = len(body)
+        self._content = content_type + (_CL_LINES[size] if size < 4096 else b"Content-Length: %d\r\n" % size)
         self._extra = extra
         self.stream_body: Iterator[bytes | str] | None = None
         self.close = False

@@ -104,6 +104,7 @@ class Chopin:
 
     def serve(self, addr: str | None = None) -> None:
         """Serve until SIGTERM/SIGINT; ``addr`` is ``"host:port"`` (``PORT`` env overrides the port)."""
+        _default_logging()
         settings = self.resolve_settings(addr)
         table = self.compile()
         count = settings.worker_count
@@ -123,6 +124,16 @@ class Chopin:
             os.sched_setaffinity(0, {cpus[index % len(cpus)]})
         for hook in self._on_worker_start:
             hook(index)
+
+
+def _default_logging() -> None:
+    """Show the engine's own messages on stderr when the application set up no logging."""
+    engine = logging.getLogger("chopin_core")
+    if not logging.getLogger().handlers and not engine.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        engine.addHandler(handler)
+        engine.setLevel(logging.INFO)
 
 
 class Supervisor:

@@ -165,6 +165,8 @@ class Worker:
         # Ticks are whole seconds of a clock read at an unknown fraction, so a
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
+        self._recv_size = settings.recv_size
+        self._lookup = table.lookup
         self._keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
         self._server_date = b""
         self._refresh_date()
@@ -303,7 +305,7 @@ class Worker:
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = os.read(conn.fd, self.settings.recv_size)
+            data = os.read(conn.fd, self._recv_size)
         except BlockingIOError:
             return
         except OSError:
@@ -321,7 +323,17 @@ class Worker:
         parser = conn.parser
         events = parser.feed(data)
         if events:
-            self._answer(conn, events)
+            out = conn.out
+            if len(events) == 1 and not out and conn.stream is None and not conn.queued and type(events[0]) is Request:
+                # Fast path (most reads without pipelining): one request and
+                # nothing pending, so answer it and write it straight away.
+                self._respond(conn, events[0], out)
+                if conn.stream is None and not conn.big:
+                    self._write_small(conn, out)
+                else:
+                    self._flush(conn)
+            else:
+                self._answer(conn, events)
         # Reading the parser's fields directly: this runs once per read.
         if parser._buf or parser._state:
             if conn.head_since < 0:
@@ -359,7 +371,7 @@ class Worker:
 
     def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``."""
-        handler, params = self.table.lookup(req.method, req.path)
+        handler, params = self._lookup(req.method, req.path)
         try:
             resp = handler(Context(req, params))
             if type(resp) is not Response:
@@ -465,6 +477,24 @@ class Worker:
         elif not conn.reading and not conn.close_after and not conn.queued:
             conn.reading = True
             self._set_mask(conn)
+
+    def _write_small(self, conn: Connection, out: list[bytes | memoryview]) -> None:
+        """Write one small response that nothing else is waiting behind."""
+        data = b"".join(out)
+        try:
+            written = os.write(conn.fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self._close(conn)
+            return
+        if written == len(data):
+            out.clear()
+            if conn.close_after:
+                self._close(conn)
+            return
+        out[:] = (memoryview(data)[written:],)
+        self._wait_writable(conn)
 
     def _on_writable(self, conn: Connection) -> None:
         self._flush(conn)
