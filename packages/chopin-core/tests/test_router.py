@@ -580,3 +580,13 @@ def test_patterns_are_listed() -> None:
     router.get("/a", named("a"))
     router.post("/b/:x", named("b"))
     assert router.compile().patterns == [("GET", "/a"), ("POST", "/b/:x")]
+
+
+def test_options_asterisk_lists_the_methods_the_app_serves() -> None:
+    router = Router()
+    router.get("/a", lambda ctx: Response.text("a"))
+    router.delete("/b/:id", lambda ctx: Response.new(204))
+    handler, _ = router.compile().lookup("OPTIONS", "*")
+    resp = handler(None)  # type: ignore[arg-type]
+    assert resp.status == 200
+    assert dict(resp.headers)["Allow"] == "DELETE, GET, HEAD, OPTIONS"

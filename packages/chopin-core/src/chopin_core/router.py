@@ -282,6 +282,17 @@ class RouteTable:
         self._not_found = _compose(fallback or _not_found, global_layers)
         self._global_layers = global_layers
         self._fallback = fallback
+        if "*" not in self.static:
+            # OPTIONS * asks about the server as a whole (RFC 9110 9.3.7).
+            methods = {m for m, _ in self.patterns} | {"OPTIONS"}
+            if "GET" in methods:
+                methods.add("HEAD")
+            allow = sorted(methods)
+
+            def server_options(ctx: Context) -> Response:
+                return Response.new(200).with_header("Allow", ", ".join(allow))
+
+            self.static["*"] = {"OPTIONS": _compose(server_options, global_layers)}
         for methods in self.static.values():
             if "GET" in methods and "HEAD" not in methods:
                 methods["HEAD"] = methods["GET"]
