@@ -284,10 +284,10 @@ class RouteTable:
         self._fallback = fallback
         if "*" not in self.static:
             # OPTIONS * asks about the server as a whole (RFC 9110 9.3.7).
-            methods = {m for m, _ in self.patterns} | {"OPTIONS"}
-            if "GET" in methods:
-                methods.add("HEAD")
-            allow = sorted(methods)
+            served = {m for m, _ in self.patterns} | {"OPTIONS"}
+            if "GET" in served:
+                served.add("HEAD")
+            allow = sorted(served)
 
             def server_options(ctx: Context) -> Response:
                 return Response.new(200).with_header("Allow", ", ".join(allow))
