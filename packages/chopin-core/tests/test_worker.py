@@ -7,11 +7,13 @@ with httpx and curl as real clients and raw sockets where every byte matters.
 from __future__ import annotations
 
 import email.utils
+import os
 import re
 import select
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -651,3 +653,38 @@ def test_pipelined_large_responses_wait_behind_the_high_water_mark(serve, connec
         assert response.status == 200
         assert len(response.body) == size
     assert conn.request("GET", "/").status == 200
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_pauses_accepts_instead_of_spinning(serve):
+    # The worker may open only 40 files; 60 clients push accept() into EMFILE.
+    server = serve("apps.fdlimit:app")
+    clients = []
+    try:
+        for _ in range(60):
+            client = socket.create_connection((server.host, server.port), timeout=5.0)
+            clients.append(client)
+            client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        server.wait_for_stderr("accept failed")
+        before = _cpu_seconds(server.pid)
+        time.sleep(1.0)
+        used = _cpu_seconds(server.pid) - before
+        assert used < 0.5, f"worker used {used:.2f} s of CPU in 1 s while out of descriptors"
+    finally:
+        for client in clients:
+            client.close()
+    deadline = time.monotonic() + 10.0
+    while _fresh_get(server.port) != 200:
+        assert time.monotonic() < deadline, "the worker did not serve again after the clients left"
+        time.sleep(0.1)
+
+
+def _fresh_get(port: int) -> int:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2.0).status_code
+    except httpx.HTTPError:
+        return 0

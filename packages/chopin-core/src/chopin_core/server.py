@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import resource
 import signal
 import sys
 import time
@@ -106,6 +107,7 @@ class Chopin:
         """Serve until SIGTERM/SIGINT; ``addr`` is ``"host:port"`` (``PORT`` env overrides the port)."""
         _default_logging()
         settings = self.resolve_settings(addr)
+        _raise_fd_limit(settings.slab_capacity + 64)
         table = self.compile()
         count = settings.worker_count
         if count == 1:
@@ -124,6 +126,21 @@ class Chopin:
             os.sched_setaffinity(0, {cpus[index % len(cpus)]})
         for hook in self._on_worker_start:
             hook(index)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Raise the soft open-files limit toward ``wanted`` (never past the hard limit).
+
+    A worker holds up to ``slab_capacity`` connections; the usual soft limit of
+    1024 would make accept fail long before that.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit to %d: %s", target, exc)
 
 
 def _default_logging() -> None:

@@ -171,6 +171,7 @@ class Worker:
         self._server_date = b""
         self._refresh_date()
         self._stopping = False
+        self._accept_paused = False
         self._stop_deadline = 0.0
         self._ep: select.epoll | None = None
         self.requests = 0
@@ -265,7 +266,8 @@ class Worker:
         """One step of a graceful stop; True once the loop may exit."""
         if self.listener is not None and self.listener.fileno() >= 0:
             assert self._ep is not None
-            self._ep.unregister(lfd)
+            if not self._accept_paused:
+                self._ep.unregister(lfd)
             self.listener.close()
             for conn in list(self.conns.values()):
                 if not conn.out and conn.stream is None and not conn.parser.in_request:
@@ -286,7 +288,11 @@ class Worker:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("worker %d: accept failed: %s", self.index, exc)
+                    # Out of descriptors or memory: the listener would stay readable
+                    # and spin the loop, so stop watching it until the next tick.
+                    log.error("worker %d: accept failed: %s; pausing accepts for a second", self.index, exc)
+                    self._ep.unregister(lsock.fileno())
+                    self._accept_paused = True
                 return
             if len(conns) >= capacity:
                 try:
@@ -598,6 +604,9 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self._tick = tick
         self._refresh_date()
+        if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:
+            self._accept_paused = False
+            self._ep.register(self.listener.fileno(), EPOLLIN)
         keepalive = self._keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
