@@ -8,12 +8,15 @@ common ``Content-Length`` lines are pre-encoded tables.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Final
 
 import orjson
+
+from .files import FileBody, content_type_for, open_file, parse_range, validator_headers
 
 __all__ = ["Response", "status_line"]
 
@@ -64,9 +67,10 @@ class Response:
         status: the status code.
         body: the body bytes (empty for a stream).
         stream_body: an iterator of chunks for chunked transfer-coding, or ``None``.
+        file_body: an open file region sent with ``sendfile``, or ``None``.
     """
 
-    __slots__ = ("_content", "_extra", "body", "close", "status", "stream_body")
+    __slots__ = ("_content", "_extra", "body", "close", "file_body", "status", "stream_body")
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class Response:
         self._content = content_type + (_CL_LINES[size] if size < 4096 else b"Content-Length: %d\r\n" % size)
         self._extra = extra
         self.stream_body: Iterator[bytes | str] | None = None
+        self.file_body: FileBody | None = None
         self.close = False
 
     # -- constructors ----------------------------------------------------------
@@ -138,6 +143,53 @@ class Response:
         # The worker adds Transfer-Encoding: chunked (HTTP/1.1) or closes after the body (HTTP/1.0).
         resp._content = _encode_header("Content-Type", content_type)
         resp.stream_body = iter(chunks)
+        return resp
+
+    @classmethod
+    def file(cls, path: str | os.PathLike[str], content_type: str | None = None) -> Response:
+        """A file, sent from the worker loop with ``sendfile``; 404 when it is missing.
+
+        The content type comes from the extension unless given.  The response
+        carries ``ETag``/``Last-Modified``, and the worker answers 304 when the
+        request's ``If-None-Match``/``If-Modified-Since`` match.
+        """
+        return cls.file_range(path, None, content_type)
+
+    @classmethod
+    def file_range(
+        cls, path: str | os.PathLike[str], range_header: str | None, content_type: str | None = None
+    ) -> Response:
+        """A file honouring a ``Range`` header (RFC 9110 14): 206 for one range,
+        416 when unsatisfiable, 200 with the whole file otherwise (also for several ranges).
+        """
+        opened = open_file(path)
+        if opened is None:
+            return cls.not_found()
+        fd, st = opened
+        ctype = content_type or content_type_for(os.fspath(path))
+        wanted = parse_range(range_header, st.st_size)
+        if wanted is False:
+            os.close(fd)
+            return cls(416).with_header("Content-Range", f"bytes */{st.st_size}")
+        if not isinstance(wanted, tuple):
+            return cls._from_file(FileBody(fd, st), ctype, 200)
+        start, length = wanted
+        resp = cls._from_file(FileBody(fd, st, start, length), ctype, 206)
+        return resp.with_header("Content-Range", f"bytes {start}-{start + length - 1}/{st.st_size}")
+
+    @classmethod
+    def sendfile(cls, fd: int, offset: int, length: int, content_type: str) -> Response:
+        """``length`` bytes of the open file ``fd`` from ``offset``; the response owns (and closes) ``fd``."""
+        st = os.fstat(fd)
+        return cls._from_file(FileBody(fd, st, offset, length), content_type, 200)
+
+    @classmethod
+    def _from_file(cls, body: FileBody, content_type: str, status: int) -> Response:
+        resp = cls(status)
+        resp._content = _encode_header("Content-Type", content_type) + content_length_line(body.length)
+        resp.file_body = body
+        for name, value in validator_headers(body):
+            resp._extra += _encode_header(name, value)
         return resp
 
     @classmethod

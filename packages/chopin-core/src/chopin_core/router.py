@@ -9,6 +9,7 @@ and then a single call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, overload
 
@@ -138,6 +139,30 @@ class Router:
     def options(self, path: str, handler: Handler | None = None) -> Handler | Callable[[Handler], Handler]:
         """Register an OPTIONS route (see :meth:`route`)."""
         return self.route("OPTIONS", path, handler)  # type: ignore[arg-type]
+
+    def static(
+        self,
+        prefix: str,
+        directory: str | os.PathLike[str],
+        *,
+        index: str | None = "index.html",
+        listing: bool = False,
+        precompressed: bool = True,
+    ) -> Router:
+        """Serve the files under ``directory`` at ``prefix`` (GET and HEAD).
+
+        Paths that would leave the directory (``..``, symlinks out of it) get 404;
+        a directory serves ``index`` or, with ``listing=True``, an HTML listing;
+        ``.br``/``.gz`` sidecars are served when the client accepts them.
+        """
+        from .files import static_handler
+
+        handler = static_handler(prefix, directory, index=index, listing=listing, precompressed=precompressed)
+        base = prefix.rstrip("/")
+        self.route("GET", (base or "") + "/*path", handler)
+        if base:
+            self.route("GET", base, handler)
+        return self
 
     def fallback(self, handler: Handler) -> Handler:
         """Answer requests no route matches with ``handler`` instead of 404/405."""

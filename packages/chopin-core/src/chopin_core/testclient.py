@@ -147,6 +147,11 @@ class TestClient:
                 worker._respond(conn, event, out)
                 while conn.stream is not None:
                     worker._pull_stream(conn)
+                if conn.file is not None:
+                    # The copy path: what sendfile would have sent.
+                    out.append(conn.file.read_all())
+                    conn.file.close()
+                    conn.file = None
             elif event is CONTINUE:
                 continue
             else:

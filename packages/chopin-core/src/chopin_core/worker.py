@@ -26,6 +26,7 @@ from typing import Final
 
 from .context import Context
 from .errors import ExtractError, ProtocolError
+from .files import FileBody, not_modified
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
 from .request import Request
 from .response import Response, http_date, status_line
@@ -49,6 +50,9 @@ _JOIN_LIMIT: Final = 64 * 1024
 # A stream is pulled until this much is pending, then only when the socket drains.
 _STREAM_BATCH: Final = 64 * 1024
 
+# sendfile is asked for at most this much at a time, so one big file cannot
+# keep the loop from the other connections for long.
+_SENDFILE_CHUNK: Final = 1 << 20
 _CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _END: Final = b"\r\n"
 _END_CLOSE: Final = b"Connection: close\r\n\r\n"
@@ -92,6 +96,7 @@ class Connection:
         close_after: close once ``out`` is written.
         reading: whether the connection is registered for reads.
         stream: the chunk iterator of a streaming response being sent.
+        file: the file region of a response being sent with ``sendfile``.
         queued: pipelined requests (and a final protocol error) waiting for a
             stream to finish or for pending output to drain.
     """
@@ -101,6 +106,7 @@ class Connection:
         "close_after",
         "closed",
         "fd",
+        "file",
         "head_since",
         "last_active",
         "out",
@@ -127,6 +133,7 @@ class Connection:
         self.reading = True
         self.waiting_write = False
         self.stream: Iterator[bytes | str] | None = None
+        self.file: FileBody | None = None
         self.stream_chunked = True
         self.stream_keep = True
         self.queued: list[Request | ProtocolError] = []
@@ -270,7 +277,7 @@ class Worker:
                 self._ep.unregister(lfd)
             self.listener.close()
             for conn in list(self.conns.values()):
-                if not conn.out and conn.stream is None and not conn.parser.in_request:
+                if not conn.out and conn.stream is None and conn.file is None and not conn.parser.in_request:
                     self._close(conn)
         return not self.conns or now >= self._stop_deadline
 
@@ -330,7 +337,14 @@ class Worker:
         events = parser.feed(data)
         if events:
             out = conn.out
-            if len(events) == 1 and not out and conn.stream is None and not conn.queued and type(events[0]) is Request:
+            if (
+                len(events) == 1
+                and not out
+                and conn.stream is None
+                and conn.file is None
+                and not conn.queued
+                and type(events[0]) is Request
+            ):
                 # Fast path (most reads without pipelining): one request and
                 # nothing pending, so answer it and write it straight away.
                 self._respond(conn, events[0], out)
@@ -357,7 +371,7 @@ class Worker:
         for event in events:
             if conn.close_after:
                 break  # nothing after "Connection: close" or an error is answered
-            if conn.stream is not None or queued or (conn.big and _pending(out) > high_water):
+            if conn.stream is not None or conn.file is not None or queued or (conn.big and _pending(out) > high_water):
                 # A stream is being sent or too much output is pending: later
                 # requests wait their turn, and the connection is not read meanwhile.
                 if event is not CONTINUE:
@@ -399,6 +413,9 @@ class Worker:
         else:
             end = _END_CLOSE
             conn.close_after = True
+        if resp.file_body is not None:
+            self._respond_file(conn, req, resp, line, end, out)
+            return
         stream = resp.stream_body
         if status in _NO_BODY:
             out += (line, self._server_date, resp._extra, end)
@@ -426,6 +443,47 @@ class Worker:
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
+    def _respond_file(
+        self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
+    ) -> None:
+        """Answer with a file: 304 when the validators match, else the head now and the bytes by sendfile."""
+        body = resp.file_body
+        assert body is not None
+        if resp.status == 200 and req.method in ("GET", "HEAD") and not_modified(req, body):
+            body.close()
+            out += (status_line(304), self._server_date, resp._extra, end)
+            return
+        out += (line, self._server_date, resp._content, resp._extra, end)
+        if req.method == "HEAD" or body.length == 0:
+            body.close()
+        else:
+            conn.file = body
+            conn.big = True
+
+    def _send_file(self, conn: Connection) -> bool | None:
+        """Send the current file region; True when done, False when the socket is full, None if closed."""
+        body = conn.file
+        assert body is not None
+        while body.length > 0:
+            try:
+                sent = os.sendfile(conn.fd, body.fd, body.offset, min(body.length, _SENDFILE_CHUNK))
+            except BlockingIOError:
+                return False
+            except OSError:
+                self._close(conn)
+                return None
+            if sent == 0:
+                # The file shrank under us: the promised length cannot be sent.
+                log.error("worker %d: file ended %d bytes early", self.index, body.length)
+                self._close(conn)
+                return None
+            body.offset += sent
+            body.length -= sent
+            conn.last_active = self._tick
+        body.close()
+        conn.file = None
+        return True
+
     def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
         body = exc.message.encode("utf-8", "replace")
         resp = Response.text(body, exc.status)
@@ -439,10 +497,17 @@ class Worker:
         while True:
             if conn.stream is not None:
                 self._pull_stream(conn)
-            elif conn.queued:
+            elif conn.queued and conn.file is None:
                 self._resume_queued(conn)
             if not out:
-                break
+                if conn.file is None:
+                    break
+                done = self._send_file(conn)
+                if done:
+                    continue  # the file is out: answer what waited behind it
+                if done is False:
+                    self._wait_writable(conn)
+                return
             try:
                 if len(out) == 1:
                     data = out[0]
@@ -466,7 +531,7 @@ class Worker:
             if written == total and len(out) <= _IOV_MAX:
                 out.clear()
                 conn.big = False
-                if conn.stream is None and not conn.queued:
+                if conn.stream is None and conn.file is None and not conn.queued:
                     break
                 continue
             _consume(out, written)
@@ -586,6 +651,9 @@ class Worker:
         if conn.stream is not None:
             _close_iter(conn.stream)
             conn.stream = None
+        if conn.file is not None:
+            conn.file.close()
+            conn.file = None
         try:
             if self._ep is not None:
                 self._ep.unregister(conn.fd)
