@@ -146,3 +146,26 @@ def test_no_or_empty_query(target: str) -> None:
 
 def test_repr() -> None:
     assert repr(make_request("/x?y")) == "<Request GET /x?y HTTP/1.1>"
+
+
+@pytest.mark.parametrize(
+    ("header", "coding", "expected"),
+    [
+        (None, "gzip", False),
+        ("gzip", "gzip", True),
+        ("GZIP, br", "gzip", True),
+        ("br;q=1.0, gzip;q=0.5", "gzip", True),
+        ("gzip;q=0", "gzip", False),
+        ("gzip; q=0.000", "gzip", False),
+        ("*", "gzip", True),
+        ("*;q=0", "gzip", False),
+        ("*, gzip;q=0", "gzip", False),
+        ("gzip;q=0.5, *;q=0", "gzip", True),
+        ("deflate", "gzip", False),
+        ("gzip;q=bogus", "gzip", False),
+    ],
+)
+def test_accepts_encoding(header: str | None, coding: str, expected: bool) -> None:
+    lines = [b"Host: x"] + ([b"Accept-Encoding: " + header.encode()] if header is not None else [])
+    req = Request("GET", "/", "/", None, True, True, lines)
+    assert req.accepts_encoding(coding) is expected

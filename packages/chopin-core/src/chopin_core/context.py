@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
 from .convert import from_data, from_query
 from .errors import ExtractError
+from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
 from .response import Response
 
@@ -89,6 +91,17 @@ class Context:
         if origin is Query and len(args) == 1:
             return from_query(args[0], self.req.query_list())
         raise TypeError(f"extract: expected Json[T] or Query[T], got {kind!r}")
+
+    def multipart(self, *, max_parts: int = MAX_PARTS, max_part_header: int = MAX_PART_HEADER) -> Iterator[Part]:
+        """Iterate the parts of a ``multipart/form-data`` body (RFC 7578).
+
+        Each part's ``body`` is a memoryview into the request body (no copy).
+        Left uncaught, a :class:`~chopin_core.multipart.MultipartError` becomes a
+        400 response naming what is wrong.
+        """
+        return parse_multipart(
+            self.req.body, self.req.headers.get("content-type"), max_parts=max_parts, max_part_header=max_part_header
+        )
 
     def json(self, value: Any, status: int = 200) -> Response:
         """A JSON response of ``value``."""

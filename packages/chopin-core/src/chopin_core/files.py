@@ -184,23 +184,6 @@ def not_modified(req: Request, body: FileBody) -> bool:
     return False
 
 
-def _accepts(req: Request, coding: str) -> bool:
-    value = req.headers.get("accept-encoding")
-    if not value:
-        return False
-    for item in value.split(","):
-        name, _, params = item.strip().partition(";")
-        if name.strip().lower() in (coding, "*"):
-            q = params.strip()
-            if q.startswith("q="):
-                try:
-                    return float(q[2:]) > 0
-                except ValueError:
-                    return False
-            return True
-    return False
-
-
 def static_handler(
     prefix: str,
     directory: str | os.PathLike[str],
@@ -259,7 +242,7 @@ def _file_response(ctx: Context, path: str, precompressed: bool, inside: Callabl
         for coding, suffix in (("br", ".br"), ("gzip", ".gz")):
             sidecar = path + suffix
             if os.path.isfile(sidecar) and inside(os.path.realpath(sidecar)):
-                if _accepts(req, coding):
+                if req.accepts_encoding(coding):
                     resp = Response.file(sidecar, content_type_for(path))
                     return resp.with_header("Content-Encoding", coding).with_header("Vary", "Accept-Encoding")
                 return Response.file_range(path, req.headers.get("range")).with_header("Vary", "Accept-Encoding")

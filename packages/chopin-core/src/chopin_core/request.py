@@ -120,6 +120,30 @@ class Request:
         """The path with percent-escapes decoded (UTF-8)."""
         return unquote(self.path) if "%" in self.path else self.path
 
+    def accepts_encoding(self, coding: str) -> bool:
+        """Whether ``Accept-Encoding`` allows ``coding`` (``*`` counts; ``q=0`` refuses)."""
+        value = self.headers.get("accept-encoding")
+        if not value:
+            return False
+        allowed = False
+        for item in value.split(","):
+            name, _, params = item.strip().partition(";")
+            name = name.strip().lower()
+            if name not in (coding, "*"):
+                continue
+            q = params.strip().replace(" ", "")
+            if q.startswith("q="):
+                try:
+                    weight = float(q[2:])
+                except ValueError:
+                    weight = 0.0
+            else:
+                weight = 1.0
+            if name == coding:
+                return weight > 0  # an explicit entry wins over "*"
+            allowed = weight > 0
+        return allowed
+
     def query_params(self) -> dict[str, str]:
         """The query string as a dict; the last of repeated keys wins."""
         return dict(parse_qsl(self.query, keep_blank_values=True)) if self.query else {}

@@ -252,6 +252,52 @@ class Response:
         return self
 
     @property
+    def content_type(self) -> str | None:
+        """The ``Content-Type`` value, if set."""
+        content = self._content
+        if not content.startswith(b"Content-Type: "):
+            return None
+        return content[14 : content.find(b"\r\n")].decode("latin-1")
+
+    @property
+    def content_encoding(self) -> str | None:
+        """The ``Content-Encoding`` value, if set."""
+        for name, value in self.headers:
+            if name.lower() == "content-encoding":
+                return value
+        return None
+
+    def gzip(self, level: int = 6) -> Response:
+        """Compress the body (or the stream) with gzip and say so; returns ``self``.
+
+        Sets ``Content-Encoding: gzip`` and ``Vary: Accept-Encoding`` and fixes the
+        length. It does not look at the request: the caller checks that the client
+        accepts gzip (``ctx.req.accepts_encoding("gzip")``), or uses the
+        :func:`~chopin_core.compress.compression` middleware, which does.
+
+        Raises:
+            ValueError: for a file response (serve a precompressed ``.gz`` instead)
+                or a body that already has a ``Content-Encoding``.
+        """
+        from .compress import gzip_body, gzip_stream
+
+        if self.file_body is not None:
+            raise ValueError("gzip(): file responses are sent as they are; serve a precompressed .gz file")
+        if self.content_encoding is not None:
+            raise ValueError(f"gzip(): body is already encoded ({self.content_encoding})")
+        ctype = self._content[: self._content.find(b"\r\n") + 2] if self.content_type is not None else b""
+        if self.stream_body is not None:
+            self.stream_body = gzip_stream(self.stream_body, level)
+            self._content = ctype
+        else:
+            self.body = gzip_body(self.body, level)
+            self._content = ctype + content_length_line(len(self.body))
+        self._extra += b"Content-Encoding: gzip\r\n"
+        if b"Vary: Accept-Encoding\r\n" not in self._extra:
+            self._extra += b"Vary: Accept-Encoding\r\n"
+        return self
+
+    @property
     def headers(self) -> list[tuple[str, str]]:
         """The header fields this response carries (without Server/Date/Connection)."""
         block = (self._content + self._extra).decode("latin-1")
