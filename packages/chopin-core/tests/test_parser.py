@@ -773,3 +773,30 @@ def test_serialised_requests_parse_back_however_split(
             values = [v for n, v in fields if n == name]
             assert event.headers.get_all(name.upper()) == values
             assert event.headers.get(name.title()) == ", ".join(values)
+
+
+UPGRADE = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"
+
+
+def test_upgrade_request_pauses_and_keeps_what_follows() -> None:
+    parser = RequestParser()
+    events = parser.feed(UPGRADE + b"\x81\x85frame")
+    assert [e.path for e in events if isinstance(e, Request)] == ["/ws"]
+    assert parser.paused
+    assert parser.feed(b"more") == []
+    assert parser.take_remaining() == b"\x81\x85framemore"
+
+
+def test_upgrade_not_taken_resumes_http_parsing() -> None:
+    parser = RequestParser()
+    assert len(parser.feed(UPGRADE + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")) == 1
+    resumed = parser.resume()
+    assert [e.path for e in resumed if isinstance(e, Request)] == ["/next"]
+    assert not parser.paused
+
+
+def test_upgrade_header_without_connection_token_does_not_pause() -> None:
+    parser = RequestParser()
+    events = parser.feed(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(events) == 2
+    assert not parser.paused

@@ -64,6 +64,7 @@ _CHUNK_DATA: Final = 3
 _CHUNK_END: Final = 4
 _TRAILER: Final = 5
 _ERROR: Final = 6
+_PAUSED: Final = 7
 
 
 class ParserLimits:
@@ -97,8 +98,9 @@ class ParserLimits:
 
 
 # What parsing a head yields: method, target, path, query, http11, keep_alive,
-# header lines, and the body length (0 none, -1 chunked, else Content-Length).
-_Head = tuple[str, str, str, "str | None", bool, bool, "tuple[bytes, ...]", int]
+# header lines, the body length (0 none, -1 chunked, else Content-Length), and
+# whether it asks to switch protocols (Upgrade + Connection: upgrade).
+_Head = tuple[str, str, str, "str | None", bool, bool, "tuple[bytes, ...]", int, bool]
 _CACHEABLE_HEAD: Final = 1024
 _HEAD_CACHE_SIZE: Final = 512
 
@@ -123,6 +125,27 @@ class RequestParser:
         return bool(self._buf) or self._state != _HEAD
 
     @property
+    def paused(self) -> bool:
+        """True after an upgrade request: bytes are kept, not parsed, until
+        :meth:`take_remaining` (protocol switched) or :meth:`resume` (it was not)."""
+        return self._state == _PAUSED
+
+    def take_remaining(self) -> bytes:
+        """The bytes received after the upgrade request, for the new protocol."""
+        data = self._buf
+        self._buf = b""
+        return data
+
+    def resume(self) -> list[Request | Continue | ProtocolError]:
+        """Go on parsing HTTP after an upgrade that did not happen; returns the events."""
+        if self._state != _PAUSED:
+            return []
+        self._state = _HEAD
+        data = self._buf
+        self._buf = b""
+        return self.feed(data) if data else []
+
+    @property
     def broken(self) -> bool:
         """True once the parser has reported a protocol error."""
         return self._state == _ERROR
@@ -138,11 +161,14 @@ class RequestParser:
             end = data.find(b"\r\n\r\n")
             if end + 4 == len(data):
                 parsed = self._limits.head_cache.get(data[:end])
-                if parsed is not None and not parsed[7]:
-                    method, target, path, query, http11, keep_alive, lines, _ = parsed
+                if parsed is not None and not parsed[7] and not parsed[8]:
+                    method, target, path, query, http11, keep_alive, lines, _, _ = parsed
                     return [Request(method, target, path, query, http11, keep_alive, lines)]
         elif self._state == _ERROR:
             return [BadRequest("connection already failed")]
+        elif self._state == _PAUSED:
+            self._buf += data  # bounded by the caller, which stops reading or switches protocol
+            return []
         buf = self._buf + data if self._buf else data
         events: list[Request | Continue | ProtocolError] = []
         pos = 0
@@ -170,10 +196,15 @@ class RequestParser:
                                 cache.clear()
                             cache[head] = parsed
                     pos = end + 4
-                    method, target, path, query, http11, keep_alive, lines, length = parsed
+                    method, target, path, query, http11, keep_alive, lines, length, upgrade = parsed
                     req = Request(method, target, path, query, http11, keep_alive, lines)
                     if length == 0:
                         events.append(req)
+                        if upgrade:
+                            # What follows an upgrade request may be another protocol
+                            # (RFC 9110 7.8): stop here until the owner decides.
+                            self._state = _PAUSED
+                            break
                         continue
                     if length > 0 and end_of_data - pos >= length:
                         # Fast path: the whole body is already here.
@@ -299,6 +330,7 @@ class RequestParser:
         # Framing headers are found in one lower-cased copy of the head.
         lhead = head.lower()
         keep_alive = http11
+        upgrade = False
         at = lhead.find(b"\r\nconnection:")
         if at >= 0:
             tokens = _field_values(lhead, at, b"\r\nconnection:")
@@ -306,6 +338,7 @@ class RequestParser:
                 keep_alive = False
             elif "keep-alive" in tokens:
                 keep_alive = True
+            upgrade = "upgrade" in tokens and lhead.find(b"\r\nupgrade:") >= 0
         hosts = lhead.count(b"\r\nhost:")
         if hosts != 1 and (http11 or hosts > 1):
             raise BadRequest("request needs exactly one Host header" if http11 else "more than one Host header")
@@ -343,7 +376,7 @@ class RequestParser:
             if length > self._limits.max_body:
                 raise BodyTooLarge(f"body of {length} bytes, limit {self._limits.max_body}")
 
-        return method, target, path, query, http11, keep_alive, tuple(header_lines), length
+        return method, target, path, query, http11, keep_alive, tuple(header_lines), length, upgrade
 
     # -- bodies ---------------------------------------------------------------
 
