@@ -28,6 +28,7 @@ from .server import Chopin
 from .settings import Settings
 from .testclient import TestClient, TestResponse
 from .types import Handler, Middleware
+from .websocket import WebSocket, WebSocketHandler
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,8 @@ __all__ = [
     "UnsupportedTransferCoding",
     "UnsupportedVersion",
     "UriTooLong",
+    "WebSocket",
+    "WebSocketHandler",
     "__version__",
     "delete",
     "get",

@@ -12,11 +12,14 @@ import os
 from collections.abc import Iterable, Iterator
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from .files import FileBody, content_type_for, open_file, parse_range, validator_headers
+
+if TYPE_CHECKING:
+    from .websocket import Upgrade
 
 __all__ = ["Response", "status_line"]
 
@@ -70,7 +73,7 @@ class Response:
         file_body: an open file region sent with ``sendfile``, or ``None``.
     """
 
-    __slots__ = ("_content", "_extra", "body", "close", "file_body", "status", "stream_body")
+    __slots__ = ("_content", "_extra", "body", "close", "file_body", "status", "stream_body", "upgrade")
 
     def __init__(
         self,
@@ -87,6 +90,8 @@ class Response:
         self._extra = extra
         self.stream_body: Iterator[bytes | str] | None = None
         self.file_body: FileBody | None = None
+        # Set by a WebSocket endpoint: the worker switches the connection's protocol.
+        self.upgrade: Upgrade | None = None
         self.close = False
 
     # -- constructors ----------------------------------------------------------

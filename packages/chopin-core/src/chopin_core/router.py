@@ -10,7 +10,7 @@ and then a single call.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, overload
 
 from .errors import RouteConflict
@@ -19,6 +19,7 @@ from .response import Response
 if TYPE_CHECKING:
     from .context import Context
     from .types import Handler, Middleware
+    from .websocket import WebSocketHandler
 
 __all__ = ["Route", "RouteTable", "Router"]
 
@@ -162,6 +163,29 @@ class Router:
         self.route("GET", (base or "") + "/*path", handler)
         if base:
             self.route("GET", base, handler)
+        return self
+
+    def websocket(
+        self,
+        path: str,
+        factory: Callable[[], WebSocketHandler],
+        *,
+        subprotocols: Sequence[str] = (),
+        max_message_size: int = 16 * 1024 * 1024,
+    ) -> Router:
+        """Serve a WebSocket endpoint at ``path`` (a GET route that upgrades).
+
+        Args:
+            factory: called once per connection for its handler (a
+                :class:`~chopin_core.websocket.WebSocketHandler` subclass works).
+            subprotocols: the subprotocols offered, in order of preference.
+            max_message_size: a bigger message closes the connection with 1009.
+        """
+        from .websocket import websocket_endpoint
+
+        self.route(
+            "GET", path, websocket_endpoint(factory, subprotocols=subprotocols, max_message_size=max_message_size)
+        )
         return self
 
     def fallback(self, handler: Handler) -> Handler:

@@ -35,7 +35,9 @@ class Settings:
         max_body_size: request body in bytes, after de-chunking (413 past it).
         keepalive_timeout: seconds an idle keep-alive connection is kept.
         header_timeout: seconds a client may take to send one request head
-            (slowloris defence; the connection is closed past it).
+            (slowloris defence; the connection is closed past it), and to answer
+            a WebSocket close.
+        websocket_idle_timeout: seconds a WebSocket may stay silent both ways.
         write_high_water: pending output bytes past which a connection stops
             being read until it drains.
         shutdown_grace: seconds in-flight requests get on SIGTERM/SIGINT.
@@ -54,6 +56,7 @@ class Settings:
     max_uri_length: int = 8 * 1024
     max_body_size: int = 10 * 1024 * 1024
     keepalive_timeout: float = 75.0
+    websocket_idle_timeout: float = 300.0
     header_timeout: float = 10.0
     write_high_water: int = 1024 * 1024
     shutdown_grace: float = 10.0
@@ -102,10 +105,11 @@ class Settings:
             "CHOPIN_MAX_URI_LENGTH": "max_uri_length",
             "CHOPIN_MAX_BODY_SIZE": "max_body_size",
             "CHOPIN_KEEPALIVE_TIMEOUT": "keepalive_timeout",
+            "CHOPIN_WEBSOCKET_IDLE_TIMEOUT": "websocket_idle_timeout",
             "CHOPIN_HEADER_TIMEOUT": "header_timeout",
             "CHOPIN_SHUTDOWN_GRACE": "shutdown_grace",
         }
-        floats = {"keepalive_timeout", "header_timeout", "shutdown_grace"}
+        floats = {"keepalive_timeout", "websocket_idle_timeout", "header_timeout", "shutdown_grace"}
         for var, name in names.items():
             raw = env.get(var)
             if raw is None or raw == "":

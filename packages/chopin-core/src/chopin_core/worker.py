@@ -33,6 +33,15 @@ from .response import Response, http_date, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
+from .websocket import WebSocket
+from .websocket_proto import (
+    BinaryMessage,
+    CloseReceived,
+    ProtocolFailure,
+    TextMessage,
+    WebSocketConnection,
+    handshake_response,
+)
 
 __all__ = ["Worker", "open_listener"]
 
@@ -97,6 +106,7 @@ class Connection:
         reading: whether the connection is registered for reads.
         stream: the chunk iterator of a streaming response being sent.
         file: the file region of a response being sent with ``sendfile``.
+        ws: the WebSocket once the connection has switched protocols.
         queued: pipelined requests (and a final protocol error) waiting for a
             stream to finish or for pending output to drain.
     """
@@ -118,6 +128,7 @@ class Connection:
         "stream_chunked",
         "stream_keep",
         "waiting_write",
+        "ws",
     )
 
     def __init__(self, sock: socket.socket | None, parser: RequestParser, tick: int) -> None:
@@ -134,6 +145,7 @@ class Connection:
         self.waiting_write = False
         self.stream: Iterator[bytes | str] | None = None
         self.file: FileBody | None = None
+        self.ws: WebSocket | None = None
         self.stream_chunked = True
         self.stream_keep = True
         self.queued: list[Request | ProtocolError] = []
@@ -173,6 +185,11 @@ class Worker:
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
         self._recv_size = settings.recv_size
+        self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
+        # WebSocket topics of this worker, and the connection whose frames are being
+        # dispatched (its sends are written once the read is handled).
+        self._topics: dict[str, set[WebSocket]] = {}
+        self._dispatching: Connection | None = None
         self._lookup = table.lookup
         self._keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
         self._server_date = b""
@@ -277,7 +294,9 @@ class Worker:
                 self._ep.unregister(lfd)
             self.listener.close()
             for conn in list(self.conns.values()):
-                if not conn.out and conn.stream is None and conn.file is None and not conn.parser.in_request:
+                if conn.ws is not None:
+                    conn.ws.close(1001, "server shutting down")
+                elif not conn.out and conn.stream is None and conn.file is None and not conn.parser.in_request:
                     self._close(conn)
         return not self.conns or now >= self._stop_deadline
 
@@ -333,6 +352,9 @@ class Worker:
                 self._close(conn)
             return
         conn.last_active = self._tick
+        if conn.ws is not None:
+            self._ws_receive(conn, data)
+            return
         parser = conn.parser
         events = parser.feed(data)
         if events:
@@ -356,6 +378,14 @@ class Worker:
                 self._answer(conn, events)
         # Reading the parser's fields directly: this runs once per read.
         if parser._buf or parser._state:
+            if conn.ws is not None or conn.closed:
+                return
+            if parser.paused:
+                # An upgrade request was not upgraded: go on with HTTP.
+                self._answer(conn, parser.resume())
+                if conn.closed or not (parser._buf or parser._state):
+                    conn.head_since = -1
+                    return
             if conn.head_since < 0:
                 # A request has begun: it must be complete within header_timeout.
                 conn.head_since = self._tick
@@ -416,6 +446,9 @@ class Worker:
         if resp.file_body is not None:
             self._respond_file(conn, req, resp, line, end, out)
             return
+        if resp.upgrade is not None:
+            self._upgrade(conn, resp, out)
+            return
         stream = resp.stream_body
         if status in _NO_BODY:
             out += (line, self._server_date, resp._extra, end)
@@ -459,6 +492,87 @@ class Worker:
         else:
             conn.file = body
             conn.big = True
+
+    # -- WebSocket ---------------------------------------------------------------------
+
+    def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
+        """Switch ``conn`` to WebSocket: the 101 head, the handler's on_open, then any early frames."""
+        up = resp.upgrade
+        assert up is not None
+        out.append(handshake_response(up.key, up.subprotocol))
+        proto = WebSocketConnection(up.max_message_size)
+        try:
+            handler = up.factory()
+        except Exception:
+            log.exception("worker %d: WebSocket handler factory failed", self.index)
+            out.append(proto.send_close(1011, "internal error"))
+            conn.close_after = True
+            return
+        ws = conn.ws = WebSocket(self, conn, proto, handler, up.ctx, up.subprotocol)
+        conn.head_since = -1
+        conn.queued.clear()
+        previous, self._dispatching = self._dispatching, conn
+        try:
+            handler.on_open(ws)
+        except Exception:
+            log.exception("worker %d: WebSocket on_open failed", self.index)
+            ws.close(1011, "internal error")
+        finally:
+            self._dispatching = previous
+        early = conn.parser.take_remaining()
+        if early:
+            self._ws_receive(conn, early, flush=False)
+
+    def _ws_receive(self, conn: Connection, data: bytes, flush: bool = True) -> None:
+        """Feed frames to the codec, answer what the protocol requires, hand messages to the handler."""
+        ws = conn.ws
+        assert ws is not None
+        proto = ws.proto
+        out = conn.out
+        previous, self._dispatching = self._dispatching, conn
+        try:
+            for event in proto.receive_data(data):
+                reply = proto.reply_to(event)
+                if reply is not None:
+                    out.append(reply)
+                kind = type(event)
+                if kind is TextMessage or kind is BinaryMessage:
+                    try:
+                        ws.handler.on_message(ws, event.data)  # type: ignore[union-attr]
+                    except Exception:
+                        log.exception("worker %d: WebSocket on_message failed", self.index)
+                        ws.close(1011, "internal error")
+                        break
+                elif kind is CloseReceived or kind is ProtocolFailure:
+                    # The handshake is complete (or failed): close once our frames are out.
+                    conn.close_after = True
+                    self._stop_reading(conn)
+                    ws._notify_close(event.code, event.reason)  # type: ignore[union-attr]
+                    break
+        finally:
+            self._dispatching = previous
+        if flush:
+            self._flush(conn)
+
+    def _ws_write(self, conn: Connection, frame: bytes) -> bool:
+        """Queue a frame; written now unless the connection's own read is being handled."""
+        if conn.closed:
+            return False
+        out = conn.out
+        out.append(frame)
+        if len(out) > 64 and _pending(out) > 8 * self.settings.write_high_water:
+            # A consumer that does not read would make the worker hold everything sent to it.
+            log.warning("worker %d: WebSocket client too slow, dropping it", self.index)
+            self._close(conn)
+            return False
+        if self._dispatching is not conn:
+            self._flush(conn)
+        return True
+
+    def _ws_closing(self, conn: Connection) -> None:
+        """We sent a close: the peer must answer within header_timeout."""
+        conn.head_since = self._tick
+        self._wheel.schedule(conn, self._tick + self._header_ticks)
 
     def _send_file(self, conn: Connection) -> bool | None:
         """Send the current file region; True when done, False when the socket is full, None if closed."""
@@ -654,6 +768,8 @@ class Worker:
         if conn.file is not None:
             conn.file.close()
             conn.file = None
+        if conn.ws is not None:
+            conn.ws._notify_close(1006, "connection lost")
         try:
             if self._ep is not None:
                 self._ep.unregister(conn.fd)
@@ -681,18 +797,20 @@ class Worker:
             if conn.closed:
                 continue
             if conn.head_since >= 0 and tick - conn.head_since >= header_timeout:
-                # Slowloris: the request is taking too long to arrive. Answer 408 and close.
-                if not conn.out and conn.stream is None:
+                # Slowloris (or a WebSocket peer that never answers our close):
+                # answer an HTTP client 408, then close.
+                if not conn.out and conn.stream is None and conn.ws is None:
                     try:
                         os.write(conn.fd, _timeout_response(self._server_date))
                     except OSError:
                         pass
                 self._close(conn)
                 continue
-            if tick - conn.last_active >= keepalive:
+            idle = keepalive if conn.ws is None else self._ws_ticks
+            if tick - conn.last_active >= idle:
                 self._close(conn)
                 continue
-            due = conn.last_active + keepalive
+            due = conn.last_active + idle
             if conn.head_since >= 0:
                 due = min(due, conn.head_since + header_timeout)
             self._wheel.schedule(conn, due)

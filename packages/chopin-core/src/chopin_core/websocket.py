@@ -1,0 +1,188 @@
+"""WebSocket endpoints that live in the worker's epoll loop.
+
+``router.websocket("/chat", ChatHandler)`` answers the upgrade (RFC 6455 4.2) and
+then keeps the connection in the same loop as HTTP connections: each read goes
+through the sans-IO codec (:mod:`chopin_core.websocket_proto`) and whole messages
+are handed to the handler.  Handlers run synchronously in the worker, so they must
+not block; ``ws.send`` only queues bytes, which the loop writes as the socket takes
+them.  Topics give a broadcast within the worker (workers share nothing: to reach
+every worker, publish through an outside bus such as PostgreSQL LISTEN/NOTIFY).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from .response import Response
+from .websocket_proto import check_upgrade, select_subprotocol
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .types import Handler
+    from .websocket_proto import WebSocketConnection
+    from .worker import Connection, Worker
+
+__all__ = ["DEFAULT_MAX_MESSAGE", "Upgrade", "WebSocket", "WebSocketHandler", "websocket_endpoint"]
+
+log = logging.getLogger("chopin_core.websocket")
+
+DEFAULT_MAX_MESSAGE: Final = 16 * 1024 * 1024
+
+
+class WebSocketHandler:
+    """Override what you need; the factory given to ``router.websocket`` makes one per connection."""
+
+    def on_open(self, ws: WebSocket) -> None:
+        """The handshake is done; ``ws`` can send."""
+
+    def on_message(self, ws: WebSocket, message: str | bytes) -> None:
+        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_close(self, ws: WebSocket, code: int, reason: str) -> None:
+        """The connection ended: the peer's close code, ours, or 1006 if it just dropped."""
+
+
+class Upgrade:
+    """What an upgrade response carries to the worker."""
+
+    __slots__ = ("ctx", "factory", "key", "max_message_size", "subprotocol")
+
+    def __init__(
+        self,
+        ctx: Context,
+        factory: Callable[[], WebSocketHandler],
+        key: str,
+        subprotocol: str | None,
+        max_message_size: int,
+    ) -> None:
+        self.ctx = ctx
+        self.factory = factory
+        self.key = key
+        self.subprotocol = subprotocol
+        self.max_message_size = max_message_size
+
+
+class WebSocket:
+    """One open WebSocket, as handlers see it.
+
+    Attributes:
+        ctx: the context of the upgrade request (path parameters, headers).
+        subprotocol: the subprotocol chosen in the handshake, if any.
+        state: a dict for the handler's per-connection data.
+    """
+
+    __slots__ = ("_conn", "_notified", "_topics", "_worker", "ctx", "handler", "proto", "state", "subprotocol")
+
+    def __init__(
+        self,
+        worker: Worker,
+        conn: Connection,
+        proto: WebSocketConnection,
+        handler: WebSocketHandler,
+        ctx: Context,
+        subprotocol: str | None,
+    ) -> None:
+        self._worker = worker
+        self._conn = conn
+        self.proto = proto
+        self.handler = handler
+        self.ctx = ctx
+        self.subprotocol = subprotocol
+        self.state: dict[str, Any] = {}
+        self._topics: set[str] = set()
+        self._notified = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is gone or closing (nothing more can be sent)."""
+        return self._conn.closed or self.proto.close_sent or self.proto.broken
+
+    def send(self, message: str | bytes) -> bool:
+        """Queue a text (``str``) or binary (``bytes``) message; False if the socket is closing."""
+        if self.closed:
+            return False
+        frame = self.proto.send_text(message) if isinstance(message, str) else self.proto.send_binary(message)
+        return self._worker._ws_write(self._conn, frame)
+
+    def ping(self, payload: bytes = b"") -> bool:
+        """Send a ping (the client answers with a pong)."""
+        if self.closed:
+            return False
+        return self._worker._ws_write(self._conn, self.proto.send_ping(payload))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the TCP connection ends when the peer answers."""
+        if self.closed:
+            return
+        self._worker._ws_write(self._conn, self.proto.send_close(code, reason))
+        self._worker._ws_closing(self._conn)
+        self._notify_close(code, reason)
+
+    def subscribe(self, topic: str) -> None:
+        """Receive what :meth:`publish` sends to ``topic`` in this worker."""
+        self._topics.add(topic)
+        self._worker._topics.setdefault(topic, set()).add(self)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop receiving ``topic``."""
+        self._topics.discard(topic)
+        members = self._worker._topics.get(topic)
+        if members is not None:
+            members.discard(self)
+            if not members:
+                del self._worker._topics[topic]
+
+    def publish(self, topic: str, message: str | bytes, *, include_self: bool = False) -> int:
+        """Send ``message`` to every subscriber of ``topic`` in this worker; returns how many got it."""
+        sent = 0
+        for member in list(self._worker._topics.get(topic, ())):
+            if (member is not self or include_self) and member.send(message):
+                sent += 1
+        return sent
+
+    def _notify_close(self, code: int, reason: str) -> None:
+        """Tell the handler once, and leave every topic."""
+        if self._notified:
+            return
+        self._notified = True
+        for topic in list(self._topics):
+            self.unsubscribe(topic)
+        try:
+            self.handler.on_close(self, code, reason)
+        except Exception:
+            log.exception("websocket on_close failed")
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.ctx.req.path} {'closed' if self.closed else 'open'}>"
+
+
+def websocket_endpoint(
+    factory: Callable[[], WebSocketHandler],
+    *,
+    subprotocols: Sequence[str] = (),
+    max_message_size: int = DEFAULT_MAX_MESSAGE,
+) -> Handler:
+    """A route handler that validates the upgrade and hands the connection to ``factory()``'s handler.
+
+    A request that is not a valid upgrade gets 400 (426 with ``Sec-WebSocket-Version: 13``
+    for another protocol version).
+    """
+
+    def upgrade(ctx: Context) -> Response:
+        req = ctx.req
+        rejection = check_upgrade(req.method, req.http11, req.headers)
+        if rejection is not None:
+            resp = Response.text(rejection.message, rejection.status)
+            for name, value in rejection.headers:
+                resp.with_header(name, value)
+            return resp.with_header("Connection", "close")
+        key = req.headers.get("sec-websocket-key") or ""
+        chosen = select_subprotocol(req.headers.get("sec-websocket-protocol"), subprotocols)
+        resp = Response(101)
+        resp.upgrade = Upgrade(ctx, factory, key, chosen, max_message_size)
+        return resp
+
+    upgrade.__doc__ = getattr(factory, "__doc__", None) or "WebSocket endpoint."
+    return upgrade

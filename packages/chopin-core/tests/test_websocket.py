@@ -1,0 +1,216 @@
+"""WebSocket endpoints in the worker loop, driven by the `websockets` client and raw sockets."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import signal
+import socket
+import struct
+import time
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+
+@pytest.fixture(scope="module")
+def server(serve_module):
+    return serve_module("apps.ws_app:app")
+
+
+def url(server, path: str) -> str:
+    return f"ws://{server.host}:{server.port}{path}"
+
+
+def closes(server) -> list[list[object]]:
+    return httpx.get(f"{server.url}/closes", timeout=5.0).json()
+
+
+def test_echo_text_and_binary(server):
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        ws.send(b"\x00\xffbinary")
+        assert ws.recv(timeout=5) == b"\x00\xffbinary"
+        ws.send("é" * 10_000)
+        assert ws.recv(timeout=5) == "é" * 10_000
+
+
+def test_fragmented_message_is_reassembled(server):
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send(["frag", "mented ", "message"])
+        assert ws.recv(timeout=5) == "fragmented message"
+        ws.send([b"a", b"b", b"c"])
+        assert ws.recv(timeout=5) == b"abc"
+
+
+def test_ping_gets_pong(server):
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        pong = ws.ping(b"are you there")
+        assert pong.wait(timeout=5)
+
+
+def test_close_handshake_reaches_the_handler(server):
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("x")
+        ws.recv(timeout=5)
+        ws.close(code=1000, reason="done")
+    deadline = time.monotonic() + 5
+    while ["/echo", 1000, "done"] not in closes(server):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_server_side_close(server):
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("bye")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd is not None
+    assert (info.value.rcvd.code, info.value.rcvd.reason) == (4000, "asked to leave")
+
+
+def test_oversize_message_closes_with_1009(server):
+    with ws_connect(url(server, "/small"), open_timeout=5, max_size=None) as ws:
+        ws.send("a" * 1000)
+        assert ws.recv(timeout=5) == "a" * 1000
+        ws.send("a" * 2000)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1009
+
+
+def test_handler_exception_closes_with_1011_and_the_worker_lives(server):
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("boom")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1011
+    assert "handler failed" in server.stderr_text()
+    assert httpx.get(f"{server.url}/closes", timeout=5.0).status_code == 200
+
+
+def test_subprotocol_is_negotiated(server):
+    with ws_connect(url(server, "/room/a"), subprotocols=["other", "superchat"], open_timeout=5) as ws:
+        assert ws.subprotocol == "superchat"
+        assert ws.recv(timeout=5) == "joined superchat"
+
+
+def test_topic_broadcast_within_the_worker(server):
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(ws_connect(url(server, "/room/music"), open_timeout=5)) for _ in range(3)]
+        other = stack.enter_context(ws_connect(url(server, "/room/sport"), open_timeout=5))
+        for ws in [*clients, other]:
+            assert ws.recv(timeout=5).startswith("joined")
+        clients[0].send("nocturne")
+        assert clients[1].recv(timeout=5) == "nocturne"
+        assert clients[2].recv(timeout=5) == "nocturne"
+        with pytest.raises(TimeoutError):
+            other.recv(timeout=0.3)
+        with pytest.raises(TimeoutError):
+            clients[0].recv(timeout=0.3)  # publish leaves the sender out by default
+
+
+def test_many_concurrent_clients(server):
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(ws_connect(url(server, "/echo"), open_timeout=5)) for _ in range(100)]
+        for i, ws in enumerate(clients):
+            ws.send(f"client {i}")
+        for i, ws in enumerate(clients):
+            assert ws.recv(timeout=5) == f"client {i}"
+
+
+# -- raw sockets: what a well-behaved client never sends ------------------------------
+
+
+def raw_upgrade(server, path: str = "/echo", version: str = "13") -> socket.socket:
+    sock = socket.create_connection((server.host, server.port), timeout=5.0)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n".encode()
+    )
+    return sock
+
+
+def read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    return data.partition(b"\r\n\r\n")[0]
+
+
+def read_close_code(sock: socket.socket) -> int:
+    data = b""
+    while len(data) < 4:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    assert data[0] == 0x88, data  # FIN + close
+    return int(struct.unpack("!H", data[2:4])[0])
+
+
+def masked(opcode: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body
+
+
+def test_unmasked_frame_closes_with_1002(server):
+    with raw_upgrade(server) as sock:
+        assert read_head(sock).startswith(b"HTTP/1.1 101")
+        sock.sendall(bytes([0x81, 0x02]) + b"hi")
+        assert read_close_code(sock) == 1002
+
+
+def test_invalid_utf8_closes_with_1007(server):
+    with raw_upgrade(server) as sock:
+        assert read_head(sock).startswith(b"HTTP/1.1 101")
+        sock.sendall(masked(0x1, b"\xff\xfe"))
+        assert read_close_code(sock) == 1007
+
+
+def test_frames_sent_with_the_upgrade_request_are_not_lost(server):
+    sock = socket.create_connection((server.host, server.port), timeout=5.0)
+    with sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            + masked(0x1, b"early")
+        )
+        data = b""
+        while not data.endswith(b"early"):
+            chunk = sock.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 101")
+
+
+def test_bad_upgrades_are_refused(server):
+    plain = httpx.get(f"{server.url}/echo", timeout=5.0)
+    assert plain.status_code == 400
+    with raw_upgrade(server, version="8") as sock:
+        head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 426")
+        assert b"Sec-WebSocket-Version: 13" in head
+
+
+def test_shutdown_closes_websockets_with_1001(serve):
+    server = serve("apps.ws_app:app")
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+        os.kill(server.pid, signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1001
+    server.process.wait(timeout=10)
+    assert server.process.returncode == 0
