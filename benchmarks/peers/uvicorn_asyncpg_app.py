@@ -1,0 +1,100 @@
+"""Raw ASGI peer for TechEmpower's /db and /queries: uvicorn (uvloop + httptools) and an asyncpg pool.
+
+Run from benchmarks/peers (benchmarks/pg.py does):
+    PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test POOL_SIZE=32 \
+    uvicorn uvicorn_asyncpg_app:app --loop uvloop --http httptools --workers 1 \
+        --no-access-log --log-level warning
+
+Follows TechEmpower's rules: one query per random World row (ids 1..10000),
+`queries` clamped to 1..500 (anything unparsable is 1), JSON serialized per request.
+"""
+
+import os
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+import orjson
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+READ_ROW_SQL = "SELECT id, randomnumber FROM world WHERE id = $1"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+NOT_FOUND_START: Message = {
+    "type": "http.response.start",
+    "status": 404,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"0")],
+}
+
+
+async def create_pool() -> asyncpg.Pool:
+    size = int(os.environ.get("POOL_SIZE", "32"))
+    return await asyncpg.create_pool(
+        host=os.environ.get("PGHOST", "127.0.0.1"),
+        port=int(os.environ.get("PGPORT", "5432")),
+        user=os.environ.get("PGUSER", "postgres"),
+        database=os.environ.get("PGDATABASE", "test"),
+        min_size=size,
+        max_size=size,
+        ssl=False,
+    )
+
+
+def query_count(query_string: bytes) -> int:
+    values = parse_qs(query_string.decode("latin-1")).get("queries")
+    try:
+        count = int(values[0]) if values else 1
+    except ValueError:
+        return 1
+    return min(max(count, 1), 500)
+
+
+async def send_json(send: Send, payload: Any) -> None:
+    body = orjson.dumps(payload)
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def single_query(pool: asyncpg.Pool, send: Send) -> None:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(READ_ROW_SQL, random.randint(1, 10000))
+    await send_json(send, {"id": row[0], "randomNumber": row[1]})
+
+
+async def multiple_queries(pool: asyncpg.Pool, scope: Scope, send: Send) -> None:
+    ids = [random.randint(1, 10000) for _ in range(query_count(scope["query_string"]))]
+    async with pool.acquire() as conn:
+        statement = await conn.prepare(READ_ROW_SQL)
+        worlds = []
+        for row_id in ids:
+            row = await statement.fetchrow(row_id)
+            worlds.append({"id": row[0], "randomNumber": row[1]})
+    await send_json(send, worlds)
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Lifespan state: uvicorn hands a copy of this dict to every request.
+                scope["state"]["pool"] = await create_pool()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await scope["state"]["pool"].close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    if path == "/db":
+        await single_query(scope["state"]["pool"], send)
+    elif path == "/queries":
+        await multiple_queries(scope["state"]["pool"], scope, send)
+    else:
+        await send(NOT_FOUND_START)
+        await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,558 @@
+#!/usr/bin/env python3
+"""PostgreSQL benchmark runner: chopin_pg against psycopg 3, asyncpg and pg8000, plus TechEmpower /db and /queries.
+
+    python3 benchmarks/pg.py [--only psycopg,asyncpg,pg8000,chopin] [--scenarios ...]
+                             [--repeat 5] [--scale 0.1] [--duration 10] [--markdown-out benchmarks/results-pg.md]
+
+Talks to the machine's PostgreSQL on 127.0.0.1:5432 (database test, user postgres,
+trust). Stdlib only: this file runs under the system python3; each (driver, scenario)
+runs in its own subprocess of benchmarks/.venv-pg's python (pg_worker.py), which this
+file creates on first use, and reports its timings as JSON. A chopin row that fails
+(chopin_pg missing, or a feature not there yet) prints n/a instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/ holds http.py and json.py: keep it off sys.path so that `import json`
+# below finds the standard library's.
+if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os.path.abspath(__file__))):
+    del sys.path[0]
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV = HERE / ".venv-pg"
+VENV_BIN = VENV / "bin"
+VENV_PY = VENV_BIN / "python"
+WORKER = HERE / "pg_worker.py"
+PEERS = HERE / "peers"
+TECHEMPOWER = HERE / "techempower"
+CHOPIN_PACKAGES = {"chopin_pg": REPO / "packages" / "chopin-pg", "chopin_core": REPO / "packages" / "chopin-core"}
+PEER_MODULES = ("psycopg", "asyncpg", "pg8000", "uvicorn", "uvloop", "httptools", "orjson")
+
+HOST = "127.0.0.1"
+WORKER_TIMEOUT_S = 600.0
+SETUP_TIMEOUT_S = 180.0
+PIP_TIMEOUT_S = 900.0
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+ACCEPT_JSON = "application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
+
+DRIVERS = ("psycopg", "asyncpg", "pg8000", "chopin")
+PEER_DRIVERS = ("psycopg", "asyncpg", "pg8000")
+DRIVER_LABELS = {"psycopg": "psycopg 3", "asyncpg": "asyncpg", "pg8000": "pg8000", "chopin": "chopin_pg"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    label: str
+    unit: str  # per second, in the throughput column
+
+
+SCENARIOS = (
+    Scenario("roundtrip", "10 000 x `SELECT $1::int`", "queries"),
+    Scenario("fetch", "fetch 100 000 mixed rows", "rows"),
+    Scenario("copy_in", "COPY IN 1 000 000 rows", "rows"),
+    Scenario("insert_serial", "1 000 INSERTs, one by one", "rows"),
+    Scenario("insert_pipelined", "1 000 INSERTs, pipelined", "rows"),
+)
+SCENARIO = {s.name: s for s in SCENARIOS}
+WEB_PATHS = (("/db", "/db"), ("/queries?queries=20", "/queries?queries=20"))
+
+
+@dataclass
+class Measurement:
+    ops: int = 0
+    times: list[float] = field(default_factory=list)
+    na: str = ""  # why there is no number, empty when there is one
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.best
+
+
+@dataclass
+class WebResult:
+    rps: float | None = None
+    p99_ms: float | None = None
+    na: str = ""
+    errors: str = ""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def venv_can_import(modules: str, env: dict[str, str] | None = None) -> bool:
+    probe = subprocess.run(
+        [str(VENV_PY), "-P", "-c", f"import {modules}"], capture_output=True, env=env, timeout=60, check=False
+    )
+    return probe.returncode == 0
+
+
+def ensure_venv() -> dict[str, str]:
+    """Create or complete benchmarks/.venv-pg; return the environment the workers run in.
+
+    A chopin package that pip cannot install yet (a half-written pyproject) is put on
+    PYTHONPATH from its src/ instead, so that the run goes on.
+    """
+    pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if not VENV_PY.exists():
+        log(f"creating {VENV.relative_to(REPO)} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
+    if not venv_can_import(", ".join(PEER_MODULES)):
+        log(f"installing {HERE.name}/requirements-pg.txt into {VENV.relative_to(REPO)} ...")
+        subprocess.run([*pip, "-r", str(HERE / "requirements-pg.txt")], check=True, timeout=PIP_TIMEOUT_S)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG") and key != "PYTHONPATH"}
+    fallback = []
+    for module, package in CHOPIN_PACKAGES.items():
+        if not (package / "pyproject.toml").exists() or venv_can_import(module):
+            continue
+        log(f"installing {package.relative_to(REPO)} (editable) into {VENV.relative_to(REPO)} ...")
+        done = subprocess.run(
+            [*pip, "-e", str(package)], capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            log(f"  pip failed ({last}); using {package.relative_to(REPO)}/src on PYTHONPATH")
+            fallback.append(str(package / "src"))
+    if fallback:
+        env["PYTHONPATH"] = os.pathsep.join(fallback)
+    return env
+
+
+def wait_for_server(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def ensure_postgres(host: str, port: int) -> None:
+    """Bounded wait for the local server; try pg_ctlcluster once; exit with the reason otherwise."""
+    if wait_for_server(host, port, 5.0):
+        return
+    conf = Path("/etc/postgresql")
+    if conf.is_dir() and shutil.which("pg_ctlcluster"):
+        for version in sorted(p.name for p in conf.iterdir()):
+            log(f"PostgreSQL not answering on {host}:{port}; pg_ctlcluster {version} main start ...")
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], timeout=60, check=False
+            )
+        if wait_for_server(host, port, 15.0):
+            return
+    sys.exit(f"PostgreSQL does not accept connections on {host}:{port}")
+
+
+def worker(
+    args: argparse.Namespace, env: dict[str, str], *extra: str, timeout: float = WORKER_TIMEOUT_S
+) -> dict[str, Any]:
+    """Run pg_worker.py once in the venv and return its JSON answer (or {"error": ...})."""
+    argv = [str(VENV_PY), "-P", str(WORKER), "--host", args.host, "--port", str(args.port), "--user", args.user,
+            "--database", args.database, *extra]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"no answer within {timeout:.0f} s"}
+    try:
+        answer: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker exit code {done.returncode}: {tail}"}
+    return answer
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+# ---------------------------------------------------------------- drivers
+
+
+def bench_drivers(
+    args: argparse.Namespace, env: dict[str, str], drivers: list[str], scenarios: list[str]
+) -> dict[str, dict[str, Measurement]]:
+    results: dict[str, dict[str, Measurement]] = {}
+    for name in scenarios:
+        results[name] = {}
+        for driver in drivers:
+            answer = worker(
+                args, env, "--driver", driver, "--scenario", name, "--repeat", str(args.repeat),
+                "--scale", str(args.scale),
+            )  # fmt: skip
+            if "times" in answer:
+                m = Measurement(ops=int(answer["ops"]), times=[float(t) for t in answer["times"]])
+                log(f"  {name:<17} {driver:<8} best {m.best * 1000:9.1f} ms  {m.rate:12,.0f} {SCENARIO[name].unit}/s")
+            else:
+                reason = str(answer.get("unsupported") or answer.get("error"))
+                if driver == "chopin" and "error" in answer:
+                    reason = f"chopin_pg not importable/feature missing: {reason}"
+                m = Measurement(na=reason)
+                log(f"  {name:<17} {driver:<8} n/a: {reason}")
+                if args.verbose and "traceback" in answer:
+                    log(str(answer["traceback"]))
+            results[name][driver] = m
+    return results
+
+
+# ---------------------------------------------------------------- web (TechEmpower /db, /queries)
+
+
+@dataclass(frozen=True)
+class WebServer:
+    name: str
+    argv: tuple[str, ...]
+    cwd: Path
+
+    def command(self, port: int) -> list[str]:
+        return [a.replace("{port}", str(port)) for a in self.argv]
+
+
+WEB_SERVERS = (
+    WebServer(
+        "uvicorn+asyncpg",
+        (str(VENV_BIN / "uvicorn"), "uvicorn_asyncpg_app:app", "--host", HOST, "--port", "{port}",
+         "--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log", "--log-level", "warning"),
+        PEERS,
+    ),
+    WebServer("chopin", (str(VENV_PY), str(TECHEMPOWER / "app.py")), TECHEMPOWER),
+)  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """One GET over a fresh connection; status and body (Content-Length framed)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    return status, body[: int(match.group(1))] if match else body
+
+
+def check_web(port: int) -> str:
+    """TechEmpower's shape of /db and /queries?queries=20; "" when right, else what is wrong."""
+    status, body = http_get(port, "/db")
+    if status == 404:
+        return "no /db route yet (404)"
+    try:
+        world = json.loads(body)
+        assert status == 200, f"/db: status {status}"
+        assert set(world) == {"id", "randomNumber"}, f"/db: keys {sorted(world)}"
+        assert 1 <= world["id"] <= 10000, f"/db: id {world['id']}"
+        status, body = http_get(port, "/queries?queries=20")
+        assert status == 200, f"/queries: status {status}"
+        worlds = json.loads(body)
+        assert isinstance(worlds, list) and len(worlds) == 20, "/queries?queries=20: not a list of 20"
+    except (AssertionError, ValueError, TypeError, KeyError) as exc:
+        return f"wrong answer: {exc or body[:80]!r}"
+    return ""
+
+
+def parse_wrk(output: str) -> WebResult:
+    result = WebResult()
+    if match := re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE):
+        result.rps = float(match.group(1))
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    if match := re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE):
+        result.p99_ms = float(match.group(1)) * units[match.group(2)]
+    errors = []
+    if match := re.search(r"Socket errors: (.+)$", output, re.MULTILINE):
+        errors.append("socket errors: " + match.group(1).strip())
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors.append(f"{match.group(1)} non-2xx responses")
+    result.errors = "; ".join(errors)
+    return result
+
+
+def run_wrk(args: argparse.Namespace, port: int, path: str, duration: int) -> WebResult:
+    cmd = ["taskset", "-c", str(args.client_cpu), "wrk", "-t1", f"-c{args.connections}", f"-d{duration}s",
+           "--latency", "--timeout", "8s", "-H", "Host: localhost", "-H", f"Accept: {ACCEPT_JSON}",
+           "-H", "Connection: keep-alive", f"http://{HOST}:{port}{path}"]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    except subprocess.TimeoutExpired:
+        return WebResult(na="wrk timed out")
+    if args.verbose:
+        log(done.stdout)
+    result = parse_wrk(done.stdout)
+    if result.rps is None:
+        result.na = "wrk failed: " + (done.stderr or done.stdout).strip()[-200:]
+    return result
+
+
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log(f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s, killing")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def bench_web_server(args: argparse.Namespace, env: dict[str, str], server: WebServer) -> dict[str, WebResult]:
+    port = free_port()
+    server_env = {**env, "PORT": str(port), "HOST": HOST, "WORKERS": "1", "POOL_SIZE": str(args.pool_size),
+                  "PGHOST": args.host, "PGPORT": str(args.port), "PGUSER": args.user, "PGDATABASE": args.database}  # fmt: skip
+    cmd = ["taskset", "-c", str(args.server_cpu), *server.command(port)]
+    log(f"[{server.name}] {shlex.join(cmd).replace(str(REPO) + '/', '')}  (cwd {server.cwd.relative_to(REPO)})")
+    results: dict[str, WebResult] = {}
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(cmd, cwd=server.cwd, env=server_env, stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            reason = ""
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    reason = f"server exited with code {proc.returncode} before answering"
+                    break
+                try:
+                    reason = check_web(port)
+                    break
+                except (OSError, ValueError, IndexError):
+                    if time.monotonic() > deadline:
+                        reason = f"server did not answer within {READY_TIMEOUT_S:.0f} s"
+                        break
+                    time.sleep(0.1)
+            if not reason:
+                run_wrk(args, port, "/db", args.warmup)
+                for label, path in WEB_PATHS:
+                    results[label] = run_wrk(args, port, path, args.duration)
+                    r = results[label]
+                    log(f"  {label:<20} {r.na or f'{r.rps:10,.0f} req/s  p99 {r.p99_ms} ms {r.errors}'}")
+        finally:
+            stop_process_group(proc)
+        output.seek(0)
+        tail = output.read().decode(errors="replace").strip().splitlines()[-8:]
+    if reason:
+        if server.name == "chopin":
+            reason = f"chopin /db, /queries not available: {reason}"
+        log(f"  n/a: {reason}")
+        for line in tail:
+            log(f"    {line}")
+        results = {label: WebResult(na=reason) for label, _ in WEB_PATHS}
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}".replace(",", " ")
+
+
+def fmt_time(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str]) -> tuple[list[str], list[str]]:
+    """The drivers table (best time and throughput per cell, ratios chopin/peer) and its notes."""
+    peers = [d for d in drivers if d != "chopin"]
+    header = ["scenario", *(DRIVER_LABELS[d] for d in drivers)]
+    if "chopin" in drivers:
+        header += [f"chopin / {DRIVER_LABELS[p]}" for p in peers]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    notes: list[str] = []
+    for name, by_driver in results.items():
+        scenario = SCENARIO[name]
+        cells = [scenario.label]
+        for driver in drivers:
+            m = by_driver[driver]
+            if m.na:
+                cells.append("n/a")
+                notes.append(f"{scenario.label}, {DRIVER_LABELS[driver]}: {m.na}")
+            else:
+                cells.append(f"{fmt_time(m.best)} ({fmt_rate(m.rate)} {scenario.unit}/s)")
+        if "chopin" in drivers:
+            chopin = by_driver["chopin"]
+            for peer in peers:
+                other = by_driver[peer]
+                ok = not chopin.na and not other.na
+                cells.append(f"{chopin.rate / other.rate:.2f}x" if ok else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines, notes
+
+
+def web_table(web: dict[str, dict[str, WebResult]]) -> tuple[list[str], list[str]]:
+    servers = list(web)
+    header = ["endpoint", *(f"{s} req/s" for s in servers), *(f"{s} p99" for s in servers)]
+    if "chopin" in servers and "uvicorn+asyncpg" in servers:
+        header.append("chopin / uvicorn+asyncpg")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    notes: list[str] = []
+    for label, _ in WEB_PATHS:
+        rows = {s: web[s][label] for s in servers}
+        cells = [f"`{label}`"]
+        for s in servers:
+            r = rows[s]
+            cells.append("n/a" if r.na else fmt_rate(r.rps or 0))
+            if r.na:
+                notes.append(f"`{label}`, {s}: {r.na}")
+            elif r.errors:
+                notes.append(f"`{label}`, {s}: {r.errors}")
+        for s in servers:
+            r = rows[s]
+            cells.append("n/a" if r.na or r.p99_ms is None else f"{r.p99_ms:.1f} ms")
+        if len(header) > 1 + 2 * len(servers):
+            c, u = rows["chopin"], rows["uvicorn+asyncpg"]
+            cells.append(f"{(c.rps or 0) / u.rps:.2f}x" if not c.na and not u.na and u.rps else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines, sorted(set(notes), key=notes.index)
+
+
+def markdown(
+    args: argparse.Namespace,
+    versions: dict[str, Any],
+    server_version: str,
+    drivers: list[str],
+    results: dict[str, dict[str, Measurement]],
+    web: dict[str, dict[str, WebResult]],
+    load: tuple[float, float],
+) -> str:
+    command = "python3 benchmarks/pg.py " + shlex.join(sys.argv[1:])
+    out = [
+        "## PostgreSQL drivers",
+        "",
+        f"`{command.strip()}` on {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        "",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}; "
+        f"PostgreSQL {server_version} on {args.host}:{args.port} (the machine's server, same CPUs). "
+        f"Load average (1 min) {load[0]:.2f} before the run, {load[1]:.2f} after: well above 0 means other "
+        "work shared the CPUs and the numbers are noisy.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "at") + ".",
+        f"- Drivers: best of {args.repeat} runs after an untimed warm-up, one connection, no TLS, "
+        "each (driver, scenario) in a fresh process; tables UNLOGGED for COPY and INSERT. "
+        "Ratios are chopin_pg's throughput over the peer's (above 1: chopin_pg faster).",
+    ]
+    if args.scale != 1:
+        out.append(f"- **Scaled run**: every count multiplied by {args.scale}; the labels show full-size counts.")
+    out += ["", "### Drivers", ""]
+    lines, notes = driver_table(results, drivers)
+    out += lines
+    if web:
+        out += [
+            "",
+            f"### TechEmpower `/db` and `/queries` (wrk -t1 -c{args.connections} -d{args.duration}s pinned to "
+            f"CPU {args.client_cpu}, server one worker pinned to CPU {args.server_cpu}, pool of {args.pool_size})",
+            "",
+        ]
+        web_lines, web_notes = web_table(web)
+        out += web_lines
+        notes += web_notes
+    if notes:
+        out += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(DRIVERS), help="drivers: " + ",".join(DRIVERS))
+    parser.add_argument("--scenarios", default=",".join([*SCENARIO, "web"]), help="plus 'web' for /db, /queries")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per driver and scenario (best is kept)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every count (0.1 for a quick look)")
+    parser.add_argument("--duration", type=int, default=10, help="wrk seconds per endpoint")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per server")
+    parser.add_argument("--connections", type=int, default=256, help="wrk connections")
+    parser.add_argument("--pool-size", type=int, default=32, help="database connections of each web server")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5432)
+    parser.add_argument("--user", default="postgres")
+    parser.add_argument("--database", default="test")
+    parser.add_argument("--markdown-out", type=Path, help="write the report section to this file")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    if args.host != HOST:
+        sys.exit(f"only {HOST} is ever loaded")
+    drivers = [d for d in args.only.split(",") if d]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = [d for d in drivers if d not in DRIVERS] + [s for s in scenarios if s not in SCENARIO and s != "web"]
+    if unknown:
+        sys.exit(f"unknown driver or scenario: {', '.join(unknown)}")
+
+    env = ensure_venv()
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        log(
+            f"warning: load average {load_before:.2f} before the run: other work shares the CPUs, numbers will be noisy"
+        )
+    ensure_postgres(args.host, args.port)
+    versions = worker(args, env, "--versions", timeout=60)
+    setup = worker(args, env, "--setup", timeout=SETUP_TIMEOUT_S)
+    if "error" in setup:
+        sys.exit(f"setting up the tables failed: {setup['error']}")
+    server_version = str(setup["server"])
+    log(f"PostgreSQL {server_version}; tables ready in {float(setup['seconds']):.1f} s")
+
+    results = bench_drivers(args, env, drivers, [s for s in scenarios if s != "web"])
+    web: dict[str, dict[str, WebResult]] = {}
+    if "web" in scenarios:
+        if shutil.which("wrk") is None or shutil.which("taskset") is None:
+            log("wrk or taskset missing: skipping /db and /queries (apt-get install wrk util-linux)")
+        else:
+            for server in WEB_SERVERS:
+                web[server.name] = bench_web_server(args, env, server)
+
+    load = (load_before, os.getloadavg()[0])
+    report = markdown(args, versions, server_version, drivers, results, web, load)
+    print(report)
+    if args.markdown_out:
+        args.markdown_out.write_text(report)
+        log(f"wrote {args.markdown_out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""chopin-pg: a PostgreSQL driver written on the wire protocol.
+
+A sans-IO protocol core (:mod:`chopin_pg.protocol`, :mod:`chopin_pg._session`)
+driven by a small blocking shell (:mod:`chopin_pg.connection`).
+"""
+
+from __future__ import annotations
+
+from ._session import Notification, PreparedStatement, Result
+from .config import PgConfig
+from .connection import Connection, Transaction, connect
+from .errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ConnectionLost,
+    DataError,
+    ErrorClass,
+    IntegrityError,
+    InterfaceError,
+    IoTimeout,
+    NoRows,
+    PgError,
+    ProgrammingError,
+    ProtocolViolation,
+    QueryCanceled,
+    ServerError,
+    TooManyRows,
+    UniqueViolation,
+)
+from .row import Row
+from .types import DEFAULT_TYPES, ParamEncoder, TypeRegistry
+
+__all__ = [
+    "DEFAULT_TYPES",
+    "AuthenticationFailed",
+    "ConfigError",
+    "Connection",
+    "ConnectionLost",
+    "DataError",
+    "ErrorClass",
+    "IntegrityError",
+    "InterfaceError",
+    "IoTimeout",
+    "NoRows",
+    "Notification",
+    "ParamEncoder",
+    "PgConfig",
+    "PgError",
+    "PreparedStatement",
+    "ProgrammingError",
+    "ProtocolViolation",
+    "QueryCanceled",
+    "Result",
+    "Row",
+    "ServerError",
+    "TooManyRows",
+    "Transaction",
+    "TypeRegistry",
+    "UniqueViolation",
+    "connect",
+]

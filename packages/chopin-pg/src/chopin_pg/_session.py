@@ -1,0 +1,582 @@
+"""The sans-IO session: protocol state plus one generator per operation.
+
+How it works (the psycopg 3 ``generators.py`` pattern, without libpq): each
+operation is a generator that *yields what it waits for*.  It yields ``bytes``
+when it wants them sent (the shell sends them and resumes it with ``None``) and
+``None`` when it needs input (the shell resumes it with the bytes it read; EOF
+is the shell's to report).  The generator's return value is the operation's
+result; server errors are raised from it only after ReadyForQuery, so the
+connection is always left ready for the next command.  ``_waiting.run`` is the
+blocking shell; an asyncio shell could drive the same generators.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Iterable, Sequence
+from typing import Any
+
+from . import protocol as p
+from .auth import SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramClient, md5_password, tls_server_end_point
+from .config import PgConfig
+from .errors import AuthenticationFailed, InterfaceError, ProtocolViolation, ServerError, error_from_fields
+from .row import Row
+from .types import Decoder, ParamEncoder, TypeRegistry, encode_params
+
+__all__ = ["Notification", "PreparedStatement", "Result", "Session"]
+
+#: What an operation generator yields (bytes to send, or None: "give me input") and is sent back.
+Gen = Generator[bytes | None, bytes | None, Any]
+
+_i32 = struct.Struct("!i")
+_unpack_i32 = _i32.unpack_from
+
+# Backend message tags as ints (§55.7), compared on the hot path.
+_DATA_ROW = 0x44
+_COMMAND_COMPLETE = 0x43
+_READY = 0x5A
+_ERROR = 0x45
+_NOTICE = 0x4E
+_NOTIFICATION = 0x41
+_PARAMETER_STATUS = 0x53
+_BIND_COMPLETE = 0x32
+_PARSE_COMPLETE = 0x31
+_CLOSE_COMPLETE = 0x33
+_ROW_DESCRIPTION = 0x54
+_PARAMETER_DESCRIPTION = 0x74
+_NO_DATA = 0x6E
+_EMPTY_QUERY = 0x49
+_PORTAL_SUSPENDED = 0x73
+_COPY_IN = 0x47
+_COPY_OUT = 0x48
+_COPY_DATA = 0x64
+_COPY_DONE = 0x63
+
+
+class Notification:
+    """A NOTIFY received on a channel this session listens to.
+
+    Attributes:
+        pid: Backend process that sent it.
+        channel: Channel name.
+        payload: Payload string (may be empty).
+    """
+
+    __slots__ = ("channel", "payload", "pid")
+
+    def __init__(self, pid: int, channel: str, payload: str) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"Notification(pid={self.pid}, channel={self.channel!r}, payload={self.payload!r})"
+
+
+class PreparedStatement:
+    """A statement parsed on the server, with everything Bind and DataRow decoding need.
+
+    Attributes:
+        name: Server-side name (``""`` for the unnamed statement).
+        sql: Query text.
+        param_oids: Type OIDs the server inferred for ``$1..$n``.
+        columns: Result columns (empty if the statement returns no rows).
+        names: Column name to index, shared by every :class:`Row`.
+        decoders: One decoder per column, chosen once.
+        result_formats: Pre-encoded format-code block for Bind.
+        param_encoders: One encoder per parameter, chosen once.
+    """
+
+    __slots__ = ("columns", "decoders", "name", "names", "param_encoders", "param_oids", "result_formats", "sql")
+
+    def __init__(
+        self, name: str, sql: str, param_oids: tuple[int, ...], columns: list[p.ColumnDescription], types: TypeRegistry
+    ) -> None:
+        self.name = name
+        self.sql = sql
+        self.param_oids = param_oids
+        self.columns = columns
+        self.names: dict[str, int] = {}
+        for i, col in enumerate(columns):
+            self.names.setdefault(col.name, i)
+        codecs = [types.column_codec(col.type_oid) for col in columns]
+        self.decoders: list[Decoder] = [dec for _, dec in codecs]
+        self.result_formats = p.format_codes([fmt for fmt, _ in codecs])
+        self.param_encoders: list[ParamEncoder] = [types.param_encoder(oid) for oid in param_oids]
+
+
+class Result:
+    """What one statement returned.
+
+    Attributes:
+        rows: The rows (empty for statements without a result set).
+        tag: The CommandComplete tag (``""`` for an empty query).
+        rowcount: The count the tag carries, or -1.
+        columns: Column descriptions (empty when there was no RowDescription).
+    """
+
+    __slots__ = ("columns", "rowcount", "rows", "tag")
+
+    def __init__(self, rows: list[Row], tag: str, columns: list[p.ColumnDescription]) -> None:
+        self.rows = rows
+        self.tag = tag
+        self.rowcount = p.parse_command_tag(tag)
+        self.columns = columns
+
+
+def _decode_row(body: bytes, decoders: list[Decoder], names: dict[str, int]) -> Row:
+    # Hot path: offsets walk the DataRow body; each present value is sliced once
+    # and handed to the column's decoder chosen at RowDescription time.
+    values: list[Any] = []
+    append = values.append
+    pos = 2
+    for decode in decoders:
+        size = _unpack_i32(body, pos)[0]
+        pos += 4
+        if size < 0:
+            append(None)
+        else:
+            end = pos + size
+            append(decode(body[pos:end]))
+            pos = end
+    return Row(tuple(values), names)
+
+
+class Session:
+    """Protocol state of one connection, and the operations on it as generators.
+
+    Args:
+        config: Connection settings.
+        types: The connection's own type registry.
+    """
+
+    def __init__(self, config: PgConfig, types: TypeRegistry) -> None:
+        self.config = config
+        self.types = types
+        self.parser = p.MessageParser(config.max_message_size)
+        self.parameters: dict[str, str] = {}
+        self.backend_pid = 0
+        self.backend_secret = 0
+        self.status = "I"
+        self.auth_method = "trust"
+        self.fatal: ServerError | None = None
+        self.notice_handler: Callable[[dict[str, str]], None] | None = None
+        self.notices: deque[dict[str, str]] = deque(maxlen=100)
+        self.notifications: deque[Notification] = deque(maxlen=100_000)
+        self.statements: OrderedDict[str, PreparedStatement] = OrderedDict()
+        self.statement_cache_capacity = config.statement_cache_capacity
+        self._statement_counter = 0
+        self._pending_close: list[str] = []
+
+    # -- asynchronous messages (§55.2.8), accepted at any point ------------------
+
+    def handle_async(self, tag: int, body: bytes) -> None:
+        """Handle NoticeResponse, NotificationResponse and ParameterStatus; refuse anything else.
+
+        Raises:
+            ProtocolViolation: The message is not one the server may send unprompted.
+        """
+        if tag == _NOTICE:
+            fields = p.parse_fields(body)
+            self.notices.append(fields)
+            if self.notice_handler is not None:
+                self.notice_handler(fields)
+        elif tag == _NOTIFICATION:
+            msg = p.decode_message(tag, body)
+            assert isinstance(msg, p.NotificationResponse)
+            self.notifications.append(Notification(msg.pid, msg.channel, msg.payload))
+        elif tag == _PARAMETER_STATUS:
+            name, value, _ = body.split(b"\x00", 2)
+            self._set_parameter(name.decode(), value.decode())
+        elif tag == _ERROR:
+            # An unprompted error is FATAL (admin shutdown, idle timeout): the server closes next.
+            self.fatal = error_from_fields(p.parse_fields(body))
+        else:
+            raise ProtocolViolation(f"unexpected backend message {chr(tag)!r} ({len(body)} bytes)")
+
+    def _set_parameter(self, name: str, value: str) -> None:
+        self.parameters[name] = value
+        if name == "TimeZone":
+            self.types.set_timezone(value)
+
+    def _error(self, body: bytes) -> ServerError:
+        err = error_from_fields(p.parse_fields(body))
+        if err.severity in ("FATAL", "PANIC"):
+            self.fatal = err
+        return err
+
+    # -- startup and authentication (§55.2.1) ------------------------------------
+
+    def startup(self, tls_certificate: bytes | None) -> Gen:
+        """Send StartupMessage, authenticate, and read until the first ReadyForQuery.
+
+        Args:
+            tls_certificate: The server certificate (DER) when on TLS, for channel binding.
+        """
+        config = self.config
+        yield p.startup_message(config.startup_params())
+        scram: ScramClient | None = None
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == 0x52:  # Authentication*
+                msg = p.decode_message(tag, body)
+                if isinstance(msg, p.AuthenticationOk):
+                    continue
+                if isinstance(msg, p.AuthenticationSASLFinal):
+                    if scram is None:
+                        raise AuthenticationFailed("SCRAM: server-final-message without an exchange")
+                    scram.verify_server_final(msg.data)
+                    continue
+                password = config.password
+                if password is None:
+                    raise AuthenticationFailed(
+                        f"server asked for a password ({type(msg).__name__}) for user {config.user!r}; none given"
+                    )
+                if isinstance(msg, p.AuthenticationCleartextPassword):
+                    self.auth_method = "cleartext"
+                    yield p.password_message(password.encode())
+                elif isinstance(msg, p.AuthenticationMD5Password):
+                    self.auth_method = "md5"
+                    yield p.password_message(md5_password(config.user, password, msg.salt))
+                elif isinstance(msg, p.AuthenticationSASL):
+                    if tls_certificate is not None and SCRAM_SHA_256_PLUS in msg.mechanisms:
+                        scram = ScramClient(password, channel_binding=tls_server_end_point(tls_certificate))
+                    elif SCRAM_SHA_256 in msg.mechanisms:
+                        scram = ScramClient(password, client_supports_binding=tls_certificate is not None)
+                    else:
+                        raise AuthenticationFailed(f"SASL: no supported mechanism in {msg.mechanisms}")
+                    self.auth_method = scram.mechanism
+                    yield p.sasl_initial_response(scram.mechanism, scram.client_first())
+                elif isinstance(msg, p.AuthenticationSASLContinue):
+                    if scram is None:
+                        raise AuthenticationFailed("SCRAM: server-first-message without an exchange")
+                    yield p.sasl_response(scram.client_final(msg.data))
+                else:
+                    raise AuthenticationFailed(f"unsupported authentication request {msg}")
+            elif tag == 0x4B:  # BackendKeyData
+                self.backend_pid, self.backend_secret = struct.unpack_from("!ii", body, 0)
+            elif tag == _READY:
+                self.status = chr(body[0])
+                return None
+            elif tag == _ERROR:
+                raise self._error(body)
+            elif tag == 0x76:  # NegotiateProtocolVersion: we ask for nothing optional
+                continue
+            else:
+                self.handle_async(tag, body)
+
+    # -- simple query (§55.2.2) ---------------------------------------------------
+
+    def simple_query(self, sql: str) -> Gen:
+        """Run one or more statements with the simple query protocol; values are decoded from text.
+
+        Returns:
+            One :class:`Result` per statement.
+        """
+        yield p.query(sql)
+        results: list[Result] = []
+        rows: list[Row] = []
+        columns: list[p.ColumnDescription] = []
+        decoders: list[Decoder] = []
+        names: dict[str, int] = {}
+        error: ServerError | None = None
+        failure: Exception | None = None
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _DATA_ROW:
+                try:
+                    rows.append(_decode_row(body, decoders, names))
+                except Exception as exc:  # keep reading to ReadyForQuery, then raise
+                    failure = failure or exc
+            elif tag == _ROW_DESCRIPTION:
+                columns = p.parse_row_description(body).columns
+                decoders = [self.types.text_decoder(col.type_oid) for col in columns]
+                names = {}
+                for i, col in enumerate(columns):
+                    names.setdefault(col.name, i)
+            elif tag in (_COMMAND_COMPLETE, _EMPTY_QUERY):
+                results.append(Result(rows, body[:-1].decode() if tag == _COMMAND_COMPLETE else "", columns))
+                rows, columns = [], []
+            elif tag == _READY:
+                self.status = chr(body[0])
+                break
+            elif tag == _ERROR:
+                error = self._error(body)
+            elif tag == _COPY_IN:
+                yield p.copy_fail("COPY FROM STDIN is not supported by query_simple; use copy_from")
+            elif tag in (_COPY_OUT, _COPY_DATA, _COPY_DONE):
+                continue  # COPY TO STDOUT through query_simple: data discarded
+            else:
+                self.handle_async(tag, body)
+        if error is not None:
+            raise error
+        if failure is not None:
+            raise failure
+        return results
+
+    # -- extended query (§55.2.3) -------------------------------------------------
+
+    def _take_pending_close(self) -> bytes:
+        if not self._pending_close:
+            return b""
+        out = b"".join(p.close(b"S", name) for name in self._pending_close)
+        self._pending_close.clear()
+        return out
+
+    def lookup(self, sql: str) -> PreparedStatement | None:
+        """Return the cached statement for ``sql`` and mark it recently used."""
+        stmt = self.statements.get(sql)
+        if stmt is not None:
+            self.statements.move_to_end(sql)
+        return stmt
+
+    def evict(self, sql: str) -> None:
+        """Forget the cached statement for ``sql``; it is closed on the server with the next command."""
+        stmt = self.statements.pop(sql, None)
+        if stmt is not None and stmt.name:
+            self._pending_close.append(stmt.name)
+
+    def clear_statements(self) -> None:
+        """Forget every cached statement; they are closed on the server with the next command."""
+        self._pending_close.extend(stmt.name for stmt in self.statements.values() if stmt.name)
+        self.statements.clear()
+
+    def set_capacity(self, capacity: int) -> None:
+        """Change the statement cache capacity, evicting the least recently used statements."""
+        if capacity < 0:
+            raise InterfaceError(f"statement cache capacity: expected >= 0, got {capacity}")
+        self.statement_cache_capacity = capacity
+        while len(self.statements) > capacity:
+            sql = next(iter(self.statements))
+            self.evict(sql)
+
+    def prepare(self, sql: str, cache: bool = True) -> Gen:
+        """Parse and describe ``sql``: Parse + Describe(S) + Sync, one round trip.
+
+        Args:
+            sql: Query text.
+            cache: Whether to name the statement and keep it in the LRU cache.
+
+        Returns:
+            The :class:`PreparedStatement`.
+        """
+        name = ""
+        if cache and self.statement_cache_capacity > 0:
+            self._statement_counter += 1
+            name = f"_cpg{self._statement_counter}"
+            while len(self.statements) >= self.statement_cache_capacity:
+                self.evict(next(iter(self.statements)))
+        yield self._take_pending_close() + p.parse(name, sql) + p.describe(b"S", name) + p.sync()
+        param_oids: tuple[int, ...] = ()
+        columns: list[p.ColumnDescription] = []
+        error: ServerError | None = None
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _PARAMETER_DESCRIPTION:
+                count = struct.unpack_from("!h", body, 0)[0]
+                param_oids = struct.unpack_from(f"!{count}I", body, 2)
+            elif tag == _ROW_DESCRIPTION:
+                columns = p.parse_row_description(body).columns
+            elif tag in (_PARSE_COMPLETE, _NO_DATA, _CLOSE_COMPLETE):
+                continue
+            elif tag == _READY:
+                self.status = chr(body[0])
+                break
+            elif tag == _ERROR:
+                error = self._error(body)
+            else:
+                self.handle_async(tag, body)
+        if error is not None:
+            raise error
+        stmt = PreparedStatement(name, sql, param_oids, columns, self.types)
+        if name:
+            self.statements[sql] = stmt
+        return stmt
+
+    def execute(self, stmt: PreparedStatement, param_sets: Iterable[Sequence[Any]]) -> Gen:
+        """Bind and execute a prepared statement once per parameter set, in one batch ending in Sync.
+
+        Returns:
+            One :class:`Result` per parameter set (fewer if one failed).
+        """
+        parts = [self._take_pending_close()]
+        name = stmt.name
+        result_formats = stmt.result_formats
+        encoders = stmt.param_encoders
+        execute = p.execute()
+        for params in param_sets:
+            formats, values = encode_params(encoders, params)
+            parts.append(p.bind("", name, p.format_codes(formats), values, result_formats))
+            parts.append(execute)
+        parts.append(p.sync())
+        # One write for the whole batch: Bind+Execute(+...)+Sync.
+        yield b"".join(parts)
+        decoders = stmt.decoders
+        names = stmt.names
+        columns = stmt.columns
+        results: list[Result] = []
+        rows: list[Row] = []
+        append = rows.append
+        error: ServerError | None = None
+        failure: Exception | None = None
+        parser = self.parser
+        next_raw = parser.next_raw
+        while True:
+            raw = next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _DATA_ROW:
+                try:
+                    append(_decode_row(body, decoders, names))
+                except Exception as exc:  # keep reading to ReadyForQuery, then raise
+                    failure = failure or exc
+            elif tag == _COMMAND_COMPLETE:
+                results.append(Result(rows, body[:-1].decode(), columns))
+                rows = []
+                append = rows.append
+            elif tag in (_BIND_COMPLETE, _CLOSE_COMPLETE):
+                continue
+            elif tag == _READY:
+                self.status = chr(body[0])
+                break
+            elif tag == _ERROR:
+                error = self._error(body)
+            elif tag == _EMPTY_QUERY:
+                results.append(Result([], "", columns))
+            elif tag == _PORTAL_SUSPENDED:
+                results.append(Result(rows, "", columns))
+                rows = []
+                append = rows.append
+            else:
+                self.handle_async(tag, body)
+        if error is not None:
+            raise error
+        if failure is not None:
+            raise failure
+        return results
+
+    # -- COPY (§55.2.6) -----------------------------------------------------------
+
+    def copy_in(self, sql: str, chunks: Iterable[bytes]) -> Gen:
+        """Run ``COPY ... FROM STDIN`` and stream ``chunks`` as CopyData.
+
+        If iterating ``chunks`` raises, CopyFail is sent, the server's error is
+        read, and the original exception propagates.
+
+        Returns:
+            The :class:`Result` of the COPY.
+        """
+        yield p.query(sql)
+        result: Result | None = None
+        error: ServerError | None = None
+        failure: BaseException | None = None
+        started = False
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _COPY_IN:
+                started = True
+                try:
+                    batch: list[bytes] = []
+                    size = 0
+                    for chunk in chunks:
+                        batch.append(p.copy_data(bytes(chunk)))
+                        size += len(chunk)
+                        if size >= 65536:  # bounded: write every 64 KiB
+                            yield b"".join(batch)
+                            batch, size = [], 0
+                    yield b"".join(batch) + p.copy_done()
+                except Exception as exc:  # the producer failed: abort the COPY
+                    failure = exc
+                    yield p.copy_fail(f"client error: {type(exc).__name__}: {exc}"[:1000])
+            elif tag == _COMMAND_COMPLETE:
+                if started:
+                    result = Result([], body[:-1].decode(), [])
+            elif tag == _READY:
+                self.status = chr(body[0])
+                break
+            elif tag == _ERROR:
+                error = self._error(body)
+            elif tag in (_COPY_OUT, _COPY_DATA, _COPY_DONE, _ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY):
+                continue  # not a COPY FROM STDIN: reported below
+            else:
+                self.handle_async(tag, body)
+        if failure is not None:
+            raise failure
+        if error is not None:
+            raise error
+        if result is None:
+            raise InterfaceError(f"copy_from: statement did not run a COPY: {sql!r}")
+        return result
+
+    def copy_out(self, sql: str, write: Callable[[bytes], object]) -> Gen:
+        """Run ``COPY ... TO STDOUT`` and hand each CopyData payload to ``write``.
+
+        Returns:
+            The :class:`Result` of the COPY.
+        """
+        yield p.query(sql)
+        result: Result | None = None
+        error: ServerError | None = None
+        started = False
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _COPY_DATA:
+                write(body)
+            elif tag == _COPY_OUT:
+                started = True
+            elif tag in (_COPY_DONE, _ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY):
+                continue
+            elif tag == _COMMAND_COMPLETE:
+                if started:
+                    result = Result([], body[:-1].decode(), [])
+            elif tag == _READY:
+                self.status = chr(body[0])
+                break
+            elif tag == _ERROR:
+                error = self._error(body)
+            elif tag == _COPY_IN:
+                yield p.copy_fail("copy_to cannot run COPY FROM STDIN")
+            else:
+                self.handle_async(tag, body)
+        if error is not None:
+            raise error
+        if result is None:
+            raise InterfaceError(f"copy_to: statement did not run a COPY: {sql!r}")
+        return result
+
+    # -- idle input ---------------------------------------------------------------
+
+    def absorb(self, data: bytes) -> None:
+        """Process bytes that arrived while idle (notifications, notices, parameter changes)."""
+        parser = self.parser
+        parser.feed(data)
+        while (raw := parser.next_raw()) is not None:
+            self.handle_async(*raw)

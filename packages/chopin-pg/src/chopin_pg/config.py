@@ -1,0 +1,213 @@
+"""Connection settings: :class:`PgConfig`, built from keywords, a URL or the libpq environment.
+
+A ``host`` that starts with ``/`` is a unix-socket directory, as in libpq: the
+socket is ``{host}/.s.PGSQL.{port}``.  Values not given fall back to the libpq
+environment variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``,
+``PGDATABASE``, ``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and
+``PGCONNECT_TIMEOUT``, then to libpq's defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .errors import ConfigError
+from .protocol import DEFAULT_MAX_MESSAGE_SIZE
+
+__all__ = ["SSL_MODES", "PgConfig"]
+
+#: The sslmode values libpq knows.  ``allow`` is treated as ``disable``.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _env(name: str, environ: Mapping[str, str] | None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
+    return value or None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PgConfig:
+    """Everything needed to open a connection.
+
+    Attributes:
+        host: Host name, IP address, or unix-socket directory (starts with ``/``).
+        port: TCP port, also the suffix of the socket file name.
+        user: Role to log in as.
+        password: Password, or ``None`` when the server trusts the client.
+        database: Database name; defaults to the user name.
+        sslmode: One of :data:`SSL_MODES`.
+        sslrootcert: CA bundle for ``verify-ca`` / ``verify-full``.
+        application_name: Reported in ``pg_stat_activity``.
+        connect_timeout: Seconds allowed for connecting and authenticating; ``None`` waits forever.
+        io_timeout: Seconds a socket read or write may block once connected; ``None`` waits forever.
+        statement_cache_capacity: Prepared statements kept per connection (0 disables the cache).
+        max_message_size: Largest backend message accepted.
+        options: Extra startup parameters (e.g. ``{"search_path": "app"}``).
+    """
+
+    host: str = "localhost"
+    port: int = 5432
+    user: str = ""
+    password: str | None = None
+    database: str = ""
+    sslmode: str = "prefer"
+    sslrootcert: str | None = None
+    application_name: str | None = None
+    connect_timeout: float | None = None
+    io_timeout: float | None = None
+    statement_cache_capacity: int = 256
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sslmode not in SSL_MODES:
+            raise ConfigError(f"sslmode: expected one of {', '.join(SSL_MODES)}, got {self.sslmode!r}")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port: expected 1..65535, got {self.port}")
+        if self.statement_cache_capacity < 0:
+            raise ConfigError(f"statement_cache_capacity: expected >= 0, got {self.statement_cache_capacity}")
+        if not self.user:
+            object.__setattr__(self, "user", getpass.getuser())
+        if not self.database:
+            object.__setattr__(self, "database", self.user)
+
+    @property
+    def is_unix_socket(self) -> bool:
+        """Whether :attr:`host` names a unix-socket directory."""
+        return self.host.startswith("/")
+
+    @property
+    def socket_path(self) -> str:
+        """The unix socket file for this config (meaningful only if :attr:`is_unix_socket`)."""
+        return f"{self.host}/.s.PGSQL.{self.port}"
+
+    def with_socket_dir(self, directory: str) -> PgConfig:
+        """Return a copy that connects through the unix socket in ``directory``."""
+        if not directory.startswith("/"):
+            raise ConfigError(f"socket directory: expected an absolute path, got {directory!r}")
+        return dataclasses.replace(self, host=directory)
+
+    def replace(self, **changes: object) -> PgConfig:
+        """Return a copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def startup_params(self) -> dict[str, str]:
+        """The StartupMessage parameters this config sends."""
+        params = {"user": self.user, "database": self.database, "client_encoding": "UTF8", "DateStyle": "ISO"}
+        if self.application_name:
+            params["application_name"] = self.application_name
+        params.update(self.options)
+        return params
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> PgConfig:
+        """Build a config from the libpq environment variables, then apply ``overrides``.
+
+        Args:
+            environ: Variables to read; ``os.environ`` when ``None``.
+            **overrides: Fields that win over the environment.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: A variable holds an unusable value.
+        """
+        values: dict[str, object] = {}
+        if (host := _env("PGHOST", environ)) is not None:
+            values["host"] = host
+        if (port := _env("PGPORT", environ)) is not None:
+            values["port"] = _int("PGPORT", port)
+        for var, field in (
+            ("PGUSER", "user"),
+            ("PGPASSWORD", "password"),
+            ("PGDATABASE", "database"),
+            ("PGSSLMODE", "sslmode"),
+            ("PGSSLROOTCERT", "sslrootcert"),
+            ("PGAPPNAME", "application_name"),
+        ):
+            if (value := _env(var, environ)) is not None:
+                values[field] = value
+        if (timeout := _env("PGCONNECT_TIMEOUT", environ)) is not None:
+            values["connect_timeout"] = _timeout("PGCONNECT_TIMEOUT", timeout)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PgConfig:
+        """Parse ``postgres://user:password@host:port/database?param=value``.
+
+        Missing parts fall back to the libpq environment.  Query parameters:
+        ``sslmode``, ``sslrootcert``, ``application_name``, ``connect_timeout``,
+        ``host`` (a socket directory, for URLs with an empty host), ``port``,
+        ``user``, ``password``, ``dbname``, ``statement_cache_capacity``; any
+        other parameter is sent as a startup option (``options`` style GUCs such
+        as ``search_path``).
+
+        Args:
+            url: The connection URL (``postgres://`` or ``postgresql://``).
+            environ: Variables to read; ``os.environ`` when ``None``.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: The URL is malformed or holds an unusable value.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ConfigError(f"url: expected scheme postgres:// or postgresql://, got {parts.scheme!r}")
+        values: dict[str, object] = {}
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"url: bad port in {parts.netloc!r}") from exc
+        if parts.hostname:
+            # urlsplit lowercases hostname and strips [] from IPv6 literals.
+            values["host"] = unquote(parts.hostname)
+        if port is not None:
+            values["port"] = port
+        if parts.username:
+            values["user"] = unquote(parts.username)
+        if parts.password is not None:
+            values["password"] = unquote(parts.password)
+        if parts.path.strip("/"):
+            values["database"] = unquote(parts.path.lstrip("/"))
+        options: dict[str, str] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            match key:
+                case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
+                    values[key] = value
+                case "dbname":
+                    values["database"] = value
+                case "port":
+                    values["port"] = _int("port", value)
+                case "connect_timeout":
+                    values["connect_timeout"] = _timeout("connect_timeout", value)
+                case "statement_cache_capacity":
+                    values["statement_cache_capacity"] = _int(key, value)
+                case _:
+                    options[key] = value
+        if options:
+            values["options"] = options
+        return cls.from_env(environ, **values)
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+
+
+def _timeout(name: str, value: str) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected seconds, got {value!r}") from None
+    # libpq: zero, negative or no value means wait indefinitely.
+    return seconds if seconds > 0 else None

@@ -1,0 +1,622 @@
+"""The blocking connection: :class:`Connection` and :func:`connect`.
+
+The connection owns a socket (TCP, TLS or unix) and a sans-IO
+:class:`~chopin_pg._session.Session`; every method builds one operation
+generator and hands it to :func:`~chopin_pg._waiting.run`.  A server error
+never leaves the connection unusable (each operation reads to ReadyForQuery);
+a socket error or timeout closes it and raises :class:`ConnectionLost` /
+:class:`IoTimeout`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import select
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any, TypeVar, cast, overload
+
+from . import protocol as p
+from ._session import Gen, Notification, PreparedStatement, Result, Session
+from ._waiting import RECV_SIZE, run
+from .config import PgConfig
+from .errors import (
+    ConnectionLost,
+    FeatureNotSupported,
+    InterfaceError,
+    InvalidStatementName,
+    IoTimeout,
+    NoRows,
+    PgError,
+    TooManyRows,
+)
+from .row import Row
+from .types import DEFAULT_TYPES, Decoder, ParamEncoder
+
+__all__ = ["Connection", "connect"]
+
+T = TypeVar("T")
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+def quote_identifier(name: str) -> str:
+    """Quote ``name`` as an SQL identifier (``"a""b"``)."""
+    if "\x00" in name:
+        raise InterfaceError(f"identifier may not contain NUL: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _is_stale_plan(exc: PgError) -> bool:
+    # 0A000 "cached plan must not change result type" after DDL; 26000 after DISCARD ALL.
+    if isinstance(exc, InvalidStatementName):
+        return True
+    return isinstance(exc, FeatureNotSupported) and "cached plan" in exc.message
+
+
+def _ssl_context(config: PgConfig) -> ssl.SSLContext:
+    mode = config.sslmode
+    ctx = ssl.create_default_context(cafile=config.sslrootcert)
+    if mode == "verify-full":
+        return ctx
+    ctx.check_hostname = False
+    if mode == "verify-ca" or (mode == "require" and config.sslrootcert):
+        # libpq: "require" with a root certificate given behaves as verify-ca.
+        return ctx
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _open_socket(config: PgConfig, timeout: float | None) -> socket.socket:
+    if config.is_unix_socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(config.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    sock = socket.create_connection((config.host, config.port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _negotiate_tls(sock: socket.socket, config: PgConfig) -> socket.socket | ssl.SSLSocket:
+    """Send SSLRequest and wrap the socket if the server agrees (§55.2.10)."""
+    if config.is_unix_socket or config.sslmode in ("disable", "allow"):
+        return sock
+    sock.sendall(p.ssl_request())
+    answer = sock.recv(1)
+    if answer == b"S":
+        ctx = _ssl_context(config)
+        return ctx.wrap_socket(sock, server_hostname=config.host)
+    if answer == b"N":
+        if config.sslmode == "prefer":
+            return sock
+        raise ConnectionLost(f"sslmode={config.sslmode}: server at {config.host}:{config.port} does not support TLS")
+    raise ConnectionLost(f"SSLRequest: expected 'S' or 'N', got {answer!r}")
+
+
+class Transaction:
+    """Context manager form of :meth:`Connection.transaction`: commit on success, roll back on error."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._savepoint: str | None = None
+
+    def __enter__(self) -> Connection:
+        conn = self._conn
+        if conn.transaction_status == "I":
+            conn.begin()
+        else:
+            conn._savepoint_depth += 1
+            self._savepoint = f"_cpg_sp{conn._savepoint_depth}"
+            conn.savepoint(self._savepoint)
+        return conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        conn = self._conn
+        sp = self._savepoint
+        if sp is not None:
+            conn._savepoint_depth -= 1
+        if conn.closed:
+            return
+        if exc_type is None:
+            if sp is None:
+                conn.commit()
+            else:
+                conn.release_savepoint(sp)
+        elif sp is None:
+            conn.rollback()
+        else:
+            conn.rollback_to(sp)
+            conn.release_savepoint(sp)
+
+
+class Connection:
+    """One PostgreSQL session over a blocking socket.
+
+    Open it with :func:`connect` or :meth:`Connection.connect`; use it as a
+    context manager to close it.
+
+    Attributes:
+        config: The settings it was opened with.
+        types: This connection's type registry (a copy of the default).
+    """
+
+    def __init__(self, config: PgConfig, sock: socket.socket | ssl.SSLSocket, session: Session) -> None:
+        self.config = config
+        self.types = session.types
+        self._sock = sock
+        self._session = session
+        self._closed = False
+        self._savepoint_depth = 0
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, config: PgConfig | str | None = None, **kwargs: Any) -> Connection:
+        """Open a connection.
+
+        Args:
+            config: A :class:`PgConfig`, a ``postgres://`` URL, or ``None`` for the environment.
+            **kwargs: :class:`PgConfig` fields overriding ``config``.
+
+        Returns:
+            The connection, authenticated and ready.
+
+        Raises:
+            ConnectionLost: The server cannot be reached or closed the connection.
+            IoTimeout: Connecting took longer than ``connect_timeout``.
+            ServerError: The server refused the session (authentication, unknown database...).
+            AuthenticationFailed: The client could not complete authentication.
+        """
+        if config is None:
+            config = PgConfig.from_env(**kwargs)
+        else:
+            if isinstance(config, str):
+                config = PgConfig.from_url(config)
+            if kwargs:
+                config = config.replace(**kwargs)
+        session = Session(config, DEFAULT_TYPES.copy())
+        try:
+            raw = _open_socket(config, config.connect_timeout)
+        except TimeoutError as exc:
+            raise IoTimeout(f"connecting to {config.host}:{config.port}: timed out") from exc
+        except OSError as exc:
+            raise ConnectionLost(f"connecting to {config.host}:{config.port}: {exc}") from exc
+        try:
+            sock = _negotiate_tls(raw, config)
+            cert = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+            conn = cls(config, sock, session)
+        except BaseException as exc:
+            raw.close()
+            if isinstance(exc, ssl.SSLError | OSError) and not isinstance(exc, PgError):
+                raise ConnectionLost(f"TLS with {config.host}:{config.port}: {exc}") from exc
+            raise
+        try:
+            conn._run(session.startup(cert))
+        except BaseException:
+            conn._lose()
+            raise
+        sock.settimeout(config.io_timeout)
+        return conn
+
+    def close(self) -> None:
+        """Send Terminate and close the socket; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._sock.sendall(p.terminate())
+        except OSError:
+            pass
+        self._sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A connection dropped without close() must not leak its socket.
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self._sock.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection was closed (by :meth:`close` or by a lost connection)."""
+        return self._closed
+
+    @property
+    def transaction_status(self) -> str:
+        """``I`` idle, ``T`` in a transaction block, ``E`` in a failed block (from ReadyForQuery)."""
+        return self._session.status
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction block is open (possibly failed)."""
+        return self._session.status != "I"
+
+    @property
+    def auth_method(self) -> str:
+        """How the session authenticated.
+
+        One of ``trust``, ``cleartext``, ``md5``, ``SCRAM-SHA-256``, ``SCRAM-SHA-256-PLUS``.
+        """
+        return self._session.auth_method
+
+    @property
+    def backend_pid(self) -> int:
+        """Process id of the server backend."""
+        return self._session.backend_pid
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """Server parameters reported by ParameterStatus (``server_version``, ``TimeZone``...)."""
+        return dict(self._session.parameters)
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, to wait for notifications with ``select``."""
+        return self._sock.fileno()
+
+    def _run(self, gen: Gen) -> Any:
+        if self._closed:
+            gen.close()
+            raise InterfaceError("connection is closed")
+        try:
+            return run(gen, self._sock)
+        except ConnectionLost as exc:
+            self._lose()
+            fatal = self._session.fatal
+            if fatal is not None:
+                raise fatal from exc
+            raise
+        except PgError:
+            if self._session.fatal is not None:
+                self._lose()
+            raise
+        except Exception:
+            # Operations raise other exceptions (a COPY source failing, a decoder
+            # error) only after ReadyForQuery: the connection is still in step.
+            raise
+        except BaseException:
+            # Interrupted mid-protocol (KeyboardInterrupt): the stream position is
+            # unknown, so the connection cannot be trusted any more.
+            self._lose()
+            raise
+
+    def _lose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sock.close()
+
+    # -- settings -----------------------------------------------------------------
+
+    def set_io_timeout(self, seconds: float | None) -> None:
+        """Limit every socket read and write to ``seconds`` (``None``: wait forever).
+
+        A timeout closes the connection (the protocol position is lost) and raises :class:`IoTimeout`.
+        """
+        self._sock.settimeout(seconds)
+
+    def set_notice_handler(self, handler: Callable[[dict[str, str]], None] | None) -> None:
+        """Call ``handler(fields)`` for every NoticeResponse (fields by one-letter code, ``M`` the message)."""
+        self._session.notice_handler = handler
+
+    @property
+    def notices(self) -> list[dict[str, str]]:
+        """The last 100 notices received."""
+        return list(self._session.notices)
+
+    def set_statement_cache_capacity(self, capacity: int) -> None:
+        """Keep at most ``capacity`` prepared statements (0 disables the cache)."""
+        self._session.set_capacity(capacity)
+
+    def clear_statement_cache(self) -> None:
+        """Forget every prepared statement (they are closed on the server with the next command)."""
+        self._session.clear_statements()
+
+    @property
+    def statement_cache_size(self) -> int:
+        """How many prepared statements are cached."""
+        return len(self._session.statements)
+
+    def register_type(
+        self,
+        name: str,
+        *,
+        text: Decoder | None = None,
+        binary: Decoder | None = None,
+        param: ParamEncoder | None = None,
+    ) -> int:
+        """Register codecs for a user type (and its array type) looked up by name in ``pg_type``.
+
+        Returns:
+            The type's OID.
+
+        Raises:
+            NoRows: No type has that name.
+        """
+        row = self.query_one("SELECT $1::regtype::oid, typarray FROM pg_type WHERE oid = $1::regtype::oid", (name,))
+        oid, array_oid = row[0], row[1]
+        self.types.register(oid, text=text, binary=binary, param=param, array_oid=array_oid or None)
+        self._session.clear_statements()  # cached decoders were chosen with the old registry
+        return int(oid)
+
+    # -- queries ------------------------------------------------------------------
+
+    def query_simple(self, sql: str) -> list[Row]:
+        """Run SQL text (several statements allowed) with the simple protocol; values decode from text.
+
+        Returns:
+            The rows of the last statement that returned rows.
+        """
+        results: list[Result] = self._run(self._session.simple_query(sql))
+        for result in reversed(results):
+            if result.columns:
+                return result.rows
+        return []
+
+    def _statement(self, sql: str) -> PreparedStatement:
+        stmt = self._session.lookup(sql)
+        if stmt is None:
+            stmt = self._run(self._session.prepare(sql))
+        return stmt
+
+    def _execute(self, sql: str, param_sets: list[Sequence[Any]]) -> list[Result]:
+        session = self._session
+        stmt = self._statement(sql)
+        try:
+            return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
+        except PgError as exc:
+            if not _is_stale_plan(exc):
+                raise
+            session.evict(sql)
+            if session.status != "I" or self._closed:
+                raise  # inside a transaction the block is aborted: the caller must roll back
+        # Outside a transaction: re-prepare against the new table shape and retry once.
+        stmt = self._run(session.prepare(sql))
+        return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a statement with parameters sent out of band; values decode from binary where possible.
+
+        Args:
+            sql: One statement with ``$1..$n`` placeholders.
+            params: The values (``None`` for NULL).
+
+        Returns:
+            The rows.
+        """
+        return self._execute(sql, [params])[0].rows
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row:
+        """Return the only row.
+
+        Raises:
+            NoRows: There is no row.
+            TooManyRows: There is more than one row.
+        """
+        rows = self.query(sql, params)
+        if len(rows) == 1:
+            return rows[0]
+        if not rows:
+            raise NoRows(f"query_one: expected one row, got none: {sql[:200]!r}")
+        raise TooManyRows(f"query_one: expected one row, got {len(rows)}: {sql[:200]!r}")
+
+    def query_opt(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """Return the only row, or ``None`` if there is none.
+
+        Raises:
+            TooManyRows: There is more than one row.
+        """
+        rows = self.query(sql, params)
+        if len(rows) > 1:
+            raise TooManyRows(f"query_opt: expected at most one row, got {len(rows)}: {sql[:200]!r}")
+        return rows[0] if rows else None
+
+    def query_scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Return the first column of the only row (see :meth:`query_one`)."""
+        return self.query_one(sql, params)[0]
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run a statement and return the number of rows it affected (-1 when the command reports none).
+
+        Without ``params`` the simple protocol is used, so ``sql`` may hold several
+        statements (the count is the last one's).  With ``params`` (even empty),
+        the extended protocol and the statement cache are used.
+        """
+        if params is None:
+            results: list[Result] = self._run(self._session.simple_query(sql))
+            return results[-1].rowcount if results else -1
+        return self._execute(sql, [params])[0].rowcount
+
+    def executemany(self, sql: str, param_sets: Iterable[Sequence[Any]]) -> int:
+        """Run a statement once per parameter set, pipelined in one round trip.
+
+        Returns:
+            The total number of affected rows.
+        """
+        sets = list(param_sets)
+        if not sets:
+            return 0
+        return sum(max(r.rowcount, 0) for r in self._execute(sql, sets))
+
+    # -- transactions -------------------------------------------------------------
+
+    def begin(self, isolation: str | None = None) -> None:
+        """Open a transaction block (``BEGIN``, optionally ``ISOLATION LEVEL ...``)."""
+        if isolation is not None:
+            levels = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED")
+            if isolation.upper() not in levels:
+                raise InterfaceError(f"isolation: expected one of {levels}, got {isolation!r}")
+            self.execute(f"BEGIN ISOLATION LEVEL {isolation.upper()}")
+        else:
+            self.execute("BEGIN")
+
+    def commit(self) -> None:
+        """Commit the transaction block (a failed block is rolled back by the server)."""
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back the transaction block."""
+        self.execute("ROLLBACK")
+
+    def savepoint(self, name: str) -> None:
+        """Create a savepoint."""
+        self.execute(f"SAVEPOINT {quote_identifier(name)}")
+
+    def rollback_to(self, name: str) -> None:
+        """Roll back to a savepoint (it stays defined)."""
+        self.execute(f"ROLLBACK TO SAVEPOINT {quote_identifier(name)}")
+
+    def release_savepoint(self, name: str) -> None:
+        """Release a savepoint."""
+        self.execute(f"RELEASE SAVEPOINT {quote_identifier(name)}")
+
+    @overload
+    def transaction(self) -> Transaction: ...
+    @overload
+    def transaction(self, fn: Callable[[Connection], T]) -> T: ...
+    def transaction(self, fn: Callable[[Connection], T] | None = None) -> T | Transaction:
+        """Run ``fn(conn)`` in a transaction, or return a context manager doing the same.
+
+        Outside a transaction this is ``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` if
+        ``fn`` raises); inside one it nests as a savepoint, rolled back to on error.
+
+        Args:
+            fn: The work to do; omit it for the ``with conn.transaction():`` form.
+
+        Returns:
+            What ``fn`` returned, or the context manager.
+        """
+        tx = Transaction(self)
+        if fn is None:
+            return tx
+        with tx:
+            return fn(self)
+
+    # -- cancel -------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the running query (CancelRequest on a new connection, §55.2.7).
+
+        Safe to call from another thread; the query then fails with :class:`QueryCanceled`.
+        """
+        config = self.config
+        sock = _open_socket(config, config.connect_timeout or 10.0)
+        try:
+            sock.sendall(p.cancel_request(self._session.backend_pid, self._session.backend_secret))
+            sock.recv(1)  # the server closes the connection when it has the request
+        finally:
+            sock.close()
+
+    # -- LISTEN / NOTIFY ----------------------------------------------------------
+
+    def listen(self, channel: str) -> None:
+        """Start listening on ``channel``."""
+        self.execute(f"LISTEN {quote_identifier(channel)}")
+
+    def unlisten(self, channel: str) -> None:
+        """Stop listening on ``channel``."""
+        self.execute(f"UNLISTEN {quote_identifier(channel)}")
+
+    def unlisten_all(self) -> None:
+        """Stop listening on every channel."""
+        self.execute("UNLISTEN *")
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Send a notification (``pg_notify``; delivered when the sender's transaction commits)."""
+        self.query("SELECT pg_notify($1, $2)", (channel, payload))
+
+    def poll_notification(self, timeout: float | None = 0.0) -> Notification | None:
+        """Return the next notification, waiting up to ``timeout`` seconds (``None``: forever).
+
+        Notifications that arrived during other queries are returned first.
+        """
+        queue = self._session.notifications
+        if queue:
+            return queue.popleft()
+        if self._closed:
+            raise InterfaceError("connection is closed")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sock = self._sock
+        while not queue:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            if not pending:
+                readable, _, _ = select.select([sock], [], [], remaining)
+                if not readable:
+                    return None
+            self._read_idle()
+            if deadline is not None and time.monotonic() >= deadline and not queue:
+                return None
+        return queue.popleft()
+
+    def _read_idle(self) -> None:
+        try:
+            data = self._sock.recv(RECV_SIZE)
+        except OSError as exc:
+            self._lose()
+            raise ConnectionLost(f"socket error: {exc}") from exc
+        if not data:
+            self._lose()
+            fatal = self._session.fatal
+            if fatal is not None:
+                raise fatal
+            raise ConnectionLost("server closed the connection")
+        self._session.absorb(data)
+
+    def drain_notifications(self) -> list[Notification]:
+        """Return every notification received so far (reading what is waiting on the socket), without blocking."""
+        queue = self._session.notifications
+        if not self._closed:
+            sock = self._sock
+            while (isinstance(sock, ssl.SSLSocket) and sock.pending()) or select.select([sock], [], [], 0)[0]:
+                self._read_idle()
+        out = list(queue)
+        queue.clear()
+        return out
+
+    # -- COPY ---------------------------------------------------------------------
+
+    def copy_from(self, sql: str, data: Iterable[bytes] | bytes | IO[bytes]) -> int:
+        """Run ``COPY ... FROM STDIN`` feeding it ``data`` (bytes, an iterable of chunks, or a binary file).
+
+        Returns:
+            The number of rows copied.
+        """
+        if isinstance(data, bytes | bytearray | memoryview):
+            chunks: Iterable[bytes] = [bytes(data)]
+        elif isinstance(data, io.IOBase) or hasattr(data, "read"):
+            chunks = _file_chunks(cast("IO[bytes]", data))
+        else:
+            chunks = data
+        result: Result = self._run(self._session.copy_in(sql, chunks))
+        return result.rowcount
+
+    def copy_to(self, sql: str, write: Callable[[bytes], object]) -> int:
+        """Run ``COPY ... TO STDOUT`` calling ``write(chunk)`` for each data message.
+
+        Returns:
+            The number of rows copied.
+        """
+        result: Result = self._run(self._session.copy_out(sql, write))
+        return result.rowcount
+
+
+def _file_chunks(file: IO[bytes]) -> Iterator[bytes]:
+    while chunk := file.read(65536):
+        yield chunk
+
+
+def connect(config: PgConfig | str | None = None, **kwargs: Any) -> Connection:
+    """Open a :class:`Connection` (see :meth:`Connection.connect`)."""
+    return Connection.connect(config, **kwargs)

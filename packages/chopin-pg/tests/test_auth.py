@@ -1,0 +1,164 @@
+"""Authentication: SCRAM math on the RFC 7677 vector, MD5, SASLprep, then every method on a real cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from typing import Any
+
+import pytest
+from chopin_pg import AuthenticationFailed, PgConfig, connect
+from chopin_pg.auth import ScramClient, md5_password, saslprep, tls_server_end_point
+from chopin_pg.errors import ConnectionLost, ErrorClass, InvalidAuthorization
+
+# RFC 7677 §3: user "user", password "pencil".
+RFC_NONCE = "rOprNGfwEbeRWgbNEkqO"
+RFC_SERVER_FIRST = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+RFC_CLIENT_FINAL = (
+    b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+)
+RFC_SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def test_scram_rfc7677_vector() -> None:
+    client = ScramClient("pencil", user="user", nonce=RFC_NONCE)
+    assert client.client_first() == b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+    assert client.client_final(RFC_SERVER_FIRST) == RFC_CLIENT_FINAL
+    client.verify_server_final(RFC_SERVER_FINAL)
+
+
+def test_scram_rejects_wrong_server_signature() -> None:
+    client = ScramClient("pencil", user="user", nonce=RFC_NONCE)
+    client.client_final(RFC_SERVER_FIRST)
+    with pytest.raises(AuthenticationFailed, match="signature does not match"):
+        client.verify_server_final(b"v=" + b"A" * 44)
+
+
+def test_scram_rejects_nonce_not_extending_ours() -> None:
+    client = ScramClient("pencil", nonce="abc")
+    with pytest.raises(AuthenticationFailed, match="nonce"):
+        client.client_final(b"r=xyz123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+
+
+def test_scram_server_error_attribute() -> None:
+    client = ScramClient("pencil", nonce="abc")
+    with pytest.raises(AuthenticationFailed, match="invalid-proof"):
+        client.verify_server_final(b"e=invalid-proof")
+
+
+def test_scram_channel_binding_headers() -> None:
+    plus = ScramClient("pw", nonce="n", channel_binding=b"\x01\x02")
+    assert plus.mechanism == "SCRAM-SHA-256-PLUS"
+    assert plus.client_first() == b"p=tls-server-end-point,,n=,r=n"
+    final = plus.client_final(b"r=nX,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1")
+    # c= is base64 of the GS2 header followed by the binding data.
+    import base64
+
+    assert final.startswith(b"c=" + base64.b64encode(b"p=tls-server-end-point,,\x01\x02") + b",")
+    assert ScramClient("pw", nonce="n", client_supports_binding=True).client_first() == b"y,,n=,r=n"
+
+
+def test_tls_server_end_point_defaults_to_sha256() -> None:
+    assert tls_server_end_point(b"not a real cert") == hashlib.sha256(b"not a real cert").digest()
+
+
+def test_md5_password() -> None:
+    inner = hashlib.md5(b"secretbob").hexdigest()
+    expected = b"md5" + hashlib.md5(inner.encode() + b"abcd").hexdigest().encode()
+    assert md5_password("bob", "secret", b"abcd") == expected
+
+
+def test_saslprep() -> None:
+    assert saslprep("I\u00adX") == "IX"  # soft hyphen maps to nothing (RFC 4013 §3 example)
+    assert saslprep("user") == "user"
+    assert saslprep("\u2168") == "IX"  # NFKC
+    assert saslprep("a\u00a0b") == "a b"  # non-ASCII space
+    with pytest.raises(ValueError, match="prohibited"):
+        saslprep("\u0007")
+    with pytest.raises(ValueError, match="RandALCat"):
+        saslprep("\u0627\u0031")
+
+
+# -- against the private cluster (chopin-testkit) -------------------------------------
+
+
+def cluster_config(pg_cluster: Any, user: str, **kw: Any) -> PgConfig:
+    return PgConfig(
+        host=pg_cluster.host,
+        port=pg_cluster.port,
+        user=user,
+        password=pg_cluster.users.get(user),
+        database=pg_cluster.database,
+        connect_timeout=10,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "require"])
+@pytest.mark.parametrize("user", ["scram_user", "md5_user", "trust_user"])
+def test_password_methods(pg_cluster: Any, user: str, sslmode: str) -> None:
+    with connect(cluster_config(pg_cluster, user, sslmode=sslmode)) as conn:
+        assert conn.query_scalar("SELECT current_user") == user
+        expected = {"scram_user": "SCRAM-SHA-256", "md5_user": "md5", "trust_user": "trust"}[user]
+        if user == "scram_user" and sslmode != "disable":
+            expected = "SCRAM-SHA-256-PLUS"
+        assert conn.auth_method == expected
+        assert conn.query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is (sslmode != "disable")
+
+
+def test_scram_over_unix_socket(pg_cluster: Any) -> None:
+    config = cluster_config(pg_cluster, "scram_user").with_socket_dir(str(pg_cluster.socket_dir))
+    with connect(config) as conn:
+        assert conn.query_scalar("SELECT 1") == 1
+
+
+def test_scram_plus_channel_binding_over_tls(pg_cluster: Any) -> None:
+    config = cluster_config(pg_cluster, "scram_user", sslmode="verify-full", sslrootcert=str(pg_cluster.ca_file))
+    with connect(config) as conn:
+        assert conn.query_scalar("SELECT current_user") == "scram_user"
+        # The server checks the tls-server-end-point hash inside the proof: success proves it right.
+        assert conn.auth_method == "SCRAM-SHA-256-PLUS"
+
+
+@pytest.mark.parametrize("user", ["scram_user", "md5_user"])
+def test_wrong_password_is_a_server_error(pg_cluster: Any, user: str) -> None:
+    config = cluster_config(pg_cluster, user).replace(password="wrong")
+    with pytest.raises(InvalidAuthorization) as info:
+        connect(config)
+    assert info.value.sqlstate == "28P01"
+    assert info.value.classify() is ErrorClass.PERMANENT
+
+
+def test_missing_password(pg_cluster: Any) -> None:
+    config = cluster_config(pg_cluster, "scram_user").replace(password=None)
+    with pytest.raises(AuthenticationFailed, match="none given"):
+        connect(config)
+
+
+def test_url_from_testkit(pg_cluster: Any) -> None:
+    with connect(pg_cluster.dsn("scram_user", sslmode="verify-ca")) as conn:
+        assert conn.query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
+
+
+def test_verify_full_rejects_wrong_host(pg_cluster: Any) -> None:
+    config = cluster_config(pg_cluster, "trust_user", sslmode="verify-full", sslrootcert=str(pg_cluster.ca_file))
+    with pytest.raises(ConnectionLost) as info:
+        connect(config.replace(host="127.0.0.2"))
+    assert info.value.classify() is ErrorClass.POOL
+
+
+def test_verify_ca_rejects_unknown_ca(pg_cluster: Any, tmp_path: Any) -> None:
+    # A CA bundle that does not hold the cluster's CA: the system store (empty file is invalid).
+    config = cluster_config(
+        pg_cluster, "trust_user", sslmode="verify-ca", sslrootcert=ssl.get_default_verify_paths().cafile
+    )
+    with pytest.raises(ConnectionLost, match="TLS"):
+        connect(config)
+
+
+def test_prefer_and_require_against_plain_server(config: PgConfig) -> None:
+    tcp = config.replace(host="127.0.0.1", sslmode="prefer")
+    with connect(tcp) as conn:
+        assert conn.query_scalar("SELECT 1") == 1
+    with pytest.raises(ConnectionLost, match="does not support TLS"):
+        connect(tcp.replace(sslmode="require"))
