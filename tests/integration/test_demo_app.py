@@ -47,8 +47,8 @@ def test_search_typed_query(client):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("", "query parameter 'q': required, missing"),
-        ("?q=x&page=two", "query parameter 'page': expected int, got 'two'"),
+        ("", "query parameter 'q': required field missing"),
+        ("?q=x&page=two", "query parameter 'page': expected integer, got string"),
     ],
 )
 def test_search_rejects_bad_query(client, query, message):

@@ -192,14 +192,14 @@ def test_query_extract_missing_is_422() -> None:
     with pytest.raises(ExtractError) as info:
         make_ctx("/s").extract(Query[Page])
     assert info.value.status == 422
-    assert info.value.message == "query parameter 'q': required, missing"
+    assert info.value.message == "query parameter 'q': required field missing"
 
 
 def test_query_extract_malformed_is_422() -> None:
     with pytest.raises(ExtractError) as info:
         make_ctx("/s?q=x&page=last").extract(Query[Page])
     assert info.value.status == 422
-    assert info.value.message == "query parameter 'page': expected int, got 'last'"
+    assert info.value.message == "query parameter 'page': expected integer, got string"
 
 
 # -- misuse -------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_query_extractor_through_the_client(client: TestClient) -> None:
     assert resp.json() == {"q": "red shoes", "tags": ["a", "b"]}
     missing = client.get("/search")
     assert missing.status == 422
-    assert missing.text == "query parameter 'q': required, missing"
+    assert missing.text == "query parameter 'q': required field missing"
 
 
 def test_post_json(client: TestClient) -> None:

@@ -6,9 +6,8 @@ import typing
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar, overload
 
-import orjson
+from kowito_json import ValidationError, decoder_for
 
-from .convert import from_data, from_query
 from .errors import ExtractError
 from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
@@ -84,12 +83,20 @@ class Context:
         args = typing.get_args(kind)
         if origin is Json and len(args) == 1:
             try:
-                data = orjson.loads(self.req.body)
-            except orjson.JSONDecodeError as exc:
-                raise ExtractError(f"request body is not valid JSON: {exc}", 400) from None
-            return from_data(args[0], data)
+                return decoder_for(args[0]).decode(self.req.body)
+            except ValidationError as exc:
+                # Unreadable JSON is a 400; JSON of the wrong shape is a 422.
+                for path, message in exc.errors:
+                    if path == "$" and message.startswith("invalid JSON"):
+                        detail = message.removeprefix("invalid JSON").lstrip(": ")
+                        raise ExtractError(f"request body is not valid JSON: {detail}", 400) from None
+                raise ExtractError(str(exc), 422) from None
         if origin is Query and len(args) == 1:
-            return from_query(args[0], self.req.query_list())
+            try:
+                return decoder_for(args[0]).from_query(self.req.query_list())
+            except ValidationError as exc:
+                lines = [f"query parameter {path.removeprefix('$.')!r}: {message}" for path, message in exc.errors]
+                raise ExtractError("\n".join(lines), 422) from None
         raise TypeError(f"extract: expected Json[T] or Query[T], got {kind!r}")
 
     def multipart(self, *, max_parts: int = MAX_PARTS, max_part_header: int = MAX_PART_HEADER) -> Iterator[Part]:

@@ -14,7 +14,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
+import kowito_json
 
 from .files import FileBody, content_type_for, open_file, parse_range, validator_headers
 
@@ -118,8 +118,8 @@ class Response:
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Response:
-        """A JSON response; ``value`` is serialised with orjson (dataclasses included)."""
-        return cls(status, orjson.dumps(value), APPLICATION_JSON)
+        """A JSON response; ``value`` is encoded with kowito-json (dataclasses by their generated encoders)."""
+        return cls(status, kowito_json.encode(value), APPLICATION_JSON)
 
     @classmethod
     def json_bytes(cls, body: bytes, status: int = 200) -> Response:
