@@ -12,9 +12,18 @@ creates on first use.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# benchmarks/ holds http.py and json.py: keep it off sys.path so that `import json`
+# and `import http` below find the standard library's.
+if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os.path.abspath(__file__))):
+    del sys.path[0]
+
 import argparse
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import os
 import re
@@ -36,6 +45,7 @@ VENV_BIN = VENV / "bin"
 VENV_PY = VENV_BIN / "python"
 PEERS = HERE / "peers"
 CHOPIN_PKG = REPO / "packages" / "chopin-core"
+KOWITO_PKG = REPO / "packages" / "kowito-json"  # chopin-core's JSON codec
 PIPELINE_LUA = HERE / "pipeline.lua"
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
@@ -213,7 +223,7 @@ def ensure_venv(want_chopin: bool) -> None:
     if not venv_can_import(", ".join(PEER_MODULES)):
         install += ["-r", str(HERE / "requirements.txt")]
     if want_chopin and has_chopin_pkg and not venv_can_import("chopin_core"):
-        install += ["-e", str(CHOPIN_PKG)]
+        install += ["-e", str(KOWITO_PKG), "-e", str(CHOPIN_PKG)]
     if install:
         log(f"installing into {VENV.relative_to(REPO)}: {shlex.join(install)} ...")
         subprocess.run([*pip, *install], check=True)
@@ -655,7 +665,7 @@ def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before:
     where = "" if Path.cwd() == REPO else f" (run from {Path.cwd()})"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
-        "# Chopin HTTP benchmark results",
+        "## HTTP engine: chopin-core against uvicorn, granian, socketify and a bare epoll loop",
         "",
         f"- Command: `{command}`{where}",
         f"- Date: {now}",
@@ -671,7 +681,7 @@ def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before:
         *(f"  - {s.name} (in {s.cwd.relative_to(REPO)}): `{s.display()}`" for s in SERVERS if s.name in args.only),
         "",
     ]
-    path.write_text("\n".join(header) + "\n" + body)
+    write_section(path, "http", "\n".join(header) + "\n" + body)
     log(f"wrote {path}")
 
 
@@ -697,6 +707,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.duration, args.warmup, args.connections, args.depth) < 1:
         parser.error("--duration, --warmup, --connections and --depth must be >= 1")
     return args
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
+    # Loaded by file path, since benchmarks/ is kept off sys.path.
+    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_section(path, name, text)
 
 
 def main(argv: list[str] | None = None) -> int:

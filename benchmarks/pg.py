@@ -24,6 +24,7 @@ if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os
 import argparse
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import platform
 import re
@@ -46,7 +47,11 @@ VENV_PY = VENV_BIN / "python"
 WORKER = HERE / "pg_worker.py"
 PEERS = HERE / "peers"
 TECHEMPOWER = HERE / "techempower"
-CHOPIN_PACKAGES = {"chopin_pg": REPO / "packages" / "chopin-pg", "chopin_core": REPO / "packages" / "chopin-core"}
+CHOPIN_PACKAGES = {
+    "chopin_pg": REPO / "packages" / "chopin-pg",
+    "kowito_json": REPO / "packages" / "kowito-json",  # before chopin-core, which needs it
+    "chopin_core": REPO / "packages" / "chopin-core",
+}
 PEER_MODULES = ("psycopg", "asyncpg", "pg8000", "uvicorn", "uvloop", "httptools", "orjson")
 
 HOST = "127.0.0.1"
@@ -496,6 +501,16 @@ def markdown(
 # ---------------------------------------------------------------- main
 
 
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
+    # Loaded by file path, since benchmarks/ is kept off sys.path.
+    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_section(path, name, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(DRIVERS), help="drivers: " + ",".join(DRIVERS))
@@ -550,7 +565,7 @@ def main() -> None:
     report = markdown(args, versions, server_version, drivers, results, web, load)
     print(report)
     if args.markdown_out:
-        args.markdown_out.write_text(report)
+        write_section(args.markdown_out, "pg", report)
         log(f"wrote {args.markdown_out}")
 
 

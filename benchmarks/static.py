@@ -1,0 +1,662 @@
+#!/usr/bin/env python3
+"""Static file benchmark: ``python -m chopin_core.static`` against nginx, one core each.
+
+    python3 benchmarks/static.py [--duration 10] [--markdown-out FILE]
+
+Both servers serve the same temporary docroot (a 1 KiB index.html and a 10 MiB
+file) from one worker pinned to one CPU (taskset); wrk runs pinned to another CPU
+and loads the small file with many connections, then the big file with a few.
+Only 127.0.0.1 is used. nginx is installed with apt-get when missing (nginx-light
+if the archive has it) and runs from a config generated in the temp dir.
+Stdlib only: this file runs under the system python3 and drives chopin from
+benchmarks/.venv, which it creates (chopin-core installed editable) when missing.
+Self-contained on purpose: importing benchmarks/http.py by name would shadow the
+standard library's ``http`` package.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/ holds http.py and json.py: keep it off sys.path so that `import json`
+# and `import http` below find the standard library's.
+if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os.path.abspath(__file__))):
+    del sys.path[0]
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV = HERE / ".venv"
+VENV_PY = VENV / "bin" / "python"
+CHOPIN_PKG = REPO / "packages" / "chopin-core"
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+APT_TIMEOUT_S = 600.0
+SMALL_SIZE = 1024
+BIG_SIZE = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Test:
+    """One row group of the table: a file and how many connections load it."""
+
+    label: str
+    path: str
+    size: int
+    connections: int
+
+
+@dataclass
+class WrkResult:
+    rps: float | None = None
+    mib_s: float | None = None
+    p99_ms: float | None = None
+    errors: str = ""
+
+
+@dataclass
+class ServerResult:
+    name: str
+    version: str = ""
+    command: str = ""
+    skipped: str = ""
+    rows: dict[str, WrkResult] = field(default_factory=dict)
+    rss_kib: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environment
+
+
+def check_tools(server_cpu: int, client_cpu: int) -> None:
+    for tool, package in (("wrk", "wrk"), ("taskset", "util-linux")):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: install it with `apt-get install {package}`")
+    cpus = os.sched_getaffinity(0)
+    for cpu in (server_cpu, client_cpu):
+        if cpu not in cpus:
+            sys.exit(f"CPU {cpu} is not available (have {sorted(cpus)})")
+    if server_cpu == client_cpu:
+        log("warning: server and wrk share one CPU; numbers will be meaningless")
+
+
+def find_nginx() -> str | None:
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def apt_candidate(package: str) -> bool:
+    """Whether apt knows an installable version of ``package``."""
+    out = subprocess.run(
+        ["apt-cache", "policy", package], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
+    match = re.search(r"^\s*Candidate:\s*(\S+)", out, re.MULTILINE)
+    return match is not None and match.group(1) != "(none)"
+
+
+def ensure_nginx() -> str:
+    """The nginx binary, installed with apt-get (nginx-light, else nginx) when missing."""
+    if found := find_nginx():
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        sys.exit("nginx not found; install it (apt-get install nginx-light) and run again")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not (apt_candidate("nginx-light") or apt_candidate("nginx")):
+        log("apt-get update ...")
+        subprocess.run(["apt-get", "update"], env=env, timeout=APT_TIMEOUT_S, check=True)
+    package = "nginx-light" if apt_candidate("nginx-light") else "nginx"
+    log(f"installing {package} with apt-get ...")
+    subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", package], env=env, timeout=APT_TIMEOUT_S, check=True
+    )
+    if found := find_nginx():
+        return found
+    sys.exit(f"apt-get installed {package} but no nginx binary is on PATH or in /usr/sbin")
+
+
+def venv_can_import(module: str) -> bool:
+    probe = subprocess.run([str(VENV_PY), "-c", f"import {module}"], capture_output=True, timeout=60, check=False)
+    return probe.returncode == 0
+
+
+def ensure_venv() -> None:
+    """Create benchmarks/.venv if needed and install chopin-core into it (editable)."""
+    if not VENV_PY.exists():
+        log(f"creating {VENV.relative_to(REPO)} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
+    if not venv_can_import("chopin_core.static"):
+        log(f"installing chopin-core (editable) into {VENV.relative_to(REPO)} ...")
+        pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        kowito = REPO / "packages" / "kowito-json"  # chopin-core's JSON codec
+        subprocess.run([*pip, "-e", str(kowito), "-e", str(CHOPIN_PKG)], check=True, timeout=APT_TIMEOUT_S)
+
+
+def free_port(taken: set[int]) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def nginx_version(nginx: str) -> str:
+    out = subprocess.run([nginx, "-v"], capture_output=True, text=True, timeout=10, check=False)
+    text = (out.stderr or out.stdout).strip()
+    return text.split("/", 1)[1] if "/" in text else text or "unknown"
+
+
+def chopin_versions() -> tuple[str, str]:
+    code = "import platform, importlib.metadata as m; print(platform.python_version(), m.version('chopin-core'))"
+    out = subprocess.run([str(VENV_PY), "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    python, chopin = out.split()
+    return python, chopin
+
+
+def wrk_version() -> str:
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10, check=False)
+    return (out.stdout or out.stderr).split("[")[0].strip() or "wrk"
+
+
+# ---------------------------------------------------------------- docroot and configs
+
+
+def make_docroot(root: Path) -> None:
+    root.mkdir()
+    head = b"<!doctype html><title>chopin static benchmark</title>\n<p>"
+    tail = b"</p>\n"
+    filler = b"x" * (SMALL_SIZE - len(head) - len(tail))
+    (root / "index.html").write_bytes(head + filler + tail)
+    with (root / "big.bin").open("wb") as out:
+        for _ in range(BIG_SIZE // (1024 * 1024)):
+            out.write(os.urandom(1024 * 1024))
+
+
+NGINX_CONF = """\
+# Generated by benchmarks/static.py; lives only in its temp dir.
+worker_processes 1;
+daemon off;
+master_process on;
+user root;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+worker_rlimit_nofile 65536;
+
+events {{
+    worker_connections 16384;
+    use epoll;
+}}
+
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 10000000;  # chopin never closes a busy keep-alive connection
+    types {{
+        text/html html;
+        application/octet-stream bin;
+    }}
+    default_type application/octet-stream;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+
+    server {{
+        listen {host}:{port};
+        root {docroot};
+        index index.html;
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    argv: list[str]
+    display: str
+    port: int
+
+
+def nginx_spec(nginx: str, tmp: Path, docroot: Path, port: int) -> ServerSpec:
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, host=HOST, port=port, docroot=docroot))
+    # -e: the error log before the config is read; -p: the prefix for relative paths.
+    argv = [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)]
+    return ServerSpec("nginx", argv, f"{nginx} -p $TMP -e $TMP/error.log -c $TMP/nginx.conf", port)
+
+
+def chopin_spec(docroot: Path, port: int) -> ServerSpec:
+    argv = [str(VENV_PY), "-m", "chopin_core.static", "-p", str(port), "-d", str(docroot), "-w", "1", "-b", HOST]
+    shown = f"{VENV_PY.relative_to(REPO)} -m chopin_core.static -p $PORT -d $TMP/www -w 1 -b {HOST}"
+    return ServerSpec("chopin", argv, shown, port)
+
+
+# ---------------------------------------------------------------- HTTP probing
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """One GET over a fresh connection: the status and the body (Content-Length framed)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed before the headers ended")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = sock.recv(1024 * 1024)
+            if not chunk:
+                break
+            body += chunk
+    return status, body
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int) -> str:
+    """Poll until the server answers; "" when it does, else the reason."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode} before answering"
+        try:
+            http_get(port, "/index.html", timeout=1.0)
+            return ""
+        except (OSError, ValueError, IndexError):
+            time.sleep(0.1)
+    return f"did not answer within {READY_TIMEOUT_S:.0f} s"
+
+
+def check_files(port: int, docroot: Path, tests: list[Test]) -> list[str]:
+    problems = []
+    for test in tests:
+        try:
+            status, body = http_get(port, test.path, timeout=10.0)
+        except (OSError, ValueError, IndexError) as exc:
+            problems.append(f"{test.path}: request failed: {exc}")
+            continue
+        if status != 200 or body != (docroot / test.path.lstrip("/")).read_bytes():
+            problems.append(f"{test.path}: status {status}, {len(body)} bytes, not the file's bytes")
+    return problems
+
+
+# ---------------------------------------------------------------- processes
+
+
+def process_tree(root: int) -> list[int]:
+    """root and all its descendants, from the ppid field of /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def peak_rss_kib(root: int) -> int | None:
+    """Sum of VmHWM (peak resident set) over the server process and its children."""
+    total, seen = 0, False
+    for pid in process_tree(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if match := re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE):
+            total += int(match.group(1))
+            seen = True
+    return total if seen else None
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, SIGKILL whatever is left after a few seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log(f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s, killing")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+# ---------------------------------------------------------------- wrk
+
+
+PERCENTILE_RE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+# wrk prints binary units: "Transfer/sec:    115.69MB" means 115.69 * 2**20 bytes.
+TRANSFER_RE = re.compile(r"^Transfer/sec:\s+([\d.]+)([KMGT]?B)\s*$", re.MULTILINE)
+UNIT_TO_MIB = {"B": 1 / 2**20, "KB": 1 / 2**10, "MB": 1.0, "GB": 2.0**10, "TB": 2.0**20}
+
+
+def parse_wrk(output: str) -> WrkResult:
+    result = WrkResult()
+    if match := re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE):
+        result.rps = float(match.group(1))
+    if match := TRANSFER_RE.search(output):
+        result.mib_s = float(match.group(1)) * UNIT_TO_MIB[match.group(2)]
+    percentiles = {int(pct): float(value) * UNIT_TO_MS[unit] for pct, value, unit in PERCENTILE_RE.findall(output)}
+    result.p99_ms = percentiles.get(99)
+    errors = []
+    if match := re.search(r"Socket errors: (.+)$", output, re.MULTILINE):
+        errors.append("socket errors: " + match.group(1).strip())
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors.append(f"{match.group(1)} non-2xx responses")
+    result.errors = "; ".join(errors)
+    return result
+
+
+def wrk_command(port: int, test: Test, duration: int, cpu: int) -> list[str]:
+    return [
+        "taskset", "-c", str(cpu),
+        "wrk", "-t1", f"-c{test.connections}", f"-d{duration}s", "--latency", "--timeout", "8s",
+        "-H", "Connection: keep-alive",
+        f"http://{HOST}:{port}{test.path}",
+    ]  # fmt: skip
+
+
+def run_wrk(cmd: list[str], duration: int) -> tuple[WrkResult, str]:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    except subprocess.TimeoutExpired:
+        return WrkResult(errors="wrk timed out"), ""
+    result = parse_wrk(done.stdout)
+    if done.returncode != 0 or result.rps is None:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        result.errors = "; ".join(filter(None, [result.errors, "wrk failed", *detail]))
+    return result, done.stdout
+
+
+# ---------------------------------------------------------------- one server
+
+
+def bench_server(spec: ServerSpec, docroot: Path, tests: list[Test], args: argparse.Namespace) -> ServerResult:
+    """Start one server pinned to its CPU, warm it up, load it test by test, stop it."""
+    port = spec.port
+    result = ServerResult(spec.name, command=spec.display)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CHOPIN_", "PYTHON")) and k not in ("PORT", "WORKERS")
+    }
+    cmd = ["taskset", "-c", str(args.server_cpu), *spec.argv]
+    log(f"[{spec.name}] {spec.display}  (CPU {args.server_cpu}, port {port})")
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop_server reaches nginx's worker too
+        )
+        try:
+            if reason := wait_ready(proc, port):
+                result.skipped = reason
+            else:
+                load_server(result, proc, docroot, tests, args, port)
+        finally:
+            stop_server(proc)
+        output.seek(0)
+        tail = output.read().decode(errors="replace").strip().splitlines()[-15:]
+    if tail and (result.skipped or proc.returncode not in (0, -signal.SIGTERM)):
+        log(f"[{spec.name}] exit code {proc.returncode}; server output, last lines:")
+        for line in tail:
+            log(f"    {line}")
+    if result.skipped:
+        log(f"[{spec.name}] skipped: {result.skipped}")
+    return result
+
+
+def load_server(
+    result: ServerResult,
+    proc: subprocess.Popen[bytes],
+    docroot: Path,
+    tests: list[Test],
+    args: argparse.Namespace,
+    port: int,
+) -> None:
+    result.warnings = check_files(port, docroot, tests)
+    for warning in result.warnings:
+        log(f"[{result.name}] warning: {warning}")
+    for test in tests:
+        run_wrk(wrk_command(port, test, args.warmup, args.client_cpu), args.warmup)
+        row, raw = run_wrk(wrk_command(port, test, args.duration, args.client_cpu), args.duration)
+        result.rows[test.label] = row
+        if args.verbose:
+            log(raw)
+        log(
+            f"[{result.name}] {test.label:<28} {fmt_num(row.rps):>9} req/s  {fmt_num(row.mib_s, 1):>8} MiB/s"
+            f"  p99 {fmt_ms(row.p99_ms):>9}  {row.errors}".rstrip()
+        )
+        if proc.poll() is not None:
+            result.warnings.append(f"exited with code {proc.returncode} mid-run")
+            break
+    result.rss_kib = peak_rss_kib(proc.pid)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def fmt_num(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def fmt_ms(ms: float | None) -> str:
+    return "n/a" if ms is None else f"{ms:.2f} ms"
+
+
+def fmt_ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}"
+
+
+def fmt_mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * 2 + ["---:"] * (len(header) - 2), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def render(results: dict[str, ServerResult], tests: list[Test]) -> str:
+    nginx, chopin = results["nginx"], results["chopin"]
+    rows = []
+    for test in tests:
+        n = nginx.rows.get(test.label, WrkResult())
+        c = chopin.rows.get(test.label, WrkResult())
+        for name, row in ((f"nginx {nginx.version}", n), (f"chopin {chopin.version}", c)):
+            rows.append([test.label, name, fmt_num(row.rps), fmt_num(row.mib_s, 1), fmt_ms(row.p99_ms)])
+        rows.append(
+            [
+                test.label,
+                "**chopin / nginx**",
+                fmt_ratio(c.rps, n.rps),
+                fmt_ratio(c.mib_s, n.mib_s),
+                fmt_ratio(c.p99_ms, n.p99_ms),
+            ]
+        )
+    table = markdown_table(["test", "server", "requests/s", "MiB/s", "p99 latency"], rows)
+    rss = markdown_table(
+        ["server", "processes", "peak RSS"],
+        [
+            [f"nginx {nginx.version}", "master + 1 worker", fmt_mib(nginx.rss_kib)],
+            [f"chopin {chopin.version}", "1 process (-w 1 does not fork)", fmt_mib(chopin.rss_kib)],
+            ["**chopin / nginx**", "", fmt_ratio(chopin.rss_kib, nginx.rss_kib)],
+        ],
+    )
+    parts = [
+        "### Throughput and latency (requests/s, MiB/s: higher is better; p99: lower is better)",
+        "",
+        table,
+        "",
+        "### Peak memory (VmHWM summed over the server's process tree, over both tests)",
+        "",
+        rss,
+    ]
+    notes = []
+    for result in (nginx, chopin):
+        if result.skipped:
+            notes.append(f"- {result.name} did not run: {result.skipped}")
+        notes += [f"- {result.name}: {w}" for w in result.warnings]
+        notes += [f"- {result.name}, {label}: {row.errors}" for label, row in result.rows.items() if row.errors]
+    if notes:
+        parts += ["", "Notes:", "", *notes]
+    return "\n".join(parts) + "\n"
+
+
+def write_markdown(
+    path: Path, body: str, args: argparse.Namespace, results: dict[str, ServerResult], loads: tuple[float, float]
+) -> None:
+    python, _chopin = chopin_versions()
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    small, big = make_tests(args)
+    header = [
+        "## Static files: chopin-core against nginx",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {now}",
+        f"- Versions: nginx {results['nginx'].version}, chopin-core {results['chopin'].version} "
+        f"on Python {python} (benchmarks/.venv), {wrk_version()}",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; each server pinned to CPU {args.server_cpu}, "
+        f"wrk to CPU {args.client_cpu}; 127.0.0.1 only",
+        f"- Kernel: {os.uname().sysname} {os.uname().release}; 1-minute load average {loads[0]:.2f} before "
+        f"the run, {loads[1]:.2f} after (the servers and wrk add about 2; more means other work skewed the numbers)",
+        f"- Load: `wrk -t1 -c<N> -d{args.duration}s --latency --timeout 8s`, after a {args.warmup} s warm-up "
+        f"per test; {small.label} = `{small.path}`, {big.label} = `{big.path}` (random bytes)",
+        "- Servers, one worker each, under `taskset`, in their own process group, the same temp docroot:",
+        f"  - nginx: `{results['nginx'].command}`; generated config: `worker_processes 1`, `sendfile on`, "
+        "`tcp_nopush on`, `access_log off`, `keepalive_requests 10000000`, no `open_file_cache`",
+        f"  - chopin: `{results['chopin'].command}`",
+        "- MiB/s is wrk's Transfer/sec (headers included; wrk's MB is 2^20 bytes).",
+        "",
+    ]
+    write_section(path, "static", "\n".join(header) + "\n" + body)
+    log(f"wrote {path}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def make_tests(args: argparse.Namespace) -> tuple[Test, Test]:
+    return (
+        Test(f"1 KiB file, {args.small_connections} conns", "/index.html", SMALL_SIZE, args.small_connections),
+        Test(f"10 MiB file, {args.big_connections} conns", "/big.bin", BIG_SIZE, args.big_connections),
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per test (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per test (default 2)")
+    parser.add_argument("--small-connections", type=int, default=256, help="connections for the 1 KiB file")
+    parser.add_argument("--big-connections", type=int, default=16, help="connections for the 10 MiB file")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--markdown-out", type=Path, help="also write a results section here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show wrk output")
+    args = parser.parse_args(argv)
+    if min(args.duration, args.warmup, args.small_connections, args.big_connections) < 1:
+        parser.error("--duration, --warmup and the connection counts must be >= 1")
+    return args
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
+    # Loaded by file path, since benchmarks/ is kept off sys.path.
+    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_section(path, name, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_tools(args.server_cpu, args.client_cpu)
+    nginx = ensure_nginx()
+    ensure_venv()
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        log(f"warning: 1-minute load average is {load_before:.2f}; other work will skew the numbers")
+    tests = list(make_tests(args))
+    taken: set[int] = set()
+    results: dict[str, ServerResult] = {}
+    with tempfile.TemporaryDirectory(prefix="chopin-static-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        docroot = tmp / "www"
+        make_docroot(docroot)
+        specs = [nginx_spec(nginx, tmp, docroot, free_port(taken)), chopin_spec(docroot, free_port(taken))]
+        versions = {"nginx": nginx_version(nginx), "chopin": chopin_versions()[1]}
+        for spec in specs:
+            result = bench_server(spec, docroot, tests, args)
+            result.version = versions[spec.name]
+            results[spec.name] = result
+    load_after = os.getloadavg()[0]
+    body = render(results, tests)
+    print(body)
+    if args.markdown_out:
+        write_markdown(args.markdown_out, body, args, results, (load_before, load_after))
+    return 0 if all(not r.skipped for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
