@@ -255,3 +255,26 @@ def test_content_types_cover_the_common_web_types():
     assert content_type_for("a/b/app.JS") == "text/javascript; charset=utf-8"
     assert content_type_for("x.wasm") == "application/wasm"
     assert content_type_for("noext") == "application/octet-stream"
+
+
+def test_a_path_swapped_for_a_symlink_after_it_was_served_cannot_lead_out(serve, tmp_path):
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "page.txt").write_text("public")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "page.txt").write_text("secret")
+    server = serve("apps.files_app:app", env={"STATIC_ROOT": str(root)})
+    with httpx.Client(timeout=5.0) as client:
+        assert client.get(f"{server.url}/assets/docs/page.txt").text == "public"  # resolved and remembered
+        # Swap the file itself, then a directory on its path, for symlinks out of the root.
+        (root / "docs" / "page.txt").unlink()
+        (root / "docs" / "page.txt").symlink_to(outside / "page.txt")
+        swapped_file = client.get(f"{server.url}/assets/docs/page.txt")
+        (root / "docs" / "page.txt").unlink()
+        (root / "docs").rmdir()
+        (root / "docs").symlink_to(outside)
+        swapped_dir = client.get(f"{server.url}/assets/docs/page.txt")
+    for response in (swapped_file, swapped_dir):
+        assert response.status_code == 404
+        assert "secret" not in response.text

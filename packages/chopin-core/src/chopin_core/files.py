@@ -12,9 +12,10 @@ from __future__ import annotations
 import html
 import os
 import stat
+import time
 from collections.abc import Callable
-from email.utils import formatdate, parsedate_to_datetime
-from typing import TYPE_CHECKING, Final
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Final, NamedTuple
 from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
@@ -107,12 +108,25 @@ class FileBody:
         self.close()
 
 
-def open_file(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | None:
-    """Open a regular file for reading; ``None`` if it is missing, unreadable or not a file."""
+def open_file(path: str | os.PathLike[str], within: str | None = None) -> tuple[int, os.stat_result] | None:
+    """Open a regular file for reading; ``None`` if it is missing, unreadable or not a file.
+
+    With ``within`` (a real directory path), the file actually opened must lie in
+    it: what the descriptor leads to is checked after the open, so a path component
+    swapped for a symlink between resolving and opening cannot lead out.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    if within is not None:
+        try:
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            opened = ""
+        if not opened.startswith(within + os.sep):
+            os.close(fd)
+            return None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -120,13 +134,31 @@ def open_file(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | None
     return fd, st
 
 
-def validator_headers(body: FileBody) -> list[tuple[str, str]]:
-    """``ETag``, ``Last-Modified`` and ``Accept-Ranges`` for a file response."""
-    return [
-        ("ETag", body.etag),
-        ("Last-Modified", formatdate(body.mtime, usegmt=True)),
-        ("Accept-Ranges", "bytes"),
-    ]
+_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(timestamp: float) -> str:
+    """``timestamp`` as an IMF-fixdate (RFC 9110 5.6.7), e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def validator_lines(body: FileBody) -> bytes:
+    """``ETag``, ``Last-Modified`` and ``Accept-Ranges`` lines for a file response."""
+    return f"ETag: {body.etag}\r\nLast-Modified: {http_date(body.mtime)}\r\nAccept-Ranges: bytes\r\n".encode()
+
+
+def content_type_line(path: str) -> bytes:
+    """The encoded ``Content-Type`` line for ``path``'s extension."""
+    return _CONTENT_TYPE_LINES.get(os.path.splitext(path)[1].lower(), _DEFAULT_TYPE_LINE)
+
+
+_CONTENT_TYPE_LINES: Final = {ext: f"Content-Type: {ctype}\r\n".encode() for ext, ctype in CONTENT_TYPES.items()}
+_DEFAULT_TYPE_LINE: Final = f"Content-Type: {_DEFAULT_TYPE}\r\n".encode()
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
@@ -209,44 +241,92 @@ def static_handler(
     def inside(path: str) -> bool:
         return path == root or path.startswith(root + os.sep)
 
-    def serve_static(ctx: Context) -> Response:
-        raw = ctx.params.get("path", "")
-        rel = unquote(raw)
-        parts = rel.split("/")
+    def sidecars_of(path: str) -> tuple[tuple[str, str], ...]:
+        if not precompressed:
+            return ()
+        found = []
+        for coding, suffix in (("br", ".br"), ("gzip", ".gz")):
+            real = os.path.realpath(path + suffix)
+            if inside(real) and os.path.isfile(real):
+                found.append((coding, real))
+        return tuple(found)
+
+    def resolve(raw: str) -> _Resolved | None:
+        parts = unquote(raw).split("/")
         if any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
-            return Response.not_found()
+            return None
         full = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
         if not inside(full):
-            return Response.not_found()  # a symlink pointing out of the root
+            return None  # a symlink pointing out of the root
         if os.path.isdir(full):
+            found = None
+            if index:
+                candidate = os.path.realpath(os.path.join(full, index))
+                if inside(candidate) and os.path.isfile(candidate):
+                    found = candidate
+            return _Resolved(full, True, found, sidecars_of(found) if found else ())
+        if not os.path.isfile(full):
+            return None
+        return _Resolved(full, False, None, sidecars_of(full))
+
+    # Resolving a path costs several system calls (realpath walks it component by
+    # component), so results are kept for a second. What is kept is the real path
+    # already checked to be inside the root, so a symlink swapped in later is never
+    # followed; a file deleted meanwhile simply gives 404 when it is opened.
+    cache: dict[str, tuple[float, _Resolved | None]] = {}
+
+    def serve_static(ctx: Context) -> Response:
+        raw = ctx.params.get("path", "")
+        now = time.monotonic()
+        hit = cache.get(raw)
+        if hit is not None and hit[0] > now:
+            found = hit[1]
+        else:
+            found = resolve(raw)
+            if len(cache) >= _RESOLVE_CACHE_SIZE:
+                cache.clear()
+            cache[raw] = (now + _RESOLVE_TTL, found)
+        if found is None:
+            return Response.not_found()
+        if found.is_dir:
             if not ctx.req.path.endswith("/"):  # relative links in a directory need the slash
                 return Response.redirect(ctx.req.path + "/", 301)
-            if index:
-                candidate = os.path.join(full, index)
-                if os.path.isfile(candidate) and inside(os.path.realpath(candidate)):
-                    return _file_response(ctx, os.path.realpath(candidate), precompressed, inside)
+            if found.index_file is not None:
+                return _file_response(ctx, root, found.index_file, found.sidecars)
             if listing:
-                return _listing(base + "/" + raw, full)
+                return _listing(base + "/" + raw, found.path)
             return Response.not_found()
-        return _file_response(ctx, full, precompressed, inside)
+        return _file_response(ctx, root, found.path, found.sidecars)
 
     serve_static.__doc__ = f"Files under {directory}."
     return serve_static
 
 
-def _file_response(ctx: Context, path: str, precompressed: bool, inside: Callable[[str], bool]) -> Response:
+class _Resolved(NamedTuple):
+    """Where a static URL path leads: a file, or a directory and its index file."""
+
+    path: str
+    is_dir: bool
+    index_file: str | None
+    sidecars: tuple[tuple[str, str], ...]
+
+
+_RESOLVE_TTL: Final = 1.0
+_RESOLVE_CACHE_SIZE: Final = 4096
+
+
+def _file_response(ctx: Context, root: str, path: str, sidecars: tuple[tuple[str, str], ...]) -> Response:
     from .response import Response
 
     req = ctx.req
-    if precompressed:
-        for coding, suffix in (("br", ".br"), ("gzip", ".gz")):
-            sidecar = path + suffix
-            if os.path.isfile(sidecar) and inside(os.path.realpath(sidecar)):
-                if req.accepts_encoding(coding):
-                    resp = Response.file(sidecar, content_type_for(path))
-                    return resp.with_header("Content-Encoding", coding).with_header("Vary", "Accept-Encoding")
-                return Response.file_range(path, req.headers.get("range")).with_header("Vary", "Accept-Encoding")
-    return Response.file_range(path, req.headers.get("range"))
+    if sidecars:
+        for coding, sidecar in sidecars:
+            if req.accepts_encoding(coding):
+                resp = Response._file(sidecar, None, content_type_for(path), within=root)
+                return resp.with_header("Content-Encoding", coding).with_header("Vary", "Accept-Encoding")
+        resp = Response._file(path, req.headers.get("range"), None, within=root)
+        return resp.with_header("Vary", "Accept-Encoding")
+    return Response._file(path, req.headers.get("range"), None, within=root)
 
 
 def _listing(url_path: str, directory: str) -> Response:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import kowito_json
 
-from .files import FileBody, content_type_for, open_file, parse_range, validator_headers
+from .files import FileBody, content_type_line, open_file, parse_range, validator_lines
 
 if TYPE_CHECKING:
     from .websocket import Upgrade
@@ -55,7 +55,7 @@ def _encode_header(name: str, value: str) -> bytes:
     """``name: value\r\n``, refusing anything that could break the header block."""
     if not name or not _TCHARS.issuperset(name):
         raise ValueError(f"header name {name!r}: expected a token (RFC 9110 5.1)")
-    if any(c in _BAD_VALUE_CHARS for c in value):
+    if "\r" in value or "\n" in value or "\x00" in value:
         raise ValueError(f"header {name}: value contains CR, LF or NUL")
     return f"{name}: {value}\r\n".encode("latin-1")
 
@@ -167,11 +167,21 @@ class Response:
         """A file honouring a ``Range`` header (RFC 9110 14): 206 for one range,
         416 when unsatisfiable, 200 with the whole file otherwise (also for several ranges).
         """
-        opened = open_file(path)
+        return cls._file(path, range_header, content_type)
+
+    @classmethod
+    def _file(
+        cls,
+        path: str | os.PathLike[str],
+        range_header: str | None,
+        content_type: str | None,
+        within: str | None = None,
+    ) -> Response:
+        opened = open_file(path, within)
         if opened is None:
             return cls.not_found()
         fd, st = opened
-        ctype = content_type or content_type_for(os.fspath(path))
+        ctype = _encode_header("Content-Type", content_type) if content_type else content_type_line(os.fspath(path))
         wanted = parse_range(range_header, st.st_size)
         if wanted is False:
             os.close(fd)
@@ -186,15 +196,14 @@ class Response:
     def sendfile(cls, fd: int, offset: int, length: int, content_type: str) -> Response:
         """``length`` bytes of the open file ``fd`` from ``offset``; the response owns (and closes) ``fd``."""
         st = os.fstat(fd)
-        return cls._from_file(FileBody(fd, st, offset, length), content_type, 200)
+        return cls._from_file(FileBody(fd, st, offset, length), _encode_header("Content-Type", content_type), 200)
 
     @classmethod
-    def _from_file(cls, body: FileBody, content_type: str, status: int) -> Response:
+    def _from_file(cls, body: FileBody, content_type_line: bytes, status: int) -> Response:
         resp = cls(status)
-        resp._content = _encode_header("Content-Type", content_type) + content_length_line(body.length)
+        resp._content = content_type_line + content_length_line(body.length)
         resp.file_body = body
-        for name, value in validator_headers(body):
-            resp._extra += _encode_header(name, value)
+        resp._extra = validator_lines(body)
         return resp
 
     @classmethod
