@@ -30,13 +30,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def serve_script(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
-    """``serve_script("examples/demo.py")`` starts it and returns its base URL."""
+    """``serve_script("examples/demo.py", workers, extra_env)`` starts it and returns its base URL."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def start(script: str, workers: int = 1) -> str:
+    def start(script: str, workers: int = 1, extra_env: dict[str, str] | None = None) -> str:
         port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHOPIN_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHOPIN_", "PG"))}
         env.update(PORT=str(port), WORKERS=str(workers), PYTHONUNBUFFERED="1")
+        env.update(extra_env or {})
         log_path = tmp_path_factory.mktemp("server") / "stderr.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
