@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chopin_core.worker import open_listener
+from chopin_core.connection import open_listener
 
 CURL = "/usr/bin/curl"
 # RFC 9110 5.6.7: IMF-fixdate = day-name "," SP date1 SP time-of-day SP GMT

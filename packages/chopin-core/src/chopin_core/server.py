@@ -20,11 +20,12 @@ import sys
 import time
 from collections.abc import Callable
 
+from .connection import open_listener
 from .decorators import registered_routes
 from .errors import ConfigError
 from .router import Router, RouteTable
 from .settings import Settings
-from .worker import Worker, open_listener
+from .worker import Worker
 
 __all__ = ["Chopin", "parse_address"]
 

@@ -19,11 +19,11 @@ import argparse
 import os
 import sys
 
+from .connection import open_listener
 from .errors import ConfigError
 from .router import Router
 from .server import Chopin
 from .settings import Settings
-from .worker import open_listener
 
 __all__ = ["build_parser", "build_router", "main"]
 

@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 
 import orjson
 
+from .connection import Connection
 from .errors import ProtocolError
 from .parser import CONTINUE, ParserLimits, RequestParser
 from .request import Request
 from .router import Router
 from .settings import Settings
-from .worker import Connection, Worker
+from .worker import Worker
 
 __all__ = ["TestClient", "TestResponse"]
 

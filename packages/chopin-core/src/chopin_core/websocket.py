@@ -19,10 +19,11 @@ from .response import Response
 from .websocket_proto import check_upgrade, select_subprotocol
 
 if TYPE_CHECKING:
+    from .connection import Connection
     from .context import Context
     from .types import Handler
     from .websocket_proto import WebSocketConnection
-    from .worker import Connection, Worker
+    from .worker import Worker
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "Upgrade", "WebSocket", "WebSocketHandler", "websocket_endpoint"]
 

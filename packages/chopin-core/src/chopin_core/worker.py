@@ -21,12 +21,12 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from typing import Final
 
+from .connection import Connection, _close_iter, _consume, _pending, open_listener
 from .context import Context
 from .errors import ExtractError, ProtocolError
-from .files import FileBody, not_modified
+from .files import not_modified
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
 from .request import Request
 from .response import Response, http_date, status_line
@@ -43,7 +43,7 @@ from .websocket_proto import (
     handshake_response,
 )
 
-__all__ = ["Worker", "open_listener"]
+__all__ = ["Worker"]
 
 log = logging.getLogger("chopin_core.worker")
 
@@ -77,80 +77,6 @@ _BUSY: Final = (
 _STATUS_LINES: dict[int, bytes] = {}
 # RFC 9110 6.4.1: these carry no content and no Content-Length.
 _NO_BODY: Final = frozenset({204, 304})
-
-
-def open_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """A non-blocking listening socket with ``SO_REUSEPORT`` and ``TCP_NODELAY``."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-class Connection:
-    """One client connection's state, owned by one worker.
-
-    Attributes:
-        out: buffers waiting to be written, in order.
-        last_active: tick of the last read or write progress.
-        head_since: tick the current partial request began, or -1.
-        close_after: close once ``out`` is written.
-        reading: whether the connection is registered for reads.
-        stream: the chunk iterator of a streaming response being sent.
-        file: the file region of a response being sent with ``sendfile``.
-        ws: the WebSocket once the connection has switched protocols.
-        queued: pipelined requests (and a final protocol error) waiting for a
-            stream to finish or for pending output to drain.
-    """
-
-    __slots__ = (
-        "big",
-        "close_after",
-        "closed",
-        "fd",
-        "file",
-        "head_since",
-        "last_active",
-        "out",
-        "parser",
-        "queued",
-        "reading",
-        "sock",
-        "stream",
-        "stream_chunked",
-        "stream_keep",
-        "waiting_write",
-        "ws",
-    )
-
-    def __init__(self, sock: socket.socket | None, parser: RequestParser, tick: int) -> None:
-        self.sock = sock
-        self.fd = sock.fileno() if sock is not None else -1
-        self.parser = parser
-        self.out: list[bytes | memoryview] = []
-        self.big = False
-        self.last_active = tick
-        self.head_since = -1
-        self.close_after = False
-        self.closed = False
-        self.reading = True
-        self.waiting_write = False
-        self.stream: Iterator[bytes | str] | None = None
-        self.file: FileBody | None = None
-        self.ws: WebSocket | None = None
-        self.stream_chunked = True
-        self.stream_keep = True
-        self.queued: list[Request | ProtocolError] = []
 
 
 class Worker:
@@ -836,30 +762,3 @@ def _timeout_response(server_date: bytes) -> bytes:
         + _END_CLOSE
         + body
     )
-
-
-def _pending(out: list[bytes | memoryview]) -> int:
-    """Bytes waiting in ``out``."""
-    return sum(map(len, out))
-
-
-def _consume(out: list[bytes | memoryview], written: int) -> None:
-    """Drop ``written`` bytes from the front of ``out``."""
-    while written and out:
-        first = out[0]
-        size = len(first)
-        if written >= size:
-            del out[0]
-            written -= size
-        else:
-            out[0] = memoryview(first)[written:]
-            return
-
-
-def _close_iter(stream: Iterator[bytes | str]) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception:
-            log.exception("closing a response stream failed")
