@@ -15,31 +15,41 @@ from __future__ import annotations
 import os
 import sys
 
-# benchmarks/ holds http.py and json.py: keep it off sys.path so that `import json`
-# and `import http` below find the standard library's.
+# benchmarks/ holds http.py and json.py: move it to the end of sys.path so that
+# `import json` and `import http` below find the standard library's, and
+# `import benchlib` still finds benchmarks/benchlib.py.
 if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os.path.abspath(__file__))):
-    del sys.path[0]
+    sys.path.append(sys.path.pop(0))
 
 import argparse
-import contextlib
 import datetime as dt
-import importlib.util
 import json
-import os
 import re
 import shlex
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+import benchlib
+from benchlib import (
+    ACCEPT_JSON,
+    HERE,
+    HOST,
+    REPO,
+    check_tools,
+    cpu_model,
+    fmt_ms,
+    fmt_num,
+    fmt_ratio,
+    free_port,
+    http_get,
+    log,
+    markdown_table,
+    peak_rss_kib,
+    wait_ready,
+    write_section,
+)
+
 VENV = HERE / ".venv"
 VENV_BIN = VENV / "bin"
 VENV_PY = VENV_BIN / "python"
@@ -47,15 +57,11 @@ PEERS = HERE / "peers"
 CHOPIN_PKG = REPO / "packages" / "chopin-core"
 KOWITO_PKG = REPO / "packages" / "kowito-json"  # chopin-core's JSON codec
 PIPELINE_LUA = HERE / "pipeline.lua"
-HOST = "127.0.0.1"
-READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
 
 PLAINTEXT_BODY = b"Hello, World!"
 JSON_BODY = {"message": "Hello, World!"}
 # The Accept headers TechEmpower's wrk runs send.
 ACCEPT_PLAINTEXT = "text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
-ACCEPT_JSON = "application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
 PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson")
 PEER_MODULES = PEER_PACKAGES  # each imports under its distribution's name
 
@@ -171,11 +177,8 @@ def make_tests(depth: int) -> list[Test]:
 
 
 @dataclass
-class WrkResult:
-    rps: float | None = None
-    p99_ms: float | None = None
+class WrkResult(benchlib.WrkResult):
     p99_note: str = ""  # why p99 is missing although wrk ran
-    errors: str = ""  # socket errors / non-2xx, empty when clean
 
 
 @dataclass
@@ -190,35 +193,16 @@ class ServerResult:
 # ---------------------------------------------------------------- environment
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def check_tools(server_cpu: int, client_cpu: int) -> None:
-    if shutil.which("wrk") is None:
-        sys.exit("wrk not found: install it with `apt-get install wrk`")
-    if shutil.which("taskset") is None:
-        sys.exit("taskset not found: install it with `apt-get install util-linux`")
-    cpus = os.sched_getaffinity(0)
-    for cpu in (server_cpu, client_cpu):
-        if cpu not in cpus:
-            sys.exit(f"CPU {cpu} is not available (have {sorted(cpus)})")
-    if server_cpu == client_cpu:
-        log("warning: server and wrk share one CPU; numbers will be meaningless")
-
-
 def venv_can_import(module: str) -> bool:
-    probe = subprocess.run([str(VENV_PY), "-c", f"import {module}"], capture_output=True, check=False)
-    return probe.returncode == 0
+    return benchlib.venv_can_import(VENV_PY, module)
 
 
 def ensure_venv(want_chopin: bool) -> None:
     """Create benchmarks/.venv, or complete it: the peers, and chopin-core editable."""
     has_chopin_pkg = (CHOPIN_PKG / "pyproject.toml").exists()
-    pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip = benchlib.pip_install_command(VENV_PY)
     if not VENV_PY.exists():
-        log(f"creating {VENV.relative_to(REPO)} ...")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        benchlib.create_venv(VENV, str(VENV.relative_to(REPO)))
     install = []
     if not venv_can_import(", ".join(PEER_MODULES)):
         install += ["-r", str(HERE / "requirements.txt")]
@@ -227,31 +211,6 @@ def ensure_venv(want_chopin: bool) -> None:
     if install:
         log(f"installing into {VENV.relative_to(REPO)}: {shlex.join(install)} ...")
         subprocess.run([*pip, *install], check=True)
-
-
-def free_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def load_average() -> float:
-    """The 1-minute load average: the servers and wrk add about 2 while they run."""
-    return os.getloadavg()[0]
 
 
 def venv_versions() -> tuple[str, dict[str, str]]:
@@ -274,56 +233,6 @@ def venv_versions() -> tuple[str, dict[str, str]]:
 
 
 # ---------------------------------------------------------------- HTTP probing
-
-
-@dataclass
-class Probe:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header_values(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-
-def http_get(port: int, path: str, timeout: float = 2.0) -> Probe:
-    """One GET over a fresh connection, with a minimal response parser."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed before the headers ended")
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = [
-            (key.strip().lower(), value.strip()) for key, _, value in (line.partition(":") for line in lines[1:])
-        ]
-        length = int(dict(headers).get("content-length", "0"))
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    return Probe(status, headers, body)
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, endpoint: str) -> str:
-    """Poll until the server answers; return "" when it does, else the reason."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return f"exited with code {proc.returncode} before answering"
-        try:
-            http_get(port, "/" + endpoint, timeout=1.0)
-            return ""
-        except (OSError, ValueError, IndexError):
-            time.sleep(0.1)
-    return f"did not answer within {READY_TIMEOUT_S:.0f} s"
 
 
 def check_responses(port: int, endpoints: frozenset[str]) -> list[str]:
@@ -358,119 +267,47 @@ def check_responses(port: int, endpoints: frozenset[str]) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------- processes
-
-
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants, from the ppid field of /proc/<pid>/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def peak_rss_kib(root: int) -> int | None:
-    """Sum of VmHWM (peak resident set) over the server process and its children."""
-    total, seen = 0, False
-    for pid in process_tree(root):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE)
-        if match:
-            total += int(match.group(1))
-            seen = True
-    return total if seen else None
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group, SIGKILL whatever is left after 5 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log(f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s, killing")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 # ---------------------------------------------------------------- wrk
 
 
-# wrk --latency prints e.g. "     99%    4.21ms"
-PERCENTILE_RE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
 # pipeline.lua's done() prints e.g. "Batch latency: p50 812 p90 1400 p99 2300 ..."
 BATCH_RE = re.compile(r"^Batch latency: p50 \d+ p90 \d+ p99 (\d+)", re.MULTILINE)
-UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 def parse_wrk(output: str) -> WrkResult:
-    result = WrkResult()
-    if match := re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE):
-        result.rps = float(match.group(1))
+    result = WrkResult(rps=benchlib.wrk_rps(output))
     if match := BATCH_RE.search(output):
         # Pipelined runs: pipeline.lua's per-batch percentiles, see there.
         result.p99_ms = int(match.group(1)) / 1000
     elif "Batch latency: skipped" in output:
         result.p99_note = "wrk's histogram too wide for pipeline.lua to read back"
     else:
-        percentiles = {int(pct): float(value) * UNIT_TO_MS[unit] for pct, value, unit in PERCENTILE_RE.findall(output)}
+        percentiles = benchlib.wrk_percentiles(output)
         p50, p99 = percentiles.get(50), percentiles.get(99)
         if p50 is not None and p99 is not None and p99 >= p50 > 0:
             result.p99_ms = p99
         elif p99 is not None:
             result.p99_note = f"wrk printed p99 {p99:g} ms below p50 {p50} ms"
-    errors = []
-    if match := re.search(r"Socket errors: (.+)$", output, re.MULTILINE):
-        errors.append("socket errors: " + match.group(1).strip())
-    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-        errors.append(f"{match.group(1)} non-2xx responses")
-    result.errors = "; ".join(errors)
+    result.errors = benchlib.wrk_errors(output)
     return result
 
 
 def wrk_command(port: int, test: Test, duration: int, connections: int, cpu: int) -> list[str]:
-    cmd = [
-        "taskset", "-c", str(cpu),
-        "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-        "--timeout", "8s",
-        "-H", "Host: localhost",
-        "-H", f"Accept: {test.accept}",
-        "-H", "Connection: keep-alive",
-    ]  # fmt: skip
-    if test.depth > 1:
-        cmd += ["-s", str(PIPELINE_LUA)]
-    cmd.append(f"http://{HOST}:{port}{test.path}")
-    if test.depth > 1:
-        cmd += ["--", str(test.depth), str(connections)]
-    return cmd
+    pipelined = test.depth > 1
+    return benchlib.wrk_command(
+        port,
+        test.path,
+        duration=duration,
+        connections=connections,
+        cpu=cpu,
+        headers=("Host: localhost", f"Accept: {test.accept}", "Connection: keep-alive"),
+        script=PIPELINE_LUA if pipelined else None,
+        script_args=(str(test.depth), str(connections)) if pipelined else (),
+    )
 
 
 def run_wrk(cmd: list[str], duration: int) -> tuple[WrkResult, str]:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
-    except subprocess.TimeoutExpired:
-        return WrkResult(errors="wrk timed out"), ""
-    result = parse_wrk(done.stdout)
-    if done.returncode != 0 or result.rps is None:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-        result.errors = "; ".join(filter(None, [result.errors, "wrk failed", *detail]))
-    return result, done.stdout
+    return benchlib.run_wrk(cmd, duration, parse_wrk)
 
 
 # ---------------------------------------------------------------- one server
@@ -482,29 +319,9 @@ def bench_server(spec: ServerSpec, tests: list[Test], args: argparse.Namespace, 
     env.pop("PYTHONPATH", None)
     cmd = ["taskset", "-c", str(args.server_cpu), *spec.command(port)]
     log(f"[{spec.name}] {spec.display(port)}  (cwd {spec.cwd.relative_to(REPO)}, CPU {args.server_cpu})")
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=spec.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: stop_server gets workers
-        )
-        try:
-            result = load_server(spec, proc, tests, args, port)
-        finally:
-            stop_server(proc)
-        output.seek(0)
-        tail = output.read().decode(errors="replace").strip().splitlines()[-15:]
-    if tail and (result.skipped or proc.returncode not in (0, -signal.SIGTERM)):
-        log(f"[{spec.name}] exit code {proc.returncode}; server output, last lines:")
-        for line in tail:
-            log(f"    {line}")
-    if result.skipped:
-        log(f"[{spec.name}] skipped: {result.skipped}")
-    return result
+    run = benchlib.run_server(cmd, lambda proc: load_server(spec, proc, tests, args, port), env=env, cwd=spec.cwd)
+    benchlib.log_server_end(spec.name, run.result.skipped, run)
+    return run.result
 
 
 def load_server(
@@ -516,7 +333,7 @@ def load_server(
 ) -> ServerResult:
     result = ServerResult(spec.name)
     first = "plaintext" if "plaintext" in spec.endpoints else "json"
-    if reason := wait_ready(proc, port, first):
+    if reason := wait_ready(proc, port, "/" + first):
         result.skipped = reason
         return result
     result.warnings = check_responses(port, spec.endpoints)
@@ -550,21 +367,7 @@ def load_server(
 
 
 def fmt_rps(rps: float | None) -> str:
-    return "n/a" if rps is None else f"{rps:,.0f}"
-
-
-def fmt_ms(ms: float | None) -> str:
-    return "n/a" if ms is None else f"{ms:.2f} ms"
-
-
-def fmt_ratio(ours: float | None, theirs: float | None) -> str:
-    return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    aligns = ["---"] + ["---:"] * (len(header) - 1)
-    lines = [header, aligns, *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    return fmt_num(rps)
 
 
 def column_name(result: ServerResult) -> str:
@@ -709,22 +512,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def write_section(path: Path, name: str, text: str) -> None:
-    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
-    # Loaded by file path, since benchmarks/ is kept off sys.path.
-    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_section(path, name, text)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_tools(args.server_cpu, args.client_cpu)
-    load_before = load_average()
-    if load_before > 0.5:
-        log(f"warning: 1-minute load average is {load_before:.2f}; other work will skew the numbers")
+    load_before = benchlib.load_before_run()
     ensure_venv(want_chopin="chopin" in args.only)
     tests = make_tests(args.depth)
     taken: set[int] = set()

@@ -14,15 +14,15 @@ from this checkout) on first use and re-runs itself there.
 
 import sys
 
-# This file is named json.py: keep its folder off sys.path so ``import json``
-# (ours and every library's) finds the standard library.
+# This file is named json.py: move its folder to the end of sys.path so ``import json``
+# (ours and every library's) finds the standard library, and ``import benchlib`` still
+# finds benchmarks/benchlib.py.
 if sys.path and sys.path[0] and __import__("os").path.samefile(sys.path[0], __import__("os").path.dirname(__file__)):
-    del sys.path[0]
+    sys.path.append(sys.path.pop(0))
 
 import argparse
 import dataclasses
 import datetime as dt
-import importlib.util
 import os
 import platform
 import subprocess
@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+import benchlib
+from benchlib import HERE, REPO, log, markdown_table, write_section
+
 VENV = HERE / ".venv-json"
 VENV_PY = VENV / "bin" / "python"
 REQUIREMENTS = HERE / "requirements-json.txt"
@@ -43,8 +44,7 @@ def ensure_venv() -> None:
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
     if not VENV_PY.exists():
-        print(f"creating {VENV} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        benchlib.create_venv(VENV, str(VENV))
         pip = [str(VENV_PY), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "-r", str(REQUIREMENTS), "-e", str(KOWITO)], check=True)
     os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
@@ -290,16 +290,6 @@ def fmt(seconds: float) -> str:
     return f"{us:.2f}"
 
 
-def write_section(path: Path, name: str, text: str) -> None:
-    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
-    # Loaded by file path, since benchmarks/ is kept off sys.path.
-    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_section(path, name, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -341,13 +331,13 @@ def main() -> None:
             results[(name, "encode", lib)] = best_per_op(encode_fn, own, args.repeats)
             if decode_fn is not None:
                 results[(name, "decode", lib)] = best_per_op(decode_fn, data, args.repeats)
-            print(f"  {name:8} {lib:20} done", file=sys.stderr)
+            log(f"  {name:8} {lib:20} done")
 
     markdown = render(results, libs, args)
     print(markdown)
     if args.markdown_out:
         write_section(args.markdown_out, "json", markdown)
-        print(f"wrote {args.markdown_out}", file=sys.stderr)
+        log(f"wrote {args.markdown_out}")
 
 
 LABELS = {
@@ -373,7 +363,7 @@ def render(results: dict[tuple[str, str, str], float], libs: dict[str, Any], arg
         + (f" --markdown-out {args.markdown_out}`" if args.markdown_out else "`"),
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- Python: {platform.python_version()} (benchmarks/.venv-json); {os.cpu_count()} logical CPUs,"
-        f" 1-minute load average {os.getloadavg()[0]:.2f} at the end (other work on the machine skews every number)",
+        f" 1-minute load average {benchlib.load_average():.2f} at the end (other work on the machine skews every number)",
         f"- Versions: {versions()}",
         "- Method: best of the repeats, each a batch of about 0.2 s timed with `time.perf_counter`, one process.",
         "- Decode means parse + validate + build the typed value, except `orjson` and `json`: `loads` + `T(**d)`"
@@ -382,31 +372,35 @@ def render(results: dict[tuple[str, str, str], float], libs: dict[str, Any], arg
         "",
         "### Microseconds per operation (lower is better)",
         "",
-        "| case | op | " + " | ".join(columns) + " |",
-        "| --- | --- | " + " | ".join("---:" for _ in columns) + " |",
     ]
-    for case in CASES:
-        for op in ("encode", "decode"):
-            cells = [fmt(results[(case, op, lib)]) if (case, op, lib) in results else "n/a" for lib in columns]
-            lines.append(f"| {LABELS[case]} | {op} | " + " | ".join(cells) + " |")
+    times = [
+        [LABELS[case], op, *(fmt(results[(case, op, lib)]) if (case, op, lib) in results else "n/a" for lib in columns)]
+        for case in CASES
+        for op in ("encode", "decode")
+    ]
+    lines.append(markdown_table(["case", "op", *columns], times, left=2))
+
+    def r(case: str, op: str, peer: str) -> str:
+        return f"{results[(case, op, 'kowito-json')] / results[(case, op, peer)]:.2f}"
+
+    peers = [
+        ("encode", "orjson", "encode / orjson native"),
+        ("decode", "mashumaro", "decode / mashumaro"),
+        ("decode", "pydantic v2", "decode / pydantic v2"),
+        ("decode", "msgspec Struct", "decode / msgspec Struct"),
+        ("decode", "msgspec dataclass", "decode / msgspec dataclass"),
+        ("encode", "msgspec Struct", "encode / msgspec Struct"),
+    ]
+    ratios = [[LABELS[case], *(r(case, op, peer) for op, peer, _ in peers)] for case in CASES]
     lines += [
         "",
         "### Ratios (kowito-json time / peer time; below 1.00 means kowito-json is faster)",
         "",
-        "| case | encode / orjson native | decode / mashumaro | decode / pydantic v2 | decode / msgspec Struct"
-        " | decode / msgspec dataclass | encode / msgspec Struct |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        markdown_table(["case", *(title for _, _, title in peers)], ratios),
+        "",
+        "### Commentary",
+        "",
     ]
-    for case in CASES:
-
-        def r(op: str, peer: str, case: str = case) -> str:
-            return f"{results[(case, op, 'kowito-json')] / results[(case, op, peer)]:.2f}"
-
-        lines.append(
-            f"| {LABELS[case]} | {r('encode', 'orjson')} | {r('decode', 'mashumaro')} | {r('decode', 'pydantic v2')}"
-            f" | {r('decode', 'msgspec Struct')} | {r('decode', 'msgspec dataclass')} | {r('encode', 'msgspec Struct')} |"
-        )
-    lines += ["", "### Commentary", ""]
 
     def span(op: str, peer: str) -> str:
         ratios = [results[(c, op, "kowito-json")] / results[(c, op, peer)] for c in CASES]

@@ -16,31 +16,40 @@ from __future__ import annotations
 import os
 import sys
 
-# benchmarks/ holds http.py and json.py: keep it off sys.path so that `import json`
-# below finds the standard library's.
+# benchmarks/ holds http.py and json.py: move it to the end of sys.path so that
+# `import json` below finds the standard library's, and `import benchlib` still
+# finds benchmarks/benchlib.py.
 if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os.path.abspath(__file__))):
-    del sys.path[0]
+    sys.path.append(sys.path.pop(0))
 
 import argparse
-import contextlib
 import datetime as dt
-import importlib.util
 import json
 import platform
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+import benchlib
+from benchlib import (
+    ACCEPT_JSON,
+    HERE,
+    HOST,
+    READY_TIMEOUT_S,
+    REPO,
+    cpu_model,
+    free_port,
+    log,
+    markdown_table,
+    write_section,
+)
+
 VENV = HERE / ".venv-pg"
 VENV_BIN = VENV / "bin"
 VENV_PY = VENV_BIN / "python"
@@ -54,13 +63,9 @@ CHOPIN_PACKAGES = {
 }
 PEER_MODULES = ("psycopg", "asyncpg", "pg8000", "uvicorn", "uvloop", "httptools", "orjson")
 
-HOST = "127.0.0.1"
 WORKER_TIMEOUT_S = 600.0
 SETUP_TIMEOUT_S = 180.0
 PIP_TIMEOUT_S = 900.0
-READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
-ACCEPT_JSON = "application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
 
 DRIVERS = ("psycopg", "asyncpg", "pg8000", "chopin")
 PEER_DRIVERS = ("psycopg", "asyncpg", "pg8000")
@@ -101,25 +106,15 @@ class Measurement:
 
 
 @dataclass
-class WebResult:
-    rps: float | None = None
-    p99_ms: float | None = None
+class WebResult(benchlib.WrkResult):
     na: str = ""
-    errors: str = ""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- environment
 
 
 def venv_can_import(modules: str, env: dict[str, str] | None = None) -> bool:
-    probe = subprocess.run(
-        [str(VENV_PY), "-P", "-c", f"import {modules}"], capture_output=True, env=env, timeout=60, check=False
-    )
-    return probe.returncode == 0
+    return benchlib.venv_can_import(VENV_PY, modules, isolated=True, env=env, timeout=60)
 
 
 def ensure_venv() -> dict[str, str]:
@@ -128,10 +123,9 @@ def ensure_venv() -> dict[str, str]:
     A chopin package that pip cannot install yet (a half-written pyproject) is put on
     PYTHONPATH from its src/ instead, so that the run goes on.
     """
-    pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip = benchlib.pip_install_command(VENV_PY)
     if not VENV_PY.exists():
-        log(f"creating {VENV.relative_to(REPO)} ...")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
+        benchlib.create_venv(VENV, str(VENV.relative_to(REPO)), timeout=120)
     if not venv_can_import(", ".join(PEER_MODULES)):
         log(f"installing {HERE.name}/requirements-pg.txt into {VENV.relative_to(REPO)} ...")
         subprocess.run([*pip, "-r", str(HERE / "requirements-pg.txt")], check=True, timeout=PIP_TIMEOUT_S)
@@ -198,14 +192,6 @@ def worker(
     return answer
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 # ---------------------------------------------------------------- drivers
 
 
@@ -259,13 +245,6 @@ WEB_SERVERS = (
 )  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """One GET over a fresh connection; status and body (Content-Length framed)."""
     request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
@@ -299,26 +278,27 @@ def check_web(port: int) -> str:
     return ""
 
 
+# p99 in us, ms or s only (wrk's --timeout 8s keeps latencies below a minute).
+P99_UNITS = {unit: benchlib.UNIT_TO_MS[unit] for unit in ("us", "ms", "s")}
+
+
 def parse_wrk(output: str) -> WebResult:
-    result = WebResult()
-    if match := re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE):
-        result.rps = float(match.group(1))
-    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    if match := re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE):
-        result.p99_ms = float(match.group(1)) * units[match.group(2)]
-    errors = []
-    if match := re.search(r"Socket errors: (.+)$", output, re.MULTILINE):
-        errors.append("socket errors: " + match.group(1).strip())
-    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-        errors.append(f"{match.group(1)} non-2xx responses")
-    result.errors = "; ".join(errors)
-    return result
+    return WebResult(
+        rps=benchlib.wrk_rps(output),
+        p99_ms=benchlib.wrk_percentiles(output, P99_UNITS).get(99),
+        errors=benchlib.wrk_errors(output),
+    )
 
 
 def run_wrk(args: argparse.Namespace, port: int, path: str, duration: int) -> WebResult:
-    cmd = ["taskset", "-c", str(args.client_cpu), "wrk", "-t1", f"-c{args.connections}", f"-d{duration}s",
-           "--latency", "--timeout", "8s", "-H", "Host: localhost", "-H", f"Accept: {ACCEPT_JSON}",
-           "-H", "Connection: keep-alive", f"http://{HOST}:{port}{path}"]  # fmt: skip
+    cmd = benchlib.wrk_command(
+        port,
+        path,
+        duration=duration,
+        connections=args.connections,
+        cpu=args.client_cpu,
+        headers=("Host: localhost", f"Accept: {ACCEPT_JSON}", "Connection: keep-alive"),
+    )
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
     except subprocess.TimeoutExpired:
@@ -331,18 +311,6 @@ def run_wrk(args: argparse.Namespace, port: int, path: str, duration: int) -> We
     return result
 
 
-def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log(f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s, killing")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 def bench_web_server(args: argparse.Namespace, env: dict[str, str], server: WebServer) -> dict[str, WebResult]:
     port = free_port()
     server_env = {**env, "PORT": str(port), "HOST": HOST, "WORKERS": "1", "POOL_SIZE": str(args.pool_size),
@@ -350,34 +318,33 @@ def bench_web_server(args: argparse.Namespace, env: dict[str, str], server: WebS
     cmd = ["taskset", "-c", str(args.server_cpu), *server.command(port)]
     log(f"[{server.name}] {shlex.join(cmd).replace(str(REPO) + '/', '')}  (cwd {server.cwd.relative_to(REPO)})")
     results: dict[str, WebResult] = {}
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(cmd, cwd=server.cwd, env=server_env, stdin=subprocess.DEVNULL, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        try:
-            reason = ""
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    reason = f"server exited with code {proc.returncode} before answering"
+
+    def load(proc: subprocess.Popen[bytes]) -> str:
+        """Wait for the server and check its answers, then load it; "" when it ran, else why not."""
+        reason = ""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                reason = f"server exited with code {proc.returncode} before answering"
+                break
+            try:
+                reason = check_web(port)
+                break
+            except (OSError, ValueError, IndexError):
+                if time.monotonic() > deadline:
+                    reason = f"server did not answer within {READY_TIMEOUT_S:.0f} s"
                     break
-                try:
-                    reason = check_web(port)
-                    break
-                except (OSError, ValueError, IndexError):
-                    if time.monotonic() > deadline:
-                        reason = f"server did not answer within {READY_TIMEOUT_S:.0f} s"
-                        break
-                    time.sleep(0.1)
-            if not reason:
-                run_wrk(args, port, "/db", args.warmup)
-                for label, path in WEB_PATHS:
-                    results[label] = run_wrk(args, port, path, args.duration)
-                    r = results[label]
-                    log(f"  {label:<20} {r.na or f'{r.rps:10,.0f} req/s  p99 {r.p99_ms} ms {r.errors}'}")
-        finally:
-            stop_process_group(proc)
-        output.seek(0)
-        tail = output.read().decode(errors="replace").strip().splitlines()[-8:]
+                time.sleep(0.1)
+        if not reason:
+            run_wrk(args, port, "/db", args.warmup)
+            for label, path in WEB_PATHS:
+                results[label] = run_wrk(args, port, path, args.duration)
+                r = results[label]
+                log(f"  {label:<20} {r.na or f'{r.rps:10,.0f} req/s  p99 {r.p99_ms} ms {r.errors}'}")
+        return reason
+
+    run = benchlib.run_server(cmd, load, env=server_env, cwd=server.cwd, tail_lines=8)
+    reason, tail = run.result, run.tail
     if reason:
         if server.name == "chopin":
             reason = f"chopin /db, /queries not available: {reason}"
@@ -405,7 +372,7 @@ def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str])
     header = ["scenario", *(DRIVER_LABELS[d] for d in drivers)]
     if "chopin" in drivers:
         header += [f"chopin / {DRIVER_LABELS[p]}" for p in peers]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    rows: list[list[str]] = []
     notes: list[str] = []
     for name, by_driver in results.items():
         scenario = SCENARIO[name]
@@ -423,8 +390,8 @@ def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str])
                 other = by_driver[peer]
                 ok = not chopin.na and not other.na
                 cells.append(f"{chopin.rate / other.rate:.2f}x" if ok else "n/a")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines, notes
+        rows.append(cells)
+    return markdown_table(header, rows).split("\n"), notes
 
 
 def web_table(web: dict[str, dict[str, WebResult]]) -> tuple[list[str], list[str]]:
@@ -432,7 +399,7 @@ def web_table(web: dict[str, dict[str, WebResult]]) -> tuple[list[str], list[str
     header = ["endpoint", *(f"{s} req/s" for s in servers), *(f"{s} p99" for s in servers)]
     if "chopin" in servers and "uvicorn+asyncpg" in servers:
         header.append("chopin / uvicorn+asyncpg")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    table: list[list[str]] = []
     notes: list[str] = []
     for label, _ in WEB_PATHS:
         rows = {s: web[s][label] for s in servers}
@@ -450,8 +417,8 @@ def web_table(web: dict[str, dict[str, WebResult]]) -> tuple[list[str], list[str
         if len(header) > 1 + 2 * len(servers):
             c, u = rows["chopin"], rows["uvicorn+asyncpg"]
             cells.append(f"{(c.rps or 0) / u.rps:.2f}x" if not c.na and not u.na and u.rps else "n/a")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines, sorted(set(notes), key=notes.index)
+        table.append(cells)
+    return markdown_table(header, table).split("\n"), sorted(set(notes), key=notes.index)
 
 
 def markdown(
@@ -501,16 +468,6 @@ def markdown(
 # ---------------------------------------------------------------- main
 
 
-def write_section(path: Path, name: str, text: str) -> None:
-    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
-    # Loaded by file path, since benchmarks/ is kept off sys.path.
-    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_section(path, name, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(DRIVERS), help="drivers: " + ",".join(DRIVERS))
@@ -539,11 +496,9 @@ def main() -> None:
         sys.exit(f"unknown driver or scenario: {', '.join(unknown)}")
 
     env = ensure_venv()
-    load_before = os.getloadavg()[0]
-    if load_before > 0.5:
-        log(
-            f"warning: load average {load_before:.2f} before the run: other work shares the CPUs, numbers will be noisy"
-        )
+    load_before = benchlib.load_before_run(
+        "warning: load average {load:.2f} before the run: other work shares the CPUs, numbers will be noisy"
+    )
     ensure_postgres(args.host, args.port)
     versions = worker(args, env, "--versions", timeout=60)
     setup = worker(args, env, "--setup", timeout=SETUP_TIMEOUT_S)
@@ -561,7 +516,7 @@ def main() -> None:
             for server in WEB_SERVERS:
                 web[server.name] = bench_web_server(args, env, server)
 
-    load = (load_before, os.getloadavg()[0])
+    load = (load_before, benchlib.load_average())
     report = markdown(args, versions, server_version, drivers, results, web, load)
     print(report)
     if args.markdown_out:

@@ -10,8 +10,7 @@ Only 127.0.0.1 is used. nginx is installed with apt-get when missing (nginx-ligh
 if the archive has it) and runs from a config generated in the temp dir.
 Stdlib only: this file runs under the system python3 and drives chopin from
 benchmarks/.venv, which it creates (chopin-core installed editable) when missing.
-Self-contained on purpose: importing benchmarks/http.py by name would shadow the
-standard library's ``http`` package.
+The pieces it shares with benchmarks/http.py live in benchmarks/benchlib.py.
 """
 
 from __future__ import annotations
@@ -19,36 +18,45 @@ from __future__ import annotations
 import os
 import sys
 
-# benchmarks/ holds http.py and json.py: keep it off sys.path so that `import json`
-# and `import http` below find the standard library's.
+# benchmarks/ holds http.py and json.py: move it to the end of sys.path so that
+# `import json` and `import http` below find the standard library's, and
+# `import benchlib` still finds benchmarks/benchlib.py.
 if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os.path.abspath(__file__))):
-    del sys.path[0]
+    sys.path.append(sys.path.pop(0))
 
 import argparse
-import contextlib
 import datetime as dt
-import importlib.util
-import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+import benchlib
+from benchlib import (
+    HERE,
+    HOST,
+    REPO,
+    STOP_TIMEOUT_S,
+    check_tools,
+    cpu_model,
+    fmt_ms,
+    fmt_num,
+    fmt_ratio,
+    free_port,
+    http_get,
+    log,
+    markdown_table,
+    peak_rss_kib,
+    wait_ready,
+    write_section,
+)
+
 VENV = HERE / ".venv"
 VENV_PY = VENV / "bin" / "python"
 CHOPIN_PKG = REPO / "packages" / "chopin-core"
-HOST = "127.0.0.1"
-READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
 APT_TIMEOUT_S = 600.0
 SMALL_SIZE = 1024
 BIG_SIZE = 10 * 1024 * 1024
@@ -65,11 +73,8 @@ class Test:
 
 
 @dataclass
-class WrkResult:
-    rps: float | None = None
+class WrkResult(benchlib.WrkResult):
     mib_s: float | None = None
-    p99_ms: float | None = None
-    errors: str = ""
 
 
 @dataclass
@@ -83,23 +88,7 @@ class ServerResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------- environment
-
-
-def check_tools(server_cpu: int, client_cpu: int) -> None:
-    for tool, package in (("wrk", "wrk"), ("taskset", "util-linux")):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found: install it with `apt-get install {package}`")
-    cpus = os.sched_getaffinity(0)
-    for cpu in (server_cpu, client_cpu):
-        if cpu not in cpus:
-            sys.exit(f"CPU {cpu} is not available (have {sorted(cpus)})")
-    if server_cpu == client_cpu:
-        log("warning: server and wrk share one CPU; numbers will be meaningless")
 
 
 def find_nginx() -> str | None:
@@ -139,40 +128,18 @@ def ensure_nginx() -> str:
 
 
 def venv_can_import(module: str) -> bool:
-    probe = subprocess.run([str(VENV_PY), "-c", f"import {module}"], capture_output=True, timeout=60, check=False)
-    return probe.returncode == 0
+    return benchlib.venv_can_import(VENV_PY, module, timeout=60)
 
 
 def ensure_venv() -> None:
     """Create benchmarks/.venv if needed and install chopin-core into it (editable)."""
     if not VENV_PY.exists():
-        log(f"creating {VENV.relative_to(REPO)} ...")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
+        benchlib.create_venv(VENV, str(VENV.relative_to(REPO)), timeout=300)
     if not venv_can_import("chopin_core.static"):
         log(f"installing chopin-core (editable) into {VENV.relative_to(REPO)} ...")
-        pip = [str(VENV_PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        pip = benchlib.pip_install_command(VENV_PY)
         kowito = REPO / "packages" / "kowito-json"  # chopin-core's JSON codec
         subprocess.run([*pip, "-e", str(kowito), "-e", str(CHOPIN_PKG)], check=True, timeout=APT_TIMEOUT_S)
-
-
-def free_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def nginx_version(nginx: str) -> str:
@@ -274,52 +241,12 @@ def chopin_spec(docroot: Path, port: int) -> ServerSpec:
 # ---------------------------------------------------------------- HTTP probing
 
 
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """One GET over a fresh connection: the status and the body (Content-Length framed)."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("connection closed before the headers ended")
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = sock.recv(1024 * 1024)
-            if not chunk:
-                break
-            body += chunk
-    return status, body
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int) -> str:
-    """Poll until the server answers; "" when it does, else the reason."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return f"exited with code {proc.returncode} before answering"
-        try:
-            http_get(port, "/index.html", timeout=1.0)
-            return ""
-        except (OSError, ValueError, IndexError):
-            time.sleep(0.1)
-    return f"did not answer within {READY_TIMEOUT_S:.0f} s"
-
-
 def check_files(port: int, docroot: Path, tests: list[Test]) -> list[str]:
     problems = []
     for test in tests:
         try:
-            status, body = http_get(port, test.path, timeout=10.0)
+            probe = http_get(port, test.path, timeout=10.0, chunk_size=1024 * 1024)
+            status, body = probe.status, probe.body
         except (OSError, ValueError, IndexError) as exc:
             problems.append(f"{test.path}: request failed: {exc}")
             continue
@@ -328,102 +255,26 @@ def check_files(port: int, docroot: Path, tests: list[Test]) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------- processes
-
-
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants, from the ppid field of /proc/<pid>/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def peak_rss_kib(root: int) -> int | None:
-    """Sum of VmHWM (peak resident set) over the server process and its children."""
-    total, seen = 0, False
-    for pid in process_tree(root):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        if match := re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE):
-            total += int(match.group(1))
-            seen = True
-    return total if seen else None
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group, SIGKILL whatever is left after a few seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log(f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s, killing")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=STOP_TIMEOUT_S)
-
-
 # ---------------------------------------------------------------- wrk
 
 
-PERCENTILE_RE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
-UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-# wrk prints binary units: "Transfer/sec:    115.69MB" means 115.69 * 2**20 bytes.
-TRANSFER_RE = re.compile(r"^Transfer/sec:\s+([\d.]+)([KMGT]?B)\s*$", re.MULTILINE)
-UNIT_TO_MIB = {"B": 1 / 2**20, "KB": 1 / 2**10, "MB": 1.0, "GB": 2.0**10, "TB": 2.0**20}
-
-
 def parse_wrk(output: str) -> WrkResult:
-    result = WrkResult()
-    if match := re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE):
-        result.rps = float(match.group(1))
-    if match := TRANSFER_RE.search(output):
-        result.mib_s = float(match.group(1)) * UNIT_TO_MIB[match.group(2)]
-    percentiles = {int(pct): float(value) * UNIT_TO_MS[unit] for pct, value, unit in PERCENTILE_RE.findall(output)}
-    result.p99_ms = percentiles.get(99)
-    errors = []
-    if match := re.search(r"Socket errors: (.+)$", output, re.MULTILINE):
-        errors.append("socket errors: " + match.group(1).strip())
-    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-        errors.append(f"{match.group(1)} non-2xx responses")
-    result.errors = "; ".join(errors)
-    return result
+    return WrkResult(
+        rps=benchlib.wrk_rps(output),
+        p99_ms=benchlib.wrk_percentiles(output).get(99),
+        errors=benchlib.wrk_errors(output),
+        mib_s=benchlib.wrk_transfer_mib(output),
+    )
 
 
 def wrk_command(port: int, test: Test, duration: int, cpu: int) -> list[str]:
-    return [
-        "taskset", "-c", str(cpu),
-        "wrk", "-t1", f"-c{test.connections}", f"-d{duration}s", "--latency", "--timeout", "8s",
-        "-H", "Connection: keep-alive",
-        f"http://{HOST}:{port}{test.path}",
-    ]  # fmt: skip
+    return benchlib.wrk_command(
+        port, test.path, duration=duration, connections=test.connections, cpu=cpu, headers=("Connection: keep-alive",)
+    )
 
 
 def run_wrk(cmd: list[str], duration: int) -> tuple[WrkResult, str]:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
-    except subprocess.TimeoutExpired:
-        return WrkResult(errors="wrk timed out"), ""
-    result = parse_wrk(done.stdout)
-    if done.returncode != 0 or result.rps is None:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-        result.errors = "; ".join(filter(None, [result.errors, "wrk failed", *detail]))
-    return result, done.stdout
+    return benchlib.run_wrk(cmd, duration, parse_wrk)
 
 
 # ---------------------------------------------------------------- one server
@@ -438,30 +289,16 @@ def bench_server(spec: ServerSpec, docroot: Path, tests: list[Test], args: argpa
     }
     cmd = ["taskset", "-c", str(args.server_cpu), *spec.argv]
     log(f"[{spec.name}] {spec.display}  (CPU {args.server_cpu}, port {port})")
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop_server reaches nginx's worker too
-        )
-        try:
-            if reason := wait_ready(proc, port):
-                result.skipped = reason
-            else:
-                load_server(result, proc, docroot, tests, args, port)
-        finally:
-            stop_server(proc)
-        output.seek(0)
-        tail = output.read().decode(errors="replace").strip().splitlines()[-15:]
-    if tail and (result.skipped or proc.returncode not in (0, -signal.SIGTERM)):
-        log(f"[{spec.name}] exit code {proc.returncode}; server output, last lines:")
-        for line in tail:
-            log(f"    {line}")
-    if result.skipped:
-        log(f"[{spec.name}] skipped: {result.skipped}")
+
+    def load(proc: subprocess.Popen[bytes]) -> None:
+        if reason := wait_ready(proc, port, "/index.html"):
+            result.skipped = reason
+        else:
+            load_server(result, proc, docroot, tests, args, port)
+
+    # Its own process group: stop_server reaches nginx's worker too.
+    run = benchlib.run_server(cmd, load, env=env, final_wait=STOP_TIMEOUT_S)
+    benchlib.log_server_end(spec.name, result.skipped, run)
     return result
 
 
@@ -495,25 +332,8 @@ def load_server(
 # ---------------------------------------------------------------- tables
 
 
-def fmt_num(value: float | None, digits: int = 0) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}f}"
-
-
-def fmt_ms(ms: float | None) -> str:
-    return "n/a" if ms is None else f"{ms:.2f} ms"
-
-
-def fmt_ratio(ours: float | None, theirs: float | None) -> str:
-    return "n/a" if ours is None or not theirs else f"{ours / theirs:.2f}"
-
-
 def fmt_mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [header, ["---"] * 2 + ["---:"] * (len(header) - 2), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
 def render(results: dict[str, ServerResult], tests: list[Test]) -> str:
@@ -533,7 +353,7 @@ def render(results: dict[str, ServerResult], tests: list[Test]) -> str:
                 fmt_ratio(c.p99_ms, n.p99_ms),
             ]
         )
-    table = markdown_table(["test", "server", "requests/s", "MiB/s", "p99 latency"], rows)
+    table = markdown_table(["test", "server", "requests/s", "MiB/s", "p99 latency"], rows, left=2)
     rss = markdown_table(
         ["server", "processes", "peak RSS"],
         [
@@ -541,6 +361,7 @@ def render(results: dict[str, ServerResult], tests: list[Test]) -> str:
             [f"chopin {chopin.version}", "1 process (-w 1 does not fork)", fmt_mib(chopin.rss_kib)],
             ["**chopin / nginx**", "", fmt_ratio(chopin.rss_kib, nginx.rss_kib)],
         ],
+        left=2,
     )
     parts = [
         "### Throughput and latency (requests/s, MiB/s: higher is better; p99: lower is better)",
@@ -619,24 +440,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def write_section(path: Path, name: str, text: str) -> None:
-    """Replace this benchmark's section of ``path``, keeping the others (benchmarks/results_file.py)."""
-    # Loaded by file path, since benchmarks/ is kept off sys.path.
-    spec = importlib.util.spec_from_file_location("results_file", Path(__file__).with_name("results_file.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_section(path, name, text)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_tools(args.server_cpu, args.client_cpu)
     nginx = ensure_nginx()
     ensure_venv()
-    load_before = os.getloadavg()[0]
-    if load_before > 0.5:
-        log(f"warning: 1-minute load average is {load_before:.2f}; other work will skew the numbers")
+    load_before = benchlib.load_before_run()
     tests = list(make_tests(args))
     taken: set[int] = set()
     results: dict[str, ServerResult] = {}
@@ -650,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             result = bench_server(spec, docroot, tests, args)
             result.version = versions[spec.name]
             results[spec.name] = result
-    load_after = os.getloadavg()[0]
+    load_after = benchlib.load_average()
     body = render(results, tests)
     print(body)
     if args.markdown_out:

@@ -21,8 +21,12 @@ import time
 from collections.abc import Callable
 
 from .connection import open_listener
+from .context import Context
 from .decorators import registered_routes
 from .errors import ConfigError
+from .metrics import MetricsBlock, render_prometheus
+from .metrics import health as health_document
+from .response import Response
 from .router import Router, RouteTable
 from .settings import Settings
 from .worker import Worker
@@ -67,6 +71,8 @@ class Chopin:
         self.router = router if router is not None else Router()
         self.settings = settings
         self._on_worker_start: list[Callable[[int], None]] = []
+        self._metrics_block: MetricsBlock | None = None
+        self._metrics_wanted = False
 
     def mount_all_routes(self, package: str | None = None) -> Chopin:
         """Mount every handler declared with the route decorators.
@@ -82,6 +88,36 @@ class Chopin:
                 importlib.import_module(info.name)
         for found in registered_routes(package):
             self.router.route(found.method, found.path, found.handler)
+        return self
+
+    def with_metrics(self, path: str = "/metrics") -> Chopin:
+        """Serve Prometheus metrics (text format 0.0.4) summed over every worker at ``path``.
+
+        Each worker counts into its own slot of a shared-memory block (no lock on the
+        hot path); whichever worker answers the scrape adds the slots up.
+        """
+        self._metrics_wanted = True
+
+        def metrics(ctx: Context) -> Response:
+            block = self._metrics_block
+            if block is None:
+                return Response.text("metrics are collected once the server runs", 503)
+            return Response.raw(render_prometheus(block), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+        self.router.get(path, metrics)
+        return self
+
+    def with_health(self, path: str = "/health") -> Chopin:
+        """Serve a health document (status, uptime, workers, requests, connections, bytes) at ``path``."""
+        self._metrics_wanted = True
+
+        def health(ctx: Context) -> Response:
+            block = self._metrics_block
+            if block is None:
+                return Response.json({"status": "starting"}, 503)
+            return Response.json(health_document(block))
+
+        self.router.get(path, health)
         return self
 
     def on_worker_start(self, hook: Callable[[int], None]) -> Callable[[int], None]:
@@ -111,15 +147,18 @@ class Chopin:
         _raise_fd_limit(settings.slab_capacity + 64)
         table = self.compile()
         count = settings.worker_count
+        if self._metrics_wanted:
+            self._metrics_block = MetricsBlock(count)  # before the fork: shared by every worker
+        block = self._metrics_block
         if count == 1:
             # Single-worker mode: no fork, easy to debug and profile.
             self._start_worker(0, settings)
             listener = open_listener(settings.host, settings.port, settings.backlog)
             port = listener.getsockname()[1]
             log.info("chopin serving on %s:%d (1 worker, pid %d)", settings.host, port, os.getpid())
-            Worker(table, settings, 0, listener).run()
+            Worker(table, settings, 0, listener, block).run()
             return
-        Supervisor(table, settings, self._start_worker).run()
+        Supervisor(table, settings, self._start_worker, block).run()
 
     def _start_worker(self, index: int, settings: Settings) -> None:
         if settings.pin_workers and hasattr(os, "sched_setaffinity"):
@@ -163,8 +202,15 @@ class Supervisor:
         start_hook: called in each child before it serves.
     """
 
-    def __init__(self, table: RouteTable, settings: Settings, start_hook: Callable[[int, Settings], None]) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        settings: Settings,
+        start_hook: Callable[[int, Settings], None],
+        metrics: MetricsBlock | None = None,
+    ) -> None:
         self.table = table
+        self.metrics = metrics
         self.settings = settings
         self.start_hook = start_hook
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
@@ -230,7 +276,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 self.start_hook(index, self.settings)
                 listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
-                Worker(self.table, self.settings, index, listener).run()
+                Worker(self.table, self.settings, index, listener, self.metrics).run()
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1
@@ -256,6 +302,8 @@ class Supervisor:
             if not restart or self._stopping:
                 continue
             log.warning("worker %d (pid %d) exited with %d; restarting", index, pid, code)
+            if self.metrics is not None:
+                self.metrics.reset_gauges(index)  # its connections died with it
             if time.monotonic() - started < _FAST_DEATH:
                 self._crashes += 1
                 time.sleep(min(_MAX_BACKOFF, 0.1 * 2**self._crashes))

@@ -21,12 +21,22 @@ import select
 import signal
 import socket
 import time
+from time import perf_counter_ns
 from typing import Final
 
 from .connection import Connection, _close_iter, _consume, _pending, open_listener
 from .context import Context
 from .errors import ExtractError, ProtocolError
 from .files import not_modified
+from .metrics import (
+    ACTIVE,
+    BUCKET_BASE,
+    BUCKETS,
+    BYTES_SENT,
+    DURATION_SUM_NS,
+    STATUS_BASE,
+    MetricsBlock,
+)
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
 from .request import Request
 from .response import Response, http_date, status_line
@@ -77,6 +87,7 @@ _BUSY: Final = (
 _STATUS_LINES: dict[int, bytes] = {}
 # RFC 9110 6.4.1: these carry no content and no Content-Length.
 _NO_BODY: Final = frozenset({204, 304})
+_LAST_BOUND: Final = 1 << BUCKETS  # 1.024-us units at or past which a duration is in +Inf
 
 
 class Worker:
@@ -87,6 +98,7 @@ class Worker:
         settings: limits and timeouts.
         index: this worker's number (for logs and CPU pinning).
         listener: a listening socket; opened from ``settings`` when omitted.
+        metrics: the shared :class:`~chopin_core.metrics.MetricsBlock` (its slot ``index`` is this worker's).
     """
 
     def __init__(
@@ -95,8 +107,12 @@ class Worker:
         settings: Settings,
         index: int = 0,
         listener: socket.socket | None = None,
+        metrics: MetricsBlock | None = None,
     ) -> None:
         self.table = table
+        # The shared metrics block and this worker's local counters (None: metrics off).
+        self._metrics_block = metrics
+        self._metrics = metrics.attach(index) if metrics is not None else None
         self.settings = settings
         self.index = index
         self.listener = listener
@@ -258,6 +274,8 @@ class Worker:
             sock.setblocking(False)
             conn = Connection(sock, RequestParser(self._limits), self._tick)
             conns[conn.fd] = conn
+            if self._metrics is not None:
+                self._metrics[ACTIVE] += 1
             register(conn.fd, _READ_MASK)
             self._wheel.schedule(conn, self._tick + self._keepalive_ticks)
 
@@ -350,6 +368,8 @@ class Worker:
     def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``."""
         handler, params = self._lookup(req.method, req.path)
+        metrics = self._metrics
+        started = perf_counter_ns() if metrics is not None else 0
         try:
             resp = handler(Context(req, params))
             if type(resp) is not Response:
@@ -362,6 +382,13 @@ class Worker:
             resp = Response.server_error()
         self.requests += 1
         status = resp.status
+        if metrics is not None:
+            # metrics.record(), inlined: this runs for every request.
+            elapsed = perf_counter_ns() - started
+            metrics[STATUS_BASE - 1 + status // 100] += 1
+            metrics[DURATION_SUM_NS] += elapsed
+            units = elapsed >> 10
+            metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
         line = _STATUS_LINES.get(status)
         if line is None:
             line = _STATUS_LINES[status] = status_line(status)
@@ -530,6 +557,8 @@ class Worker:
                 return None
             body.offset += sent
             body.length -= sent
+            if self._metrics is not None:
+                self._metrics[BYTES_SENT] += sent
             conn.last_active = self._tick
         body.close()
         conn.file = None
@@ -579,6 +608,8 @@ class Worker:
                 return
             if written:
                 conn.last_active = self._tick
+                if self._metrics is not None:
+                    self._metrics[BYTES_SENT] += written
             if written == total and len(out) <= _IOV_MAX:
                 out.clear()
                 conn.big = False
@@ -610,6 +641,8 @@ class Worker:
         except OSError:
             self._close(conn)
             return
+        if written and self._metrics is not None:
+            self._metrics[BYTES_SENT] += written
         if written == len(data):
             out.clear()
             if conn.close_after:
@@ -698,6 +731,8 @@ class Worker:
         if conn.closed:
             return
         conn.closed = True
+        if self._metrics is not None and self._metrics[ACTIVE]:
+            self._metrics[ACTIVE] -= 1
         self.conns.pop(conn.fd, None)
         if conn.stream is not None:
             _close_iter(conn.stream)
@@ -725,6 +760,8 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self._tick = tick
         self._refresh_date()
+        if self._metrics_block is not None:
+            self._metrics_block.publish()
         if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:
             self._accept_paused = False
             self._ep.register(self.listener.fileno(), EPOLLIN)
