@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._session import Notification, PreparedStatement, Result
 from .config import PgConfig
 from .connection import Connection, Transaction, connect
+from .copy import CopyReader, CopyWriter
 from .errors import (
     AuthenticationFailed,
     ConfigError,
@@ -20,6 +21,8 @@ from .errors import (
     IoTimeout,
     NoRows,
     PgError,
+    PipelineAborted,
+    PoolTimeout,
     ProgrammingError,
     ProtocolViolation,
     QueryCanceled,
@@ -27,6 +30,8 @@ from .errors import (
     TooManyRows,
     UniqueViolation,
 )
+from .pipeline import PendingResult, Pipeline
+from .pool import PgPool, PgPoolConfig, PooledConnection, PoolStats
 from .row import Row
 from .types import DEFAULT_TYPES, ParamEncoder, TypeRegistry
 
@@ -36,6 +41,8 @@ __all__ = [
     "ConfigError",
     "Connection",
     "ConnectionLost",
+    "CopyReader",
+    "CopyWriter",
     "DataError",
     "ErrorClass",
     "IntegrityError",
@@ -44,8 +51,16 @@ __all__ = [
     "NoRows",
     "Notification",
     "ParamEncoder",
+    "PendingResult",
     "PgConfig",
     "PgError",
+    "PgPool",
+    "PgPoolConfig",
+    "Pipeline",
+    "PipelineAborted",
+    "PoolStats",
+    "PoolTimeout",
+    "PooledConnection",
     "PreparedStatement",
     "ProgrammingError",
     "ProtocolViolation",

@@ -20,11 +20,20 @@ from typing import Any
 from . import protocol as p
 from .auth import SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramClient, md5_password, tls_server_end_point
 from .config import PgConfig
-from .errors import AuthenticationFailed, InterfaceError, ProtocolViolation, ServerError, error_from_fields
+from .errors import (
+    AuthenticationFailed,
+    FeatureNotSupported,
+    InterfaceError,
+    InvalidStatementName,
+    PgError,
+    ProtocolViolation,
+    ServerError,
+    error_from_fields,
+)
 from .row import Row
 from .types import Decoder, ParamEncoder, TypeRegistry, encode_params
 
-__all__ = ["Notification", "PreparedStatement", "Result", "Session"]
+__all__ = ["Notification", "PreparedStatement", "Result", "Session", "is_stale_plan"]
 
 #: What an operation generator yields (bytes to send, or None: "give me input") and is sent back.
 Gen = Generator[bytes | None, bytes | None, Any]
@@ -52,6 +61,16 @@ _COPY_IN = 0x47
 _COPY_OUT = 0x48
 _COPY_DATA = 0x64
 _COPY_DONE = 0x63
+
+
+def is_stale_plan(exc: PgError) -> bool:
+    """Whether ``exc`` means a cached statement must be prepared again.
+
+    0A000 "cached plan must not change result type" comes after DDL; 26000 after ``DISCARD ALL``.
+    """
+    if isinstance(exc, InvalidStatementName):
+        return True
+    return isinstance(exc, FeatureNotSupported) and "cached plan" in exc.message
 
 
 class Notification:
@@ -327,7 +346,8 @@ class Session:
 
     # -- extended query (§55.2.3) -------------------------------------------------
 
-    def _take_pending_close(self) -> bytes:
+    def take_pending_close(self) -> bytes:
+        """Return Close messages for statements evicted since the last command (sent before the next one)."""
         if not self._pending_close:
             return b""
         out = b"".join(p.close(b"S", name) for name in self._pending_close)
@@ -361,6 +381,24 @@ class Session:
             sql = next(iter(self.statements))
             self.evict(sql)
 
+    def reserve_statement_name(self) -> str:
+        """Return a fresh statement name, or ``""`` (the unnamed statement) when the cache is disabled."""
+        if self.statement_cache_capacity <= 0:
+            return ""
+        self._statement_counter += 1
+        return f"_cpg{self._statement_counter}"
+
+    def remember(self, stmt: PreparedStatement) -> None:
+        """Put a named statement in the cache, evicting the least recently used ones beyond capacity."""
+        if not stmt.name or self.statement_cache_capacity <= 0:
+            return
+        old = self.statements.pop(stmt.sql, None)
+        if old is not None and old.name != stmt.name:
+            self._pending_close.append(old.name)
+        while len(self.statements) >= self.statement_cache_capacity:
+            self.evict(next(iter(self.statements)))
+        self.statements[stmt.sql] = stmt
+
     def prepare(self, sql: str, cache: bool = True) -> Gen:
         """Parse and describe ``sql``: Parse + Describe(S) + Sync, one round trip.
 
@@ -377,7 +415,7 @@ class Session:
             name = f"_cpg{self._statement_counter}"
             while len(self.statements) >= self.statement_cache_capacity:
                 self.evict(next(iter(self.statements)))
-        yield self._take_pending_close() + p.parse(name, sql) + p.describe(b"S", name) + p.sync()
+        yield self.take_pending_close() + p.parse(name, sql) + p.describe(b"S", name) + p.sync()
         param_oids: tuple[int, ...] = ()
         columns: list[p.ColumnDescription] = []
         error: ServerError | None = None
@@ -415,7 +453,7 @@ class Session:
         Returns:
             One :class:`Result` per parameter set (fewer if one failed).
         """
-        parts = [self._take_pending_close()]
+        parts = [self.take_pending_close()]
         name = stmt.name
         result_formats = stmt.result_formats
         encoders = stmt.param_encoders
@@ -475,20 +513,18 @@ class Session:
 
     # -- COPY (§55.2.6) -----------------------------------------------------------
 
-    def copy_in(self, sql: str, chunks: Iterable[bytes]) -> Gen:
-        """Run ``COPY ... FROM STDIN`` and stream ``chunks`` as CopyData.
-
-        If iterating ``chunks`` raises, CopyFail is sent, the server's error is
-        read, and the original exception propagates.
+    def copy_in_start(self, sql: str) -> Gen:
+        """Send ``COPY ... FROM STDIN`` and read up to CopyInResponse.
 
         Returns:
-            The :class:`Result` of the COPY.
+            The overall format the server expects (0 text or csv, 1 binary).
+
+        Raises:
+            ServerError: The statement failed (after ReadyForQuery).
+            InterfaceError: The statement ran, but was not a COPY FROM STDIN.
         """
         yield p.query(sql)
-        result: Result | None = None
         error: ServerError | None = None
-        failure: BaseException | None = None
-        started = False
         parser = self.parser
         while True:
             raw = parser.next_raw()
@@ -497,50 +533,35 @@ class Session:
                 continue
             tag, body = raw
             if tag == _COPY_IN:
-                started = True
-                try:
-                    batch: list[bytes] = []
-                    size = 0
-                    for chunk in chunks:
-                        batch.append(p.copy_data(bytes(chunk)))
-                        size += len(chunk)
-                        if size >= 65536:  # bounded: write every 64 KiB
-                            yield b"".join(batch)
-                            batch, size = [], 0
-                    yield b"".join(batch) + p.copy_done()
-                except Exception as exc:  # the producer failed: abort the COPY
-                    failure = exc
-                    yield p.copy_fail(f"client error: {type(exc).__name__}: {exc}"[:1000])
-            elif tag == _COMMAND_COMPLETE:
-                if started:
-                    result = Result([], body[:-1].decode(), [])
-            elif tag == _READY:
+                return body[0]
+            if tag == _READY:
                 self.status = chr(body[0])
-                break
-            elif tag == _ERROR:
+                if error is not None:
+                    raise error
+                raise InterfaceError(f"copy_in: statement did not run a COPY FROM STDIN: {sql[:200]!r}")
+            if tag == _ERROR:
                 error = self._error(body)
             elif tag in (_COPY_OUT, _COPY_DATA, _COPY_DONE, _ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY):
-                continue  # not a COPY FROM STDIN: reported below
-            else:
+                continue  # not a COPY FROM STDIN: reported at ReadyForQuery
+            elif tag != _COMMAND_COMPLETE:
                 self.handle_async(tag, body)
-        if failure is not None:
-            raise failure
-        if error is not None:
-            raise error
-        if result is None:
-            raise InterfaceError(f"copy_from: statement did not run a COPY: {sql!r}")
-        return result
 
-    def copy_out(self, sql: str, write: Callable[[bytes], object]) -> Gen:
-        """Run ``COPY ... TO STDOUT`` and hand each CopyData payload to ``write``.
+    def send(self, data: bytes) -> Gen:
+        """Send ``data`` and read nothing (CopyData during COPY FROM STDIN: the server does not answer it)."""
+        yield data
+
+    def copy_in_end(self, message: bytes) -> Gen:
+        """Send the end of a COPY FROM STDIN (last CopyData + CopyDone, or CopyFail) and read to ReadyForQuery.
 
         Returns:
             The :class:`Result` of the COPY.
+
+        Raises:
+            ServerError: The COPY failed (57014 after CopyFail), after ReadyForQuery.
         """
-        yield p.query(sql)
-        result: Result | None = None
+        yield message
+        result = Result([], "", [])
         error: ServerError | None = None
-        started = False
         parser = self.parser
         while True:
             raw = parser.next_raw()
@@ -548,29 +569,95 @@ class Session:
                 parser.feed((yield None) or b"")
                 continue
             tag, body = raw
-            if tag == _COPY_DATA:
-                write(body)
-            elif tag == _COPY_OUT:
-                started = True
-            elif tag in (_COPY_DONE, _ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY):
-                continue
-            elif tag == _COMMAND_COMPLETE:
-                if started:
-                    result = Result([], body[:-1].decode(), [])
+            if tag == _COMMAND_COMPLETE:
+                result = Result([], body[:-1].decode(), [])
             elif tag == _READY:
                 self.status = chr(body[0])
                 break
             elif tag == _ERROR:
                 error = self._error(body)
-            elif tag == _COPY_IN:
-                yield p.copy_fail("copy_to cannot run COPY FROM STDIN")
             else:
                 self.handle_async(tag, body)
         if error is not None:
             raise error
-        if result is None:
-            raise InterfaceError(f"copy_to: statement did not run a COPY: {sql!r}")
         return result
+
+    def copy_out_start(self, sql: str) -> Gen:
+        """Send ``COPY ... TO STDOUT`` and read up to CopyOutResponse.
+
+        Returns:
+            The overall format (0 text or csv, 1 binary).
+
+        Raises:
+            ServerError: The statement failed (after ReadyForQuery).
+            InterfaceError: The statement ran, but was not a COPY TO STDOUT.
+        """
+        yield p.query(sql)
+        error: ServerError | None = None
+        refused = False
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _COPY_OUT:
+                return body[0]
+            if tag == _READY:
+                self.status = chr(body[0])
+                if error is not None and not refused:
+                    raise error
+                raise InterfaceError(f"copy_out: statement did not run a COPY TO STDOUT: {sql[:200]!r}")
+            if tag == _ERROR:
+                error = self._error(body)
+            elif tag == _COPY_IN:
+                refused = True  # the server's 57014 answer is ours: report the misuse instead
+                yield p.copy_fail("copy_out cannot run COPY FROM STDIN")
+            elif tag in (_ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY, _COMMAND_COMPLETE):
+                continue
+            else:
+                self.handle_async(tag, body)
+
+    def copy_out_next(self) -> Gen:
+        """Read the next CopyData payloads of a COPY TO STDOUT: what one read brings, at least one.
+
+        Memory stays bounded: the socket is read only when no complete message is buffered.
+
+        Returns:
+            ``(chunks, result)``: ``result`` is the COPY's :class:`Result` once ReadyForQuery
+            arrived (the end), else ``None``.
+
+        Raises:
+            ServerError: The COPY failed midway (after ReadyForQuery).
+        """
+        chunks: list[bytes] = []
+        result: Result | None = None
+        error: ServerError | None = None
+        parser = self.parser
+        while True:
+            raw = parser.next_raw()
+            if raw is None:
+                if chunks and result is None and error is None:  # at the end, read on to ReadyForQuery
+                    return chunks, None
+                parser.feed((yield None) or b"")
+                continue
+            tag, body = raw
+            if tag == _COPY_DATA:
+                chunks.append(body)
+            elif tag == _COPY_DONE:
+                continue
+            elif tag == _COMMAND_COMPLETE:
+                result = Result([], body[:-1].decode(), [])
+            elif tag == _READY:
+                self.status = chr(body[0])
+                if error is not None:
+                    raise error
+                return chunks, result or Result([], "", [])
+            elif tag == _ERROR:
+                error = self._error(body)
+            else:
+                self.handle_async(tag, body)
 
     # -- idle input ---------------------------------------------------------------
 

@@ -4,29 +4,60 @@ It is the whole of the driver's socket handling during an operation: send what
 the generator yields, read when it yields ``None``.  Socket errors and EOF are
 left for the caller to translate, because only the connection knows whether a
 FATAL server error explains them.
+
+Large writes (a pipeline of thousands of queries, a COPY chunk) are sent
+*duplex*: while the socket is not writable, whatever the server already
+answered is read and handed to ``early`` (the session's parser).  Without this
+a client that writes megabytes before reading deadlocks against a server whose
+own send buffer is full of answers (the classic pipelining deadlock, see the
+libpq docs §34.5 "Pipeline Mode").
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from ._session import Gen
 from .errors import ConnectionLost, IoTimeout
 
-__all__ = ["RECV_SIZE", "run"]
+__all__ = ["DUPLEX_THRESHOLD", "RECV_SIZE", "run"]
 
 #: Bytes asked of each recv: large enough that a typical response is one read.
 RECV_SIZE = 65536
+#: Writes larger than this are sent duplex (reading answers while writing).
+DUPLEX_THRESHOLD = 65536
 
 
-def run(gen: Gen, sock: socket.socket | ssl.SSLSocket) -> Any:
+def _send_duplex(sock: socket.socket | ssl.SSLSocket, data: bytes, early: Callable[[bytes], None]) -> None:
+    """Send ``data`` while reading whatever the server sends meanwhile into ``early``."""
+    view = memoryview(data)
+    timeout = sock.gettimeout()
+    while view:
+        readable, writable, _ = select.select([sock], [sock], [], timeout)
+        if not readable and not writable:
+            raise TimeoutError("select timed out")
+        if readable or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            chunk = sock.recv(RECV_SIZE)
+            if not chunk:
+                raise ConnectionResetError("server closed the connection while we were writing")
+            early(chunk)
+        if writable:
+            sent = sock.send(view[:RECV_SIZE])
+            view = view[sent:]
+
+
+def run(gen: Gen, sock: socket.socket | ssl.SSLSocket, early: Callable[[bytes], None] | None = None) -> Any:
     """Drive ``gen`` to completion over a blocking ``sock`` and return its result.
 
     Args:
         gen: An operation generator from :class:`~chopin_pg._session.Session`.
         sock: The connected socket (its timeout applies to every read and write).
+        early: Where bytes read while sending a large write go (the session parser's ``feed``);
+            without it every write is a plain ``sendall``.
 
     Returns:
         The generator's return value.
@@ -54,7 +85,10 @@ def run(gen: Gen, sock: socket.socket | ssl.SSLSocket) -> Any:
                 out = gen.send(data)
             else:
                 try:
-                    send(out)
+                    if early is not None and len(out) > DUPLEX_THRESHOLD:
+                        _send_duplex(sock, out, early)
+                    else:
+                        send(out)
                 except TimeoutError as exc:
                     raise IoTimeout(f"could not send to the server within {sock.gettimeout()} s") from exc
                 except OSError as exc:

@@ -20,19 +20,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, TypeVar, cast, overload
 
 from . import protocol as p
-from ._session import Gen, Notification, PreparedStatement, Result, Session
+from ._session import Gen, Notification, PreparedStatement, Result, Session, is_stale_plan
 from ._waiting import RECV_SIZE, run
 from .config import PgConfig
+from .copy import CopyReader, CopyWriter
 from .errors import (
     ConnectionLost,
-    FeatureNotSupported,
     InterfaceError,
-    InvalidStatementName,
     IoTimeout,
     NoRows,
     PgError,
     TooManyRows,
 )
+from .pipeline import Pipeline
 from .row import Row
 from .types import DEFAULT_TYPES, Decoder, ParamEncoder
 
@@ -48,13 +48,6 @@ def quote_identifier(name: str) -> str:
     if "\x00" in name:
         raise InterfaceError(f"identifier may not contain NUL: {name!r}")
     return '"' + name.replace('"', '""') + '"'
-
-
-def _is_stale_plan(exc: PgError) -> bool:
-    # 0A000 "cached plan must not change result type" after DDL; 26000 after DISCARD ALL.
-    if isinstance(exc, InvalidStatementName):
-        return True
-    return isinstance(exc, FeatureNotSupported) and "cached plan" in exc.message
 
 
 def _ssl_context(config: PgConfig) -> ssl.SSLContext:
@@ -155,6 +148,7 @@ class Connection:
         self._session = session
         self._closed = False
         self._savepoint_depth = 0
+        self._busy: str | None = None  # "a pipeline" / "COPY FROM STDIN"... while one is open
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -266,12 +260,28 @@ class Connection:
         """The socket's file descriptor, to wait for notifications with ``select``."""
         return self._sock.fileno()
 
+    def _enter_busy(self, what: str) -> None:
+        if self._closed:
+            raise InterfaceError("connection is closed")
+        if self._busy is not None:
+            raise InterfaceError(f"connection is busy with {self._busy}: cannot start {what}")
+        self._busy = what
+
+    def _leave_busy(self) -> None:
+        self._busy = None
+
     def _run(self, gen: Gen) -> Any:
+        if self._busy is not None:
+            gen.close()
+            raise InterfaceError(f"connection is busy with {self._busy}: finish it before running other commands")
+        return self._drive(gen)
+
+    def _drive(self, gen: Gen) -> Any:
         if self._closed:
             gen.close()
             raise InterfaceError("connection is closed")
         try:
-            return run(gen, self._sock)
+            return run(gen, self._sock, self._session.parser.feed)
         except ConnectionLost as exc:
             self._lose()
             fatal = self._session.fatal
@@ -291,6 +301,23 @@ class Connection:
             # unknown, so the connection cannot be trusted any more.
             self._lose()
             raise
+
+    def _forget(self) -> None:
+        """Drop a connection inherited across fork: close this process's descriptor, send nothing."""
+        self._closed = True
+        self._sock.close()
+
+    def drain_pending(self) -> None:
+        """Read what an idle connection has waiting (notifications, notices, a FATAL before EOF), without blocking.
+
+        Raises:
+            ConnectionLost: The server closed the connection (or the FATAL error that explains it).
+        """
+        if self._closed:
+            raise InterfaceError("connection is closed")
+        sock = self._sock
+        while (isinstance(sock, ssl.SSLSocket) and sock.pending()) or select.select([sock], [], [], 0)[0]:
+            self._read_idle()
 
     def _lose(self) -> None:
         if not self._closed:
@@ -376,7 +403,7 @@ class Connection:
         try:
             return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
         except PgError as exc:
-            if not _is_stale_plan(exc):
+            if not is_stale_plan(exc):
                 raise
             session.evict(sql)
             if session.status != "I" or self._closed:
@@ -448,6 +475,13 @@ class Connection:
         if not sets:
             return 0
         return sum(max(r.rowcount, 0) for r in self._execute(sql, sets))
+
+    def pipeline(self) -> Pipeline:
+        """Return a pipeline: ``with conn.pipeline() as pl:`` queues queries sent in one round trip.
+
+        See :mod:`chopin_pg.pipeline` for how errors and transactions behave.
+        """
+        return Pipeline(self)
 
     # -- transactions -------------------------------------------------------------
 
@@ -578,17 +612,35 @@ class Connection:
         """Return every notification received so far (reading what is waiting on the socket), without blocking."""
         queue = self._session.notifications
         if not self._closed:
-            sock = self._sock
-            while (isinstance(sock, ssl.SSLSocket) and sock.pending()) or select.select([sock], [], [], 0)[0]:
-                self._read_idle()
+            self.drain_pending()
         out = list(queue)
         queue.clear()
         return out
 
     # -- COPY ---------------------------------------------------------------------
 
+    def copy_in(self, sql: str) -> CopyWriter:
+        """Start ``COPY ... FROM STDIN`` and return a writer (``write_row``, ``write``, ``finish``, ``fail``).
+
+        Raises:
+            ServerError: The statement failed.
+            InterfaceError: The statement is not a COPY FROM STDIN.
+        """
+        return CopyWriter(self, sql)
+
+    def copy_out(self, sql: str) -> CopyReader:
+        """Start ``COPY ... TO STDOUT`` and return a reader (iterate for chunks, or ``read_all``).
+
+        Raises:
+            ServerError: The statement failed.
+            InterfaceError: The statement is not a COPY TO STDOUT.
+        """
+        return CopyReader(self, sql)
+
     def copy_from(self, sql: str, data: Iterable[bytes] | bytes | IO[bytes]) -> int:
         """Run ``COPY ... FROM STDIN`` feeding it ``data`` (bytes, an iterable of chunks, or a binary file).
+
+        If reading ``data`` raises, the COPY is failed (nothing copied) and the exception propagates.
 
         Returns:
             The number of rows copied.
@@ -599,8 +651,10 @@ class Connection:
             chunks = _file_chunks(cast("IO[bytes]", data))
         else:
             chunks = data
-        result: Result = self._run(self._session.copy_in(sql, chunks))
-        return result.rowcount
+        with self.copy_in(sql) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.finish()
 
     def copy_to(self, sql: str, write: Callable[[bytes], object]) -> int:
         """Run ``COPY ... TO STDOUT`` calling ``write(chunk)`` for each data message.
@@ -608,8 +662,10 @@ class Connection:
         Returns:
             The number of rows copied.
         """
-        result: Result = self._run(self._session.copy_out(sql, write))
-        return result.rowcount
+        with self.copy_out(sql) as reader:
+            for chunk in reader:
+                write(chunk)
+        return reader.rowcount
 
 
 def _file_chunks(file: IO[bytes]) -> Iterator[bytes]:

@@ -46,6 +46,8 @@ __all__ = [
     "NotNullViolation",
     "OperationalError",
     "PgError",
+    "PipelineAborted",
+    "PoolTimeout",
     "ProgrammingError",
     "ProtocolViolation",
     "QueryCanceled",
@@ -130,6 +132,26 @@ class IoTimeout(ConnectionLost):
 
 class ProtocolViolation(ConnectionLost):
     """The server sent bytes that break the protocol or exceed a buffer limit."""
+
+
+class PipelineAborted(PgError):
+    """A pipelined query was skipped by the server because an earlier query of the same batch failed.
+
+    Attributes:
+        failed_query: 1-based index, in the pipeline, of the query whose error caused the skip.
+    """
+
+    error_class = ErrorClass.CLIENT
+
+    def __init__(self, message: str, failed_query: int) -> None:
+        super().__init__(message)
+        self.failed_query = failed_query
+
+
+class PoolTimeout(PgError):
+    """No pooled connection became free within the checkout timeout."""
+
+    error_class = ErrorClass.TRANSIENT
 
 
 class AuthenticationFailed(PgError):

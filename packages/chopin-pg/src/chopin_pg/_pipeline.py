@@ -1,0 +1,270 @@
+"""The sans-IO half of pipelining: queued extended-protocol queries and the generator that reads their answers.
+
+How it works: each queued query becomes a :class:`PipelineOp` and its messages
+are appended to one outgoing buffer (Bind + Execute for a cached statement;
+Parse + Describe(S) + Bind + Execute for a statement not cached yet).  A batch
+ends with one Sync, so the whole batch is one write and one read loop (§55.2.4
+"Pipelining").  The server answers in order, so the reader walks the ops: each
+op's answers end with CommandComplete, EmptyQueryResponse or PortalSuspended.
+After an ErrorResponse the server skips every message up to the Sync; the op
+being answered gets the error and every later op gets :class:`PipelineAborted`.
+
+A statement parsed inside the batch has no parameter types yet when its Bind is
+encoded, so its parameters go in text format and its results come back in text
+format (decoded with the text decoders of the columns Describe reports).  Once
+described it enters the connection's statement cache, and later batches bind
+it with binary codecs as usual.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from . import _codecs as c
+from . import protocol as p
+from ._session import Gen, PreparedStatement, Result, Session, _decode_row, is_stale_plan
+from .errors import PgError, PipelineAborted, ServerError
+from .row import Row
+from .types import Decoder, encode_params
+
+__all__ = ["PipelineBatch", "PipelineOp", "run_batch"]
+
+# Backend message tags (§55.7).
+_DATA_ROW = 0x44
+_COMMAND_COMPLETE = 0x43
+_READY = 0x5A
+_ERROR = 0x45
+_PARSE_COMPLETE = 0x31
+_BIND_COMPLETE = 0x32
+_CLOSE_COMPLETE = 0x33
+_ROW_DESCRIPTION = 0x54
+_PARAMETER_DESCRIPTION = 0x74
+_NO_DATA = 0x6E
+_EMPTY_QUERY = 0x49
+_PORTAL_SUSPENDED = 0x73
+
+_TEXT_RESULTS = b"\x00\x00"  # Bind result-format block: every column in text
+
+
+class _Parsing:
+    """A statement whose Parse + Describe travel in the current batch; filled when Describe is answered."""
+
+    __slots__ = ("columns", "decoders", "name", "names", "param_oids", "sql")
+
+    def __init__(self, name: str, sql: str) -> None:
+        self.name = name
+        self.sql = sql
+        self.param_oids: tuple[int, ...] = ()
+        self.columns: list[p.ColumnDescription] = []
+        self.decoders: list[Decoder] = []
+        self.names: dict[str, int] = {}
+
+
+class PipelineOp:
+    """One queued query and, once its batch is read, its outcome.
+
+    Attributes:
+        index: 1-based position in the pipeline (used in error messages).
+        sql: Query text.
+        result: The :class:`Result` once answered successfully.
+        error: The exception this query raises (its own error, or :class:`PipelineAborted`).
+        done: Whether the outcome is known.
+    """
+
+    __slots__ = ("_parsing", "_stmt", "done", "error", "index", "result", "sql")
+
+    def __init__(self, index: int, sql: str, stmt: PreparedStatement | None, parsing: _Parsing | None) -> None:
+        self.index = index
+        self.sql = sql
+        self._stmt = stmt
+        self._parsing = parsing
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+
+
+class PipelineBatch:
+    """Queries queued since the last Sync, encoded as they are queued.
+
+    Args:
+        session: The connection's session (statement cache, type registry).
+        first_index: The 1-based index the first query of this batch gets.
+    """
+
+    def __init__(self, session: Session, first_index: int = 1) -> None:
+        self._session = session
+        self._next_index = first_index
+        self._parts: list[bytes] = []
+        self._parsing: dict[str, _Parsing] = {}
+        self.ops: list[PipelineOp] = []
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    @property
+    def next_index(self) -> int:
+        """The index the next queued query will get."""
+        return self._next_index
+
+    def add(self, sql: str, params: Sequence[Any]) -> PipelineOp:
+        """Encode one query into the batch.
+
+        Args:
+            sql: One statement with ``$1..$n`` placeholders.
+            params: The values (``None`` for NULL).
+
+        Returns:
+            The op, resolved when the batch is read.
+
+        Raises:
+            DataError: The number of values does not match a cached statement.
+        """
+        session = self._session
+        index = self._next_index
+        stmt = session.lookup(sql)
+        if stmt is not None:
+            formats, values = encode_params(stmt.param_encoders, params)
+            self._parts.append(p.bind("", stmt.name, p.format_codes(formats), values, stmt.result_formats))
+            op = PipelineOp(index, sql, stmt, None)
+        else:
+            parsing = self._parsing.get(sql)
+            if parsing is None:
+                name = session.reserve_statement_name()
+                parsing = _Parsing(name, sql)
+                # An unnamed statement is replaced by the next Parse, so it is never shared.
+                if name:
+                    self._parsing[sql] = parsing
+                self._parts.append(p.parse(name, sql) + p.describe(b"S", name))
+            values = [None if v is None else c.encode_text(v) for v in params]
+            self._parts.append(p.bind("", parsing.name, _TEXT_RESULTS, values, _TEXT_RESULTS))
+            op = PipelineOp(index, sql, None, parsing)
+        self._parts.append(p.execute())
+        self._next_index += 1
+        self.ops.append(op)
+        return op
+
+    def encode(self) -> bytes:
+        """Return the whole batch as one write: pending Closes, the queued messages, Sync."""
+        return self._session.take_pending_close() + b"".join(self._parts) + p.sync()
+
+
+def _described(session: Session, parsing: _Parsing) -> None:
+    parsing.decoders = [session.types.text_decoder(col.type_oid) for col in parsing.columns]
+    parsing.names = {}
+    for i, col in enumerate(parsing.columns):
+        parsing.names.setdefault(col.name, i)
+    if parsing.name:
+        # Prepared statements outlive an aborted transaction, so the cache may keep it.
+        session.remember(
+            PreparedStatement(parsing.name, parsing.sql, parsing.param_oids, parsing.columns, session.types)
+        )
+
+
+def run_batch(session: Session, batch: PipelineBatch) -> Gen:
+    """Send ``batch`` in one write and resolve each op from the answers, up to ReadyForQuery.
+
+    Nothing is raised for a server error (each op carries its own); the return
+    value is the first failure, or ``None``.
+
+    Returns:
+        The first op's exception, or ``None`` if every op succeeded.
+    """
+    ops = batch.ops
+    if not ops:
+        return None
+    yield batch.encode()
+    parser = session.parser
+    i = 0  # the op being answered
+    op = ops[0]
+    rows: list[Row] = []
+    columns: list[p.ColumnDescription] = []
+    decoders: list[Decoder] = []
+    names: dict[str, int] = {}
+    decode_error: Exception | None = None
+    first: BaseException | None = None
+
+    def start(op: PipelineOp) -> None:
+        nonlocal columns, decoders, names
+        if op._stmt is not None:
+            columns, decoders, names = op._stmt.columns, op._stmt.decoders, op._stmt.names
+        elif op._parsing is not None:
+            parsing = op._parsing
+            columns, decoders, names = parsing.columns, parsing.decoders, parsing.names
+
+    def finish(result: Result | None, error: BaseException | None) -> None:
+        nonlocal i, op, rows, decode_error, first
+        if error is None and decode_error is not None:
+            error = decode_error
+        if error is not None:
+            op._fail(error)
+            first = first or error
+        else:
+            op.result = result
+            op.done = True
+        rows, decode_error = [], None
+        i += 1
+        if i < len(ops):
+            op = ops[i]
+            start(op)
+
+    start(op)
+    while True:
+        raw = parser.next_raw()
+        if raw is None:
+            parser.feed((yield None) or b"")
+            continue
+        tag, body = raw
+        if tag == _DATA_ROW:
+            try:
+                rows.append(_decode_row(body, decoders, names))
+            except Exception as exc:  # keep reading; this op fails alone
+                decode_error = decode_error or exc
+        elif tag == _COMMAND_COMPLETE:
+            finish(Result(rows, body[:-1].decode(), columns), None)
+        elif tag == _EMPTY_QUERY:
+            finish(Result([], "", columns), None)
+        elif tag == _PORTAL_SUSPENDED:
+            finish(Result(rows, "", columns), None)
+        elif tag in (_BIND_COMPLETE, _PARSE_COMPLETE, _CLOSE_COMPLETE):
+            continue
+        elif tag == _PARAMETER_DESCRIPTION:
+            if op._parsing is not None:
+                count = struct.unpack_from("!h", body, 0)[0]
+                op._parsing.param_oids = struct.unpack_from(f"!{count}I", body, 2)
+        elif tag in (_ROW_DESCRIPTION, _NO_DATA):
+            if op._parsing is not None:
+                op._parsing.columns = p.parse_row_description(body).columns if tag == _ROW_DESCRIPTION else []
+                _described(session, op._parsing)
+                start(op)
+        elif tag == _ERROR:
+            error: ServerError = session._error(body)
+            if i < len(ops):
+                if op._stmt is not None and is_stale_plan(error):
+                    session.evict(op.sql)  # re-prepared by the next use (no retry inside a pipeline)
+                failed = op.index
+                sql = op.sql
+                finish(None, error)
+                for later in ops[i:]:
+                    later._fail(
+                        PipelineAborted(
+                            f"pipeline query {later.index} was skipped because query {failed} failed: "
+                            f"{error.sqlstate}: {error.message} (query {failed}: {sql[:200]!r})",
+                            failed,
+                        )
+                    )
+                i = len(ops)
+        elif tag == _READY:
+            session.status = chr(body[0])
+            break
+        else:
+            session.handle_async(tag, body)
+    for op in ops[i:]:  # not answered at all: cannot happen with a well-behaved server
+        op._fail(PgError(f"pipeline query {op.index}: no answer before ReadyForQuery"))
+        first = first or op.error
+    return first

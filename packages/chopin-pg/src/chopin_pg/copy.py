@@ -1,0 +1,273 @@
+"""COPY streaming: :class:`CopyWriter` (``COPY ... FROM STDIN``) and :class:`CopyReader` (``COPY ... TO STDOUT``).
+
+::
+
+    with conn.copy_in("COPY t (id, name, born) FROM STDIN") as writer:
+        writer.write_row((1, "tab\\there", date(2000, 1, 1)))
+        writer.write_row((2, None, None))
+    print(writer.rowcount)
+
+    with conn.copy_out("COPY t TO STDOUT") as reader:
+        for chunk in reader:  # one CopyData payload (a row, in text format) at a time
+            ...
+
+The connection is in COPY mode while a writer or reader is open and refuses
+other commands.  Memory is bounded both ways: the writer buffers rows and
+sends a CopyData message each time 64 KiB have accumulated; the reader reads
+the socket only when no complete message is buffered (§55.2.6 "COPY Operations").
+
+:func:`format_copy_row` is the pure text-format encoder (PostgreSQL docs,
+COPY, "Text Format"): columns separated by tab, rows ended by newline, NULL as
+``\\N``, and backslash, tab, newline and carriage return escaped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import _codecs as c
+from . import protocol as p
+from ._session import Result
+from .errors import InterfaceError, PgError, QueryCanceled
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["FLUSH_SIZE", "CopyReader", "CopyWriter", "format_copy_row"]
+
+#: The writer sends a CopyData message once this many bytes are buffered.
+FLUSH_SIZE = 65536
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def format_copy_row(values: Sequence[Any]) -> bytes:
+    """Encode one row in COPY text format.
+
+    Each value is written in the text input form of its natural type: ``None``
+    is ``\\N``; bool ``t``/``f``; int, float (``NaN``, ``Infinity``), Decimal as
+    numbers; bytes as bytea hex (``\\x...``); date, time, datetime in ISO 8601
+    (with the offset when aware); UUID as text; timedelta as an interval; dict
+    as JSON; list or tuple as an array literal; anything else as ``str()``.
+
+    Args:
+        values: The row's values, in column order.
+
+    Returns:
+        The encoded line, newline included.
+    """
+    parts: list[str] = []
+    append = parts.append
+    for value in values:
+        kind = type(value)
+        if value is None:
+            append("\\N")
+        elif kind is str:
+            append(value.translate(_ESCAPES))
+        elif kind is int:
+            append(str(value))
+        else:
+            append(c.text_literal(value).translate(_ESCAPES))
+    return ("\t".join(parts) + "\n").encode()
+
+
+class CopyWriter:
+    """An open ``COPY ... FROM STDIN``; get it from :meth:`Connection.copy_in`.
+
+    Use it as a context manager: leaving the block finishes the COPY, or fails
+    it (CopyFail, nothing is copied) if the block raised.
+
+    Attributes:
+        format: 0 for text or csv, 1 for binary (from CopyInResponse).
+        rowcount: Rows copied, once finished (-1 before).
+    """
+
+    def __init__(self, conn: Connection, sql: str) -> None:
+        self._conn = conn
+        self._buffer = bytearray()
+        self._open = False
+        self.rowcount = -1
+        conn._enter_busy("COPY FROM STDIN")
+        try:
+            self.format: int = conn._drive(conn._session.copy_in_start(sql))
+        except BaseException:
+            conn._leave_busy()
+            raise
+        self._open = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether the COPY ended (finished or failed)."""
+        return not self._open
+
+    def _check(self) -> None:
+        if not self._open:
+            raise InterfaceError("COPY FROM STDIN already ended: finish() or fail() was called")
+
+    def _flush(self) -> None:
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        try:
+            self._conn._drive(self._conn._session.send(p.copy_data(data)))
+        except BaseException:
+            self._end()
+            raise
+
+    def write_row(self, values: Sequence[Any]) -> None:
+        """Buffer one row in text format (see :func:`format_copy_row`); sent once 64 KiB are buffered.
+
+        Raises:
+            InterfaceError: The COPY is binary, or already ended.
+        """
+        self._check()
+        if self.format != 0:
+            raise InterfaceError("write_row: the COPY is in binary format; use write() with binary data")
+        self._buffer += format_copy_row(values)
+        if len(self._buffer) >= FLUSH_SIZE:
+            self._flush()
+
+    def write_rows(self, rows: Sequence[Sequence[Any]] | Iterator[Sequence[Any]]) -> None:
+        """Buffer many rows (see :meth:`write_row`)."""
+        for row in rows:
+            self.write_row(row)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer raw COPY data in the statement's format (text, csv or binary)."""
+        self._check()
+        self._buffer += data
+        if len(self._buffer) >= FLUSH_SIZE:
+            self._flush()
+
+    def finish(self) -> int:
+        """Send what is buffered and CopyDone; wait for the server's verdict.
+
+        Returns:
+            The number of rows copied.
+
+        Raises:
+            ServerError: The server rejected the data (the connection stays usable).
+        """
+        self._check()
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        message = (p.copy_data(data) if data else b"") + p.copy_done()
+        try:
+            result: Result = self._conn._drive(self._conn._session.copy_in_end(message))
+        finally:
+            self._end()
+        self.rowcount = result.rowcount
+        return result.rowcount
+
+    def fail(self, message: str = "COPY aborted by the client") -> None:
+        """Abort the COPY (CopyFail): nothing is copied, and the connection stays usable.
+
+        Raises:
+            ServerError: The server had already failed the COPY for another reason.
+        """
+        self._check()
+        self._buffer.clear()
+        try:
+            self._conn._drive(self._conn._session.copy_in_end(p.copy_fail(message[:1000])))
+        except QueryCanceled:
+            pass  # 57014 "COPY from stdin failed: <message>" is the expected answer
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self._conn._leave_busy()
+
+    def __enter__(self) -> CopyWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if not self._open:
+            return
+        if exc_type is None:
+            self.finish()
+            return
+        try:
+            self.fail(f"client error: {exc_type.__name__}: {exc}")
+        except PgError:
+            pass  # the block's exception is the one to report
+
+
+class CopyReader:
+    """An open ``COPY ... TO STDOUT``; get it from :meth:`Connection.copy_out`.
+
+    Iterate over it for the CopyData payloads (in text format, one row each);
+    :meth:`read_all` joins them.  Leaving the ``with`` block early reads and
+    discards the rest, so the connection stays usable.
+
+    Attributes:
+        format: 0 for text or csv, 1 for binary (from CopyOutResponse).
+        rowcount: Rows copied, once the end was read (-1 before).
+    """
+
+    def __init__(self, conn: Connection, sql: str) -> None:
+        self._conn = conn
+        self._chunks: deque[bytes] = deque()
+        self._open = False
+        self.rowcount = -1
+        conn._enter_busy("COPY TO STDOUT")
+        try:
+            self.format: int = conn._drive(conn._session.copy_out_start(sql))
+        except BaseException:
+            conn._leave_busy()
+            raise
+        self._open = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether the end of the COPY was read."""
+        return not self._open
+
+    def _read_more(self) -> None:
+        try:
+            chunks, result = self._conn._drive(self._conn._session.copy_out_next())
+        except BaseException:
+            self._end()
+            raise
+        self._chunks.extend(chunks)
+        if result is not None:
+            self.rowcount = result.rowcount
+            self._end()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunks = self._chunks
+        while not chunks:
+            if not self._open:
+                raise StopIteration
+            self._read_more()
+        return chunks.popleft()
+
+    def read_all(self) -> bytes:
+        """Return everything not read yet, joined."""
+        return b"".join(self)
+
+    def close(self) -> None:
+        """Read and discard the rest of the COPY; safe to call twice."""
+        while self._open:
+            self._chunks.clear()
+            self._read_more()
+        self._chunks.clear()
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self._conn._leave_busy()
+
+    def __enter__(self) -> CopyReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._conn.closed:
+            self._end()
+            return
+        self.close()
