@@ -41,8 +41,10 @@ def queries(ctx: Context) -> Response:
     # TechEmpower: a missing or malformed count is 1, and it is clamped to 1..500.
     raw = ctx.req.query_params().get("queries", "1")
     count = min(max(int(raw), 1), 500) if raw.isdigit() else 1
-    conn = db["conn"]
-    return Response.json([_world(conn) for _ in range(count)])
+    # N separate queries, sent on one pipeline: one round trip instead of N.
+    with db["conn"].pipeline() as pipe:
+        pending = [pipe.query(WORLD_SQL, (random.randint(1, 10000),)) for _ in range(count)]
+    return Response.json([{"id": row[0], "randomNumber": row[1]} for row in (p.rows()[0] for p in pending)])
 
 
 router.get("/plaintext", plaintext)
