@@ -95,7 +95,7 @@ class ServerSpec:
 
     @property
     def is_peer(self) -> bool:
-        return self.name not in ("chopin", "bare")
+        return not self.name.startswith("chopin") and self.name != "bare"
 
     def command(self, port: int) -> list[str]:
         return [arg.replace("{port}", str(port)) for arg in self.argv]
@@ -117,6 +117,13 @@ SERVERS: tuple[ServerSpec, ...] = (
         argv=(str(VENV_PY), str(HERE / "techempower" / "app.py")),
         cwd=HERE / "techempower",
         env=(("WORKERS", "1"),),
+    ),
+    ServerSpec(
+        # The same app with with_metrics() on: the table shows what metrics cost.
+        name="chopin+metrics",
+        argv=(str(VENV_PY), str(HERE / "techempower" / "app.py")),
+        cwd=HERE / "techempower",
+        env=(("WORKERS", "1"), ("METRICS", "1")),
     ),
     ServerSpec(
         name="uvicorn",
@@ -382,7 +389,7 @@ def rps_of(results: list[ServerResult], name: str, label: str) -> float | None:
 
 
 def rps_table(results: list[ServerResult], tests: list[Test]) -> str:
-    header = ["test", *(column_name(r) for r in results), "chopin / best peer", "chopin / bare"]
+    header = ["test", *(column_name(r) for r in results), "chopin / best peer", "chopin / bare", "metrics overhead"]
     rows = []
     for test in tests:
         cells = [test.label]
@@ -399,6 +406,8 @@ def rps_table(results: list[ServerResult], tests: list[Test]) -> str:
         else:
             cells.append("n/a")
         cells.append(fmt_ratio(ours, rps_of(results, "bare", test.label)))
+        with_metrics = rps_of(results, "chopin+metrics", test.label)
+        cells.append(f"{(1 - with_metrics / ours) * 100:.1f} %" if ours and with_metrics else "n/a")
         rows.append(cells)
     return markdown_table(header, rows)
 

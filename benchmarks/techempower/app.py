@@ -9,6 +9,7 @@ worker, so each worker needs exactly one connection, opened after the fork.
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -52,6 +53,8 @@ router.get("/json", json_)
 router.get("/db", single_query)
 router.get("/queries", queries)
 app = Chopin(router)
+if os.environ.get("METRICS") == "1":  # benchmarks/http.py measures the overhead of metrics with it
+    app.with_metrics("/metrics")
 
 
 @app.on_worker_start
