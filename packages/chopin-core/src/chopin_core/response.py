@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["Response", "status_line"]
 
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
-_STATUS_LINES: Final = {code: f"HTTP/1.1 {code} {phrase}\r\n".encode("ascii") for code, phrase in _REASONS.items()}
+# Pre-encoded status lines; status_line() adds any other code it is asked for.
+STATUS_LINES: Final = {code: f"HTTP/1.1 {code} {phrase}\r\n".encode("ascii") for code, phrase in _REASONS.items()}
 _CL_LINES: Final = [b"Content-Length: %d\r\n" % n for n in range(4096)]
 _BAD_VALUE_CHARS: Final = "\r\n\x00"
 
@@ -35,11 +36,11 @@ TEXT_HTML: Final = b"Content-Type: text/html; charset=utf-8\r\n"
 
 def status_line(status: int) -> bytes:
     """``HTTP/1.1 <status> <reason>\\r\\n`` for any status in 100..999."""
-    line = _STATUS_LINES.get(status)
+    line = STATUS_LINES.get(status)
     if line is None:
         if not 100 <= status <= 999:
             raise ValueError(f"status: expected 100..999, got {status}")
-        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} Unknown\r\n".encode("ascii")
+        line = STATUS_LINES[status] = f"HTTP/1.1 {status} Unknown\r\n".encode("ascii")
     return line
 
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import IO
 
 from .connection import open_listener
 from .context import Context
@@ -118,6 +119,56 @@ class Chopin:
             return Response.json(health_document(block))
 
         self.router.get(path, health)
+        return self
+
+    def with_openapi(
+        self,
+        spec_path: str = "/openapi.json",
+        docs: str | None = "/docs",
+        *,
+        title: str | None = None,
+        version: str | None = None,
+    ) -> Chopin:
+        """Serve the app's OpenAPI 3.1 document at ``spec_path`` and a Scalar reference page at ``docs``.
+
+        The page's JavaScript ships inside the package, so it works offline. The
+        document is built here once, so a type kowito-json cannot describe fails at
+        start-up rather than on the first request.
+        """
+        from . import openapi
+
+        openapi.mount(self, spec_path, docs, title=title, version=version)
+        openapi.document(self)
+        return self
+
+    def with_logging(
+        self, level: int | str | None = None, access_log: bool = False, stream: IO[str] | None = None
+    ) -> Chopin:
+        """Log JSON lines to stderr: every logger's records, and optionally one line per response.
+
+        Configures the process now (see :func:`chopin_core.logs.configure`): a JSON
+        handler on the root logger, so ``logging.getLogger("myapp")`` and libraries
+        come out as JSON lines too; plain-text stderr handlers on the root are replaced.
+
+        Args:
+            level: debug, info, warning or error (or a ``logging`` level); ``CHOPIN_LOG``
+                when omitted, else info.
+            access_log: log each response on ``chopin_core.access`` (method, path,
+                status, bytes, duration_ms) at INFO.
+            stream: where to write instead of stderr.
+
+        Raises:
+            ConfigError: ``level`` or ``CHOPIN_LOG`` names no level.
+        """
+        from . import logs
+
+        handler = logs.configure(level, stream)
+
+        def start_logging(index: int) -> None:
+            handler.formatter.worker = index  # this process's copy of the handler
+            logs.PROCESS.access = access_log
+
+        self.on_worker_start(start_logging)
         return self
 
     def on_worker_start(self, hook: Callable[[int], None]) -> Callable[[int], None]:

@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Final
 
@@ -28,6 +29,7 @@ from .connection import Connection, _close_iter, _consume, _pending, open_listen
 from .context import Context
 from .errors import ExtractError, ProtocolError
 from .files import not_modified
+from .logs import worker_access_log
 from .metrics import (
     ACTIVE,
     BUCKET_BASE,
@@ -39,7 +41,7 @@ from .metrics import (
 )
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
 from .request import Request
-from .response import Response, http_date, status_line
+from .response import STATUS_LINES, Response, http_date, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
@@ -84,7 +86,6 @@ _BUSY: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: 19\r\nConnection: close\r\n\r\nService Unavailable"
 )
-_STATUS_LINES: dict[int, bytes] = {}
 # RFC 9110 6.4.1: these carry no content and no Content-Length.
 _NO_BODY: Final = frozenset({204, 304})
 _LAST_BOUND: Final = 1 << BUCKETS  # 1.024-us units at or past which a duration is in +Inf
@@ -143,6 +144,9 @@ class Worker:
         self._stop_deadline = 0.0
         self._ep: select.epoll | None = None
         self.requests = 0
+        # emit(request, response, handler_ns) per response, or None: access log off
+        # (with_logging(access_log=True) switches it on in each worker process).
+        self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -369,7 +373,8 @@ class Worker:
         """Route ``req``, run its handler and append the serialised response to ``out``."""
         handler, params = self._lookup(req.method, req.path)
         metrics = self._metrics
-        started = perf_counter_ns() if metrics is not None else 0
+        access = self.access_log
+        started = perf_counter_ns() if metrics is not None or access is not None else 0
         try:
             resp = handler(Context(req, params))
             if type(resp) is not Response:
@@ -389,9 +394,9 @@ class Worker:
             metrics[DURATION_SUM_NS] += elapsed
             units = elapsed >> 10
             metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
-        line = _STATUS_LINES.get(status)
-        if line is None:
-            line = _STATUS_LINES[status] = status_line(status)
+        if access is not None:
+            access(req, resp, perf_counter_ns() - started)
+        line = STATUS_LINES.get(status) or status_line(status)
         keep = req.keep_alive and not resp.close and not self._stopping
         if keep:
             end = _END if req.http11 else _END_KEEPALIVE
