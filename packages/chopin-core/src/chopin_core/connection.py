@@ -67,6 +67,7 @@ class Connection:
         "last_active",
         "out",
         "parser",
+        "peer",
         "queued",
         "reading",
         "sock",
@@ -82,6 +83,7 @@ class Connection:
         self.fd = sock.fileno() if sock is not None else -1
         self.parser = parser
         self.out: list[bytes | memoryview] = []
+        self.peer: object = None
         self.big = False
         self.last_active = tick
         self.head_since = -1

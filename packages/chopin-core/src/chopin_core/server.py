@@ -25,6 +25,7 @@ from .connection import open_listener
 from .context import Context
 from .decorators import registered_routes
 from .errors import ConfigError
+from .hooks import Hooks, PreRoutingHook, SetupHook, TeardownHook
 from .metrics import MetricsBlock, render_prometheus
 from .metrics import health as health_document
 from .response import Response
@@ -73,6 +74,7 @@ class Chopin:
         self.settings = settings
         self._on_worker_start: list[Callable[[int], None]] = []
         self._metrics_block: MetricsBlock | None = None
+        self.hooks = Hooks()
         self._metrics_wanted = False
 
     def mount_all_routes(self, package: str | None = None) -> Chopin:
@@ -171,6 +173,21 @@ class Chopin:
         self.on_worker_start(start_logging)
         return self
 
+    def connection_setup_hook(self, hook: SetupHook) -> SetupHook:
+        """Run ``hook(sock, peer)`` for each accepted connection; ``DROP`` closes it at once."""
+        self.hooks.setup = hook
+        return hook
+
+    def pre_routing_hook(self, hook: PreRoutingHook) -> PreRoutingHook:
+        """Run ``hook(req)`` before routing: ``PROCEED``, a ``Response`` to answer with, or ``DROP``."""
+        self.hooks.pre_routing = hook
+        return hook
+
+    def connection_teardown_hook(self, hook: TeardownHook) -> TeardownHook:
+        """Run ``hook(peer, error)`` when an accepted connection closes (``error``: what ended it, or None)."""
+        self.hooks.teardown = hook
+        return hook
+
     def on_worker_start(self, hook: Callable[[int], None]) -> Callable[[int], None]:
         """Run ``hook(worker_index)`` in each worker before it serves (open pools here)."""
         self._on_worker_start.append(hook)
@@ -207,9 +224,9 @@ class Chopin:
             listener = open_listener(settings.host, settings.port, settings.backlog)
             port = listener.getsockname()[1]
             log.info("chopin serving on %s:%d (1 worker, pid %d)", settings.host, port, os.getpid())
-            Worker(table, settings, 0, listener, block).run()
+            Worker(table, settings, 0, listener, block, self.hooks).run()
             return
-        Supervisor(table, settings, self._start_worker, block).run()
+        Supervisor(table, settings, self._start_worker, block, self.hooks).run()
 
     def _start_worker(self, index: int, settings: Settings) -> None:
         if settings.pin_workers and hasattr(os, "sched_setaffinity"):
@@ -259,9 +276,11 @@ class Supervisor:
         settings: Settings,
         start_hook: Callable[[int, Settings], None],
         metrics: MetricsBlock | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.table = table
         self.metrics = metrics
+        self.hooks = hooks
         self.settings = settings
         self.start_hook = start_hook
         self.children: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
@@ -327,7 +346,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 self.start_hook(index, self.settings)
                 listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
-                Worker(self.table, self.settings, index, listener, self.metrics).run()
+                Worker(self.table, self.settings, index, listener, self.metrics, self.hooks).run()
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1

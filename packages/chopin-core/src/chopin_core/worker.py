@@ -23,12 +23,13 @@ import socket
 import time
 from collections.abc import Callable
 from time import perf_counter_ns
-from typing import Final
+from typing import Final, Literal
 
 from .connection import Connection, _close_iter, _consume, _pending, open_listener
 from .context import Context
 from .errors import ExtractError, ProtocolError
 from .files import not_modified
+from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import (
     ACTIVE,
@@ -100,6 +101,7 @@ class Worker:
         index: this worker's number (for logs and CPU pinning).
         listener: a listening socket; opened from ``settings`` when omitted.
         metrics: the shared :class:`~chopin_core.metrics.MetricsBlock` (its slot ``index`` is this worker's).
+        hooks: the app's lifecycle hooks (:mod:`chopin_core.hooks`).
     """
 
     def __init__(
@@ -109,8 +111,13 @@ class Worker:
         index: int = 0,
         listener: socket.socket | None = None,
         metrics: MetricsBlock | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.table = table
+        hooks = hooks or Hooks()
+        self._setup_hook = hooks.setup
+        self._pre_routing = hooks.pre_routing
+        self._teardown_hook = hooks.teardown
         # The shared metrics block and this worker's local counters (None: metrics off).
         self._metrics_block = metrics
         self._metrics = metrics.attach(index) if metrics is not None else None
@@ -275,8 +282,18 @@ class Worker:
                     pass
                 sock.close()
                 continue
+            if self._setup_hook is not None:
+                try:
+                    verdict = self._setup_hook(sock, _addr)
+                except Exception:
+                    log.exception("worker %d: connection_setup_hook failed; dropping %s", self.index, _addr)
+                    verdict = DROP
+                if verdict is not PROCEED:
+                    sock.close()
+                    continue
             sock.setblocking(False)
             conn = Connection(sock, RequestParser(self._limits), self._tick)
+            conn.peer = _addr
             conns[conn.fd] = conn
             if self._metrics is not None:
                 self._metrics[ACTIVE] += 1
@@ -290,8 +307,8 @@ class Worker:
             data = os.read(conn.fd, self._recv_size)
         except BlockingIOError:
             return
-        except OSError:
-            self._close(conn)
+        except OSError as exc:
+            self._close(conn, exc)
             return
         if not data:
             # The peer closed its side: finish what is owed, then close.
@@ -371,20 +388,28 @@ class Worker:
 
     def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``."""
-        handler, params = self._lookup(req.method, req.path)
         metrics = self._metrics
         access = self.access_log
         started = perf_counter_ns() if metrics is not None or access is not None else 0
-        try:
-            resp = handler(Context(req, params))
-            if type(resp) is not Response:
-                name = getattr(handler, "__name__", handler)
-                raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
-        except ExtractError as exc:
-            resp = Response.text(exc.message, exc.status)
-        except Exception:
-            log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
-            resp = Response.server_error()
+        resp: Response | None = None
+        if self._pre_routing is not None:
+            early = self._run_pre_routing(req)
+            if early is Verdict.DROP:
+                conn.close_after = True  # what was answered before still goes out
+                return
+            resp = early
+        if resp is None:
+            handler, params = self._lookup(req.method, req.path)
+            try:
+                resp = handler(Context(req, params))
+                if type(resp) is not Response:
+                    name = getattr(handler, "__name__", handler)
+                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+            except ExtractError as exc:
+                resp = Response.text(exc.message, exc.status)
+            except Exception:
+                log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
+                resp = Response.server_error()
         self.requests += 1
         status = resp.status
         if metrics is not None:
@@ -435,6 +460,23 @@ class Worker:
             out += (line, self._server_date, resp._content, resp._extra, end, body)
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
+
+    def _run_pre_routing(self, req: Request) -> Response | Literal[Verdict.DROP] | None:
+        """The pre-routing hook's answer: a response, DROP, or None to route as usual."""
+        assert self._pre_routing is not None
+        try:
+            verdict = self._pre_routing(req)
+        except Exception:
+            log.exception("worker %d: pre_routing_hook failed for %s %s", self.index, req.method, req.path)
+            return Response.server_error()
+        if verdict is PROCEED:
+            return None
+        if verdict is Verdict.DROP:
+            return Verdict.DROP
+        if isinstance(verdict, Response):
+            return verdict
+        log.error("worker %d: pre_routing_hook returned %r, expected PROCEED, DROP or a Response", self.index, verdict)
+        return Response.server_error()
 
     def _respond_file(
         self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
@@ -552,8 +594,8 @@ class Worker:
                 sent = os.sendfile(conn.fd, body.fd, body.offset, min(body.length, _SENDFILE_CHUNK))
             except BlockingIOError:
                 return False
-            except OSError:
-                self._close(conn)
+            except OSError as exc:
+                self._close(conn, exc)
                 return None
             if sent == 0:
                 # The file shrank under us: the promised length cannot be sent.
@@ -608,8 +650,8 @@ class Worker:
                     total = len(data)
             except BlockingIOError:
                 written, total = 0, 1
-            except OSError:
-                self._close(conn)
+            except OSError as exc:
+                self._close(conn, exc)
                 return
             if written:
                 conn.last_active = self._tick
@@ -732,10 +774,15 @@ class Worker:
         assert self._ep is not None
         self._ep.modify(conn.fd, mask)
 
-    def _close(self, conn: Connection) -> None:
+    def _close(self, conn: Connection, error: BaseException | None = None) -> None:
         if conn.closed:
             return
         conn.closed = True
+        if self._teardown_hook is not None:
+            try:
+                self._teardown_hook(conn.peer, error)
+            except Exception:
+                log.exception("worker %d: connection_teardown_hook failed", self.index)
         if self._metrics is not None and self._metrics[ACTIVE]:
             self._metrics[ACTIVE] -= 1
         self.conns.pop(conn.fd, None)
