@@ -62,7 +62,7 @@ PLAINTEXT_BODY = b"Hello, World!"
 JSON_BODY = {"message": "Hello, World!"}
 # The Accept headers TechEmpower's wrk runs send.
 ACCEPT_PLAINTEXT = "text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
-PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson")
+PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson", "gunicorn")
 PEER_MODULES = PEER_PACKAGES  # each imports under its distribution's name
 
 
@@ -92,10 +92,15 @@ class ServerSpec:
     cwd: Path
     endpoints: frozenset[str] = frozenset({"plaintext", "json"})
     env: tuple[tuple[str, str], ...] = ()
+    category: str = "http"  # "wsgi": WSGI servers, compared among themselves
 
     @property
     def is_peer(self) -> bool:
-        return not self.name.startswith("chopin") and self.name != "bare"
+        return self.category == "http" and not self.name.startswith("chopin") and self.name != "bare"
+
+    @property
+    def is_wsgi_peer(self) -> bool:
+        return self.category == "wsgi" and not self.name.startswith("chopin")
 
     def command(self, port: int) -> list[str]:
         return [arg.replace("{port}", str(port)) for arg in self.argv]
@@ -130,13 +135,19 @@ SERVERS: tuple[ServerSpec, ...] = (
         argv=(
             str(VENV_BIN / "uvicorn"),
             "uvicorn_app:app",
-            "--host", HOST,
-            "--port", "{port}",
-            "--loop", "uvloop",
-            "--http", "httptools",
-            "--workers", "1",
+            "--host",
+            HOST,
+            "--port",
+            "{port}",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--workers",
+            "1",
             "--no-access-log",
-            "--log-level", "warning",
+            "--log-level",
+            "warning",
         ),
         cwd=PEERS,
     ),
@@ -144,17 +155,27 @@ SERVERS: tuple[ServerSpec, ...] = (
         name="granian",
         argv=(
             str(VENV_BIN / "granian"),
-            "--interface", "rsgi",
-            "--host", HOST,
-            "--port", "{port}",
-            "--workers", "1",
-            "--runtime-mode", "st",
-            "--runtime-threads", "1",
-            "--blocking-threads", "1",
-            "--http", "1",
+            "--interface",
+            "rsgi",
+            "--host",
+            HOST,
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--runtime-mode",
+            "st",
+            "--runtime-threads",
+            "1",
+            "--blocking-threads",
+            "1",
+            "--http",
+            "1",
             "--no-ws",
-            "--loop", "uvloop",
-            "--log-level", "warning",
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
             "granian_app:app",
         ),
         cwd=PEERS,
@@ -165,12 +186,68 @@ SERVERS: tuple[ServerSpec, ...] = (
         cwd=PEERS,
     ),
     ServerSpec(
+        # WSGI: the same Flask-free plaintext app on chopin's wsgi.serve, gunicorn and granian.
+        name="chopin-wsgi",
+        argv=(str(VENV_PY), str(PEERS / "wsgi_app.py")),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+        env=(("WORKERS", "1"),),
+        category="wsgi",
+    ),
+    ServerSpec(
+        name="gunicorn",
+        argv=(
+            str(VENV_BIN / "gunicorn"),
+            "--workers",
+            "1",
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"{HOST}:{{port}}",
+            "--log-level",
+            "warning",
+            "wsgi_app:app",
+        ),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+        category="wsgi",
+    ),
+    ServerSpec(
+        name="granian-wsgi",
+        argv=(
+            str(VENV_BIN / "granian"),
+            "--interface",
+            "wsgi",
+            "--host",
+            HOST,
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--runtime-mode",
+            "st",
+            "--runtime-threads",
+            "1",
+            "--blocking-threads",
+            "1",
+            "--http",
+            "1",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "wsgi_app:app",
+        ),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+        category="wsgi",
+    ),
+    ServerSpec(
         name="bare",
         argv=(str(VENV_PY), str(PEERS / "bare_epoll.py")),
         cwd=PEERS,
         endpoints=frozenset({"plaintext"}),
     ),
-)  # fmt: skip
+)
 SPEC = {spec.name: spec for spec in SERVERS}
 
 
@@ -389,7 +466,14 @@ def rps_of(results: list[ServerResult], name: str, label: str) -> float | None:
 
 
 def rps_table(results: list[ServerResult], tests: list[Test]) -> str:
-    header = ["test", *(column_name(r) for r in results), "chopin / best peer", "chopin / bare", "metrics overhead"]
+    header = [
+        "test",
+        *(column_name(r) for r in results),
+        "chopin / best peer",
+        "chopin / bare",
+        "metrics overhead",
+        "chopin-wsgi / best WSGI peer",
+    ]
     rows = []
     for test in tests:
         cells = [test.label]
@@ -408,6 +492,17 @@ def rps_table(results: list[ServerResult], tests: list[Test]) -> str:
         cells.append(fmt_ratio(ours, rps_of(results, "bare", test.label)))
         with_metrics = rps_of(results, "chopin+metrics", test.label)
         cells.append(f"{(1 - with_metrics / ours) * 100:.1f} %" if ours and with_metrics else "n/a")
+        ours_wsgi = rps_of(results, "chopin-wsgi", test.label)
+        wsgi_peers = [
+            (value, r.name)
+            for r in results
+            if SPEC[r.name].is_wsgi_peer and (value := rps_of(results, r.name, test.label)) is not None
+        ]
+        if ours_wsgi and wsgi_peers:
+            best, best_name = max(wsgi_peers)
+            cells.append(f"{fmt_ratio(ours_wsgi, best)} (vs {best_name})")
+        else:
+            cells.append("n/a")
         rows.append(cells)
     return markdown_table(header, rows)
 
