@@ -181,3 +181,16 @@ def test_copy_out_error_midway(conn: Connection) -> None:
             for _ in reader:
                 pass
     assert conn.query_scalar("SELECT 4") == 4
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        (("plain", 1, 2.5), b"plain\t1\t2.5\n"),
+        (("tab\there", "new\nline", "cr\rhere", "back\\slash"), b"tab\\there\tnew\\nline\tcr\\rhere\tback\\\\slash\n"),
+        ((float("nan"), float("inf"), float("-inf"), -0.0, 1e300), b"NaN\tInfinity\t-Infinity\t-0.0\t1e+300\n"),
+        ((None, True, False, 0, -7), b"\\N\tt\tf\t0\t-7\n"),
+    ],
+)
+def test_format_copy_row_fast_paths(values, line):
+    assert format_copy_row(values) == line

@@ -62,12 +62,17 @@ def format_copy_row(values: Sequence[Any]) -> bytes:
     append = parts.append
     for value in values:
         kind = type(value)
-        if value is None:
-            append("\\N")
-        elif kind is str:
-            append(value.translate(_ESCAPES))
+        if kind is str:
+            # Most text has nothing to escape, and four scans cost far less than translate().
+            if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+                value = value.translate(_ESCAPES)
+            append(value)
         elif kind is int:
             append(str(value))
+        elif kind is float and value - value == 0.0:  # finite (NaN and infinities take text_literal)
+            append(repr(value))
+        elif value is None:
+            append("\\N")
         else:
             append(c.text_literal(value).translate(_ESCAPES))
     return ("\t".join(parts) + "\n").encode()
