@@ -22,12 +22,11 @@ __all__ = ["HISTOGRAM_BOUNDS", "MetricsBlock", "render_prometheus"]
 
 # Slot layout, in uint64 words.  Requests are not counted on their own: the total
 # is the sum of the status classes (one increment less per request).
-REQUESTS: Final = 0  # unused on the hot path; kept so the layout stays stable
-BYTES_SENT: Final = 1
-ACTIVE: Final = 2
-STATUS_BASE: Final = 3  # 3..7: 1xx..5xx (index STATUS_BASE + status // 100 - 1)
-DURATION_SUM_NS: Final = 8
-BUCKET_BASE: Final = 9
+BYTES_SENT: Final = 0
+ACTIVE: Final = 1
+STATUS_BASE: Final = 2  # 2..6: 1xx..5xx (index STATUS_BASE + status // 100 - 1)
+DURATION_SUM_NS: Final = 7
+BUCKET_BASE: Final = 8
 # Handler duration buckets: the hot path takes ns >> 10 (units of 1.024 us, a shift
 # instead of a float division) and files it by bit length: bucket i holds durations
 # below 2**i * 1.024 us, i = 0 .. 20 (~1.07 s), then +Inf.

@@ -9,14 +9,15 @@ common ``Content-Length`` lines are pre-encoded tables.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
 import kowito_json
 
 from .files import FileBody, content_type_line, open_file, parse_range, validator_lines
+from .files import http_date as format_http_date
 
 if TYPE_CHECKING:
     from .websocket import Upgrade
@@ -335,4 +336,4 @@ class Response:
 
 def http_date() -> bytes:
     """The current time as an IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
-    return formatdate(usegmt=True).encode("ascii")
+    return format_http_date(time.time()).encode("ascii")

@@ -150,7 +150,6 @@ class Worker:
         self._accept_paused = False
         self._stop_deadline = 0.0
         self._ep: select.epoll | None = None
-        self.requests = 0
         # emit(request, response, handler_ns) per response, or None: access log off
         # (with_logging(access_log=True) switches it on in each worker process).
         self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
@@ -410,7 +409,6 @@ class Worker:
             except Exception:
                 log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
                 resp = Response.server_error()
-        self.requests += 1
         status = resp.status
         if metrics is not None:
             # metrics.record(), inlined: this runs for every request.
