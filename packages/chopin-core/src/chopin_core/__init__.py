@@ -6,6 +6,19 @@ table and route table; the hot path shares nothing and takes no lock.
 
 from __future__ import annotations
 
+from .client import (
+    ClientError,
+    ClientResponse,
+    ClientSettings,
+    ConnectError,
+    ConnectTimeout,
+    HttpClient,
+    InvalidURL,
+    ReadTimeout,
+    ResponseProtocolError,
+    ResponseTooLarge,
+    UpstreamClosed,
+)
 from .context import Context, Json, Query
 from .decorators import delete, get, head, options, patch, post, put, route
 from .errors import (
@@ -21,6 +34,7 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
+from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
 from .router import Router, RouteTable
@@ -37,18 +51,28 @@ __all__ = [
     "BodyTooLarge",
     "Chopin",
     "ChopinError",
+    "ClientError",
+    "ClientResponse",
+    "ClientSettings",
     "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
     "Context",
     "ExtractError",
     "Handler",
     "HeadTooLarge",
     "Headers",
+    "HttpClient",
+    "InvalidURL",
     "Json",
     "Middleware",
     "ProtocolError",
     "Query",
+    "ReadTimeout",
     "Request",
     "Response",
+    "ResponseProtocolError",
+    "ResponseTooLarge",
     "RouteConflict",
     "RouteTable",
     "Router",
@@ -57,6 +81,7 @@ __all__ = [
     "TestResponse",
     "UnsupportedTransferCoding",
     "UnsupportedVersion",
+    "UpstreamClosed",
     "UriTooLong",
     "WebSocket",
     "WebSocketHandler",
@@ -64,9 +89,11 @@ __all__ = [
     "delete",
     "get",
     "head",
+    "mount_proxy",
     "options",
     "patch",
     "post",
+    "proxy",
     "put",
     "route",
 ]

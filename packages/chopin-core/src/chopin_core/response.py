@@ -20,6 +20,7 @@ from .files import FileBody, content_type_line, open_file, parse_range, validato
 from .files import http_date as format_http_date
 
 if TYPE_CHECKING:
+    from .proxy import ProxyPlan
     from .websocket import Upgrade
 
 __all__ = ["Response", "status_line"]
@@ -75,7 +76,7 @@ class Response:
         file_body: an open file region sent with ``sendfile``, or ``None``.
     """
 
-    __slots__ = ("_content", "_extra", "body", "close", "file_body", "status", "stream_body", "upgrade")
+    __slots__ = ("_content", "_extra", "body", "close", "file_body", "proxy", "status", "stream_body", "upgrade")
 
     def __init__(
         self,
@@ -94,6 +95,8 @@ class Response:
         self.file_body: FileBody | None = None
         # Set by a WebSocket endpoint: the worker switches the connection's protocol.
         self.upgrade: Upgrade | None = None
+        # Set by chopin_core.proxy: the worker's loop forwards the request and streams the answer.
+        self.proxy: ProxyPlan | None = None
         self.close = False
 
     # -- constructors ----------------------------------------------------------

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Final, Literal
 
+from ._proxy_loop import UpstreamExchange, UpstreamTable
 from .connection import Connection, _close_iter, _consume, _pending, open_listener
 from .context import Context
 from .errors import ExtractError, ProtocolError
@@ -150,6 +151,8 @@ class Worker:
         self._accept_paused = False
         self._stop_deadline = 0.0
         self._ep: select.epoll | None = None
+        # Reverse-proxy exchanges in flight and idle upstream connections (made on first use).
+        self._upstreams: UpstreamTable | None = None
         # emit(request, response, handler_ns) per response, or None: access log off
         # (with_logging(access_log=True) switches it on in each worker process).
         self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
@@ -201,6 +204,8 @@ class Worker:
                             os.read(wake_r, 512)
                         except OSError:
                             pass
+                    elif self._upstreams is not None:
+                        self._upstreams.on_event(fd, ev)
                 now = monotonic()
                 if now >= next_tick:
                     self._on_tick(int(now))
@@ -210,6 +215,8 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self._close(conn)
+            if self._upstreams is not None:
+                self._upstreams.close()
             self._restore_signals(previous)
             ep.close()
             os.close(wake_r)
@@ -409,6 +416,9 @@ class Worker:
             except Exception:
                 log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
                 resp = Response.server_error()
+        if resp.proxy is not None:
+            self._start_proxy(conn, req, resp, started)
+            return
         status = resp.status
         if metrics is not None:
             # metrics.record(), inlined: this runs for every request.
@@ -458,6 +468,28 @@ class Worker:
             out += (line, self._server_date, resp._content, resp._extra, end, body)
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
+
+    def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._proxy_loop`)."""
+        keep = req.keep_alive and not resp.close and not self._stopping
+        if not keep:
+            conn.close_after = True
+        table = self._upstreams
+        if table is None:
+            table = self._upstreams = UpstreamTable(self)
+        table.start(conn, req, resp, keep, started)
+
+    def _account(self, req: Request, resp: Response, started: int) -> None:
+        """Metrics and access log for a response finished outside :meth:`_respond` (a proxied one)."""
+        metrics = self._metrics
+        if metrics is not None:
+            elapsed = perf_counter_ns() - started
+            metrics[STATUS_BASE - 1 + resp.status // 100] += 1
+            metrics[DURATION_SUM_NS] += elapsed
+            units = elapsed >> 10
+            metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
+        if self.access_log is not None:
+            self.access_log(req, resp, perf_counter_ns() - started)
 
     def _run_pre_routing(self, req: Request) -> Response | Literal[Verdict.DROP] | None:
         """The pre-routing hook's answer: a response, DROP, or None to route as usual."""
@@ -704,6 +736,10 @@ class Worker:
         assert stream is not None
         out = conn.out
         pending = sum(map(len, out))
+        if type(stream) is UpstreamExchange:
+            # The upstream socket feeds the output itself; let it read again once this drains.
+            stream.drained(pending)
+            return
         chunked = conn.stream_chunked
         while pending < _STREAM_BATCH:
             try:
@@ -810,6 +846,8 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self._tick = tick
         self._refresh_date()
+        if self._upstreams is not None:
+            self._upstreams.on_tick(tick)
         if self._metrics_block is not None:
             self._metrics_block.publish()
         if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:

@@ -1,0 +1,473 @@
+"""The worker side of the reverse proxy: upstream exchanges driven by the worker's epoll loop.
+
+How it works: when a handler returns a proxied response the worker calls
+:meth:`UpstreamTable.start`.  The exchange takes an idle keep-alive socket from
+this worker's pool or starts a non-blocking ``connect``, registers the socket in
+the worker's ``epoll`` and becomes the client connection's ``stream``, so the
+worker treats the connection as busy (later pipelined requests wait; reading
+stops while output is pending) without ever blocking on the upstream.  Events on
+the upstream socket come back through :meth:`UpstreamTable.on_event`: the
+request is written as the socket takes it, the answer is fed to a sans-IO
+:class:`~chopin_core._client_proto.ResponseParser`, and its head and body go to
+the client's output as they arrive (re-chunked when the upstream body is not
+length-delimited).  Past ``write_high_water`` of pending client output the
+upstream is not read until the client drains.  Deadlines are checked once a
+second (:meth:`UpstreamTable.on_tick`, no clock read here): no connection within
+``connect_timeout`` or no byte for ``read_timeout`` ends the exchange with 504
+before the head (after it, the client connection is closed).  A reused socket
+that turns out closed before any answer is replaced once for idempotent methods.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import select
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+from ._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
+from ._client_pool import ConnectionPool
+from ._client_proto import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
+from .client import IDEMPOTENT
+from .connection import _pending
+from .response import Response, status_line
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .proxy import ProxyPlan, Upstream
+    from .request import Request
+    from .worker import Worker
+
+__all__ = ["UpstreamExchange", "UpstreamTable"]
+
+log = logging.getLogger("chopin_core.proxy")
+
+_READ: Final = select.EPOLLIN | select.EPOLLRDHUP
+_WRITE: Final = select.EPOLLOUT
+_END: Final = b"\r\n"
+_LAST_CHUNK: Final = b"0\r\n\r\n"
+_END_CLOSE: Final = b"Connection: close\r\n\r\n"
+_END_KEEPALIVE: Final = b"Connection: keep-alive\r\n\r\n"
+_VIA: Final = "1.1 chopin"
+# Response fields the proxy recomputes for the client.
+_FRAMING: Final = frozenset({"content-length"})
+
+# Exchange states.
+_CONNECTING: Final = 0
+_SENDING: Final = 1
+_AWAITING: Final = 2  # the request is out (or going), no head yet
+_BODY: Final = 3
+_FINISHED: Final = 4
+
+
+class UpstreamTable:
+    """One worker's upstream exchanges (by socket fd) and its idle-connection pools.
+
+    Args:
+        worker: the worker whose loop, connections and clock these exchanges use.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.by_fd: dict[int, UpstreamExchange] = {}
+        self.live: set[UpstreamExchange] = set()
+        self._pools: dict[Upstream, ConnectionPool] = {}
+
+    def pool(self, upstream: Upstream) -> ConnectionPool:
+        """This worker's idle connections to ``upstream``."""
+        pool = self._pools.get(upstream)
+        if pool is None:
+            settings = upstream.settings
+            pool = self._pools[upstream] = ConnectionPool(settings.max_idle_per_host, settings.idle_timeout)
+        return pool
+
+    def start(self, conn: Connection, req: Request, resp: Response, keep: bool, started: int) -> None:
+        """Begin forwarding ``req`` for ``conn``; the connection waits with the exchange as its stream."""
+        plan = resp.proxy
+        assert plan is not None
+        exchange = UpstreamExchange(self, conn, req, resp, plan, keep, started)
+        conn.stream = exchange
+        self.live.add(exchange)
+        exchange.begin()
+
+    def on_event(self, fd: int, ev: int) -> None:
+        """An epoll event for an upstream socket."""
+        exchange = self.by_fd.get(fd)
+        if exchange is not None:
+            exchange.on_event(ev)
+
+    def on_tick(self, tick: int) -> None:
+        """Once a second: end exchanges past their deadline; keep waiting clients from idling out."""
+        for exchange in list(self.live):
+            if exchange.paused:
+                # We stopped reading the upstream (the client is slow): its silence is ours,
+                # and the client's own keep-alive clock decides how long it may stall.
+                exchange.deadline = tick + exchange.read_ticks
+            elif tick >= exchange.deadline:
+                exchange.time_out()
+            else:
+                # The client is waiting on us, not idle: its keep-alive clock must not run.
+                exchange.conn.last_active = tick
+        for pool in self._pools.values():
+            pool.prune(float(tick))
+
+    def close(self) -> None:
+        """Close every exchange's socket and every idle connection (the worker is exiting)."""
+        for exchange in list(self.live):
+            exchange.close()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+class UpstreamExchange(Iterator[bytes]):
+    """One forwarded request and its streamed answer.
+
+    It stands in a connection's ``stream`` slot so the worker holds the
+    connection's later requests and closes it through :meth:`close`; the worker
+    never pulls it like an iterator (``__next__`` refuses).
+    """
+
+    def __init__(
+        self,
+        table: UpstreamTable,
+        conn: Connection,
+        req: Request,
+        resp: Response,
+        plan: ProxyPlan,
+        keep: bool,
+        started: int,
+    ) -> None:
+        self.table = table
+        self.worker = table.worker
+        self.conn = conn
+        self.req = req
+        self.resp = resp
+        self.upstream = plan.upstream
+        self.settings = plan.upstream.settings
+        self.keep = keep
+        self.started = started
+        self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer), req.body or None)
+        self.sent = 0
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self.reused = False
+        self.state = _CONNECTING
+        self.parser = ResponseParser(req.method, self.settings.limits())
+        self.chunked = False  # re-chunk the body for the client
+        self.paused = False
+        self.mask = 0
+        self._connect_ticks = math.ceil(self.settings.connect_timeout) + 1
+        self.read_ticks = math.ceil(self.settings.read_timeout) + 1
+        self.deadline = self.worker._tick + self._connect_ticks
+
+    def __next__(self) -> bytes:
+        raise RuntimeError("an upstream exchange is driven by the worker loop, not pulled")
+
+    # -- connecting and sending --------------------------------------------------------
+
+    def begin(self) -> None:
+        """Take a pooled socket or start connecting; failures here answer at once (no flush: the caller flushes)."""
+        sock = self.table.pool(self.upstream).checkout(self.upstream.key, float(self.worker._tick))
+        if sock is not None:
+            self.reused = True
+            self._attach(sock)
+            self._connected(flush=False)
+            return
+        self._connect(flush=False)
+
+    def _connect(self, flush: bool) -> None:
+        up = self.upstream
+        sock = socket.socket(up.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = sock.connect_ex(up.sockaddr)
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.fail(ConnectError(f"cannot connect to upstream {up.host}:{up.port}: {os.strerror(err)}"), flush)
+            return
+        self.state = _CONNECTING
+        self.deadline = self.worker._tick + self._connect_ticks
+        self._attach(sock)
+        if err == 0:
+            self._connected(flush)
+        else:
+            self._set_mask(_WRITE)
+
+    def _attach(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.mask = 0
+        self.table.by_fd[self.fd] = self
+        assert self.worker._ep is not None
+        self.worker._ep.register(self.fd, 0)
+
+    def _detach(self) -> socket.socket | None:
+        sock, self.sock = self.sock, None
+        if sock is None:
+            return None
+        self.table.by_fd.pop(self.fd, None)
+        try:
+            assert self.worker._ep is not None
+            self.worker._ep.unregister(self.fd)
+        except (OSError, ValueError):
+            pass
+        self.fd = -1
+        return sock
+
+    def _connected(self, flush: bool) -> None:
+        self.state = _SENDING
+        self.deadline = self.worker._tick + self.read_ticks
+        self._send(flush)
+
+    def _send(self, flush: bool) -> None:
+        sock = self.sock
+        assert sock is not None
+        data = self.data
+        while self.sent < len(data):
+            try:
+                self.sent += sock.send(memoryview(data)[self.sent :])
+            except BlockingIOError:
+                self._set_mask(_READ | _WRITE)
+                return
+            except OSError as exc:
+                self._lost(exc, flush)
+                return
+        self.state = _AWAITING
+        self._set_mask(_READ)
+
+    def _set_mask(self, mask: int) -> None:
+        if mask != self.mask and self.sock is not None:
+            self.mask = mask
+            assert self.worker._ep is not None
+            self.worker._ep.modify(self.fd, mask)
+
+    # -- events -------------------------------------------------------------------------
+
+    def on_event(self, ev: int) -> None:
+        """Readable/writable/error on the upstream socket."""
+        if self.state == _CONNECTING:
+            sock = self.sock
+            assert sock is not None
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._detach()
+                sock.close()
+                up = self.upstream
+                self.fail(ConnectError(f"cannot connect to upstream {up.host}:{up.port}: {os.strerror(err)}"), True)
+                return
+            self._connected(flush=True)
+            return
+        if self.state == _SENDING and ev & select.EPOLLOUT:
+            self._send(flush=True)
+            if self.state == _FINISHED or self.sock is None:
+                return
+        if ev & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+            self._receive()
+
+    def _receive(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        try:
+            data = sock.recv(self.settings.recv_size)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(exc, True)
+            return
+        if not data:
+            self._lost(None, True)
+            return
+        self.deadline = self.worker._tick + self.read_ticks
+        try:
+            events = self.parser.feed(data)
+        except ClientError as exc:
+            self.fail(exc, True)
+            return
+        self._deliver(events)
+
+    def _lost(self, exc: OSError | None, flush: bool) -> None:
+        """The upstream closed (or reset) its side."""
+        if self.reused and not self.parser.received and self.req.method in IDEMPOTENT:
+            # A pooled connection the upstream had closed meanwhile: once more on a fresh one.
+            sock = self._detach()
+            if sock is not None:
+                sock.close()
+            self.reused = False
+            self.sent = 0
+            self._connect(flush)
+            return
+        try:
+            events = self.parser.feed_eof()
+        except ClientError as error:
+            if exc is not None:
+                error = UpstreamClosed(f"{error} ({exc.strerror or exc})")
+            self.fail(error, flush)
+            return
+        self._deliver(events)
+
+    def _deliver(self, events: list[Event]) -> None:
+        conn = self.conn
+        out = conn.out
+        for event in events:
+            if type(event) is bytes:
+                if not event:
+                    continue
+                if self.chunked:
+                    out += (b"%x\r\n" % len(event), event, _END)
+                else:
+                    out.append(event)
+                conn.big = True
+            elif event is END:
+                self._finish()
+                return
+            else:
+                assert isinstance(event, ResponseHead)
+                self._write_head(event)
+        if not conn.closed:
+            self.worker._flush(conn)
+        if not conn.closed and _pending(conn.out) > self.worker.settings.write_high_water:
+            self.paused = True
+            self._set_mask(0)
+
+    def drained(self, pending: int) -> None:
+        """The worker flushed the client's output; read the upstream again once it is low."""
+        if self.paused and pending <= self.worker.settings.write_high_water:
+            self.paused = False
+            self._set_mask(_READ)
+
+    # -- the client's side -------------------------------------------------------------
+
+    def _write_head(self, head: ResponseHead) -> None:
+        """The upstream's head, as the client gets it: hop-by-hop fields out, our framing in."""
+        if self.state == _SENDING:
+            # An early answer (say a 413) before the whole request went out: stop
+            # sending, and never reuse this connection, whose request is cut short.
+            head.keep_alive = False
+            self._set_mask(_READ)
+        self.state = _BODY
+        req = self.req
+        resp = self.resp
+        resp.status = head.status
+        named = set(HOP_BY_HOP)
+        for name, value in head.headers:
+            if name.lower() == "connection":
+                named.update(t.strip().lower() for t in value.split(",") if t.strip())
+        has_body = head.body_kind != BodyKind.NONE
+        lines: list[str] = []
+        has_date = False
+        via = None
+        for name, value in head.headers:
+            lname = name.lower()
+            if lname in named or (has_body and lname in _FRAMING):
+                continue
+            if lname == "via":
+                via = f"{via}, {value}" if via else value
+                continue
+            if lname == "date":
+                has_date = True
+            lines.append(f"{name}: {value}\r\n")
+        lines.append(f"Via: {via}, {_VIA}\r\n" if via else f"Via: {_VIA}\r\n")
+        block = "".join(lines).encode("latin-1")
+        keep = self.keep
+        if has_body:
+            if head.body_kind == BodyKind.LENGTH:
+                block += b"Content-Length: %d\r\n" % head.length
+            elif req.http11:
+                block += b"Transfer-Encoding: chunked\r\n"
+                self.chunked = True
+            else:
+                keep = False  # HTTP/1.0 client: the body ends when the connection does
+        self.keep = keep
+        # RFC 9110 6.6.1: a forwarded response without Date gets one.
+        date = self.worker._server_date if not has_date else b""
+        if date:
+            date = date[date.find(b"Date:") :]
+        end = (_END if req.http11 else _END_KEEPALIVE) if keep and not self.worker._stopping else _END_CLOSE
+        self.conn.out += (status_line(head.status), date, block, resp._extra, end)
+
+    def _finish(self) -> None:
+        """The upstream's answer is complete: pool its socket, end the client's message, answer what waits."""
+        self.state = _FINISHED
+        self.table.live.discard(self)
+        head = self.parser.head
+        sock = self._detach()
+        if sock is not None:
+            if head is not None and head.keep_alive:
+                self.table.pool(self.upstream).checkin(self.upstream.key, sock, float(self.worker._tick))
+            else:
+                sock.close()
+        conn = self.conn
+        if self.chunked:
+            conn.out.append(_LAST_CHUNK)
+        if not self.keep or self.worker._stopping:
+            conn.close_after = True
+        conn.stream = None
+        self.worker._account(self.req, self.resp, self.started)
+        if not conn.closed:
+            self.worker._flush(conn)
+
+    def fail(self, exc: ClientError, flush: bool) -> None:
+        """End the exchange with ``exc``: a 502/504 answer before the head, a closed connection after it."""
+        if self.state == _FINISHED:
+            return
+        before_head = self.state != _BODY
+        self.state = _FINISHED
+        self.table.live.discard(self)
+        sock = self._detach()
+        if sock is not None:
+            sock.close()
+        conn = self.conn
+        conn.stream = None
+        req = self.req
+        log.warning(
+            "worker %d: proxy %s %s -> %s:%d failed: %s",
+            self.worker.index,
+            req.method,
+            req.path,
+            self.upstream.host,
+            self.upstream.port,
+            exc,
+        )
+        if before_head:
+            answer = Response.text(_REASON.get(exc.status, "Bad Gateway"), exc.status)
+            self.resp.status = exc.status
+            keep = self.keep and not self.worker._stopping
+            end = (_END if req.http11 else _END_KEEPALIVE) if keep else _END_CLOSE
+            if not keep:
+                conn.close_after = True
+            conn.out += (status_line(exc.status), self.worker._server_date, answer._content, end)
+            if req.method != "HEAD":
+                conn.out.append(answer.body)
+        else:
+            # Part of the answer is out: the client must see an incomplete message, not a wrong one.
+            conn.close_after = True
+        self.worker._account(req, self.resp, self.started)
+        if flush and not conn.closed:
+            self.worker._flush(conn)
+
+    def time_out(self) -> None:
+        """The deadline passed: connecting or the upstream's silence took too long."""
+        if self.state == _CONNECTING:
+            error: ClientError = ConnectTimeout(
+                f"connecting to upstream took longer than {self.settings.connect_timeout} s"
+            )
+        else:
+            error = ReadTimeout(f"upstream sent nothing for {self.settings.read_timeout} s")
+        self.fail(error, flush=True)
+
+    def close(self) -> None:
+        """The client connection closed (or the worker exits): drop the upstream socket."""
+        if self.state != _FINISHED:
+            self.state = _FINISHED
+            self.table.live.discard(self)
+        sock = self._detach()
+        if sock is not None:
+            sock.close()
+
+
+_REASON: Final = {502: "Bad Gateway", 504: "Gateway Timeout"}

@@ -1,0 +1,189 @@
+"""The blocking HttpClient over real sockets: a plain ``http.server`` upstream and a Chopin server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+from apps.http_upstream import pattern, running_upstream
+from chopin_core.client import (
+    ClientSettings,
+    ConnectError,
+    HttpClient,
+    InvalidURL,
+    ReadTimeout,
+    ResponseTooLarge,
+    UpstreamClosed,
+    parse_url,
+)
+from chopin_core.errors import ChopinError, ConfigError
+from conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with running_upstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def chopin(serve_module):
+    return serve_module("apps.basic:app")
+
+
+@pytest.fixture
+def client():
+    with HttpClient(ClientSettings(connect_timeout=5.0, read_timeout=10.0)) as c:
+        yield c
+
+
+def test_get_and_post(client, upstream):
+    resp = client.request("GET", f"{upstream.url}/echo?q=1", [("X-Test", "yes")])
+    assert resp.status == 200
+    assert resp.header("content-type") == "application/json"
+    info = json.loads(resp.body)
+    assert info["path"] == "/echo?q=1"
+    assert ["X-Test", "yes"] in info["headers"]
+    assert ["Host", f"127.0.0.1:{upstream.server_address[1]}"] in info["headers"]
+    posted = json.loads(client.request("POST", f"{upstream.url}/echo", body=b"a body").body)
+    assert posted["method"] == "POST"
+    assert posted["body"] == "a body"
+
+
+def test_keep_alive_pool_reuses_one_connection(client, upstream):
+    ports = {json.loads(client.request("GET", f"{upstream.url}/echo").body)["peer_port"] for _ in range(5)}
+    assert len(ports) == 1
+    assert client._pool.idle_count(("127.0.0.1", upstream.server_address[1])) == 1
+
+
+def test_a_stale_pooled_connection_is_replaced_for_idempotent_requests(client, upstream):
+    assert client.request("GET", f"{upstream.url}/drop-after").body == b"dropped"
+    time.sleep(0.2)  # the upstream has closed the pooled connection by now
+    assert json.loads(client.request("GET", f"{upstream.url}/again").body)["path"] == "/again"
+
+
+def test_chunked_and_close_delimited_bodies(client, upstream):
+    assert client.request("GET", f"{upstream.url}/chunked?n=3").body == b"part0;part1;part2;"
+    resp = client.request("GET", f"{upstream.url}/http10")
+    assert not resp.http11
+    assert resp.body == b"until-close body"
+
+
+def test_stream_reads_as_it_arrives(client, chopin):
+    size = 3 * 1024 * 1024
+    with client.stream("GET", f"{chopin.url}/big?size={size}") as resp:
+        assert resp.status == 200
+        chunks = list(resp.iter_bytes())
+    assert len(chunks) > 1
+    assert b"".join(chunks) == pattern(size)
+    with client.stream("GET", f"{chopin.url}/stream?n=10") as resp:
+        assert resp.header("transfer-encoding") == "chunked"
+        assert resp.body == b"".join(b"%06d|" % i for i in range(10))
+
+
+def test_a_stream_closed_early_does_not_return_its_connection(client, chopin):
+    key = ("127.0.0.1", chopin.port)
+    client.close()
+    resp = client.stream("GET", f"{chopin.url}/big?size=1000000")
+    next(iter(resp.iter_bytes()))
+    resp.close()
+    assert client._pool.idle_count(key) == 0
+    assert client.request("GET", f"{chopin.url}/").body == b"hello"
+    assert client._pool.idle_count(key) == 1
+
+
+def test_head_and_no_content(client, chopin):
+    head = client.request("HEAD", f"{chopin.url}/big?size=777")
+    assert head.header("content-length") == "777"
+    assert head.body == b""
+    assert client.request("GET", f"{chopin.url}/nocontent").status == 204
+    assert client.request("GET", f"{chopin.url}/").body == b"hello"  # the connection is in sync
+
+
+def test_connection_refused_is_a_connect_error(client):
+    with pytest.raises(ConnectError, match="cannot connect") as info:
+        client.request("GET", f"http://127.0.0.1:{free_port()}/")
+    assert isinstance(info.value, ChopinError)
+    assert info.value.status == 502
+
+
+def test_read_timeout(upstream):
+    with HttpClient(ClientSettings(read_timeout=0.5)) as client:
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout, match="sent nothing") as info:
+            client.request("GET", f"{upstream.url}/slow?delay=3")
+        assert time.monotonic() - started < 2.9
+    assert info.value.status == 504
+
+
+def test_body_limit(upstream):
+    with HttpClient(ClientSettings(max_body_size=1000)) as client:
+        with pytest.raises(ResponseTooLarge, match="max_body_size"):
+            client.request("GET", f"{upstream.url}/big?size=5000")
+        assert client.request("GET", f"{upstream.url}/big?size=1000").body == pattern(1000)
+
+
+def test_upstream_closing_mid_body(client, upstream):
+    with pytest.raises(UpstreamClosed, match="middle of the response body"):
+        client.request("GET", f"{upstream.url}/truncated")
+
+
+def test_garbage_response_is_a_protocol_error(client):
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"SMTP ready\r\n\r\n")
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        with pytest.raises(ChopinError, match=r"expected 'HTTP/1\.x NNN reason'"):
+            client.request("GET", f"http://127.0.0.1:{listener.getsockname()[1]}/")
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_pool_belongs_to_one_process(client, chopin):
+    client.request("GET", f"{chopin.url}/")
+    assert client._pool.idle_count() == 1
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            fresh = client._pool_here().idle_count() == 0
+            ok = client.request("GET", f"{chopin.url}/").body == b"hello"
+            os._exit(0 if fresh and ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.request("GET", f"{chopin.url}/").body == b"hello"  # the parent's socket still works
+
+
+def test_parse_url():
+    assert parse_url("http://example.com") == ("example.com", 80, "/", "example.com")
+    assert parse_url("http://127.0.0.1:8080/a/b?c=d") == ("127.0.0.1", 8080, "/a/b?c=d", "127.0.0.1:8080")
+    assert parse_url("http://[::1]:81/") == ("::1", 81, "/", "[::1]:81")
+    for bad, message in [
+        ("https://x/", "https is not supported"),
+        ("ftp://x/", "http://"),
+        ("http:///path", "no host"),
+        ("http://x:99999/", "Port out of range"),
+    ]:
+        with pytest.raises(InvalidURL, match=message):
+            parse_url(bad)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ConfigError, match="connect_timeout"):
+        ClientSettings(connect_timeout=-1)
+    with pytest.raises(ConfigError, match="finite"):
+        ClientSettings(read_timeout=float("inf"))
+    assert ClientSettings(max_idle_per_host=0).max_idle_per_host == 0

@@ -1,0 +1,376 @@
+"""The reverse proxy over real sockets: a Chopin proxy (one worker, in a subprocess) in front of a
+plain ``http.server`` upstream (a thread here) and of a second Chopin server, with httpx,
+curl and raw sockets as clients.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+from apps.http_upstream import pattern, running_upstream
+from chopin_core import Request, Router
+from chopin_core.client import ClientSettings
+from chopin_core.errors import ConfigError
+from chopin_core.proxy import Upstream, forwarded_target, mount_proxy, plan_for, proxy
+from conftest import free_port
+
+CURL = "/usr/bin/curl"
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with running_upstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def chopin_upstream(serve_module):
+    return serve_module("apps.basic:app")
+
+
+@pytest.fixture(scope="module")
+def gateway(serve_module, upstream, chopin_upstream):
+    """The proxy app, one worker, with a live, a Chopin and a dead upstream."""
+    env = {
+        "PROXY_UPSTREAM": upstream.url,
+        "PROXY_CHOPIN_UPSTREAM": chopin_upstream.url,
+        "PROXY_DEAD_UPSTREAM": f"http://127.0.0.1:{free_port()}",
+    }
+    return serve_module("apps.proxy_app:app", env=env)
+
+
+def echo(resp: httpx.Response) -> dict:
+    assert resp.status_code == 200, resp.text
+    return json.loads(resp.content)
+
+
+def headers_of(info: dict) -> dict[str, str]:
+    return {k.lower(): v for k, v in info["headers"]}
+
+
+# -- forwarding -----------------------------------------------------------------------------
+
+
+def test_forwards_method_path_query_and_body(gateway):
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+        got = echo(client.post("/api/things/7?x=1&y=%20z", content=b"payload", headers={"X-Custom": "kept"}))
+        raw = echo(client.get("/raw/keep/prefix"))
+    assert got["method"] == "POST"
+    assert got["path"] == "/things/7?x=1&y=%20z"  # the /api prefix is stripped, the query kept as sent
+    assert got["body"] == "payload"
+    headers = headers_of(got)
+    assert headers["content-length"] == "7"
+    assert headers["x-custom"] == "kept"
+    assert raw["path"] == "/raw/keep/prefix"
+
+
+def test_hop_by_hop_fields_are_dropped_and_forwarding_fields_added(gateway, connect, upstream):
+    conn = connect(gateway)
+    resp = conn.request(
+        "GET",
+        "/api/echo",
+        [
+            ("Connection", "keep-alive, X-Private"),
+            ("X-Private", "must not pass"),
+            ("Keep-Alive", "timeout=9"),
+            ("TE", "trailers"),
+            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("Via", "1.0 edge"),
+            ("X-End-To-End", "yes"),
+        ],
+    )
+    assert resp.status == 200
+    headers = headers_of(json.loads(resp.body))
+    for name in ("connection", "x-private", "keep-alive", "te", "proxy-authorization"):
+        assert name not in headers, name
+    assert headers["x-end-to-end"] == "yes"
+    assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == "test"  # the client's Host
+    assert headers["host"] == f"127.0.0.1:{upstream.server_address[1]}"  # the upstream's own name
+    assert headers["via"] == "1.0 edge, 1.1 chopin"
+    # The upstream's hop-by-hop fields do not reach the client either.
+    assert resp.header("x-secret") is None
+    assert resp.header("keep-alive") is None
+    assert resp.header("x-kept") == "yes"
+    assert resp.header("via") == "1.1 chopin"
+    assert resp.header("connection") is None  # HTTP/1.1 keep-alive, nothing to say
+
+
+def test_chunked_request_body_is_forwarded_with_a_length(gateway):
+    done = subprocess.run(
+        [
+            CURL,
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "abc" * 1000,
+            f"{gateway.url}/api/upload",
+        ],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["body"] == "abc" * 1000
+    assert headers_of(info)["content-length"] == "3000"
+    assert "transfer-encoding" not in headers_of(info)
+
+
+def test_chunked_upstream_body_is_rechunked_for_http11(gateway, connect):
+    conn = connect(gateway)
+    resp = conn.request("GET", "/api/chunked?n=20")
+    assert resp.status == 200
+    assert resp.chunked
+    assert resp.body == b"".join(b"part%d;" % i for i in range(20))
+    assert resp.header("trailer") is None  # hop-by-hop; the upstream's trailers are not passed on
+    # The connection is still usable.
+    assert conn.request("GET", "/fast").body == b"fast"
+
+
+def test_chunked_upstream_body_to_http10_client_ends_with_close(gateway, connect):
+    conn = connect(gateway)
+    resp = conn.request("GET", "/api/chunked?n=3", version="HTTP/1.0")
+    assert resp.header("transfer-encoding") is None
+    assert resp.header("connection") == "close"
+    assert resp.body == b"part0;part1;part2;"
+    conn.assert_closed_by_server()
+
+
+def test_close_delimited_upstream_body_reaches_the_client_complete(gateway, connect):
+    conn = connect(gateway)
+    resp = conn.request("GET", "/api/http10")
+    assert resp.status == 200
+    assert resp.chunked
+    assert resp.body == b"until-close body"
+    assert conn.request("GET", "/fast").body == b"fast"
+
+
+def test_head_keeps_the_upstream_length_and_sends_no_body(gateway, connect):
+    conn = connect(gateway)
+    resp = conn.request("HEAD", "/api/big?size=12345")
+    assert resp.status == 200
+    assert resp.header("content-length") == "12345"
+    assert conn.request("GET", "/fast").body == b"fast"  # no stray body bytes in between
+
+
+def test_status_without_body_is_forwarded(gateway, connect):
+    conn = connect(gateway)
+    resp = conn.request("GET", "/api/status?code=204")
+    assert resp.status == 204
+    assert resp.body == b""
+    assert conn.request("GET", "/api/status?code=404").status == 404
+
+
+def test_large_body_from_a_chopin_upstream(gateway):
+    size = 5 * 1024 * 1024 + 17
+    with httpx.Client(base_url=gateway.url, timeout=30.0) as client:
+        resp = client.get(f"/chopin/big?size={size}")
+        target = client.get("/chopin/target?a=b")
+        streamed = client.get("/chopin/stream?n=50")
+    assert resp.status_code == 200
+    assert resp.headers["content-length"] == str(size)
+    assert resp.content == pattern(size)
+    info = target.json()
+    assert info["path"] == "/target"
+    assert info["query"] == "a=b"
+    assert streamed.headers["transfer-encoding"] == "chunked"
+    assert streamed.content == b"".join(b"%06d|" % i for i in range(50))
+
+
+def test_pipelined_requests_are_answered_in_order(gateway, connect):
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/slow?delay=0.5") + conn.build("GET", "/fast") + conn.build("GET", "/api/one"))
+    first = conn.read_response()
+    second = conn.read_response()
+    third = conn.read_response()
+    assert json.loads(first.body)["path"] == "/slow?delay=0.5"
+    assert second.body == b"fast"
+    assert json.loads(third.body)["path"] == "/one"
+
+
+def test_upstream_connections_are_kept_alive_and_reused(gateway):
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+        ports = {echo(client.get(f"/api/reuse/{i}"))["peer_port"] for i in range(5)}
+    assert len(ports) == 1  # one worker, sequential requests: one upstream connection
+
+
+def test_a_pooled_connection_the_upstream_closed_is_replaced(gateway):
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+        first = client.get("/api/drop-after")  # the upstream closes after answering, without saying so
+        time.sleep(0.2)
+        second = client.get("/api/after-drop")
+    assert first.status_code == 200
+    assert first.content == b"dropped"
+    assert echo(second)["path"] == "/after-drop"
+
+
+def test_curl_through_the_proxy(gateway):
+    done = subprocess.run(
+        [CURL, "-sS", "--max-time", "10", "-i", f"{gateway.url}/chopin/user/42"],
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"\r\nVia: 1.1 chopin" in head
+    assert json.loads(body) == {"id": "42"}
+
+
+# -- the loop is never blocked ------------------------------------------------------------------
+
+
+def test_a_slow_upstream_does_not_stall_other_connections(gateway):
+    slow_result: dict[str, object] = {}
+
+    def slow() -> None:
+        with httpx.Client(base_url=gateway.url, timeout=30.0) as client:
+            slow_result["resp"] = client.get("/api/slow?delay=4")
+            slow_result["done"] = time.monotonic()
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        time.sleep(0.5)  # the slow request is in flight at the single worker
+        answered = []
+        for _ in range(5):
+            with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+                answered.append(client.get("/fast").text)
+                answered.append(echo(client.get("/api/quick"))["path"])
+        fast_done = time.monotonic()
+        assert thread.is_alive(), "the slow request finished before the others: nothing was shown"
+    finally:
+        thread.join(30)
+    assert answered == ["fast", "/quick"] * 5
+    assert slow_result["resp"].status_code == 200  # type: ignore[attr-defined]
+    assert fast_done < slow_result["done"]  # type: ignore[operator]
+
+
+def test_a_slow_client_pauses_the_upstream_instead_of_buffering_it(gateway, connect):
+    conn = connect(gateway, rcvbuf=16 * 1024)
+    conn.send(conn.build("GET", "/chopin/endless"))  # 4 GiB of 64 KiB chunks from the Chopin upstream
+    head = conn.read_head()
+    assert head.status == 200
+    assert head.header("transfer-encoding") == "chunked"
+    before = gateway.rss_kib()
+    time.sleep(3)  # the client reads nothing: unpaused, the proxy would buffer hundreds of MiB by now
+    grown = gateway.rss_kib() - before
+    assert grown < 32 * 1024, f"proxy grew by {grown} KiB while the client was not reading"
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+        assert client.get("/fast").text == "fast"
+    # Reading again resumes the flow.
+    received = bytearray(conn.buffer)
+    deadline = time.monotonic() + 20
+    while len(received) < 4 * 1024 * 1024 and time.monotonic() < deadline:
+        received += conn.sock.recv(1 << 20)
+    assert len(received) >= 4 * 1024 * 1024
+    assert b"000000000000010\n" in received  # the 11th 64 KiB chunk of the upstream
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+def test_unreachable_upstream_is_502_and_the_connection_stays_usable(gateway, connect):
+    conn = connect(gateway)
+    resp = conn.request("GET", "/dead")
+    assert resp.status == 502
+    assert resp.body == b"Bad Gateway"
+    assert conn.request("GET", "/fast").body == b"fast"
+    gateway.wait_for_stderr("proxy GET /dead")
+
+
+def test_slow_upstream_is_504(serve, upstream):
+    server = serve("apps.proxy_app:app", env={"PROXY_UPSTREAM": upstream.url, "PROXY_READ_TIMEOUT": "1"})
+    started = time.monotonic()
+    with httpx.Client(base_url=server.url, timeout=20.0) as client:
+        resp = client.get("/api/slow?delay=6")
+        took = time.monotonic() - started
+        after = client.get("/fast")
+    assert resp.status_code == 504
+    assert resp.text == "Gateway Timeout"
+    assert took < 5.5  # 1 s timeout checked once a second, far below the upstream's 6 s
+    assert after.text == "fast"
+
+
+def test_upstream_closing_mid_body_closes_the_client_connection(gateway, connect):
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/truncated"))
+    head = conn.read_head()
+    assert head.status == 200
+    assert head.header("content-length") == "1000"
+    rest = conn.read_until_close(timeout=10.0)
+    assert len(rest) == 100  # what came, then the connection closed: never a complete-looking message
+
+
+def test_upstream_closing_mid_chunked_body_leaves_no_final_chunk(gateway, connect):
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/truncated-chunked"))
+    head = conn.read_head()
+    assert head.header("transfer-encoding") == "chunked"
+    rest = conn.read_until_close(timeout=10.0)
+    assert rest == b"5\r\nhello\r\n"  # no "0\r\n\r\n": the client sees the message is incomplete
+
+
+def test_a_client_closing_early_does_not_break_the_worker(gateway, connect):
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/slow?delay=1"))
+    conn.close()
+    time.sleep(1.5)
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
+        assert client.get("/fast").text == "fast"
+        assert echo(client.get("/api/after-close"))["path"] == "/after-close"
+
+
+# -- building the forwarded request without sockets ---------------------------------------------
+
+
+def _request(target: str, *headers: bytes) -> Request:
+    path, _, query = target.partition("?")
+    return Request("GET", target, path, query or None, True, True, (b"Host: front.example", *headers))
+
+
+def test_forwarded_target_joins_base_path_and_strips_prefix():
+    base = Upstream("http://127.0.0.1:9/v1/")
+    bare = Upstream("http://127.0.0.1:9")
+    assert forwarded_target(base, _request("/api/users?x=1"), "/api") == "/v1/users?x=1"
+    assert forwarded_target(base, _request("/api"), "/api") == "/v1/"
+    assert forwarded_target(bare, _request("/api"), "/api") == "/"
+    assert forwarded_target(bare, _request("/apix/y"), "/api") == "/apix/y"  # not at a segment boundary
+    assert forwarded_target(bare, _request("/a/b"), "") == "/a/b"
+
+
+def test_plan_sets_host_and_keeps_client_host_on_request():
+    up = Upstream("http://127.0.0.1:9")
+    plan = plan_for(up, _request("/x"))
+    assert plan.headers[0] == ("Host", "127.0.0.1:9")
+    assert ("X-Forwarded-Host", "front.example") in plan.headers
+    kept = plan_for(up, _request("/x"), preserve_host=True)
+    assert kept.headers[0] == ("Host", "front.example")
+    assert ("X-Forwarded-For", "10.0.0.1") in plan.request_headers(("10.0.0.1", 5555))
+
+
+def test_bad_proxy_configuration_is_refused():
+    with pytest.raises(ConfigError, match="strip_prefix"):
+        proxy("http://127.0.0.1:9", strip_prefix="api/")
+    with pytest.raises(ValueError, match="http://"):
+        proxy("https://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="query"):
+        Upstream("http://127.0.0.1:9/?a=b")
+    with pytest.raises(ConfigError, match="cannot resolve"):
+        Upstream("http://no-such-host.invalid:9")
+    with pytest.raises(ConfigError, match="prefix"):
+        mount_proxy(Router(), "api", "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="read_timeout"):
+        ClientSettings(read_timeout=0)
