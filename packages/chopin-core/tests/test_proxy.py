@@ -6,6 +6,9 @@ curl and raw sockets as clients.
 from __future__ import annotations
 
 import json
+import re
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -229,6 +232,41 @@ def test_curl_through_the_proxy(gateway):
     assert json.loads(body) == {"id": "42"}
 
 
+def test_large_request_body_goes_out_as_the_upstream_takes_it(gateway):
+    body = pattern(6 * 1024 * 1024 + 3)  # far more than one socket buffer: partial writes, EPOLLOUT
+    with httpx.Client(base_url=gateway.url, timeout=30.0) as client:
+        resp = client.post("/chopin/echo", content=body)
+    assert resp.status_code == 200
+    assert resp.headers["x-body-length"] == str(len(body))
+    assert resp.content == body
+
+
+def test_proxy_with_forked_workers(serve, upstream):
+    server = serve("apps.proxy_app:app", workers=2, env={"PROXY_UPSTREAM": upstream.url})
+    server.wait_for_children(2)
+    for _ in range(6):
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:  # a new connection each time
+            assert echo(client.get("/api/forked"))["path"] == "/forked"
+
+
+def test_shutdown_lets_a_proxied_request_finish(serve, upstream):
+    server = serve("apps.proxy_app:app", env={"PROXY_UPSTREAM": upstream.url})
+    result: dict[str, httpx.Response] = {}
+
+    def slow() -> None:
+        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            result["resp"] = client.get("/api/slow?delay=2")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.7)
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(30)
+    assert result["resp"].status_code == 200
+    assert echo(result["resp"])["path"] == "/slow?delay=2"
+    assert server.process.wait(15) == 0
+
+
 # -- the loop is never blocked ------------------------------------------------------------------
 
 
@@ -304,6 +342,32 @@ def test_slow_upstream_is_504(serve, upstream):
     assert after.text == "fast"
 
 
+def test_connect_timeout_is_504(serve):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+            fillers.append(filler)
+        server = serve(
+            "apps.proxy_app:app",
+            env={"PROXY_UPSTREAM": f"http://127.0.0.1:{listener.getsockname()[1]}", "PROXY_CONNECT_TIMEOUT": "1"},
+        )
+        started = time.monotonic()
+        with httpx.Client(base_url=server.url, timeout=20.0) as client:
+            resp = client.get("/api/x")
+        assert resp.status_code == 504
+        assert time.monotonic() - started < 8.0
+        server.wait_for_stderr("longer than 1.0 s")
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
 def test_upstream_closing_mid_body_closes_the_client_connection(gateway, connect):
     conn = connect(gateway)
     conn.send(conn.build("GET", "/api/truncated"))
@@ -331,6 +395,32 @@ def test_a_client_closing_early_does_not_break_the_worker(gateway, connect):
     with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
         assert client.get("/fast").text == "fast"
         assert echo(client.get("/api/after-close"))["path"] == "/after-close"
+
+
+def test_proxied_responses_are_counted_by_their_final_status(serve, upstream):
+    env = {
+        "PROXY_UPSTREAM": upstream.url,
+        "PROXY_DEAD_UPSTREAM": f"http://127.0.0.1:{free_port()}",
+        "PROXY_METRICS": "1",
+    }
+    server = serve("apps.proxy_app:app", env=env)
+    with httpx.Client(base_url=server.url, timeout=10.0) as client:
+        assert client.get("/api/status?code=404").status_code == 404
+        assert client.get("/dead").status_code == 502
+        assert client.get("/api/ok").status_code == 200
+
+        def counted() -> str:
+            return client.get("/metrics").text
+
+        deadline = time.monotonic() + 10
+        text = counted()
+        while 'chopin_responses_total{class="5xx"} 1' not in text and time.monotonic() < deadline:
+            time.sleep(0.3)  # workers publish their counters once a second
+            text = counted()
+    assert 'chopin_responses_total{class="4xx"} 1' in text
+    assert 'chopin_responses_total{class="5xx"} 1' in text
+    # /api/ok, plus the /metrics answers already published.
+    assert int(re.search(r'chopin_responses_total\{class="2xx"\} (\d+)', text)[1]) >= 1  # type: ignore[index]
 
 
 # -- building the forwarded request without sockets ---------------------------------------------

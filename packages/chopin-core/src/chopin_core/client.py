@@ -189,7 +189,7 @@ class ClientResponse:
 
 
 class HttpClient:
-    """A blocking HTTP/1.1 client with one keep-alive pool per process.
+    """A blocking HTTP/1.1 client with one keep-alive pool per process (not thread-safe: one per thread).
 
     Args:
         settings: timeouts and limits; defaults when omitted.

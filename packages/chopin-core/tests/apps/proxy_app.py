@@ -3,19 +3,19 @@
 ``PROXY_UPSTREAM`` (required) is mounted at ``/api`` (prefix stripped) and at
 ``/raw`` (path kept); ``PROXY_CHOPIN_UPSTREAM``, when set, at ``/chopin``;
 ``PROXY_DEAD_UPSTREAM`` at ``/dead``.  ``PROXY_READ_TIMEOUT`` and
-``PROXY_CONNECT_TIMEOUT`` set the upstream timeouts.  ``/fast`` answers directly.
+``PROXY_CONNECT_TIMEOUT`` set the upstream timeouts; ``PROXY_METRICS=1`` adds ``/metrics``.  ``/fast`` answers directly.
 """
 
 from __future__ import annotations
 
 import os
 
-from chopin_core import Context, Response, Router
+from chopin_core import Chopin, Context, Response, Router
 from chopin_core.client import ClientSettings
 from chopin_core.proxy import mount_proxy, proxy
 
 
-def app() -> Router:
+def app() -> Router | Chopin:
     env = os.environ
     settings = ClientSettings(
         connect_timeout=float(env.get("PROXY_CONNECT_TIMEOUT", "5")),
@@ -33,4 +33,6 @@ def app() -> Router:
         mount_proxy(router, "/chopin", env["PROXY_CHOPIN_UPSTREAM"], settings=settings)
     if env.get("PROXY_DEAD_UPSTREAM"):
         router.get("/dead", proxy(env["PROXY_DEAD_UPSTREAM"], settings=settings))
+    if env.get("PROXY_METRICS"):
+        return Chopin(router).with_metrics("/metrics")
     return router
