@@ -2,4 +2,17 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .errors import MigrationError, ModelError, MultipleRows, NotFound, OrmError
+from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
+
+__all__ = [
+    "ColumnMeta",
+    "ForeignKey",
+    "MigrationError",
+    "ModelError",
+    "MultipleRows",
+    "NotFound",
+    "OrmError",
+    "TableMeta",
+    "table_meta",
+]
