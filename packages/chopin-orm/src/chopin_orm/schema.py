@@ -41,6 +41,7 @@ class ColumnMeta:
     unique: bool = False
     index: bool = False
     references: ForeignKey | None = None
+    enum_values: tuple[str, ...] = ()  # labels of the PostgreSQL enum sql_type names (Enum-annotated fields)
 
 
 @dataclass(frozen=True, slots=True)
