@@ -63,6 +63,8 @@ def renumber(sql: str, params: Sequence[Any], into: Params) -> str:
     out: list[str] = []
     pos = 0
     for match in _TOKENS.finditer(sql):
+        if match.start() < pos:
+            continue  # inside a dollar-quoted string already copied
         tag, number = match.group(1), match.group(2)
         if tag is not None:
             end = sql.find(tag, match.end())
@@ -73,8 +75,6 @@ def renumber(sql: str, params: Sequence[Any], into: Params) -> str:
             continue
         if number is None:
             continue
-        if match.start() < pos:
-            continue  # inside a dollar-quoted string already copied
         index = int(number)
         if not 1 <= index <= len(params):
             raise OrmError(f"raw SQL: ${index} but {len(params)} parameter(s) given: {sql!r}")

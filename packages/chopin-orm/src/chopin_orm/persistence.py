@@ -246,8 +246,8 @@ def refresh(obj: Any, executor: Executor) -> None:
 
 def _key_params(info: ModelInfo, pk: Any) -> list[Any]:
     fields = info.require_pk("get")
-    values = list(pk) if len(fields) > 1 else [pk]
-    if len(values) != len(fields) or (isinstance(pk, str) and len(fields) > 1):
+    values = list(pk) if len(fields) > 1 and isinstance(pk, tuple | list) else [pk]
+    if len(values) != len(fields):
         raise ModelError(f"{info.cls.__qualname__}.get: the primary key has {len(fields)} columns, got {pk!r}")
     return [f.to_db(v) if f.to_db is not None and v is not None else v for f, v in zip(fields, values, strict=True)]
 
