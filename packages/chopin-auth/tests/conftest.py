@@ -31,9 +31,11 @@ _BOOTSTRAP = """\
 import importlib, json, sys
 spec = json.loads(sys.argv[1])
 sys.path[:0] = spec["sys_path"]
-from chopin_core import Chopin
+from chopin_core import Chopin, Router
 module_name, _, attr = spec["app"].partition(":")
 found = getattr(importlib.import_module(module_name), attr)
+if not isinstance(found, (Chopin, Router)):
+    found = found()  # a factory, called in the server process
 app = found if isinstance(found, Chopin) else Chopin(found)
 app.serve("127.0.0.1:0")
 """
