@@ -359,7 +359,7 @@ def _plan_enums(plan: _Plan, metas: list[TableMeta], live_enums: Mapping[str, tu
     planned: set[str] = set()
     for m in metas:
         for col in m.columns:
-            labels: tuple[str, ...] = tuple(getattr(col, "enum_values", ()) or ())
+            labels = col.enum_values
             type_name = col.sql_type.removesuffix("[]")
             if not labels or type_name in planned:
                 continue
