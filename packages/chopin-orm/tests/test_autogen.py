@@ -538,3 +538,34 @@ def test_make_migration_from_model_classes(conn: Connection, schema: str, tmp_pa
     migrator.down()
     assert introspect(conn, schema=schema).keys() == {"chopin_migrations"}
     assert introspect_enums(conn, schema) == {}
+
+
+def test_make_migration_compares_defaults_as_the_server_spells_them(
+    conn: Connection, schema: str, tmp_path: Path
+) -> None:
+    model = table(
+        "t",
+        col("id", "int", primary_key=True),
+        col("label", "text", default_sql="'a' || 'b'"),
+        col("due", "timestamptz", default_sql="now() + interval '1 day'"),
+        col("ids", "int[]", default_sql="ARRAY[1,2]"),
+        col("code", "character varying (8)", default_sql="lower('X')"),
+    )
+    conn.execute(create_table_sql(model))
+    live = introspect(conn, ["t"], schema)
+    assert diff([model], live)[0] != []  # text alone cannot tell these spellings apart...
+    assert make_migration([model], conn, tmp_path, "nothing") is None  # ...the server can
+    assert not conn.in_transaction and introspect(conn, schema=schema).keys() == {"t"}
+    changed = TableMeta("t", (*model.columns[:4], col("code", "varchar(8)", default_sql="upper('x')")), ("id",))
+    paths = make_migration([changed], conn, tmp_path, "upper_code")
+    assert paths is not None
+    assert 'ALTER TABLE "t" ALTER COLUMN "code" SET DEFAULT upper(\'x\'::text);' in paths[0].read_text()
+
+
+def test_make_migration_inside_a_transaction_leaves_it_usable(conn: Connection, schema: str, tmp_path: Path) -> None:
+    model = table("t", col("id", "int", primary_key=True), col("at", "timestamptz", default_sql="now()"))
+    with conn.transaction():
+        conn.execute("CREATE TABLE keep (x int)")
+        assert make_migration([model], conn, tmp_path, "create_t") is not None
+        conn.execute("INSERT INTO keep VALUES (1)")
+    assert conn.query_scalar("SELECT count(*) FROM keep") == 1
