@@ -21,7 +21,7 @@ from chopin_pg import PgError
 
 from . import __version__
 from .console import Output, escape
-from .errors import CliError, ProjectError
+from .errors import CliError, NoProject, ProjectError
 from .project import Project, find_project
 
 __all__ = ["cli", "main"]
@@ -44,12 +44,13 @@ def _project() -> Project:
 def _database_url(override: str | None) -> str:
     """``--database-url``, else the project's (environment, then .env), else the environment."""
     try:
-        return _project().database_url(override)
-    except ProjectError:
+        project = _project()
+    except NoProject:
         url = override or os.environ.get("DATABASE_URL")
         if not url:
             raise CliError("DATABASE_URL is not set (no project here, and not in the environment)") from None
         return url
+    return project.database_url(override)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)

@@ -12,6 +12,7 @@ __all__ = [
     "CliError",
     "DatabaseUnreachable",
     "FieldSpecError",
+    "NoProject",
     "ProjectError",
     "ToolFailed",
     "ToolMissing",
@@ -26,6 +27,10 @@ class CliError(Exception):
 
 class ProjectError(CliError):
     """No project here, a bad ``[tool.chopin]`` table, or a file that would be overwritten."""
+
+
+class NoProject(ProjectError):
+    """No ``pyproject.toml`` in the working directory or above."""
 
 
 class FieldSpecError(CliError, ValueError):

@@ -313,7 +313,7 @@ def check_source(source: str, path: str) -> tuple[list[Finding], list[RouteSeen]
         return [finding], [], []
     checker = _FileChecker(tree, path, source.splitlines())
     checker.run()
-    return checker.findings, checker.routes, checker.models
+    return sorted(checker.findings), checker.routes, checker.models
 
 
 def _route_key(route: RouteSeen) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .dotenv import read_dotenv
-from .errors import DatabaseUnreachable, ProjectError
+from .errors import DatabaseUnreachable, NoProject, ProjectError
 
 __all__ = ["Project", "find_project", "import_name"]
 
@@ -78,13 +78,14 @@ def find_project(start: Path | None = None) -> Project:
     """The project containing ``start`` (the working directory by default).
 
     Raises:
-        ProjectError: no ``pyproject.toml`` up the tree, or it is malformed.
+        NoProject: no ``pyproject.toml`` up the tree.
+        ProjectError: it is malformed.
     """
     here = (start or Path.cwd()).resolve()
     for directory in (here, *here.parents):
         if (directory / "pyproject.toml").is_file():
             return load_project(directory)
-    raise ProjectError(f"no pyproject.toml in {here} or above; run this inside a project (or `chopin new NAME`)")
+    raise NoProject(f"no pyproject.toml in {here} or above; run this inside a project (or `chopin new NAME`)")
 
 
 def load_project(root: Path) -> Project:
