@@ -12,9 +12,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 from auth_apps.guarded import build_router
-from chopin_core import Context, Response, Router, TestClient
-from conftest import SECRET
-
 from chopin_auth import (
     AlreadyInitialized,
     Auth,
@@ -33,6 +30,8 @@ from chopin_auth import (
     jwt_manager,
     set_error_handler,
 )
+from chopin_core import Context, Response, Router, TestClient
+from conftest import SECRET
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,12 +8,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from chopin_auth import JwtManager, RevocationUnavailable, TokenBlacklist, init_jwt_manager
+from chopin_auth.revocation_pg import PgRevocations
 from chopin_core import TestClient
 from chopin_pg import connect
 from conftest import SECRET, free_port
-
-from chopin_auth import JwtManager, RevocationUnavailable, TokenBlacklist, init_jwt_manager
-from chopin_auth.revocation_pg import PgRevocations
 
 BOUND = 5.0  # seconds a notification may take on a loaded machine (it takes well under 1 ms when idle)
 

@@ -11,8 +11,6 @@ import dataclasses
 import enum
 import os
 
-from chopin_core import Context, Response, Router
-
 from chopin_auth import (
     Auth,
     JwtManager,
@@ -22,6 +20,7 @@ from chopin_auth import (
     require_role,
     require_scope,
 )
+from chopin_core import Context, Response, Router
 
 
 class Role(enum.Enum):
