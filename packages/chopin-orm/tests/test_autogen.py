@@ -8,6 +8,7 @@ schema again (columns, keys, indexes and their names).  Each test has its own fr
 from __future__ import annotations
 
 import enum
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,14 +32,15 @@ from chopin_orm.autogen import (
 from chopin_orm.errors import MigrationError
 from chopin_orm.migrations import Migrator, discover
 from chopin_orm.schema import ColumnMeta, ForeignKey, TableMeta
-from chopin_pg import Connection, PgConfig, connect
+from chopin_pg import Connection, connect
 
-LOCAL = PgConfig(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable")
+# The same server and override as conftest.py: 127.0.0.1:5432, database "test", trust auth.
+DSN = os.environ.get("CHOPIN_ORM_TEST_DSN", "postgres://root@127.0.0.1:5432/test")
 
 
 @pytest.fixture
 def conn() -> Iterator[Connection]:
-    with connect(LOCAL) as c:
+    with connect(DSN) as c:
         yield c
 
 
@@ -47,7 +49,7 @@ def schema(conn: Connection) -> Iterator[str]:
     name = f"gen_{uuid.uuid4().hex[:12]}"
     conn.execute(f"CREATE SCHEMA {name}; SET search_path TO {name}")
     yield name
-    with connect(LOCAL) as other:
+    with connect(DSN) as other:
         other.execute(f"DROP SCHEMA {name} CASCADE")
 
 

@@ -30,14 +30,15 @@ from chopin_orm.migrations import (
     discover,
     write_migration,
 )
-from chopin_pg import Connection, PgConfig, connect
+from chopin_pg import Connection, connect
 
-LOCAL = PgConfig(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable")
+# The same server and override as conftest.py: 127.0.0.1:5432, database "test", trust auth.
+DSN = os.environ.get("CHOPIN_ORM_TEST_DSN", "postgres://root@127.0.0.1:5432/test")
 
 
 @pytest.fixture
 def conn() -> Iterator[Connection]:
-    with connect(LOCAL) as c:
+    with connect(DSN) as c:
         yield c
 
 
@@ -46,7 +47,7 @@ def schema(conn: Connection) -> Iterator[str]:
     name = f"mig_{uuid.uuid4().hex[:12]}"
     conn.execute(f"CREATE SCHEMA {name}; SET search_path TO {name}")
     yield name
-    with connect(LOCAL) as other:
+    with connect(DSN) as other:
         other.execute(f"DROP SCHEMA {name} CASCADE")
 
 
@@ -277,7 +278,7 @@ def test_a_failing_multi_statement_file_rolls_back_and_leaves_the_schema_unchang
     assert [m.name for m in migrator.pending()] == ["broken", "after"]  # "after" was never attempted
     assert not conn.in_transaction and conn.query_scalar("SELECT 1") == 1
     # The lock was released: another session can take it at once.
-    with connect(LOCAL) as other:
+    with connect(DSN) as other:
         assert other.query_scalar("SELECT pg_try_advisory_lock($1)", (lock_key,)) is True
 
 
@@ -411,7 +412,7 @@ def test_up_refuses_a_connection_inside_a_transaction(
 
 def test_a_held_lock_times_out_with_nothing_applied(conn: Connection, schema: str, folder: Path, lock_key: int) -> None:
     three(folder)
-    with connect(LOCAL) as holder:
+    with connect(DSN) as holder:
         assert holder.query_scalar("SELECT pg_try_advisory_lock($1)", (lock_key,)) is True
         with pytest.raises(MigrationLockTimeout, match=f"advisory lock {lock_key} is still held"):
             Migrator(conn, folder, lock_key=lock_key, lock_wait=0.3).up()
@@ -440,8 +441,8 @@ _CONCURRENT = textwrap.dedent(
     from chopin_orm.migrations import Migrator
     from chopin_pg import connect
 
-    schema, folder, lock_key, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
-    with connect(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable") as conn:
+    schema, folder, lock_key, go, dsn = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
+    with connect(dsn) as conn:
         conn.execute(f"SET search_path TO {schema}")
         print("ready", flush=True)
         while not go.exists():
@@ -463,7 +464,7 @@ def test_two_processes_running_up_at_once_never_double_apply(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _CONCURRENT, schema, str(folder), str(lock_key), str(go)],
+            [sys.executable, "-c", _CONCURRENT, schema, str(folder), str(lock_key), str(go), DSN],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -496,9 +497,24 @@ def test_lock_wait_gives_up_after_roughly_the_setting(
     conn: Connection, schema: str, folder: Path, lock_key: int
 ) -> None:
     three(folder)
-    with connect(LOCAL) as holder:
+    with connect(DSN) as holder:
         holder.query_scalar("SELECT pg_advisory_lock($1)", (lock_key,))
         started = time.monotonic()
         with pytest.raises(MigrationLockTimeout):
             Migrator(conn, folder, lock_key=lock_key, lock_wait=0.5).up()
         assert time.monotonic() - started >= 0.5  # it did wait (no upper bound: the machine may be busy)
+
+
+def test_a_record_table_of_another_shape_is_reported(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    three(folder)
+    conn.execute("CREATE TABLE chopin_migrations (id int)")
+    migrator = Migrator(conn, folder, lock_key=lock_key)
+    with pytest.raises(MigrationError, match=r"cannot read the record table chopin_migrations .*\"version\""):
+        migrator.status()
+    with pytest.raises(MigrationError, match="cannot read the record table"):
+        migrator.up()
+    assert tables(conn, schema) == ["chopin_migrations"] and not conn.in_transaction
+    with connect(DSN) as other:
+        assert other.query_scalar("SELECT pg_try_advisory_lock($1)", (lock_key,)) is True  # released

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from chopin_pg import Connection, PgError
+from chopin_pg import Connection, PgError, ServerError
 
 from ._migration_files import DEFAULT_MAX_FILE_BYTES, Migration, discover, write_migration
 from .errors import MigrationError
@@ -218,9 +218,16 @@ class Migrator:
         """Applied migrations, in the order they were applied."""
         if not self._table_exists():
             return []
-        rows = self._conn.query(
-            f"SELECT version, name, checksum, applied_at FROM {self._table_sql} ORDER BY applied_at, version", ()
-        )
+        try:
+            rows = self._conn.query(
+                f"SELECT version::text, name::text, checksum::text, applied_at::timestamptz FROM {self._table_sql}"
+                " ORDER BY applied_at, version",
+                (),
+            )
+        except ServerError as exc:
+            raise MigrationError(
+                f"cannot read the record table {self._table} (version, name, checksum, applied_at): {exc.message}"
+            ) from exc
         return [_Record(r[0], r[1], r[2], r[3]) for r in rows]
 
     def status(self) -> list[MigrationStatus]:
