@@ -200,3 +200,18 @@ def test_executors_pool_guard_and_transaction(conn: chopin_pg.Connection, names:
     assert sorted(i.name for i in Item.query().all(conn)) == ["from-guard", "from-pool", "from-tx"]
     with pytest.raises(Exception, match="executor: expected"):
         Item("x").insert(object())  # type: ignore[arg-type]
+
+
+def test_update_many_pipelines_updates_by_key(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    Item = item_model(names("items"))
+    create_table(conn, Item)
+    items = [Item(f"i{i}", i) for i in range(50)]
+    Item.insert_many(conn, items, returning=True)
+    for item in items:
+        item.quantity += 1000
+    gone = items.pop()
+    gone.delete(conn)
+    assert Item.update_many(conn, [*reversed(items), gone]) == 49  # the deleted row is not counted
+    table = Item.__chopin_table__.name
+    assert conn.query_scalar(f'SELECT min(quantity) FROM "{table}"') == 1000
+    assert Item.update_many(conn, []) == 0

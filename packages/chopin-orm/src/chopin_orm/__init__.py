@@ -21,7 +21,7 @@ from .executor import Executor
 from .expr import Column, Expr, Ordering, Raw, col
 from .fields import ColumnOptions, column
 from .model import ModelInfo, model, model_info
-from .persistence import Model, delete, get, get_or_none, insert, insert_many, refresh, update, upsert
+from .persistence import Model, delete, get, get_or_none, insert, insert_many, refresh, update, update_many, upsert
 from .query import Query
 from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
@@ -58,5 +58,6 @@ __all__ = [
     "table_meta",
     "transaction",
     "update",
+    "update_many",
     "upsert",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "insert_many",
     "refresh",
     "update",
+    "update_many",
     "upsert",
 ]
 
@@ -160,6 +161,39 @@ def update(obj: Any, executor: Executor) -> None:
         sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
     if _run_execute(executor, sql, _values_of(obj, fields) + pk_values) == 0:
         raise NotFound(f"{info.cls.__qualname__}.update: no row with primary key {pk_values}")
+
+
+def update_many(cls: type[M], executor: Executor, objs: Iterable[M]) -> int:
+    """``UPDATE`` many instances by primary key: one statement per instance, pipelined in one round trip.
+
+    Instances are written in primary-key order, so two concurrent calls touching the same
+    rows lock them in the same order (no deadlock between them).
+
+    Returns:
+        The number of rows updated (rows that no longer exist are not counted).
+    """
+    info = model_info(cls)
+    items = list(objs)
+    for obj in items:
+        if type(obj) is not cls:
+            raise ModelError(f"{cls.__qualname__}.update_many: got a {type(obj).__qualname__}")
+    if not items:
+        return 0
+    fields = [f for f in info.fields if not f.options.primary_key and not f.generated]
+    if not fields:
+        raise ModelError(f"{info.cls.__qualname__}.update_many: nothing to update (every column is in the key)")
+    sql = info.sql_cache.get("update")
+    if sql is None:
+        sets = ", ".join(f"{f.quoted} = ${i + 1}" for i, f in enumerate(fields))
+        sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
+    param_sets = [_values_of(obj, fields) + _pk_values(info, obj, "update_many") for obj in items]
+    param_sets.sort(key=lambda values: values[len(fields) :])
+    conn, guard = acquire(executor)
+    try:
+        return conn.executemany(sql, param_sets)
+    finally:
+        if guard is not None:
+            guard.release()
 
 
 def _conflict_fields(info: ModelInfo, on: str | Sequence[str] | None) -> list[FieldInfo]:
@@ -379,6 +413,11 @@ class Model:
         """See :func:`chopin_orm.persistence.update`."""
         update(self, executor)
 
+    @classmethod
+    def update_many(cls: type[M], executor: Executor, objs: Iterable[M]) -> int:
+        """See :func:`chopin_orm.persistence.update_many`."""
+        return update_many(cls, executor, objs)
+
     def upsert(self, executor: Executor, on: str | Sequence[str] | None = None) -> None:
         """See :func:`chopin_orm.persistence.upsert`."""
         upsert(self, executor, on)
@@ -421,7 +460,18 @@ class Model:
         return Query(cls)
 
 
-_METHODS = ("insert", "update", "upsert", "delete", "refresh", "get", "get_or_none", "insert_many", "query")
+_METHODS = (
+    "insert",
+    "update",
+    "update_many",
+    "upsert",
+    "delete",
+    "refresh",
+    "get",
+    "get_or_none",
+    "insert_many",
+    "query",
+)
 
 
 def attach_methods(cls: type) -> None:
