@@ -190,7 +190,7 @@ def table_for(table: str, fields: list[FieldSpec]) -> TableMeta:
 def _column_call(f: FieldSpec) -> str:
     args = []
     if f.field_type.explicit_sql:
-        args.append(f"sql_type={f.field_type.sql_type!r}")
+        args.append(f'sql_type="{f.field_type.sql_type}"')
     if f.unique:
         args.append("unique=True")
     if f.index:

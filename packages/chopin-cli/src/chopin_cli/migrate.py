@@ -53,7 +53,7 @@ def migrate_up(url: str, directory: Path, output: Output, target: str | None = N
         if target is not None:
             pending = [m for m in pending if m.version <= target]
         if not pending:
-            return []
+            return migrator.up(target=target)  # still checks applied files against their checksums
         with progress_bar(output) as progress:
             task = progress.add_task("migrating up", total=len(pending))
 

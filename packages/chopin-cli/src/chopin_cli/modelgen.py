@@ -7,11 +7,11 @@ files, so the SQL is exactly what the ORM would generate for the model.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 
-from chopin_orm.schema import TableMeta
+from chopin_orm.autogen import create_table_sql, drop_table_sql
+from chopin_orm.errors import MigrationError
+from chopin_orm.migrations import write_migration
 
 from .errors import FieldSpecError, ProjectError
 from .fields import (
@@ -29,15 +29,6 @@ from .scaffold import validate_identifier
 __all__ = ["generate_model"]
 
 
-def _autogen() -> tuple[Callable[[TableMeta], str], Callable[[TableMeta], str]]:
-    """chopin-orm's CREATE/DROP TABLE writers."""
-    try:
-        autogen = importlib.import_module("chopin_orm.autogen")
-    except ImportError:
-        raise ProjectError("this chopin-orm has no autogen module; upgrade chopin-orm") from None
-    return autogen.create_table_sql, autogen.drop_table_sql
-
-
 def generate_model(
     project: Project, name: str, specs: list[str], table: str | None = None, app: str | None = None
 ) -> tuple[Path, Path, Path]:
@@ -47,9 +38,6 @@ def generate_model(
         FieldSpecError: a bad model name, table name or field spec.
         ProjectError: the package or app is missing, or the model file exists.
     """
-    from chopin_orm.errors import MigrationError
-    from chopin_orm.migrations import write_migration
-
     validate_model_name(name)
     fields = parse_fields(specs)
     if not fields:
@@ -65,7 +53,6 @@ def generate_model(
     if model_path.exists():
         raise ProjectError(f"{model_path} already exists")
     meta = table_for(table, fields)
-    create_table_sql, drop_table_sql = _autogen()
     up_sql = create_table_sql(meta)
     down_sql = drop_table_sql(meta)
     try:
