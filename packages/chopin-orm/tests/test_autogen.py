@@ -82,13 +82,11 @@ def run(conn: Connection, statements: list[str]) -> None:
         conn.execute("\n".join(statements))
 
 
-def roundtrip(
-    conn: Connection, schema: str, models: list[TableMeta], setup: str = "", extra: tuple[str, ...] = ()
-) -> tuple[list[str], list[str]]:
+def roundtrip(conn: Connection, schema: str, models: list[TableMeta], setup: str = "") -> tuple[list[str], list[str]]:
     """Diff, apply up, expect no diff; apply down, expect the original schema."""
     if setup:
         conn.execute(setup)
-    names = [m.name for m in models] + list(extra)
+    names = [m.name for m in models]
     original = introspect(conn, names, schema)
     up, down = diff(models, original)
     assert up and down
@@ -571,3 +569,26 @@ def test_make_migration_inside_a_transaction_leaves_it_usable(conn: Connection, 
         assert make_migration([model], conn, tmp_path, "create_t") is not None
         conn.execute("INSERT INTO keep VALUES (1)")
     assert conn.query_scalar("SELECT count(*) FROM keep") == 1
+
+
+def test_make_migration_for_models_in_a_named_schema(conn: Connection, schema: str, tmp_path: Path) -> None:
+    other = f"{schema}_named"
+    conn.execute(f"CREATE SCHEMA {other}")
+    try:
+        parent = table("parent", col("id", "int", primary_key=True))  # in the search_path's schema
+        child = table(
+            "child",
+            col("id", "int", primary_key=True),
+            col("parent_id", "int", references=ForeignKey(f"{schema}.parent", "id"), index=True),
+            schema=other,
+        )
+        paths = make_migration([parent, child], conn, tmp_path, "two_schemas")
+        assert paths is not None
+        assert f'CREATE TABLE "{other}"."child"' in paths[0].read_text()
+        Migrator(conn, tmp_path, lock_key=hash(other) & 0x7FFF_FFFF_FFFF).up()
+        live = introspect(conn, ["child"], other)["child"]
+        assert live.column("parent_id").references == ForeignKey(f"{schema}.parent", "id")
+        assert live.column("parent_id").index
+        assert make_migration([parent, child], conn, tmp_path, "nothing") is None
+    finally:
+        conn.execute(f"DROP SCHEMA {other} CASCADE")
