@@ -215,3 +215,19 @@ def test_update_many_pipelines_updates_by_key(conn: chopin_pg.Connection, names:
     table = Item.__chopin_table__.name
     assert conn.query_scalar(f'SELECT min(quantity) FROM "{table}"') == 1000
     assert Item.update_many(conn, []) == 0
+
+
+def test_model_base_class_gives_the_same_methods(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    from chopin_orm import Model
+
+    @model(table=names("typed"))
+    @dataclass
+    class Typed(Model):
+        label: str
+        id: int | None = column(primary_key=True, generated=True, default=None)
+
+    create_table(conn, Typed)
+    t = Typed("x")
+    t.insert(conn)
+    assert Typed.get(conn, t.id) == t
+    assert Typed.query().filter(Typed.label == "x").one(conn) == t
