@@ -158,3 +158,14 @@ def test_settings_are_checked() -> None:
         PgRevocations(poll_interval=-1)
     with pytest.raises(ValueError, match="table"):
         PgRevocations(table="x" * 64)
+
+
+def test_max_entries_per_worker(dsn: str, table: str) -> None:
+    from chopin_auth import BlacklistFull
+
+    blacklist = TokenBlacklist(PgRevocations(dsn, table=table, max_entries=2))
+    blacklist.revoke("a", time.time() + 600)
+    blacklist.revoke("b", time.time() + 600)
+    with pytest.raises(BlacklistFull, match=r"max_entries \(2\)"):
+        blacklist.revoke("c", time.time() + 600)
+    blacklist.revoke("a", time.time() + 900)  # already held: not a new entry

@@ -190,10 +190,10 @@ class TokenEndpointError(OAuthError):
 # -- requests -------------------------------------------------------------------
 
 
-class AuthRejected(ExtractError):
+class AuthRejected(AuthError, ExtractError):
     """Raised by the ``Auth[Claims]`` extractor: carries the response to answer with.
 
-    It is a chopin-core :class:`~chopin_core.ExtractError`, so without any middleware
+    It is also a chopin-core :class:`~chopin_core.ExtractError`, so without any middleware
     the worker answers with its status and message; the :func:`~chopin_auth.auth_errors`
     middleware (or :func:`~chopin_auth.require_role` / :func:`~chopin_auth.require_scope`)
     answers with :attr:`response` itself, headers included (``WWW-Authenticate``).
@@ -204,6 +204,6 @@ class AuthRejected(ExtractError):
     """
 
     def __init__(self, error: AuthError, response: Response) -> None:
-        super().__init__(str(error), response.status)
+        ExtractError.__init__(self, str(error), response.status)
         self.error = error
         self.response = response

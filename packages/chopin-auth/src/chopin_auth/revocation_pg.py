@@ -181,12 +181,11 @@ class PgRevocations:
 
     def add(self, jti: str, expires_at: float | None) -> None:
         """Insert ``jti`` (committed and announced to every listener in one statement)."""
-        conn = self._drain(self._connection())
+        self._drain(self._connection())
         if jti not in self._cache and len(self._cache) >= self.max_entries:
             self.purge(time.time())
             if len(self._cache) >= self.max_entries:
                 raise BlacklistFull(f"revocation list holds max_entries ({self.max_entries}) unexpired ids")
-        del conn
         t = self._qtable
         self._run(
             f"WITH saved AS (INSERT INTO {t} AS t (jti, expires_at) VALUES ($1, to_timestamp($2::float8)) "
