@@ -294,7 +294,28 @@ def test_a_failure_keeps_the_migrations_applied_before_it_in_the_same_call(
     assert [r[1] for r in records(conn)] == ["ok"]
 
 
-def test_a_file_that_commits_itself_is_reported(conn: Connection, schema: str, folder: Path, lock_key: int) -> None:
+def test_files_with_their_own_begin_commit_are_refused_before_anything_runs(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(folder, "20250101000000", "fine", "CREATE TABLE a (id int);", "DROP TABLE a;\nCOMMIT;")
+    put(folder, "20250102000000", "wrapped", "BEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n")
+    migrator = Migrator(conn, folder, lock_key=lock_key)
+    with pytest.raises(
+        MigrationError, match=r"20250102000000_wrapped\.up\.sql, line 1: BEGIN controls the transaction"
+    ):
+        migrator.up()
+    assert tables(conn, schema) == ["chopin_migrations"] and records(conn) == []  # "fine" did not run either
+    migrator.up(target="20250101000000")
+    with pytest.raises(MigrationError, match=r"20250101000000_fine\.down\.sql, line 2: COMMIT controls"):
+        migrator.down()
+    assert tables(conn, schema) == ["a", "chopin_migrations"] and not conn.in_transaction
+
+
+def test_a_file_that_ends_the_transaction_unseen_is_still_reported(
+    conn: Connection, schema: str, folder: Path, lock_key: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scanner is switched off to reach the check made after the file ran.
+    monkeypatch.setattr("chopin_orm.migrations.transaction_control", lambda sql: None)
     put(folder, "20250101000000", "commits", "CREATE TABLE a (id int);\nCOMMIT;")
     with pytest.raises(MigrationFailed, match=r"ended the transaction itself"):
         Migrator(conn, folder, lock_key=lock_key).up()

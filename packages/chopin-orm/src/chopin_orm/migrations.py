@@ -8,12 +8,13 @@ version, name, the sha256 of its up file and when it was applied.
 How ``Migrator.up`` works: it takes a session-level PostgreSQL advisory lock on its
 connection (so two deployers, in two processes or on two machines, run one after the
 other), creates the record table if needed, re-reads what is applied *under the lock*,
-refuses to go on if an applied file was edited (``ChecksumMismatch``) or deleted, then
-runs each pending file in its own transaction: ``BEGIN``, the file body through the
-simple query protocol (several statements allowed), the ``INSERT`` of its record,
-``COMMIT``.  A failing statement rolls the whole file back, so the schema is as it was
-before that file.  ``down`` does the same with the last applied migration's down file and
-deletes its record.  The lock is released when the call returns.
+refuses to go on if an applied file was edited (``ChecksumMismatch``) or deleted, or if
+a file to run holds its own BEGIN/COMMIT/ROLLBACK, then runs each pending file in its own
+transaction: ``BEGIN``, the file body through the simple query protocol (several
+statements allowed), the ``INSERT`` of its record, ``COMMIT``.  A failing statement rolls
+the whole file back, so the schema is as it was before that file.  ``down`` does the same
+with the last applied migration's down file and deletes its record.  The lock is released
+when the call returns (or when the session ends, if the process dies).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from chopin_pg import Connection, PgError, ServerError
 
 from ._migration_files import DEFAULT_MAX_FILE_BYTES, Migration, discover, write_migration
+from ._migration_scan import transaction_control
 from .errors import MigrationError
 
 __all__ = [
@@ -381,6 +383,18 @@ class Migrator:
             names = ", ".join(f"{r.version}_{r.name}" for r in missing)
             raise MigrationError(f"applied migration(s) with no file in {self._directory}: {names}")
 
+    @staticmethod
+    def _check_no_transaction_control(todo: list[Migration], direction: str) -> None:
+        for m in todo:
+            path, sql = (m.up_path, m.up_sql) if direction == "up" else (m.down_path, m.down_sql)
+            found = transaction_control(sql)
+            if found is not None:
+                keyword, line = found
+                raise MigrationError(
+                    f"{path}, line {line}: {keyword} controls the transaction, but each migration already runs "
+                    "in its own: remove BEGIN/COMMIT/ROLLBACK from the file (nothing was run)"
+                )
+
     def up(self, *, target: str | None = None, on_progress: ProgressCallback | None = None) -> list[Migration]:
         """Apply the pending migrations, oldest first, each in its own transaction.
 
@@ -397,7 +411,8 @@ class Migrator:
                 it in this call stay applied (``.applied``).
             MigrationLockTimeout: Another migrator held the lock too long.
             MigrationError: Bad files, an applied migration's file is gone, an unknown
-                ``target``, or the connection is inside a transaction.
+                ``target``, a file to apply holds BEGIN/COMMIT/ROLLBACK (checked before any
+                runs), or the connection is inside a transaction.
         """
         files = self._discover()
         if target is not None and target not in {m.version for m in files}:
@@ -408,9 +423,9 @@ class Migrator:
             records = self._records()  # read under the lock: another deployer may just have finished
             self._check_applied({m.version: m for m in files}, records)
             applied = {r.version for r in records}
-            for m in files:
-                if m.version in applied or (target is not None and m.version > target):
-                    continue
+            todo = [m for m in files if m.version not in applied and (target is None or m.version <= target)]
+            self._check_no_transaction_control(todo, "up")
+            for m in todo:
                 if on_progress is not None:
                     on_progress(m, "applying")
                 self._run(
@@ -444,15 +459,16 @@ class Migrator:
             MigrationFailed: A down file's SQL failed; it was rolled back.
             MigrationLockTimeout: Another migrator held the lock too long.
             MigrationError: ``steps`` < 1, a migration to roll back has no file or no down
-                file, or the connection is inside a transaction.
+                file, a down file holds BEGIN/COMMIT/ROLLBACK (all are checked before any runs),
+                or the connection is inside a transaction.
         """
         if not isinstance(steps, int) or steps < 1:
             raise MigrationError(f"steps: expected an integer >= 1, got {steps!r}")
         files = {m.version: m for m in self._discover()}
         done: list[Migration] = []
         with self._locked():
-            records = self._records()
-            for r in reversed(records[-steps:]):
+            todo = []
+            for r in reversed(self._records()[-steps:]):
                 m = files.get(r.version)
                 if m is None:
                     raise MigrationError(
@@ -461,6 +477,9 @@ class Migrator:
                 self._check_applied({m.version: m}, [r])
                 if m.down_path is None:
                     raise MigrationError(f"cannot roll back {m.filename_stem}: it has no .down.sql file")
+                todo.append(m)
+            self._check_no_transaction_control(todo, "down")
+            for m in todo:
                 if on_progress is not None:
                     on_progress(m, "reverting")
                 delete = f"DELETE FROM {self._table_sql} WHERE version = $1"
