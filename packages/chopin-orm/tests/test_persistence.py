@@ -231,3 +231,24 @@ def test_model_base_class_gives_the_same_methods(conn: chopin_pg.Connection, nam
     t.insert(conn)
     assert Typed.get(conn, t.id) == t
     assert Typed.query().filter(Typed.label == "x").one(conn) == t
+
+
+def test_insert_many_mixed_server_defaults(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    @model(table=names("defaults"))
+    @dataclass
+    class Stamp:
+        label: str
+        status: str | None = column(server_default="'new'", default=None)
+        id: int | None = column(primary_key=True, generated=True, default=None)
+
+    create_table(conn, Stamp)
+    # Some rows give the column, some leave it to the server: DEFAULT per row, not NULL.
+    assert Stamp.insert_many(conn, [Stamp("a"), Stamp("b", "done"), Stamp("c")]) == 3
+    rows = {s.label: s.status for s in Stamp.query().all(conn)}
+    assert rows == {"a": "new", "b": "done", "c": "new"}
+    # Every row leaves it: COPY without the column.
+    assert Stamp.insert_many(conn, [Stamp("d"), Stamp("e")]) == 2
+    assert Stamp.query().filter(Stamp.status == "new").count(conn) == 4
+    # Explicit identity values go in with OVERRIDING SYSTEM VALUE.
+    assert Stamp.insert_many(conn, [Stamp("f", id=1000)]) == 1
+    assert Stamp.get(conn, 1000).label == "f"

@@ -169,3 +169,11 @@ def test_sql_is_parameterised(library: tuple[Any, Any]) -> None:
     sql, params = Query(Book).filter(Book.title == "x'y").order_by(Book.id).limit(3).sql()
     assert "x'y" not in sql and params == ["x'y", 3]
     assert sql.endswith('ORDER BY "' + Book.__chopin_table__.name + '"."id" ASC LIMIT $2')
+
+
+def test_self_join_is_refused_clearly(library: tuple[Any, Any]) -> None:
+    Author, Book = library
+    with pytest.raises(OrmError, match="self-joins"):
+        Book.query().join(Book, on=Book.id == Book.author_id)
+    with pytest.raises(OrmError, match="self-joins"):
+        Book.query().select_related(Author, Author)

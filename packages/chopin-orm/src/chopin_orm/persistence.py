@@ -338,14 +338,19 @@ def insert_many(
 
 
 def _insert_copy(info: ModelInfo, conn: Connection, items: list[Any]) -> int:
-    keep = [
-        i
-        for i, f in enumerate(info.fields)
-        if not (f.generated or f.server_default is not None) or any(getattr(obj, f.attr) is not None for obj in items)
-    ]
-    if any(info.fields[i].generated for i in keep):
-        # An explicit identity value cannot go through COPY into GENERATED ALWAYS: use VALUES.
-        return _insert_values(info, conn, items, INSERT_MANY_BATCH)
+    keep: list[int] = []
+    for i, f in enumerate(info.fields):
+        if not (f.generated or f.server_default is not None):
+            keep.append(i)
+            continue
+        nones = sum(1 for obj in items if getattr(obj, f.attr) is None)
+        if nones == len(items):
+            continue  # left to the server for every row
+        if nones or f.generated:
+            # COPY has no per-row DEFAULT, and an explicit identity value cannot go into
+            # GENERATED ALWAYS through it: multi-row VALUES can do both.
+            return _insert_values(info, conn, items, INSERT_MANY_BATCH)
+        keep.append(i)
     cols = ", ".join(info.fields[i].quoted for i in keep)
     to_row = info.to_copy_row
     everything = len(keep) == len(info.fields)

@@ -129,9 +129,18 @@ class Query(Generic[R]):
         Raises:
             ModelError: No ``on`` and no foreign key links the models.
         """
-        info = model_info(model)
+        info = self._check_new(model_info(model))
         join = _Join(info, self._on(info, on), "LEFT JOIN" if outer else "JOIN", False)
         return self._copy(_joins=(*self._joins, join))  # type: ignore[no-any-return]
+
+    def _check_new(self, info: ModelInfo, joins: Sequence[_Join] | None = None) -> ModelInfo:
+        present = [self._info, *(j.info for j in (self._joins if joins is None else joins))]
+        if info in present:
+            raise ModelError(
+                f"{info.cls.__qualname__} is already in the query: self-joins (table aliases) are not supported;"
+                " use a raw filter such as filter('parent_id IN (SELECT ...)')"
+            )
+        return info
 
     def _on(self, info: ModelInfo, on: Expr | None) -> Expr:
         if on is not None:
@@ -156,7 +165,7 @@ class Query(Generic[R]):
             raise OrmError("select_related(): name at least one model")
         joins = list(self._joins)
         for model in models:
-            info = model_info(model)
+            info = self._check_new(model_info(model), joins)
             on = None
             for left in (self._info, *(j.info for j in joins)):
                 for f in left.fields:
@@ -314,9 +323,10 @@ class Query(Generic[R]):
     def iter(self, executor: Executor, batch_size: int = ITER_BATCH) -> Iterator[R]:
         """Stream the rows through a server-side cursor, ``batch_size`` per round trip.
 
-        Outside a transaction, one is opened for the iteration (and committed when it ends,
-        also when the loop stops early); inside one, the cursor lives in it. The connection
-        is busy until the iterator is exhausted or closed.
+        Outside a transaction, one is opened for the iteration and ended with it (committed
+        when exhausted, rolled back when the loop stops early or fails: it only read); inside
+        one, the cursor lives in it and is closed at the end. Keep the connection for the
+        iterator until it is exhausted or closed.
         """
         if batch_size < 1:
             raise OrmError(f"iter(): batch_size must be >= 1, got {batch_size}")
