@@ -1,16 +1,21 @@
-"""Chopin TechEmpower app: /plaintext, /json, and /db and /queries on chopin-pg.
+"""Chopin TechEmpower app: /plaintext, /json, /db and /queries on chopin-pg, /fortunes and /updates on chopin-orm.
 
 Run with `PORT=8080 WORKERS=1 python benchmarks/techempower/app.py`. Chopin adds the
-Server and Date headers itself. /db and /queries read the World table (id 1..10000,
-randomnumber) from the PostgreSQL server the libpq variables name (PGHOST, PGPORT,
-PGUSER, PGDATABASE); benchmarks/pg.py loads it. Handlers run one at a time in a
-worker, so each worker needs exactly one connection, opened after the fork.
+Server and Date headers itself. /db, /queries and /updates read the World table (id
+1..10000, randomnumber) from the PostgreSQL server the libpq variables name (PGHOST,
+PGPORT, PGUSER, PGDATABASE); benchmarks/pg.py loads it. /fortunes reads the Fortune
+table, which a worker creates and fills with TechEmpower's 12 rows when it is missing.
+Handlers run one at a time in a worker, so each worker needs exactly one connection,
+opened after the fork.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import random
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from chopin_core import Chopin, Context, Response, Router
@@ -48,10 +53,90 @@ def queries(ctx: Context) -> Response:
     return Response.json([{"id": row[0], "randomNumber": row[1]} for row in (p.rows()[0] for p in pending)])
 
 
+try:
+    from chopin_orm import column, model
+except ImportError:  # /fortunes and /updates need chopin-orm; the other routes do not
+    model = None
+
+
+if model is not None:
+
+    @model(table="fortune")
+    @dataclass
+    class Fortune:
+        id: int = column(primary_key=True)
+        message: str = ""
+
+    @model(table="world")
+    @dataclass
+    class World:
+        id: int = column(primary_key=True)
+        randomnumber: int = 0
+
+
+FORTUNES_HEAD = (
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>"
+)
+FORTUNES_TAIL = "</table></body></html>"
+EXTRA_FORTUNE = "Additional fortune added at request time."
+
+
+def fortunes(ctx: Context) -> Response:
+    # TechEmpower: every row, plus one added at request time, sorted by message, HTML-escaped.
+    rows = Fortune.query().all(db["conn"])
+    rows.append(Fortune(0, EXTRA_FORTUNE))
+    rows.sort(key=attrgetter("message"))
+    escape = html.escape
+    body = "".join([f"<tr><td>{f.id}</td><td>{escape(f.message)}</td></tr>" for f in rows])
+    return Response.html(FORTUNES_HEAD + body + FORTUNES_TAIL)
+
+
+def updates(ctx: Context) -> Response:
+    raw = ctx.req.query_params().get("queries", "1")
+    count = min(max(int(raw), 1), 500) if raw.isdigit() else 1
+    conn = db["conn"]
+    # Each world is read by its own query (the rules), then all the updates go out
+    # pipelined in one round trip (update_many, in id order).
+    worlds = [World.get(conn, random.randint(1, 10000)) for _ in range(count)]
+    for world in worlds:
+        world.randomnumber = random.randint(1, 10000)
+    World.update_many(conn, worlds)
+    return Response.json([{"id": w.id, "randomNumber": w.randomnumber} for w in worlds])
+
+
+# TechEmpower's Fortune table (their create-postgres.sql); message 11 is the escaping test.
+FORTUNE_ROWS = (
+    (1, "fortune: No such file or directory"),
+    (2, "A computer scientist is someone who fixes things that aren't broken."),
+    (3, "After enough decimal places, nobody gives a damn."),
+    (4, "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1"),
+    (5, "A computer program does what you tell it to do, not what you want it to do."),
+    (6, "Emacs is a nice operating system, but I prefer UNIX. \u2014 Tom Christaensen"),
+    (7, "Any program that runs right is obsolete."),
+    (8, "A list is only as strong as its weakest link. \u2014 Donald Knuth"),
+    (9, "Feature: A bug with seniority."),
+    (10, "Computers make very fast, very accurate mistakes."),
+    (11, '<script>alert("This should not be displayed in a browser alert box.");</script>'),
+    (12, "\u30d5\u30ec\u30fc\u30e0\u30ef\u30fc\u30af\u306e\u30d9\u30f3\u30c1\u30de\u30fc\u30af"),
+)
+
+
+def ensure_fortunes(conn: Any) -> None:
+    """Create and fill the Fortune table if it is missing (an advisory lock keeps workers from racing)."""
+    with conn.transaction():
+        conn.query("SELECT pg_advisory_xact_lock(hashtext('chopin techempower fortune'))")
+        conn.execute("CREATE TABLE IF NOT EXISTS fortune (id integer PRIMARY KEY, message varchar(2048) NOT NULL)")
+        if conn.query_scalar("SELECT count(*) FROM fortune") == 0:
+            Fortune.insert_many(conn, [Fortune(i, m) for i, m in FORTUNE_ROWS])
+
+
 router.get("/plaintext", plaintext)
 router.get("/json", json_)
 router.get("/db", single_query)
 router.get("/queries", queries)
+if model is not None:
+    router.get("/fortunes", fortunes)
+    router.get("/updates", updates)
 app = Chopin(router)
 if os.environ.get("METRICS") == "1":  # benchmarks/http.py measures the overhead of metrics with it
     app.with_metrics("/metrics")
@@ -67,6 +152,12 @@ def open_connection(index: int) -> None:
         db["conn"] = chopin_pg.connect()  # PGHOST, PGPORT, PGUSER, PGDATABASE
     except chopin_pg.PgError as exc:
         print(f"worker {index}: no database ({exc}); /db and /queries will answer 500")
+        return
+    if model is not None:
+        try:
+            ensure_fortunes(db["conn"])
+        except chopin_pg.PgError as exc:
+            print(f"worker {index}: no fortune table ({exc}); /fortunes will answer 500")
 
 
 if __name__ == "__main__":

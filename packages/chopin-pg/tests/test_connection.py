@@ -361,3 +361,75 @@ def test_register_user_type(conn: Connection, schema: str) -> None:
     assert conn.query_scalar("SELECT ARRAY['sad', NULL]::mood[]") == ["SAD", None]
     with connect(conn.config) as other:  # registries are per connection
         assert other.query_scalar("SELECT 'happy'::text") == "happy"
+
+
+# -- the one-query fast path (Connection._bind_execute) and its fallbacks -----------
+
+
+def test_fast_path_results_larger_than_one_read(conn: Connection) -> None:
+    rows = conn.query("SELECT g, repeat('x', 200) FROM generate_series(1, $1::int) g", (3000,))  # ~650 KB
+    assert len(rows) == 3000
+    assert rows[-1][0] == 3000
+    assert all(len(r[1]) == 200 for r in rows)
+    assert conn.query_scalar("SELECT $1::int + 1", (1,)) == 2
+
+
+def test_fast_path_notices_during_a_query_reach_the_handler(conn: Connection, schema: str) -> None:
+    conn.execute(
+        "CREATE FUNCTION shout(n int) RETURNS int LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE NOTICE 'got %', n; RETURN n; END $$"
+    )
+    seen: list[dict[str, str]] = []
+    conn.set_notice_handler(seen.append)
+    for i in range(3):  # the first run prepares; the others are cached statements
+        assert conn.query_scalar("SELECT shout($1)", (i,)) == i
+    assert [n["M"] for n in seen] == ["got 0", "got 1", "got 2"]
+
+
+def test_fast_path_errors_leave_the_connection_in_step(conn: Connection, schema: str) -> None:
+    from chopin_pg import DataError
+
+    assert conn.query_scalar("SELECT 10 / $1::int", (5,)) == 2
+    with pytest.raises(DataError):
+        conn.query_scalar("SELECT 10 / $1::int", (0,))
+    assert conn.transaction_status == "I"
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    conn.begin()
+    assert conn.execute("INSERT INTO t VALUES ($1)", (1,)) == 1
+    assert conn.transaction_status == "T"
+    with pytest.raises(UniqueViolation):
+        conn.execute("INSERT INTO t VALUES ($1)", (1,))
+    assert conn.transaction_status == "E"
+    conn.rollback()
+    assert conn.query("SELECT id FROM t WHERE id = $1", (1,)) == []
+
+
+def test_fast_path_decoder_failure_is_raised_after_the_answer(conn: Connection) -> None:
+    from chopin_pg import oids
+
+    def refuse(data: bytes) -> int:
+        raise ValueError(f"refused {data!r}")
+
+    assert conn.query_scalar("SELECT $1::int4", (7,)) == 7
+    conn.types.register(oids.INT4, binary=refuse)
+    conn.clear_statement_cache()
+    for _ in range(2):  # prepared, then cached
+        with pytest.raises(ValueError, match="refused"):
+            conn.query("SELECT $1::int4", (7,))
+    assert conn.query_scalar("SELECT $1::int8", (7,)) == 7
+
+
+def test_fast_path_keeps_notifications_that_arrive_with_an_answer(conn: Connection, config: PgConfig) -> None:
+    conn.listen("fast")
+    assert conn.query_scalar("SELECT $1::int", (1,)) == 1
+    with connect(config) as other:
+        other.notify("fast", "p")
+    time.sleep(0.2)  # let it reach our socket before the next query's answer
+    assert conn.query_scalar("SELECT $1::int", (2,)) == 2
+    assert [n.payload for n in conn.drain_notifications()] == ["p"]
+
+
+def test_fast_path_large_parameters_are_sent_duplex(conn: Connection) -> None:
+    big = "y" * 300_000
+    for _ in range(2):
+        assert conn.query_scalar("SELECT length($1::text)", (big,)) == 300_000

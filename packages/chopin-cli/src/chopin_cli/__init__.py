@@ -2,4 +2,28 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__version__ = "0.1.0"
+
+from .cli import cli, main
+from .errors import (
+    AppLoadError,
+    CliError,
+    DatabaseUnreachable,
+    FieldSpecError,
+    ProjectError,
+    ToolFailed,
+    ToolMissing,
+)
+
+__all__ = [
+    "AppLoadError",
+    "CliError",
+    "DatabaseUnreachable",
+    "FieldSpecError",
+    "ProjectError",
+    "ToolFailed",
+    "ToolMissing",
+    "__version__",
+    "cli",
+    "main",
+]

@@ -151,7 +151,8 @@ class UpstreamExchange(Iterator[bytes]):
         self.settings = plan.upstream.settings
         self.keep = keep
         self.started = started
-        self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer), req.body or None)
+        scheme = "https" if self.worker._tls is not None else "http"
+        self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer, scheme), req.body or None)
         self.sent = 0
         self.sock: socket.socket | None = None
         self.fd = -1

@@ -95,8 +95,8 @@ class ProxyPlan:
         upstream: where to.
         target: path and query to send.
         headers: the end-to-end request fields plus ``Host``, ``Via`` and
-            ``X-Forwarded-Proto``/``-Host`` (the worker adds ``X-Forwarded-For``,
-            which needs the peer address).
+            ``X-Forwarded-Host`` (the worker adds ``X-Forwarded-For`` and
+            ``X-Forwarded-Proto``, which need the peer address and the listener's scheme).
         forwarded_for: the incoming ``X-Forwarded-For`` value, if any.
     """
 
@@ -110,10 +110,12 @@ class ProxyPlan:
         self.headers = headers
         self.forwarded_for = forwarded_for
 
-    def request_headers(self, peer: object) -> list[tuple[str, str]]:
-        """The fields to send, with ``X-Forwarded-For`` naming ``peer`` appended to what came in."""
+    def request_headers(self, peer: object, scheme: str = "http") -> list[tuple[str, str]]:
+        """The fields to send: ``X-Forwarded-Proto: scheme``, and ``X-Forwarded-For`` naming
+        ``peer`` appended to what came in."""
         ip = peer[0] if isinstance(peer, tuple) and peer else None
         fields = list(self.headers)
+        fields.append(("X-Forwarded-Proto", scheme))
         if ip is not None:
             chain = f"{self.forwarded_for}, {ip}" if self.forwarded_for else str(ip)
             fields.append(("X-Forwarded-For", chain))
@@ -151,7 +153,6 @@ def plan_for(upstream: Upstream, req: Request, strip_prefix: str = "", preserve_
         fields.append((name, value))
     via = req.header("via")
     fields.append(("Via", f"{via}, {VIA}" if via else VIA))
-    fields.append(("X-Forwarded-Proto", "http"))
     if original_host:
         fields.append(("X-Forwarded-Host", original_host))
     return ProxyPlan(upstream, forwarded_target(upstream, req, strip_prefix), fields, forwarded_for)

@@ -16,6 +16,7 @@ import os
 import pkgutil
 import resource
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -209,7 +210,47 @@ class Chopin:
         return settings
 
     def serve(self, addr: str | None = None) -> None:
-        """Serve until SIGTERM/SIGINT; ``addr`` is ``"host:port"`` (``PORT`` env overrides the port)."""
+        """Serve until SIGTERM/SIGINT; ``addr`` is ``"host:port"`` (``PORT`` env overrides the port).
+
+        With the ``h2`` package installed (the ``http2`` extra) and ``Settings.http2``
+        on, a client that opens with the HTTP/2 preface (prior knowledge, h2c) is
+        served HTTP/2 on the same port.
+        """
+        self._serve(addr, None)
+
+    def serve_tls(
+        self,
+        addr: str | None,
+        cert_pem: str | os.PathLike[str] | bytes,
+        key_pem: str | os.PathLike[str] | bytes,
+        *,
+        password: str | None = None,
+        minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    ) -> None:
+        """Serve HTTPS until SIGTERM/SIGINT: TLS 1.2+ in each worker's epoll loop.
+
+        ALPN offers ``h2`` (when the ``h2`` package is installed and ``Settings.http2``
+        is on) and ``http/1.1``.  A failed or slow handshake (past
+        ``tls_handshake_timeout``) closes that connection only.
+
+        Args:
+            addr: ``"host:port"``, as for :meth:`serve`.
+            cert_pem: the certificate chain, leaf first, as a file path or PEM bytes.
+            key_pem: the private key, as a file path or PEM bytes.
+            password: the key's password, if it is encrypted.
+            minimum_version: the oldest TLS version accepted.
+
+        Raises:
+            ConfigError: the certificate or key is missing or does not load.
+        """
+        from .tls import h2_available, server_context
+
+        settings = self.resolve_settings(addr)
+        alpn = ("h2", "http/1.1") if settings.http2 and h2_available() else ("http/1.1",)
+        ctx = server_context(cert_pem, key_pem, password=password, alpn=alpn, minimum_version=minimum_version)
+        self._serve(addr, ctx)
+
+    def _serve(self, addr: str | None, tls: ssl.SSLContext | None) -> None:
         _default_logging()
         settings = self.resolve_settings(addr)
         _raise_fd_limit(settings.slab_capacity + 64)
@@ -223,10 +264,11 @@ class Chopin:
             self._start_worker(0, settings)
             listener = open_listener(settings.host, settings.port, settings.backlog)
             port = listener.getsockname()[1]
-            log.info("chopin serving on %s:%d (1 worker, pid %d)", settings.host, port, os.getpid())
-            Worker(table, settings, 0, listener, block, self.hooks).run()
+            scheme = "https" if tls is not None else "http"
+            log.info("chopin serving %s on %s:%d (1 worker, pid %d)", scheme, settings.host, port, os.getpid())
+            Worker(table, settings, 0, listener, block, self.hooks, tls).run()
             return
-        Supervisor(table, settings, self._start_worker, block, self.hooks).run()
+        Supervisor(table, settings, self._start_worker, block, self.hooks, tls).run()
 
     def _start_worker(self, index: int, settings: Settings) -> None:
         if settings.pin_workers and hasattr(os, "sched_setaffinity"):
@@ -277,8 +319,10 @@ class Supervisor:
         start_hook: Callable[[int, Settings], None],
         metrics: MetricsBlock | None = None,
         hooks: Hooks | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.table = table
+        self.tls = tls
         self.metrics = metrics
         self.hooks = hooks
         self.settings = settings
@@ -346,7 +390,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 self.start_hook(index, self.settings)
                 listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
-                Worker(self.table, self.settings, index, listener, self.metrics, self.hooks).run()
+                Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls).run()
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1

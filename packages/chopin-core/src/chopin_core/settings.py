@@ -43,6 +43,17 @@ class Settings:
         shutdown_grace: seconds in-flight requests get on SIGTERM/SIGINT.
         backlog: listen backlog of each worker's socket.
         recv_size: bytes asked of one ``recv``.
+        tls_handshake_timeout: seconds a TLS client may take to finish its handshake
+            (``CHOPIN_TLS_HANDSHAKE_TIMEOUT``).
+        http2: serve HTTP/2 (ALPN ``h2`` under TLS, prior knowledge in cleartext)
+            when the ``h2`` package is installed (``CHOPIN_HTTP2=0`` turns it off).
+        h2_max_concurrent_streams: streams one HTTP/2 client may have open (SETTINGS).
+        h2_initial_window_size: flow-control window offered per stream, bytes (SETTINGS).
+        h2_max_frame_size: largest frame payload accepted, bytes, 16384..16777215 (SETTINGS).
+        h2_max_header_list_size: decoded request header list, bytes as RFC 9113 counts
+            them (SETTINGS; a larger list is refused).
+        h2_max_resets_per_second: streams a client may reset in one second before it
+            gets GOAWAY ENHANCE_YOUR_CALM (rapid-reset defence).
     """
 
     host: str = "0.0.0.0"
@@ -62,6 +73,13 @@ class Settings:
     shutdown_grace: float = 10.0
     backlog: int = 1024
     recv_size: int = 256 * 1024
+    tls_handshake_timeout: float = 10.0
+    http2: bool = True
+    h2_max_concurrent_streams: int = 100
+    h2_initial_window_size: int = 1024 * 1024
+    h2_max_frame_size: int = 16384
+    h2_max_header_list_size: int = 16 * 1024
+    h2_max_resets_per_second: int = 200
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -76,6 +94,15 @@ class Settings:
             raise ConfigError(f"setting port: expected 0..65535, got {self.port}")
         if self.slab_capacity < 1:
             raise ConfigError(f"setting slab_capacity: expected >= 1, got {self.slab_capacity}")
+        if self.h2_max_concurrent_streams < 1:
+            raise ConfigError(f"setting h2_max_concurrent_streams: expected >= 1, got {self.h2_max_concurrent_streams}")
+        if not 1 <= self.h2_initial_window_size <= 2**31 - 1:
+            got = self.h2_initial_window_size
+            raise ConfigError(f"setting h2_initial_window_size: expected 1..2147483647, got {got}")
+        if not 16384 <= self.h2_max_frame_size <= 2**24 - 1:
+            raise ConfigError(f"setting h2_max_frame_size: expected 16384..16777215, got {self.h2_max_frame_size}")
+        if self.tls_handshake_timeout <= 0:
+            raise ConfigError(f"setting tls_handshake_timeout: expected > 0, got {self.tls_handshake_timeout}")
 
     @property
     def worker_count(self) -> int:
@@ -108,8 +135,10 @@ class Settings:
             "CHOPIN_WEBSOCKET_IDLE_TIMEOUT": "websocket_idle_timeout",
             "CHOPIN_HEADER_TIMEOUT": "header_timeout",
             "CHOPIN_SHUTDOWN_GRACE": "shutdown_grace",
+            "CHOPIN_TLS_HANDSHAKE_TIMEOUT": "tls_handshake_timeout",
         }
         floats = {"keepalive_timeout", "websocket_idle_timeout", "header_timeout", "shutdown_grace"}
+        floats.add("tls_handshake_timeout")
         for var, name in names.items():
             raw = env.get(var)
             if raw is None or raw == "":
@@ -121,14 +150,16 @@ class Settings:
             if not math.isfinite(number) or number < 0:
                 raise ConfigError(f"environment {var}: expected a finite number >= 0, got {raw!r}")
             values[name] = number
-        pin = env.get("CHOPIN_PIN_WORKERS", "").strip().lower()
-        if pin:
-            if pin in ("1", "true", "yes", "on"):
-                values["pin_workers"] = True
-            elif pin in ("0", "false", "no", "off"):
-                values["pin_workers"] = False
+        for var, name in (("CHOPIN_PIN_WORKERS", "pin_workers"), ("CHOPIN_HTTP2", "http2")):
+            flag = env.get(var, "").strip().lower()
+            if not flag:
+                continue
+            if flag in ("1", "true", "yes", "on"):
+                values[name] = True
+            elif flag in ("0", "false", "no", "off"):
+                values[name] = False
             else:
                 expected = "1/0, true/false, yes/no or on/off"
-                raise ConfigError(f"environment CHOPIN_PIN_WORKERS: expected {expected}, got {pin!r}")
+                raise ConfigError(f"environment {var}: expected {expected}, got {flag!r}")
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -23,13 +23,13 @@ import socket
 import time
 from collections.abc import Callable
 from time import perf_counter_ns
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from .connection import Connection, _close_iter, _consume, _pending, open_listener
 from .context import Context
-from .errors import ExtractError, ProtocolError
-from .files import not_modified
+from .errors import ExtractError, ProtocolError, UnsupportedVersion
+from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import (
@@ -56,6 +56,9 @@ from .websocket_proto import (
     WebSocketConnection,
     handshake_response,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Worker"]
 
@@ -93,6 +96,26 @@ _NO_BODY: Final = frozenset({204, 304})
 _LAST_BOUND: Final = 1 << BUCKETS  # 1.024-us units at or past which a duration is in +Inf
 
 
+class SideConnection(Protocol):
+    """A connection the HTTP/1.1 path does not serve: a TLS handshake or an HTTP/2 session.
+
+    The loop looks these up only when a ready fd is not an HTTP/1.1 connection,
+    so they cost the plain-HTTP path nothing.
+    """
+
+    fd: int
+    peer: object
+
+    @property
+    def sock(self) -> socket.socket: ...
+
+    def on_event(self, events: int) -> None: ...
+
+    def on_tick(self, tick: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class Worker:
     """An epoll loop serving one route table on its own listening socket.
 
@@ -103,6 +126,7 @@ class Worker:
         listener: a listening socket; opened from ``settings`` when omitted.
         metrics: the shared :class:`~chopin_core.metrics.MetricsBlock` (its slot ``index`` is this worker's).
         hooks: the app's lifecycle hooks (:mod:`chopin_core.hooks`).
+        tls: serve TLS with this context (:func:`chopin_core.tls.server_context`).
     """
 
     def __init__(
@@ -113,6 +137,7 @@ class Worker:
         listener: socket.socket | None = None,
         metrics: MetricsBlock | None = None,
         hooks: Hooks | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.table = table
         hooks = hooks or Hooks()
@@ -156,6 +181,27 @@ class Worker:
         # emit(request, response, handler_ns) per response, or None: access log off
         # (with_logging(access_log=True) switches it on in each worker process).
         self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
+        # Socket I/O of the HTTP/1.1 path: the os functions, or their TLS look-alikes.
+        self._read: Callable[[int, int], bytes] = os.read
+        self._write: Callable[[int, bytes | memoryview], int] = os.write
+        self._writev: Callable[[int, list[bytes | memoryview]], int] = os.writev
+        # TLS handshakes and HTTP/2 sessions, by fd (see SideConnection).
+        self._side: dict[int, SideConnection] = {}
+        self._init_tls_http2(tls)
+
+    def _init_tls_http2(self, tls: ssl.SSLContext | None) -> None:
+        """Set up TLS (I/O through :class:`~chopin_core.tls.TlsIO`) and HTTP/2 if enabled."""
+        from .tls import TlsIO, h2_available
+
+        self._tls = tls
+        self._tls_io: TlsIO | None = None
+        self._http2 = self.settings.http2 and h2_available()
+        self._handshake_ticks = math.ceil(self.settings.tls_handshake_timeout) + 1
+        if tls is not None:
+            io = self._tls_io = TlsIO()
+            self._read = io.read
+            self._write = io.write
+            self._writev = io.writev
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -204,8 +250,12 @@ class Worker:
                             os.read(wake_r, 512)
                         except OSError:
                             pass
-                    elif self._upstreams is not None:
-                        self._upstreams.on_event(fd, ev)
+                    else:
+                        side = self._side.get(fd)
+                        if side is not None:
+                            side.on_event(ev)
+                        elif self._upstreams is not None:
+                            self._upstreams.on_event(fd, ev)
                 now = monotonic()
                 if now >= next_tick:
                     self._on_tick(int(now))
@@ -215,6 +265,8 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self._close(conn)
+            for side in list(self._side.values()):
+                self._close_side(side)
             if self._upstreams is not None:
                 self._upstreams.close()
             self._restore_signals(previous)
@@ -259,7 +311,9 @@ class Worker:
                     conn.ws.close(1001, "server shutting down")
                 elif not conn.out and conn.stream is None and conn.file is None and not conn.parser.in_request:
                     self._close(conn)
-        return not self.conns or now >= self._stop_deadline
+            for side in list(self._side.values()):
+                side.stop()  # HTTP/2: GOAWAY, then finish the open streams
+        return (not self.conns and not self._side) or now >= self._stop_deadline
 
     # -- accepting -----------------------------------------------------------------
 
@@ -298,11 +352,14 @@ class Worker:
                     sock.close()
                     continue
             sock.setblocking(False)
+            if self._metrics is not None:
+                self._metrics[ACTIVE] += 1
+            if self._tls is not None:
+                self._start_tls(sock, _addr)
+                continue
             conn = Connection(sock, RequestParser(self._limits), self._tick)
             conn.peer = _addr
             conns[conn.fd] = conn
-            if self._metrics is not None:
-                self._metrics[ACTIVE] += 1
             register(conn.fd, _READ_MASK)
             self._wheel.schedule(conn, self._tick + self._keepalive_ticks)
 
@@ -310,7 +367,7 @@ class Worker:
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = os.read(conn.fd, self._recv_size)
+            data = self._read(conn.fd, self._recv_size)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -348,7 +405,7 @@ class Worker:
                 else:
                     self._flush(conn)
             else:
-                self._answer(conn, events)
+                self._answer(conn, events, data)
         # Reading the parser's fields directly: this runs once per read.
         if parser._buf or parser._state:
             if conn.ws is not None or conn.closed:
@@ -366,7 +423,7 @@ class Worker:
         else:
             conn.head_since = -1
 
-    def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError]) -> None:
+    def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError], data: bytes = b"") -> None:
         out = conn.out
         queued = conn.queued
         respond = self._respond
@@ -387,6 +444,8 @@ class Worker:
                 out.append(_CONTINUE_LINE)
             else:
                 assert isinstance(event, ProtocolError)
+                if type(event) is UnsupportedVersion and self._http2 and self._h2_prior_knowledge(conn, data):
+                    return
                 self._error_response(event, out)
                 conn.close_after = True
                 self._stop_reading(conn)
@@ -619,6 +678,8 @@ class Worker:
         """Send the current file region; True when done, False when the socket is full, None if closed."""
         body = conn.file
         assert body is not None
+        if self._tls is not None:
+            return self._copy_file(conn, body)
         while body.length > 0:
             try:
                 sent = os.sendfile(conn.fd, body.fd, body.offset, min(body.length, _SENDFILE_CHUNK))
@@ -668,15 +729,15 @@ class Worker:
             try:
                 if len(out) == 1:
                     data = out[0]
-                    written = os.write(conn.fd, data)
+                    written = self._write(conn.fd, data)
                     total = len(data)
                 elif conn.big:
-                    written = os.writev(conn.fd, out[:_IOV_MAX])
+                    written = self._writev(conn.fd, out[:_IOV_MAX])
                     total = sum(len(b) for b in out[:_IOV_MAX]) if len(out) > _IOV_MAX else sum(map(len, out))
                 else:
                     data = b"".join(out)
                     out[:] = (data,)
-                    written = os.write(conn.fd, data)
+                    written = self._write(conn.fd, data)
                     total = len(data)
             except BlockingIOError:
                 written, total = 0, 1
@@ -712,7 +773,7 @@ class Worker:
         """Write one small response that nothing else is waiting behind."""
         data = b"".join(out)
         try:
-            written = os.write(conn.fd, data)
+            written = self._write(conn.fd, data)
         except BlockingIOError:
             written = 0
         except OSError:
@@ -834,8 +895,196 @@ class Worker:
         except (OSError, ValueError):
             pass
         if conn.sock is not None:
+            if self._tls_io is not None:
+                self._tls_io.socks.pop(conn.fd, None)
+                _close_notify(conn.sock)
             conn.sock.close()
         conn.out.clear()
+
+    # -- TLS and HTTP/2 (side connections) ----------------------------------------------
+
+    def route(self, req: Request) -> Response | None:
+        """Route one request the way :meth:`_respond` does, for protocols other than HTTP/1.1.
+
+        Runs the pre-routing hook, the handler and its middleware, and records
+        metrics and the access log; returns the response, or None when the
+        pre-routing hook said DROP.  (:meth:`_respond` inlines these steps: it
+        is the plain-HTTP hot path.)
+        """
+        metrics = self._metrics
+        access = self.access_log
+        started = perf_counter_ns() if metrics is not None or access is not None else 0
+        resp: Response | None = None
+        if self._pre_routing is not None:
+            early = self._run_pre_routing(req)
+            if early is Verdict.DROP:
+                return None
+            resp = early
+        if resp is None:
+            handler, params = self._lookup(req.method, req.path)
+            try:
+                resp = handler(Context(req, params))
+                if type(resp) is not Response:
+                    name = getattr(handler, "__name__", handler)
+                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+            except ExtractError as exc:
+                resp = Response.text(exc.message, exc.status)
+            except Exception:
+                log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
+                resp = Response.server_error()
+        if metrics is not None:
+            elapsed = perf_counter_ns() - started
+            metrics[STATUS_BASE - 1 + resp.status // 100] += 1
+            metrics[DURATION_SUM_NS] += elapsed
+            units = elapsed >> 10
+            metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
+        if access is not None:
+            access(req, resp, perf_counter_ns() - started)
+        return resp
+
+    def _start_tls(self, sock: socket.socket, peer: object) -> None:
+        """Wrap an accepted socket and start its handshake in this loop."""
+        from .tls import TlsHandshake, wrap
+
+        assert self._tls is not None and self._ep is not None
+        fd = sock.fileno()
+        try:
+            tls_sock = wrap(self._tls, sock)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            self._side_closed(peer, exc)
+            return
+        shake = TlsHandshake(
+            tls_sock,
+            peer,
+            self._tick + self._handshake_ticks,
+            self._tls_established,
+            self._tls_failed,
+            self._set_handshake_mask,
+        )
+        self._side[fd] = shake
+        self._ep.register(fd, _READ_MASK)
+        shake.step()
+
+    def _set_handshake_mask(self, fd: int, want_write: int) -> None:
+        self._set_side_mask(fd, EPOLLOUT if want_write else _READ_MASK)
+
+    def _tls_established(self, shake: object) -> None:
+        """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
+        from .tls import TlsHandshake
+
+        assert isinstance(shake, TlsHandshake) and self._tls_io is not None and self._ep is not None
+        sock, fd = shake.sock, shake.fd
+        del self._side[fd]
+        self._tls_io.socks[fd] = sock
+        self._ep.modify(fd, _READ_MASK)
+        if sock.selected_alpn_protocol() == "h2" and self._http2:
+            self._start_h2(sock, shake.peer, b"")
+            return
+        conn = Connection(sock, RequestParser(self._limits), self._tick)
+        conn.peer = shake.peer
+        self.conns[fd] = conn
+        self._wheel.schedule(conn, self._tick + self._keepalive_ticks)
+        if sock.pending():
+            self._on_readable(conn)  # a request that came with the handshake's last flight
+
+    def _tls_failed(self, shake: object, error: BaseException | None) -> None:
+        from .tls import TlsHandshake
+
+        assert isinstance(shake, TlsHandshake)
+        self._side.pop(shake.fd, None)
+        self._unregister(shake.fd)
+        shake.sock.close()
+        self._side_closed(shake.peer, error)
+
+    def _start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
+        from .http2 import H2Session
+
+        session = H2Session(self, sock, peer, initial)
+        if not session.closed:
+            self._side[session.fd] = session
+            if initial == b"":
+                session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
+
+    def _h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
+        """Switch a fresh cleartext connection that opened with the HTTP/2 preface to HTTP/2 (RFC 9113 3.3)."""
+        from .http2 import preface_rest
+
+        if conn.out or conn.stream is not None or conn.file is not None or conn.queued or conn.sock is None:
+            return False
+        initial = preface_rest(data)
+        if initial is None:
+            return False
+        sock = conn.sock
+        # The Connection object is done; the socket and its epoll entry move to the session.
+        conn.closed = True
+        conn.sock = None
+        del self.conns[conn.fd]
+        assert self._ep is not None
+        self._ep.modify(conn.fd, _READ_MASK)
+        self._start_h2(sock, conn.peer, initial)
+        return True
+
+    def _set_side_mask(self, fd: int, mask: int) -> None:
+        assert self._ep is not None
+        self._ep.modify(fd, mask)
+
+    def _close_side(self, side: SideConnection, error: BaseException | None = None) -> None:
+        """Close a TLS handshake or HTTP/2 connection (called by the session, or at exit)."""
+        from .http2 import H2Session
+
+        if isinstance(side, H2Session) and not side.closed:
+            side._close(error)  # releases its streams' bodies, then comes back here
+            return
+        self._side.pop(side.fd, None)
+        self._unregister(side.fd)
+        if self._tls_io is not None and self._tls_io.socks.pop(side.fd, None) is not None:
+            _close_notify(side.sock)
+        side.sock.close()
+        self._side_closed(side.peer, error)
+
+    def _side_closed(self, peer: object, error: BaseException | None) -> None:
+        if self._teardown_hook is not None:
+            try:
+                self._teardown_hook(peer, error)
+            except Exception:
+                log.exception("worker %d: connection_teardown_hook failed", self.index)
+        if self._metrics is not None and self._metrics[ACTIVE]:
+            self._metrics[ACTIVE] -= 1
+
+    def _unregister(self, fd: int) -> None:
+        try:
+            if self._ep is not None:
+                self._ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def _copy_file(self, conn: Connection, body: FileBody) -> bool | None:
+        """The TLS file path: read and encrypt (no sendfile); like :meth:`_send_file`."""
+        from .tls import copy_file
+
+        budget = _SENDFILE_CHUNK
+        while body.length > 0:
+            if budget <= 0:
+                return False  # let the other connections have a turn; EPOLLOUT brings us back
+            try:
+                sent, short = copy_file(self._write, conn.fd, body)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                self._close(conn, exc)
+                return None
+            if short:
+                log.error("worker %d: file ended %d bytes early", self.index, body.length)
+                self._close(conn)
+                return None
+            budget -= sent
+            if self._metrics is not None:
+                self._metrics[BYTES_SENT] += sent
+            conn.last_active = self._tick
+        body.close()
+        conn.file = None
+        return True
 
     # -- time ------------------------------------------------------------------------
 
@@ -853,6 +1102,9 @@ class Worker:
         if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:
             self._accept_paused = False
             self._ep.register(self.listener.fileno(), EPOLLIN)
+        if self._side:
+            for side in list(self._side.values()):
+                side.on_tick(tick)
         keepalive = self._keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
@@ -863,7 +1115,7 @@ class Worker:
                 # answer an HTTP client 408, then close.
                 if not conn.out and conn.stream is None and conn.ws is None:
                     try:
-                        os.write(conn.fd, _timeout_response(self._server_date))
+                        self._write(conn.fd, _timeout_response(self._server_date))
                     except OSError:
                         pass
                 self._close(conn)
@@ -876,6 +1128,12 @@ class Worker:
             if conn.head_since >= 0:
                 due = min(due, conn.head_since + header_timeout)
             self._wheel.schedule(conn, due)
+
+
+def _close_notify(sock: socket.socket) -> None:
+    from .tls import send_close_notify
+
+    send_close_notify(sock)  # type: ignore[arg-type]
 
 
 def _timeout_response(server_date: bytes) -> bytes:

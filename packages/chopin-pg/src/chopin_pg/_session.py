@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from . import protocol as p
+from ._codecs import encode_text
 from .auth import SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramClient, md5_password, tls_server_end_point
 from .config import PgConfig
 from .errors import (
@@ -40,6 +41,18 @@ Gen = Generator[bytes | None, bytes | None, Any]
 
 _i32 = struct.Struct("!i")
 _unpack_i32 = _i32.unpack_from
+_pack_i32 = _i32.pack
+_pack_i16 = struct.Struct("!h").pack
+_unpack_header = struct.Struct("!BI").unpack_from  # backend message: tag, length (§55.7)
+_typed_header = struct.Struct("!ci").pack  # frontend message: tag, length (§55.7)
+_NULL = b"\xff\xff\xff\xff"  # Bind: a NULL parameter's length
+_TEXT_CODE = b"\x00\x00"
+_BINARY_CODE = b"\x00\x01"
+_ALL_TEXT = b"\x00\x00"  # Bind format block: no codes, every parameter in text
+_ALL_BINARY = b"\x00\x01\x00\x01"  # one code, applied to every parameter
+_READY_HEAD = b"Z\x00\x00\x00\x05"  # ReadyForQuery before its status byte
+_EXECUTE_UNNAMED = p.execute()
+_EXECUTE_SYNC = p.execute() + p.sync()
 
 # Backend message tags as ints (§55.7), compared on the hot path.
 _DATA_ROW = 0x44
@@ -107,7 +120,17 @@ class PreparedStatement:
         param_encoders: One encoder per parameter, chosen once.
     """
 
-    __slots__ = ("columns", "decoders", "name", "names", "param_encoders", "param_oids", "result_formats", "sql")
+    __slots__ = (
+        "bind_prefix",
+        "columns",
+        "decoders",
+        "name",
+        "names",
+        "param_encoders",
+        "param_oids",
+        "result_formats",
+        "sql",
+    )
 
     def __init__(
         self, name: str, sql: str, param_oids: tuple[int, ...], columns: list[p.ColumnDescription], types: TypeRegistry
@@ -123,6 +146,8 @@ class PreparedStatement:
         self.decoders: list[Decoder] = [dec for _, dec in codecs]
         self.result_formats = p.format_codes([fmt for fmt, _ in codecs])
         self.param_encoders: list[ParamEncoder] = [types.param_encoder(oid) for oid in param_oids]
+        # Bind's unnamed portal and this statement's name, encoded once (§55.7 Bind).
+        self.bind_prefix = b"\x00" + name.encode() + b"\x00"
 
 
 class Result:
@@ -144,12 +169,12 @@ class Result:
         self.columns = columns
 
 
-def _decode_row(body: bytes, decoders: list[Decoder], names: dict[str, int]) -> Row:
-    # Hot path: offsets walk the DataRow body; each present value is sliced once
+def _decode_row(body: bytes, decoders: list[Decoder], names: dict[str, int], pos: int = 2) -> Row:
+    # Hot path: offsets walk the DataRow body (its column count skipped: ``pos``
+    # is where the first value's length is); each present value is sliced once
     # and handed to the column's decoder chosen at RowDescription time.
     values: list[Any] = []
     append = values.append
-    pos = 2
     for decode in decoders:
         size = _unpack_i32(body, pos)[0]
         pos += 4
@@ -457,7 +482,7 @@ class Session:
         name = stmt.name
         result_formats = stmt.result_formats
         encoders = stmt.param_encoders
-        execute = p.execute()
+        execute = _EXECUTE_UNNAMED
         for params in param_sets:
             formats, values = encode_params(encoders, params)
             parts.append(p.bind("", name, p.format_codes(formats), values, result_formats))
@@ -465,6 +490,110 @@ class Session:
         parts.append(p.sync())
         # One write for the whole batch: Bind+Execute(+...)+Sync.
         yield b"".join(parts)
+        return (yield from self.read_execute(stmt))
+
+    def bind_one(self, stmt: PreparedStatement, params: Sequence[Any]) -> bytes:
+        """Encode Bind + Execute + Sync for one parameter set: the bytes :meth:`execute` sends for one set.
+
+        The one-query fast path: the Bind message is built in one pass, without
+        the intermediate lists of :func:`encode_params` and :func:`protocol.bind`.
+
+        Raises:
+            DataError: The number of values does not match the statement.
+        """
+        encoders = stmt.param_encoders
+        count = len(encoders)
+        if len(params) != count:
+            encode_params(encoders, params)  # raises the count mismatch
+        values: list[bytes] = [_pack_i16(count)]
+        append = values.append
+        codes: list[bytes] = []  # one format code per parameter (§55.7 Bind)
+        code = codes.append
+        binary = 0
+        for enc, value in zip(encoders, params, strict=True):
+            if value is None:
+                code(_TEXT_CODE)
+                append(_NULL)
+                continue
+            accepts = enc.accepts
+            encoded = False
+            if accepts is None or type(value) in accepts:
+                try:
+                    data = enc.encode(value)
+                    encoded = True
+                except (struct.error, OverflowError, AttributeError, TypeError):
+                    pass  # out of range or wrong shape: let the server judge the text form
+            if encoded:
+                if enc.format:
+                    binary += 1
+                    code(_BINARY_CODE)
+                else:
+                    code(_TEXT_CODE)
+            else:
+                data = encode_text(value)
+                code(_TEXT_CODE)
+            append(_pack_i32(len(data)))
+            append(data)
+        # The format block as protocol.format_codes shortens it: all text "0 codes", all binary one code.
+        if binary == 0:
+            formats = _ALL_TEXT
+        elif binary == count:
+            formats = _ALL_BINARY
+        else:
+            formats = _pack_i16(count) + b"".join(codes)
+        body = b"".join((stmt.bind_prefix, formats, *values, stmt.result_formats))
+        return self.take_pending_close() + _typed_header(b"B", len(body) + 4) + body + _EXECUTE_SYNC
+
+    def take_reply(self, data: bytes, stmt: PreparedStatement) -> Result | None:
+        """Decode the whole answer to :meth:`bind_one` when ``data`` holds exactly that, else return ``None``.
+
+        The one-query fast path: one read usually brings the whole answer
+        (BindComplete, DataRows, CommandComplete, ReadyForQuery), and walking it
+        in place skips the parser's buffer copies.  Anything else (an error, a
+        notice, a partial read, a value that does not decode) returns ``None``
+        with no state changed: the caller then feeds ``data`` to the parser and
+        reads on with :meth:`read_execute`, which handles every case.
+        """
+        limit = len(data) - 6
+        # ReadyForQuery (§55.7: 'Z', length 5, status) must be the last message.
+        if limit < 0 or data[limit : limit + 5] != _READY_HEAD:
+            return None
+        rows: list[Row] = []
+        append = rows.append
+        decoders = stmt.decoders
+        names = stmt.names
+        tag: str | None = None
+        max_size = self.parser.max_message_size
+        unpack = _unpack_header
+        pos = 0
+        while pos < limit:
+            kind, length = unpack(data, pos)
+            end = pos + 1 + length
+            if length < 4 or length >= max_size or end > limit:
+                return None
+            if kind == _DATA_ROW:
+                try:
+                    append(_decode_row(data, decoders, names, pos + 7))
+                except Exception:  # the general path reports it, after ReadyForQuery
+                    return None
+            elif kind == _COMMAND_COMPLETE:
+                if tag is not None:
+                    return None
+                tag = data[pos + 5 : end - 1].decode()
+            elif kind not in (_BIND_COMPLETE, _CLOSE_COMPLETE):
+                return None
+            pos = end
+        if tag is None:
+            return None
+        self.status = chr(data[limit + 5])
+        return Result(rows, tag, stmt.columns)
+
+    def read_execute(self, stmt: PreparedStatement) -> Gen:
+        """Read the answers to :meth:`execute`'s batch (or :meth:`bind_one`'s) up to ReadyForQuery.
+
+        Returns:
+            One :class:`Result` per Execute answered.
+        """
         decoders = stmt.decoders
         names = stmt.names
         columns = stmt.columns
@@ -549,6 +678,11 @@ class Session:
     def send(self, data: bytes) -> Gen:
         """Send ``data`` and read nothing (CopyData during COPY FROM STDIN: the server does not answer it)."""
         yield data
+
+    def send_then(self, data: bytes, then: Gen) -> Gen:
+        """Send ``data``, then run ``then`` (a reader such as :meth:`read_execute`)."""
+        yield data
+        return (yield from then)
 
     def copy_in_end(self, message: bytes) -> Gen:
         """Send the end of a COPY FROM STDIN (last CopyData + CopyDone, or CopyFail) and read to ReadyForQuery.

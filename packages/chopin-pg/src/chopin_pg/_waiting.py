@@ -24,7 +24,7 @@ from typing import Any
 from ._session import Gen
 from .errors import ConnectionLost, IoTimeout
 
-__all__ = ["DUPLEX_THRESHOLD", "RECV_SIZE", "run"]
+__all__ = ["DUPLEX_THRESHOLD", "RECV_SIZE", "exchange", "run"]
 
 #: Bytes asked of each recv: large enough that a typical response is one read.
 RECV_SIZE = 65536
@@ -98,3 +98,31 @@ def run(gen: Gen, sock: socket.socket | ssl.SSLSocket, early: Callable[[bytes], 
         return stop.value
     finally:
         gen.close()
+
+
+def exchange(sock: socket.socket | ssl.SSLSocket, request: bytes) -> bytes:
+    """Send ``request`` (at most :data:`DUPLEX_THRESHOLD` bytes) and return the first bytes of the answer.
+
+    The one-query fast path's whole I/O: one ``sendall`` and one ``recv``, with
+    the errors :func:`run` raises.  The caller hands the bytes to the session,
+    which reads on through :func:`run` when they are not the whole answer.
+
+    Raises:
+        ConnectionLost: The server closed the connection or the socket failed.
+        IoTimeout: A read or write took longer than the socket's timeout.
+    """
+    try:
+        sock.sendall(request)
+    except TimeoutError as exc:
+        raise IoTimeout(f"could not send to the server within {sock.gettimeout()} s") from exc
+    except OSError as exc:
+        raise ConnectionLost(f"socket error while writing: {exc}") from exc
+    try:
+        data = sock.recv(RECV_SIZE)
+    except TimeoutError as exc:
+        raise IoTimeout(f"no answer from the server within {sock.gettimeout()} s") from exc
+    except OSError as exc:
+        raise ConnectionLost(f"socket error while reading: {exc}") from exc
+    if not data:
+        raise ConnectionLost("server closed the connection")
+    return data

@@ -17,11 +17,11 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, TypeVar, cast, overload
+from typing import IO, Any, NoReturn, TypeVar, cast, overload
 
 from . import protocol as p
 from ._session import Gen, Notification, PreparedStatement, Result, Session, is_stale_plan
-from ._waiting import RECV_SIZE, run
+from ._waiting import DUPLEX_THRESHOLD, RECV_SIZE, exchange, run
 from .config import PgConfig
 from .copy import CopyReader, CopyWriter
 from .errors import (
@@ -282,25 +282,56 @@ class Connection:
             raise InterfaceError("connection is closed")
         try:
             return run(gen, self._sock, self._session.parser.feed)
-        except ConnectionLost as exc:
+        except BaseException as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> NoReturn:
+        """Raise what an operation that raised ``exc`` must raise, closing the connection when it is out of step."""
+        if isinstance(exc, ConnectionLost):
             self._lose()
             fatal = self._session.fatal
             if fatal is not None:
                 raise fatal from exc
-            raise
-        except PgError:
+            raise exc
+        if isinstance(exc, PgError):
             if self._session.fatal is not None:
                 self._lose()
-            raise
-        except Exception:
+            raise exc
+        if isinstance(exc, Exception):
             # Operations raise other exceptions (a COPY source failing, a decoder
             # error) only after ReadyForQuery: the connection is still in step.
-            raise
-        except BaseException:
-            # Interrupted mid-protocol (KeyboardInterrupt): the stream position is
-            # unknown, so the connection cannot be trusted any more.
-            self._lose()
-            raise
+            raise exc
+        # Interrupted mid-protocol (KeyboardInterrupt): the stream position is
+        # unknown, so the connection cannot be trusted any more.
+        self._lose()
+        raise exc
+
+    def _bind_execute(self, stmt: PreparedStatement, params: Sequence[Any]) -> Result:
+        """Execute a prepared statement once: Bind + Execute + Sync, one send and (usually) one recv.
+
+        The fast path for one query (``query``, ``execute`` with parameters):
+        no operation generator, and when the first read holds the whole answer
+        the session decodes it in place (:meth:`Session.take_reply`).  Anything
+        else (a busy or closed connection, a big request, a partial or unusual
+        answer) goes through the general generator path, which handles every case.
+        """
+        session = self._session
+        if self._busy is None and not self._closed and not session.parser.buffered:
+            request = session.bind_one(stmt, params)
+            if len(request) <= DUPLEX_THRESHOLD:
+                try:
+                    data = exchange(self._sock, request)
+                except BaseException as exc:
+                    self._failed(exc)
+                result = session.take_reply(data, stmt)
+                if result is not None:
+                    return result
+                session.parser.feed(data)
+                results: list[Result] = self._drive(session.read_execute(stmt))
+            else:
+                results = self._drive(session.send_then(request, session.read_execute(stmt)))
+            return results[0]
+        return self._run(session.execute(stmt, [params]))[0]  # type: ignore[no-any-return]
 
     def _forget(self) -> None:
         """Drop a connection inherited across fork: close this process's descriptor, send nothing."""
@@ -412,6 +443,24 @@ class Connection:
         stmt = self._run(session.prepare(sql))
         return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
 
+    def _execute_one(self, sql: str, params: Sequence[Any]) -> Result:
+        """:meth:`_execute` for one parameter set, on the fast path."""
+        session = self._session
+        stmt = session.lookup(sql)
+        if stmt is None:
+            stmt = self._run(session.prepare(sql))
+        try:
+            return self._bind_execute(stmt, params)
+        except PgError as exc:
+            if not is_stale_plan(exc):
+                raise
+            session.evict(sql)
+            if session.status != "I" or self._closed:
+                raise  # inside a transaction the block is aborted: the caller must roll back
+        # Outside a transaction: re-prepare against the new table shape and retry once.
+        stmt = self._run(session.prepare(sql))
+        return self._bind_execute(stmt, params)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a statement with parameters sent out of band; values decode from binary where possible.
 
@@ -422,7 +471,7 @@ class Connection:
         Returns:
             The rows.
         """
-        return self._execute(sql, [params])[0].rows
+        return self._execute_one(sql, params).rows
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row:
         """Return the only row.
@@ -463,7 +512,7 @@ class Connection:
         if params is None:
             results: list[Result] = self._run(self._session.simple_query(sql))
             return results[-1].rowcount if results else -1
-        return self._execute(sql, [params])[0].rowcount
+        return self._execute_one(sql, params).rowcount
 
     def executemany(self, sql: str, param_sets: Iterable[Sequence[Any]]) -> int:
         """Run a statement once per parameter set, pipelined in one round trip.

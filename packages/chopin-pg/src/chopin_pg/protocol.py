@@ -64,6 +64,7 @@ __all__ = [
     "cancel_request",
     "close",
     "copy_data",
+    "copy_data_header",
     "copy_done",
     "copy_fail",
     "describe",
@@ -268,6 +269,11 @@ def terminate() -> bytes:
 def copy_data(data: bytes) -> bytes:
     """Encode CopyData (§55.2.6)."""
     return _header.pack(b"d", len(data) + 4) + data
+
+
+def copy_data_header(size: int) -> bytes:
+    """Encode the five bytes that precede ``size`` bytes of CopyData (to frame a buffer without copying it first)."""
+    return _header.pack(b"d", size + 4)
 
 
 def copy_done() -> bytes:

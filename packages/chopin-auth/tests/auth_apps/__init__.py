@@ -1,0 +1,1 @@
+"""Apps the chopin-auth tests serve in subprocesses."""

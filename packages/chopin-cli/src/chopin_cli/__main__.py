@@ -1,0 +1,8 @@
+"""``python -m chopin_cli``: the ``chopin`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()

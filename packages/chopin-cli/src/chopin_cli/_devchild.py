@@ -1,0 +1,75 @@
+"""The child process of ``chopin dev``: import the app, say so, serve it.
+
+Run as ``python -m chopin_cli._devchild SPEC HOST:PORT STATUS_FD PATH...``.  It writes
+``imported`` to the status pipe once the app imported and its routes compiled, and
+``listening`` once the engine bound its socket; an import failure is printed as a
+traceback (the user's code is at fault, they need to see where) and exits with 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from .apploader import load_app
+from .errors import AppLoadError
+
+IMPORT_FAILED = 3
+
+
+class _ListeningHandler(logging.Handler):
+    """Tells the supervisor when the engine logs that it serves (its socket is bound)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(logging.INFO)
+        self.fd = fd
+        self.sent = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.sent and record.getMessage().startswith("chopin serving"):
+            self.sent = True
+            _send(self.fd, "listening")
+
+
+def _send(fd: int, word: str) -> None:
+    try:
+        os.write(fd, word.encode() + b"\n")
+    except OSError:
+        pass  # the supervisor went away; serving goes on until it signals us
+
+
+def main(argv: list[str]) -> int:
+    spec, address, fd_s, *paths = argv
+    fd = int(fd_s)
+    os.set_inheritable(fd, False)
+    try:
+        app = load_app(spec, [Path(p) for p in paths])
+        app.compile()  # route conflicts surface here, before the old child is stopped
+    except AppLoadError as exc:
+        cause = exc.__cause__
+        if cause is not None:
+            traceback.print_exception(cause, file=sys.stderr)
+        print(f"chopin dev: {exc}", file=sys.stderr, flush=True)
+        return IMPORT_FAILED
+    except Exception:
+        traceback.print_exc()
+        return IMPORT_FAILED
+    server_log = logging.getLogger("chopin_core.server")
+    server_log.addHandler(_ListeningHandler(fd))
+    if server_log.getEffectiveLevel() > logging.INFO:
+        server_log.setLevel(logging.INFO)
+    _send(fd, "imported")
+    if hasattr(app, "serve"):
+        app.serve(address)
+    else:
+        from chopin_core import Chopin
+
+        Chopin(app).serve(address)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

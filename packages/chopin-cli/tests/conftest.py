@@ -1,0 +1,109 @@
+"""Helpers: run ``chopin`` as a real subprocess, make projects, and a scratch PostgreSQL database.
+
+The database tests use the real server at 127.0.0.1:5432 (trust auth, user postgres);
+each test gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import chopin_pg
+import pytest
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+RUN_TIMEOUT = 300.0
+
+
+@dataclass
+class Run:
+    """A finished ``chopin`` run."""
+
+    code: int
+    out: str
+    err: str
+
+    def __repr__(self) -> str:
+        return f"<Run exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}>"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: no PG* or DATABASE_URL leaking in, no colours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "CHOPIN_")) and k != "DATABASE_URL"}
+    env.update(NO_COLOR="1", COLUMNS="200", TERM="dumb", PYTHONUNBUFFERED="1")
+    env.pop("FORCE_COLOR", None)
+    env.update(extra)
+    return env
+
+
+def run_chopin(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT) -> Run:
+    """Run ``python -m chopin_cli ARGS`` in ``cwd`` and wait for it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "chopin_cli", *args],
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_line_error(run: Run, *fragments: str) -> None:
+    """Exit 2, one ``chopin: error:`` line on stderr holding every fragment, no traceback."""
+    assert run.code == 2, run
+    lines = [line for line in run.err.splitlines() if line.strip()]
+    assert len(lines) == 1, run
+    assert lines[0].startswith("chopin: error: "), run
+    assert "Traceback" not in run.err + run.out, run
+    for fragment in fragments:
+        assert fragment in lines[0], run
+
+
+@pytest.fixture
+def chopin() -> Callable[..., Run]:
+    """``chopin(*args, cwd=..., env=...)``."""
+    return run_chopin
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh ``chopin new shop`` project (path dependencies on this monorepo)."""
+    run = run_chopin("new", "shop", cwd=tmp_path)
+    assert run.code == 0, run
+    return tmp_path / "shop"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def scratch_db() -> Iterator[str]:
+    """The URL of a new, empty database on the real server; dropped after the test."""
+    name = f"chopin_cli_{uuid.uuid4().hex[:12]}"
+    with chopin_pg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test") as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgres://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with chopin_pg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test") as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` on ``url`` (through chopin-pg, not through the CLI under test)."""
+    with chopin_pg.connect(url) as conn:
+        return [tuple(row) for row in conn.query(sql)]

@@ -1,0 +1,129 @@
+"""``chopin dev`` as a real subprocess: it answers on its port, reloads after edits, survives import errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import clean_env, free_port
+
+DEADLINE = 60.0  # generous: the machine is shared and loaded
+
+
+class DevProcess:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, port: int) -> None:
+        self.process = process
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"chopin dev exited with {self.process.returncode} waiting for {what}:\n{self.output()}")
+            if condition():
+                return
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting for {what}:\n{self.output()}")
+
+    def body(self) -> str | None:
+        try:
+            return httpx.get(self.url + "/", timeout=5.0).text
+        except httpx.HTTPError:
+            return None
+
+
+@pytest.fixture
+def dev(project: Path, tmp_path: Path) -> Iterator[DevProcess]:
+    port = free_port()
+    log = tmp_path / "dev.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chopin_cli", "dev", "--port", str(port)],
+            cwd=project,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    handle = DevProcess(process, log, port)
+    try:
+        yield handle
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, project: Path) -> None:
+    dev.wait_for(lambda: dev.body() == '{"message":"Hello from shop"}', "the first answer")
+    handlers = project / "src/shop/handlers.py"
+
+    _edit(handlers, "Hello from shop", "Hello again")
+    dev.wait_for(lambda: dev.body() == '{"message":"Hello again"}', "the reloaded answer")
+    assert "reloaded after a change to src/shop/handlers.py" in dev.output()
+
+    # Broken code: the import error is shown, the previous version keeps serving, watching goes on.
+    handlers.write_text(handlers.read_text() + "\nbroken = (\n")
+    dev.wait_for(lambda: "failed to import" in dev.output(), "the import error")
+    out = dev.output()
+    assert "SyntaxError" in out and "handlers.py" in out
+    assert "the previous version keeps serving" in out
+    assert dev.body() == '{"message":"Hello again"}'
+
+    _edit(handlers, "\nbroken = (\n", "\n")
+    _edit(handlers, "Hello again", "Fixed")
+    dev.wait_for(lambda: dev.body() == '{"message":"Fixed"}', "the answer after the fix")
+
+
+def test_dev_stops_cleanly_on_sigterm_and_frees_the_port(dev: DevProcess) -> None:
+    dev.wait_for(lambda: dev.body() is not None, "the first answer")
+    dev.process.send_signal(signal.SIGTERM)
+    assert dev.process.wait(30) == 0
+    assert "chopin dev stopped" in dev.output()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(dev.url + "/", timeout=5.0)
+
+
+def test_dev_starting_with_broken_code_waits_for_a_fix(project: Path, tmp_path: Path) -> None:
+    app_py = project / "src/shop/app.py"
+    _edit(app_py, "from chopin_core import Chopin", "from chopin_core import Chopin, NoSuchName")
+    port = free_port()
+    log = tmp_path / "dev-broken.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chopin_cli", "dev", "--port", str(port)],
+            cwd=project,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    handle = DevProcess(process, log, port)
+    try:
+        handle.wait_for(lambda: "nothing is serving" in handle.output(), "the start-up error")
+        assert "ImportError" in handle.output()
+        _edit(app_py, "from chopin_core import Chopin, NoSuchName", "from chopin_core import Chopin")
+        handle.wait_for(lambda: handle.body() == '{"message":"Hello from shop"}', "the answer after the fix")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0

@@ -1,0 +1,590 @@
+"""HTTP/2 connections on the worker loop, with the ``h2`` library doing framing, HPACK and flow control.
+
+How it works: an :class:`H2Session` owns one socket (after TLS ALPN chose ``h2``,
+or a cleartext connection that opened with the prior-knowledge preface).  Each
+readable event feeds the bytes to :class:`h2.connection.H2Connection` and acts
+on its events: a request stream that has ended becomes the same
+:class:`~chopin_core.request.Request` the HTTP/1.1 parser builds and goes
+through the worker's router, hooks and middleware
+(:meth:`~chopin_core.worker.Worker.route`); the :class:`Response` is sent as
+HEADERS and DATA frames.  Bodies (bytes, streams, files) go out only as far as
+the peer's flow-control windows and ``write_high_water`` allow; the rest waits
+for a WINDOW_UPDATE or for the socket to drain.  Many streams interleave on one
+connection; each response is produced as soon as its request is complete.
+
+Limits (all :class:`~chopin_core.settings.Settings` fields): concurrent streams,
+initial window, frame size and header-list size are advertised in SETTINGS and
+enforced by h2; a peer that resets more than ``h2_max_resets_per_second``
+streams in a second (the "rapid reset" attack, CVE-2023-44487) gets GOAWAY
+ENHANCE_YOUR_CALM; CONTINUATION floods are bounded by h2's frame buffer and the
+header-list size.  A handler error answers 500; a body that fails after its
+headers went out resets the stream with INTERNAL_ERROR.  A graceful stop sends
+GOAWAY and lets open streams finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import hyperframe.frame
+
+from .files import FileBody, not_modified
+from .request import Request
+
+if TYPE_CHECKING:
+    import socket
+
+    from .response import Response
+    from .worker import Worker
+
+__all__ = ["PREFACE", "H2Session", "preface_rest"]
+
+log = logging.getLogger("chopin_core.http2")
+
+# RFC 9113 3.4: the client connection preface.
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# The part of it an HTTP/1.1 parser reads as a request head (it answers 505 to it).
+_PREFACE_HEAD: Final = b"PRI * HTTP/2.0\r\n\r\n"
+_READ_MASK: Final = select.EPOLLIN | select.EPOLLRDHUP
+_EPOLLOUT: Final = select.EPOLLOUT
+# A streamed or file body is pulled in pieces of at most this size.
+_PULL: Final = 64 * 1024
+# RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2.
+_HOP_BY_HOP: Final = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
+)
+_NO_BODY: Final = frozenset({204, 304})
+_BAD_VALUE: Final = (b"\r", b"\n", b"\x00")
+
+
+def preface_rest(data: bytes) -> bytes | None:
+    """Given the read in which an HTTP/1.1 parser saw the head ``PRI * HTTP/2.0``,
+    rebuild the connection's bytes from the preface on (None if ``data`` does not fit).
+
+    The parser may have been handed the first bytes of the head in earlier reads; the
+    smallest ``k`` for which ``data`` starts with the head's tail ``[k:]`` is where
+    ``data`` joins it (the preface continues with ``SM``, which the head does not hold).
+    """
+    for k in range(len(_PREFACE_HEAD)):
+        if data.startswith(_PREFACE_HEAD[k:]):
+            return _PREFACE_HEAD + data[len(_PREFACE_HEAD) - k :]
+    return None
+
+
+class _Stream:
+    """One request stream: its head and body as they arrive, then its response body as it leaves."""
+
+    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.headers = headers
+        self.body: list[bytes] = []
+        self.size = 0
+        self.pending: deque[bytes | memoryview] = deque()
+        self.source: Iterator[bytes | str] | None = None
+        self.file: FileBody | None = None
+        self.started = False  # response headers sent
+
+
+class H2Session:
+    """One HTTP/2 connection served by a worker.
+
+    Args:
+        worker: the worker that owns the socket and routes the requests.
+        sock: the socket (plain or TLS); closed by the worker.
+        peer: the client's address.
+        initial: bytes already read from the socket (the prior-knowledge preface).
+    """
+
+    def __init__(self, worker: Worker, sock: socket.socket, peer: object, initial: bytes = b"") -> None:
+        settings = worker.settings
+        self.worker = worker
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.closed = False
+        self._read: Callable[[int, int], bytes] = worker._read
+        self._write: Callable[[int, bytes], int] = worker._write
+        self._high_water = settings.write_high_water
+        self._max_body = settings.max_body_size
+        self._max_header_list = settings.h2_max_header_list_size
+        self._max_resets = settings.h2_max_resets_per_second
+        self._max_frame = settings.h2_max_frame_size
+        self._idle_ticks = worker._keepalive_ticks
+        self.last_active = worker._tick
+        self._reset_tick = -1
+        self._resets = 0
+        self._going_away = False
+        self._out = b""  # bytes h2 produced that the socket has not taken yet
+        self._mask = _READ_MASK
+        self._streams: dict[int, _Stream] = {}
+        self._blocked: dict[int, _Stream] = {}  # streams with response bytes left to send
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+        conn = self._h2 = h2.connection.H2Connection(config)
+        # Enforced from the first HEADERS frame, before the peer acknowledges our SETTINGS.
+        conn.decoder.max_header_list_size = self._max_header_list
+        conn.initiate_connection()
+        conn.update_settings(
+            {
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: settings.h2_max_concurrent_streams,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.h2_initial_window_size,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.h2_max_frame_size,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._max_header_list,
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            }
+        )
+        if settings.h2_initial_window_size > 65535:
+            # The connection window starts at 65,535 whatever SETTINGS say (RFC 9113 6.9.2).
+            conn.increment_flow_control_window(settings.h2_initial_window_size - 65535)
+        if initial:
+            self._receive(initial)
+        else:
+            self._flush()
+
+    # -- events from the worker loop --------------------------------------------------
+
+    def on_event(self, events: int) -> None:
+        """An epoll event for this socket."""
+        if events & select.EPOLLIN:
+            self._on_readable()
+        if not self.closed and events & _EPOLLOUT:
+            self._flush()
+        elif not self.closed and events & (select.EPOLLERR | select.EPOLLHUP) and not events & select.EPOLLIN:
+            self._close()
+
+    def on_tick(self, tick: int) -> None:
+        """Once a second: close a connection idle past ``keepalive_timeout``."""
+        if tick - self.last_active >= self._idle_ticks:
+            if not self._going_away:
+                self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
+                self._going_away = True
+                self._flush()
+            self._close()
+
+    def stop(self) -> None:
+        """Graceful stop: GOAWAY now, close once the open streams are answered."""
+        if self.closed or self._going_away:
+            return
+        self._going_away = True
+        # h2's close_connection() would also refuse every later frame, WINDOW_UPDATEs
+        # included, and the open streams could not finish: so the GOAWAY is built here,
+        # after what h2 has queued, and h2 goes on serving the streams it has.
+        goaway = hyperframe.frame.GoAwayFrame(0)
+        goaway.last_stream_id = self._h2.highest_inbound_stream_id
+        goaway.error_code = h2.errors.ErrorCodes.NO_ERROR
+        self._out += self._h2.data_to_send() + goaway.serialize()
+        self._flush()
+
+    # -- reading -------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._read(self.fd, self.worker._recv_size)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close(exc)
+            return
+        if not data:
+            self._close()
+            return
+        self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        self.last_active = self.worker._tick
+        h2conn = self._h2
+        try:
+            events = h2conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has queued GOAWAY with the matching error code: send it and close.
+            log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
+            self._going_away = True
+            self._flush()
+            self._close(exc)
+            return
+        waiting = h2conn.incoming_buffer._data
+        if len(waiting) >= 9 and int.from_bytes(waiting[:3]) > self._max_frame:
+            # h2 checks a frame's length only once all of it has arrived; a frame
+            # header announcing more than we allow must not make us buffer up to 16 MiB.
+            log.info("worker %d: HTTP/2 frame over %d bytes from %s", self.worker.index, self._max_frame, self.peer)
+            h2conn.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
+            self._going_away = True
+            self._flush()
+            self._close()
+            return
+        # A stream the peer reset in this same batch is not worth answering.
+        reset = {e.stream_id for e in events if type(e) is h2.events.StreamReset}
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.RequestReceived:
+                self._on_headers(event.stream_id, event.headers)  # type: ignore[attr-defined]
+            elif kind is h2.events.DataReceived:
+                self._on_data(event)  # type: ignore[arg-type]
+            elif kind is h2.events.StreamEnded:
+                stream = self._streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if stream is not None and not stream.started and event.stream_id not in reset:  # type: ignore[attr-defined]
+                    self._dispatch(event.stream_id, stream)  # type: ignore[attr-defined]
+            elif kind is h2.events.StreamReset:
+                self._forget(event.stream_id)  # type: ignore[attr-defined]
+                if event.remote_reset and self._count_reset():  # type: ignore[attr-defined]
+                    return
+            elif kind is h2.events.WindowUpdated:
+                self._on_window(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is h2.events.ConnectionTerminated:
+                self._going_away = True
+            if self.closed:
+                return
+        self._flush()
+
+    def _on_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._going_away:
+            self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self._streams[stream_id] = _Stream(headers)
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream_id = event.stream_id
+        assert stream_id is not None
+        # The body is buffered (bounded by max_body_size), so the window is given back at once.
+        if event.flow_controlled_length:
+            self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.started or event.data is None:
+            return
+        stream.size += len(event.data)
+        if stream.size > self._max_body:
+            msg = f"request body over {self._max_body} bytes"
+            self._send_simple(stream_id, stream, 413, msg.encode())
+            self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
+            return
+        stream.body.append(event.data)
+
+    def _count_reset(self) -> bool:
+        """Count one peer reset; True when the connection was closed for resetting too fast."""
+        tick = self.worker._tick
+        if tick != self._reset_tick:
+            self._reset_tick = tick
+            self._resets = 0
+        self._resets += 1
+        if self._resets <= self._max_resets:
+            return False
+        log.warning(
+            "worker %d: %s reset over %d HTTP/2 streams in a second; GOAWAY ENHANCE_YOUR_CALM",
+            self.worker.index,
+            self.peer,
+            self._max_resets,
+        )
+        self._h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self._going_away = True
+        self._flush()
+        self._close()
+        return True
+
+    # -- answering -------------------------------------------------------------------
+
+    def _dispatch(self, stream_id: int, stream: _Stream) -> None:
+        """Build the request, route it, and start the response."""
+        req = self._request(stream_id, stream)
+        if req is None:
+            return
+        resp = self.worker.route(req)
+        if resp is None:  # the pre-routing hook said DROP
+            self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        try:
+            self._start_response(stream_id, stream, req, resp)
+        except ValueError as exc:  # a header value h2 refuses
+            log.error("worker %d: cannot send the response on stream %d: %s", self.worker.index, stream_id, exc)
+            self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _request(self, stream_id: int, stream: _Stream) -> Request | None:
+        """The :class:`Request` for a finished request stream, or None after answering an error."""
+        method = path = b""
+        authority: bytes | None = None
+        lines: list[bytes] = []
+        size = 0
+        for name, value in stream.headers:
+            size += len(name) + len(value) + 32  # RFC 9113 6.5.2's accounting
+            if any(c in value for c in _BAD_VALUE):
+                self._send_simple(stream_id, stream, 400, b"header value contains CR, LF or NUL")
+                return None
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+                continue
+            lines.append(name + b": " + value)
+        if size > self._max_header_list:
+            self._send_simple(stream_id, stream, 431, b"request header list too large")
+            return None
+        if authority is not None and not any(line.startswith(b"host: ") for line in lines):
+            lines.insert(0, b"host: " + authority)
+        if not path or not (path[:1] == b"/" or (path == b"*" and method == b"OPTIONS")):
+            self._send_simple(stream_id, stream, 400, b"request :path must start with /")
+            return None
+        if len(path) > self.worker.settings.max_uri_length:
+            self._send_simple(stream_id, stream, 414, b"request target too long")
+            return None
+        target = path.decode("latin-1")
+        raw_path, sep, query = target.partition("?")
+        body = b"".join(stream.body) if stream.body else b""
+        stream.body = []
+        return Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
+
+    def _start_response(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
+        status = resp.status
+        stream.started = True
+        h2conn = self._h2
+        if resp.upgrade is not None:
+            self._send_simple(stream_id, stream, 501, b"WebSocket needs HTTP/1.1")
+            return
+        if resp.proxy is not None:
+            # The proxy's upstream exchange is driven by the HTTP/1.1 connection path only (not done for h2).
+            self._send_simple(stream_id, stream, 501, b"the reverse proxy needs HTTP/1.1")
+            return
+        file = resp.file_body
+        if file is not None and status == 200 and req.method in ("GET", "HEAD") and not_modified(req, file):
+            file.close()
+            file = None
+            status = 304
+        head = self._headers(status, resp)
+        source = resp.stream_body
+        bodiless = req.method == "HEAD" or status in _NO_BODY
+        if bodiless or (source is None and file is None and not resp.body):
+            h2conn.send_headers(stream_id, head, end_stream=True)
+            if source is not None:
+                _close_source(source)
+            if file is not None:
+                file.close()
+            self._streams.pop(stream_id, None)
+            return
+        h2conn.send_headers(stream_id, head)
+        if file is not None:
+            stream.file = file
+        elif source is not None:
+            stream.source = source
+        else:
+            stream.pending.append(resp.body)
+        self._blocked[stream_id] = stream
+        self._pump(stream_id, stream)
+
+    def _headers(self, status: int, resp: Response) -> list[tuple[bytes, bytes]]:
+        block = resp._extra if status in _NO_BODY else resp._content + resp._extra
+        head = [(b":status", b"%d" % status)]
+        for line in (self.worker._server_date + block).split(b"\r\n"):
+            if not line:
+                continue
+            name, _, value = line.partition(b": ")
+            name = name.lower()
+            if name not in _HOP_BY_HOP:
+                head.append((name, value))
+        return head
+
+    def _send_simple(self, stream_id: int, stream: _Stream, status: int, body: bytes) -> None:
+        """Answer a stream with a short text response (errors the engine produces itself)."""
+        stream.started = True
+        stream.body = []
+        head = [
+            (b":status", b"%d" % status),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        try:
+            self._h2.send_headers(stream_id, head)
+        except h2.exceptions.StreamClosedError:
+            self._forget(stream_id)
+            return
+        stream.pending.append(body)
+        self._blocked[stream_id] = stream
+        self._pump(stream_id, stream)
+
+    # -- sending bodies under flow control ----------------------------------------------
+
+    def _pump(self, stream_id: int, stream: _Stream) -> None:
+        """Send as much of a stream's body as its window, the frame size and high water allow."""
+        h2conn = self._h2
+        pending = stream.pending
+        queued = 0
+        try:
+            while True:
+                if not pending and not self._pull(stream):
+                    h2conn.end_stream(stream_id)
+                    self._blocked.pop(stream_id, None)
+                    self._streams.pop(stream_id, None)
+                    return
+                window = h2conn.local_flow_control_window(stream_id)
+                if window <= 0 or len(self._out) > self._high_water:
+                    return  # resumed by a WINDOW_UPDATE or by the socket draining
+                chunk = pending[0]
+                size = min(len(chunk), window, h2conn.max_outbound_frame_size)
+                if size == len(chunk):
+                    pending.popleft()
+                    h2conn.send_data(stream_id, chunk)
+                else:
+                    view = memoryview(chunk)
+                    pending[0] = view[size:]
+                    h2conn.send_data(stream_id, bytes(view[:size]))
+                queued += size
+                if queued > _PULL:
+                    # Hand the frames to the socket now and then, so the high-water check sees them.
+                    queued = 0
+                    self._flush()
+                    if self.closed:
+                        return
+        except h2.exceptions.StreamClosedError:
+            self._forget(stream_id)
+        except _BodyFailed:
+            self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def _pull(self, stream: _Stream) -> bool:
+        """Refill a stream's pending bytes from its stream or file; False when the body is done.
+
+        Raises:
+            _BodyFailed: the stream iterator raised, or the file shrank.
+        """
+        source = stream.source
+        if source is not None:
+            while True:
+                try:
+                    chunk = next(source)
+                except StopIteration:
+                    stream.source = None
+                    return False
+                except Exception as exc:
+                    log.exception("worker %d: response stream failed", self.worker.index)
+                    stream.source = None
+                    raise _BodyFailed from exc
+                if isinstance(chunk, str):
+                    chunk = chunk.encode()
+                if chunk:
+                    stream.pending.append(chunk)
+                    return True
+        body = stream.file
+        if body is not None:
+            if body.length <= 0:
+                body.close()
+                stream.file = None
+                return False
+            data = os.pread(body.fd, min(body.length, _PULL), body.offset)
+            if not data:
+                log.error("worker %d: file ended %d bytes early", self.worker.index, body.length)
+                body.close()
+                stream.file = None
+                raise _BodyFailed
+            body.offset += len(data)
+            body.length -= len(data)
+            stream.pending.append(data)
+            return True
+        return False
+
+    def _on_window(self, stream_id: int) -> None:
+        if stream_id:
+            stream = self._blocked.get(stream_id)
+            if stream is not None:
+                self._pump(stream_id, stream)
+        else:
+            self._pump_all()
+
+    def _pump_all(self) -> bool:
+        """Pump every stream with bytes to send; False if the connection closed meanwhile."""
+        for stream_id, stream in list(self._blocked.items()):
+            if self.closed:
+                return False
+            if len(self._out) > self._high_water:
+                break
+            self._pump(stream_id, stream)
+        return not self.closed
+
+    def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
+        try:
+            self._h2.reset_stream(stream_id, code)
+        except h2.exceptions.StreamClosedError:
+            pass
+        self._forget(stream_id)
+
+    def _forget(self, stream_id: int) -> None:
+        stream = self._streams.pop(stream_id, None)
+        self._blocked.pop(stream_id, None)
+        if stream is not None:
+            _release(stream)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write what h2 produced; wait for EPOLLOUT if the socket is full."""
+        if self.closed:
+            return
+        data = self._h2.data_to_send()
+        if data:
+            self._out = self._out + data if self._out else data
+        while self._out:
+            try:
+                written = self._write(self.fd, self._out)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self._close(exc)
+                return
+            self.last_active = self.worker._tick
+            self._out = self._out[written:]
+            if not self._out and self._blocked:
+                # The socket drained: bodies held back by write_high_water go on.
+                if not self._pump_all():
+                    return  # pumping closed the connection
+                more = self._h2.data_to_send()
+                if more:
+                    self._out = more
+        if self._going_away and not self._out and not self._blocked:
+            self._close()
+            return
+        # Stop reading while too much output is pending (a client that does not read).
+        mask = (_READ_MASK if len(self._out) <= self._high_water else 0) | (_EPOLLOUT if self._out else 0)
+        if mask != self._mask:
+            self._mask = mask
+            self.worker._set_side_mask(self.fd, mask)
+
+    def _close(self, error: BaseException | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for stream in self._streams.values():
+            _release(stream)
+        self._streams.clear()
+        self._blocked.clear()
+        self.worker._close_side(self, error)
+
+
+class _BodyFailed(Exception):
+    """A response body could not be produced after its headers were sent."""
+
+
+def _release(stream: _Stream) -> None:
+    if stream.source is not None:
+        _close_source(stream.source)
+        stream.source = None
+    if stream.file is not None:
+        stream.file.close()
+        stream.file = None
+
+
+def _close_source(source: Iterator[Any]) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("closing a response stream failed")

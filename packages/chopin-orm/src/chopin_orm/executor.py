@@ -1,0 +1,45 @@
+"""What the ORM runs statements on: a connection, a pool guard, a pool, or a transaction.
+
+``acquire(executor)`` returns the connection plus the pool guard to release afterwards
+(only when the executor is a pool: one checkout per operation).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Union
+
+from chopin_pg import Connection, PgPool, PooledConnection
+
+from .errors import OrmError
+
+if TYPE_CHECKING:
+    from .transaction import Transaction
+
+__all__ = ["Executor", "acquire"]
+
+#: Anything the ORM can run a statement on.
+Executor = Union[Connection, PooledConnection, PgPool, "Transaction"]
+
+
+def acquire(executor: Executor) -> tuple[Connection, PooledConnection | None]:
+    """The connection behind ``executor``, and the pool guard to release when done (or ``None``).
+
+    Raises:
+        OrmError: ``executor`` is none of the accepted kinds, or a finished transaction.
+    """
+    if type(executor) is Connection:
+        return executor, None
+    if isinstance(executor, PooledConnection):
+        return executor.conn, None
+    if isinstance(executor, PgPool):
+        guard = executor.get()
+        return guard.conn, guard
+    if isinstance(executor, Connection):
+        return executor, None
+    get_connection = getattr(executor, "_orm_connection", None)  # a Transaction (imported lazily: a cycle)
+    if get_connection is not None:
+        return get_connection(), None
+    raise OrmError(
+        "executor: expected a chopin_pg Connection, a pool guard (pool.get()), a PgPool or a Transaction, "
+        f"got {type(executor).__name__}"
+    )

@@ -1,0 +1,487 @@
+"""Instance and class methods of models: insert, update, upsert, delete, refresh, get, insert_many.
+
+Each takes an executor (a connection, a pool guard, a pool or a transaction). The SQL of
+each statement shape is built once per model and cached on its ``ModelInfo``; values
+always travel as parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from chopin_pg import Connection
+
+from .errors import ModelError, NotFound
+from .executor import Executor, acquire
+from .model import FieldInfo, ModelInfo, model_info
+
+if TYPE_CHECKING:
+    from .query import Query
+
+__all__ = [
+    "INSERT_MANY_BATCH",
+    "MAX_PARAMETERS",
+    "Model",
+    "attach_methods",
+    "delete",
+    "get",
+    "get_or_none",
+    "insert",
+    "insert_many",
+    "refresh",
+    "update",
+    "update_many",
+    "upsert",
+]
+
+M = TypeVar("M")
+
+#: Rows per multi-row ``INSERT ... VALUES`` statement in ``insert_many``.
+INSERT_MANY_BATCH = 1000
+#: The protocol's limit on parameters in one statement (Bind carries an int16 count).
+MAX_PARAMETERS = 65535
+
+
+def _run_query(executor: Executor, sql: str, params: Sequence[Any]) -> list[Any]:
+    conn, guard = acquire(executor)
+    try:
+        return conn.query(sql, params)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def _run_execute(executor: Executor, sql: str, params: Sequence[Any]) -> int:
+    conn, guard = acquire(executor)
+    try:
+        return conn.execute(sql, params)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def _pk_where(info: ModelInfo, start: int) -> str:
+    return " AND ".join(f"{f.quoted} = ${start + i}" for i, f in enumerate(info.pk))
+
+
+def _pk_values(info: ModelInfo, obj: Any, what: str) -> list[Any]:
+    values = []
+    for f in info.require_pk(what):
+        value = getattr(obj, f.attr)
+        if value is None:
+            raise ModelError(f"{info.cls.__qualname__}.{what}: primary key {f.attr} is None (insert it first)")
+        values.append(f.to_db(value) if f.to_db else value)
+    return values
+
+
+def _set_from_row(info: ModelInfo, obj: Any, fields: Sequence[FieldInfo], values: Sequence[Any]) -> None:
+    setattr_ = object.__setattr__  # works for frozen dataclasses too
+    for f, value in zip(fields, values, strict=True):
+        if value is not None and f.from_db is not None:
+            value = f.from_db(value)
+        setattr_(obj, f.attr, value)
+
+
+def _insert_plan(info: ModelInfo, obj: Any) -> tuple[list[FieldInfo], list[FieldInfo], bool]:
+    """Columns to insert, columns to read back, and whether an identity value is given explicitly."""
+    inserted: list[FieldInfo] = []
+    returned: list[FieldInfo] = []
+    override = False
+    for f in info.fields:
+        if f.generated:
+            if getattr(obj, f.attr) is None:
+                returned.append(f)
+                continue
+            override = True
+        elif f.server_default is not None and getattr(obj, f.attr) is None:
+            returned.append(f)
+            continue
+        inserted.append(f)
+    return inserted, returned, override
+
+
+def _insert_sql(info: ModelInfo, inserted: list[FieldInfo], returned: list[FieldInfo], override: bool) -> str:
+    key = ("insert", tuple(f.attr for f in inserted), override)
+    sql = info.sql_cache.get(key)
+    if sql is None:
+        if inserted:
+            cols = ", ".join(f.quoted for f in inserted)
+            marks = ", ".join(f"${i + 1}" for i in range(len(inserted)))
+            over = " OVERRIDING SYSTEM VALUE" if override else ""
+            sql = f"INSERT INTO {info.table_sql} ({cols}){over} VALUES ({marks})"
+        else:
+            sql = f"INSERT INTO {info.table_sql} DEFAULT VALUES"
+        if returned:
+            sql += " RETURNING " + ", ".join(f.quoted for f in returned)
+        info.sql_cache[key] = sql
+    return sql
+
+
+def _values_of(obj: Any, fields: Sequence[FieldInfo]) -> list[Any]:
+    out = []
+    for f in fields:
+        value = getattr(obj, f.attr)
+        out.append(f.to_db(value) if f.to_db is not None and value is not None else value)
+    return out
+
+
+def insert(obj: Any, executor: Executor) -> None:
+    """``INSERT`` the instance; identity and server-default columns left ``None`` are filled by ``RETURNING``.
+
+    Raises:
+        chopin_pg.UniqueViolation: A unique or primary key already holds the value (and other server errors).
+    """
+    info = model_info(type(obj))
+    inserted, returned, override = _insert_plan(info, obj)
+    sql = _insert_sql(info, inserted, returned, override)
+    values = _values_of(obj, inserted)
+    if returned:
+        rows = _run_query(executor, sql, values)
+        _set_from_row(info, obj, returned, tuple(rows[0]))
+    else:
+        _run_execute(executor, sql, values)
+
+
+def update(obj: Any, executor: Executor) -> None:
+    """``UPDATE`` every non-key column of the row with the instance's primary key.
+
+    Raises:
+        NotFound: No row has that primary key.
+        ModelError: The model has no primary key, or the key is ``None``.
+    """
+    info = model_info(type(obj))
+    pk_values = _pk_values(info, obj, "update")
+    fields = [f for f in info.fields if not f.options.primary_key and not f.generated]
+    if not fields:
+        raise ModelError(f"{info.cls.__qualname__}.update: nothing to update (every column is in the key)")
+    sql = info.sql_cache.get("update")
+    if sql is None:
+        sets = ", ".join(f"{f.quoted} = ${i + 1}" for i, f in enumerate(fields))
+        sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
+    if _run_execute(executor, sql, _values_of(obj, fields) + pk_values) == 0:
+        raise NotFound(f"{info.cls.__qualname__}.update: no row with primary key {pk_values}")
+
+
+def update_many(cls: type[M], executor: Executor, objs: Iterable[M]) -> int:
+    """``UPDATE`` many instances by primary key: one statement per instance, pipelined in one round trip.
+
+    Instances are written in primary-key order, so two concurrent calls touching the same
+    rows lock them in the same order (no deadlock between them).
+
+    Returns:
+        The number of rows updated (rows that no longer exist are not counted).
+    """
+    info = model_info(cls)
+    items = list(objs)
+    for obj in items:
+        if type(obj) is not cls:
+            raise ModelError(f"{cls.__qualname__}.update_many: got a {type(obj).__qualname__}")
+    if not items:
+        return 0
+    fields = [f for f in info.fields if not f.options.primary_key and not f.generated]
+    if not fields:
+        raise ModelError(f"{info.cls.__qualname__}.update_many: nothing to update (every column is in the key)")
+    sql = info.sql_cache.get("update")
+    if sql is None:
+        sets = ", ".join(f"{f.quoted} = ${i + 1}" for i, f in enumerate(fields))
+        sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
+    param_sets = [_values_of(obj, fields) + _pk_values(info, obj, "update_many") for obj in items]
+    param_sets.sort(key=lambda values: values[len(fields) :])
+    conn, guard = acquire(executor)
+    try:
+        return conn.executemany(sql, param_sets)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def _conflict_fields(info: ModelInfo, on: str | Sequence[str] | None) -> list[FieldInfo]:
+    if on is None:
+        return list(info.require_pk("upsert"))
+    attrs = [on] if isinstance(on, str) else list(on)
+    out = []
+    for attr in attrs:
+        info.column(attr)  # raises for an unknown field
+        out.append(info.by_attr[attr])
+    if not out:
+        raise ModelError(f"{info.cls.__qualname__}.upsert: on= names no field")
+    return out
+
+
+def upsert(obj: Any, executor: Executor, on: str | Sequence[str] | None = None) -> None:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE``: insert, or update the row holding the same key.
+
+    Args:
+        obj: The instance; generated and server-default columns are read back.
+        executor: Where to run it.
+        on: The conflict target: the primary key (default), or the field(s) of a unique constraint.
+    """
+    info = model_info(type(obj))
+    conflict = _conflict_fields(info, on)
+    inserted, _, override = _insert_plan(info, obj)
+    returned = [f for f in info.fields if f.generated or f.server_default is not None]
+    key = ("upsert", tuple(f.attr for f in inserted), tuple(f.attr for f in conflict), override)
+    sql = info.sql_cache.get(key)
+    if sql is None:
+        base = _insert_sql(info, inserted, [], override)
+        target = ", ".join(f.quoted for f in conflict)
+        conflict_attrs = {f.attr for f in conflict}
+        updated = [f for f in inserted if f.attr not in conflict_attrs] or conflict[:1]
+        # Updating a key column to its own EXCLUDED value keeps RETURNING working when nothing else changes.
+        sets = ", ".join(f"{f.quoted} = EXCLUDED.{f.quoted}" for f in updated)
+        sql = f"{base} ON CONFLICT ({target}) DO UPDATE SET {sets}"
+        if returned:
+            sql += " RETURNING " + ", ".join(f.quoted for f in returned)
+        info.sql_cache[key] = sql
+    values = _values_of(obj, inserted)
+    if returned:
+        rows = _run_query(executor, sql, values)
+        _set_from_row(info, obj, returned, tuple(rows[0]))
+    else:
+        _run_execute(executor, sql, values)
+
+
+def delete(obj: Any, executor: Executor) -> None:
+    """``DELETE`` the row with the instance's primary key.
+
+    Raises:
+        NotFound: No row has that primary key.
+    """
+    info = model_info(type(obj))
+    pk_values = _pk_values(info, obj, "delete")
+    sql = info.sql_cache.get("delete")
+    if sql is None:
+        sql = info.sql_cache["delete"] = f"DELETE FROM {info.table_sql} WHERE {_pk_where(info, 1)}"
+    if _run_execute(executor, sql, pk_values) == 0:
+        raise NotFound(f"{info.cls.__qualname__}.delete: no row with primary key {pk_values}")
+
+
+def _select_by_pk(info: ModelInfo) -> str:
+    sql = info.sql_cache.get("get")
+    if sql is None:
+        sql = info.sql_cache["get"] = f"SELECT {info.select_list} FROM {info.table_sql} WHERE {_pk_where(info, 1)}"
+    return sql
+
+
+def refresh(obj: Any, executor: Executor) -> None:
+    """Reload every field from the row with the instance's primary key.
+
+    Raises:
+        NotFound: The row is gone.
+    """
+    info = model_info(type(obj))
+    pk_values = _pk_values(info, obj, "refresh")
+    rows = _run_query(executor, _select_by_pk(info), pk_values)
+    if not rows:
+        raise NotFound(f"{info.cls.__qualname__}.refresh: no row with primary key {pk_values}")
+    _set_from_row(info, obj, info.fields, tuple(rows[0]))
+
+
+def _key_params(info: ModelInfo, pk: Any) -> list[Any]:
+    fields = info.require_pk("get")
+    values = list(pk) if len(fields) > 1 and isinstance(pk, tuple | list) else [pk]
+    if len(values) != len(fields):
+        raise ModelError(f"{info.cls.__qualname__}.get: the primary key has {len(fields)} columns, got {pk!r}")
+    return [f.to_db(v) if f.to_db is not None and v is not None else v for f, v in zip(fields, values, strict=True)]
+
+
+def get_or_none(cls: type[M], executor: Executor, pk: Any) -> M | None:
+    """The instance with primary key ``pk`` (a tuple for a composite key), or ``None``."""
+    info = model_info(cls)
+    rows = _run_query(executor, _select_by_pk(info), _key_params(info, pk))
+    return info.decode(rows[0]._values) if rows else None
+
+
+def get(cls: type[M], executor: Executor, pk: Any) -> M:
+    """The instance with primary key ``pk`` (a tuple for a composite key).
+
+    Raises:
+        NotFound: No row has that key.
+    """
+    obj = get_or_none(cls, executor, pk)
+    if obj is None:
+        raise NotFound(f"{cls.__qualname__}: no row with primary key {pk!r}")
+    return obj
+
+
+def insert_many(
+    cls: type[M], executor: Executor, objs: Iterable[M], *, returning: bool = False, batch_size: int = INSERT_MANY_BATCH
+) -> int:
+    """Insert many instances at once.
+
+    Without ``returning``, rows go through ``COPY ... FROM STDIN`` (identity columns are
+    left to the server; a server-default column is left out only if every instance has
+    ``None`` there). With ``returning``, multi-row ``INSERT ... VALUES ... RETURNING`` in
+    batches of ``batch_size`` fills the generated and server-default columns of each instance.
+
+    Returns:
+        The number of rows inserted.
+    """
+    info = model_info(cls)
+    items = list(objs)
+    for obj in items:
+        if type(obj) is not cls:
+            raise ModelError(f"{cls.__qualname__}.insert_many: got a {type(obj).__qualname__}")
+    if not items:
+        return 0
+    if batch_size < 1:
+        raise ModelError(f"insert_many: batch_size must be >= 1, got {batch_size}")
+    conn, guard = acquire(executor)
+    try:
+        if returning:
+            return _insert_values(info, conn, items, batch_size)
+        return _insert_copy(info, conn, items)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def _insert_copy(info: ModelInfo, conn: Connection, items: list[Any]) -> int:
+    keep: list[int] = []
+    for i, f in enumerate(info.fields):
+        if not (f.generated or f.server_default is not None):
+            keep.append(i)
+            continue
+        nones = sum(1 for obj in items if getattr(obj, f.attr) is None)
+        if nones == len(items):
+            continue  # left to the server for every row
+        if nones or f.generated:
+            # COPY has no per-row DEFAULT, and an explicit identity value cannot go into
+            # GENERATED ALWAYS through it: multi-row VALUES can do both.
+            return _insert_values(info, conn, items, INSERT_MANY_BATCH)
+        keep.append(i)
+    cols = ", ".join(info.fields[i].quoted for i in keep)
+    to_row = info.to_copy_row
+    everything = len(keep) == len(info.fields)
+    with conn.copy_in(f"COPY {info.table_sql} ({cols}) FROM STDIN") as writer:
+        write_row = writer.write_row
+        if everything:
+            for obj in items:
+                write_row(to_row(obj))
+        else:
+            for obj in items:
+                row = to_row(obj)
+                write_row([row[i] for i in keep])
+    return writer.rowcount
+
+
+def _insert_values(info: ModelInfo, conn: Connection, items: list[Any], batch_size: int) -> int:
+    inserted_fields = [f for f in info.fields if not f.generated]
+    override = any(getattr(obj, f.attr) is not None for obj in items for f in info.fields if f.generated)
+    if override:
+        inserted_fields = list(info.fields)
+    returned = [f for f in info.fields if f.generated or f.server_default is not None]
+    per_statement = max(1, min(batch_size, MAX_PARAMETERS // max(1, len(inserted_fields))))
+    cols = ", ".join(f.quoted for f in inserted_fields)
+    over = " OVERRIDING SYSTEM VALUE" if override else ""
+    tail = (" RETURNING " + ", ".join(f.quoted for f in returned)) if returned else ""
+    total = 0
+    for start in range(0, len(items), per_statement):
+        chunk = items[start : start + per_statement]
+        params: list[Any] = []
+        groups: list[str] = []
+        for obj in chunk:
+            marks = []
+            for f, value in zip(inserted_fields, _values_of(obj, inserted_fields), strict=True):
+                if value is None and (f.server_default is not None or f.generated):
+                    marks.append("DEFAULT")
+                else:
+                    params.append(value)
+                    marks.append(f"${len(params)}")
+            groups.append("(" + ", ".join(marks) + ")")
+        sql = f"INSERT INTO {info.table_sql} ({cols}){over} VALUES {', '.join(groups)}{tail}"
+        if returned:
+            rows = conn.query(sql, params)
+            # RETURNING gives rows in VALUES order for a plain INSERT (no ON CONFLICT, no triggers reordering).
+            for obj, row in zip(chunk, rows, strict=True):
+                _set_from_row(info, obj, returned, tuple(row))
+            total += len(rows)
+        else:
+            total += conn.execute(sql, params)
+    return total
+
+
+class Model:
+    """Optional base class giving type checkers the methods ``@model`` attaches.
+
+    ``@model`` works without it; inherit from it when mypy should know ``item.insert(conn)``.
+    """
+
+    __slots__ = ()
+
+    def insert(self, executor: Executor) -> None:
+        """See :func:`chopin_orm.persistence.insert`."""
+        insert(self, executor)
+
+    def update(self, executor: Executor) -> None:
+        """See :func:`chopin_orm.persistence.update`."""
+        update(self, executor)
+
+    @classmethod
+    def update_many(cls: type[M], executor: Executor, objs: Iterable[M]) -> int:
+        """See :func:`chopin_orm.persistence.update_many`."""
+        return update_many(cls, executor, objs)
+
+    def upsert(self, executor: Executor, on: str | Sequence[str] | None = None) -> None:
+        """See :func:`chopin_orm.persistence.upsert`."""
+        upsert(self, executor, on)
+
+    def delete(self, executor: Executor) -> None:
+        """See :func:`chopin_orm.persistence.delete`."""
+        delete(self, executor)
+
+    def refresh(self, executor: Executor) -> None:
+        """See :func:`chopin_orm.persistence.refresh`."""
+        refresh(self, executor)
+
+    @classmethod
+    def get(cls: type[M], executor: Executor, pk: Any) -> M:
+        """See :func:`chopin_orm.persistence.get`."""
+        return get(cls, executor, pk)
+
+    @classmethod
+    def get_or_none(cls: type[M], executor: Executor, pk: Any) -> M | None:
+        """See :func:`chopin_orm.persistence.get_or_none`."""
+        return get_or_none(cls, executor, pk)
+
+    @classmethod
+    def insert_many(
+        cls: type[M],
+        executor: Executor,
+        objs: Iterable[M],
+        *,
+        returning: bool = False,
+        batch_size: int = INSERT_MANY_BATCH,
+    ) -> int:
+        """See :func:`chopin_orm.persistence.insert_many`."""
+        return insert_many(cls, executor, objs, returning=returning, batch_size=batch_size)
+
+    @classmethod
+    def query(cls: type[M]) -> Query[M]:
+        """A :class:`~chopin_orm.query.Query` over this model."""
+        from .query import Query
+
+        return Query(cls)
+
+
+_METHODS = (
+    "insert",
+    "update",
+    "update_many",
+    "upsert",
+    "delete",
+    "refresh",
+    "get",
+    "get_or_none",
+    "insert_many",
+    "query",
+)
+
+
+def attach_methods(cls: type) -> None:
+    """Give a model class the :class:`Model` methods it does not define itself."""
+    for name in _METHODS:
+        if name in cls.__dict__ or any(name in base.__dict__ for base in cls.__mro__[1:] if base is not Model):
+            continue
+        setattr(cls, name, Model.__dict__[name])

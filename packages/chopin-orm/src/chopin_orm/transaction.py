@@ -1,0 +1,163 @@
+"""Transactions usable wherever an executor is: ``with transaction(conn) as tx: item.insert(tx)``.
+
+A transaction begun while its connection is already inside one is a savepoint: its
+commit releases the savepoint, its rollback rolls back to it. Given a pool, a
+transaction checks a connection out for its whole duration.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from chopin_pg import Connection, PooledConnection
+
+from .errors import OrmError
+from .executor import Executor, acquire
+
+__all__ = ["Transaction", "transaction"]
+
+_ISOLATION = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED")
+
+
+class Transaction:
+    """A transaction (or savepoint) on one connection.
+
+    States: ``new`` (not begun), ``active``, then ``committed`` or ``rolled back``; a
+    finished transaction refuses further use.
+
+    Use ``Transaction.begin(executor)`` to begin at once, or ``with transaction(executor) as tx:``
+    (commit on success, rollback when the block raises).
+    """
+
+    __slots__ = ("_conn", "_executor", "_guard", "_isolation", "_savepoint", "state")
+
+    def __init__(self, executor: Executor, isolation: str | None = None) -> None:
+        if isolation is not None and isolation.upper() not in _ISOLATION:
+            raise OrmError(f"isolation: expected one of {_ISOLATION}, got {isolation!r}")
+        self._executor = executor
+        self._isolation = isolation.upper() if isolation else None
+        self._conn: Connection | None = None
+        self._guard: PooledConnection | None = None
+        self._savepoint: str | None = None
+        self.state = "new"
+
+    @classmethod
+    def begin(cls, executor: Executor, isolation: str | None = None) -> Transaction:
+        """Begin a transaction (a savepoint when ``executor`` is already in one) and return it.
+
+        Args:
+            executor: A connection, pool guard, pool or transaction.
+            isolation: ``SERIALIZABLE``, ``REPEATABLE READ`` or ``READ COMMITTED`` (top level only).
+        """
+        tx = cls(executor, isolation)
+        tx._begin()
+        return tx
+
+    def _begin(self) -> None:
+        if self.state != "new":
+            raise OrmError(f"transaction: cannot begin, it is {self.state}")
+        conn, guard = acquire(self._executor)
+        self._conn, self._guard = conn, guard
+        try:
+            if conn.transaction_status == "I":
+                conn.begin(self._isolation)
+            else:
+                if self._isolation is not None:
+                    raise OrmError("transaction: isolation can only be set on an outermost transaction")
+                self._savepoint = f"chopin_orm_sp_{id(self):x}"
+                conn.savepoint(self._savepoint)
+        except BaseException:
+            self._release()
+            raise
+        self.state = "active"
+
+    def _orm_connection(self) -> Connection:
+        if self.state != "active" or self._conn is None:
+            raise OrmError(f"transaction is {self.state}: it cannot run statements")
+        return self._conn
+
+    @property
+    def connection(self) -> Connection:
+        """The connection the transaction runs on (while active)."""
+        return self._orm_connection()
+
+    @property
+    def is_savepoint(self) -> bool:
+        """Whether this transaction is a savepoint inside an outer one."""
+        return self._savepoint is not None
+
+    def transaction(self) -> Transaction:
+        """A nested transaction (a savepoint), not begun yet: ``with tx.transaction():``."""
+        return Transaction(self)
+
+    def commit(self) -> None:
+        """Commit (or release the savepoint).
+
+        Raises:
+            OrmError: The transaction is not active, or the server had already aborted it
+                (an earlier statement failed): it is rolled back instead.
+        """
+        conn = self._orm_connection()
+        try:
+            if conn.transaction_status == "E":
+                self._rollback(conn)
+                raise OrmError("transaction: a statement failed inside it, so it was rolled back, not committed")
+            if self._savepoint is None:
+                conn.commit()
+            else:
+                conn.release_savepoint(self._savepoint)
+            self.state = "committed"
+        finally:
+            if self.state == "active":
+                self.state = "rolled back"
+            self._release()
+
+    def rollback(self) -> None:
+        """Roll back (to the savepoint, for a nested transaction)."""
+        conn = self._orm_connection()
+        try:
+            self._rollback(conn)
+        finally:
+            self.state = "rolled back"
+            self._release()
+
+    def _rollback(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        if self._savepoint is None:
+            conn.rollback()
+        else:
+            conn.rollback_to(self._savepoint)
+            conn.release_savepoint(self._savepoint)
+
+    def _release(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.release()
+
+    def __enter__(self) -> Transaction:
+        if self.state == "new":
+            self._begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.state != "active":
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def __repr__(self) -> str:
+        kind = "savepoint" if self._savepoint else "transaction"
+        return f"<Transaction {kind} {self.state}>"
+
+
+def transaction(executor: Executor, isolation: str | None = None) -> Transaction:
+    """A transaction to use as ``with transaction(conn) as tx:`` (begun on entering).
+
+    Nested (``executor`` already in a transaction, or a ``Transaction``) it is a savepoint.
+    """
+    return Transaction(executor, isolation)

@@ -1,0 +1,50 @@
+"""The transaction-control scanner (no database): what it finds, and what it must not mistake for it."""
+
+from __future__ import annotations
+
+import pytest
+from chopin_orm._migration_scan import transaction_control
+
+
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;", ("BEGIN", 1)),
+        ("CREATE TABLE a (x int);\n\ncommit;", ("COMMIT", 3)),
+        ("CREATE TABLE a (x int); END", ("END", 1)),
+        ("start transaction; SELECT 1", ("START", 1)),
+        ("ROLLBACK;", ("ROLLBACK", 1)),
+        ("abort", ("ABORT", 1)),
+        ("SELECT 1;\n  /* note */ COMMIT", ("COMMIT", 2)),
+        ("SELECT $1 FROM x; COMMIT;", ("COMMIT", 1)),
+        ("CREATE FUNCTION f() RETURNS int AS $b$ BEGIN\n COMMIT; END; $b$ LANGUAGE plpgsql;\nCOMMIT;", ("COMMIT", 3)),
+        ("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;\nEND;", ("END", 2)),
+        ("SELECT E'it\\\\'; COMMIT", ("COMMIT", 1)),  # E'it\\' ends after the escaped backslash
+    ],
+)
+def test_transaction_control_is_found_with_its_line(sql: str, found: tuple[str, int]) -> None:
+    assert transaction_control(sql) == found
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE a (x int); INSERT INTO a VALUES (1);",
+        "SAVEPOINT s; ROLLBACK TO SAVEPOINT s; ROLLBACK TO s; RELEASE s;",
+        "SELECT 'COMMIT;'; SELECT 'it''s; END';",
+        'SELECT "end" FROM x; SELECT "a""; COMMIT" FROM y;',
+        "SELECT E'it\\'s; COMMIT';",
+        "-- COMMIT;\n/* BEGIN; /* nested; */ COMMIT; */ SELECT 1;",
+        "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END; $$ LANGUAGE plpgsql;",
+        "CREATE PROCEDURE p() LANGUAGE plpgsql AS $body$ BEGIN COMMIT; END $body$;",
+        "DO $$ BEGIN PERFORM 1; END $$;",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 1 END; END;",
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC END; SELECT 2;",
+        "SELECT x$1 FROM t; SELECT 1 AS begin;",
+        "",
+        "-- only a comment",
+        "SELECT 'unterminated",
+    ],
+)
+def test_everything_else_is_left_alone(sql: str) -> None:
+    assert transaction_control(sql) is None
