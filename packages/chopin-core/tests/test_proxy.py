@@ -370,6 +370,35 @@ def test_connect_timeout_is_504(serve):
         listener.close()
 
 
+def test_a_malformed_upstream_answer_is_502(serve):
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    answers = [b"SMTP ready\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"]
+
+    def garbage() -> None:
+        for answer in answers:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    thread = threading.Thread(target=garbage)
+    thread.start()
+    try:
+        server = serve("apps.proxy_app:app", env={"PROXY_UPSTREAM": f"http://127.0.0.1:{listener.getsockname()[1]}"})
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            assert client.get("/api/one").status_code == 502
+            assert client.get("/api/two").status_code == 502
+            assert client.get("/fast").text == "fast"
+        server.wait_for_stderr("Content-Length: expected one decimal number")
+    finally:
+        listener.close()
+        thread.join(20)
+
+
 def test_upstream_closing_mid_body_closes_the_client_connection(gateway, connect):
     conn = connect(gateway)
     conn.send(conn.build("GET", "/api/truncated"))
