@@ -26,7 +26,7 @@ class ConnectionPool:
 
     __slots__ = ("_idle", "idle_timeout", "max_idle_per_host")
 
-    def __init__(self, max_idle_per_host: int = 32, idle_timeout: float = 30.0) -> None:
+    def __init__(self, max_idle_per_host: int = 256, idle_timeout: float = 30.0) -> None:
         self.max_idle_per_host = max_idle_per_host
         self.idle_timeout = idle_timeout
         self._idle: dict[Key, list[tuple[socket.socket, float]]] = {}

@@ -71,7 +71,9 @@ class ClientSettings:
         read_timeout: seconds the upstream may stay silent while a response is
             awaited or read (``ReadTimeout``; a proxy answers 504 before the head,
             and closes the client connection after it).
-        max_idle_per_host: idle keep-alive connections kept per upstream address.
+        max_idle_per_host: idle keep-alive connections kept per upstream address
+            (per process); set it at least to the concurrency a proxy sees, or every
+            request past it opens and closes a connection (and leaves a TIME_WAIT).
         idle_timeout: seconds an idle connection is kept for reuse.
         max_response_head_size: status line plus header fields, bytes.
         max_header_count: header fields in one response.
@@ -81,7 +83,7 @@ class ClientSettings:
 
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    max_idle_per_host: int = 32
+    max_idle_per_host: int = 256
     idle_timeout: float = 30.0
     max_response_head_size: int = 64 * 1024
     max_header_count: int = 200
