@@ -277,7 +277,7 @@ def test_a_slow_upstream_does_not_stall_other_connections(gateway):
 
     def slow() -> None:
         with httpx.Client(base_url=gateway.url, timeout=30.0) as client:
-            slow_result["resp"] = client.get("/api/slow?delay=4")
+            slow_result["resp"] = client.get("/api/slow?delay=6")
             slow_result["done"] = time.monotonic()
 
     thread = threading.Thread(target=slow)
