@@ -18,7 +18,7 @@ import httpx
 import pytest
 from apps.http_upstream import pattern, running_upstream
 from apps.tls_support import write_chain
-from chopin_core import Request, Router
+from chopin_core import Request, Router, TestClient
 from chopin_core.client import ClientSettings
 from chopin_core.errors import ConfigError
 from chopin_core.proxy import Upstream, forwarded_target, mount_proxy, plan_for, proxy
@@ -472,6 +472,22 @@ def test_proxy_behind_tls_forwards_https_and_refuses_h2_clearly(serve, upstream,
     assert h2.status_code == 501  # not done: the upstream exchange is driven for HTTP/1.1 connections only
     assert h2.text == "the reverse proxy needs HTTP/1.1"
     assert direct.text == "fast"
+
+
+def test_test_client_forwards_blocking(upstream):
+    router = Router()
+    mount_proxy(router, "/api", upstream.url)
+    router.get("/dead", proxy(f"http://127.0.0.1:{free_port()}"))
+    client = TestClient(router)
+    resp = client.post("/api/in-process?a=1", body=b"data", headers={"X-Custom": "1"})
+    assert resp.status == 200
+    assert resp.header("via") == "1.1 chopin"
+    assert resp.header("x-secret") is None  # named in the upstream's Connection: hop-by-hop
+    info = resp.json()
+    assert info["path"] == "/in-process?a=1"
+    assert info["body"] == "data"
+    assert headers_of(info)["x-custom"] == "1"
+    assert client.get("/dead").status == 502
 
 
 # -- building the forwarded request without sockets ---------------------------------------------

@@ -26,8 +26,9 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Final
 
+from ._client_errors import ClientError
 from ._client_proto import end_to_end
-from .client import ClientSettings, parse_url
+from .client import ClientSettings, HttpClient, parse_url
 from .errors import ConfigError
 from .response import Response
 from .router import METHODS
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from .router import Router
     from .types import Handler
 
-__all__ = ["ProxyPlan", "Upstream", "mount_proxy", "proxy"]
+__all__ = ["ProxyPlan", "Upstream", "forward_blocking", "mount_proxy", "proxy"]
 
 VIA: Final = "1.1 chopin"
 # Not forwarded: computed by the proxy (framing, Host) or already acted on by the
@@ -219,3 +220,31 @@ def mount_proxy(
         router.route(method, clean or "/", handler)
         router.route(method, clean + "/*rest", handler)
     return handler
+
+
+def forward_blocking(plan: ProxyPlan, req: Request, peer: object) -> Response:
+    """Forward ``req`` with a blocking :class:`~chopin_core.client.HttpClient` and buffer the answer.
+
+    For callers without an epoll loop (the in-process :class:`~chopin_core.TestClient`);
+    a server's worker never blocks like this.  Failures answer 502/504 as the loop does.
+    """
+    upstream = plan.upstream
+    fields = plan.request_headers(peer)
+    url = f"http://{upstream.host_header}{plan.target}"
+    with HttpClient(upstream.settings) as client:
+        try:
+            answer = client.request(req.method, url, fields, req.body or None)
+        except ClientError as exc:
+            reason = "Gateway Timeout" if exc.status == 504 else "Bad Gateway"
+            return Response.text(reason, exc.status)
+    resp = Response(answer.status, answer.body)
+    via = None
+    for name, value in end_to_end(answer.headers):
+        lname = name.lower()
+        if lname == "content-length":
+            continue  # the engine sets it from the body
+        if lname == "via":
+            via = f"{via}, {value}" if via else value
+            continue
+        resp.with_header(name, value)
+    return resp.with_header("Via", f"{via}, {VIA}" if via else VIA)

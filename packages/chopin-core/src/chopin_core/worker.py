@@ -42,6 +42,7 @@ from .metrics import (
     MetricsBlock,
 )
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
+from .proxy import forward_blocking
 from .request import Request
 from .response import STATUS_LINES, Response, http_date, status_line
 from .router import RouteTable
@@ -476,8 +477,10 @@ class Worker:
                 log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
                 resp = Response.server_error()
         if resp.proxy is not None:
-            self._start_proxy(conn, req, resp, started)
-            return
+            if self._ep is not None:
+                self._start_proxy(conn, req, resp, started)
+                return
+            resp = forward_blocking(resp.proxy, req, conn.peer)  # no loop: the in-process TestClient
         status = resp.status
         if metrics is not None:
             # metrics.record(), inlined: this runs for every request.
