@@ -81,9 +81,11 @@ class ConnectionPool:
 
 def _still_open(sock: socket.socket) -> bool:
     """Whether an idle socket is still usable: no EOF, no error, no unasked bytes."""
-    # A socket with a timeout waits for readability before recv, whatever the flags: peek without one.
+    # A socket with a timeout waits for readability before recv, whatever the flags: peek
+    # without one (the worker's sockets are non-blocking already: no fcntl round trips then).
     timeout = sock.gettimeout()
-    sock.setblocking(False)
+    if timeout != 0.0:
+        sock.setblocking(False)
     try:
         data = sock.recv(1, socket.MSG_PEEK)
     except BlockingIOError:
@@ -91,7 +93,8 @@ def _still_open(sock: socket.socket) -> bool:
     except OSError:
         return False
     finally:
-        sock.settimeout(timeout)
+        if timeout != 0.0:
+            sock.settimeout(timeout)
     # b"": the peer closed; bytes: it sent something nobody asked for (e.g. a 408).
     del data
     return False

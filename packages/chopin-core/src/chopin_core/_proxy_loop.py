@@ -176,7 +176,7 @@ class UpstreamExchange(Iterator[bytes]):
         sock = self.table.pool(self.upstream).checkout(self.upstream.key, float(self.worker._tick))
         if sock is not None:
             self.reused = True
-            self._attach(sock)
+            self._attach(sock, _READ)  # the mask the request will need once written
             self._connected(flush=False)
             return
         self._connect(flush=False)
@@ -193,19 +193,17 @@ class UpstreamExchange(Iterator[bytes]):
             return
         self.state = _CONNECTING
         self.deadline = self.worker._tick + self._connect_ticks
-        self._attach(sock)
+        self._attach(sock, _READ if err == 0 else _WRITE)
         if err == 0:
             self._connected(flush)
-        else:
-            self._set_mask(_WRITE)
 
-    def _attach(self, sock: socket.socket) -> None:
+    def _attach(self, sock: socket.socket, mask: int) -> None:
         self.sock = sock
         self.fd = sock.fileno()
-        self.mask = 0
+        self.mask = mask
         self.table.by_fd[self.fd] = self
         assert self.worker._ep is not None
-        self.worker._ep.register(self.fd, 0)
+        self.worker._ep.register(self.fd, mask)
 
     def _detach(self) -> socket.socket | None:
         sock, self.sock = self.sock, None
