@@ -18,10 +18,12 @@ import httpx
 import pytest
 from apps.http_upstream import pattern, running_upstream
 from apps.tls_support import write_chain
-from chopin_core import Request, Router, TestClient
+from chopin_core import Request, Router, Settings, TestClient
 from chopin_core.client import ClientSettings
+from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
 from chopin_core.proxy import Upstream, forwarded_target, mount_proxy, plan_for, proxy
+from chopin_core.worker import Worker
 from conftest import free_port
 
 CURL = "/usr/bin/curl"
@@ -397,6 +399,26 @@ def test_a_malformed_upstream_answer_is_502(serve):
     finally:
         listener.close()
         thread.join(20)
+
+
+def test_the_next_address_is_tried_when_one_refuses(upstream):
+    target = Upstream(upstream.url)
+    target.addresses.insert(0, (socket.AF_INET, ("127.0.0.1", free_port())))  # refuses: nothing listens
+    router = Router()
+    router.get("/x", proxy(target))
+    listener = open_listener("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    worker = Worker(router.compile(), Settings(), listener=listener)  # its loop, in a thread of this process
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            resp = client.get(f"http://127.0.0.1:{port}/x")
+    finally:
+        worker.request_stop()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert echo(resp)["path"] == "/x"
 
 
 def test_upstream_closing_mid_body_closes_the_client_connection(gateway, connect):

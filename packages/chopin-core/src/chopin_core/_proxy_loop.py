@@ -157,6 +157,7 @@ class UpstreamExchange(Iterator[bytes]):
         self.sock: socket.socket | None = None
         self.fd = -1
         self.reused = False
+        self.address = 0  # which of the upstream's addresses is being tried
         self.state = _CONNECTING
         self.parser = ResponseParser(req.method, self.settings.limits())
         self.chunked = False  # re-chunk the body for the client
@@ -182,20 +183,29 @@ class UpstreamExchange(Iterator[bytes]):
         self._connect(flush=False)
 
     def _connect(self, flush: bool) -> None:
-        up = self.upstream
-        sock = socket.socket(up.family, socket.SOCK_STREAM)
+        family, sockaddr = self.upstream.addresses[self.address]
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        err = sock.connect_ex(up.sockaddr)
+        err = sock.connect_ex(sockaddr)
         if err not in (0, errno.EINPROGRESS):
             sock.close()
-            self.fail(ConnectError(f"cannot connect to upstream {up.host}:{up.port}: {os.strerror(err)}"), flush)
+            self._refused(err, flush)
             return
         self.state = _CONNECTING
         self.deadline = self.worker._tick + self._connect_ticks
         self._attach(sock, _READ if err == 0 else _WRITE)
         if err == 0:
             self._connected(flush)
+
+    def _refused(self, err: int, flush: bool) -> None:
+        """Connecting to the current address failed: try the next one, or answer 502."""
+        up = self.upstream
+        self.address += 1
+        if self.address < len(up.addresses):
+            self._connect(flush)
+            return
+        self.fail(ConnectError(f"cannot connect to upstream {up.host}:{up.port}: {os.strerror(err)}"), flush)
 
     def _attach(self, sock: socket.socket, mask: int) -> None:
         self.sock = sock
@@ -256,8 +266,7 @@ class UpstreamExchange(Iterator[bytes]):
             if err:
                 self._detach()
                 sock.close()
-                up = self.upstream
-                self.fail(ConnectError(f"cannot connect to upstream {up.host}:{up.port}: {os.strerror(err)}"), True)
+                self._refused(err, True)
                 return
             self._connected(flush=True)
             return
@@ -298,6 +307,7 @@ class UpstreamExchange(Iterator[bytes]):
                 sock.close()
             self.reused = False
             self.sent = 0
+            self.address = 0
             self._connect(flush)
             return
         try:

@@ -51,17 +51,18 @@ _FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host"})
 class Upstream:
     """Where a proxy forwards to: a resolved address, the ``Host`` to send and a base path.
 
-    The name is resolved once, when the proxy is built (as nginx does at start-up).
+    The name is resolved once, when the proxy is built (as nginx does at start-up);
+    connecting tries each address in turn until one accepts.
 
     Attributes:
         host, port: as written in the URL.
-        family, sockaddr: the first address ``getaddrinfo`` gave.
+        addresses: ``(family, sockaddr)`` of every address ``getaddrinfo`` gave, in its order.
         host_header: the ``Host`` value naming the upstream.
         base_path: the URL's path without a trailing ``/`` (``""`` for none).
         settings: timeouts and limits of the upstream side.
     """
 
-    __slots__ = ("base_path", "family", "host", "host_header", "port", "settings", "sockaddr")
+    __slots__ = ("addresses", "base_path", "host", "host_header", "port", "settings")
 
     def __init__(self, url: str, settings: ClientSettings | None = None) -> None:
         host, port, target, host_header = parse_url(url)
@@ -71,11 +72,13 @@ class Upstream:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise ConfigError(f"proxy upstream {url!r}: cannot resolve {host!r}: {exc}") from None
-        family, _, _, _, sockaddr = infos[0]
+        self.addresses: list[tuple[int, tuple[str, int] | tuple[str, int, int, int]]] = []
+        for family, _, _, _, sockaddr in infos:
+            entry = (int(family), sockaddr)
+            if entry not in self.addresses:
+                self.addresses.append(entry)  # type: ignore[arg-type]
         self.host = host
         self.port = port
-        self.family = family
-        self.sockaddr: tuple[str, int] | tuple[str, int, int, int] = sockaddr  # type: ignore[assignment]
         self.host_header = host_header
         self.base_path = target.rstrip("/")
         self.settings = settings or ClientSettings()
