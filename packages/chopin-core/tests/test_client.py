@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from apps.http_upstream import pattern, running_upstream
+from apps.http_upstream import free_port, pattern, running_upstream
 from chopin_core.client import (
     ClientSettings,
     ConnectError,
@@ -21,7 +21,6 @@ from chopin_core.client import (
     parse_url,
 )
 from chopin_core.errors import ChopinError, ConfigError
-from conftest import free_port
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import time
 
 import httpx
 import pytest
-from apps.http_upstream import pattern, running_upstream
+from apps.http_upstream import free_port, pattern, running_upstream
 from apps.tls_support import write_chain
 from chopin_core import Request, Router, Settings, TestClient
 from chopin_core.client import ClientSettings
@@ -24,7 +24,6 @@ from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
 from chopin_core.proxy import Upstream, forwarded_target, mount_proxy, plan_for, proxy
 from chopin_core.worker import Worker
-from conftest import free_port
 
 CURL = "/usr/bin/curl"
 
