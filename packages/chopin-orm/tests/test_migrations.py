@@ -259,7 +259,7 @@ def test_a_failing_multi_statement_file_rolls_back_and_leaves_the_schema_unchang
         folder,
         "20250102000000",
         "broken",
-        "CREATE TABLE c (id int);\nALTER TABLE a ADD COLUMN z int;\n\n"
+        "CREATE TABLE c (id int); ALTER TABLE a ADD COLUMN z int;\n\n"  # two statements that work
         "INSERT INTO nowhere VALUES (1);\nCREATE TABLE d (id int);\n",
     )
     put(folder, "20250103000000", "after", "CREATE TABLE e (id int);")
@@ -270,9 +270,9 @@ def test_a_failing_multi_statement_file_rolls_back_and_leaves_the_schema_unchang
         migrator.up()
     err = info.value
     assert err.migration.name == "broken" and err.direction == "up" and err.applied == ()
-    assert err.line == 4  # the INSERT (third statement) is on line 4 of the file
+    assert err.line == 3  # the INSERT (third statement) is on line 3 of the file
     assert "nowhere" in str(err) and "42P01" in str(err) and "rolled back" in str(err)
-    assert "20250102000000_broken.up.sql, line 4" in str(err)
+    assert "20250102000000_broken.up.sql, line 3" in str(err)
     assert schema_shape(conn, schema) == before  # neither c nor a.z exists
     assert [r[1] for r in records(conn)] == ["create_a"]
     assert [m.name for m in migrator.pending()] == ["broken", "after"]  # "after" was never attempted
@@ -286,6 +286,7 @@ def test_a_failure_keeps_the_migrations_applied_before_it_in_the_same_call(
     conn: Connection, schema: str, folder: Path, lock_key: int
 ) -> None:
     put(folder, "20250101000000", "ok", "CREATE TABLE a (id int);")
+    # The second statement fails: the table the first one made is gone too.
     put(folder, "20250102000000", "second_fails", "CREATE TABLE b (id int);\nCREATE TABLE a (id int);")
     with pytest.raises(MigrationFailed) as info:
         Migrator(conn, folder, lock_key=lock_key).up()
