@@ -540,3 +540,51 @@ def test_a_record_table_of_another_shape_is_reported(
     assert tables(conn, schema) == ["chopin_migrations"] and not conn.in_transaction
     with connect(DSN) as other:
         assert other.query_scalar("SELECT pg_try_advisory_lock($1)", (lock_key,)) is True  # released
+
+
+def test_no_transaction_files_run_statement_by_statement(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(folder, "20250101000000", "create_t", "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);", "DROP TABLE t;")
+    put(
+        folder,
+        "20250102000000",
+        "index_t",
+        "-- chopin:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+        "-- chopin:no-transaction\nDROP INDEX CONCURRENTLY t_x;\n",
+    )
+    migrator = Migrator(conn, folder, lock_key=lock_key)
+    assert [m.name for m in migrator.up()] == ["create_t", "index_t"]
+    index_names = "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 't'"
+    assert [r[0] for r in conn.query(index_names, (schema,))] == ["t_x"]
+    assert [r[1] for r in records(conn)] == ["create_t", "index_t"]
+    assert [m.name for m in migrator.down()] == ["index_t"]
+    assert conn.query(index_names, (schema,)) == [] and [r[1] for r in records(conn)] == ["create_t"]
+
+
+def test_without_the_directive_a_concurrent_index_fails_and_rolls_back(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(folder, "20250101000000", "create_t", "CREATE TABLE t (x int);")
+    put(folder, "20250102000000", "index_t", "CREATE INDEX CONCURRENTLY t_x ON t (x);")
+    with pytest.raises(MigrationFailed, match=r"CONCURRENTLY cannot run inside a transaction block \(SQLSTATE 25001\)"):
+        Migrator(conn, folder, lock_key=lock_key).up()
+    assert [r[1] for r in records(conn)] == ["create_t"]
+
+
+def test_a_failing_no_transaction_file_says_what_stayed(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(
+        folder,
+        "20250101000000",
+        "partial",
+        "-- chopin:no-transaction\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\nSELECT nope FROM a;\n",
+    )
+    with pytest.raises(MigrationFailed) as info:
+        Migrator(conn, folder, lock_key=lock_key).up()
+    err = info.value
+    assert err.line == 4 and "line 4" in str(err)
+    assert "its 2 statement(s) before this one stay committed and it is not recorded" in str(err)
+    assert tables(conn, schema) == ["a", "b", "chopin_migrations"] and records(conn) == []
+    assert not conn.in_transaction
