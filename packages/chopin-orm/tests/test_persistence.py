@@ -13,7 +13,7 @@ from typing import Any
 
 import chopin_pg
 import pytest
-from chopin_orm import ModelError, NotFound, column, insert, model, transaction
+from chopin_orm import ModelError, NotFound, column, insert, model, model_info, transaction
 from conftest import DSN, create_table
 
 
@@ -252,3 +252,49 @@ def test_insert_many_mixed_server_defaults(conn: chopin_pg.Connection, names: Ca
     # Explicit identity values go in with OVERRIDING SYSTEM VALUE.
     assert Stamp.insert_many(conn, [Stamp("f", id=1000)]) == 1
     assert Stamp.get(conn, 1000).label == "f"
+
+
+def test_frozen_slots_model_and_schema_qualified_table(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    schema = names("schema")
+    conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+
+        @model(table="frozen", schema=schema)
+        @dataclass(frozen=True, slots=True)
+        class Frozen:
+            label: str
+            created: dt.datetime | None = column(server_default="now()", default=None)
+            id: int | None = column(primary_key=True, generated=True, default=None)
+
+        conn.execute(
+            f'CREATE TABLE "{schema}"."frozen" (label text NOT NULL, created timestamptz DEFAULT now(),'
+            " id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY)"
+        )
+        f = Frozen("ice")
+        f.insert(conn)  # RETURNING fills a frozen, slotted instance
+        assert isinstance(f.id, int) and isinstance(f.created, dt.datetime)
+        conn.execute(f'UPDATE "{schema}"."frozen" SET label = $1', ("melted",))
+        f.refresh(conn)
+        assert f.label == "melted"
+        assert Frozen.query().filter(Frozen.label == "melted").one(conn) == f
+        assert [x.label for x in Frozen.query().iter(conn)] == ["melted"]
+    finally:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_generated_source_shows_in_tracebacks() -> None:
+    import linecache
+    import traceback
+
+    @model(table="conv")
+    @dataclass
+    class Conv:
+        mood: Mood
+        id: int = column(primary_key=True, default=0)
+
+    with pytest.raises(ValueError) as info:
+        model_info(Conv).decode(("furious", 1))  # not a Mood value: the generated converter call raises
+    frames = traceback.extract_tb(info.value.__traceback__)
+    generated = [f for f in frames if f.filename.startswith("<chopin_orm decode")]
+    assert generated and "_from0" in (generated[0].line or "")
+    assert linecache.getline(generated[0].filename, 1).startswith("def decode(v):")

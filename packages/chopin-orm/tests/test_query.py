@@ -177,3 +177,16 @@ def test_self_join_is_refused_clearly(library: tuple[Any, Any]) -> None:
         Book.query().join(Book, on=Book.id == Book.author_id)
     with pytest.raises(OrmError, match="self-joins"):
         Book.query().select_related(Author, Author)
+
+
+def test_iter_and_all_on_a_pool(conn: chopin_pg.Connection, library: tuple[Any, Any]) -> None:
+    from conftest import DSN
+
+    _, Book = library
+    with chopin_pg.PgPool.connect(DSN, 1) as pool:
+        it = Book.query().order_by(Book.title).iter(pool, batch_size=2)
+        assert next(it).title == "alpha"
+        assert pool.stats().active == 1  # the iterator holds the connection
+        assert [b.title for b in it] == ["beta", "delta", "gamma", "o'neil; drop"]
+        assert pool.stats().active == 0
+        assert len(Book.query().all(pool)) == 5
