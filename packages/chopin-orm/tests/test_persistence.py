@@ -298,3 +298,15 @@ def test_generated_source_shows_in_tracebacks() -> None:
     generated = [f for f in frames if f.filename.startswith("<chopin_orm decode")]
     assert generated and "_from0" in (generated[0].line or "")
     assert linecache.getline(generated[0].filename, 1).startswith("def decode(v):")
+
+
+def test_get_many_pipelines_one_select_per_key(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    Item = item_model(names("items"))
+    create_table(conn, Item)
+    items = [Item(f"g{i}", i) for i in range(10)]
+    Item.insert_many(conn, items, returning=True)
+    keys = [items[3].id, 999_999, items[0].id, items[3].id]
+    got = Item.get_many(conn, keys)
+    assert got == [items[3], None, items[0], items[3]]  # in key order, duplicates kept, None when missing
+    assert Item.get_many(conn, []) == []
+    assert conn.transaction_status == "I"

@@ -26,6 +26,7 @@ __all__ = [
     "attach_methods",
     "delete",
     "get",
+    "get_many",
     "get_or_none",
     "insert",
     "insert_many",
@@ -305,6 +306,32 @@ def get(cls: type[M], executor: Executor, pk: Any) -> M:
     return obj
 
 
+def get_many(cls: type[M], executor: Executor, pks: Iterable[Any]) -> list[M | None]:
+    """One ``SELECT`` per primary key, pipelined in one round trip; ``None`` where no row has the key.
+
+    Each key is its own query (not ``WHERE pk = ANY(...)``), so the answer lines up with
+    ``pks`` (duplicates included) and each read is independent.
+    """
+    info = model_info(cls)
+    sql = _select_by_pk(info)
+    params = [_key_params(info, pk) for pk in pks]
+    if not params:
+        return []
+    conn, guard = acquire(executor)
+    try:
+        with conn.pipeline() as pipe:
+            pending = [pipe.query(sql, p) for p in params]
+    finally:
+        if guard is not None:
+            guard.release()
+    decode = info.decode
+    out: list[M | None] = []
+    for handle in pending:
+        rows = handle.rows()
+        out.append(decode(rows[0]._values) if rows else None)
+    return out
+
+
 def insert_many(
     cls: type[M], executor: Executor, objs: Iterable[M], *, returning: bool = False, batch_size: int = INSERT_MANY_BATCH
 ) -> int:
@@ -446,6 +473,11 @@ class Model:
         return get_or_none(cls, executor, pk)
 
     @classmethod
+    def get_many(cls: type[M], executor: Executor, pks: Iterable[Any]) -> list[M | None]:
+        """See :func:`chopin_orm.persistence.get_many`."""
+        return get_many(cls, executor, pks)
+
+    @classmethod
     def insert_many(
         cls: type[M],
         executor: Executor,
@@ -473,6 +505,7 @@ _METHODS = (
     "delete",
     "refresh",
     "get",
+    "get_many",
     "get_or_none",
     "insert_many",
     "query",
