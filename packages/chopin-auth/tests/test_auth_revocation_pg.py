@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from auth_testing import SECRET, free_port
 from chopin_auth import JwtManager, RevocationUnavailable, TokenBlacklist, init_jwt_manager
 from chopin_auth.revocation_pg import PgRevocations
 from chopin_core import TestClient
 from chopin_pg import connect
-from conftest import SECRET, free_port
 
 BOUND = 5.0  # seconds a notification may take on a loaded machine (it takes well under 1 ms when idle)
 

@@ -9,6 +9,7 @@ import time
 
 import jwt
 import pytest
+from auth_testing import SECRET
 from chopin_auth import (
     EncodingKeyMissing,
     Expired,
@@ -23,7 +24,6 @@ from chopin_auth import (
     Validation,
     VerificationKey,
 )
-from conftest import SECRET
 
 
 @dataclasses.dataclass
