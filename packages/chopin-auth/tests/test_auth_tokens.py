@@ -222,6 +222,12 @@ def test_malformed_tokens_are_refused(token: str) -> None:
         JwtManager(SECRET).decode(token)
 
 
+@pytest.mark.parametrize("header", [{"alg": ["HS256"]}, {"typ": "JWT"}, {"alg": "HS256", "kid": {"a": 1}}])
+def test_odd_headers_are_refused_not_crashed_on(header: dict[str, object]) -> None:
+    with pytest.raises(InvalidToken):
+        JwtManager(SECRET).decode(forge(header, {"sub": "a", "iat": now(), "exp": now() + 60}, b"sig"))
+
+
 def test_oversized_token_is_refused_before_parsing() -> None:
     manager = JwtManager(SECRET, validation=Validation(max_token_bytes=200))
     with pytest.raises(InvalidToken, match="over max_token_bytes \\(200\\)"):

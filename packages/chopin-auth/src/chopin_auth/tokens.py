@@ -281,6 +281,8 @@ class JwtManager:
             raise InvalidToken(f"token is {len(token)} bytes, over max_token_bytes ({validation.max_token_bytes})")
         header = _unverified_header(token)
         alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise InvalidToken(f"malformed token: header alg is {alg!r}, expected a string")
         allowed = self._config.allowed_algorithms
         if allowed is not None and alg not in allowed:
             raise InvalidToken(f"algorithm {alg!r} is not allowed (expected one of {sorted(allowed)})")
