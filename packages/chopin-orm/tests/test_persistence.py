@@ -94,8 +94,12 @@ def test_upsert_on_primary_key_and_on_unique(conn: chopin_pg.Connection, names: 
     assert conn.query(f'SELECT sku, quantity, label FROM "{table}"') == [("A1", 7, "second")]
     Stock("B2", 9, "second").upsert(conn, on="label")  # the label's row now has sku B2
     assert conn.query(f'SELECT sku, quantity, label FROM "{table}"') == [("B2", 9, "second")]
+    Stock("C3", 1, "second").upsert(conn, constraint=f"{table}_label_key")  # the constraint by name
+    assert conn.query(f'SELECT sku, quantity, label FROM "{table}"') == [("C3", 1, "second")]
     with pytest.raises(ModelError, match="no field 'nope'"):
         Stock("C3").upsert(conn, on="nope")
+    with pytest.raises(ModelError, match="not both"):
+        Stock("C3").upsert(conn, on="label", constraint="x")
 
 
 def test_upsert_with_generated_key(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:

@@ -14,6 +14,7 @@ from chopin_pg import Connection
 
 from .errors import ModelError, NotFound
 from .executor import Executor, acquire
+from .expr import quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 
 if TYPE_CHECKING:
@@ -210,28 +211,41 @@ def _conflict_fields(info: ModelInfo, on: str | Sequence[str] | None) -> list[Fi
     return out
 
 
-def upsert(obj: Any, executor: Executor, on: str | Sequence[str] | None = None) -> None:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``: insert, or update the row holding the same key.
+def upsert(
+    obj: Any, executor: Executor, on: str | Sequence[str] | None = None, *, constraint: str | None = None
+) -> None:
+    """``INSERT ... ON CONFLICT ... DO UPDATE``: insert, or update the row holding the same key.
 
     Args:
         obj: The instance; generated and server-default columns are read back.
         executor: Where to run it.
         on: The conflict target: the primary key (default), or the field(s) of a unique constraint.
+        constraint: Instead of ``on``, a unique constraint by name (``ON CONFLICT ON CONSTRAINT``).
+
+    Raises:
+        ModelError: ``on`` names no field, or both ``on`` and ``constraint`` are given.
     """
     info = model_info(type(obj))
-    conflict = _conflict_fields(info, on)
+    if constraint is not None and on is not None:
+        raise ModelError(f"{info.cls.__qualname__}.upsert: give on= or constraint=, not both")
+    conflict = _conflict_fields(info, on) if constraint is None else []
     inserted, _, override = _insert_plan(info, obj)
     returned = [f for f in info.fields if f.generated or f.server_default is not None]
-    key = ("upsert", tuple(f.attr for f in inserted), tuple(f.attr for f in conflict), override)
+    key = ("upsert", tuple(f.attr for f in inserted), tuple(f.attr for f in conflict), constraint, override)
     sql = info.sql_cache.get(key)
     if sql is None:
         base = _insert_sql(info, inserted, [], override)
-        target = ", ".join(f.quoted for f in conflict)
+        if constraint is not None:
+            target = f"ON CONSTRAINT {quote_identifier(constraint)}"
+        else:
+            target = "(" + ", ".join(f.quoted for f in conflict) + ")"
         conflict_attrs = {f.attr for f in conflict}
-        updated = [f for f in inserted if f.attr not in conflict_attrs] or conflict[:1]
+        updated = [f for f in inserted if f.attr not in conflict_attrs] or (conflict or inserted)[:1]
+        if not updated:
+            raise ModelError(f"{info.cls.__qualname__}.upsert: no column to insert")
         # Updating a key column to its own EXCLUDED value keeps RETURNING working when nothing else changes.
         sets = ", ".join(f"{f.quoted} = EXCLUDED.{f.quoted}" for f in updated)
-        sql = f"{base} ON CONFLICT ({target}) DO UPDATE SET {sets}"
+        sql = f"{base} ON CONFLICT {target} DO UPDATE SET {sets}"
         if returned:
             sql += " RETURNING " + ", ".join(f.quoted for f in returned)
         info.sql_cache[key] = sql
@@ -450,9 +464,11 @@ class Model:
         """See :func:`chopin_orm.persistence.update_many`."""
         return update_many(cls, executor, objs)
 
-    def upsert(self, executor: Executor, on: str | Sequence[str] | None = None) -> None:
+    def upsert(
+        self, executor: Executor, on: str | Sequence[str] | None = None, *, constraint: str | None = None
+    ) -> None:
         """See :func:`chopin_orm.persistence.upsert`."""
-        upsert(self, executor, on)
+        upsert(self, executor, on, constraint=constraint)
 
     def delete(self, executor: Executor) -> None:
         """See :func:`chopin_orm.persistence.delete`."""
