@@ -190,3 +190,11 @@ def test_iter_and_all_on_a_pool(conn: chopin_pg.Connection, library: tuple[Any, 
         assert [b.title for b in it] == ["beta", "delta", "gamma", "o'neil; drop"]
         assert pool.stats().active == 0
         assert len(Book.query().all(pool)) == 5
+
+
+def test_nested_iteration_of_the_same_query(conn: chopin_pg.Connection, library: tuple[Any, Any]) -> None:
+    _, Book = library
+    q = Book.query().order_by(Book.title)
+    pairs = [(a.title, b.title) for a in q.iter(conn, batch_size=2) for b in q.iter(conn, batch_size=2)]
+    assert len(pairs) == 25 and pairs[0] == ("alpha", "alpha") and pairs[-1] == ("o'neil; drop", "o'neil; drop")
+    assert conn.transaction_status == "I"
