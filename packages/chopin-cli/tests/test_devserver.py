@@ -80,7 +80,8 @@ def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, projec
 
     _edit(handlers, "Hello from shop", "Hello again")
     dev.wait_for(lambda: dev.body() == '{"message":"Hello again"}', "the reloaded answer")
-    assert "reloaded after a change to src/shop/handlers.py" in dev.output()
+    # The new child answers (SO_REUSEPORT) before the old one is stopped and the reload reported.
+    dev.wait_for(lambda: "reloaded after a change to src/shop/handlers.py" in dev.output(), "the reload report")
 
     # Broken code: the import error is shown, the previous version keeps serving, watching goes on.
     handlers.write_text(handlers.read_text() + "\nbroken = (\n")
@@ -127,3 +128,13 @@ def test_dev_starting_with_broken_code_waits_for_a_fix(project: Path, tmp_path: 
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def test_the_app_stops_when_the_supervisor_is_killed(dev: DevProcess) -> None:
+    dev.wait_for(lambda: dev.body() is not None, "the first answer")
+    dev.process.kill()  # SIGKILL: no chance to stop the child
+    dev.process.wait(30)
+    deadline = time.monotonic() + DEADLINE
+    while dev.body() is not None:
+        assert time.monotonic() < deadline, "the orphaned app kept serving"
+        time.sleep(0.2)

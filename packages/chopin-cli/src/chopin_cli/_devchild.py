@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -41,6 +44,17 @@ def _send(fd: int, word: str) -> None:
         pass  # the supervisor went away; serving goes on until it signals us
 
 
+#: Seconds between checks that the ``chopin dev`` supervisor is still alive.
+PARENT_POLL = 1.0
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM ourselves (a graceful stop) when the supervisor dies without stopping us (kill -9)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
     spec, address, fd_s, *paths = argv
     fd = int(fd_s)
@@ -61,6 +75,7 @@ def main(argv: list[str]) -> int:
     server_log.addHandler(_ListeningHandler(fd))
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
     _send(fd, "imported")
     if hasattr(app, "serve"):
         app.serve(address)
