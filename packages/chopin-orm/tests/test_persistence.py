@@ -14,7 +14,7 @@ from typing import Any
 import chopin_pg
 import pytest
 from chopin_orm import ModelError, NotFound, column, insert, model, model_info, transaction
-from conftest import DSN, create_table
+from orm_testing import DSN, create_table
 
 
 def item_model(table: str) -> Any:

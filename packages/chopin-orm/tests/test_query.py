@@ -10,7 +10,7 @@ from typing import Any
 import chopin_pg
 import pytest
 from chopin_orm import MultipleRows, NotFound, OrmError, Query, Raw, col, column, model
-from conftest import create_table
+from orm_testing import create_table
 
 
 def models(names: Callable[[str], str]) -> tuple[Any, Any]:
@@ -180,7 +180,7 @@ def test_self_join_is_refused_clearly(library: tuple[Any, Any]) -> None:
 
 
 def test_iter_and_all_on_a_pool(conn: chopin_pg.Connection, library: tuple[Any, Any]) -> None:
-    from conftest import DSN
+    from orm_testing import DSN
 
     _, Book = library
     with chopin_pg.PgPool.connect(DSN, 1) as pool:
