@@ -88,6 +88,7 @@ def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, projec
     dev.wait_for(lambda: "failed to import" in dev.output(), "the import error")
     out = dev.output()
     assert "SyntaxError" in out and "handlers.py" in out
+    assert "_bootstrap" not in out and "chopin_cli" not in out.split("failed to import")[0].split("reloading")[-1]
     assert "the previous version keeps serving" in out
     assert dev.body() == '{"message":"Hello again"}'
 
@@ -98,6 +99,8 @@ def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, projec
 
 def test_dev_stops_cleanly_on_sigterm_and_frees_the_port(dev: DevProcess) -> None:
     dev.wait_for(lambda: dev.body() is not None, "the first answer")
+    health = httpx.get(dev.url + "/health", timeout=5.0)  # what the Dockerfile's HEALTHCHECK calls
+    assert health.status_code == 200 and health.json()["status"] == "ok"
     dev.process.send_signal(signal.SIGTERM)
     assert dev.process.wait(30) == 0
     assert "chopin dev stopped" in dev.output()

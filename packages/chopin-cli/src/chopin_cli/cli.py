@@ -302,7 +302,7 @@ def db_shell(ctx: click.Context, database_url: str | None, psql_args: tuple[str,
     """Open psql on the database (extra arguments go to psql)."""
     from .pgtools import parse_url, shell
 
-    ctx.exit(shell(parse_url(_database_url(database_url)), psql_args))
+    shell(parse_url(_database_url(database_url)), psql_args)
 
 
 @db.command("dump")
