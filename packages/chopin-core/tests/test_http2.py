@@ -302,6 +302,49 @@ def test_continuation_flood_is_cut_off(h2c_server) -> None:
     assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
 
 
+def test_client_goaway_with_requests_in_the_same_write(h2c_server) -> None:
+    # What h2load does at the end of a run: requests and GOAWAY arrive together.
+    for _ in range(3):
+        client = H2Client(HOST, h2c_server.port)
+        try:
+            for _ in range(10):
+                stream_id = client.conn.get_next_available_stream_id()
+                head = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")]
+                client.conn.send_headers(stream_id, head, end_stream=True)
+            client.conn.close_connection()
+            client.flush()
+            _drain(client.sock)  # the server closes once it has read the GOAWAY
+        finally:
+            client.close()
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+    assert h2c_server.process.poll() is None
+
+
+def _drain(sock: socket.socket) -> None:
+    sock.settimeout(10.0)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+
+def test_header_value_with_crlf_is_refused(h2c_server) -> None:
+    client = H2Client(HOST, h2c_server.port)
+    try:
+        client.conn.config.validate_outbound_headers = False  # send what a well-behaved client never would
+        client.conn.config.normalize_outbound_headers = False
+        stream_id = client.request("/echo", headers=[("x-custom", "a\r\nx-injected: 1")])
+        client.until(
+            lambda evs: client.goaway() is not None
+            or any(isinstance(e, (h2.events.ResponseReceived, h2.events.StreamReset)) for e in evs)
+        )
+        assert not any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream_id for e in client.events)
+    finally:
+        client.close()
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+
+
 def test_garbage_after_the_preface_closes_only_that_connection(h2c_server) -> None:
     with socket.create_connection((HOST, h2c_server.port), timeout=10.0) as sock:
         sock.sendall(PREFACE + b"\xff" * 64)
