@@ -221,7 +221,7 @@ def generate_model_command(
     for path in (model_path, up, down):
         output.note(f"  [green]create[/green] {escape(str(path.relative_to(project.root)))}")
     if output.verbose:
-        output.err.print(up.read_text(encoding="utf-8"))
+        output.err.print(up.read_text(encoding="utf-8"), markup=False)
     output.done(f"model {name} written; apply it with `chopin migrate up`")
 
 
@@ -268,6 +268,29 @@ def migrate_down_command(ctx: click.Context, database_url: str | None, steps: in
         output.done("nothing to roll back")
     for m in done:
         output.done(f"reverted {m.filename_stem}")
+
+
+@migrate.command("make")
+@_db_option
+@click.argument("name")
+@click.pass_context
+def migrate_make_command(ctx: click.Context, database_url: str | None, name: str) -> None:
+    """Write migration NAME for what the models declare and the database lacks (review it, then `up`)."""
+    from .discovery import find_models
+    from .migrate import migrate_make
+
+    project = _project()
+    output = _output(ctx)
+    models = find_models(project.package, [project.source_dir, project.root])
+    written = migrate_make(project.database_url(database_url), project.migrations_dir, models, name)
+    if written is None:
+        output.done(f"the database matches the {len(models)} model(s); no migration written")
+        return
+    for path in written:
+        output.note(f"  [green]create[/green] {escape(str(path.relative_to(project.root)))}")
+    if output.verbose:
+        output.err.print(written[0].read_text(encoding="utf-8"), markup=False)
+    output.done("review the migration, then apply it with `chopin migrate up`")
 
 
 @migrate.command("status")
