@@ -118,6 +118,9 @@ class H2Session:
         self._write: Callable[[int, bytes], int] = worker._write
         self._high_water = settings.write_high_water
         self._max_body = settings.max_body_size
+        # Request bodies of every stream are buffered; together they stay under this.
+        self._max_buffered = max(settings.h2_max_request_buffer, settings.max_body_size)
+        self._buffered = 0
         self._max_header_list = settings.h2_max_header_list_size
         self._max_resets = settings.h2_max_resets_per_second
         self._max_frame = settings.h2_max_frame_size
@@ -296,13 +299,26 @@ class H2Session:
         stream = self._streams.get(stream_id)
         if stream is None or stream.started or event.data is None:
             return
-        stream.size += len(event.data)
-        if stream.size > self._max_body:
-            msg = f"request body over {self._max_body} bytes"
+        size = len(event.data)
+        stream.size += size
+        self._buffered += size
+        if stream.size > self._max_body or self._buffered > self._max_buffered:
+            if stream.size > self._max_body:
+                msg = f"request body over {self._max_body} bytes"
+            else:
+                msg = f"request bodies on this connection over {self._max_buffered} bytes"
             self._send_simple(stream_id, stream, 413, msg.encode())
             self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
             return
         stream.body.append(event.data)
+
+    def _take_body(self, stream: _Stream) -> bytes:
+        """A stream's request body, no longer counted against ``h2_max_request_buffer``."""
+        body = b"".join(stream.body) if stream.body else b""
+        self._buffered -= stream.size
+        stream.size = 0
+        stream.body = []
+        return body
 
     def _count_reset(self) -> bool:
         """Count one peer reset; True when the connection was closed for resetting too fast."""
@@ -372,8 +388,7 @@ class H2Session:
             return None
         target = path.decode("latin-1")
         raw_path, sep, query = target.partition("?")
-        body = b"".join(stream.body) if stream.body else b""
-        stream.body = []
+        body = self._take_body(stream)
         return Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
 
     def _start_response(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
@@ -424,7 +439,7 @@ class H2Session:
     def _send_simple(self, stream_id: int, stream: _Stream, status: int, body: bytes) -> None:
         """Answer a stream with a short text response (errors the engine produces itself)."""
         stream.started = True
-        stream.body = []
+        self._take_body(stream)
         head = [
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),
@@ -547,6 +562,7 @@ class H2Session:
         stream = self._streams.pop(stream_id, None)
         self._blocked.pop(stream_id, None)
         if stream is not None:
+            self._take_body(stream)
             _release(stream)
 
     # -- writing -----------------------------------------------------------------------
