@@ -168,6 +168,9 @@ def test_insert_many_copy_and_values(conn: chopin_pg.Connection, names: Callable
     assert conn.query_scalar(f'SELECT count(*) FROM "{table}"') == 2525
     for b in batch[::7]:
         assert conn.query_one(f'SELECT name, quantity FROM "{table}" WHERE id = $1', (b.id,)) == (b.name, b.quantity)
+    # explicit identity values: VALUES ... OVERRIDING SYSTEM VALUE, every column a parameter
+    assert Item.insert_many(conn, [Item(f"x{i}", i, id=10_000 + i) for i in range(3)]) == 3
+    assert Item.get(conn, 10_002) == Item("x2", 2, None, 10_002)
     with pytest.raises(ModelError, match="batch_size"):
         Item.insert_many(conn, [Item("z")], returning=True, batch_size=0)
 

@@ -414,33 +414,81 @@ def _insert_values(info: ModelInfo, conn: Connection, items: list[Any], batch_si
         inserted_fields = list(info.fields)
     returned = [f for f in info.fields if f.generated or f.server_default is not None]
     per_statement = max(1, min(batch_size, MAX_PARAMETERS // max(1, len(inserted_fields))))
-    cols = ", ".join(f.quoted for f in inserted_fields)
-    over = " OVERRIDING SYSTEM VALUE" if override else ""
-    tail = (" RETURNING " + ", ".join(f.quoted for f in returned)) if returned else ""
+    # A column that may be left to the server needs DEFAULT in the rows where it is None;
+    # without such columns every cell is a parameter and the statement text depends only
+    # on the row count (built once per model and count, and prepared once by the driver).
+    dynamic = any(f.server_default is not None or f.generated for f in inserted_fields)
     total = 0
     for start in range(0, len(items), per_statement):
         chunk = items[start : start + per_statement]
-        params: list[Any] = []
-        groups: list[str] = []
-        for obj in chunk:
-            marks = []
-            for f, value in zip(inserted_fields, _values_of(obj, inserted_fields), strict=True):
-                if value is None and (f.server_default is not None or f.generated):
-                    marks.append("DEFAULT")
-                else:
-                    params.append(value)
-                    marks.append(f"${len(params)}")
-            groups.append("(" + ", ".join(marks) + ")")
-        sql = f"INSERT INTO {info.table_sql} ({cols}){over} VALUES {', '.join(groups)}{tail}"
+        if dynamic:
+            sql, params = _values_dynamic(info, inserted_fields, returned, override, chunk)
+        else:
+            full = len(chunk) == per_statement
+            sql, params = _values_static(info, inserted_fields, returned, override, chunk, full)
         if returned:
             rows = conn.query(sql, params)
             # RETURNING gives rows in VALUES order for a plain INSERT (no ON CONFLICT, no triggers reordering).
             for obj, row in zip(chunk, rows, strict=True):
-                _set_from_row(info, obj, returned, tuple(row))
+                _set_from_row(info, obj, returned, row._values)
             total += len(rows)
         else:
             total += conn.execute(sql, params)
     return total
+
+
+def _values_head(info: ModelInfo, inserted: list[FieldInfo], override: bool) -> str:
+    cols = ", ".join(f.quoted for f in inserted)
+    return f"INSERT INTO {info.table_sql} ({cols}){' OVERRIDING SYSTEM VALUE' if override else ''} VALUES "
+
+
+def _returning(returned: list[FieldInfo]) -> str:
+    return (" RETURNING " + ", ".join(f.quoted for f in returned)) if returned else ""
+
+
+def _values_static(
+    info: ModelInfo, inserted: list[FieldInfo], returned: list[FieldInfo], override: bool, chunk: list[Any], full: bool
+) -> tuple[str, list[Any]]:
+    width = len(inserted)
+    # Cached for the full batch size only: one entry per model and size, not one per remainder.
+    key = ("insert_values", len(chunk), width, override) if full else None
+    sql = info.sql_cache.get(key) if key else None
+    if sql is None:
+        groups = ", ".join(
+            "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(len(chunk))
+        )
+        sql = _values_head(info, inserted, override) + groups + _returning(returned)
+        if key:
+            info.sql_cache[key] = sql
+    to_row = info.to_row
+    params: list[Any] = []
+    extend = params.extend
+    if width == len(info.fields):
+        for obj in chunk:
+            extend(to_row(obj))
+    else:
+        keep = [info.fields.index(f) for f in inserted]
+        for obj in chunk:
+            row = to_row(obj)
+            extend([row[i] for i in keep])
+    return sql, params
+
+
+def _values_dynamic(
+    info: ModelInfo, inserted: list[FieldInfo], returned: list[FieldInfo], override: bool, chunk: list[Any]
+) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    groups: list[str] = []
+    for obj in chunk:
+        marks = []
+        for f, value in zip(inserted, _values_of(obj, inserted), strict=True):
+            if value is None and (f.server_default is not None or f.generated):
+                marks.append("DEFAULT")
+            else:
+                params.append(value)
+                marks.append(f"${len(params)}")
+        groups.append("(" + ", ".join(marks) + ")")
+    return _values_head(info, inserted, override) + ", ".join(groups) + _returning(returned), params
 
 
 class Model:
