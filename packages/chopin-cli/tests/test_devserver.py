@@ -141,3 +141,28 @@ def test_the_app_stops_when_the_supervisor_is_killed(dev: DevProcess) -> None:
     while dev.body() is not None:
         assert time.monotonic() < deadline, "the orphaned app kept serving"
         time.sleep(0.2)
+
+
+def test_dev_with_two_workers_replaces_every_worker(project: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "dev-workers.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chopin_cli", "dev", "--port", str(port), "--workers", "2"],
+            cwd=project,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    handle = DevProcess(process, log, port)
+    try:
+        handle.wait_for(lambda: handle.body() == '{"message":"Hello from shop"}', "the first answer")
+        _edit(project / "src/shop/handlers.py", "Hello from shop", "Two workers")
+        handle.wait_for(lambda: "reloaded after a change" in handle.output(), "the reload report")
+        # The old supervisor and both its workers are gone: every connection gets the new code.
+        bodies = {httpx.get(handle.url + "/", timeout=5.0, headers={"Connection": "close"}).text for _ in range(30)}
+        assert bodies == {'{"message":"Two workers"}'}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
