@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import clean_env, free_port
+from conftest import assert_one_line_error, clean_env, free_port, run_chopin
 
 DEADLINE = 60.0  # generous: the machine is shared and loaded
 
@@ -166,3 +167,12 @@ def test_dev_with_two_workers_replaces_every_worker(project: Path, tmp_path: Pat
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def test_dev_refuses_a_port_something_serves(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = run_chopin("dev", "--port", str(port), cwd=project, timeout=60)
+    assert_one_line_error(run, f"port {port}", "in use")

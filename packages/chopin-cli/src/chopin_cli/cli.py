@@ -114,13 +114,15 @@ def new(
 def dev(ctx: click.Context, host: str, port: int, workers: int, app_spec: str | None) -> None:
     """Serve the app with hot reload: restart on change, keep the port, survive import errors."""
     from .apploader import parse_app_spec
-    from .devserver import DevServer, DevSettings, free_port
+    from .devserver import DevServer, DevSettings, free_port, port_answers
 
     project = _project()
     if app_spec is not None:
         parse_app_spec(app_spec)
     if port == 0:
         port = free_port(host)
+    elif port_answers(host, port):
+        raise CliError(f"port {port} on {host} is in use (another server, or another `chopin dev`?); pick --port")
     settings = DevSettings(host=host, port=port, workers=workers)
     ctx.exit(DevServer(project, settings, _output(ctx), app_spec).run())
 
