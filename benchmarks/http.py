@@ -5,7 +5,9 @@
                                [--only chopin,uvicorn,...] [--markdown-out FILE]
 
 Every server runs with one worker pinned to one CPU (taskset), wrk runs pinned to
-another, and only 127.0.0.1 is ever loaded. Stdlib only: this file runs under the
+another, and only 127.0.0.1 is ever loaded. The HTTP/2 rows (chopin-h2c, hypercorn-h2c,
+chopin-h2-tls, hypercorn-h2-tls) are loaded with h2load instead: cleartext with prior
+knowledge, and TLS with ALPN h2 (a throwaway certificate made with the openssl CLI). Stdlib only: this file runs under the
 system python3 and drives the servers installed in benchmarks/.venv, which it
 creates on first use.
 """
@@ -27,6 +29,8 @@ import json
 import re
 import shlex
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +68,8 @@ JSON_BODY = {"message": "Hello, World!"}
 ACCEPT_PLAINTEXT = "text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
 PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson", "gunicorn")
 PEER_MODULES = PEER_PACKAGES  # each imports under its distribution's name
+# The HTTP/2 rows' peer, and the h2 library both it and chopin-core[http2] use.
+H2_REQUIREMENTS = ("hypercorn>=0.17,<1", "h2>=4.1,<5")
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,8 @@ class ServerSpec:
     cwd: Path
     endpoints: frozenset[str] = frozenset({"plaintext", "json"})
     env: tuple[tuple[str, str], ...] = ()
-    category: str = "http"  # "wsgi": WSGI servers, compared among themselves
+    category: str = "http"  # "wsgi": WSGI servers, compared among themselves; "h2": HTTP/2 via h2load
+    tls: bool = False  # h2 rows: TLS (ALPN h2) rather than cleartext prior knowledge
 
     @property
     def is_peer(self) -> bool:
@@ -113,6 +120,18 @@ class ServerSpec:
         line = " ".join([*env, *self.command(0)]).replace(str(REPO) + "/", "")
         return line.replace("--port 0", f"--port {port}")
 
+
+HYPERCORN = (
+    str(VENV_BIN / "hypercorn"),
+    "--bind",
+    f"{HOST}:{{port}}",
+    "--workers",
+    "1",
+    "--worker-class",
+    "uvloop",
+    "--log-level",
+    "warning",
+)
 
 # Peers run from peers/, not from benchmarks/: uvicorn and granian put their working
 # directory on sys.path, where this file would shadow the stdlib `http` package.
@@ -241,6 +260,39 @@ SERVERS: tuple[ServerSpec, ...] = (
         endpoints=frozenset({"plaintext"}),
         category="wsgi",
     ),
+    # HTTP/2 (h2load): the same plaintext app, h2c with prior knowledge and h2 over TLS.
+    ServerSpec(
+        name="chopin-h2c",
+        argv=(str(VENV_PY), str(HERE / "techempower" / "app.py")),
+        cwd=HERE / "techempower",
+        endpoints=frozenset({"plaintext"}),
+        env=(("WORKERS", "1"),),
+        category="h2",
+    ),
+    ServerSpec(
+        name="hypercorn-h2c",
+        argv=(*HYPERCORN, "uvicorn_app:app"),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+        category="h2",
+    ),
+    ServerSpec(
+        name="chopin-h2-tls",
+        argv=(str(VENV_PY), str(PEERS / "chopin_tls_app.py")),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+        env=(("WORKERS", "1"),),
+        category="h2",
+        tls=True,
+    ),
+    ServerSpec(
+        name="hypercorn-h2-tls",
+        argv=(*HYPERCORN, "--certfile", "{cert}", "--keyfile", "{key}", "uvicorn_app:app"),
+        cwd=PEERS,
+        endpoints=frozenset({"plaintext"}),
+        category="h2",
+        tls=True,
+    ),
     ServerSpec(
         name="bare",
         argv=(str(VENV_PY), str(PEERS / "bare_epoll.py")),
@@ -290,8 +342,10 @@ def ensure_venv(want_chopin: bool) -> None:
     install = []
     if not venv_can_import(", ".join(PEER_MODULES)):
         install += ["-r", str(HERE / "requirements.txt")]
-    if want_chopin and has_chopin_pkg and not venv_can_import("chopin_core"):
-        install += ["-e", str(KOWITO_PKG), "-e", str(CHOPIN_PKG)]
+    if not venv_can_import("hypercorn, h2"):
+        install += list(H2_REQUIREMENTS)
+    if want_chopin and has_chopin_pkg and not venv_can_import("chopin_core, h2"):
+        install += ["-e", str(KOWITO_PKG), "-e", f"{CHOPIN_PKG}[http2]"]
     if install:
         log(f"installing into {VENV.relative_to(REPO)}: {shlex.join(install)} ...")
         subprocess.run([*pip, *install], check=True)
@@ -299,7 +353,7 @@ def ensure_venv(want_chopin: bool) -> None:
 
 def venv_versions() -> tuple[str, dict[str, str]]:
     """The venv's Python version and the installed version of each server package."""
-    names = ("chopin-core", *PEER_PACKAGES)
+    names = ("chopin-core", *PEER_PACKAGES, "hypercorn", "h2")
     code = (
         "import importlib.metadata as m, json, platform\n"
         f"names = {names!r}\n"
@@ -447,6 +501,168 @@ def load_server(
     return result
 
 
+# ---------------------------------------------------------------- HTTP/2 (h2load)
+
+H2LOAD_RPS_RE = re.compile(r"finished in [\d.]+\w*, ([\d.]+) req/s")
+H2LOAD_REQS_RE = re.compile(
+    r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored"
+)
+H2LOAD_TIME_RE = re.compile(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)")
+H2LOAD_PROTO_RE = re.compile(r"Application protocol: (\S+)")
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class H2Row:
+    rps: float | None = None
+    mean_ms: float | None = None
+    max_ms: float | None = None
+    protocol: str = ""
+    errors: str = ""
+    p99_note: str = ""  # notes() reads it; h2load prints no percentiles
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for 127.0.0.1/localhost (h2load does not verify it)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    names = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+    subject = ["-subj", "/CN=localhost", "-addext", names, "-days", "2", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", *subject],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def h2load_command(port: int, tls: bool, duration: int, args: argparse.Namespace) -> list[str]:
+    scheme = "https" if tls else "http"  # http:// is h2c with prior knowledge in h2load
+    return [
+        "taskset",
+        "-c",
+        str(args.client_cpu),
+        "h2load",
+        "-t1",
+        f"-c{args.h2_connections}",
+        f"-m{args.h2_streams}",
+        f"-D{duration}",
+        "-H",
+        f"accept: {ACCEPT_PLAINTEXT}",
+        f"{scheme}://{HOST}:{port}/plaintext",
+    ]
+
+
+def parse_h2load(output: str) -> H2Row:
+    row = H2Row()
+    if match := H2LOAD_RPS_RE.search(output):
+        row.rps = float(match.group(1))
+    if match := H2LOAD_TIME_RE.search(output):
+        row.max_ms = float(match.group(3)) * _UNIT_MS[match.group(4)]
+        row.mean_ms = float(match.group(5)) * _UNIT_MS[match.group(6)]
+    if match := H2LOAD_PROTO_RE.search(output):
+        row.protocol = match.group(1)
+    if match := H2LOAD_REQS_RE.search(output):
+        total, ok, failed, errored = (int(g) for g in match.groups())
+        if failed or errored or ok < total:
+            row.errors = f"{failed} failed, {errored} errored of {total}"
+    return row
+
+
+def run_h2load(port: int, tls: bool, duration: int, args: argparse.Namespace) -> tuple[H2Row, str]:
+    cmd = h2load_command(port, tls, duration, args)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    except subprocess.TimeoutExpired:
+        return H2Row(errors="h2load timed out"), ""
+    row = parse_h2load(done.stdout)
+    if row.rps is None:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        row.errors = lines[-1] if lines else "h2load printed nothing"
+    return row, done.stdout
+
+
+def wait_ready_h2(proc: subprocess.Popen[bytes], port: int, tls: bool, args: argparse.Namespace) -> str:
+    """Poll with one short h2load run until the server answers over HTTP/2."""
+    deadline = time.monotonic() + benchlib.READY_TIMEOUT_S
+    scheme = "https" if tls else "http"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode} before answering"
+        probe = subprocess.run(
+            ["h2load", "-n1", "-c1", f"{scheme}://{HOST}:{port}/plaintext"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if "1 succeeded" in probe.stdout:
+            return ""
+        time.sleep(0.2)
+    return f"did not answer HTTP/2 within {benchlib.READY_TIMEOUT_S:.0f} s"
+
+
+def bench_h2_server(spec: ServerSpec, args: argparse.Namespace, port: int, cert: tuple[Path, Path]) -> ServerResult:
+    """Start one server pinned to its CPU and load it with h2load."""
+    env = {**os.environ, "PORT": str(port), "HOST": HOST, **dict(spec.env)}
+    env.pop("PYTHONPATH", None)
+    if spec.tls:
+        env.update(TLS_CERT=str(cert[0]), TLS_KEY=str(cert[1]))
+    argv = [a.replace("{cert}", str(cert[0])).replace("{key}", str(cert[1])) for a in spec.command(port)]
+    cmd = ["taskset", "-c", str(args.server_cpu), *argv]
+    log(f"[{spec.name}] {spec.display(port)}  (cwd {spec.cwd.relative_to(REPO)}, CPU {args.server_cpu})")
+
+    def load(proc: subprocess.Popen[bytes]) -> ServerResult:
+        result = ServerResult(spec.name)
+        if reason := wait_ready_h2(proc, port, spec.tls, args):
+            result.skipped = reason
+            return result
+        run_h2load(port, spec.tls, args.warmup, args)
+        row, raw = run_h2load(port, spec.tls, args.duration, args)
+        if args.verbose:
+            log(raw)
+        if row.protocol and row.protocol != "h2" and row.protocol != "h2c":
+            result.warnings.append(f"h2load negotiated {row.protocol}, not h2")
+        label = H2_LABEL_TLS if spec.tls else H2_LABEL_H2C
+        result.rows[label] = row  # type: ignore[assignment]
+        log(f"[{spec.name}] {label:<24} {fmt_rps(row.rps):>10} req/s  mean {fmt_ms(row.mean_ms):>9}  {row.errors}")
+        result.rss_kib = peak_rss_kib(proc.pid)
+        return result
+
+    run = benchlib.run_server(cmd, load, env=env, cwd=spec.cwd)
+    benchlib.log_server_end(spec.name, run.result.skipped, run)
+    return run.result
+
+
+H2_LABEL_H2C = "plaintext h2c"
+H2_LABEL_TLS = "plaintext h2 (TLS)"
+
+
+def h2_table(results: list[ServerResult]) -> str:
+    """One row per transport: chopin against hypercorn, req/s and mean latency."""
+    header = ["test (h2load)", "chopin req/s", "hypercorn req/s", "chopin / hypercorn", "chopin mean", "hypercorn mean"]
+    rows = []
+    for label, suffix in ((H2_LABEL_H2C, "h2c"), (H2_LABEL_TLS, "h2-tls")):
+        ours = next((r.rows.get(label) for r in results if r.name == f"chopin-{suffix}"), None)
+        theirs = next((r.rows.get(label) for r in results if r.name == f"hypercorn-{suffix}"), None)
+        if ours is None and theirs is None:
+            continue
+
+        def rps(row: object) -> str:
+            return "n/a" if row is None else fmt_rps(row.rps) + (" (err)" if row.errors else "")  # type: ignore[attr-defined]
+
+        rows.append(
+            [
+                label,
+                rps(ours),
+                rps(theirs),
+                fmt_ratio(ours.rps if ours else None, theirs.rps if theirs else None),
+                fmt_ms(ours.mean_ms) if ours else "n/a",  # type: ignore[attr-defined]
+                fmt_ms(theirs.mean_ms) if theirs else "n/a",  # type: ignore[attr-defined]
+            ]
+        )
+    return markdown_table(header, rows)
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -564,6 +780,24 @@ def render(results: list[ServerResult], tests: list[Test], depth: int) -> str:
     return "\n".join(parts) + "\n"
 
 
+def render_h2(results: list[ServerResult], args: argparse.Namespace) -> str:
+    parts = [
+        "",
+        "### HTTP/2: requests per second and mean latency (h2load)",
+        "",
+        h2_table(results),
+        "",
+        (
+            f"h2load `-t1 -c{args.h2_connections} -m{args.h2_streams} -D{args.duration}` on /plaintext after a "
+            f"{args.warmup} s warm-up; h2c rows use prior knowledge, TLS rows ALPN h2 with a self-signed P-256 "
+            "certificate. Both servers run one worker on one CPU and serve HTTP/2 with the pure-Python h2 library."
+        ),
+    ]
+    if extra := notes(results):
+        parts += ["", "Notes:", "", *extra]
+    return "\n".join(parts) + "\n"
+
+
 def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before: float) -> None:
     python, versions = venv_versions()
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout
@@ -606,6 +840,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--markdown-out", type=Path, help="also write results here")
+    parser.add_argument("--h2-connections", type=int, default=32, help="h2load connections (HTTP/2 rows)")
+    parser.add_argument("--h2-streams", type=int, default=16, help="h2load concurrent streams per connection")
     parser.add_argument("-v", "--verbose", action="store_true", help="show wrk output")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -620,24 +856,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_tools(args.server_cpu, args.client_cpu)
     load_before = benchlib.load_before_run()
-    ensure_venv(want_chopin="chopin" in args.only)
+    ensure_venv(want_chopin=any(name.startswith("chopin") for name in args.only))
     tests = make_tests(args.depth)
     taken: set[int] = set()
     results = []
+    h2_results = []
+    with tempfile.TemporaryDirectory(prefix="chopin-bench-tls-") as tmp:
+        cert = make_certificate(Path(tmp)) if any(SPEC[n].tls for n in args.only) else (Path(), Path())
+        for spec in SERVERS:
+            if spec.name in args.only and spec.category == "h2":
+                h2_results.append(bench_h2_server(spec, args, free_port(taken), cert))
     for spec in SERVERS:
-        if spec.name not in args.only:
+        if spec.name not in args.only or spec.category == "h2":
             continue
         if spec.name == "chopin" and not venv_can_import("chopin_core"):
             log("[chopin] skipped: chopin_core is not importable in benchmarks/.venv")
             results.append(ServerResult("chopin", skipped="chopin_core not importable"))
             continue
         results.append(bench_server(spec, tests, args, free_port(taken)))
-    body = render(results, tests, args.depth)
+    body = render(results, tests, args.depth) if results else ""
+    if h2_results:
+        body += render_h2(h2_results, args)
     print()
     print(body, end="")
     if args.markdown_out:
         write_markdown(args.markdown_out, body, args, load_before)
-    return 0 if all(not r.skipped for r in results) else 1
+    return 0 if all(not r.skipped for r in results + h2_results) else 1
 
 
 if __name__ == "__main__":

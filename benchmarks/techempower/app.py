@@ -95,9 +95,9 @@ def updates(ctx: Context) -> Response:
     raw = ctx.req.query_params().get("queries", "1")
     count = min(max(int(raw), 1), 500) if raw.isdigit() else 1
     conn = db["conn"]
-    # Each world is read by its own query (the rules), then all the updates go out
-    # pipelined in one round trip (update_many, in id order).
-    worlds = [World.get(conn, random.randint(1, 10000)) for _ in range(count)]
+    # Each world is read by its own query (the rules), the N reads pipelined in one round
+    # trip (get_many), then the N updates likewise (update_many, in id order).
+    worlds = World.get_many(conn, [random.randint(1, 10000) for _ in range(count)])
     for world in worlds:
         world.randomnumber = random.randint(1, 10000)
     World.update_many(conn, worlds)

@@ -19,13 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from auth_testing import HOST, SECRET, free_port
 from chopin_auth.registry import _REGISTRY
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parent
-SECRET = "test-secret-0123456789abcdef-0123456789"  # 39 bytes: over the 32-byte minimum
 
 _BOOTSTRAP = """\
 import importlib, json, sys
@@ -39,13 +38,6 @@ if not isinstance(found, (Chopin, Router)):
 app = found if isinstance(found, Chopin) else Chopin(found)
 app.serve("127.0.0.1:0")
 """
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from auth_apps.guarded import build_router
+from auth_testing import SECRET
 from chopin_auth import (
     AlreadyInitialized,
     Auth,
@@ -31,7 +32,6 @@ from chopin_auth import (
     set_error_handler,
 )
 from chopin_core import Context, Response, Router, TestClient
-from conftest import SECRET
 
 
 def bearer(token: str) -> dict[str, str]:

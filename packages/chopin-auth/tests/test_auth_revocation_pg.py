@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from auth_testing import SECRET, free_port
 from chopin_auth import JwtManager, RevocationUnavailable, TokenBlacklist, init_jwt_manager
 from chopin_auth.revocation_pg import PgRevocations
 from chopin_core import TestClient
 from chopin_pg import connect
-from conftest import SECRET, free_port
 
 BOUND = 5.0  # seconds a notification may take on a loaded machine (it takes well under 1 ms when idle)
 
@@ -30,6 +31,21 @@ def table(dsn: str) -> Iterator[str]:
         conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+@pytest.fixture
+def pg(dsn: str, table: str) -> Iterator[Callable[..., PgRevocations]]:
+    """``pg(**options)``: a PgRevocations on the test's table, closed at teardown."""
+    made: list[PgRevocations] = []
+
+    def make(**options: Any) -> PgRevocations:
+        backend = PgRevocations(dsn, table=table, **options)
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
 def eventually(check, bound: float = BOUND) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
@@ -39,9 +55,9 @@ def eventually(check, bound: float = BOUND) -> bool:  # type: ignore[no-untyped-
     return bool(check())
 
 
-def test_a_revocation_reaches_another_connection(dsn: str, table: str) -> None:
-    a = TokenBlacklist(PgRevocations(dsn, table=table))
-    b = TokenBlacklist(PgRevocations(dsn, table=table))
+def test_a_revocation_reaches_another_connection(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
+    a = TokenBlacklist(pg())
+    b = TokenBlacklist(pg())
     assert not a.is_revoked("j1") and not b.is_revoked("j1")  # both connected and listening
     a.revoke("j1", time.time() + 600)
     assert a.is_revoked("j1")  # at once in the revoking process
@@ -51,20 +67,20 @@ def test_a_revocation_reaches_another_connection(dsn: str, table: str) -> None:
     assert len(b) == 1
 
 
-def test_a_new_backend_loads_unexpired_rows(dsn: str, table: str) -> None:
-    a = TokenBlacklist(PgRevocations(dsn, table=table))
+def test_a_new_backend_loads_unexpired_rows(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
+    a = TokenBlacklist(pg())
     a.revoke("live", time.time() + 600)
     a.revoke("forever", None)
     a.revoke("dead", time.time() - 1)
-    fresh = TokenBlacklist(PgRevocations(dsn, table=table))
+    fresh = TokenBlacklist(pg())
     assert fresh.is_revoked("live") and fresh.is_revoked("forever")
     assert not fresh.is_revoked("dead")
     assert len(fresh) == 2
 
 
-def test_cleanup_deletes_expired_rows(dsn: str, table: str) -> None:
+def test_cleanup_deletes_expired_rows(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
     clock = [time.time()]
-    blacklist = TokenBlacklist(PgRevocations(dsn, table=table), clock=lambda: clock[0])
+    blacklist = TokenBlacklist(pg(), clock=lambda: clock[0])
     blacklist.revoke("soon", clock[0] + 5)
     blacklist.revoke("later", clock[0] + 600)
     clock[0] += 10
@@ -74,8 +90,8 @@ def test_cleanup_deletes_expired_rows(dsn: str, table: str) -> None:
         assert [r[0] for r in conn.query(f"SELECT jti FROM {table}")] == ["later"]
 
 
-def test_the_later_expiry_wins_in_the_table(dsn: str, table: str) -> None:
-    blacklist = TokenBlacklist(PgRevocations(dsn, table=table))
+def test_the_later_expiry_wins_in_the_table(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
+    blacklist = TokenBlacklist(pg())
     blacklist.revoke("j", time.time() + 600)
     blacklist.revoke("j", time.time() + 5)
     with connect(dsn) as conn:
@@ -83,8 +99,8 @@ def test_the_later_expiry_wins_in_the_table(dsn: str, table: str) -> None:
     assert left > 500
 
 
-def test_after_fork_the_child_opens_its_own_connection(dsn: str, table: str) -> None:
-    backend = PgRevocations(dsn, table=table)
+def test_after_fork_the_child_opens_its_own_connection(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
+    backend = pg()
     blacklist = TokenBlacklist(backend)
     blacklist.revoke("before-fork", time.time() + 600)
     assert backend._conn is not None
@@ -113,13 +129,13 @@ def test_after_fork_the_child_opens_its_own_connection(dsn: str, table: str) -> 
     assert backend._conn is not None and backend._conn.backend_pid == parent_backend_pid
 
 
-def test_a_lost_connection_is_replaced_and_reloaded(dsn: str, table: str) -> None:
-    backend = PgRevocations(dsn, table=table)
+def test_a_lost_connection_is_replaced_and_reloaded(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
+    backend = pg()
     blacklist = TokenBlacklist(backend)
     assert not blacklist.is_revoked("x")
     assert backend._conn is not None
     victim = backend._conn.backend_pid
-    other = TokenBlacklist(PgRevocations(dsn, table=table))
+    other = TokenBlacklist(pg())
     with connect(dsn) as admin:
         admin.query("SELECT pg_terminate_backend($1)", (victim,))
     other.revoke("while-lost", time.time() + 600)  # its notification cannot reach the dead session
@@ -129,7 +145,7 @@ def test_a_lost_connection_is_replaced_and_reloaded(dsn: str, table: str) -> Non
 
 def test_unreachable_database_fails_closed() -> None:
     dead = f"postgres://postgres@127.0.0.1:{free_port()}/test?connect_timeout=2"
-    blacklist = TokenBlacklist(PgRevocations(dead))
+    blacklist = TokenBlacklist(PgRevocations(dead))  # never connects: nothing to close
     with pytest.raises(RevocationUnavailable, match="cannot connect"):
         blacklist.is_revoked("j")
     manager = JwtManager(SECRET).with_blacklist(blacklist)
@@ -143,9 +159,9 @@ def test_unreachable_database_fails_closed() -> None:
     assert response.header("Retry-After") == "1"
 
 
-def test_poll_interval_limits_reads(dsn: str, table: str) -> None:
-    a = TokenBlacklist(PgRevocations(dsn, table=table))
-    b = TokenBlacklist(PgRevocations(dsn, table=table, poll_interval=0.5))
+def test_poll_interval_limits_reads(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
+    a = TokenBlacklist(pg())
+    b = TokenBlacklist(pg(poll_interval=0.5))
     assert not b.is_revoked("j")  # reads now; the next read is due in 0.5 s
     a.revoke("j", time.time() + 600)
     assert eventually(lambda: b.is_revoked("j"), BOUND + 0.5)
@@ -160,10 +176,10 @@ def test_settings_are_checked() -> None:
         PgRevocations(table="x" * 64)
 
 
-def test_max_entries_per_worker(dsn: str, table: str) -> None:
+def test_max_entries_per_worker(dsn: str, table: str, pg: Callable[..., PgRevocations]) -> None:
     from chopin_auth import BlacklistFull
 
-    blacklist = TokenBlacklist(PgRevocations(dsn, table=table, max_entries=2))
+    blacklist = TokenBlacklist(pg(max_entries=2))
     blacklist.revoke("a", time.time() + 600)
     blacklist.revoke("b", time.time() + 600)
     with pytest.raises(BlacklistFull, match=r"max_entries \(2\)"):

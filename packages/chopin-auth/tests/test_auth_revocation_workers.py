@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from auth_testing import SECRET
 from chopin_auth import JwtManager
 from chopin_pg import connect
-from conftest import SECRET
 
 WORKERS = 4
 BOUND = 2.0  # seconds after the revoking request returned by which every worker must refuse

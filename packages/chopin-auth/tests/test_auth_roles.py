@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from auth_apps.guarded import Role, build_router
+from auth_testing import SECRET
 from chopin_auth import JwtManager, granted_scopes, has_role, init_jwt_manager, require_role, require_scope
 from chopin_core import TestClient
-from conftest import SECRET
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 
 import jwt
 import pytest
+from auth_testing import SECRET
 from chopin_auth import (
     EncodingKeyMissing,
     Expired,
@@ -23,7 +24,8 @@ from chopin_auth import (
     Validation,
     VerificationKey,
 )
-from conftest import SECRET
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @dataclasses.dataclass
@@ -222,6 +224,12 @@ def test_malformed_tokens_are_refused(token: str) -> None:
         JwtManager(SECRET).decode(token)
 
 
+@pytest.mark.parametrize("header", [{"alg": ["HS256"]}, {"typ": "JWT"}, {"alg": "HS256", "kid": {"a": 1}}])
+def test_odd_headers_are_refused_not_crashed_on(header: dict[str, object]) -> None:
+    with pytest.raises(InvalidToken):
+        JwtManager(SECRET).decode(forge(header, {"sub": "a", "iat": now(), "exp": now() + 60}, b"sig"))
+
+
 def test_oversized_token_is_refused_before_parsing() -> None:
     manager = JwtManager(SECRET, validation=Validation(max_token_bytes=200))
     with pytest.raises(InvalidToken, match="over max_token_bytes \\(200\\)"):
@@ -335,3 +343,55 @@ def test_with_a_blacklist_every_token_needs_a_usable_jti() -> None:
         manager.decode(raw({"sub": "a", "iat": now(), "exp": now() + 60}))
     with pytest.raises(InvalidToken, match=r"1\.\.256 characters"):
         manager.decode(raw({"sub": "a", "iat": now(), "exp": now() + 60, "jti": "x" * 300}))
+
+
+# -- any input -----------------------------------------------------------------------------
+
+_SEGMENT = st.one_of(
+    st.text(max_size=40),
+    st.binary(max_size=40).map(b64),
+    st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ", "sub", "exp", "iat", "jti", "nbf"]), st.from_type(object)
+    ).map(lambda d: b64(repr(d).encode())),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    ).map(lambda v: b64(json.dumps(v).encode())),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SEGMENT, min_size=1, max_size=4).map(".".join))
+def test_any_string_gives_an_auth_error_and_nothing_else(token: str) -> None:
+    manager = JwtManager(SECRET).with_blacklist(TokenBlacklist())
+    with pytest.raises((InvalidToken, Expired)):
+        manager.decode(token)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["sub", "exp", "iat", "nbf", "jti", "aud", "iss", "role"]), _JSON, max_size=8),
+)
+def test_any_signed_claims_either_decode_or_give_an_auth_error(claims: dict[str, object]) -> None:
+    manager = JwtManager(SECRET).with_blacklist(TokenBlacklist())
+    try:
+        token = jwt.encode(claims, SECRET, "HS256")
+    except (TypeError, ValueError, OverflowError):
+        return  # not encodable as a JWT at all
+    try:
+        payload = manager.decode(token)
+    except (InvalidToken, Expired):
+        return
+    assert payload == json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))

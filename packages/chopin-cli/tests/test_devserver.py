@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import clean_env, free_port
+from conftest import assert_one_line_error, clean_env, free_port, run_chopin
 
 DEADLINE = 60.0  # generous: the machine is shared and loaded
 
@@ -80,13 +81,15 @@ def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, projec
 
     _edit(handlers, "Hello from shop", "Hello again")
     dev.wait_for(lambda: dev.body() == '{"message":"Hello again"}', "the reloaded answer")
-    assert "reloaded after a change to src/shop/handlers.py" in dev.output()
+    # The new child answers (SO_REUSEPORT) before the old one is stopped and the reload reported.
+    dev.wait_for(lambda: "reloaded after a change to src/shop/handlers.py" in dev.output(), "the reload report")
 
     # Broken code: the import error is shown, the previous version keeps serving, watching goes on.
     handlers.write_text(handlers.read_text() + "\nbroken = (\n")
     dev.wait_for(lambda: "failed to import" in dev.output(), "the import error")
     out = dev.output()
     assert "SyntaxError" in out and "handlers.py" in out
+    assert "_bootstrap" not in out and "chopin_cli" not in out.split("failed to import")[0].split("reloading")[-1]
     assert "the previous version keeps serving" in out
     assert dev.body() == '{"message":"Hello again"}'
 
@@ -97,6 +100,8 @@ def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, projec
 
 def test_dev_stops_cleanly_on_sigterm_and_frees_the_port(dev: DevProcess) -> None:
     dev.wait_for(lambda: dev.body() is not None, "the first answer")
+    health = httpx.get(dev.url + "/health", timeout=5.0)  # what the Dockerfile's HEALTHCHECK calls
+    assert health.status_code == 200 and health.json()["status"] == "ok"
     dev.process.send_signal(signal.SIGTERM)
     assert dev.process.wait(30) == 0
     assert "chopin dev stopped" in dev.output()
@@ -127,3 +132,47 @@ def test_dev_starting_with_broken_code_waits_for_a_fix(project: Path, tmp_path: 
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+def test_the_app_stops_when_the_supervisor_is_killed(dev: DevProcess) -> None:
+    dev.wait_for(lambda: dev.body() is not None, "the first answer")
+    dev.process.kill()  # SIGKILL: no chance to stop the child
+    dev.process.wait(30)
+    deadline = time.monotonic() + DEADLINE
+    while dev.body() is not None:
+        assert time.monotonic() < deadline, "the orphaned app kept serving"
+        time.sleep(0.2)
+
+
+def test_dev_with_two_workers_replaces_every_worker(project: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "dev-workers.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chopin_cli", "dev", "--port", str(port), "--workers", "2"],
+            cwd=project,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    handle = DevProcess(process, log, port)
+    try:
+        handle.wait_for(lambda: handle.body() == '{"message":"Hello from shop"}', "the first answer")
+        _edit(project / "src/shop/handlers.py", "Hello from shop", "Two workers")
+        handle.wait_for(lambda: "reloaded after a change" in handle.output(), "the reload report")
+        # The old supervisor and both its workers are gone: every connection gets the new code.
+        bodies = {httpx.get(handle.url + "/", timeout=5.0, headers={"Connection": "close"}).text for _ in range(30)}
+        assert bodies == {'{"message":"Two workers"}'}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_dev_refuses_a_port_something_serves(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = run_chopin("dev", "--port", str(port), cwd=project, timeout=60)
+    assert_one_line_error(run, f"port {port}", "in use")

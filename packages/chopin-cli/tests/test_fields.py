@@ -102,3 +102,13 @@ def test_generate_model_refuses_bad_names_and_clashes(project: Path) -> None:
     assert run_chopin("generate", "model", "Item", "a:int", cwd=project).code == 0
     assert_one_line_error(run_chopin("generate", "model", "Item", "a:int", cwd=project), "already exists")
     assert len(list((project / "migrations").glob("*.up.sql"))) == 1
+
+
+def test_generate_model_into_an_app(project: Path) -> None:
+    assert run_chopin("generate", "app", "blog", cwd=project).code == 0
+    run = run_chopin("generate", "model", "BlogPost", "title:str", "--app", "blog", cwd=project)
+    assert run.code == 0, run
+    source = (project / "src/shop/blog/models/blog_post.py").read_text()
+    assert '@model(table="blog_posts")' in source and "class BlogPost:" in source
+    (up,) = (project / "migrations").glob("*_create_blog_posts.up.sql")
+    assert 'CREATE TABLE "blog_posts"' in up.read_text()

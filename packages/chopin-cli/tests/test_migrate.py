@@ -76,3 +76,28 @@ def test_edited_applied_migration_is_refused(project: Path, scratch_db: str) -> 
     assert run.code == 1 and "ChecksumMismatch" in run.err and "Traceback" not in run.err, run
     status = run_chopin("migrate", "status", "--database-url", scratch_db, cwd=project)
     assert "changed" in status.out
+
+
+def test_migrate_make_writes_the_difference_between_models_and_database(project: Path, scratch_db: str) -> None:
+    env = clean_env(DATABASE_URL=scratch_db)
+    assert run_chopin("generate", "model", "Item", "name:str", cwd=project, env=env).code == 0
+    refused = run_chopin("migrate", "make", "add_note", cwd=project, env=env)
+    assert refused.code == 2 and "pending" in refused.err, refused
+    assert run_chopin("migrate", "up", cwd=project, env=env).code == 0
+    same = run_chopin("migrate", "make", "nothing", cwd=project, env=env)
+    assert same.code == 0 and "matches the 1 model(s)" in same.err, same
+
+    model = project / "src/shop/models/item.py"
+    model.write_text(
+        model.read_text().replace(
+            "    id: int | None", "    note: str | None = column(default=None)\n    id: int | None"
+        )
+    )
+    run = run_chopin("migrate", "make", "add_note", cwd=project, env=env)
+    assert run.code == 0, run
+    (up,) = (project / "migrations").glob("*_add_note.up.sql")
+    assert "ADD COLUMN" in up.read_text() and '"note"' in up.read_text()
+    assert run_chopin("migrate", "up", cwd=project, env=env).code == 0
+    assert ("note", "text", "YES") in _columns(scratch_db, "items")
+    assert run_chopin("migrate", "down", cwd=project, env=env).code == 0
+    assert ("note", "text", "YES") not in _columns(scratch_db, "items")

@@ -229,6 +229,42 @@ def test_request_body_over_the_limit_is_413(serve, big_file: Path) -> None:
         client.close()
 
 
+def test_bodies_buffered_across_streams_are_bounded(serve, big_file: Path) -> None:
+    server = serve(
+        "apps.tls_app:app", env={"TLS_APP_FILE": str(big_file)}, max_body_size=40_000, h2_max_request_buffer=70_000
+    )
+    client = H2Client(HOST, server.port)
+    try:
+        # The server's SETTINGS (1 MiB stream windows) and connection WINDOW_UPDATE first.
+        client.until(lambda evs: any(isinstance(e, h2.events.WindowUpdated) and e.stream_id == 0 for e in evs))
+        client.until(lambda evs: client.conn.remote_settings.initial_window_size > 65535)
+        # Three unfinished uploads of 30 kB each: the third takes the connection past 70 kB.
+        ids = []
+        for _ in range(3):
+            stream_id = client.conn.get_next_available_stream_id()
+            head = [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "t")]
+            client.conn.send_headers(stream_id, head)
+            client.conn.send_data(stream_id, b"z" * 15_000)
+            client.conn.send_data(stream_id, b"z" * 15_000)
+            ids.append(stream_id)
+        client.flush()
+        client.until(lambda evs: any(isinstance(e, h2.events.ResponseReceived) for e in evs))
+        refused = [e for e in client.events if isinstance(e, h2.events.ResponseReceived)]
+        assert [e.stream_id for e in refused] == [ids[2]]
+        assert dict(refused[0].headers)[b":status"] == b"413"
+        # The first two finish normally; their bytes leave the budget once answered.
+        for stream_id in ids[:2]:
+            client.conn.end_stream(stream_id)
+        client.flush()
+        for stream_id in ids[:2]:
+            headers, body = client.response(stream_id)
+            assert (headers[b":status"], len(body)) == (b"200", 30_000)
+        headers, body = client.response(client.request("/echo", "POST", b"q" * 35_000))
+        assert (headers[b":status"], len(body)) == (b"200", 35_000)
+    finally:
+        client.close()
+
+
 # -- abuse -----------------------------------------------------------------------------------
 
 
@@ -299,6 +335,51 @@ def test_continuation_flood_is_cut_off(h2c_server) -> None:
             pass
     # The server answered with GOAWAY and closed: it did not buffer the flood.
     assert _has_goaway(received)
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+
+
+def test_client_goaway_with_requests_in_the_same_write(h2c_server) -> None:
+    # What h2load does at the end of a run: requests and GOAWAY arrive together.
+    for _ in range(3):
+        client = H2Client(HOST, h2c_server.port)
+        try:
+            for _ in range(10):
+                stream_id = client.conn.get_next_available_stream_id()
+                head = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")]
+                client.conn.send_headers(stream_id, head, end_stream=True)
+            client.conn.close_connection()
+            client.flush()
+            _drain(client.sock)  # the server closes once it has read the GOAWAY
+        finally:
+            client.close()
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+    assert h2c_server.process.poll() is None
+
+
+def _drain(sock: socket.socket) -> None:
+    sock.settimeout(10.0)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+
+def test_header_value_with_crlf_is_refused(h2c_server) -> None:
+    client = H2Client(HOST, h2c_server.port)
+    try:
+        client.conn.config.validate_outbound_headers = False  # send what a well-behaved client never would
+        client.conn.config.normalize_outbound_headers = False
+        stream_id = client.request("/echo", headers=[("x-custom", "a\r\nx-injected: 1")])
+        client.until(
+            lambda evs: (
+                client.goaway() is not None
+                or any(isinstance(e, (h2.events.ResponseReceived, h2.events.StreamReset)) for e in evs)
+            )
+        )
+        assert not any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == stream_id for e in client.events)
+    finally:
+        client.close()
     assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
 
 

@@ -146,3 +146,27 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(AttributeError):
         s.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("h2_max_concurrent_streams", 0, "expected >= 1"),
+        ("h2_initial_window_size", 0, "expected 1..2147483647"),
+        ("h2_initial_window_size", 2**31, "expected 1..2147483647"),
+        ("h2_max_frame_size", 16383, "expected 16384..16777215"),
+        ("h2_max_frame_size", 2**24, "expected 16384..16777215"),
+        ("tls_handshake_timeout", 0.0, "expected > 0"),
+    ],
+)
+def test_http2_and_tls_settings_are_checked(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"setting {field}: {message}"):
+        Settings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_http2_and_tls_from_env() -> None:
+    s = Settings.from_env({"CHOPIN_HTTP2": "off", "CHOPIN_TLS_HANDSHAKE_TIMEOUT": "2.5"})
+    assert (s.http2, s.tls_handshake_timeout) == (False, 2.5)
+    assert Settings.from_env({}).http2 is True
+    with pytest.raises(ConfigError, match="CHOPIN_HTTP2: expected 1/0"):
+        Settings.from_env({"CHOPIN_HTTP2": "maybe"})

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import chopin_pg
 import pytest
-from chopin_orm import table_meta
 from chopin_orm.expr import quote_identifier
-
-DSN = os.environ.get("CHOPIN_ORM_TEST_DSN", "postgres://root@127.0.0.1:5432/test")
+from orm_testing import DSN
 
 
 @pytest.fixture
@@ -36,30 +33,3 @@ def names(conn: chopin_pg.Connection) -> Iterator[Callable[[str], str]]:
     for name in reversed(made):
         conn.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)} CASCADE")
         conn.execute(f"DROP TYPE IF EXISTS {quote_identifier(name + '_enum')} CASCADE")
-
-
-def create_table(conn: chopin_pg.Connection, model: type) -> None:
-    """CREATE TABLE from a model's TableMeta (a small test helper, not the migration generator)."""
-    meta = table_meta(model)
-    parts: list[str] = []
-    for c in meta.columns:
-        text = f"{quote_identifier(c.name)} {c.sql_type}"
-        if c.identity:
-            text += " GENERATED ALWAYS AS IDENTITY"
-        if not c.nullable:
-            text += " NOT NULL"
-        if c.default_sql:
-            text += f" DEFAULT {c.default_sql}"
-        if c.unique:
-            text += " UNIQUE"
-        if c.references:
-            ref = c.references
-            text += f" REFERENCES {quote_identifier(ref.table)} ({quote_identifier(ref.column)})"
-            if ref.on_delete:
-                text += f" ON DELETE {ref.on_delete}"
-        parts.append(text)
-    if meta.primary_key:
-        parts.append("PRIMARY KEY (" + ", ".join(quote_identifier(k) for k in meta.primary_key) + ")")
-    for group in meta.unique_together:
-        parts.append("UNIQUE (" + ", ".join(quote_identifier(k) for k in group) + ")")
-    conn.execute(f"CREATE TABLE {quote_identifier(meta.name)} ({', '.join(parts)})")

@@ -259,7 +259,7 @@ def test_a_failing_multi_statement_file_rolls_back_and_leaves_the_schema_unchang
         folder,
         "20250102000000",
         "broken",
-        "CREATE TABLE c (id int);\nALTER TABLE a ADD COLUMN z int;\n\n"
+        "CREATE TABLE c (id int); ALTER TABLE a ADD COLUMN z int;\n\n"  # two statements that work
         "INSERT INTO nowhere VALUES (1);\nCREATE TABLE d (id int);\n",
     )
     put(folder, "20250103000000", "after", "CREATE TABLE e (id int);")
@@ -270,9 +270,9 @@ def test_a_failing_multi_statement_file_rolls_back_and_leaves_the_schema_unchang
         migrator.up()
     err = info.value
     assert err.migration.name == "broken" and err.direction == "up" and err.applied == ()
-    assert err.line == 4  # the INSERT (third statement) is on line 4 of the file
+    assert err.line == 3  # the INSERT (third statement) is on line 3 of the file
     assert "nowhere" in str(err) and "42P01" in str(err) and "rolled back" in str(err)
-    assert "20250102000000_broken.up.sql, line 4" in str(err)
+    assert "20250102000000_broken.up.sql, line 3" in str(err)
     assert schema_shape(conn, schema) == before  # neither c nor a.z exists
     assert [r[1] for r in records(conn)] == ["create_a"]
     assert [m.name for m in migrator.pending()] == ["broken", "after"]  # "after" was never attempted
@@ -286,6 +286,7 @@ def test_a_failure_keeps_the_migrations_applied_before_it_in_the_same_call(
     conn: Connection, schema: str, folder: Path, lock_key: int
 ) -> None:
     put(folder, "20250101000000", "ok", "CREATE TABLE a (id int);")
+    # The second statement fails: the table the first one made is gone too.
     put(folder, "20250102000000", "second_fails", "CREATE TABLE b (id int);\nCREATE TABLE a (id int);")
     with pytest.raises(MigrationFailed) as info:
         Migrator(conn, folder, lock_key=lock_key).up()
@@ -539,3 +540,51 @@ def test_a_record_table_of_another_shape_is_reported(
     assert tables(conn, schema) == ["chopin_migrations"] and not conn.in_transaction
     with connect(DSN) as other:
         assert other.query_scalar("SELECT pg_try_advisory_lock($1)", (lock_key,)) is True  # released
+
+
+def test_no_transaction_files_run_statement_by_statement(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(folder, "20250101000000", "create_t", "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);", "DROP TABLE t;")
+    put(
+        folder,
+        "20250102000000",
+        "index_t",
+        "-- chopin:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+        "-- chopin:no-transaction\nDROP INDEX CONCURRENTLY t_x;\n",
+    )
+    migrator = Migrator(conn, folder, lock_key=lock_key)
+    assert [m.name for m in migrator.up()] == ["create_t", "index_t"]
+    index_names = "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 't'"
+    assert [r[0] for r in conn.query(index_names, (schema,))] == ["t_x"]
+    assert [r[1] for r in records(conn)] == ["create_t", "index_t"]
+    assert [m.name for m in migrator.down()] == ["index_t"]
+    assert conn.query(index_names, (schema,)) == [] and [r[1] for r in records(conn)] == ["create_t"]
+
+
+def test_without_the_directive_a_concurrent_index_fails_and_rolls_back(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(folder, "20250101000000", "create_t", "CREATE TABLE t (x int);")
+    put(folder, "20250102000000", "index_t", "CREATE INDEX CONCURRENTLY t_x ON t (x);")
+    with pytest.raises(MigrationFailed, match=r"CONCURRENTLY cannot run inside a transaction block \(SQLSTATE 25001\)"):
+        Migrator(conn, folder, lock_key=lock_key).up()
+    assert [r[1] for r in records(conn)] == ["create_t"]
+
+
+def test_a_failing_no_transaction_file_says_what_stayed(
+    conn: Connection, schema: str, folder: Path, lock_key: int
+) -> None:
+    put(
+        folder,
+        "20250101000000",
+        "partial",
+        "-- chopin:no-transaction\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\nSELECT nope FROM a;\n",
+    )
+    with pytest.raises(MigrationFailed) as info:
+        Migrator(conn, folder, lock_key=lock_key).up()
+    err = info.value
+    assert err.line == 4 and "line 4" in str(err)
+    assert "its 2 statement(s) before this one stay committed and it is not recorded" in str(err)
+    assert tables(conn, schema) == ["a", "b", "chopin_migrations"] and records(conn) == []
+    assert not conn.in_transaction

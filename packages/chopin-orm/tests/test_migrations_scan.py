@@ -1,9 +1,9 @@
-"""The transaction-control scanner (no database): what it finds, and what it must not mistake for it."""
+"""The statement scanner (no database): splitting, transaction control, the no-transaction directive."""
 
 from __future__ import annotations
 
 import pytest
-from chopin_orm._migration_scan import transaction_control
+from chopin_orm._migration_scan import split_statements, transaction_control, wants_no_transaction
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,35 @@ def test_transaction_control_is_found_with_its_line(sql: str, found: tuple[str, 
 )
 def test_everything_else_is_left_alone(sql: str) -> None:
     assert transaction_control(sql) is None
+
+
+def test_split_statements_gives_each_statement_with_its_first_line() -> None:
+    sql = (
+        "-- header\nCREATE TABLE a (x text DEFAULT ';');\n\n"
+        "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n"
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\nEND;\n"
+        "/* trailing */ SELECT 2"
+    )
+    got = [(s.line, s.text, s.words) for s in split_statements(sql)]
+    assert got == [
+        (2, "CREATE TABLE a (x text DEFAULT ';')", ("CREATE", "TABLE")),
+        (4, "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql", ("CREATE", "FUNCTION")),
+        (5, "CREATE FUNCTION g() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\nEND", ("CREATE", "FUNCTION")),
+        (9, "SELECT 2", ("SELECT",)),
+    ]
+    assert split_statements(" ;; -- nothing\n") == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "wanted"),
+    [
+        ("-- chopin:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);", True),
+        ("\n-- add an index\n--   CHOPIN:NO-TRANSACTION  \nCREATE INDEX CONCURRENTLY i ON t (x);", True),
+        ("CREATE INDEX i ON t (x);\n-- chopin:no-transaction", False),  # only before the first statement
+        ("-- chopin:no-transactions\nSELECT 1", False),
+        ("/* chopin:no-transaction */ SELECT 1", False),
+        ("", False),
+    ],
+)
+def test_the_no_transaction_directive(sql: str, wanted: bool) -> None:
+    assert wants_no_transaction(sql) is wanted

@@ -13,8 +13,8 @@ from typing import Any
 
 import chopin_pg
 import pytest
-from chopin_orm import ModelError, NotFound, column, insert, model, transaction
-from conftest import DSN, create_table
+from chopin_orm import ModelError, NotFound, column, insert, model, model_info, transaction
+from orm_testing import DSN, create_table
 
 
 def item_model(table: str) -> Any:
@@ -94,8 +94,12 @@ def test_upsert_on_primary_key_and_on_unique(conn: chopin_pg.Connection, names: 
     assert conn.query(f'SELECT sku, quantity, label FROM "{table}"') == [("A1", 7, "second")]
     Stock("B2", 9, "second").upsert(conn, on="label")  # the label's row now has sku B2
     assert conn.query(f'SELECT sku, quantity, label FROM "{table}"') == [("B2", 9, "second")]
+    Stock("C3", 1, "second").upsert(conn, constraint=f"{table}_label_key")  # the constraint by name
+    assert conn.query(f'SELECT sku, quantity, label FROM "{table}"') == [("C3", 1, "second")]
     with pytest.raises(ModelError, match="no field 'nope'"):
         Stock("C3").upsert(conn, on="nope")
+    with pytest.raises(ModelError, match="not both"):
+        Stock("C3").upsert(conn, on="label", constraint="x")
 
 
 def test_upsert_with_generated_key(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
@@ -164,6 +168,9 @@ def test_insert_many_copy_and_values(conn: chopin_pg.Connection, names: Callable
     assert conn.query_scalar(f'SELECT count(*) FROM "{table}"') == 2525
     for b in batch[::7]:
         assert conn.query_one(f'SELECT name, quantity FROM "{table}" WHERE id = $1', (b.id,)) == (b.name, b.quantity)
+    # explicit identity values: VALUES ... OVERRIDING SYSTEM VALUE, every column a parameter
+    assert Item.insert_many(conn, [Item(f"x{i}", i, id=10_000 + i) for i in range(3)]) == 3
+    assert Item.get(conn, 10_002) == Item("x2", 2, None, 10_002)
     with pytest.raises(ModelError, match="batch_size"):
         Item.insert_many(conn, [Item("z")], returning=True, batch_size=0)
 
@@ -252,3 +259,61 @@ def test_insert_many_mixed_server_defaults(conn: chopin_pg.Connection, names: Ca
     # Explicit identity values go in with OVERRIDING SYSTEM VALUE.
     assert Stamp.insert_many(conn, [Stamp("f", id=1000)]) == 1
     assert Stamp.get(conn, 1000).label == "f"
+
+
+def test_frozen_slots_model_and_schema_qualified_table(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    schema = names("schema")
+    conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+
+        @model(table="frozen", schema=schema)
+        @dataclass(frozen=True, slots=True)
+        class Frozen:
+            label: str
+            created: dt.datetime | None = column(server_default="now()", default=None)
+            id: int | None = column(primary_key=True, generated=True, default=None)
+
+        conn.execute(
+            f'CREATE TABLE "{schema}"."frozen" (label text NOT NULL, created timestamptz DEFAULT now(),'
+            " id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY)"
+        )
+        f = Frozen("ice")
+        f.insert(conn)  # RETURNING fills a frozen, slotted instance
+        assert isinstance(f.id, int) and isinstance(f.created, dt.datetime)
+        conn.execute(f'UPDATE "{schema}"."frozen" SET label = $1', ("melted",))
+        f.refresh(conn)
+        assert f.label == "melted"
+        assert Frozen.query().filter(Frozen.label == "melted").one(conn) == f
+        assert [x.label for x in Frozen.query().iter(conn)] == ["melted"]
+    finally:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_generated_source_shows_in_tracebacks() -> None:
+    import linecache
+    import traceback
+
+    @model(table="conv")
+    @dataclass
+    class Conv:
+        mood: Mood
+        id: int = column(primary_key=True, default=0)
+
+    with pytest.raises(ValueError) as info:
+        model_info(Conv).decode(("furious", 1))  # not a Mood value: the generated converter call raises
+    frames = traceback.extract_tb(info.value.__traceback__)
+    generated = [f for f in frames if f.filename.startswith("<chopin_orm decode")]
+    assert generated and "_from0" in (generated[0].line or "")
+    assert linecache.getline(generated[0].filename, 1).startswith("def decode(v):")
+
+
+def test_get_many_pipelines_one_select_per_key(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    Item = item_model(names("items"))
+    create_table(conn, Item)
+    items = [Item(f"g{i}", i) for i in range(10)]
+    Item.insert_many(conn, items, returning=True)
+    keys = [items[3].id, 999_999, items[0].id, items[3].id]
+    got = Item.get_many(conn, keys)
+    assert got == [items[3], None, items[0], items[3]]  # in key order, duplicates kept, None when missing
+    assert Item.get_many(conn, []) == []
+    assert conn.transaction_status == "I"

@@ -10,7 +10,7 @@ from typing import Any
 import chopin_pg
 import pytest
 from chopin_orm import MultipleRows, NotFound, OrmError, Query, Raw, col, column, model
-from conftest import create_table
+from orm_testing import create_table
 
 
 def models(names: Callable[[str], str]) -> tuple[Any, Any]:
@@ -177,3 +177,24 @@ def test_self_join_is_refused_clearly(library: tuple[Any, Any]) -> None:
         Book.query().join(Book, on=Book.id == Book.author_id)
     with pytest.raises(OrmError, match="self-joins"):
         Book.query().select_related(Author, Author)
+
+
+def test_iter_and_all_on_a_pool(conn: chopin_pg.Connection, library: tuple[Any, Any]) -> None:
+    from orm_testing import DSN
+
+    _, Book = library
+    with chopin_pg.PgPool.connect(DSN, 1) as pool:
+        it = Book.query().order_by(Book.title).iter(pool, batch_size=2)
+        assert next(it).title == "alpha"
+        assert pool.stats().active == 1  # the iterator holds the connection
+        assert [b.title for b in it] == ["beta", "delta", "gamma", "o'neil; drop"]
+        assert pool.stats().active == 0
+        assert len(Book.query().all(pool)) == 5
+
+
+def test_nested_iteration_of_the_same_query(conn: chopin_pg.Connection, library: tuple[Any, Any]) -> None:
+    _, Book = library
+    q = Book.query().order_by(Book.title)
+    pairs = [(a.title, b.title) for a in q.iter(conn, batch_size=2) for b in q.iter(conn, batch_size=2)]
+    assert len(pairs) == 25 and pairs[0] == ("alpha", "alpha") and pairs[-1] == ("o'neil; drop", "o'neil; drop")
+    assert conn.transaction_status == "I"

@@ -10,7 +10,7 @@ from typing import Any
 import chopin_pg
 import pytest
 from chopin_orm import OrmError, Transaction, column, model, transaction
-from conftest import DSN, create_table
+from orm_testing import DSN, create_table
 
 
 def counter_model(names: Callable[[str], str]) -> Any:

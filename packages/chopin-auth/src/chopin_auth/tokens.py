@@ -11,7 +11,10 @@ attached, every token must carry a ``jti`` and a revoked one is refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -276,11 +279,10 @@ class JwtManager:
             raise InvalidToken(f"expected the token as str, got {type(token).__name__}")
         if len(token) > validation.max_token_bytes:
             raise InvalidToken(f"token is {len(token)} bytes, over max_token_bytes ({validation.max_token_bytes})")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
-            raise InvalidToken(f"malformed token: {exc}") from None
+        header = _unverified_header(token)
         alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise InvalidToken(f"malformed token: header alg is {alg!r}, expected a string")
         allowed = self._config.allowed_algorithms
         if allowed is not None and alg not in allowed:
             raise InvalidToken(f"algorithm {alg!r} is not allowed (expected one of {sorted(allowed)})")
@@ -333,6 +335,25 @@ class JwtManager:
         signing = self._config.signing_key
         mode = signing.algorithm if signing is not None else "verify-only"
         return f"<JwtManager {mode} keys={len(self._config.keys)}>"
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to choose the key: PyJWT checks the whole token afterwards.
+
+    Decoding just the first segment here, rather than with ``jwt.get_unverified_header``
+    (which decodes and checks all three segments, and PyJWT then does it again), cut an
+    HS256 decode from about 260 to 225 us on a loaded 2-core machine (noisy figures).
+    """
+    head, dot, _ = token.partition(".")
+    if not dot or not head:
+        raise InvalidToken("malformed token: expected header.payload.signature")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("malformed token: the header is not base64url-encoded JSON") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("malformed token: the header is not a JSON object")
+    return header
 
 
 def _reason(exc: jwt.InvalidTokenError) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+from typing import Any
 
 from chopin_auth import (
     Auth,
@@ -49,7 +50,7 @@ def me(ctx: Context) -> Response:
 
 
 def me_dict(ctx: Context) -> Response:
-    auth = extract(ctx, Auth[dict])
+    auth = extract(ctx, Auth[dict[str, Any]])
     return Response.json({"claims": auth.claims})
 
 

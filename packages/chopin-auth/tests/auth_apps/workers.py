@@ -7,6 +7,7 @@ libpq ``PG*`` variables.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from chopin_auth import (
     Auth,
@@ -24,12 +25,12 @@ from chopin_core import Context, Response, Router
 
 
 def whoami(ctx: Context) -> Response:
-    extract(ctx, Auth[dict])
+    extract(ctx, Auth[dict[str, Any]])
     return Response.json({"pid": os.getpid()})
 
 
 def revoke(ctx: Context) -> Response:
-    auth = extract(ctx, Auth[dict])
+    auth = extract(ctx, Auth[dict[str, Any]])
     blacklist = auth_blacklist[0]
     assert auth.jti is not None
     blacklist.revoke(auth.jti, auth.expires_at)

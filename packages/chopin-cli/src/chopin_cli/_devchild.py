@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -41,6 +44,27 @@ def _send(fd: int, word: str) -> None:
         pass  # the supervisor went away; serving goes on until it signals us
 
 
+#: Seconds between checks that the ``chopin dev`` supervisor is still alive.
+PARENT_POLL = 1.0
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM ourselves (a graceful stop) when the supervisor dies without stopping us (kill -9)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """The traceback without the import machinery's and chopin-cli's own frames."""
+    summary = traceback.TracebackException.from_exception(exc)
+    own = f"{os.sep}chopin_cli{os.sep}"
+    hidden = ("<frozen", "importlib")
+    frames = [f for f in summary.stack if own not in f.filename and not any(h in f.filename for h in hidden)]
+    summary.stack = traceback.StackSummary.from_list(frames)
+    print("".join(summary.format()), end="", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str]) -> int:
     spec, address, fd_s, *paths = argv
     fd = int(fd_s)
@@ -49,18 +73,18 @@ def main(argv: list[str]) -> int:
         app = load_app(spec, [Path(p) for p in paths])
         app.compile()  # route conflicts surface here, before the old child is stopped
     except AppLoadError as exc:
-        cause = exc.__cause__
-        if cause is not None:
-            traceback.print_exception(cause, file=sys.stderr)
+        if exc.__cause__ is not None:
+            _print_user_traceback(exc.__cause__)
         print(f"chopin dev: {exc}", file=sys.stderr, flush=True)
         return IMPORT_FAILED
-    except Exception:
-        traceback.print_exc()
+    except Exception as exc:
+        _print_user_traceback(exc)
         return IMPORT_FAILED
     server_log = logging.getLogger("chopin_core.server")
     server_log.addHandler(_ListeningHandler(fd))
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
     _send(fd, "imported")
     if hasattr(app, "serve"):
         app.serve(address)

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from chopin_orm.errors import OrmError
-from chopin_pg import PgError
 
 from . import __version__
 from .console import Output, escape
@@ -116,13 +114,15 @@ def new(
 def dev(ctx: click.Context, host: str, port: int, workers: int, app_spec: str | None) -> None:
     """Serve the app with hot reload: restart on change, keep the port, survive import errors."""
     from .apploader import parse_app_spec
-    from .devserver import DevServer, DevSettings, free_port
+    from .devserver import DevServer, DevSettings, free_port, port_answers
 
     project = _project()
     if app_spec is not None:
         parse_app_spec(app_spec)
     if port == 0:
         port = free_port(host)
+    elif port_answers(host, port):
+        raise CliError(f"port {port} on {host} is in use (another server, or another `chopin dev`?); pick --port")
     settings = DevSettings(host=host, port=port, workers=workers)
     ctx.exit(DevServer(project, settings, _output(ctx), app_spec).run())
 
@@ -223,7 +223,7 @@ def generate_model_command(
     for path in (model_path, up, down):
         output.note(f"  [green]create[/green] {escape(str(path.relative_to(project.root)))}")
     if output.verbose:
-        output.err.print(up.read_text(encoding="utf-8"))
+        output.err.print(up.read_text(encoding="utf-8"), markup=False)
     output.done(f"model {name} written; apply it with `chopin migrate up`")
 
 
@@ -272,6 +272,29 @@ def migrate_down_command(ctx: click.Context, database_url: str | None, steps: in
         output.done(f"reverted {m.filename_stem}")
 
 
+@migrate.command("make")
+@_db_option
+@click.argument("name")
+@click.pass_context
+def migrate_make_command(ctx: click.Context, database_url: str | None, name: str) -> None:
+    """Write migration NAME for what the models declare and the database lacks (review it, then `up`)."""
+    from .discovery import find_models
+    from .migrate import migrate_make
+
+    project = _project()
+    output = _output(ctx)
+    models = find_models(project.package, [project.source_dir, project.root])
+    written = migrate_make(project.database_url(database_url), project.migrations_dir, models, name)
+    if written is None:
+        output.done(f"the database matches the {len(models)} model(s); no migration written")
+        return
+    for path in written:
+        output.note(f"  [green]create[/green] {escape(str(path.relative_to(project.root)))}")
+    if output.verbose:
+        output.err.print(written[0].read_text(encoding="utf-8"), markup=False)
+    output.done("review the migration, then apply it with `chopin migrate up`")
+
+
 @migrate.command("status")
 @_db_option
 @click.pass_context
@@ -304,7 +327,7 @@ def db_shell(ctx: click.Context, database_url: str | None, psql_args: tuple[str,
     """Open psql on the database (extra arguments go to psql)."""
     from .pgtools import parse_url, shell
 
-    ctx.exit(shell(parse_url(_database_url(database_url)), psql_args))
+    shell(parse_url(_database_url(database_url)), psql_args)
 
 
 @db.command("dump")
@@ -404,6 +427,15 @@ def _fail(output: Output, message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _is_database_error(exc: Exception) -> bool:
+    """An ORM or driver error (looked up lazily: importing chopin-orm costs ~150 ms of start-up)."""
+    for module, name in (("chopin_orm.errors", "OrmError"), ("chopin_pg.errors", "PgError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: run the command, turn every error into one line and an exit code."""
     output = Output()
@@ -421,13 +453,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(output, exc.format_message(), exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
         _fail(output, "interrupted", 130)
-    except (OrmError, PgError) as exc:
-        # The database refused something (a failing migration, an edited applied file):
-        # the command ran and failed, and the message says where.
-        if show_traceback:
-            traceback.print_exc()
-        _fail(output, f"{type(exc).__name__}: {exc}", 1)
     except Exception as exc:
+        if _is_database_error(exc):
+            # The database refused something (a failing migration, an edited applied
+            # file): the command ran and failed, and the message says where.
+            if show_traceback:
+                traceback.print_exc()
+            _fail(output, f"{type(exc).__name__}: {exc}", 1)
         if show_traceback:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else ""

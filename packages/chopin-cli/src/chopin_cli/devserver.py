@@ -29,7 +29,7 @@ from watchfiles import Change, DefaultFilter, watch
 from .console import Output, escape
 from .project import Project
 
-__all__ = ["DevServer", "DevSettings", "free_port"]
+__all__ = ["DevServer", "DevSettings", "free_port", "port_answers"]
 
 #: File suffixes whose change triggers a reload.
 WATCHED_SUFFIXES = (".py", ".pyi", ".toml", ".env", ".json", ".html", ".txt", ".sql")
@@ -55,6 +55,20 @@ def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections on ``host:port`` (``0.0.0.0``/``::`` probed on loopback).
+
+    SO_REUSEPORT would let a second ``chopin dev`` bind a port another one serves and
+    silently share its connections, so the port is probed before starting.
+    """
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((target, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class _SourceFilter(DefaultFilter):

@@ -17,10 +17,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from .console import Output, progress_bar
-from .errors import ProjectError
+from .errors import CliError, ProjectError
 from .pgtools import CONNECT_TIMEOUT, parse_url, ping
 
-__all__ = ["migrate_down", "migrate_status", "migrate_up", "status_table"]
+__all__ = ["migrate_down", "migrate_make", "migrate_status", "migrate_up", "status_table"]
 
 
 @contextmanager
@@ -115,3 +115,24 @@ def status_table(rows: list[MigrationStatus]) -> Table:
             state = "[yellow]pending[/yellow]"
         table.add_row(row.version, row.name, state)
     return table
+
+
+def migrate_make(url: str, directory: Path, models: list[type], name: str) -> tuple[Path, Path] | None:
+    """Write a migration taking the database's schema to what ``models`` declare (None: nothing differs).
+
+    Raises:
+        CliError: no models, or migrations are pending (the diff would repeat them).
+    """
+    from chopin_orm.autogen import make_migration
+
+    if not models:
+        raise CliError("no @model classes found in the project package")
+    directory.mkdir(parents=True, exist_ok=True)
+    with _connection(url) as conn:
+        pending = Migrator(conn, directory).pending()
+        if pending:
+            raise CliError(
+                f"{len(pending)} migration(s) are pending ({pending[0].filename_stem} ...); "
+                "apply them first with `chopin migrate up`"
+            )
+        return make_migration(models, conn, directory, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,11 +94,17 @@ def ping(config: PgConfig, timeout: float = CONNECT_TIMEOUT) -> None:
         raise DatabaseUnreachable(f"cannot reach the database {_where(config)}: {message}") from None
 
 
-def shell(config: PgConfig, args: Sequence[str]) -> int:
-    """Run psql on the database (interactive when stdin is a terminal); returns its exit code."""
+def shell(config: PgConfig, args: Sequence[str]) -> None:
+    """Replace this process with psql on the database (so Ctrl-C and job control reach psql alone).
+
+    Raises:
+        ToolMissing, DatabaseUnreachable: see :func:`require_tool`, :func:`ping`.
+    """
     psql = require_tool("psql")
     ping(config)
-    return subprocess.call([psql, *args], env=pg_environment(config))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(psql, [psql, *args], pg_environment(config))
 
 
 def dump(config: PgConfig, file: Path, output: Output, extra: Sequence[str] = ()) -> int:

@@ -65,7 +65,6 @@ _HOP_BY_HOP: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
 _NO_BODY: Final = frozenset({204, 304})
-_BAD_VALUE: Final = (b"\r", b"\n", b"\x00")
 
 
 def preface_rest(data: bytes) -> bytes | None:
@@ -104,10 +103,11 @@ class H2Session:
         worker: the worker that owns the socket and routes the requests.
         sock: the socket (plain or TLS); closed by the worker.
         peer: the client's address.
-        initial: bytes already read from the socket (the prior-knowledge preface).
+
+    The worker registers the session, then calls :meth:`start`.
     """
 
-    def __init__(self, worker: Worker, sock: socket.socket, peer: object, initial: bytes = b"") -> None:
+    def __init__(self, worker: Worker, sock: socket.socket, peer: object) -> None:
         settings = worker.settings
         self.worker = worker
         self.sock = sock
@@ -118,6 +118,9 @@ class H2Session:
         self._write: Callable[[int, bytes], int] = worker._write
         self._high_water = settings.write_high_water
         self._max_body = settings.max_body_size
+        # Request bodies of every stream are buffered; together they stay under this.
+        self._max_buffered = max(settings.h2_max_request_buffer, settings.max_body_size)
+        self._buffered = 0
         self._max_header_list = settings.h2_max_header_list_size
         self._max_resets = settings.h2_max_resets_per_second
         self._max_frame = settings.h2_max_frame_size
@@ -130,7 +133,15 @@ class H2Session:
         self._mask = _READ_MASK
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with response bytes left to send
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
+        # Inbound header blocks are validated by h2 (pseudo-headers, case, CR/LF/NUL);
+        # outbound ones are built here from Response fields that are already validated.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         conn = self._h2 = h2.connection.H2Connection(config)
         # Enforced from the first HEADERS frame, before the peer acknowledges our SETTINGS.
         conn.decoder.max_header_list_size = self._max_header_list
@@ -147,30 +158,51 @@ class H2Session:
         if settings.h2_initial_window_size > 65535:
             # The connection window starts at 65,535 whatever SETTINGS say (RFC 9113 6.9.2).
             conn.increment_flow_control_window(settings.h2_initial_window_size - 65535)
-        if initial:
-            self._receive(initial)
-        else:
-            self._flush()
+
+    def start(self, initial: bytes = b"") -> None:
+        """Send our SETTINGS, then handle ``initial`` (bytes already read: the prior-knowledge preface)."""
+        try:
+            if initial:
+                self._receive(initial)
+            else:
+                self._flush()
+        except Exception as exc:
+            self._fail(exc)
 
     # -- events from the worker loop --------------------------------------------------
 
     def on_event(self, events: int) -> None:
         """An epoll event for this socket."""
-        if events & select.EPOLLIN:
-            self._on_readable()
-        if not self.closed and events & _EPOLLOUT:
-            self._flush()
-        elif not self.closed and events & (select.EPOLLERR | select.EPOLLHUP) and not events & select.EPOLLIN:
-            self._close()
+        try:
+            if events & select.EPOLLIN:
+                self._on_readable()
+            if not self.closed and events & _EPOLLOUT:
+                self._flush()
+            elif not self.closed and events & (select.EPOLLERR | select.EPOLLHUP) and not events & select.EPOLLIN:
+                self._close()
+        except Exception as exc:
+            self._fail(exc)
 
     def on_tick(self, tick: int) -> None:
         """Once a second: close a connection idle past ``keepalive_timeout``."""
         if tick - self.last_active >= self._idle_ticks:
-            if not self._going_away:
-                self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
-                self._going_away = True
-                self._flush()
+            try:
+                if not self._going_away:
+                    self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
+                    self._going_away = True
+                    self._flush()
+            except Exception as exc:
+                self._fail(exc)
             self._close()
+
+    def _fail(self, exc: Exception) -> None:
+        """Whatever goes wrong on one connection ends that connection, never the worker."""
+        if isinstance(exc, h2.exceptions.ProtocolError):
+            # h2 refused to send: the connection is already closed in its eyes.
+            log.info("worker %d: HTTP/2 connection with %s ended: %s", self.worker.index, self.peer, exc)
+        else:
+            log.exception("worker %d: HTTP/2 connection with %s failed", self.worker.index, self.peer)
+        self._close(exc)
 
     def stop(self) -> None:
         """Graceful stop: GOAWAY now, close once the open streams are answered."""
@@ -242,7 +274,12 @@ class H2Session:
             elif kind is h2.events.WindowUpdated:
                 self._on_window(event.stream_id)  # type: ignore[attr-defined]
             elif kind is h2.events.ConnectionTerminated:
+                # The peer's GOAWAY: h2 sends nothing more, so what is left is dropped.
                 self._going_away = True
+                self._blocked.clear()
+                self._flush()
+                self._close()
+                return
             if self.closed:
                 return
         self._flush()
@@ -262,13 +299,26 @@ class H2Session:
         stream = self._streams.get(stream_id)
         if stream is None or stream.started or event.data is None:
             return
-        stream.size += len(event.data)
-        if stream.size > self._max_body:
-            msg = f"request body over {self._max_body} bytes"
+        size = len(event.data)
+        stream.size += size
+        self._buffered += size
+        if stream.size > self._max_body or self._buffered > self._max_buffered:
+            if stream.size > self._max_body:
+                msg = f"request body over {self._max_body} bytes"
+            else:
+                msg = f"request bodies on this connection over {self._max_buffered} bytes"
             self._send_simple(stream_id, stream, 413, msg.encode())
             self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
             return
         stream.body.append(event.data)
+
+    def _take_body(self, stream: _Stream) -> bytes:
+        """A stream's request body, no longer counted against ``h2_max_request_buffer``."""
+        body = b"".join(stream.body) if stream.body else b""
+        self._buffered -= stream.size
+        stream.size = 0
+        stream.body = []
+        return body
 
     def _count_reset(self) -> bool:
         """Count one peer reset; True when the connection was closed for resetting too fast."""
@@ -316,9 +366,6 @@ class H2Session:
         size = 0
         for name, value in stream.headers:
             size += len(name) + len(value) + 32  # RFC 9113 6.5.2's accounting
-            if any(c in value for c in _BAD_VALUE):
-                self._send_simple(stream_id, stream, 400, b"header value contains CR, LF or NUL")
-                return None
             if name[:1] == b":":
                 if name == b":method":
                     method = value
@@ -341,8 +388,7 @@ class H2Session:
             return None
         target = path.decode("latin-1")
         raw_path, sep, query = target.partition("?")
-        body = b"".join(stream.body) if stream.body else b""
-        stream.body = []
+        body = self._take_body(stream)
         return Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
 
     def _start_response(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
@@ -397,7 +443,7 @@ class H2Session:
     def _send_simple(self, stream_id: int, stream: _Stream, status: int, body: bytes) -> None:
         """Answer a stream with a short text response (errors the engine produces itself)."""
         stream.started = True
-        stream.body = []
+        self._take_body(stream)
         head = [
             (b":status", b"%d" % status),
             (b"content-type", b"text/plain; charset=utf-8"),
@@ -520,6 +566,7 @@ class H2Session:
         stream = self._streams.pop(stream_id, None)
         self._blocked.pop(stream_id, None)
         if stream is not None:
+            self._take_body(stream)
             _release(stream)
 
     # -- writing -----------------------------------------------------------------------

@@ -54,6 +54,9 @@ class Settings:
             them (SETTINGS; a larger list is refused).
         h2_max_resets_per_second: streams a client may reset in one second before it
             gets GOAWAY ENHANCE_YOUR_CALM (rapid-reset defence).
+        h2_max_request_buffer: request-body bytes one HTTP/2 connection may hold across
+            its unfinished streams (413 for the stream past it; never below
+            ``max_body_size``).
     """
 
     host: str = "0.0.0.0"
@@ -80,6 +83,7 @@ class Settings:
     h2_max_frame_size: int = 16384
     h2_max_header_list_size: int = 16 * 1024
     h2_max_resets_per_second: int = 200
+    h2_max_request_buffer: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -1003,11 +1003,11 @@ class Worker:
     def _start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
         from .http2 import H2Session
 
-        session = H2Session(self, sock, peer, initial)
-        if not session.closed:
-            self._side[session.fd] = session
-            if initial == b"":
-                session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
+        session = H2Session(self, sock, peer)
+        self._side[session.fd] = session
+        session.start(initial)
+        if initial == b"" and not session.closed:
+            session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
 
     def _h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
         """Switch a fresh cleartext connection that opened with the HTTP/2 preface to HTTP/2 (RFC 9113 3.3)."""

@@ -21,7 +21,19 @@ from .executor import Executor
 from .expr import Column, Expr, Ordering, Raw, col
 from .fields import ColumnOptions, column
 from .model import ModelInfo, model, model_info
-from .persistence import Model, delete, get, get_or_none, insert, insert_many, refresh, update, update_many, upsert
+from .persistence import (
+    Model,
+    delete,
+    get,
+    get_many,
+    get_or_none,
+    insert,
+    insert_many,
+    refresh,
+    update,
+    update_many,
+    upsert,
+)
 from .query import Query
 from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
@@ -49,6 +61,7 @@ __all__ = [
     "column",
     "delete",
     "get",
+    "get_many",
     "get_or_none",
     "insert",
     "insert_many",

@@ -14,7 +14,7 @@ import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
+import kowito_json
 
 __all__ = ["FieldCode", "compile_unit", "decoder_source", "rows_decoder_source", "to_row_source"]
 
@@ -99,7 +99,7 @@ def rows_decoder_source(cls: type, fields: Sequence[FieldCode]) -> tuple[str, di
 
 
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return kowito_json.encode(value).decode()
 
 
 def to_row_source(fields: Sequence[FieldCode], for_copy: bool) -> tuple[str, dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""Find transaction-control statements (BEGIN, COMMIT, ...) in a migration file, without a database.
+"""Split a migration file into statements and find the ones that control the transaction.
+
+No database here.
 
 A migration runs inside the transaction the ``Migrator`` opens.  A ``COMMIT`` in the file
 would commit part of it and leave the rest, and the record, outside any transaction, so
@@ -12,8 +14,12 @@ dollar quotes (``$tag$..$tag$``), ``--`` and nested ``/* */`` comments, and outs
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-__all__ = ["transaction_control"]
+__all__ = ["NO_TRANSACTION_DIRECTIVE", "Statement", "split_statements", "transaction_control", "wants_no_transaction"]
+
+#: A comment line, before the first statement, asking to run the file outside a transaction.
+NO_TRANSACTION_DIRECTIVE = "-- chopin:no-transaction"
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -56,26 +62,50 @@ def _skip_block_comment(sql: str, i: int) -> int:
     return n
 
 
-def _statement_words(sql: str) -> list[tuple[list[str], int]]:
-    """Each statement's first two words (upper case) and the offset of its first word."""
-    out: list[tuple[list[str], int]] = []
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a file: its text (without the ``;``), first line, and first two words."""
+
+    text: str
+    line: int
+    words: tuple[str, ...]
+
+
+def split_statements(sql: str) -> list[Statement]:
+    """The statements of ``sql``, split at the semicolons the server would split at."""
+    out: list[Statement] = []
     words: list[str] = []
-    start = -1
+    start = -1  # offset of the statement's first token, -1 before it
     atomic = False  # inside BEGIN ATOMIC ... END: semicolons do not end the statement
     at_sub_start = False  # at the start of a statement of an atomic body
     prev_word = ""
     count = 0  # words in the current statement
+
+    def finish(end: int) -> None:
+        if start >= 0:
+            out.append(Statement(sql[start:end].strip(), sql[:start].count("\n") + 1, tuple(words)))
+
     i, n = 0, len(sql)
     while i < n:
         ch = sql[i]
         if ch in " \t\r\n\f":
             i += 1
-        elif sql.startswith("--", i):
+            continue
+        if sql.startswith("--", i):
             end = sql.find("\n", i)
             i = n if end < 0 else end + 1
-        elif sql.startswith("/*", i):
+            continue
+        if sql.startswith("/*", i):
             i = _skip_block_comment(sql, i)
-        elif ch == "'":
+            continue
+        if ch == ";" and not atomic:
+            finish(i)
+            words, start, count = [], -1, 0
+            i += 1
+            continue
+        if start < 0:
+            start = i
+        if ch == "'":
             backslash = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
             i = _skip_quoted(sql, i, "'", backslash)
             at_sub_start = False
@@ -86,18 +116,11 @@ def _statement_words(sql: str) -> list[tuple[list[str], int]]:
             close = sql.find(m.group(0), m.end())
             i = n if close < 0 else close + len(m.group(0))
             at_sub_start = False
-        elif ch == ";":
-            if atomic:
-                at_sub_start = True
-            else:
-                if words:
-                    out.append((words, start))
-                words, start, count = [], -1, 0
+        elif ch == ";":  # inside an atomic body
+            at_sub_start = True
             i += 1
         elif (m := _WORD.match(sql, i)) is not None:
             word = m.group(0).upper()
-            if start < 0:
-                start = i
             count += 1
             if len(words) < 2:
                 words.append(word)
@@ -110,12 +133,9 @@ def _statement_words(sql: str) -> list[tuple[list[str], int]]:
             prev_word = word
             i = m.end()
         else:
-            if start < 0:
-                start = i
             at_sub_start = False
             i += 1
-    if words:
-        out.append((words, start))
+    finish(n)
     return out
 
 
@@ -124,13 +144,26 @@ def transaction_control(sql: str) -> tuple[str, int] | None:
 
     ``ROLLBACK TO [SAVEPOINT]`` is allowed (it stays inside the transaction).
     """
-    for words, start in _statement_words(sql):
-        first = words[0]
-        if first not in _CONTROL:
+    for statement in split_statements(sql):
+        words = statement.words
+        if not words or words[0] not in _CONTROL:
             continue
-        if first == "ROLLBACK" and len(words) > 1 and words[1] == "TO":
+        if words[0] == "ROLLBACK" and len(words) > 1 and words[1] == "TO":
             continue
-        if first == "START" and (len(words) < 2 or words[1] != "TRANSACTION"):
+        if words[0] == "START" and (len(words) < 2 or words[1] != "TRANSACTION"):
             continue
-        return first, sql[:start].count("\n") + 1
+        return words[0], statement.line
     return None
+
+
+def wants_no_transaction(sql: str) -> bool:
+    """Whether the comment lines opening ``sql`` include ``-- chopin:no-transaction``."""
+    for line in sql.splitlines():
+        text = line.strip()
+        if not text:
+            continue
+        if not text.startswith("--"):
+            return False
+        if " ".join(text[2:].split()).lower() == NO_TRANSACTION_DIRECTIVE[3:]:
+            return True
+    return False

@@ -380,41 +380,27 @@ def _plan_new_tables(plan: _Plan, new: list[TableMeta]) -> None:
     # Foreign-key order: a table comes after the new tables it references; references that
     # cannot be ordered (cycles) are added with ALTER TABLE once every table exists.
     pending = {_key(m): m for m in new}
-    created: set[str] = set()
+
+    def waits_for_another(m: TableMeta) -> bool:
+        key = _key(m)
+        return any(c.references is not None and c.references.table in pending.keys() - {key} for c in m.columns)
+
     while pending:
-        ready = [
-            m
-            for m in pending.values()
-            if all(
-                c.references is None or c.references.table not in pending or c.references.table == _key(m)
-                for c in m.columns
-            )
-        ]
-        batch = ready or [next(iter(pending.values()))]
+        batch = [m for m in pending.values() if not waits_for_another(m)] or [next(iter(pending.values()))]
         for m in batch:
-            deferred = [
-                c
-                for c in m.columns
-                if c.references is not None
-                and c.references.table in pending
-                and c.references.table != _key(m)
-                and c.references.table not in created
-            ]
-            inline = m if not deferred else None
-            statements = create_table_statements(m, foreign_keys=inline is not None)
+            deferred = waits_for_another(m)  # only in a cycle: its foreign keys are added afterwards
+            statements = create_table_statements(m, foreign_keys=not deferred)
             plan.create_tables.append((statements[0], drop_table_sql(m)))
             plan.create_tables.extend((s, None) for s in statements[1:])  # indexes go with the table
-            if deferred:
-                for c in m.columns:
-                    if c.references is not None:
-                        name = object_name(m.name, (c.name,), "fkey")
-                        plan.add_fks.append(
-                            (
-                                alter(m, f"ADD {foreign_key_clause(m, c.name, c.references)}"),
-                                alter(m, f"DROP CONSTRAINT {quote(name)}"),
-                            )
+            for c in m.columns if deferred else ():
+                if c.references is not None:
+                    name = object_name(m.name, (c.name,), "fkey")
+                    plan.add_fks.append(
+                        (
+                            alter(m, f"ADD {foreign_key_clause(m, c.name, c.references)}"),
+                            alter(m, f"DROP CONSTRAINT {quote(name)}"),
                         )
-            created.add(_key(m))
+                    )
             del pending[_key(m)]
 
 

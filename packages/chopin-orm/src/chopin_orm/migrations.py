@@ -15,6 +15,11 @@ statements allowed), the ``INSERT`` of its record, ``COMMIT``.  A failing statem
 the whole file back, so the schema is as it was before that file.  ``down`` does the same
 with the last applied migration's down file and deletes its record.  The lock is released
 when the call returns (or when the session ends, if the process dies).
+
+A file whose leading comments include the line ``-- chopin:no-transaction`` runs outside
+any transaction, one statement at a time (for ``CREATE INDEX CONCURRENTLY`` and the like,
+which a transaction refuses); if one of its statements fails, the ones before it stay, the
+migration is not recorded, and the error says so.  Keep such files to one statement.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 from chopin_pg import Connection, PgError, ServerError
 
 from ._migration_files import DEFAULT_MAX_FILE_BYTES, Migration, discover, write_migration
-from ._migration_scan import transaction_control
+from ._migration_scan import NO_TRANSACTION_DIRECTIVE, split_statements, transaction_control, wants_no_transaction
 from .errors import MigrationError
 
 __all__ = [
@@ -325,6 +330,9 @@ class Migrator:
     ) -> None:
         conn = self._conn
         path = m.up_path if direction == "up" else m.down_path
+        if wants_no_transaction(sql):
+            self._run_outside_transaction(m, direction, sql, record_sql, record_params, done)
+            return
         conn.begin()
         try:
             if sql.strip():
@@ -354,6 +362,39 @@ class Migrator:
         except BaseException:
             self._abandon()
             raise
+
+    def _run_outside_transaction(
+        self,
+        m: Migration,
+        direction: str,
+        sql: str,
+        record_sql: str,
+        record_params: tuple[str, ...],
+        done: list[Migration],
+    ) -> None:
+        # One statement per Query message: a multi-statement message is an implicit
+        # transaction block, where CREATE INDEX CONCURRENTLY and friends are refused.
+        conn = self._conn
+        path = m.up_path if direction == "up" else m.down_path
+        statements = split_statements(sql)
+        for number, statement in enumerate(statements, 1):
+            try:
+                conn.execute(statement.text)
+            except PgError as exc:
+                self._abandon()
+                offset = _line_of(statement.text, exc.position)
+                line = statement.line + (offset - 1 if offset is not None else 0)
+                state = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
+                raise MigrationFailed(
+                    f"{path}, line {line}: {exc.message}{state}; the file runs without a transaction "
+                    f"({NO_TRANSACTION_DIRECTIVE}): its {number - 1} statement(s) before this one stay "
+                    "committed and it is not recorded: finish or undo them by hand",
+                    migration=m,
+                    direction=direction,
+                    applied=tuple(done),
+                    line=line,
+                ) from exc
+        conn.execute(record_sql, record_params)
 
     def _abandon(self) -> None:
         conn = self._conn

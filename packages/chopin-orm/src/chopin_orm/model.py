@@ -13,7 +13,7 @@ import dataclasses
 import re
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from . import _codegen
 from ._typemap import TypeSpec, map_annotation
@@ -298,14 +298,25 @@ def _default_table(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
 
 
+@overload
+def model(cls: type[T], /) -> type[T]: ...
+@overload
 def model(
-    cls: type[T] | None = None,
     *,
     table: str | None = None,
     schema: str | None = None,
     unique_together: tuple[tuple[str, ...], ...] = (),
     indexes: tuple[tuple[str, ...], ...] = (),
-) -> Any:
+) -> Callable[[type[T]], type[T]]: ...
+def model(
+    cls: type[T] | None = None,
+    /,
+    *,
+    table: str | None = None,
+    schema: str | None = None,
+    unique_together: tuple[tuple[str, ...], ...] = (),
+    indexes: tuple[tuple[str, ...], ...] = (),
+) -> type[T] | Callable[[type[T]], type[T]]:
     """Declare a dataclass as a model: ``@model(table="items")`` above ``@dataclass``.
 
     Args:

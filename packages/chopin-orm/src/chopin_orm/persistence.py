@@ -14,6 +14,7 @@ from chopin_pg import Connection
 
 from .errors import ModelError, NotFound
 from .executor import Executor, acquire
+from .expr import quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ __all__ = [
     "attach_methods",
     "delete",
     "get",
+    "get_many",
     "get_or_none",
     "insert",
     "insert_many",
@@ -209,28 +211,41 @@ def _conflict_fields(info: ModelInfo, on: str | Sequence[str] | None) -> list[Fi
     return out
 
 
-def upsert(obj: Any, executor: Executor, on: str | Sequence[str] | None = None) -> None:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE``: insert, or update the row holding the same key.
+def upsert(
+    obj: Any, executor: Executor, on: str | Sequence[str] | None = None, *, constraint: str | None = None
+) -> None:
+    """``INSERT ... ON CONFLICT ... DO UPDATE``: insert, or update the row holding the same key.
 
     Args:
         obj: The instance; generated and server-default columns are read back.
         executor: Where to run it.
         on: The conflict target: the primary key (default), or the field(s) of a unique constraint.
+        constraint: Instead of ``on``, a unique constraint by name (``ON CONFLICT ON CONSTRAINT``).
+
+    Raises:
+        ModelError: ``on`` names no field, or both ``on`` and ``constraint`` are given.
     """
     info = model_info(type(obj))
-    conflict = _conflict_fields(info, on)
+    if constraint is not None and on is not None:
+        raise ModelError(f"{info.cls.__qualname__}.upsert: give on= or constraint=, not both")
+    conflict = _conflict_fields(info, on) if constraint is None else []
     inserted, _, override = _insert_plan(info, obj)
     returned = [f for f in info.fields if f.generated or f.server_default is not None]
-    key = ("upsert", tuple(f.attr for f in inserted), tuple(f.attr for f in conflict), override)
+    key = ("upsert", tuple(f.attr for f in inserted), tuple(f.attr for f in conflict), constraint, override)
     sql = info.sql_cache.get(key)
     if sql is None:
         base = _insert_sql(info, inserted, [], override)
-        target = ", ".join(f.quoted for f in conflict)
+        if constraint is not None:
+            target = f"ON CONSTRAINT {quote_identifier(constraint)}"
+        else:
+            target = "(" + ", ".join(f.quoted for f in conflict) + ")"
         conflict_attrs = {f.attr for f in conflict}
-        updated = [f for f in inserted if f.attr not in conflict_attrs] or conflict[:1]
+        updated = [f for f in inserted if f.attr not in conflict_attrs] or (conflict or inserted)[:1]
+        if not updated:
+            raise ModelError(f"{info.cls.__qualname__}.upsert: no column to insert")
         # Updating a key column to its own EXCLUDED value keeps RETURNING working when nothing else changes.
         sets = ", ".join(f"{f.quoted} = EXCLUDED.{f.quoted}" for f in updated)
-        sql = f"{base} ON CONFLICT ({target}) DO UPDATE SET {sets}"
+        sql = f"{base} ON CONFLICT {target} DO UPDATE SET {sets}"
         if returned:
             sql += " RETURNING " + ", ".join(f.quoted for f in returned)
         info.sql_cache[key] = sql
@@ -305,6 +320,32 @@ def get(cls: type[M], executor: Executor, pk: Any) -> M:
     return obj
 
 
+def get_many(cls: type[M], executor: Executor, pks: Iterable[Any]) -> list[M | None]:
+    """One ``SELECT`` per primary key, pipelined in one round trip; ``None`` where no row has the key.
+
+    Each key is its own query (not ``WHERE pk = ANY(...)``), so the answer lines up with
+    ``pks`` (duplicates included) and each read is independent.
+    """
+    info = model_info(cls)
+    sql = _select_by_pk(info)
+    params = [_key_params(info, pk) for pk in pks]
+    if not params:
+        return []
+    conn, guard = acquire(executor)
+    try:
+        with conn.pipeline() as pipe:
+            pending = [pipe.query(sql, p) for p in params]
+    finally:
+        if guard is not None:
+            guard.release()
+    decode = info.decode
+    out: list[M | None] = []
+    for handle in pending:
+        rows = handle.rows()
+        out.append(decode(rows[0]._values) if rows else None)
+    return out
+
+
 def insert_many(
     cls: type[M], executor: Executor, objs: Iterable[M], *, returning: bool = False, batch_size: int = INSERT_MANY_BATCH
 ) -> int:
@@ -373,33 +414,81 @@ def _insert_values(info: ModelInfo, conn: Connection, items: list[Any], batch_si
         inserted_fields = list(info.fields)
     returned = [f for f in info.fields if f.generated or f.server_default is not None]
     per_statement = max(1, min(batch_size, MAX_PARAMETERS // max(1, len(inserted_fields))))
-    cols = ", ".join(f.quoted for f in inserted_fields)
-    over = " OVERRIDING SYSTEM VALUE" if override else ""
-    tail = (" RETURNING " + ", ".join(f.quoted for f in returned)) if returned else ""
+    # A column that may be left to the server needs DEFAULT in the rows where it is None;
+    # without such columns every cell is a parameter and the statement text depends only
+    # on the row count (built once per model and count, and prepared once by the driver).
+    dynamic = any(f.server_default is not None or f.generated for f in inserted_fields)
     total = 0
     for start in range(0, len(items), per_statement):
         chunk = items[start : start + per_statement]
-        params: list[Any] = []
-        groups: list[str] = []
-        for obj in chunk:
-            marks = []
-            for f, value in zip(inserted_fields, _values_of(obj, inserted_fields), strict=True):
-                if value is None and (f.server_default is not None or f.generated):
-                    marks.append("DEFAULT")
-                else:
-                    params.append(value)
-                    marks.append(f"${len(params)}")
-            groups.append("(" + ", ".join(marks) + ")")
-        sql = f"INSERT INTO {info.table_sql} ({cols}){over} VALUES {', '.join(groups)}{tail}"
+        if dynamic:
+            sql, params = _values_dynamic(info, inserted_fields, returned, override, chunk)
+        else:
+            full = len(chunk) == per_statement
+            sql, params = _values_static(info, inserted_fields, returned, override, chunk, full)
         if returned:
             rows = conn.query(sql, params)
             # RETURNING gives rows in VALUES order for a plain INSERT (no ON CONFLICT, no triggers reordering).
             for obj, row in zip(chunk, rows, strict=True):
-                _set_from_row(info, obj, returned, tuple(row))
+                _set_from_row(info, obj, returned, row._values)
             total += len(rows)
         else:
             total += conn.execute(sql, params)
     return total
+
+
+def _values_head(info: ModelInfo, inserted: list[FieldInfo], override: bool) -> str:
+    cols = ", ".join(f.quoted for f in inserted)
+    return f"INSERT INTO {info.table_sql} ({cols}){' OVERRIDING SYSTEM VALUE' if override else ''} VALUES "
+
+
+def _returning(returned: list[FieldInfo]) -> str:
+    return (" RETURNING " + ", ".join(f.quoted for f in returned)) if returned else ""
+
+
+def _values_static(
+    info: ModelInfo, inserted: list[FieldInfo], returned: list[FieldInfo], override: bool, chunk: list[Any], full: bool
+) -> tuple[str, list[Any]]:
+    width = len(inserted)
+    # Cached for the full batch size only: one entry per model and size, not one per remainder.
+    key = ("insert_values", len(chunk), width, override) if full else None
+    sql = info.sql_cache.get(key) if key else None
+    if sql is None:
+        groups = ", ".join(
+            "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(len(chunk))
+        )
+        sql = _values_head(info, inserted, override) + groups + _returning(returned)
+        if key:
+            info.sql_cache[key] = sql
+    to_row = info.to_row
+    params: list[Any] = []
+    extend = params.extend
+    if width == len(info.fields):
+        for obj in chunk:
+            extend(to_row(obj))
+    else:
+        keep = [info.fields.index(f) for f in inserted]
+        for obj in chunk:
+            row = to_row(obj)
+            extend([row[i] for i in keep])
+    return sql, params
+
+
+def _values_dynamic(
+    info: ModelInfo, inserted: list[FieldInfo], returned: list[FieldInfo], override: bool, chunk: list[Any]
+) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    groups: list[str] = []
+    for obj in chunk:
+        marks = []
+        for f, value in zip(inserted, _values_of(obj, inserted), strict=True):
+            if value is None and (f.server_default is not None or f.generated):
+                marks.append("DEFAULT")
+            else:
+                params.append(value)
+                marks.append(f"${len(params)}")
+        groups.append("(" + ", ".join(marks) + ")")
+    return _values_head(info, inserted, override) + ", ".join(groups) + _returning(returned), params
 
 
 class Model:
@@ -423,9 +512,11 @@ class Model:
         """See :func:`chopin_orm.persistence.update_many`."""
         return update_many(cls, executor, objs)
 
-    def upsert(self, executor: Executor, on: str | Sequence[str] | None = None) -> None:
+    def upsert(
+        self, executor: Executor, on: str | Sequence[str] | None = None, *, constraint: str | None = None
+    ) -> None:
         """See :func:`chopin_orm.persistence.upsert`."""
-        upsert(self, executor, on)
+        upsert(self, executor, on, constraint=constraint)
 
     def delete(self, executor: Executor) -> None:
         """See :func:`chopin_orm.persistence.delete`."""
@@ -444,6 +535,11 @@ class Model:
     def get_or_none(cls: type[M], executor: Executor, pk: Any) -> M | None:
         """See :func:`chopin_orm.persistence.get_or_none`."""
         return get_or_none(cls, executor, pk)
+
+    @classmethod
+    def get_many(cls: type[M], executor: Executor, pks: Iterable[Any]) -> list[M | None]:
+        """See :func:`chopin_orm.persistence.get_many`."""
+        return get_many(cls, executor, pks)
 
     @classmethod
     def insert_many(
@@ -473,6 +569,7 @@ _METHODS = (
     "delete",
     "refresh",
     "get",
+    "get_many",
     "get_or_none",
     "insert_many",
     "query",

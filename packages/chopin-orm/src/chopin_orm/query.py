@@ -344,6 +344,14 @@ class Query(Generic[R]):
             if conn.transaction_status == "I":
                 conn.begin()
                 own = True
+            else:
+                # Inside a caller's transaction the same query may already be iterating
+                # (nested loops): take the next free name rather than fail the transaction.
+                taken = {r[0] for r in conn.query("SELECT name FROM pg_cursors WHERE name LIKE $1", (name + "%",))}
+                suffix = 0
+                while (name if not suffix else f"{name}_{suffix}") in taken:
+                    suffix += 1
+                cursor = quote_identifier(name if not suffix else f"{name}_{suffix}")
             conn.execute(f"DECLARE {cursor} NO SCROLL CURSOR FOR {sql}", params)
             declared = True
             fetch = f"FETCH FORWARD {int(batch_size)} FROM {cursor}"

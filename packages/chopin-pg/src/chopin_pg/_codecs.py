@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from .errors import DataError
 
@@ -65,6 +65,10 @@ _NUMERIC_NAN = 0xC000
 _NUMERIC_PINF = 0xD000
 _NUMERIC_NINF = 0xF000
 _NUMERIC_NEG = 0x4000
+#: numeric values up to this many base-10000 digits (124 decimal digits) decode with precompiled codecs.
+_NUMERIC_PRECOMPILED = 32
+_NUMERIC_DIGITS = [struct.Struct(f"!{n}H") for n in range(_NUMERIC_PRECOMPILED)]
+_NUMERIC_FORMATS = ["%04d" * n for n in range(_NUMERIC_PRECOMPILED)]
 
 
 # ---------------------------------------------------------------------------
@@ -120,15 +124,21 @@ def bytea_binary(data: bytes) -> bytes:
 def numeric_binary(data: bytes) -> Decimal:
     """numeric: base-10000 digits with weight, sign and display scale."""
     ndigits, weight, sign, dscale = _numeric_head.unpack_from(data, 0)
-    if sign == _NUMERIC_NAN:
-        return Decimal("NaN")
-    if sign == _NUMERIC_PINF:
-        return Decimal("Infinity")
-    if sign == _NUMERIC_NINF:
-        return Decimal("-Infinity")
+    if sign > _NUMERIC_NEG:
+        if sign == _NUMERIC_NAN:
+            return Decimal("NaN")
+        if sign == _NUMERIC_PINF:
+            return Decimal("Infinity")
+        if sign == _NUMERIC_NINF:
+            return Decimal("-Infinity")
     if ndigits == 0:
         return Decimal((0, (0,), -dscale))
-    digits = "".join([f"{d:04d}" for d in struct.unpack_from(f"!{ndigits}H", data, 8)])
+    if ndigits < _NUMERIC_PRECOMPILED:
+        # One precompiled unpack and one %-format: a quarter of the cost of a
+        # format string built per value and an f-string per digit.
+        digits = _NUMERIC_FORMATS[ndigits] % _NUMERIC_DIGITS[ndigits].unpack_from(data, 8)
+    else:
+        digits = "".join([f"{d:04d}" for d in struct.unpack_from(f"!{ndigits}H", data, 8)])
     exponent = 4 * (weight - ndigits + 1)
     # Present exactly `dscale` fraction digits, as the server's text form does.
     if exponent > -dscale:
@@ -179,7 +189,7 @@ def timestamp_binary(data: bytes) -> datetime:
     if us == _NEG_INF64:
         return datetime.min
     try:
-        return PG_EPOCH + timedelta(microseconds=us)
+        return PG_EPOCH + timedelta(0, 0, us)  # positional: half the cost of microseconds=us
     except OverflowError:
         raise DataError({"M": f"timestamp out of Python's range: {us} us from 2000-01-01"}) from None
 
@@ -201,8 +211,8 @@ def make_timestamptz_binary(get_tz: Callable[[], tzinfo], get_fixed_epoch: Calla
         try:
             epoch = get_fixed_epoch()
             if epoch is not None:
-                return epoch + timedelta(microseconds=us)
-            return (PG_EPOCH_UTC + timedelta(microseconds=us)).astimezone(get_tz())
+                return epoch + timedelta(0, 0, us)  # positional: half the cost of microseconds=us
+            return (PG_EPOCH_UTC + timedelta(0, 0, us)).astimezone(get_tz())
         except OverflowError:
             raise DataError({"M": f"timestamptz out of Python's range: {us} us from 2000-01-01"}) from None
 
@@ -224,9 +234,21 @@ def interval_binary(data: bytes) -> timedelta:
     return timedelta(days=_interval_days(days, months), microseconds=us)
 
 
+_new_uuid = UUID.__new__
+_set_attribute = object.__setattr__
+_UUID_SAFETY_UNKNOWN = SafeUUID.unknown  # an enum member lookup costs a descriptor call each time
+
+
 def uuid_binary(data: bytes) -> UUID:
     """uuid: 16 bytes."""
-    return UUID(bytes=data)
+    if len(data) != 16:
+        return UUID(bytes=data)  # raises its ValueError
+    # UUID.__init__ checks which of its five arguments was given, then freezes the
+    # instance through object.__setattr__: doing only the last step costs a third.
+    value = _new_uuid(UUID)
+    _set_attribute(value, "int", int.from_bytes(data))
+    _set_attribute(value, "is_safe", _UUID_SAFETY_UNKNOWN)
+    return value
 
 
 def json_binary(data: bytes) -> Any:

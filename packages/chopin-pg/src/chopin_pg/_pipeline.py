@@ -24,7 +24,8 @@ from typing import Any
 
 from . import _codecs as c
 from . import protocol as p
-from ._session import Gen, PreparedStatement, Result, Session, _decode_row, is_stale_plan
+from ._row_decoder import decode_row as _decode_row
+from ._session import Gen, PreparedStatement, Result, Session, is_stale_plan
 from .errors import PgError, PipelineAborted, ServerError
 from .row import Row
 from .types import Decoder, encode_params

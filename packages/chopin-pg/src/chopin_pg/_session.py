@@ -19,6 +19,7 @@ from typing import Any
 
 from . import protocol as p
 from ._codecs import encode_text
+from ._row_decoder import RowDecoder, row_decoder
 from .auth import SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramClient, md5_password, tls_server_end_point
 from .config import PgConfig
 from .errors import (
@@ -123,6 +124,7 @@ class PreparedStatement:
     __slots__ = (
         "bind_prefix",
         "columns",
+        "decode_row",
         "decoders",
         "name",
         "names",
@@ -145,6 +147,7 @@ class PreparedStatement:
         codecs = [types.column_codec(col.type_oid) for col in columns]
         self.decoders: list[Decoder] = [dec for _, dec in codecs]
         self.result_formats = p.format_codes([fmt for fmt, _ in codecs])
+        self.decode_row: RowDecoder = row_decoder(self.decoders, self.names)
         self.param_encoders: list[ParamEncoder] = [types.param_encoder(oid) for oid in param_oids]
         # Bind's unnamed portal and this statement's name, encoded once (§55.7 Bind).
         self.bind_prefix = b"\x00" + name.encode() + b"\x00"
@@ -167,24 +170,6 @@ class Result:
         self.tag = tag
         self.rowcount = p.parse_command_tag(tag)
         self.columns = columns
-
-
-def _decode_row(body: bytes, decoders: list[Decoder], names: dict[str, int], pos: int = 2) -> Row:
-    # Hot path: offsets walk the DataRow body (its column count skipped: ``pos``
-    # is where the first value's length is); each present value is sliced once
-    # and handed to the column's decoder chosen at RowDescription time.
-    values: list[Any] = []
-    append = values.append
-    for decode in decoders:
-        size = _unpack_i32(body, pos)[0]
-        pos += 4
-        if size < 0:
-            append(None)
-        else:
-            end = pos + size
-            append(decode(body[pos:end]))
-            pos = end
-    return Row(tuple(values), names)
 
 
 class Session:
@@ -327,8 +312,7 @@ class Session:
         results: list[Result] = []
         rows: list[Row] = []
         columns: list[p.ColumnDescription] = []
-        decoders: list[Decoder] = []
-        names: dict[str, int] = {}
+        decode_row = row_decoder([], {})
         error: ServerError | None = None
         failure: Exception | None = None
         parser = self.parser
@@ -340,15 +324,15 @@ class Session:
             tag, body = raw
             if tag == _DATA_ROW:
                 try:
-                    rows.append(_decode_row(body, decoders, names))
+                    rows.append(decode_row(body, 2))
                 except Exception as exc:  # keep reading to ReadyForQuery, then raise
                     failure = failure or exc
             elif tag == _ROW_DESCRIPTION:
                 columns = p.parse_row_description(body).columns
-                decoders = [self.types.text_decoder(col.type_oid) for col in columns]
-                names = {}
+                names: dict[str, int] = {}
                 for i, col in enumerate(columns):
                     names.setdefault(col.name, i)
+                decode_row = row_decoder([self.types.text_decoder(col.type_oid) for col in columns], names)
             elif tag in (_COMMAND_COMPLETE, _EMPTY_QUERY):
                 results.append(Result(rows, body[:-1].decode() if tag == _COMMAND_COMPLETE else "", columns))
                 rows, columns = [], []
@@ -560,8 +544,7 @@ class Session:
             return None
         rows: list[Row] = []
         append = rows.append
-        decoders = stmt.decoders
-        names = stmt.names
+        decode_row = stmt.decode_row
         tag: str | None = None
         max_size = self.parser.max_message_size
         unpack = _unpack_header
@@ -573,7 +556,7 @@ class Session:
                 return None
             if kind == _DATA_ROW:
                 try:
-                    append(_decode_row(data, decoders, names, pos + 7))
+                    append(decode_row(data, pos + 7))
                 except Exception:  # the general path reports it, after ReadyForQuery
                     return None
             elif kind == _COMMAND_COMPLETE:
@@ -594,8 +577,7 @@ class Session:
         Returns:
             One :class:`Result` per Execute answered.
         """
-        decoders = stmt.decoders
-        names = stmt.names
+        decode_row = stmt.decode_row
         columns = stmt.columns
         results: list[Result] = []
         rows: list[Row] = []
@@ -612,7 +594,7 @@ class Session:
             tag, body = raw
             if tag == _DATA_ROW:
                 try:
-                    append(_decode_row(body, decoders, names))
+                    append(decode_row(body, 2))
                 except Exception as exc:  # keep reading to ReadyForQuery, then raise
                     failure = failure or exc
             elif tag == _COMMAND_COMPLETE:
