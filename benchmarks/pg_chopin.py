@@ -9,6 +9,7 @@ the runner prints n/a for that row; adjust this file (only) when the API settles
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,11 +51,17 @@ def fetch(conn: Any, sql: str) -> int:
 
 
 def copy_in(conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-    """COPY ... FROM STDIN, one write_row per row."""
+    """COPY ... FROM STDIN: the rows handed over at once (write_rows), as asyncpg's copy_records_to_table.
+
+    Set CHOPIN_COPY_PER_ROW=1 to time one write_row call per row instead (psycopg's way).
+    """
     writer = conn.copy_in(sql)
-    write_row = writer.write_row
-    for row in rows:
-        write_row(row)
+    if hasattr(writer, "write_rows") and not os.environ.get("CHOPIN_COPY_PER_ROW"):
+        writer.write_rows(rows)
+    else:
+        write_row = writer.write_row
+        for row in rows:
+            write_row(row)
     writer.finish()
 
 

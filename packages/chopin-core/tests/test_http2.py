@@ -265,6 +265,49 @@ def test_bodies_buffered_across_streams_are_bounded(serve, big_file: Path) -> No
         client.close()
 
 
+def test_head_304_and_websocket_routes_on_http2(h2c_server, big_file: Path) -> None:
+    client = H2Client(HOST, h2c_server.port)
+    try:
+        headers, body = client.response(client.request("/big?size=1234", "HEAD"))
+        assert (headers[b":status"], headers[b"content-length"], body) == (b"200", b"1234", b"")
+        headers, _ = client.response(client.request("/file"))
+        etag = headers[b"etag"].decode()
+        headers, body = client.response(client.request("/file", headers=[("if-none-match", etag)]))
+        assert (headers[b":status"], body) == (b"304", b"")
+        assert b"content-length" not in headers
+        headers, _ = client.response(client.request("/ws"))
+        assert headers[b":status"] in (b"400", b"426", b"501")  # WebSocket needs HTTP/1.1 here
+    finally:
+        client.close()
+
+
+def test_hooks_run_for_http2_connections(serve) -> None:
+    server = serve("apps.hooks_app:app")
+    with httpx.Client(timeout=10.0) as plain:
+        before = plain.get(f"http://127.0.0.1:{server.port}/counts").json()
+        client = H2Client(HOST, server.port)
+        try:
+            _, body = client.response(client.request("/"))
+            assert body == b"hello"
+            dropped = client.request("/drop")  # pre-routing DROP: the stream is refused
+            client.until(lambda evs: any(isinstance(e, h2.events.StreamReset) for e in evs))
+            reset = next(e for e in client.events if isinstance(e, h2.events.StreamReset))
+            assert (reset.stream_id, reset.error_code) == (dropped, h2.errors.ErrorCodes.REFUSED_STREAM)
+        finally:
+            client.close()
+
+        def counts() -> dict[str, int]:
+            return plain.get(f"http://127.0.0.1:{server.port}/counts").json()  # type: ignore[no-any-return]
+
+        deadline = time.monotonic() + 10.0
+        while counts()["teardown"] == before["teardown"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = counts()
+    assert after["setup"] == before["setup"] + 1
+    assert after["teardown"] == before["teardown"] + 1
+    assert after["pre_routing"] >= before["pre_routing"] + 3  # two h2 streams, one /counts
+
+
 # -- abuse -----------------------------------------------------------------------------------
 
 

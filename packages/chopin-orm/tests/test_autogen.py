@@ -514,7 +514,7 @@ class Item:
     quantity: int = column(default=0, index=True)
     owner_id: int | None = column(references=Owner, on_delete="CASCADE", default=None)
     mood: Mood = Mood.OK
-    created: datetime | None = column(server_default="now()", default=None)  # noqa: RUF009
+    created: datetime | None = column(server_default="now()", default=None)
     id: int | None = column(primary_key=True, generated=True, default=None)
 
 

@@ -37,7 +37,7 @@ class Address:
 @model(table="people")
 @dataclass
 class Person:
-    id: uuid.UUID = column(primary_key=True, server_default="gen_random_uuid()")  # noqa: RUF009
+    id: uuid.UUID = column(primary_key=True, server_default="gen_random_uuid()")
     born: dt.date
     seen: dt.datetime
     at: dt.time
@@ -146,7 +146,7 @@ def test_unmappable_annotation_needs_sql_type() -> None:
     @model(table="good")
     @dataclass
     class Good:
-        thing: set[int] = column(sql_type="integer[]")  # noqa: RUF009
+        thing: set[int] = column(sql_type="integer[]")
 
     assert table_meta(Good).columns[0].sql_type == "integer[]"
 

@@ -1,5 +1,5 @@
 """insert/update/upsert/delete/refresh/get/get_or_none/insert_many against the real server."""
-# ruff: noqa: N806, RUF009  (models are classes made per test, for unique table names)
+# ruff: noqa: N806  (models are classes made per test, for unique table names)
 
 from __future__ import annotations
 

@@ -8,8 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from chopin_pg import Connection
-from chopin_pg._copy_text import MAX_SPECIALISED_COLUMNS, format_copy_row, format_copy_value, row_formatter
+from chopin_pg import Connection, InterfaceError
+from chopin_pg._copy_text import (
+    MAX_SPECIALISED_COLUMNS,
+    format_copy_row,
+    format_copy_value,
+    row_formatter,
+    rows_writer,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,6 +39,24 @@ def test_specialised_encoder_matches_the_generic_one(sample: list[Any], rows: li
     for row in [sample, *rows]:
         assert encode(row) == format_copy_row(row)
         assert encode(tuple(row)) == format_copy_row(row)
+
+
+@given(sample=ROWS, rows=st.lists(ROWS, max_size=8), limit=st.integers(1, 64))
+def test_rows_writer_appends_what_the_generic_encoder_writes(
+    sample: list[Any], rows: list[list[Any]], limit: int
+) -> None:
+    buffer = bytearray()
+    sent: list[bytes] = []
+
+    def flush() -> None:
+        sent.append(bytes(buffer))
+        buffer.clear()
+
+    rows_writer(tuple(map(type, sample)))(iter([sample, *rows]), buffer, flush, limit)
+    assert b"".join(sent) + buffer == b"".join(format_copy_row(r) for r in [sample, *rows])
+    assert len(buffer) < limit  # flushed whenever the limit was reached
+    for chunk in sent:
+        assert len(chunk) >= limit
 
 
 @given(st.lists(VALUES, max_size=6))
@@ -87,3 +111,32 @@ def test_writer_round_trips_rows_whose_types_change(conn: Connection, schema: st
         (None, pytest.approx(float("nan"), nan_ok=True), None, Decimal("0"), datetime.date(2000, 2, 29)),
     ]
     assert got == expected
+
+
+def test_write_rows_streams_and_round_trips(conn: Connection, schema: str) -> None:
+    conn.execute("CREATE TABLE t (i int, f float8, s text)")
+    rows: list[Any] = [(i, i / 4, f"row {i}\t!") for i in range(30_000)]
+    rows[10] = (10, None, None)
+    rows[20] = [20, 5, "a list, an int where a float was"]
+    with conn.copy_in("COPY t FROM STDIN") as writer:
+        writer.write_rows([])
+        writer.write_rows(iter(rows[:5]))  # learns the shape
+        writer.write_row(rows[5])
+        writer.write_rows(rows[6:])
+    assert writer.rowcount == len(rows)
+    got = [tuple(r) for r in conn.query("SELECT * FROM t ORDER BY i")]
+    assert got == [tuple(r) for r in rows]
+
+
+def test_write_rows_refuses_an_ended_or_binary_copy(conn: Connection, schema: str) -> None:
+    conn.execute("CREATE TABLE t (i int)")
+    writer = conn.copy_in("COPY t FROM STDIN")
+    writer.write_rows([(1,)])
+    writer.finish()
+    with pytest.raises(InterfaceError, match="already ended"):
+        writer.write_rows([(2,)])
+    writer = conn.copy_in("COPY t FROM STDIN (FORMAT binary)")
+    with pytest.raises(InterfaceError, match="binary"):
+        writer.write_rows([(2,)])
+    writer.fail()
+    assert conn.query_scalar("SELECT count(*) FROM t") == 1

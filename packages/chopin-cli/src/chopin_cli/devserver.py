@@ -47,7 +47,7 @@ class DevSettings:
     # engine's "serving" log line never came (an app that configured logging away).
     assume_listening_after: float = 5.0
     stop_grace: float = 12.0  # seconds a stopped child has to exit before SIGKILL
-    debounce_ms: int = 400  # changes closer together than this are one reload
+    debounce_ms: int = 400  # the longest a burst of changes is grouped into one reload
 
 
 def free_port(host: str) -> int:

@@ -151,7 +151,7 @@ class UpstreamExchange(Iterator[bytes]):
         self.settings = plan.upstream.settings
         self.keep = keep
         self.started = started
-        scheme = "https" if self.worker._tls is not None else "http"
+        scheme = "https" if self.worker._ext.tls is not None else "http"
         self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer, scheme), req.body or None)
         self.sent = 0
         self.sock: socket.socket | None = None

@@ -28,7 +28,7 @@ import logging
 import os
 import select
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import h2.config
@@ -114,8 +114,7 @@ class H2Session:
         self.fd = sock.fileno()
         self.peer = peer
         self.closed = False
-        self._read: Callable[[int, int], bytes] = worker._read
-        self._write: Callable[[int, bytes], int] = worker._write
+        self._io = worker._io
         self._high_water = settings.write_high_water
         self._max_body = settings.max_body_size
         # Request bodies of every stream are buffered; together they stay under this.
@@ -222,7 +221,7 @@ class H2Session:
 
     def _on_readable(self) -> None:
         try:
-            data = self._read(self.fd, self.worker._recv_size)
+            data = self._io.read(self.fd, self.worker._recv_size)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -580,7 +579,7 @@ class H2Session:
             self._out = self._out + data if self._out else data
         while self._out:
             try:
-                written = self._write(self.fd, self._out)
+                written = self._io.write(self.fd, self._out)
             except BlockingIOError:
                 break
             except OSError as exc:

@@ -16,10 +16,21 @@ low = Item.query().filter(Item.quantity < 5).order_by(Item.name).all(conn)
 
 from __future__ import annotations
 
+from .autogen import create_table_sql, diff, drop_table_sql, introspect, make_migration
 from .errors import MigrationError, ModelError, MultipleRows, NotFound, OrmError
 from .executor import Executor
 from .expr import Column, Expr, Ordering, Raw, col
 from .fields import ColumnOptions, column
+from .migrations import (
+    ChecksumMismatch,
+    Migration,
+    MigrationFailed,
+    MigrationLockTimeout,
+    MigrationStatus,
+    Migrator,
+    discover,
+    write_migration,
+)
 from .model import ModelInfo, model, model_info
 from .persistence import (
     Model,
@@ -39,13 +50,19 @@ from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
 
 __all__ = [
+    "ChecksumMismatch",
     "Column",
     "ColumnMeta",
     "ColumnOptions",
     "Executor",
     "Expr",
     "ForeignKey",
+    "Migration",
     "MigrationError",
+    "MigrationFailed",
+    "MigrationLockTimeout",
+    "MigrationStatus",
+    "Migrator",
     "Model",
     "ModelError",
     "ModelInfo",
@@ -59,12 +76,18 @@ __all__ = [
     "Transaction",
     "col",
     "column",
+    "create_table_sql",
     "delete",
+    "diff",
+    "discover",
+    "drop_table_sql",
     "get",
     "get_many",
     "get_or_none",
     "insert",
     "insert_many",
+    "introspect",
+    "make_migration",
     "model",
     "model_info",
     "refresh",
@@ -73,4 +96,5 @@ __all__ = [
     "update",
     "update_many",
     "upsert",
+    "write_migration",
 ]

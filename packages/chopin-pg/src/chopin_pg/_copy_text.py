@@ -28,12 +28,20 @@ from __future__ import annotations
 
 import functools
 import linecache
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import _codecs as c
 
-__all__ = ["MAX_SHAPES", "MAX_SPECIALISED_COLUMNS", "RowFormatter", "format_copy_row", "row_formatter"]
+__all__ = [
+    "MAX_SHAPES",
+    "MAX_SPECIALISED_COLUMNS",
+    "RowFormatter",
+    "RowsWriter",
+    "format_copy_row",
+    "row_formatter",
+    "rows_writer",
+]
 
 #: Rows with more columns than this use the generic encoder (the generated code grows with the width).
 MAX_SPECIALISED_COLUMNS = 64
@@ -42,6 +50,8 @@ MAX_SHAPES = 128
 
 #: Encodes one row as a COPY text line, newline included.
 RowFormatter = Callable[[Sequence[Any]], bytes]
+#: Appends many rows to a buffer, flushing it at a limit: ``(rows, buffer, flush, limit)``.
+RowsWriter = Callable[[Iterable[Sequence[Any]], bytearray, Callable[[], None], int], None]
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -94,7 +104,12 @@ def format_copy_value(value: Any) -> str:
 
 
 def _source(shape: tuple[type, ...]) -> str:
-    """The generated function's source for ``shape`` (pure; only indices are interpolated)."""
+    """The generated functions' source for ``shape`` (pure; only indices are interpolated).
+
+    ``format_row(values)`` encodes one row; ``write_rows(rows, buffer, flush, limit)``
+    appends many to ``buffer`` with the same code inlined in its loop, calling
+    ``flush()`` whenever ``buffer`` reaches ``limit`` bytes.
+    """
     names = [f"v{i}" for i in range(len(shape))]
     guards: list[str] = []
     escapes: list[str] = []
@@ -110,28 +125,70 @@ def _source(shape: tuple[type, ...]) -> str:
         elif kind is str:
             guards.append(f"type({name}) is not str")
             # Tab, newline and CR are not printable: two scans instead of four.
-            escapes.append(f"    if '\\\\' in {name} or not {name}.isprintable():\n")
-            escapes.append(f"        {name} = {name}.translate(_ESCAPES)\n")
+            escapes.append(f"if '\\\\' in {name} or not {name}.isprintable():\n")
+            escapes.append(f"    {name} = {name}.translate(_ESCAPES)\n")
             fields.append(f"{{{name}}}")
         else:
             fields.append(f"{{_value({name})}}")
     unpack = ", ".join(names) + ("," if len(names) == 1 else "")
-    lines = [
+    line = "\\t".join(fields)
+    encode = f'f"{line}\\n".encode()'
+    guard = " or ".join(guards) or "False"
+
+    def indent(lines: list[str], depth: int) -> list[str]:
+        return [" " * depth + text for text in lines]
+
+    one = [
         "def format_row(values):\n",
         "    try:\n",
         f"        {unpack} = values\n",
         "    except (TypeError, ValueError):\n",
         "        return _generic(values)\n",
+        f"    if {guard}:\n",
+        "        return _generic(values)\n",
+        *indent(escapes, 4),
+        f"    return {encode}\n",
     ]
-    if guards:
-        lines.append(f"    if {' or '.join(guards)}:\n        return _generic(values)\n")
-    lines.extend(escapes)
-    line = "\\t".join(fields)
-    lines.append(f'    return f"{line}\\n".encode()\n')
-    return "".join(lines)
+    many = [
+        "def write_rows(rows, buffer, flush, limit):\n",
+        "    for values in rows:\n",
+        "        try:\n",
+        f"            {unpack} = values\n",
+        "        except (TypeError, ValueError):\n",
+        "            buffer += _generic(values)\n",
+        "        else:\n",
+        f"            if {guard}:\n",
+        "                buffer += _generic(values)\n",
+        "            else:\n",
+        *indent(escapes, 16),
+        f"                buffer += {encode}\n",
+        "        if len(buffer) >= limit:\n",
+        "            flush()\n",
+    ]
+    return "".join([*one, "\n\n", *many])
+
+
+def _write_rows_generic(
+    rows: Iterable[Sequence[Any]], buffer: bytearray, flush: Callable[[], None], limit: int
+) -> None:
+    for values in rows:
+        buffer += format_copy_row(values)
+        if len(buffer) >= limit:
+            flush()
 
 
 @functools.lru_cache(maxsize=MAX_SHAPES)
+def _compiled(shape: tuple[type, ...]) -> tuple[RowFormatter, RowsWriter]:
+    if not shape or len(shape) > MAX_SPECIALISED_COLUMNS:
+        return format_copy_row, _write_rows_generic
+    source = _source(shape)
+    filename = f"<chopin_pg copy row {', '.join(k.__qualname__ for k in shape)}>"
+    namespace: dict[str, Any] = {"_generic": format_copy_row, "_value": format_copy_value, "_ESCAPES": _ESCAPES}
+    exec(compile(source, filename, "exec"), namespace)  # the source holds column indices only
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    return namespace["format_row"], namespace["write_rows"]
+
+
 def row_formatter(shape: tuple[type, ...]) -> RowFormatter:
     """Return a COPY text encoder specialised to rows whose values have the types in ``shape``.
 
@@ -141,12 +198,14 @@ def row_formatter(shape: tuple[type, ...]) -> RowFormatter:
     Returns:
         A function equivalent to :func:`format_copy_row`, faster on rows of that shape.
     """
-    if not shape or len(shape) > MAX_SPECIALISED_COLUMNS:
-        return format_copy_row
-    source = _source(shape)
-    filename = f"<chopin_pg copy row {', '.join(k.__qualname__ for k in shape)}>"
-    namespace: dict[str, Any] = {"_generic": format_copy_row, "_value": format_copy_value, "_ESCAPES": _ESCAPES}
-    exec(compile(source, filename, "exec"), namespace)  # the source holds column indices only
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    formatter: RowFormatter = namespace["format_row"]
-    return formatter
+    return _compiled(shape)[0]
+
+
+def rows_writer(shape: tuple[type, ...]) -> RowsWriter:
+    """Return ``write_rows(rows, buffer, flush, limit)`` specialised to rows of ``shape``.
+
+    It appends each row's :func:`format_copy_row` bytes to ``buffer`` and calls
+    ``flush()`` whenever ``buffer`` holds ``limit`` bytes or more; the per-row
+    encoding is inlined in the loop (no call per row of that shape).
+    """
+    return _compiled(shape)[1]
