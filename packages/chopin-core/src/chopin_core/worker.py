@@ -213,7 +213,7 @@ class Worker:
         self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
         # CPython 3.11 keeps up to 30 instance attributes in the shared-key layout
         # that makes every `self.x` on the hot path fast; past it all of them slow
-        # down (measured: ~4 % on plaintext).  So TLS and HTTP/2 add two attributes:
+        # down (measured: 3-6 % more CPU per plaintext request).  So TLS and HTTP/2 add two attributes:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self._io: SocketIO = os
