@@ -203,6 +203,10 @@ class H2Session:
             log.exception("worker %d: HTTP/2 connection with %s failed", self.worker.index, self.peer)
         self._close(exc)
 
+    def abort(self) -> None:
+        """The worker is exiting: close now, whatever is in flight."""
+        self._close()
+
     def stop(self) -> None:
         """Graceful stop: GOAWAY now, close once the open streams are answered."""
         if self.closed or self._going_away:

@@ -114,6 +114,8 @@ class SideConnection(Protocol):
 
     def stop(self) -> None: ...
 
+    def abort(self) -> None: ...
+
 
 class SocketIO(Protocol):
     """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core.tls.TlsIO`."""
@@ -282,7 +284,7 @@ class Worker:
             for conn in list(conns.values()):
                 self._close(conn)
             for side in list(self._ext.side.values()):
-                self._close_side(side)
+                side.abort()
             self._restore_signals(previous)
             ep.close()
             os.close(wake_r)
@@ -1018,12 +1020,7 @@ class Worker:
         self._ep.modify(fd, mask)
 
     def _close_side(self, side: SideConnection, error: BaseException | None = None) -> None:
-        """Close a TLS handshake or HTTP/2 connection (called by the session, or at exit)."""
-        from .http2 import H2Session
-
-        if isinstance(side, H2Session) and not side.closed:
-            side._close(error)  # releases its streams' bodies, then comes back here
-            return
+        """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
         self._ext.side.pop(side.fd, None)
         self._unregister(side.fd)
         tls_io = self._ext.tls_io
