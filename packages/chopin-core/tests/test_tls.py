@@ -215,3 +215,24 @@ def test_tls_with_several_workers_and_http2_off(serve, chain: Chain, big_file: P
             resp = client.get(url(server))
             # http2=False: ALPN offers only http/1.1, so even an h2-capable client speaks 1.1.
             assert (resp.text, resp.http_version) == ("hello", "HTTP/1.1")
+
+
+def test_without_the_h2_package_tls_and_cleartext_speak_http11(serve, chain: Chain, big_file: Path) -> None:
+    tls = serve("apps.tls_app:app", env=tls_env(chain, big_file, TLS_APP_NO_H2="1"))
+    plain = serve("apps.tls_app:app", env={"TLS_APP_FILE": str(big_file), "TLS_APP_NO_H2": "1"})
+    verify = ssl.create_default_context(cafile=str(chain.root))
+    with httpx.Client(verify=verify, http2=True, timeout=10.0) as client:
+        resp = client.get(url(tls))
+        assert (resp.text, resp.http_version) == ("hello", "HTTP/1.1")  # ALPN offered http/1.1 only
+    with socket.create_connection((HOST, plain.port), timeout=10.0) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 505 ")
+
+
+def test_shutdown_with_a_handshake_pending(serve, chain: Chain, big_file: Path) -> None:
+    server = serve("apps.tls_app:app", env=tls_env(chain, big_file))
+    with socket.create_connection((HOST, server.port), timeout=10.0) as silent:
+        silent.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then nothing
+        time.sleep(0.2)
+        assert server.stop() is None  # SIGTERM: exits 0 although a handshake is in flight
+        assert silent.recv(1) == b""

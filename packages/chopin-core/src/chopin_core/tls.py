@@ -245,6 +245,10 @@ class TlsHandshake:
         """Graceful stop: a connection still handshaking has no request in flight."""
         self.failed(self, None)
 
+    def abort(self) -> None:
+        """The worker is exiting: close now."""
+        self.failed(self, None)
+
     def _wait(self, want: int) -> None:
         if want != self.want:
             self.want = want
