@@ -478,6 +478,12 @@ class H2Session:
                 size = min(len(chunk), window, h2conn.max_outbound_frame_size)
                 if size == len(chunk):
                     pending.popleft()
+                    if not pending and stream.source is None and stream.file is None:
+                        # The last bytes of a body held in memory: END_STREAM rides on them.
+                        h2conn.send_data(stream_id, chunk, end_stream=True)
+                        self._blocked.pop(stream_id, None)
+                        self._streams.pop(stream_id, None)
+                        return
                     h2conn.send_data(stream_id, chunk)
                 else:
                     view = memoryview(chunk)
