@@ -11,7 +11,7 @@ import pytest
 from chopin_pg import DataError, PgConfig, oids
 from chopin_pg import protocol as p
 from chopin_pg._session import PreparedStatement, Result, Session
-from chopin_pg.types import DEFAULT_TYPES
+from chopin_pg.types import DEFAULT_TYPES, encode_params
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,8 +48,8 @@ def statement(s: Session, param_oids: tuple[int, ...] = (), columns: int = 2) ->
     return PreparedStatement("_cpg1", "SELECT ...", param_oids, cols, s.types)
 
 
-def first_request(s: Session, stmt: PreparedStatement, params: list[Any]) -> bytes:
-    gen = s.execute(stmt, [params])
+def first_request(s: Session, stmt: PreparedStatement, param_sets: list[list[Any]]) -> bytes:
+    gen = s.execute(stmt, param_sets)
     out = next(gen)
     gen.close()
     assert isinstance(out, bytes)
@@ -79,12 +79,21 @@ REPLY = b"".join(
 )
 
 
+def reference_bind(stmt: PreparedStatement, params: list[Any]) -> bytes:
+    """Bind as protocol.bind and encode_params build it, step by step."""
+    formats, values = encode_params(stmt.param_encoders, params)
+    return p.bind("", stmt.name, p.format_codes(formats), values, stmt.result_formats)
+
+
 @given(st.lists(st.tuples(st.sampled_from(PARAM_OIDS), VALUES), max_size=6))
-def test_bind_one_sends_what_execute_sends(pairs: list[tuple[int, Any]]) -> None:
+def test_bind_message_is_protocol_bind_of_encode_params(pairs: list[tuple[int, Any]]) -> None:
     s = session()
     stmt = statement(s, tuple(oid for oid, _ in pairs))
     params = [value for _, value in pairs]
-    assert s.bind_one(stmt, params) == first_request(s, stmt, params)
+    bind = reference_bind(stmt, params)
+    assert s.bind_message(stmt, params) == bind
+    assert s.bind_one(stmt, params) == bind + p.execute() + p.sync()
+    assert first_request(s, stmt, [params, params]) == bind + p.execute() + bind + p.execute() + p.sync()
 
 
 def test_bind_one_refuses_a_wrong_parameter_count() -> None:

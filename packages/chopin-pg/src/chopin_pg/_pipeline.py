@@ -28,7 +28,7 @@ from ._row_decoder import decode_row as _decode_row
 from ._session import Gen, PreparedStatement, Result, Session, is_stale_plan
 from .errors import PgError, PipelineAborted, ServerError
 from .row import Row
-from .types import Decoder, encode_params
+from .types import Decoder
 
 __all__ = ["PipelineBatch", "PipelineOp", "run_batch"]
 
@@ -47,6 +47,7 @@ _EMPTY_QUERY = 0x49
 _PORTAL_SUSPENDED = 0x73
 
 _TEXT_RESULTS = b"\x00\x00"  # Bind result-format block: every column in text
+_EXECUTE = p.execute()  # unnamed portal, no row limit: the same bytes for every query
 
 
 class _Parsing:
@@ -130,8 +131,7 @@ class PipelineBatch:
         index = self._next_index
         stmt = session.lookup(sql)
         if stmt is not None:
-            formats, values = encode_params(stmt.param_encoders, params)
-            self._parts.append(p.bind("", stmt.name, p.format_codes(formats), values, stmt.result_formats))
+            self._parts.append(session.bind_message(stmt, params))
             op = PipelineOp(index, sql, stmt, None)
         else:
             parsing = self._parsing.get(sql)
@@ -145,7 +145,7 @@ class PipelineBatch:
             values = [None if v is None else c.encode_text(v) for v in params]
             self._parts.append(p.bind("", parsing.name, _TEXT_RESULTS, values, _TEXT_RESULTS))
             op = PipelineOp(index, sql, None, parsing)
-        self._parts.append(p.execute())
+        self._parts.append(_EXECUTE)
         self._next_index += 1
         self.ops.append(op)
         return op

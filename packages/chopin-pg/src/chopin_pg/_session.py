@@ -463,13 +463,10 @@ class Session:
             One :class:`Result` per parameter set (fewer if one failed).
         """
         parts = [self.take_pending_close()]
-        name = stmt.name
-        result_formats = stmt.result_formats
-        encoders = stmt.param_encoders
         execute = _EXECUTE_UNNAMED
+        bind = self.bind_message
         for params in param_sets:
-            formats, values = encode_params(encoders, params)
-            parts.append(p.bind("", name, p.format_codes(formats), values, result_formats))
+            parts.append(bind(stmt, params))
             parts.append(execute)
         parts.append(p.sync())
         # One write for the whole batch: Bind+Execute(+...)+Sync.
@@ -479,8 +476,16 @@ class Session:
     def bind_one(self, stmt: PreparedStatement, params: Sequence[Any]) -> bytes:
         """Encode Bind + Execute + Sync for one parameter set: the bytes :meth:`execute` sends for one set.
 
-        The one-query fast path: the Bind message is built in one pass, without
-        the intermediate lists of :func:`encode_params` and :func:`protocol.bind`.
+        Raises:
+            DataError: The number of values does not match the statement.
+        """
+        return self.take_pending_close() + self.bind_message(stmt, params) + _EXECUTE_SYNC
+
+    def bind_message(self, stmt: PreparedStatement, params: Sequence[Any]) -> bytes:
+        """Encode Bind (unnamed portal) for a prepared statement and one parameter set.
+
+        Built in one pass, without the intermediate lists of :func:`encode_params`
+        and :func:`protocol.bind`; the bytes are theirs.
 
         Raises:
             DataError: The number of values does not match the statement.
@@ -526,7 +531,7 @@ class Session:
         else:
             formats = _pack_i16(count) + b"".join(codes)
         body = b"".join((stmt.bind_prefix, formats, *values, stmt.result_formats))
-        return self.take_pending_close() + _typed_header(b"B", len(body) + 4) + body + _EXECUTE_SYNC
+        return _typed_header(b"B", len(body) + 4) + body
 
     def take_reply(self, data: bytes, stmt: PreparedStatement) -> Result | None:
         """Decode the whole answer to :meth:`bind_one` when ``data`` holds exactly that, else return ``None``.
