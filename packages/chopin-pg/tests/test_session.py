@@ -150,6 +150,7 @@ def test_take_reply_accepts_close_complete_and_empty_results() -> None:
         pytest.param(msg(b"D", struct.pack("!hi", 2, 3) + b"abc" + struct.pack("!i", -1)) + REPLY, id="bad value"),
         pytest.param(b"2\x00\x00\x00\x02" + REPLY, id="impossible length"),
         pytest.param(b"", id="nothing"),
+        pytest.param(msg(b"2", b"") + msg(b"C", b"\xff\x00") + msg(b"Z", b"I"), id="undecodable tag"),
     ],
 )
 def test_take_reply_leaves_anything_else_to_the_general_path(reply: bytes) -> None:

@@ -567,7 +567,10 @@ class Session:
             elif kind == _COMMAND_COMPLETE:
                 if tag is not None:
                     return None
-                tag = data[pos + 5 : end - 1].decode()
+                try:
+                    tag = data[pos + 5 : end - 1].decode()
+                except UnicodeDecodeError:
+                    return None
             elif kind not in (_BIND_COMPLETE, _CLOSE_COMPLETE):
                 return None
             pos = end
@@ -666,9 +669,15 @@ class Session:
         """Send ``data`` and read nothing (CopyData during COPY FROM STDIN: the server does not answer it)."""
         yield data
 
-    def send_then(self, data: bytes, then: Gen) -> Gen:
-        """Send ``data``, then run ``then`` (a reader such as :meth:`read_execute`)."""
-        yield data
+    def send_then(self, data: bytes, then: Gen, received: bytes = b"") -> Gen:
+        """Send ``data`` (if any) and feed ``received`` (bytes already read), then run ``then`` (a reader).
+
+        The fast paths use it to hand what they sent or read to the general path.
+        """
+        if data:
+            yield data
+        if received:
+            self.parser.feed(received)
         return (yield from then)
 
     def copy_in_end(self, message: bytes) -> Gen:

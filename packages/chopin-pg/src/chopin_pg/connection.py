@@ -326,8 +326,7 @@ class Connection:
                 result = session.take_reply(data, stmt)
                 if result is not None:
                     return result
-                session.parser.feed(data)
-                results: list[Result] = self._drive(session.read_execute(stmt))
+                results: list[Result] = self._drive(session.send_then(b"", session.read_execute(stmt), data))
             else:
                 results = self._drive(session.send_then(request, session.read_execute(stmt)))
             return results[0]
