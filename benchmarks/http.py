@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import re
 import shlex
+import statistics
 import subprocess
 import tempfile
 import time
@@ -501,6 +502,106 @@ def load_server(
     return result
 
 
+# ---------------------------------------------------------------- metrics overhead
+
+
+@dataclass
+class OverheadRound:
+    rps: float
+    cpu_us: float  # server CPU (user + system) per request
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` from /proc (the server runs one worker, no fork)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def overhead_round(name: str, args: argparse.Namespace, port: int) -> OverheadRound | None:
+    """One server start, a warm-up, one plaintext wrk run: req/s and server CPU per request."""
+    spec = SPEC[name]
+    env = {**os.environ, "PORT": str(port), "HOST": HOST, **dict(spec.env)}
+    env.pop("PYTHONPATH", None)
+    cmd = ["taskset", "-c", str(args.server_cpu), *spec.command(port)]
+    test = Test("plaintext", "plaintext", 1)
+
+    def load(proc: subprocess.Popen[bytes]) -> OverheadRound | None:
+        if wait_ready(proc, port, "/plaintext"):
+            return None
+        run_wrk(wrk_command(port, Test("warmup", "plaintext", 1), args.warmup, args.connections, args.client_cpu), 1)
+        cpu_before = process_cpu_seconds(proc.pid)
+        row, _ = run_wrk(wrk_command(port, test, args.duration, args.connections, args.client_cpu), args.duration)
+        cpu = process_cpu_seconds(proc.pid) - cpu_before
+        if not row.rps:
+            return None
+        return OverheadRound(row.rps, cpu / (row.rps * args.duration) * 1e6)
+
+    run = benchlib.run_server(cmd, load, env=env, cwd=spec.cwd)
+    return run.result
+
+
+def metrics_overhead(args: argparse.Namespace, taken: set[int]) -> str:
+    """``--metrics-rounds`` alternating runs of chopin and chopin+metrics on plaintext: the median overhead.
+
+    One pair of runs moves by several percent with whatever else the machine does;
+    alternating the two servers and taking medians cancels slow drifts.
+    """
+    pairs: list[tuple[OverheadRound, OverheadRound]] = []
+    for n in range(args.metrics_rounds):
+        plain = overhead_round("chopin", args, free_port(taken))
+        metered = overhead_round("chopin+metrics", args, free_port(taken))
+        if plain is None or metered is None:
+            log(f"[metrics overhead] round {n + 1}: a server did not answer; skipped")
+            continue
+        pairs.append((plain, metered))
+        log(
+            f"[metrics overhead] round {n + 1}: {fmt_rps(plain.rps)} vs {fmt_rps(metered.rps)} req/s, "
+            f"{plain.cpu_us:.2f} vs {metered.cpu_us:.2f} us CPU/request"
+        )
+    if not pairs:
+        return ""
+    rows = [
+        [
+            str(i + 1),
+            fmt_rps(a.rps),
+            fmt_rps(b.rps),
+            f"{(1 - b.rps / a.rps) * 100:.1f} %",
+            f"{a.cpu_us:.2f}",
+            f"{b.cpu_us:.2f}",
+            f"{(b.cpu_us / a.cpu_us - 1) * 100:.1f} %",
+        ]
+        for i, (a, b) in enumerate(pairs)
+    ]
+    by_rps = statistics.median(1 - b.rps / a.rps for a, b in pairs) * 100
+    by_cpu = statistics.median(b.cpu_us / a.cpu_us - 1 for a, b in pairs) * 100
+    rows.append(["median", "", "", f"{by_rps:.1f} %", "", "", f"{by_cpu:.1f} %"])
+    header = [
+        "round",
+        "chopin req/s",
+        "chopin+metrics req/s",
+        "throughput lost",
+        "chopin CPU us/req",
+        "+metrics CPU us/req",
+        "CPU added",
+    ]
+    return "\n".join(
+        [
+            "",
+            f"### Metrics overhead: plaintext, {len(pairs)} alternating rounds",
+            "",
+            markdown_table(header, rows),
+            "",
+            (
+                f"Each round starts chopin, then chopin with `with_metrics()` (METRICS=1), each for a "
+                f"{args.warmup} s warm-up and one {args.duration} s wrk run (`-c{args.connections}`, plaintext, "
+                "no pipelining); CPU is the server process's user + system time over the run divided by the "
+                "requests served. The target is an overhead under 5 %."
+            ),
+            "",
+        ]
+    )
+
+
 # ---------------------------------------------------------------- HTTP/2 (h2load)
 
 H2LOAD_RPS_RE = re.compile(r"finished in [\d.]+\w*, ([\d.]+) req/s")
@@ -842,6 +943,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown-out", type=Path, help="also write results here")
     parser.add_argument("--h2-connections", type=int, default=32, help="h2load connections (HTTP/2 rows)")
     parser.add_argument("--h2-streams", type=int, default=16, help="h2load concurrent streams per connection")
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        default=5,
+        help="alternating chopin / chopin+metrics plaintext rounds for the overhead table (0: none)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show wrk output")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -875,6 +982,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results.append(bench_server(spec, tests, args, free_port(taken)))
     body = render(results, tests, args.depth) if results else ""
+    if args.metrics_rounds > 0 and {"chopin", "chopin+metrics"} <= set(args.only):
+        body += metrics_overhead(args, taken)
     if h2_results:
         body += render_h2(h2_results, args)
     print()
