@@ -17,8 +17,6 @@ from chopin_auth import (
     JwtManager,
     PasswordHasher,
     TokenBlacklist,
-    auth_errors,
-    extract,
     init_jwt_manager,
     require_role,
 )
@@ -77,7 +75,7 @@ def sign_in(ctx: Context) -> Response:
 
 
 def me(ctx: Context) -> Response:
-    auth = extract(ctx, Auth[Claims])
+    auth = ctx.extract(Auth[Claims])
     return Response.json({"sub": auth.claims.sub, "role": auth.claims.role, "pid": os.getpid()})
 
 
@@ -88,7 +86,7 @@ def admin_report(ctx: Context) -> Response:
 
 
 def sign_out(ctx: Context) -> Response:
-    auth = extract(ctx, Auth[Claims])
+    auth = ctx.extract(Auth[Claims])
     assert auth.jti is not None  # the manager issues every token with a jti
     blacklist.revoke(auth.jti, auth.expires_at)
     return Response.new(204)
@@ -99,7 +97,6 @@ router.post("/login", sign_in)
 router.get("/me", me)
 router.get("/admin/report", admin_report)
 router.post("/logout", sign_out)
-router.layer(auth_errors)  # Auth[...] refusals become 401 with WWW-Authenticate
 router.layer_path("/admin", require_role(Role.ADMIN))
 
 if __name__ == "__main__":

@@ -128,10 +128,11 @@ def test_bad_tokens_are_401_invalid_token(
     assert description in challenge
 
 
-def test_without_the_error_layer_the_worker_still_answers_401(manager: JwtManager) -> None:
+def test_without_the_error_layer_the_worker_answers_the_full_401(manager: JwtManager) -> None:
     response = TestClient(build_router(with_error_layer=False)).get("/me")
     assert response.status == 401
-    assert response.header("WWW-Authenticate") is None  # chopin-core's ExtractError answer has no headers
+    # AuthRejected is an ExtractError carrying its response: the worker answers with it, headers included.
+    assert response.header("WWW-Authenticate") == 'Bearer realm="api"'
 
 
 def test_revoked_token_is_refused() -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import orjson
 import pytest
 from chopin_core.context import Context, Json, Query
 from chopin_core.errors import ExtractError
 from chopin_core.request import Request
+
+T = TypeVar("T")
 
 
 def make_ctx(
@@ -213,3 +215,65 @@ def test_extract_refuses_anything_but_json_or_query(kind: object) -> None:
 
 def test_repr() -> None:
     assert repr(make_ctx("/x", params={"a": "1"})) == "<Context POST /x params={'a': '1'}>"
+
+
+# ---------------------------------------------------------------- the extractor hook
+
+
+class Bearer:
+    """A third-party extractor: ``ctx.extract(Bearer)`` is the Authorization header's token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    @classmethod
+    def __chopin_extract__(cls, ctx: Context, kind: object) -> Bearer:
+        assert kind is cls
+        value = ctx.header("authorization") or ""
+        if not value.startswith("Bearer "):
+            from chopin_core.response import Response
+
+            denied = Response.text("no token", 401).with_header("WWW-Authenticate", "Bearer")
+            raise ExtractError("no token", 401, denied)
+        return cls(value.removeprefix("Bearer "))
+
+
+def test_a_type_with_the_hook_extracts_itself() -> None:
+    ctx = make_ctx(headers=[b"Host: t", b"Authorization: Bearer abc"])
+    assert ctx.extract(Bearer).token == "abc"
+
+
+def test_the_hook_sees_the_exact_generic_type_asked_for() -> None:
+    seen: list[object] = []
+
+    class Box(Generic[T]):
+        @classmethod
+        def __chopin_extract__(cls, ctx: Context, kind: object) -> Box[int]:
+            seen.append(kind)
+            return Box()
+
+    ctx = make_ctx()
+    assert isinstance(ctx.extract(Box[int]), Box)
+    assert seen == [Box[int]]
+
+
+def test_a_type_without_the_hook_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="__chopin_extract__"):
+        make_ctx().extract(int)  # type: ignore[arg-type]
+
+
+def test_an_extract_error_with_a_response_is_answered_as_is() -> None:
+    from chopin_core import Response, Router
+    from chopin_core.testclient import TestClient
+
+    def me(ctx: Context) -> Response:
+        return Response.text(ctx.extract(Bearer).token)
+
+    router = Router()
+    router.get("/me", me)
+    client = TestClient(router)
+    assert client.get("/me", headers={"Authorization": "Bearer xyz"}).text == "xyz"
+    refused = client.get("/me")
+    assert refused.status == 401
+    assert refused.header("WWW-Authenticate") == "Bearer"
+    assert refused.text == "no token"

@@ -203,7 +203,9 @@ class AuthRejected(AuthError, ExtractError):
         response: the response the error handler made for it.
     """
 
+    response: Response
+
     def __init__(self, error: AuthError, response: Response) -> None:
-        ExtractError.__init__(self, str(error), response.status)
+        ExtractError.__init__(self, str(error), response.status, response)
         self.error = error
         self.response = response

@@ -1,12 +1,11 @@
 """The ``Auth[Claims]`` extractor and the middleware that turns its refusals into responses.
 
-``extract(ctx, Auth[Claims])`` is declared and resolved like chopin-core's
-``ctx.extract(Json[T])``: a generic marker names the type, a call resolves it
-against the request.  chopin-core's ``Context.extract`` knows only its own markers,
-so the call is a function of this package.  A refusal raises
-:class:`~chopin_auth.AuthRejected`, a chopin-core ``ExtractError`` that holds the
-response the error handler made; :func:`auth_errors` (one ``router.layer``) answers
-with that response, headers included.
+``ctx.extract(Auth[Claims])`` (or ``extract(ctx, Auth[Claims])``) is resolved like
+chopin-core's ``ctx.extract(Json[T])``: ``Auth`` carries chopin-core's extractor hook
+(``__chopin_extract__``).  A refusal raises :class:`~chopin_auth.AuthRejected`, a
+chopin-core ``ExtractError`` that holds the response the error handler made; the worker
+answers with that response, headers (``WWW-Authenticate``) included.  :func:`auth_errors`
+(one ``router.layer``) does the same for middleware that runs before the handler.
 """
 
 from __future__ import annotations
@@ -62,6 +61,11 @@ class Auth(Generic[C]):
 
     def __repr__(self) -> str:
         return f"<Auth {self.claims!r}>"
+
+    @classmethod
+    def __chopin_extract__(cls, ctx: Context, kind: Any) -> Auth[Any]:
+        """chopin-core's extractor hook: ``ctx.extract(Auth[Claims])`` is :func:`extract`."""
+        return extract(ctx, kind)
 
 
 def bearer_token(authorization: str | None) -> str:

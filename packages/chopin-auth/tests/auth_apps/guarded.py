@@ -45,7 +45,7 @@ class RoleClaims:
 
 
 def me(ctx: Context) -> Response:
-    auth = extract(ctx, Auth[Claims])
+    auth = ctx.extract(Auth[Claims])  # chopin-core's extractor hook
     return Response.json({"sub": auth.claims.sub, "role": auth.claims.role, "jti": auth.jti, "pid": os.getpid()})
 
 

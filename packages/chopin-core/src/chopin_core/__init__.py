@@ -19,7 +19,7 @@ from .client import (
     ResponseTooLarge,
     UpstreamClosed,
 )
-from .context import Context, Json, Query
+from .context import Context, Extractor, Json, Query
 from .decorators import delete, get, head, options, patch, post, put, route
 from .errors import (
     BadRequest,
@@ -59,6 +59,7 @@ __all__ = [
     "ConnectTimeout",
     "Context",
     "ExtractError",
+    "Extractor",
     "Handler",
     "HeadTooLarge",
     "Headers",

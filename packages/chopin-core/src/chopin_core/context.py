@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from kowito_json import ValidationError, decoder_for
 
@@ -13,9 +13,24 @@ from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
 from .response import Response
 
-__all__ = ["Context", "Json", "Query"]
+__all__ = ["Context", "Extractor", "Json", "Query"]
 
 T = TypeVar("T")
+
+
+class Extractor(Protocol):
+    """A type other packages make extractable: ``ctx.extract(Kind[...])`` calls its hook.
+
+    ``__chopin_extract__(ctx, kind)`` (a classmethod) gets the context and the exact type
+    asked for (``Auth[Claims]``, say) and returns an instance of it, or raises an
+    :class:`~chopin_core.ExtractError` (whose ``response``, when set, is answered as is).
+    """
+
+    @classmethod
+    def __chopin_extract__(cls, ctx: Context, kind: Any) -> Any: ...
+
+
+E = TypeVar("E", bound=Extractor)
 
 
 class Json(Generic[T]):
@@ -69,12 +84,16 @@ class Context:
     def extract(self, kind: type[Json[T]]) -> T: ...
     @overload
     def extract(self, kind: type[Query[T]]) -> T: ...
+    @overload
+    def extract(self, kind: type[E]) -> E: ...
     def extract(self, kind: Any) -> Any:
         """Decode the request into the type ``kind`` names.
 
         ``Json[T]`` parses the body (400 if it is not JSON, 422 if it does not fit
         ``T``); ``Query[T]`` reads the query string (422 on a missing or malformed
-        parameter).  Left uncaught, the :class:`ExtractError` becomes that response.
+        parameter); any other type with an :class:`Extractor` hook
+        (``__chopin_extract__``, e.g. chopin-auth's ``Auth[Claims]``) resolves itself.
+        Left uncaught, the :class:`ExtractError` becomes that response.
 
         Raises:
             ExtractError: the request does not fit.
@@ -97,7 +116,10 @@ class Context:
             except ValidationError as exc:
                 lines = [f"query parameter {path.removeprefix('$.')!r}: {message}" for path, message in exc.errors]
                 raise ExtractError("\n".join(lines), 422) from None
-        raise TypeError(f"extract: expected Json[T] or Query[T], got {kind!r}")
+        hook = getattr(origin if origin is not None else kind, "__chopin_extract__", None)
+        if hook is not None:
+            return hook(self, kind)
+        raise TypeError(f"extract: expected Json[T], Query[T] or a type with __chopin_extract__, got {kind!r}")
 
     def multipart(self, *, max_parts: int = MAX_PARTS, max_part_header: int = MAX_PART_HEADER) -> Iterator[Part]:
         """Iterate the parts of a ``multipart/form-data`` body (RFC 7578).

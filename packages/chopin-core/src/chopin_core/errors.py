@@ -7,6 +7,11 @@ answers with (like h11's ``error_status_hint``), so the worker never has to gues
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .response import Response
+
 __all__ = [
     "BadRequest",
     "BodyTooLarge",
@@ -95,7 +100,11 @@ class ExtractError(ChopinError):
         message: what was expected, what came, and where.
     """
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    response: Response | None = None  # set: the worker answers with this response, headers included
+
+    def __init__(self, message: str, status: int = 422, response: Response | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        if response is not None:
+            self.response = response

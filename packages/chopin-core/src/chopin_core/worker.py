@@ -504,7 +504,7 @@ class Worker:
                     name = getattr(handler, "__name__", handler)
                     raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
             except ExtractError as exc:
-                resp = Response.text(exc.message, exc.status)
+                resp = exc.response or Response.text(exc.message, exc.status)
             except Exception:
                 log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
                 resp = Response.server_error()
@@ -965,7 +965,7 @@ class Worker:
                     name = getattr(handler, "__name__", handler)
                     raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
             except ExtractError as exc:
-                resp = Response.text(exc.message, exc.status)
+                resp = exc.response or Response.text(exc.message, exc.status)
             except Exception:
                 log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
                 resp = Response.server_error()
