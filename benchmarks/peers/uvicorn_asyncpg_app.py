@@ -1,4 +1,4 @@
-"""Raw ASGI peer for TechEmpower's /db and /queries: uvicorn (uvloop + httptools) and an asyncpg pool.
+"""Raw ASGI peer for TechEmpower's /db, /queries, /fortunes and /updates: uvicorn (uvloop + httptools), asyncpg.
 
 Run from benchmarks/peers (benchmarks/pg.py does):
     PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test POOL_SIZE=32 \
@@ -6,9 +6,12 @@ Run from benchmarks/peers (benchmarks/pg.py does):
         --no-access-log --log-level warning
 
 Follows TechEmpower's rules: one query per random World row (ids 1..10000),
-`queries` clamped to 1..500 (anything unparsable is 1), JSON serialized per request.
+`queries` clamped to 1..500 (anything unparsable is 1), JSON serialized per request;
+/fortunes adds one fortune at request time, sorts by message and HTML-escapes; /updates
+reads each row by its own query and writes the new numbers in one executemany.
 """
 
+import html
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -24,7 +27,15 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 READ_ROW_SQL = "SELECT id, randomnumber FROM world WHERE id = $1"
+UPDATE_SQL = "UPDATE world SET randomnumber = $2 WHERE id = $1"
+FORTUNES_SQL = "SELECT id, message FROM fortune"
 JSON_HEADERS = [(b"content-type", b"application/json")]
+HTML_HEADERS = [(b"content-type", b"text/html; charset=utf-8")]
+FORTUNES_HEAD = (
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>"
+)
+FORTUNES_TAIL = "</table></body></html>"
+EXTRA_FORTUNE = "Additional fortune added at request time."
 NOT_FOUND_START: Message = {
     "type": "http.response.start",
     "status": 404,
@@ -78,6 +89,32 @@ async def multiple_queries(pool: asyncpg.Pool, scope: Scope, send: Send) -> None
     await send_json(send, worlds)
 
 
+async def fortunes(pool: asyncpg.Pool, send: Send) -> None:
+    async with pool.acquire() as conn:
+        rows = [(row[0], row[1]) for row in await conn.fetch(FORTUNES_SQL)]
+    rows.append((0, EXTRA_FORTUNE))
+    rows.sort(key=lambda row: row[1])
+    escape = html.escape
+    body = FORTUNES_HEAD + "".join([f"<tr><td>{i}</td><td>{escape(m)}</td></tr>" for i, m in rows]) + FORTUNES_TAIL
+    data = body.encode()
+    headers = [*HTML_HEADERS, (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def updates(pool: asyncpg.Pool, scope: Scope, send: Send) -> None:
+    ids = [random.randint(1, 10000) for _ in range(query_count(scope["query_string"]))]
+    async with pool.acquire() as conn:
+        statement = await conn.prepare(READ_ROW_SQL)
+        worlds = []
+        for row_id in ids:
+            row = await statement.fetchrow(row_id)
+            worlds.append({"id": row[0], "randomNumber": random.randint(1, 10000)})
+        # Sorted by id, as the Chopin app writes them: concurrent requests lock rows in one order.
+        await conn.executemany(UPDATE_SQL, sorted((w["id"], w["randomNumber"]) for w in worlds))
+    await send_json(send, worlds)
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -95,6 +132,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await single_query(scope["state"]["pool"], send)
     elif path == "/queries":
         await multiple_queries(scope["state"]["pool"], scope, send)
+    elif path == "/fortunes":
+        await fortunes(scope["state"]["pool"], send)
+    elif path == "/updates":
+        await updates(scope["state"]["pool"], scope, send)
     else:
         await send(NOT_FOUND_START)
         await send({"type": "http.response.body", "body": b""})
