@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PostgreSQL benchmark runner: chopin_pg against psycopg 3, asyncpg and pg8000, plus TechEmpower /db and /queries.
+"""PostgreSQL benchmark runner: chopin_pg against psycopg 3, asyncpg and pg8000, plus TechEmpower /db, /queries, /fortunes and /updates.
 
     python3 benchmarks/pg.py [--only psycopg,asyncpg,pg8000,chopin] [--scenarios ...]
                              [--repeat 5] [--scale 0.1] [--duration 10] [--markdown-out benchmarks/results-pg.md]
@@ -60,6 +60,7 @@ CHOPIN_PACKAGES = {
     "chopin_pg": REPO / "packages" / "chopin-pg",
     "kowito_json": REPO / "packages" / "kowito-json",  # before chopin-core, which needs it
     "chopin_core": REPO / "packages" / "chopin-core",
+    "chopin_orm": REPO / "packages" / "chopin-orm",  # /fortunes and /updates
 }
 PEER_MODULES = ("psycopg", "asyncpg", "pg8000", "uvicorn", "uvloop", "httptools", "orjson")
 
@@ -87,7 +88,13 @@ SCENARIOS = (
     Scenario("insert_pipelined", "1 000 INSERTs, pipelined", "rows"),
 )
 SCENARIO = {s.name: s for s in SCENARIOS}
-WEB_PATHS = (("/db", "/db"), ("/queries?queries=20", "/queries?queries=20"))
+WEB_PATHS = (
+    ("/db", "/db"),
+    ("/queries?queries=20", "/queries?queries=20"),
+    ("/fortunes", "/fortunes"),
+    ("/updates?queries=20", "/updates?queries=20"),
+)
+EXTRA_FORTUNE_CELL = b"<tr><td>0</td><td>Additional fortune added at request time.</td></tr>"
 
 
 @dataclass
@@ -273,6 +280,13 @@ def check_web(port: int) -> str:
         assert status == 200, f"/queries: status {status}"
         worlds = json.loads(body)
         assert isinstance(worlds, list) and len(worlds) == 20, "/queries?queries=20: not a list of 20"
+        status, body = http_get(port, "/fortunes")
+        assert status == 200, f"/fortunes: status {status}"
+        assert EXTRA_FORTUNE_CELL in body and b"&lt;script&gt;" in body, "/fortunes: rows or escaping missing"
+        status, body = http_get(port, "/updates?queries=20")
+        assert status == 200, f"/updates: status {status}"
+        worlds = json.loads(body)
+        assert isinstance(worlds, list) and len(worlds) == 20, "/updates?queries=20: not a list of 20"
     except (AssertionError, ValueError, TypeError, KeyError) as exc:
         return f"wrong answer: {exc or body[:80]!r}"
     return ""
@@ -347,7 +361,7 @@ def bench_web_server(args: argparse.Namespace, env: dict[str, str], server: WebS
     reason, tail = run.result, run.tail
     if reason:
         if server.name == "chopin":
-            reason = f"chopin /db, /queries not available: {reason}"
+            reason = f"chopin web endpoints not available: {reason}"
         log(f"  n/a: {reason}")
         for line in tail:
             log(f"    {line}")
@@ -453,7 +467,7 @@ def markdown(
     if web:
         out += [
             "",
-            f"### TechEmpower `/db` and `/queries` (wrk -t1 -c{args.connections} -d{args.duration}s pinned to "
+            f"### TechEmpower `/db`, `/queries`, `/fortunes` and `/updates` (wrk -t1 -c{args.connections} -d{args.duration}s pinned to "
             f"CPU {args.client_cpu}, server one worker pinned to CPU {args.server_cpu}, pool of {args.pool_size})",
             "",
         ]
