@@ -56,21 +56,17 @@ CREATE TABLE IF NOT EXISTS world (id integer NOT NULL PRIMARY KEY, randomnumber 
 -- and its Fortune table, for /fortunes.
 CREATE TABLE IF NOT EXISTS fortune (id integer PRIMARY KEY, message varchar(2048) NOT NULL);
 """
-# TechEmpower's Fortune rows (their create-postgres.sql); message 11 is the escaping test.
-FORTUNE_ROWS = (
-    (1, "fortune: No such file or directory"),
-    (2, "A computer scientist is someone who fixes things that aren't broken."),
-    (3, "After enough decimal places, nobody gives a damn."),
-    (4, "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1"),
-    (5, "A computer program does what you tell it to do, not what you want it to do."),
-    (6, "Emacs is a nice operating system, but I prefer UNIX. \u2014 Tom Christaensen"),
-    (7, "Any program that runs right is obsolete."),
-    (8, "A list is only as strong as its weakest link. \u2014 Donald Knuth"),
-    (9, "Feature: A bug with seniority."),
-    (10, "Computers make very fast, very accurate mistakes."),
-    (11, '<script>alert("This should not be displayed in a browser alert box.");</script>'),
-    (12, "\u30d5\u30ec\u30fc\u30e0\u30ef\u30fc\u30af\u306e\u30d9\u30f3\u30c1\u30de\u30fc\u30af"),
-)
+
+
+def fortune_rows() -> tuple[tuple[int, str], ...]:
+    """TechEmpower's Fortune rows, from techempower/fortune_rows.py (the app uses the same file)."""
+    spec = importlib.util.spec_from_file_location("fortune_rows", HERE / "techempower" / "fortune_rows.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.FORTUNE_ROWS)
+
+
 WORLD_LOAD_SQL = f"""
 TRUNCATE world;
 INSERT INTO world (id, randomnumber)
@@ -375,10 +371,11 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
         world = driver.scalar("SELECT count(*) FROM world WHERE randomnumber BETWEEN 1 AND 10000")
         if world != WORLD_ROWS or driver.scalar("SELECT max(id) FROM world") != WORLD_ROWS:
             driver.run_sql(WORLD_LOAD_SQL)
-        if driver.scalar("SELECT count(*) FROM fortune") != len(FORTUNE_ROWS):
+        fortunes = fortune_rows()
+        if driver.scalar("SELECT count(*) FROM fortune") != len(fortunes):
             driver.run_sql("TRUNCATE fortune")
             with driver.conn.cursor() as cur:
-                cur.executemany("INSERT INTO fortune (id, message) VALUES (%s, %s)", FORTUNE_ROWS)
+                cur.executemany("INSERT INTO fortune (id, message) VALUES (%s, %s)", fortunes)
             driver.conn.commit()
         driver.run_sql("ANALYZE bench_mixed")
         return {"seconds": time.perf_counter() - started, "server": driver.scalar("SHOW server_version")}

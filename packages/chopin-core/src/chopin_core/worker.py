@@ -575,16 +575,16 @@ class Worker:
         table.start(conn, req, resp, keep, started)
 
     def _account(self, req: Request, resp: Response, started: int) -> None:
-        """Metrics and access log for a response finished outside :meth:`_respond` (a proxied one)."""
+        """Metrics and access log for a response finished outside :meth:`_respond` (proxied, HTTP/2)."""
         metrics = self._metrics
+        elapsed = perf_counter_ns() - started
         if metrics is not None:
-            elapsed = perf_counter_ns() - started
-            metrics[STATUS_BASE - 1 + resp.status // 100] += 1
+            metrics[_STATUS_SLOT + resp.status // 100] += 1
             metrics[DURATION_SUM_NS] += elapsed
             units = elapsed >> 10
             metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
         if self.access_log is not None:
-            self.access_log(req, resp, perf_counter_ns() - started)
+            self.access_log(req, resp, elapsed)
 
     def _run_pre_routing(self, req: Request) -> Response | Literal[Verdict.DROP] | None:
         """The pre-routing hook's answer: a response, DROP, or None to route as usual."""
@@ -969,14 +969,8 @@ class Worker:
             except Exception:
                 log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
                 resp = Response.server_error()
-        if metrics is not None:
-            elapsed = perf_counter_ns() - started
-            metrics[STATUS_BASE - 1 + resp.status // 100] += 1
-            metrics[DURATION_SUM_NS] += elapsed
-            units = elapsed >> 10
-            metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
-        if access is not None:
-            access(req, resp, perf_counter_ns() - started)
+        if metrics is not None or access is not None:
+            self._account(req, resp, started)
         return resp
 
     def _start_tls(self, sock: socket.socket, peer: object) -> None:
