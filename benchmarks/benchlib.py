@@ -402,7 +402,7 @@ def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> s
 
 # ---------------------------------------------------------------- RESULTS.md
 
-ORDER = ("http", "json", "static", "pg", "orm")
+ORDER = ("http", "metrics", "json", "static", "pg", "orm")
 TITLE = "# Benchmark results\n\nEach section was written by the command it names, on this project's 2-core machine.\n"
 
 

@@ -122,3 +122,17 @@ def test_a_restarted_worker_keeps_the_totals_monotonic(serve):
         time.sleep(0.05)
     after = httpx.get(f"{server.url}/health", timeout=5.0).json()["requests"]
     assert after >= before
+
+
+def test_the_hot_path_lookup_tables_agree_with_the_arithmetic() -> None:
+    # STATUS_SLOT / BUCKET_SLOT replace a division and a shift + comparison per request.
+    for status in range(100, 600):
+        assert metrics.STATUS_SLOT[status] == STATUS_BASE - 1 + status // 100
+    for ns in [0, 1, 1023, 1024, 1025, 2047, 2048, 10**6, (1 << 30) - 1, 1 << 30, 1 << 31, 10**12, (1 << 64) - 1]:
+        expected = metrics.BUCKET_BASE + min((ns >> 10).bit_length(), metrics.BUCKETS)
+        assert metrics.BUCKET_SLOT[ns.bit_length()] == expected, ns
+    # Every bucket bound files a duration just below it into its own bucket, at it into the next.
+    for i, bound in enumerate(metrics.HISTOGRAM_BOUNDS):
+        ns = round(bound * 1e9)
+        assert metrics.BUCKET_SLOT[(ns - 1).bit_length()] == metrics.BUCKET_BASE + i
+        assert metrics.BUCKET_SLOT[ns.bit_length()] == metrics.BUCKET_BASE + i + 1

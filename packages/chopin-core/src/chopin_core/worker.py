@@ -32,15 +32,7 @@ from .errors import ExtractError, ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
-from .metrics import (
-    ACTIVE,
-    BUCKET_BASE,
-    BUCKETS,
-    BYTES_SENT,
-    DURATION_SUM_NS,
-    STATUS_BASE,
-    MetricsBlock,
-)
+from .metrics import ACTIVE, BUCKET_SLOT, BYTES_SENT, DURATION_SUM_NS, STATUS_SLOT, MetricsBlock
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
 from .proxy import forward_blocking
 from .request import Request
@@ -94,8 +86,6 @@ _BUSY: Final = (
 )
 # RFC 9110 6.4.1: these carry no content and no Content-Length.
 _NO_BODY: Final = frozenset({204, 304})
-_STATUS_SLOT: Final = STATUS_BASE - 1  # metrics[_STATUS_SLOT + status // 100] counts the status class
-_LAST_BOUND: Final = 1 << BUCKETS  # 1.024-us units at or past which a duration is in +Inf
 
 
 class SideConnection(Protocol):
@@ -518,10 +508,9 @@ class Worker:
             elapsed = perf_counter_ns() - started
             if metrics is not None:
                 # metrics.record(), inlined: this runs for every request.
-                metrics[_STATUS_SLOT + status // 100] += 1
+                metrics[STATUS_SLOT[status]] += 1
                 metrics[DURATION_SUM_NS] += elapsed
-                units = elapsed >> 10
-                metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
+                metrics[BUCKET_SLOT[elapsed.bit_length()]] += 1
             if access is not None:
                 access(req, resp, elapsed)
         line = STATUS_LINES.get(status) or status_line(status)
@@ -579,10 +568,9 @@ class Worker:
         metrics = self._metrics
         elapsed = perf_counter_ns() - started
         if metrics is not None:
-            metrics[_STATUS_SLOT + resp.status // 100] += 1
+            metrics[STATUS_SLOT[resp.status]] += 1
             metrics[DURATION_SUM_NS] += elapsed
-            units = elapsed >> 10
-            metrics[BUCKET_BASE + (units.bit_length() if units < _LAST_BOUND else BUCKETS)] += 1
+            metrics[BUCKET_SLOT[elapsed.bit_length()]] += 1
         if self.access_log is not None:
             self.access_log(req, resp, elapsed)
 
