@@ -83,6 +83,7 @@ def test_httpx_h2_over_tls(tls_server, chain: Chain) -> None:
         assert echoed.headers["x-query"] == "a=b"
         assert echoed.headers["x-host"] == f"localhost:{tls_server.port}"
         assert echoed.headers["x-custom"] == "v"
+        assert echoed.headers["x-version"] == "HTTP/2"  # only the version says which protocol carried it
 
 
 def test_many_concurrent_streams_on_one_connection(tls_server, chain: Chain) -> None:

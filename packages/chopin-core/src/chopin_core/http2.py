@@ -40,7 +40,7 @@ import h2.settings
 import hyperframe.frame
 
 from .files import FileBody, not_modified
-from .request import Request
+from .request import H2Request, Request
 
 if TYPE_CHECKING:
     import socket
@@ -388,7 +388,7 @@ class H2Session:
         target = path.decode("latin-1")
         raw_path, sep, query = target.partition("?")
         body = self._take_body(stream)
-        return Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
+        return H2Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
 
     def _start_response(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
         status = resp.status

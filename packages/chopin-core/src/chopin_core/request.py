@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from urllib.parse import parse_qsl, unquote
 
-__all__ = ["Headers", "Request"]
+__all__ = ["H2Request", "Headers", "Request"]
 
 
 class Headers:
@@ -112,7 +112,7 @@ class Request:
 
     @property
     def version(self) -> str:
-        """``"HTTP/1.1"`` or ``"HTTP/1.0"``."""
+        """``"HTTP/1.1"`` or ``"HTTP/1.0"`` (``"HTTP/2"`` for an :class:`H2Request`)."""
         return "HTTP/1.1" if self.http11 else "HTTP/1.0"
 
     @property
@@ -154,3 +154,19 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
+
+
+class H2Request(Request):
+    """A request that arrived on an HTTP/2 stream: the same fields, ``version`` ``"HTTP/2"``.
+
+    A subclass rather than a field, so that HTTP/1.1 requests pay nothing for it.
+    ``http11`` is ``True`` (HTTP/1.1 semantics: persistent connection, chunked bodies
+    never apply on a stream).
+    """
+
+    __slots__ = ()
+
+    @property
+    def version(self) -> str:
+        """``"HTTP/2"``."""
+        return "HTTP/2"

@@ -37,6 +37,7 @@ def echo(ctx: Context) -> Response:
         .with_header("X-Query", req.query or "")
         .with_header("X-Host", req.header("host") or "")
         .with_header("X-Custom", req.header("x-custom") or "")
+        .with_header("X-Version", req.version)
     )
 
 
