@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 from chopin_pg import Connection, PgPool, PooledConnection
 
@@ -15,7 +16,7 @@ from .errors import OrmError
 if TYPE_CHECKING:
     from .transaction import Transaction
 
-__all__ = ["Executor", "acquire"]
+__all__ = ["Executor", "acquire", "run_execute", "run_query"]
 
 #: Anything the ORM can run a statement on.
 Executor = Union[Connection, PooledConnection, PgPool, "Transaction"]
@@ -43,3 +44,23 @@ def acquire(executor: Executor) -> tuple[Connection, PooledConnection | None]:
         "executor: expected a chopin_pg Connection, a pool guard (pool.get()), a PgPool or a Transaction, "
         f"got {type(executor).__name__}"
     )
+
+
+def run_query(executor: Executor, sql: str, params: Sequence[Any]) -> list[Any]:
+    """``sql``'s rows, run on ``executor`` (a pool checkout is released afterwards)."""
+    conn, guard = acquire(executor)
+    try:
+        return conn.query(sql, params)
+    finally:
+        if guard is not None:
+            guard.release()
+
+
+def run_execute(executor: Executor, sql: str, params: Sequence[Any]) -> int:
+    """``sql``'s affected row count, run on ``executor`` (a pool checkout is released afterwards)."""
+    conn, guard = acquire(executor)
+    try:
+        return conn.execute(sql, params)
+    finally:
+        if guard is not None:
+            guard.release()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chopin_pg import Connection
 
 from .errors import ModelError, NotFound
-from .executor import Executor, acquire
+from .executor import Executor, acquire, run_execute, run_query
 from .expr import quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 
@@ -43,24 +43,6 @@ M = TypeVar("M")
 INSERT_MANY_BATCH = 1000
 #: The protocol's limit on parameters in one statement (Bind carries an int16 count).
 MAX_PARAMETERS = 65535
-
-
-def _run_query(executor: Executor, sql: str, params: Sequence[Any]) -> list[Any]:
-    conn, guard = acquire(executor)
-    try:
-        return conn.query(sql, params)
-    finally:
-        if guard is not None:
-            guard.release()
-
-
-def _run_execute(executor: Executor, sql: str, params: Sequence[Any]) -> int:
-    conn, guard = acquire(executor)
-    try:
-        return conn.execute(sql, params)
-    finally:
-        if guard is not None:
-            guard.release()
 
 
 def _pk_where(info: ModelInfo, start: int) -> str:
@@ -139,10 +121,10 @@ def insert(obj: Any, executor: Executor) -> None:
     sql = _insert_sql(info, inserted, returned, override)
     values = _values_of(obj, inserted)
     if returned:
-        rows = _run_query(executor, sql, values)
+        rows = run_query(executor, sql, values)
         _set_from_row(info, obj, returned, tuple(rows[0]))
     else:
-        _run_execute(executor, sql, values)
+        run_execute(executor, sql, values)
 
 
 def update(obj: Any, executor: Executor) -> None:
@@ -161,7 +143,7 @@ def update(obj: Any, executor: Executor) -> None:
     if sql is None:
         sets = ", ".join(f"{f.quoted} = ${i + 1}" for i, f in enumerate(fields))
         sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
-    if _run_execute(executor, sql, _values_of(obj, fields) + pk_values) == 0:
+    if run_execute(executor, sql, _values_of(obj, fields) + pk_values) == 0:
         raise NotFound(f"{info.cls.__qualname__}.update: no row with primary key {pk_values}")
 
 
@@ -251,10 +233,10 @@ def upsert(
         info.sql_cache[key] = sql
     values = _values_of(obj, inserted)
     if returned:
-        rows = _run_query(executor, sql, values)
+        rows = run_query(executor, sql, values)
         _set_from_row(info, obj, returned, tuple(rows[0]))
     else:
-        _run_execute(executor, sql, values)
+        run_execute(executor, sql, values)
 
 
 def delete(obj: Any, executor: Executor) -> None:
@@ -268,7 +250,7 @@ def delete(obj: Any, executor: Executor) -> None:
     sql = info.sql_cache.get("delete")
     if sql is None:
         sql = info.sql_cache["delete"] = f"DELETE FROM {info.table_sql} WHERE {_pk_where(info, 1)}"
-    if _run_execute(executor, sql, pk_values) == 0:
+    if run_execute(executor, sql, pk_values) == 0:
         raise NotFound(f"{info.cls.__qualname__}.delete: no row with primary key {pk_values}")
 
 
@@ -287,7 +269,7 @@ def refresh(obj: Any, executor: Executor) -> None:
     """
     info = model_info(type(obj))
     pk_values = _pk_values(info, obj, "refresh")
-    rows = _run_query(executor, _select_by_pk(info), pk_values)
+    rows = run_query(executor, _select_by_pk(info), pk_values)
     if not rows:
         raise NotFound(f"{info.cls.__qualname__}.refresh: no row with primary key {pk_values}")
     _set_from_row(info, obj, info.fields, tuple(rows[0]))
@@ -304,7 +286,7 @@ def _key_params(info: ModelInfo, pk: Any) -> list[Any]:
 def get_or_none(cls: type[M], executor: Executor, pk: Any) -> M | None:
     """The instance with primary key ``pk`` (a tuple for a composite key), or ``None``."""
     info = model_info(cls)
-    rows = _run_query(executor, _select_by_pk(info), _key_params(info, pk))
+    rows = run_query(executor, _select_by_pk(info), _key_params(info, pk))
     return info.decode(rows[0]._values) if rows else None
 
 

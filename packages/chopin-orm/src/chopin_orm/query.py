@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 from chopin_pg import Connection
 
 from .errors import ModelError, MultipleRows, NotFound, OrmError
-from .executor import Executor, acquire
+from .executor import Executor, acquire, run_execute, run_query
 from .expr import Column, Expr, Ordering, Params, Raw, quote_identifier
 from .model import ModelInfo, model_info
 
@@ -268,13 +268,13 @@ class Query(Generic[R]):
             sql = f"SELECT count(*) FROM (SELECT 1 {inner}{self._tail(params, order=False)}) AS q"
         else:
             sql = f"SELECT count(*) {inner}"
-        return int(_scalar(executor, sql, params.values))
+        return int(run_query(executor, sql, params.values)[0][0])
 
     def exists(self, executor: Executor) -> bool:
         """Whether any row matches."""
         params = Params()
         sql = f"SELECT EXISTS (SELECT 1 FROM {self._from(params)}{self._where_sql(params)}{self._tail(params)})"
-        return bool(_scalar(executor, sql, params.values))
+        return bool(run_query(executor, sql, params.values)[0][0])
 
     def _target(self, params: Params) -> str:
         """The WHERE clause of an UPDATE/DELETE: direct, or by key through a sub-select."""
@@ -308,7 +308,7 @@ class Query(Generic[R]):
             else:
                 sets.append(f"{quote_identifier(column.name)} = {params.add(column.to_db(value))}")
         sql = f"UPDATE {info.table_sql} SET {', '.join(sets)}{self._target(params)}"
-        return _execute(executor, sql, params.values)
+        return run_execute(executor, sql, params.values)
 
     def delete(self, executor: Executor) -> int:
         """``DELETE`` the matching rows.
@@ -318,7 +318,7 @@ class Query(Generic[R]):
         """
         params = Params()
         sql = f"DELETE FROM {self._info.table_sql}{self._target(params)}"
-        return _execute(executor, sql, params.values)
+        return run_execute(executor, sql, params.values)
 
     def iter(self, executor: Executor, batch_size: int = ITER_BATCH) -> Iterator[R]:
         """Stream the rows through a server-side cursor, ``batch_size`` per round trip.
@@ -391,21 +391,3 @@ def _count_arg(what: str, n: int | None) -> int | None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise OrmError(f"{what}(): expected a non-negative int, got {n!r}")
     return n
-
-
-def _scalar(executor: Executor, sql: str, params: Sequence[Any]) -> Any:
-    conn, guard = acquire(executor)
-    try:
-        return conn.query(sql, params)[0][0]
-    finally:
-        if guard is not None:
-            guard.release()
-
-
-def _execute(executor: Executor, sql: str, params: Sequence[Any]) -> int:
-    conn, guard = acquire(executor)
-    try:
-        return conn.execute(sql, params)
-    finally:
-        if guard is not None:
-            guard.release()
