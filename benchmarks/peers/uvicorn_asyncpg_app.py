@@ -65,11 +65,14 @@ def query_count(query_string: bytes) -> int:
     return min(max(count, 1), 500)
 
 
-async def send_json(send: Send, payload: Any) -> None:
-    body = orjson.dumps(payload)
-    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+async def send_body(send: Send, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, payload: Any) -> None:
+    await send_body(send, JSON_HEADERS, orjson.dumps(payload))
 
 
 async def single_query(pool: asyncpg.Pool, send: Send) -> None:
@@ -78,14 +81,19 @@ async def single_query(pool: asyncpg.Pool, send: Send) -> None:
     await send_json(send, {"id": row[0], "randomNumber": row[1]})
 
 
+async def read_worlds(conn: asyncpg.Connection, scope: Scope) -> list[dict[str, int]]:
+    """`queries` random World rows, each read by its own query (the rules)."""
+    statement = await conn.prepare(READ_ROW_SQL)
+    worlds = []
+    for _ in range(query_count(scope["query_string"])):
+        row = await statement.fetchrow(random.randint(1, 10000))
+        worlds.append({"id": row[0], "randomNumber": row[1]})
+    return worlds
+
+
 async def multiple_queries(pool: asyncpg.Pool, scope: Scope, send: Send) -> None:
-    ids = [random.randint(1, 10000) for _ in range(query_count(scope["query_string"]))]
     async with pool.acquire() as conn:
-        statement = await conn.prepare(READ_ROW_SQL)
-        worlds = []
-        for row_id in ids:
-            row = await statement.fetchrow(row_id)
-            worlds.append({"id": row[0], "randomNumber": row[1]})
+        worlds = await read_worlds(conn, scope)
     await send_json(send, worlds)
 
 
@@ -96,20 +104,14 @@ async def fortunes(pool: asyncpg.Pool, send: Send) -> None:
     rows.sort(key=lambda row: row[1])
     escape = html.escape
     body = FORTUNES_HEAD + "".join([f"<tr><td>{i}</td><td>{escape(m)}</td></tr>" for i, m in rows]) + FORTUNES_TAIL
-    data = body.encode()
-    headers = [*HTML_HEADERS, (b"content-length", str(len(data)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    await send_body(send, HTML_HEADERS, body.encode())
 
 
 async def updates(pool: asyncpg.Pool, scope: Scope, send: Send) -> None:
-    ids = [random.randint(1, 10000) for _ in range(query_count(scope["query_string"]))]
     async with pool.acquire() as conn:
-        statement = await conn.prepare(READ_ROW_SQL)
-        worlds = []
-        for row_id in ids:
-            row = await statement.fetchrow(row_id)
-            worlds.append({"id": row[0], "randomNumber": random.randint(1, 10000)})
+        worlds = await read_worlds(conn, scope)
+        for world in worlds:
+            world["randomNumber"] = random.randint(1, 10000)
         # Sorted by id, as the Chopin app writes them: concurrent requests lock rows in one order.
         await conn.executemany(UPDATE_SQL, sorted((w["id"], w["randomNumber"]) for w in worlds))
     await send_json(send, worlds)
