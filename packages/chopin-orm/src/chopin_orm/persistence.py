@@ -119,6 +119,13 @@ def insert(obj: Any, executor: Executor) -> None:
     info = model_info(type(obj))
     inserted, returned, override = _insert_plan(info, obj)
     sql = _insert_sql(info, inserted, returned, override)
+    _write(info, obj, executor, sql, inserted, returned)
+
+
+def _write(
+    info: ModelInfo, obj: Any, executor: Executor, sql: str, inserted: list[FieldInfo], returned: list[FieldInfo]
+) -> None:
+    """Run an INSERT (or upsert) of ``inserted``'s values; fill ``returned`` columns back into ``obj``."""
     values = _values_of(obj, inserted)
     if returned:
         rows = run_query(executor, sql, values)
@@ -231,12 +238,7 @@ def upsert(
         if returned:
             sql += " RETURNING " + ", ".join(f.quoted for f in returned)
         info.sql_cache[key] = sql
-    values = _values_of(obj, inserted)
-    if returned:
-        rows = run_query(executor, sql, values)
-        _set_from_row(info, obj, returned, tuple(rows[0]))
-    else:
-        run_execute(executor, sql, values)
+    _write(info, obj, executor, sql, inserted, returned)
 
 
 def delete(obj: Any, executor: Executor) -> None:
