@@ -29,7 +29,7 @@ import os
 import select
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import h2.config
 import h2.connection
@@ -39,6 +39,7 @@ import h2.exceptions
 import h2.settings
 import hyperframe.frame
 
+from .connection import _close_iter
 from .files import FileBody, not_modified
 from .request import H2Request, Request
 
@@ -412,7 +413,7 @@ class H2Session:
         if bodiless or (source is None and file is None and not resp.body):
             h2conn.send_headers(stream_id, head, end_stream=True)
             if source is not None:
-                _close_source(source)
+                _close_iter(source)
             if file is not None:
                 file.close()
             self._streams.pop(stream_id, None)
@@ -626,17 +627,8 @@ class _BodyFailed(Exception):
 
 def _release(stream: _Stream) -> None:
     if stream.source is not None:
-        _close_source(stream.source)
+        _close_iter(stream.source)
         stream.source = None
     if stream.file is not None:
         stream.file.close()
         stream.file = None
-
-
-def _close_source(source: Iterator[Any]) -> None:
-    close = getattr(source, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception:
-            log.exception("closing a response stream failed")
