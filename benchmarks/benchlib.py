@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import re
 import shutil
 import signal
@@ -114,6 +115,16 @@ def load_average() -> float:
 
 
 LOAD_WARNING = "warning: 1-minute load average is {load:.2f}; other work will skew the numbers"
+
+
+def pg_machine_line(server_version: str, host: str, port: int, load: tuple[float, float]) -> str:
+    """The "- Machine:" line of a PostgreSQL benchmark report (CPU, kernel, server, load before/after)."""
+    return (
+        f"- Machine: {cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}; "
+        f"PostgreSQL {server_version} on {host}:{port} (the machine's server, same CPUs). "
+        f"Load average (1 min) {load[0]:.2f} before the run, {load[1]:.2f} after: well above 0 means other "
+        "work shared the CPUs and the numbers are noisy."
+    )
 
 
 def load_before_run(warning: str = LOAD_WARNING, threshold: float = 0.5) -> float:

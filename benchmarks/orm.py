@@ -596,9 +596,7 @@ def markdown(
         "",
         f"`{command.strip()}` on {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
-        f"- Machine: {benchlib.cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}; "
-        f"PostgreSQL {server} on {args.host}:{args.port} (same CPUs). Load average (1 min) {load[0]:.2f} before "
-        f"the run, {load[1]:.2f} after: well above 0 means other work shared the CPUs and the numbers are noisy.",
+        benchlib.pg_machine_line(server, args.host, args.port, load),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in found.items() if k != "error") + ".",
         f"- Best of {args.repeat} runs after an untimed warm-up, one connection over TCP, each (library, scenario) "
         "in a fresh process. Rows: 7 columns (integer id, text, integer, double precision, boolean, timestamptz, "

@@ -25,7 +25,6 @@ if sys.path and sys.path[0] and os.path.samefile(sys.path[0], os.path.dirname(os
 import argparse
 import datetime as dt
 import json
-import platform
 import re
 import shlex
 import shutil
@@ -43,7 +42,6 @@ from benchlib import (
     HOST,
     READY_TIMEOUT_S,
     REPO,
-    cpu_model,
     free_port,
     log,
     markdown_table,
@@ -450,10 +448,7 @@ def markdown(
         "",
         f"`{command.strip()}` on {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
-        f"- Machine: {cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}; "
-        f"PostgreSQL {server_version} on {args.host}:{args.port} (the machine's server, same CPUs). "
-        f"Load average (1 min) {load[0]:.2f} before the run, {load[1]:.2f} after: well above 0 means other "
-        "work shared the CPUs and the numbers are noisy.",
+        benchlib.pg_machine_line(server_version, args.host, args.port, load),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "at") + ".",
         f"- Drivers: best of {args.repeat} runs after an untimed warm-up, one connection, no TLS, "
         "each (driver, scenario) in a fresh process; tables UNLOGGED for COPY and INSERT. "
