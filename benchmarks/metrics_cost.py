@@ -44,13 +44,14 @@ REQUEST = (
 
 
 def child(metrics: bool, requests: int, pipelined: int) -> float:
+    # metrics on: counted by the C accelerator, or in pure Python when the parent set CHOPIN_PURE_PYTHON=1
     """Serve ``requests`` x ``pipelined`` requests in this process; seconds per request."""
     import socket
     import time
 
     from chopin_core import Response, Router, Settings
     from chopin_core.connection import Connection
-    from chopin_core.metrics import MetricsBlock
+    from chopin_core.metrics import FOLD_AT, STATUS_BASE, MetricsBlock
     from chopin_core.parser import RequestParser
     from chopin_core.worker import Worker
 
@@ -62,37 +63,55 @@ def child(metrics: bool, requests: int, pipelined: int) -> float:
     conn = Connection(server, RequestParser(worker._limits), 0)
     worker.conns[conn.fd] = conn
     payload = REQUEST * pipelined
+    clock = time.monotonic_ns
+    counters = worker._metrics
+    timed = counters is not None
+    folding = counters is not None and not counters.accelerated
+    pending = counters.pending if counters is not None else []
     started = time.perf_counter()
     for _ in range(requests):
         client.send(payload)
-        worker._woke = time.perf_counter_ns()  # what the loop does on each wake-up
+        # What Worker.run's loop does on each wake-up, in both modes.
+        now = clock()
+        if timed:
+            worker._woke = now
+            if folding and len(pending) >= FOLD_AT and counters is not None:
+                counters.fold()
         worker._on_readable(conn)
         client.recv(1 << 16)
+    if counters is not None:
+        counters.publish()  # the loop's once-a-second step; here once, and the counts are checked
+        assert sum(counters.counts[STATUS_BASE : STATUS_BASE + 5]) == requests * pipelined
     return (time.perf_counter() - started) / (requests * pipelined)
 
 
-def run_child(python: str, metrics: bool, requests: int, pipelined: int, wrap: list[str] | None = None) -> str:
-    cmd = [*(wrap or []), python, __file__, "--child", "on" if metrics else "off", str(requests), str(pipelined)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+def run_child(python: str, mode: str, requests: int, pipelined: int, wrap: list[str] | None = None) -> str:
+    """Run a child: mode "off" (no metrics), "c" (the C accelerator) or "py" (pure Python)."""
+    cmd = [*(wrap or []), python, __file__, "--child", "off" if mode == "off" else "on", str(requests), str(pipelined)]
+    env = {k: v for k, v in os.environ.items() if k != "CHOPIN_PURE_PYTHON"}
+    if mode == "py":
+        env["CHOPIN_PURE_PYTHON"] = "1"
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return done.stdout + done.stderr
 
 
-def instructions(python: str, metrics: bool, requests: int, pipelined: int, tmp: Path) -> int:
-    out = tmp / f"cg.{metrics}.{requests}.{pipelined}"
-    text = run_child(
-        python, metrics, requests, pipelined, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    )
+def instructions(python: str, mode: str, requests: int, pipelined: int, tmp: Path) -> int:
+    out = tmp / f"cg.{mode}.{requests}.{pipelined}"
+    text = run_child(python, mode, requests, pipelined, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
     match = re.search(r"Collected : (\d+)", text)
     if match is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{text[-500:]}")
     return int(match.group(1))
 
 
-def per_request_instructions(python: str, metrics: bool, args: argparse.Namespace, pipelined: int, tmp: Path) -> float:
-    short = max(args.requests // 5, 1)
-    long_run = instructions(python, metrics, args.requests, pipelined, tmp)
-    short_run = instructions(python, metrics, short, pipelined, tmp)
-    return (long_run - short_run) / ((args.requests - short) * pipelined)
+def per_request_instructions(python: str, mode: str, requests: int, pipelined: int, tmp: Path) -> float:
+    short = max(requests // 5, 1)
+    long_run = instructions(python, mode, requests, pipelined, tmp)
+    short_run = instructions(python, mode, short, pipelined, tmp)
+    return (long_run - short_run) / ((requests - short) * pipelined)
+
+
+MODES = ("off", "c", "py")
 
 
 def main() -> int:
@@ -100,39 +119,49 @@ def main() -> int:
         print(child(sys.argv[2] == "on", int(sys.argv[3]), int(sys.argv[4])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20000, help="requests per callgrind run (and per timed run)")
+    parser.add_argument("--requests", type=int, default=20000, help="requests per timed run (callgrind: a quarter)")
     parser.add_argument("--rounds", type=int, default=7, help="alternating timed rounds per mode")
     parser.add_argument("--python", default=str(VENV_PY) if VENV_PY.exists() else sys.executable)
     parser.add_argument("--markdown-out", type=Path)
     args = parser.parse_args()
+    accelerated = subprocess.run(
+        [args.python, "-c", "from chopin_core.metrics import ACCELERATED; print(ACCELERATED)"],
+        capture_output=True, text=True, check=True, env={k: v for k, v in os.environ.items() if k != "CHOPIN_PURE_PYTHON"},
+    ).stdout.strip()  # fmt: skip
+    if accelerated != "True":
+        print("chopin_core._tally is not built in this environment: the C column would be pure Python", file=sys.stderr)
+        return 1
     rows = []
     with tempfile.TemporaryDirectory(prefix="chopin-metrics-cost-") as tmp:
         for pipelined in (1, 16):
             n = max(args.requests // pipelined, 1)
-            times: dict[bool, list[float]] = {False: [], True: []}
+            times: dict[str, list[float]] = {mode: [] for mode in MODES}
             for _ in range(args.rounds):
-                for metrics in (False, True):
-                    times[metrics].append(float(run_child(args.python, metrics, n, pipelined)))
-            off, on = (statistics.median(times[m]) * 1e6 for m in (False, True))
-            row = [f"plaintext{' pipelined 16' if pipelined > 1 else ''}", f"{off:.2f}", f"{on:.2f}",
-                   f"{(on / off - 1) * 100:.1f} %"]  # fmt: skip
+                for mode in MODES:
+                    times[mode].append(float(run_child(args.python, mode, n, pipelined)))
+            us = {mode: statistics.median(times[mode]) * 1e6 for mode in MODES}
+            row = [f"plaintext{' pipelined 16' if pipelined > 1 else ''}", f"{us['off']:.2f}"]
+            row += [f"{us[m]:.2f} (+{(us[m] / us['off'] - 1) * 100:.1f} %)" for m in ("c", "py")]
             if shutil.which("valgrind"):
-                sub = argparse.Namespace(requests=max(args.requests // 4, 500))
-                i_off = per_request_instructions(args.python, False, sub, pipelined, Path(tmp))
-                i_on = per_request_instructions(args.python, True, sub, pipelined, Path(tmp))
-                row += [f"{i_off:,.0f}", f"{i_on:,.0f}", f"{(i_on / i_off - 1) * 100:.1f} %"]
+                count = max(args.requests // 4, 500)
+                ins = {mode: per_request_instructions(args.python, mode, count, pipelined, Path(tmp)) for mode in MODES}
+                row.append(f"{ins['off']:,.0f}")
+                row += [f"{ins[m]:,.0f} (+{(ins[m] / ins['off'] - 1) * 100:.1f} %)" for m in ("c", "py")]
             else:
                 row += ["n/a", "n/a", "n/a"]
             print("  ".join(row), flush=True)
             rows.append(row)
-    header = ["request", "µs off", "µs on", "time added", "instructions off", "instructions on", "instructions added"]
+    header = ["request", "µs off", "µs on (C)", "µs on (pure Python)", "instructions off", "instructions on (C)",
+              "instructions on (pure Python)"]  # fmt: skip
     table = "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] + ["---:"] * 6, *rows])
     command = shlex.join(["python3", "benchmarks/metrics_cost.py", *sys.argv[1:]])
     body = (
         f"### Metrics cost inside one worker (`{command}`)\n\n{table}\n\n"
-        "A real Worker answering over a socketpair in one process, with and without a MetricsBlock; time: "
-        f"median of {args.rounds} alternating fresh-process rounds; instructions: callgrind, the difference "
-        "between a long and a short run per extra request (repeatable on a busy machine).\n"
+        "A real Worker answering over a socketpair in one process, one read (one loop wake-up) per request or "
+        "per batch of 16, without metrics, with metrics counted by the C accelerator (chopin_core._tally), and "
+        "with metrics counted in pure Python (CHOPIN_PURE_PYTHON=1). Time: median of "
+        f"{args.rounds} alternating fresh-process rounds; instructions: callgrind, user space only, the "
+        "difference between a long and a short run per extra request (repeatable on a busy machine).\n"
     )
     print(body)
     if args.markdown_out:

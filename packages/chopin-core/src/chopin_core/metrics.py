@@ -1,24 +1,48 @@
 """Partitioned counters in shared memory, and the /metrics and /health answers.
 
 How it works: before forking, the supervisor maps one anonymous shared block
-with a slot per worker.  On the hot path a worker only adds to a plain Python
-list of its own (the cheapest counter CPython has); once a second, and right
-before it answers a scrape, it copies that list into its slot (one ``uint64``
-memoryview store, no lock, no other worker's cache line: slots are padded to
-whole cache lines).  Whichever worker answers ``/metrics`` or ``/health`` sums
-every slot, so other workers' figures are at most a second old.  A restarted worker
-keeps its slot's counters, so totals stay monotonic as Prometheus expects; only
-its active-connections gauge is reset.
+with a slot per worker.  Each worker counts into an ``array('Q')`` of its own
+(:class:`WorkerMetrics`); once a second, and right before it answers a scrape,
+it copies that array into its slot (one ``uint64`` memoryview store, no lock,
+no other worker's cache line: slots are padded to whole cache lines).
+Whichever worker answers ``/metrics`` or ``/health`` sums every slot, so other
+workers' figures are at most a second old.  A restarted worker keeps its slot's
+counters, so totals stay monotonic as Prometheus expects; only its
+active-connections gauge is reset.
+
+The per-request step is ``tally[status](started_ns)``, one call:
+
+- with the C accelerator (``chopin_core._tally``, compiled when the package is
+  installed) it is a C method that reads the clock and adds to the status
+  class, the duration sum and the bucket, allocating nothing;
+- without it (no compiler, or ``CHOPIN_PURE_PYTHON=1``) it appends the duration
+  to a list for the status's class, and :meth:`WorkerMetrics.fold` counts those
+  lists with C-speed built-ins (``len``, ``sum``, ``bytes.count``) when the
+  loop finds ``FOLD_AT`` pending, once a second, and before a scrape.
+
+Both give the same counts (the tests run against both).
+``benchmarks/metrics_cost.py`` measures what each costs per request.
 """
 
 from __future__ import annotations
 
 import array
 import mmap
+import os
 import time
+from collections.abc import Callable
 from typing import Final
 
-__all__ = ["HISTOGRAM_BOUNDS", "MetricsBlock", "render_prometheus"]
+__all__ = ["ACCELERATED", "HISTOGRAM_BOUNDS", "MetricsBlock", "WorkerMetrics", "render_prometheus"]
+
+try:
+    if os.environ.get("CHOPIN_PURE_PYTHON"):
+        raise ImportError("CHOPIN_PURE_PYTHON is set")
+    from ._tally import Tally
+except ImportError:
+    Tally = None  # type: ignore[assignment,misc]
+# Whether workers count with the C accelerator (chopin_core._tally).
+ACCELERATED: Final = Tally is not None
 
 # Slot layout, in uint64 words.  Requests are not counted on their own: the total
 # is the sum of the status classes (one increment less per request).
@@ -37,10 +61,100 @@ _WORDS: Final = BUCKET_BASE + BUCKETS + 1
 # than a division or a shift and a comparison on Python ints): STATUS_SLOT[status] is
 # the word of the status's class; BUCKET_SLOT[ns.bit_length()] the duration's bucket,
 # min((ns >> 10).bit_length(), BUCKETS) above BUCKET_BASE.
-STATUS_SLOT: Final = tuple(STATUS_BASE - 1 + status // 100 for status in range(600))
+# Statuses outside 100..599 (RFC 9110 has none; Response does not refuse them) count as 5xx.
+STATUS_SLOT: Final = tuple(STATUS_BASE - 1 + (status // 100 if 100 <= status < 600 else 5) for status in range(1000))
 BUCKET_SLOT: Final = tuple(BUCKET_BASE + min(max(bits - 10, 0), BUCKETS) for bits in range(65))
 _SLOT_BYTES: Final = -(-_WORDS * 8 // 64) * 64  # whole cache lines
 _HEADER_BYTES: Final = 64
+# fold() files durations by bit length: _BUCKET_OF_BITS maps a bit length (a byte) to
+# its bucket (a byte, 0 .. BUCKETS), _BUCKET_MARKS[i] is bucket i's byte.
+_BUCKET_OF_BITS: Final = bytes(BUCKET_SLOT[bits] - BUCKET_BASE if bits < 65 else BUCKETS for bits in range(256))
+_BUCKET_MARKS: Final = tuple(bytes([i]) for i in range(BUCKETS + 1))
+# tally[SENT](n) counts n bytes written (tally[0..999] are by status code).
+SENT: Final = 1000
+# Pure Python: the worker's loop folds the logs once the 2xx log holds this many
+# durations (about 150 KB of ints); other classes wait for the next second's fold.
+FOLD_AT: Final = 4096
+
+
+class WorkerMetrics:
+    """One worker's counters, and the calls its hot path counts with.
+
+    ``tally[status](started_ns)`` counts an answered request that started at
+    ``started_ns`` (``time.monotonic_ns``; index: the status code, 0..999), and
+    ``tally[SENT](n)`` a write of ``n`` bytes.  ``counts[ACTIVE]`` is the
+    open-connections gauge.  :meth:`publish` copies the counts into the worker's
+    shared slot (folding the pure-Python logs first).
+
+    Args:
+        slot: the worker's slot in the shared block (its counts start from it, so a
+            restarted worker's totals go on from where its predecessor's stopped).
+        accelerated: count with the C accelerator; default: when it is built.
+    """
+
+    __slots__ = ("_durations", "_sent", "_slot", "accelerated", "counts", "pending", "tally")
+
+    def __init__(self, slot: memoryview, accelerated: bool | None = None) -> None:
+        if accelerated is None:
+            accelerated = ACCELERATED
+        elif accelerated and Tally is None:
+            raise RuntimeError("chopin_core._tally is not built (or CHOPIN_PURE_PYTHON is set)")
+        self.accelerated = accelerated
+        self._slot = slot
+        self.counts = array.array("Q", slot)
+        self._durations: tuple[list[int], ...] = tuple([] for _ in range(5))  # pure Python: 1xx .. 5xx
+        self._sent: list[int] = []
+        per_class: list[Callable[[int], None]]
+        if accelerated:
+            assert Tally is not None
+            tallies = [Tally(self.counts, word, DURATION_SUM_NS, BUCKET_BASE, BUCKETS, BYTES_SENT) for word in _CLASSES]
+            per_class = [t.request for t in tallies]
+            sent: Callable[[int], None] = tallies[0].sent
+        else:
+            per_class = [_logger(log) for log in self._durations]
+            sent = self._sent.append
+        self.tally: tuple[Callable[[int], None], ...] = (
+            *(per_class[word - STATUS_BASE] for word in STATUS_SLOT),
+            sent,
+        )
+        # The loop folds once this log holds FOLD_AT (accelerated: it stays empty).
+        self.pending: list[int] = self._durations[1]
+
+    def fold(self) -> None:
+        """Pure Python: add the logged requests and writes to the counts and empty the logs."""
+        counts = self.counts
+        for word, log in zip(_CLASSES, self._durations, strict=True):
+            if log:
+                counts[word] += len(log)
+                counts[DURATION_SUM_NS] += sum(log)
+                # Each duration's bucket as one byte (a C loop), then a C-level count of each
+                # bucket present (`in` is a memchr).
+                buckets = bytes(map(int.bit_length, log)).translate(_BUCKET_OF_BITS)
+                for bucket, mark in enumerate(_BUCKET_MARKS, BUCKET_BASE):
+                    if mark in buckets:
+                        counts[bucket] += buckets.count(mark)
+                log.clear()
+        if self._sent:
+            counts[BYTES_SENT] += sum(self._sent)
+            self._sent.clear()
+
+    def publish(self) -> None:
+        """Fold, then copy the counts into the worker's shared slot."""
+        self.fold()
+        self._slot[:] = self.counts
+
+
+_CLASSES: Final = range(STATUS_BASE, STATUS_BASE + 5)
+
+
+def _logger(log: list[int]) -> Callable[[int], None]:
+    """Pure Python: the per-class step, logging the duration for :meth:`WorkerMetrics.fold`."""
+    append = log.append
+
+    def request(started: int, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        append(clock() - started)
+
+    return request
 
 
 class MetricsBlock:
@@ -67,17 +181,16 @@ class MetricsBlock:
         start = (_HEADER_BYTES + index * _SLOT_BYTES) // 8
         return self._words[start : start + _WORDS]
 
-    def attach(self, index: int) -> list[int]:
-        """In a worker: the local counters to add to (starting from its slot's), kept for :meth:`publish`."""
-        self._local = list(self.slot(index))
-        self._local_index = index
+    def attach(self, index: int, accelerated: bool | None = None) -> WorkerMetrics:
+        """In a worker: its own counters (starting from its slot's), kept for :meth:`publish`."""
+        self._local = WorkerMetrics(self.slot(index), accelerated)
         return self._local
 
     def publish(self) -> None:
-        """In a worker: copy the local counters into its slot."""
-        local = getattr(self, "_local", None)
+        """In a worker: fold its logs and copy its counters into its slot."""
+        local: WorkerMetrics | None = getattr(self, "_local", None)
         if local is not None:
-            self.slot(self._local_index)[:] = array.array("Q", local)
+            local.publish()
 
     def reset_gauges(self, index: int) -> None:
         """Zero the gauges of a worker that died (its counters stay)."""
@@ -94,7 +207,7 @@ class MetricsBlock:
 
 
 def record(counts: list[int] | memoryview, status: int, duration_ns: int) -> None:
-    """Count one answered request (the worker inlines the same steps on its hot path)."""
+    """Count one answered request: what :meth:`WorkerMetrics.fold` does for each logged one."""
     counts[STATUS_SLOT[status]] += 1
     counts[DURATION_SUM_NS] += duration_ns
     counts[BUCKET_SLOT[duration_ns.bit_length()]] += 1

@@ -7,7 +7,7 @@ worker runs, and parses the bytes that would have gone on the wire.
 
 from __future__ import annotations
 
-from time import perf_counter_ns
+from time import monotonic_ns
 from typing import Any
 from urllib.parse import urlencode
 
@@ -146,7 +146,7 @@ class TestClient:
                 if conn.close_after:
                     break
                 methods.append(event.method)
-                worker._woke = perf_counter_ns()  # the loop's wake-up clock, which durations start from
+                worker._woke = monotonic_ns()  # the loop's wake-up clock, which durations start from
                 worker._respond(conn, event, out)
                 while conn.stream is not None:
                     worker._pull_stream(conn)

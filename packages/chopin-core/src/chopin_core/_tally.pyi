@@ -1,0 +1,9 @@
+# The C accelerator's interface (_tally.c); chopin_core.metrics falls back to pure Python without it.
+from _typeshed import WriteableBuffer
+
+class Tally:
+    def __init__(
+        self, counts: WriteableBuffer, status_word: int, sum_word: int, bucket_base: int, buckets: int, sent_word: int
+    ) -> None: ...
+    def request(self, started_ns: int, /) -> None: ...
+    def sent(self, n: int, /) -> None: ...
