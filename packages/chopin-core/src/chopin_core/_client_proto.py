@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
+from ._chunked import ChunkedDecoder
 from ._client_errors import ResponseProtocolError, ResponseTooLarge, UpstreamClosed
 
 __all__ = [
@@ -35,8 +36,6 @@ __all__ = [
 _TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _TCHARS: Final = frozenset(_TCHAR.decode())
 _TARGET_CHARS: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
-_HEX: Final = b"0123456789abcdefABCDEF"
-_MAX_CHUNK_LINE: Final = 4096
 
 # RFC 9110 7.6.1: fields that describe one connection, never forwarded.  The
 # fields named in Connection are hop-by-hop too (see end_to_end).  Proxy-Connection
@@ -140,10 +139,7 @@ class ResponseLimits:
 # Parser states.
 _HEAD: Final = 0
 _BODY: Final = 1
-_CHUNK_SIZE: Final = 2
-_CHUNK_DATA: Final = 3
-_CHUNK_END: Final = 4
-_TRAILER: Final = 5
+_CHUNKED: Final = 2  # a chunked body: self._chunks decodes it
 _UNTIL_CLOSE: Final = 6
 _DONE: Final = 7
 _ERROR: Final = 8
@@ -159,7 +155,7 @@ class ResponseParser:
         limits: the head bounds; defaults when omitted.
     """
 
-    __slots__ = ("_buf", "_head_only", "_limits", "_remaining", "_state", "head", "received")
+    __slots__ = ("_buf", "_chunks", "_head_only", "_limits", "_remaining", "_state", "head", "received")
 
     def __init__(self, method: str, limits: ResponseLimits | None = None) -> None:
         self._limits = limits or ResponseLimits()
@@ -167,6 +163,7 @@ class ResponseParser:
         self._buf = b""
         self._state = _HEAD
         self._remaining = 0
+        self._chunks: ChunkedDecoder | None = None
         self.head: ResponseHead | None = None
         # Whether any byte arrived: a reused connection that fails before this is safe to retry.
         self.received = False
@@ -250,7 +247,11 @@ class ResponseParser:
                     self._state = _BODY
                     self._remaining = head.length
                 elif kind == BodyKind.CHUNKED:
-                    self._state = _CHUNK_SIZE
+                    self._state = _CHUNKED
+                    self._chunks = ChunkedDecoder(
+                        bad=ResponseProtocolError, trailer_too_large=ResponseTooLarge,
+                        max_trailer=self._limits.max_head, strict=False,
+                    )  # fmt: skip
                 else:
                     self._state = _UNTIL_CLOSE
             elif state == _DONE:
@@ -267,10 +268,12 @@ class ResponseParser:
                 events.append(buf[pos:] if pos else buf)
                 return end
             else:
-                moved = self._chunked(buf, pos, end, events)
-                if moved < 0:
-                    return -moved - 1
-                pos = moved
+                chunks = self._chunks
+                assert chunks is not None
+                pos = chunks.feed(buf, pos, end, events.append)
+                if not chunks.done:
+                    return pos  # more bytes needed; buf[pos:] is kept
+                self._state = _DONE
         return pos
 
     def _parse_head(self, head: bytes) -> ResponseHead:
@@ -342,57 +345,6 @@ class ResponseParser:
         if kind == BodyKind.CLOSE:
             keep_alive = False
         return ResponseHead(status, reason.decode("latin-1"), http11, headers, kind, length, keep_alive)
-
-    def _chunked(self, buf: bytes, pos: int, end: int, events: list[Event]) -> int:
-        """Decode chunked framing (RFC 9112 7.1) from ``pos``.
-
-        Returns the new position, or ``-(pos + 1)`` when the bytes from ``pos``
-        are a partial line that must wait for more.
-        """
-        state = self._state
-        if state == _CHUNK_DATA:
-            take = min(self._remaining, end - pos)
-            events.append(buf[pos : pos + take])
-            self._remaining -= take
-            if self._remaining == 0:
-                self._state = _CHUNK_END
-            return pos + take
-        if state == _CHUNK_END:
-            if end - pos < 2:
-                return -(pos + 1)
-            if buf[pos : pos + 2] != b"\r\n":
-                raise ResponseProtocolError("chunked body: chunk data not followed by CRLF")
-            self._state = _CHUNK_SIZE
-            return pos + 2
-        eol = buf.find(b"\r\n", pos)
-        if state == _CHUNK_SIZE:
-            if eol < 0:
-                if end - pos > _MAX_CHUNK_LINE:
-                    raise ResponseProtocolError("chunked body: chunk-size line too long")
-                return -(pos + 1)
-            size_b = buf[pos:eol].split(b";", 1)[0].rstrip(b" \t")
-            if not size_b or size_b.translate(None, _HEX) or len(size_b) > 16:
-                raise ResponseProtocolError(f"chunked body: bad chunk size {size_b[:20]!r}")
-            size = int(size_b, 16)
-            if size == 0:
-                self._state = _TRAILER
-                self._remaining = 0
-            else:
-                self._state = _CHUNK_DATA
-                self._remaining = size
-            return eol + 2
-        # Trailer section: read and dropped, bounded like a head.
-        if eol < 0:
-            if self._remaining + end - pos > self._limits.max_head:
-                raise ResponseTooLarge("chunked trailer section too large")
-            return -(pos + 1)
-        if eol == pos:
-            self._state = _DONE
-            return pos + 2
-        self._remaining += eol - pos + 2
-        if self._remaining > self._limits.max_head:
-            raise ResponseTooLarge("chunked trailer section too large")
-        return eol + 2
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._chunked import ChunkedDecoder
 from .errors import (
     BadRequest,
     BodyTooLarge,
@@ -49,8 +50,6 @@ _TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 _TARGET_CHARS: Final = bytes(range(0x21, 0x7F))
 # Bytes allowed anywhere in a head: VCHAR, obs-text, SP, HTAB, and CR/LF (checked as pairs).
 _HEAD_CHARS: Final = b"\t\r\n" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
-_HEX: Final = b"0123456789abcdefABCDEF"
-_MAX_CHUNK_LINE: Final = 4096
 
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT")
@@ -59,10 +58,7 @@ _METHODS: Final = {
 # Parser states.
 _HEAD: Final = 0
 _BODY: Final = 1
-_CHUNK_SIZE: Final = 2
-_CHUNK_DATA: Final = 3
-_CHUNK_END: Final = 4
-_TRAILER: Final = 5
+_CHUNKED: Final = 2  # a chunked body: self._chunks decodes it
 _ERROR: Final = 6
 _PAUSED: Final = 7
 
@@ -108,7 +104,7 @@ _HEAD_CACHE_SIZE: Final = 512
 class RequestParser:
     """Frames HTTP/1.1 requests out of a byte stream; one instance per connection."""
 
-    __slots__ = ("_body_parts", "_buf", "_limits", "_pending", "_remaining", "_state", "_total")
+    __slots__ = ("_body_parts", "_buf", "_chunks", "_limits", "_pending", "_remaining", "_state")
 
     def __init__(self, limits: ParserLimits | None = None) -> None:
         self._limits = limits if limits is not None else ParserLimits()
@@ -116,7 +112,7 @@ class RequestParser:
         self._state = _HEAD
         self._pending: Request | None = None
         self._remaining = 0
-        self._total = 0
+        self._chunks: ChunkedDecoder | None = None  # made for the connection's first chunked body
         self._body_parts: list[bytes] = []
 
     @property
@@ -213,12 +209,12 @@ class RequestParser:
                         events.append(req)
                         continue
                     self._pending = req
-                    self._total = 0
                     if length > 0:
                         self._state = _BODY
                         self._remaining = length
                     else:
-                        self._state = _CHUNK_SIZE
+                        self._state = _CHUNKED
+                        self._start_chunked()
                     if pos >= end_of_data and req.http11 and _expects_continue(req):
                         events.append(CONTINUE)
                 elif self._state == _BODY:
@@ -229,10 +225,12 @@ class RequestParser:
                     if self._remaining == 0:
                         events.append(self._finish_body())
                 else:
-                    pos = self._feed_chunked(buf, pos, end_of_data, events)
-                    if pos < 0:
-                        pos = -pos - 1
-                        break
+                    chunks = self._chunks
+                    assert chunks is not None
+                    pos = chunks.feed(buf, pos, end_of_data, self._body_parts.append)
+                    if not chunks.done:
+                        break  # more bytes needed; buf[pos:] is kept
+                    events.append(self._finish_body())
         except ProtocolError as exc:
             self._state = _ERROR
             self._buf = b""
@@ -390,65 +388,20 @@ class RequestParser:
         self._state = _HEAD
         return req
 
-    def _feed_chunked(self, buf: bytes, pos: int, end: int, events: list[Request | Continue | ProtocolError]) -> int:
-        """Decode chunked framing (RFC 9112 7.1) from ``pos``.
-
-        Returns the new position, or ``-(pos + 1)`` when more data is needed and
-        the bytes from ``pos`` must be kept (a partial line).
-        """
-        state = self._state
-        if state == _CHUNK_DATA:
-            take = min(self._remaining, end - pos)
-            self._body_parts.append(buf[pos : pos + take])
-            self._remaining -= take
-            if self._remaining == 0:
-                self._state = _CHUNK_END
-            return pos + take
-        if state == _CHUNK_END:
-            if end - pos < 2:
-                return -(pos + 1)
-            if buf[pos : pos + 2] != b"\r\n":
-                raise BadRequest("chunked body: chunk data not followed by CRLF")
-            self._state = _CHUNK_SIZE
-            return pos + 2
-        eol = buf.find(b"\r\n", pos)
-        if state == _CHUNK_SIZE:
-            if eol < 0:
-                if end - pos > _MAX_CHUNK_LINE:
-                    raise BadRequest("chunked body: chunk-size line too long")
-                return -(pos + 1)
-            line = buf[pos:eol]
-            if b"\n" in line or b"\r" in line:
-                raise BadRequest("chunked body: bare CR or LF in chunk-size line")
-            size_b = line.split(b";", 1)[0].rstrip(b" \t")
-            if not size_b or size_b.translate(None, _HEX) or len(size_b) > 16:
-                raise BadRequest(f"chunked body: bad chunk size {size_b[:20]!r}")
-            size = int(size_b, 16)
-            self._total += size
-            if self._total > self._limits.max_body:
-                raise BodyTooLarge(f"chunked body over {self._limits.max_body} bytes")
-            if size == 0:
-                self._state = _TRAILER
-                self._remaining = 0
-            else:
-                self._state = _CHUNK_DATA
-                self._remaining = size
-            return eol + 2
-        # Trailer section: ignored, but bounded like a head.
-        if eol < 0:
-            if self._remaining + end - pos > self._limits.max_head:
-                raise HeadTooLarge("chunked trailer section too large")
-            return -(pos + 1)
-        if eol == pos:
-            events.append(self._finish_body())
-            return pos + 2
-        trailer = buf[pos:eol]
-        if b"\n" in trailer or b"\r" in trailer:
-            raise BadRequest("chunked trailer: bare CR or LF, expected CRLF")
-        self._remaining += eol - pos + 2
-        if self._remaining > self._limits.max_head:
-            raise HeadTooLarge("chunked trailer section too large")
-        return eol + 2
+    def _start_chunked(self) -> None:
+        chunks = self._chunks
+        if chunks is None:
+            limits = self._limits
+            self._chunks = ChunkedDecoder(
+                bad=BadRequest,
+                trailer_too_large=HeadTooLarge,
+                max_trailer=limits.max_head,
+                strict=True,
+                body_too_large=BodyTooLarge,
+                max_body=limits.max_body,
+            )
+        else:
+            chunks.reset()
 
 
 def _expects_continue(req: Request) -> bool:
