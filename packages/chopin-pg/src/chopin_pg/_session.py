@@ -235,6 +235,18 @@ class Session:
             self.fatal = err
         return err
 
+    def _next_message(self) -> Gen:
+        """The next backend message as ``(tag, body)``, reading more bytes until one is complete.
+
+        For the once-per-operation exchanges (startup, prepare, COPY set-up); the
+        per-row loops (queries, COPY TO data) inline the same three lines instead of
+        paying a generator frame per message.
+        """
+        parser = self.parser
+        while (raw := parser.next_raw()) is None:
+            parser.feed((yield None) or b"")
+        return raw
+
     # -- startup and authentication (§55.2.1) ------------------------------------
 
     def startup(self, tls_certificate: bytes | None) -> Gen:
@@ -246,13 +258,8 @@ class Session:
         config = self.config
         yield p.startup_message(config.startup_params())
         scram: ScramClient | None = None
-        parser = self.parser
         while True:
-            raw = parser.next_raw()
-            if raw is None:
-                parser.feed((yield None) or b"")
-                continue
-            tag, body = raw
+            tag, body = yield from self._next_message()
             if tag == 0x52:  # Authentication*
                 msg = p.decode_message(tag, body)
                 if isinstance(msg, p.AuthenticationOk):
@@ -428,13 +435,8 @@ class Session:
         param_oids: tuple[int, ...] = ()
         columns: list[p.ColumnDescription] = []
         error: ServerError | None = None
-        parser = self.parser
         while True:
-            raw = parser.next_raw()
-            if raw is None:
-                parser.feed((yield None) or b"")
-                continue
-            tag, body = raw
+            tag, body = yield from self._next_message()
             if tag == _PARAMETER_DESCRIPTION:
                 count = struct.unpack_from("!h", body, 0)[0]
                 param_oids = struct.unpack_from(f"!{count}I", body, 2)
@@ -644,13 +646,8 @@ class Session:
         """
         yield p.query(sql)
         error: ServerError | None = None
-        parser = self.parser
         while True:
-            raw = parser.next_raw()
-            if raw is None:
-                parser.feed((yield None) or b"")
-                continue
-            tag, body = raw
+            tag, body = yield from self._next_message()
             if tag == _COPY_IN:
                 return body[0]
             if tag == _READY:
@@ -692,13 +689,8 @@ class Session:
         yield message
         result = Result([], "", [])
         error: ServerError | None = None
-        parser = self.parser
         while True:
-            raw = parser.next_raw()
-            if raw is None:
-                parser.feed((yield None) or b"")
-                continue
-            tag, body = raw
+            tag, body = yield from self._next_message()
             if tag == _COMMAND_COMPLETE:
                 result = Result([], body[:-1].decode(), [])
             elif tag == _READY:
@@ -725,13 +717,8 @@ class Session:
         yield p.query(sql)
         error: ServerError | None = None
         refused = False
-        parser = self.parser
         while True:
-            raw = parser.next_raw()
-            if raw is None:
-                parser.feed((yield None) or b"")
-                continue
-            tag, body = raw
+            tag, body = yield from self._next_message()
             if tag == _COPY_OUT:
                 return body[0]
             if tag == _READY:
