@@ -544,12 +544,17 @@ def metrics_overhead(args: argparse.Namespace, taken: set[int]) -> str:
     """``--metrics-rounds`` alternating runs of chopin and chopin+metrics on plaintext: the median overhead.
 
     One pair of runs moves by several percent with whatever else the machine does;
-    alternating the two servers and taking medians cancels slow drifts.
+    alternating the two servers, and which of them goes first (rounds go AB, BA, AB,
+    ...: a drift during a round favours neither), and taking medians cancels that.
     """
     pairs: list[tuple[OverheadRound, OverheadRound]] = []
     for n in range(args.metrics_rounds):
-        plain = overhead_round("chopin", args, free_port(taken))
-        metered = overhead_round("chopin+metrics", args, free_port(taken))
+        if n % 2 == 0:
+            plain = overhead_round("chopin", args, free_port(taken))
+            metered = overhead_round("chopin+metrics", args, free_port(taken))
+        else:
+            metered = overhead_round("chopin+metrics", args, free_port(taken))
+            plain = overhead_round("chopin", args, free_port(taken))
         if plain is None or metered is None:
             log(f"[metrics overhead] round {n + 1}: a server did not answer; skipped")
             continue
@@ -575,6 +580,9 @@ def metrics_overhead(args: argparse.Namespace, taken: set[int]) -> str:
     by_rps = statistics.median(1 - b.rps / a.rps for a, b in pairs) * 100
     by_cpu = statistics.median(b.cpu_us / a.cpu_us - 1 for a, b in pairs) * 100
     rows.append(["median", "", "", f"{by_rps:.1f} %", "", "", f"{by_cpu:.1f} %"])
+    total_a, total_b = sum(a.rps for a, _ in pairs), sum(b.rps for _, b in pairs)
+    rows.append(["all rounds", fmt_rps(total_a / len(pairs)), fmt_rps(total_b / len(pairs)),
+                 f"{(1 - total_b / total_a) * 100:.1f} %", "", "", ""])  # fmt: skip
     header = [
         "round",
         "chopin req/s",
@@ -592,10 +600,13 @@ def metrics_overhead(args: argparse.Namespace, taken: set[int]) -> str:
             markdown_table(header, rows),
             "",
             (
-                f"Each round starts chopin, then chopin with `with_metrics()` (METRICS=1), each for a "
-                f"{args.warmup} s warm-up and one {args.duration} s wrk run (`-c{args.connections}`, plaintext, "
-                "no pipelining); CPU is the server process's user + system time over the run divided by the "
-                "requests served. The target is an overhead under 5 %."
+                f"Each round starts chopin and chopin with `with_metrics()` (METRICS=1), in turns (odd rounds "
+                f"chopin first, even rounds chopin+metrics first), each for a {args.warmup} s warm-up and one "
+                f"{args.duration} s wrk run (`-c{args.connections}`, plaintext, no pipelining); CPU is the server "
+                'process\'s user + system time over the run divided by the requests served; "all rounds" '
+                "compares the mean req/s. The target is an overhead under 5 %. On a shared machine one run moves "
+                "by more than that either way, so the figure that decides is the instruction count in the "
+                "metrics section (benchmarks/metrics_cost.py, callgrind)."
             ),
             "",
         ]
@@ -946,7 +957,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-rounds",
         type=int,
-        default=5,
+        default=10,
         help="alternating chopin / chopin+metrics plaintext rounds for the overhead table (0: none)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show wrk output")
