@@ -141,12 +141,12 @@ def main() -> int:
                     times[mode].append(float(run_child(args.python, mode, n, pipelined)))
             us = {mode: statistics.median(times[mode]) * 1e6 for mode in MODES}
             row = [f"plaintext{' pipelined 16' if pipelined > 1 else ''}", f"{us['off']:.2f}"]
-            row += [f"{us[m]:.2f} (+{(us[m] / us['off'] - 1) * 100:.1f} %)" for m in ("c", "py")]
+            row += [f"{us[m]:.2f} ({(us[m] / us['off'] - 1) * 100:+.1f} %)" for m in ("c", "py")]
             if shutil.which("valgrind"):
                 count = max(args.requests // 4, 500)
                 ins = {mode: per_request_instructions(args.python, mode, count, pipelined, Path(tmp)) for mode in MODES}
                 row.append(f"{ins['off']:,.0f}")
-                row += [f"{ins[m]:,.0f} (+{(ins[m] / ins['off'] - 1) * 100:.1f} %)" for m in ("c", "py")]
+                row += [f"{ins[m]:,.0f} ({(ins[m] / ins['off'] - 1) * 100:+.1f} %)" for m in ("c", "py")]
             else:
                 row += ["n/a", "n/a", "n/a"]
             print("  ".join(row), flush=True)
@@ -161,7 +161,8 @@ def main() -> int:
         "per batch of 16, without metrics, with metrics counted by the C accelerator (chopin_core._tally), and "
         "with metrics counted in pure Python (CHOPIN_PURE_PYTHON=1). Time: median of "
         f"{args.rounds} alternating fresh-process rounds; instructions: callgrind, user space only, the "
-        "difference between a long and a short run per extra request (repeatable on a busy machine).\n"
+        "difference between a long and a short run per extra request (repeatable on a busy machine; times "
+        "on a shared machine move by tens of percent between rounds, so the instructions decide).\n"
     )
     print(body)
     if args.markdown_out:

@@ -61,6 +61,9 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_healthcheck(project: Path)
     assert all(re.fullmatch(r"python:3\.\d+-slim", s.base) for s in stages)
     build, runtime = stages
     assert any("pip wheel" in r for r in build.all("RUN"))
+    # The build stage can compile C parts (chopin-core's accelerator); the runtime stage has no compiler.
+    assert any("install" in r and " gcc " in r for r in build.all("RUN"))
+    assert not any("gcc" in r for r in runtime.all("RUN"))
     assert any(a.startswith("--from=build /wheels") for a in runtime.all("COPY"))
     env: dict[str, str] = {}
     for args in runtime.all("ENV"):
