@@ -502,6 +502,19 @@ def load_server(
     return result
 
 
+def median_run(runs: list[ServerResult]) -> ServerResult:
+    """One server's runs as one result: per row, the run with the median req/s (its p99 with it)."""
+    merged = ServerResult(runs[0].name)
+    merged.skipped = next((r.skipped for r in runs if r.skipped), "")
+    merged.warnings = list(dict.fromkeys(w for r in runs for w in r.warnings))
+    rss = [r.rss_kib for r in runs if r.rss_kib is not None]
+    merged.rss_kib = max(rss) if rss else None
+    for label in dict.fromkeys(label for r in runs for label in r.rows):
+        rows = sorted((r.rows[label] for r in runs if label in r.rows), key=lambda row: row.rps or 0.0)
+        merged.rows[label] = rows[(len(rows) - 1) // 2]  # the lower median: an even count never averages
+    return merged
+
+
 # ---------------------------------------------------------------- metrics overhead
 
 
@@ -928,7 +941,8 @@ def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before:
         f"- Kernel: {os.uname().sysname} {os.uname().release}; 1-minute load average "
         f"{load_before:.2f} before the run (other work on the machine skews every number)",
         f"- Load: {wrk_version}, `-t1 -c{args.connections} -d{args.duration}s --latency --timeout 8s` "
-        f"with TechEmpower's headers, after a {args.warmup} s warm-up per server",
+        f"with TechEmpower's headers, after a {args.warmup} s warm-up per server start; each row is the "
+        f"median of {args.repeats} runs, the servers taking turns (all servers once, then again)",
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
         f"- Servers, each under `taskset -c {args.server_cpu}` in its own process group:",
         *(f"  - {s.name} (in {s.cwd.relative_to(REPO)}): `{s.display()}`" for s in SERVERS if s.name in args.only),
@@ -960,13 +974,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10,
         help="alternating chopin / chopin+metrics plaintext rounds for the overhead table (0: none)",
     )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per server (taking turns); rows show the median")
     parser.add_argument("-v", "--verbose", action="store_true", help="show wrk output")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := sorted(set(args.only) - set(names)):
         parser.error(f"unknown server(s) {', '.join(unknown)}; choose from {names}")
-    if min(args.duration, args.warmup, args.connections, args.depth) < 1:
-        parser.error("--duration, --warmup, --connections and --depth must be >= 1")
+    if min(args.duration, args.warmup, args.connections, args.depth, args.repeats) < 1:
+        parser.error("--duration, --warmup, --connections, --depth and --repeats must be >= 1")
     return args
 
 
@@ -977,21 +992,26 @@ def main(argv: list[str] | None = None) -> int:
     ensure_venv(want_chopin=any(name.startswith("chopin") for name in args.only))
     tests = make_tests(args.depth)
     taken: set[int] = set()
-    results = []
     h2_results = []
     with tempfile.TemporaryDirectory(prefix="chopin-bench-tls-") as tmp:
         cert = make_certificate(Path(tmp)) if any(SPEC[n].tls for n in args.only) else (Path(), Path())
         for spec in SERVERS:
             if spec.name in args.only and spec.category == "h2":
                 h2_results.append(bench_h2_server(spec, args, free_port(taken), cert))
-    for spec in SERVERS:
-        if spec.name not in args.only or spec.category == "h2":
-            continue
-        if spec.name == "chopin" and not venv_can_import("chopin_core"):
-            log("[chopin] skipped: chopin_core is not importable in benchmarks/.venv")
-            results.append(ServerResult("chopin", skipped="chopin_core not importable"))
-            continue
-        results.append(bench_server(spec, tests, args, free_port(taken)))
+    runs: dict[str, list[ServerResult]] = {}
+    for repeat in range(args.repeats):
+        # The servers take turns, so a slow spell of the machine hits every server's runs alike.
+        for spec in SERVERS:
+            if spec.name not in args.only or spec.category == "h2":
+                continue
+            if spec.name == "chopin" and not venv_can_import("chopin_core"):
+                if repeat == 0:
+                    log("[chopin] skipped: chopin_core is not importable in benchmarks/.venv")
+                runs.setdefault(spec.name, []).append(ServerResult("chopin", skipped="chopin_core not importable"))
+                continue
+            log(f"[{spec.name}] run {repeat + 1} of {args.repeats}")
+            runs.setdefault(spec.name, []).append(bench_server(spec, tests, args, free_port(taken)))
+    results = [median_run(server_runs) for server_runs in runs.values()]
     body = render(results, tests, args.depth) if results else ""
     if args.metrics_rounds > 0 and {"chopin", "chopin+metrics"} <= set(args.only):
         body += metrics_overhead(args, taken)
