@@ -21,7 +21,9 @@ VALUES = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),  # out of int2/4/8 range too: text fallback
     st.floats(allow_nan=False),
-    st.text(alphabet=st.characters(blacklist_characters="\x00")),
+    # Text PostgreSQL can hold: no NUL, and no lone surrogates (UTF-8 cannot encode them; both
+    # paths raise UnicodeEncodeError, which test_a_lone_surrogate_is_refused_before_sending checks).
+    st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
     st.binary(max_size=8),
     st.decimals(allow_nan=False, allow_infinity=False),
     st.builds(uuid.UUID, st.uuids().map(str)),
@@ -94,6 +96,16 @@ def test_bind_message_is_protocol_bind_of_encode_params(pairs: list[tuple[int, A
     assert s.bind_message(stmt, params) == bind
     assert s.bind_one(stmt, params) == bind + p.execute() + p.sync()
     assert first_request(s, stmt, [params, params]) == bind + p.execute() + bind + p.execute() + p.sync()
+
+
+def test_a_lone_surrogate_is_refused_before_sending() -> None:
+    s = session()
+    stmt = statement(s, (oids.TEXT,))
+    for build in (lambda: s.bind_message(stmt, ["\ud800"]), lambda: s.bind_one(stmt, ["\ud800"])):
+        with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+            build()
+    with pytest.raises(UnicodeEncodeError):
+        first_request(s, stmt, [["ok"], ["\ud800"]])
 
 
 def test_bind_one_refuses_a_wrong_parameter_count() -> None:
