@@ -1,12 +1,14 @@
 """What the ORM runs statements on: a connection, a pool guard, a pool, or a transaction.
 
 ``acquire(executor)`` returns the connection plus the pool guard to release afterwards
-(only when the executor is a pool: one checkout per operation).
+(only when the executor is a pool: one checkout per operation); ``checked_out(executor)``
+does both around a ``with`` block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Union
 
 from chopin_pg import Connection, PgPool, PooledConnection
@@ -16,7 +18,7 @@ from .errors import OrmError
 if TYPE_CHECKING:
     from .transaction import Transaction
 
-__all__ = ["Executor", "acquire", "run_execute", "run_query"]
+__all__ = ["Executor", "acquire", "checked_out", "run_execute", "run_query"]
 
 #: Anything the ORM can run a statement on.
 Executor = Union[Connection, PooledConnection, PgPool, "Transaction"]
@@ -46,21 +48,24 @@ def acquire(executor: Executor) -> tuple[Connection, PooledConnection | None]:
     )
 
 
-def run_query(executor: Executor, sql: str, params: Sequence[Any]) -> list[Any]:
-    """``sql``'s rows, run on ``executor`` (a pool checkout is released afterwards)."""
+@contextmanager
+def checked_out(executor: Executor) -> Iterator[Connection]:
+    """The connection behind ``executor`` for a ``with`` block; a pool checkout is released after it."""
     conn, guard = acquire(executor)
     try:
-        return conn.query(sql, params)
+        yield conn
     finally:
         if guard is not None:
             guard.release()
+
+
+def run_query(executor: Executor, sql: str, params: Sequence[Any]) -> list[Any]:
+    """``sql``'s rows, run on ``executor`` (a pool checkout is released afterwards)."""
+    with checked_out(executor) as conn:
+        return conn.query(sql, params)
 
 
 def run_execute(executor: Executor, sql: str, params: Sequence[Any]) -> int:
     """``sql``'s affected row count, run on ``executor`` (a pool checkout is released afterwards)."""
-    conn, guard = acquire(executor)
-    try:
+    with checked_out(executor) as conn:
         return conn.execute(sql, params)
-    finally:
-        if guard is not None:
-            guard.release()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chopin_pg import Connection
 
 from .errors import ModelError, NotFound
-from .executor import Executor, acquire, run_execute, run_query
+from .executor import Executor, checked_out, run_execute, run_query
 from .expr import quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 
@@ -179,12 +179,8 @@ def update_many(cls: type[M], executor: Executor, objs: Iterable[M]) -> int:
         sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
     param_sets = [_values_of(obj, fields) + _pk_values(info, obj, "update_many") for obj in items]
     param_sets.sort(key=lambda values: values[len(fields) :])
-    conn, guard = acquire(executor)
-    try:
+    with checked_out(executor) as conn:
         return conn.executemany(sql, param_sets)
-    finally:
-        if guard is not None:
-            guard.release()
 
 
 def _conflict_fields(info: ModelInfo, on: str | Sequence[str] | None) -> list[FieldInfo]:
@@ -315,13 +311,8 @@ def get_many(cls: type[M], executor: Executor, pks: Iterable[Any]) -> list[M | N
     params = [_key_params(info, pk) for pk in pks]
     if not params:
         return []
-    conn, guard = acquire(executor)
-    try:
-        with conn.pipeline() as pipe:
-            pending = [pipe.query(sql, p) for p in params]
-    finally:
-        if guard is not None:
-            guard.release()
+    with checked_out(executor) as conn, conn.pipeline() as pipe:
+        pending = [pipe.query(sql, p) for p in params]
     decode = info.decode
     out: list[M | None] = []
     for handle in pending:
@@ -352,14 +343,10 @@ def insert_many(
         return 0
     if batch_size < 1:
         raise ModelError(f"insert_many: batch_size must be >= 1, got {batch_size}")
-    conn, guard = acquire(executor)
-    try:
+    with checked_out(executor) as conn:
         if returning:
             return _insert_values(info, conn, items, batch_size)
         return _insert_copy(info, conn, items)
-    finally:
-        if guard is not None:
-            guard.release()
 
 
 def _insert_copy(info: ModelInfo, conn: Connection, items: list[Any]) -> int:

@@ -233,13 +233,7 @@ class Query(Generic[R]):
     def all(self, executor: Executor) -> list[R]:
         """Every matching row."""
         sql, params = self.sql()
-        conn, guard = acquire(executor)
-        try:
-            rows = conn.query(sql, params)
-        finally:
-            if guard is not None:
-                guard.release()
-        return self._decode_all(rows)
+        return self._decode_all(run_query(executor, sql, params))
 
     def first(self, executor: Executor) -> R | None:
         """The first row (``LIMIT 1``), or ``None``."""
