@@ -35,8 +35,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from apps.tls_support import Chain
 
 HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parent
@@ -277,6 +281,14 @@ def serve_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPoo
     pool = ServerPool(tmp_path_factory.mktemp("server"))
     yield pool
     pool.close()
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    """A root -> intermediate -> leaf certificate chain for 127.0.0.1 (test_tls, test_http2)."""
+    from apps.tls_support import write_chain  # cryptography: only for the tests that want it
+
+    return write_chain(tmp_path_factory.mktemp("tls"))
 
 
 # -- a raw HTTP/1.1 client ---------------------------------------------------------

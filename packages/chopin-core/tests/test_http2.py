@@ -19,15 +19,10 @@ import httpx
 import hyperframe.frame
 import pytest
 from apps.tls_app import pattern
-from apps.tls_support import Chain, H2Client, client_context, write_chain
+from apps.tls_support import Chain, H2Client, client_context
 from chopin_core.http2 import PREFACE, preface_rest
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    return write_chain(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

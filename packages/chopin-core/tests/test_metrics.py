@@ -146,8 +146,8 @@ def test_a_restarted_worker_keeps_the_totals_monotonic(serve, counting):
     assert after >= before
 
 
-def test_the_hot_path_lookup_tables_agree_with_the_arithmetic() -> None:
-    # STATUS_SLOT / BUCKET_SLOT replace a division and a shift + comparison per request.
+def test_the_lookup_tables_agree_with_the_arithmetic() -> None:
+    # STATUS_SLOT / BUCKET_SLOT (the tally's classes, fold's buckets) stand for this arithmetic.
     for status in range(100, 600):
         assert metrics.STATUS_SLOT[status] == STATUS_BASE - 1 + status // 100
     for ns in [0, 1, 1023, 1024, 1025, 2047, 2048, 10**6, (1 << 30) - 1, 1 << 30, 1 << 31, 10**12, (1 << 64) - 1]:

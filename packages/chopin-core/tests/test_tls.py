@@ -23,11 +23,6 @@ HOST = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
-    return write_chain(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
 def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("files") / "big.bin"
     path.write_bytes(pattern(3_000_000))

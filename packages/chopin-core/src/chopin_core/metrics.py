@@ -51,16 +51,14 @@ ACTIVE: Final = 1
 STATUS_BASE: Final = 2  # 2..6: 1xx..5xx (index STATUS_BASE + status // 100 - 1)
 DURATION_SUM_NS: Final = 7
 BUCKET_BASE: Final = 8
-# Handler duration buckets: the hot path takes ns >> 10 (units of 1.024 us, a shift
-# instead of a float division) and files it by bit length: bucket i holds durations
-# below 2**i * 1.024 us, i = 0 .. 20 (~1.07 s), then +Inf.
+# Duration buckets, filed by bit length: bucket i holds durations below 2**i * 1.024 us
+# (2**(10 + i) ns), i = 0 .. 20 (~1.07 s), then +Inf.
 BUCKETS: Final = 21
 HISTOGRAM_BOUNDS: Final = tuple((1 << i) * 1024 / 1e9 for i in range(BUCKETS))
 _WORDS: Final = BUCKET_BASE + BUCKETS + 1
-# The hot path looks its words up instead of computing them (a tuple index costs less
-# than a division or a shift and a comparison on Python ints): STATUS_SLOT[status] is
-# the word of the status's class; BUCKET_SLOT[ns.bit_length()] the duration's bucket,
-# min((ns >> 10).bit_length(), BUCKETS) above BUCKET_BASE.
+# STATUS_SLOT[status] is the word of the status's class; BUCKET_SLOT[ns.bit_length()] the
+# duration's bucket, min((ns >> 10).bit_length(), BUCKETS) above BUCKET_BASE (_tally.c
+# files the same way).
 # Statuses outside 100..599 (RFC 9110 has none; Response does not refuse them) count as 5xx.
 STATUS_SLOT: Final = tuple(STATUS_BASE - 1 + (status // 100 if 100 <= status < 600 else 5) for status in range(1000))
 BUCKET_SLOT: Final = tuple(BUCKET_BASE + min(max(bits - 10, 0), BUCKETS) for bits in range(65))
