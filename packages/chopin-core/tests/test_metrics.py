@@ -115,6 +115,20 @@ def test_n_requests_across_workers_are_read_back_exactly(serve, counting):
 
 
 @pytest.mark.parametrize("counting", COUNTING)
+def test_statuses_outside_100_to_599_count_as_5xx_and_the_worker_lives_on(serve, counting):
+    server = serve("apps.metrics_app:app", workers=1, env=counting)
+    answers = [fresh_get(server.port, f"/status/{code}").split(b"\r\n", 1)[0] for code in (799, 600, 204, 404)]
+    assert answers == [b"HTTP/1.1 799 Unknown", b"HTTP/1.1 600 Unknown", b"HTTP/1.1 204 No Content",
+                       b"HTTP/1.1 404 Not Found"]  # fmt: skip
+    time.sleep(PUBLISHED)
+    values = samples(httpx.get(f"{server.url}/metrics", timeout=5.0).text)
+    assert values[("chopin_responses_total", (("class", "5xx"),))] == 2
+    assert values[("chopin_responses_total", (("class", "2xx"),))] == 1
+    assert values[("chopin_responses_total", (("class", "4xx"),))] == 1
+    assert values[("chopin_requests_total", ())] == 4
+
+
+@pytest.mark.parametrize("counting", COUNTING)
 def test_health(serve, counting):
     server = serve("apps.metrics_app:app", workers=2, env=counting)
     server.wait_for_children(2)
