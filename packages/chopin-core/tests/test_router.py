@@ -590,3 +590,29 @@ def test_options_asterisk_lists_the_methods_the_app_serves() -> None:
     resp = handler(None)  # type: ignore[arg-type]
     assert resp.status == 200
     assert dict(resp.headers)["Allow"] == "DELETE, GET, HEAD, OPTIONS"
+
+
+# -- per-request params over a real server --------------------------------------------------------
+
+
+def test_params_set_by_middleware_do_not_leak_into_the_next_request(serve, connect) -> None:
+    """Issue 15 item 2: every request gets its own params dict, static routes and 404 included."""
+    server = serve("apps.params_app:app")
+    conn = connect(server)
+    for path, anonymous in (("/me", "user=anonymous"), ("/not-a-route", "no route; user=anonymous")):
+        signed_in = conn.request("GET", path, [("X-User", "alice")])
+        assert signed_in.body == anonymous.replace("anonymous", "alice").encode()
+        # The next request, on the same connection and on a new one, is nobody's.
+        assert conn.request("GET", path).body == anonymous.encode()
+        assert connect(server).request("GET", path).body == anonymous.encode()
+
+
+def test_lookup_returns_a_new_params_dict_every_time() -> None:
+    router = Router()
+    router.get("/static", named("static"))
+    router.get("/user/:id", named("user"))
+    table = router.compile()
+    for path in ("/static", "/missing", "/user/1"):
+        first = table.lookup("GET", path)[1]
+        first["user"] = "alice"
+        assert "user" not in table.lookup("GET", path)[1]

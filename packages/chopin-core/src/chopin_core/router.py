@@ -278,9 +278,6 @@ class _Node:
         self.wild_handlers: dict[str, Handler] = {}
 
 
-_EMPTY: dict[str, str] = {}
-
-
 class RouteTable:
     """The compiled, read-only routing table one worker uses.
 
@@ -356,13 +353,18 @@ class RouteTable:
                 stack.append(node.param)
 
     def lookup(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        """Find the handler for ``method`` and ``path`` (percent-encoded, as sent)."""
+        """Find the handler for ``method`` and ``path`` (percent-encoded, as sent).
+
+        The params dict is new on every call: handlers and middleware may write
+        to ``ctx.params``, and a dict shared between requests would carry one
+        request's values into the next.
+        """
         methods = self.static.get(path)
-        params = _EMPTY
+        params: dict[str, str] = {}
         if methods is None:
             found = self._match(path)
             if found is None:
-                return self._not_found, _EMPTY
+                return self._not_found, params
             methods, params = found
         handler = methods.get(method)
         if handler is None:
