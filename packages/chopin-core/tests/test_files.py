@@ -14,6 +14,7 @@ import pytest
 from chopin_core.files import CONTENT_TYPES, content_type_for, parse_range
 
 BIG = 5 * 1024 * 1024
+OLD_MTIME = 1_000_000_000  # 2001-09-09
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,8 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outside = tmp_path_factory.mktemp("outside") / "secret.txt"
     outside.write_text("secret")
     (root / "leak.txt").symlink_to(outside)
+    (root / "old.bin").write_bytes(os.urandom(4096))
+    os.utime(root / "old.bin", (OLD_MTIME, OLD_MTIME))  # Last-Modified is then a strong validator
     return root
 
 
@@ -278,3 +281,109 @@ def test_a_path_swapped_for_a_symlink_after_it_was_served_cannot_lead_out(serve,
     for response in (swapped_file, swapped_dir):
         assert response.status_code == 404
         assert "secret" not in response.text
+
+
+# -- issue 15: dates and numbers from the client, If-Range, slice validators -------------------
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "Sun, 06 Nov 99999999999999999999 08:49:37 GMT",  # OverflowError in email.utils
+        "Sun, 06 Nov 1994 08:49:37 +99999999999999",
+        "Sun, 06 Nov 10000 08:49:37 GMT",
+        "Sun, 31 Feb 2000 08:49:37 GMT",
+        "Sun, 06 Nov 1994 25:61:61 GMT",
+        "not a date",
+        "\xe9t\xe9",
+    ],
+)
+@pytest.mark.parametrize("path", ["/file/style.css", "/assets/style.css"])
+def test_an_invalid_if_modified_since_is_ignored_and_the_worker_lives(server, connect, static_root, since, path):
+    # One worker (the fixture's default): before the fix the OverflowError took the server down.
+    conn = connect(server)
+    response = conn.request("GET", path, [("If-Modified-Since", since)])
+    assert response.status == 200
+    assert response.body == (static_root / "style.css").read_bytes()
+    assert conn.request("GET", "/").body == b"hello"
+    assert connect(server).request("GET", "/").body == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("bytes=0-" + "9" * 5000, 200),  # past int()'s digit limit: ignored
+        ("bytes=" + "9" * 5000 + "-", 200),
+        ("bytes=-" + "9" * 30, 206),  # the whole file, as a suffix range
+        ("bytes=" + "9" * 30 + "-", 416),
+        ("bytes=0-" + "9" * 30, 206),
+        ("bytes=+1-2", 200),
+        ("bytes=1_0-20", 200),
+    ],
+)
+def test_huge_or_odd_range_numbers_are_answered(server, connect, header, status):
+    conn = connect(server)
+    response = conn.request("GET", "/range/old.bin", [("Range", header)])
+    assert response.status == status
+    assert conn.request("GET", "/").body == b"hello"
+
+
+def _validators(server, path):
+    conn_response = httpx.get(f"{server.url}{path}", timeout=5.0)
+    return conn_response.headers["etag"], conn_response.headers["last-modified"]
+
+
+@pytest.mark.parametrize("path", ["/range/old.bin", "/assets/old.bin"])
+def test_if_range_with_a_stale_validator_sends_the_whole_file(server, connect, static_root, path):
+    data = (static_root / "old.bin").read_bytes()
+    etag, modified = _validators(server, path)
+    assert modified == email.utils.formatdate(OLD_MTIME, usegmt=True)
+    stale_date = email.utils.formatdate(OLD_MTIME - 3600, usegmt=True)
+    conn = connect(server)
+    for if_range in ('"0-0"', f"W/{etag}", stale_date, "Sun, 06 Nov 99999999999999999999 08:49:37 GMT", "junk"):
+        response = conn.request("GET", path, [("Range", "bytes=10-19"), ("If-Range", if_range)])
+        assert response.status == 200, if_range
+        assert response.body == data, if_range
+        assert response.header("content-range") is None
+        assert response.header("content-length") == str(len(data))
+        assert response.header("etag") == etag
+    # HEAD answers the same way, with the whole length.
+    head = conn.request("HEAD", path, [("Range", "bytes=10-19"), ("If-Range", '"0-0"')])
+    assert head.status == 200
+    assert head.header("content-length") == str(len(data))
+
+
+@pytest.mark.parametrize("path", ["/range/old.bin", "/assets/old.bin"])
+def test_if_range_with_the_current_validator_sends_the_range(server, connect, static_root, path):
+    data = (static_root / "old.bin").read_bytes()
+    etag, modified = _validators(server, path)
+    conn = connect(server)
+    for if_range in (etag, modified):
+        response = conn.request("GET", path, [("Range", "bytes=10-19"), ("If-Range", if_range)])
+        assert response.status == 206, if_range
+        assert response.body == data[10:20]
+        assert response.header("content-range") == f"bytes 10-19/{len(data)}"
+
+
+def test_if_range_date_of_a_file_changed_within_the_second_is_not_strong(server, connect, static_root):
+    # RFC 9110 8.8.2.2: a Last-Modified less than a second old is weak; If-Range then fails.
+    fresh = static_root / "fresh.bin"
+    fresh.write_bytes(os.urandom(1000))
+    etag, modified = _validators(server, "/range/fresh.bin")
+    conn = connect(server)
+    by_date = conn.request("GET", "/range/fresh.bin", [("Range", "bytes=0-9"), ("If-Range", modified)])
+    by_tag = conn.request("GET", "/range/fresh.bin", [("Range", "bytes=0-9"), ("If-Range", etag)])
+    assert (by_date.status, len(by_date.body)) == (200, 1000)
+    assert (by_tag.status, len(by_tag.body)) == (206, 10)
+
+
+def test_a_sendfile_slice_does_not_carry_the_whole_files_etag(server, connect, static_root):
+    whole_etag, _ = _validators(server, "/file/big.bin")
+    conn = connect(server)
+    part = conn.request("GET", "/fd")
+    assert part.body == (static_root / "big.bin").read_bytes()[100:1100]
+    assert part.header("etag") not in (None, whole_etag)
+    # The whole file's tag does not validate the slice, and the slice's own tag does.
+    assert conn.request("GET", "/fd", [("If-None-Match", whole_etag)]).status == 200
+    assert conn.request("GET", "/fd", [("If-None-Match", part.header("etag"))]).status == 304
+    assert conn.request("GET", "/file/big.bin", [("If-None-Match", part.header("etag"))]).status == 200

@@ -340,6 +340,32 @@ def test_traversal_refused_curl(server: CliServer) -> None:
     assert done.stdout in (b"400", b"404")
 
 
+def test_an_out_of_range_if_modified_since_is_ignored(docroot: Path, tmp_path: Path) -> None:
+    """Issue 15 item 1: the year 99999999999999999999 raised OverflowError and the one worker exited."""
+    dates = (
+        "Sun, 06 Nov 99999999999999999999 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 +99999999999999",
+        "Sun, 31 Feb 2000 08:49:37 GMT",
+    )
+    with run_cli(tmp_path, docroot, workers=1) as srv:
+        for header in ("If-Modified-Since", "If-Unmodified-Since", "If-Range"):
+            for date in dates:
+                with socket.create_connection((HOST, srv.port), timeout=5.0) as sock:
+                    ranged = "Range: bytes=0-4\r\n" if header == "If-Range" else ""
+                    sock.sendall(
+                        f"GET /notes.txt HTTP/1.1\r\nHost: x\r\n{ranged}{header}: {date}\r\n"
+                        "Connection: close\r\n\r\n".encode()
+                    )
+                    data = b""
+                    while chunk := sock.recv(65536):
+                        data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                # The date is ignored (RFC 9110 13.1.3); an If-Range that fails sends the whole file.
+                assert (int(head.split()[1]), body) == (200, b"plain notes\n"), (header, date, head)
+        assert raw_get(srv.port, "/notes.txt")[0] == 200
+    assert "Traceback" not in srv.output()
+
+
 # -- flags -------------------------------------------------------------------------------
 
 

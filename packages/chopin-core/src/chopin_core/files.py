@@ -9,12 +9,13 @@ as the socket drains, so no file is read into user space.  Conditional requests
 
 from __future__ import annotations
 
+import calendar
 import html
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Final, NamedTuple
 from urllib.parse import quote, unquote
 
@@ -80,18 +81,27 @@ class FileBody:
         offset: where the region starts.
         length: bytes still to send.
         size: the whole file's size.
-        etag: the strong validator, ``"<mtime_ns hex>-<size hex>"``.
+        etag: the strong validator, ``"<mtime_ns hex>-<size hex>"``; for a
+            ``part``, ``"<mtime_ns hex>-<size hex>-<offset hex>-<length hex>"``.
         mtime: modification time, whole seconds.
     """
 
     __slots__ = ("etag", "fd", "length", "mtime", "offset", "size")
 
-    def __init__(self, fd: int, st: os.stat_result, offset: int = 0, length: int | None = None) -> None:
+    def __init__(
+        self, fd: int, st: os.stat_result, offset: int = 0, length: int | None = None, *, part: bool = False
+    ) -> None:
         self.fd = fd
         self.size = st.st_size
         self.offset = offset
         self.length = st.st_size - offset if length is None else length
-        self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+        if part:
+            # A region sent as a representation of its own (Response.sendfile): the
+            # whole file's tag would let a cache or an If-None-Match treat the slice
+            # and the file (or two slices) as the same bytes.
+            self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}-{offset:x}-{self.length:x}"'
+        else:
+            self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
         self.mtime = int(st.st_mtime)
 
     def read_all(self) -> bytes:
@@ -147,6 +157,49 @@ def http_date(timestamp: float) -> str:
     )
 
 
+# The three HTTP-date forms a recipient must accept (RFC 9110 5.6.7), ASCII digits only.
+_IMF_FIXDATE: Final = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z][a-z]) (\d\d\d\d) (\d\d):(\d\d):(\d\d) GMT", re.ASCII
+)
+_RFC850_DATE: Final = re.compile(
+    r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (\d\d)-([A-Z][a-z][a-z])-(\d\d) (\d\d):(\d\d):(\d\d) GMT", re.ASCII
+)
+_ASCTIME_DATE: Final = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z][a-z]) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d\d\d\d)", re.ASCII
+)
+_MONTH_NUMBERS: Final = {name: number for number, name in enumerate(_MONTHS, 1)}
+
+
+def parse_http_date(value: str) -> int | None:
+    """``value`` as a POSIX timestamp, or ``None`` when it is not a valid HTTP-date.
+
+    Accepts IMF-fixdate, the obsolete RFC 850 form and asctime (RFC 9110 5.6.7).
+    Fields are fixed-width, so no value a client sends can overflow anything; a
+    field out of range (month 13, 25 o'clock, 31 February) gives ``None``, and the
+    caller ignores the header as RFC 9110 13.1.3 asks of an invalid date.
+    """
+    value = value.strip(" \t")
+    if m := _IMF_FIXDATE.fullmatch(value):
+        day, month, year, hour, minute, second = m.groups()
+    elif m := _RFC850_DATE.fullmatch(value):
+        day, month, yy, hour, minute, second = m.groups()
+        # A two-digit year more than 50 years ahead is in the past century (RFC 9110 5.6.7).
+        this_year = time.gmtime().tm_year
+        full = this_year - this_year % 100 + int(yy)
+        year = str(full - 100 if full > this_year + 50 else full)
+    elif m := _ASCTIME_DATE.fullmatch(value):
+        month, day, hour, minute, second, year = m.groups()
+    else:
+        return None
+    number = _MONTH_NUMBERS.get(month)
+    y, d, h, mi, sec = int(year), int(day), int(hour), int(minute), int(second)
+    if number is None or y < 1 or not 1 <= d <= calendar.monthrange(y, number)[1]:
+        return None
+    if h > 23 or mi > 59 or sec > 60:  # 60: a leap second
+        return None
+    return calendar.timegm((y, number, d, h, mi, sec, 0, 0, 0))
+
+
 def validator_lines(body: FileBody) -> bytes:
     """``ETag``, ``Last-Modified`` and ``Accept-Ranges`` lines for a file response."""
     return f"ETag: {body.etag}\r\nLast-Modified: {http_date(body.mtime)}\r\nAccept-Ranges: bytes\r\n".encode()
@@ -177,7 +230,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     if "," in spec:
         return None  # a multi-range request may be answered with the whole file
     first, dash, last = spec.strip().partition("-")
-    if not dash:
+    first, last = first.strip(" \t"), last.strip(" \t")
+    # 1*DIGIT (RFC 9110 14.1.1): int() alone would also take "+5", "1_0" and non-ASCII digits.
+    if not dash or not _is_digits(first or last) or (first and last and not _is_digits(last)):
         return None
     try:
         if not first:  # suffix range: the last N bytes
@@ -188,7 +243,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
             return (size - count, count) if size else False
         start = int(first)
         end = int(last) if last else size - 1
-    except ValueError:
+    except ValueError:  # past sys.get_int_max_str_digits(): a header we ignore
         return None
     if start >= size:
         return False  # first-pos past the end: unsatisfiable (RFC 9110 14.1.1)
@@ -196,6 +251,30 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
         return None
     end = min(end, size - 1)
     return start, end - start + 1
+
+
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def if_range_holds(req: Request, body: FileBody) -> bool:
+    """Whether a Range may be honoured under the request's ``If-Range`` (RFC 9110 13.1.5).
+
+    True without ``If-Range``.  An entity-tag must match the file's strong tag
+    exactly (a weak tag never does); an HTTP-date must equal ``Last-Modified``
+    exactly, and only counts when that date is a strong validator (the file is
+    at least a second older than now: RFC 9110 8.8.2.2).  Anything else, an
+    invalid date included, is false: the whole representation is sent.
+    """
+    value = req.headers.get("if-range")
+    if value is None:
+        return True
+    value = value.strip(" \t")
+    if value.startswith(('"', "W/")):
+        return value == body.etag
+    when = parse_http_date(value)
+    # body.mtime is truncated to the second, so 2 s ahead of it is surely 1 s after the real mtime.
+    return when is not None and when == body.mtime and time.time() >= body.mtime + 2
 
 
 def not_modified(req: Request, body: FileBody) -> bool:
@@ -208,11 +287,8 @@ def not_modified(req: Request, body: FileBody) -> bool:
         return "*" in tags or any(t.removeprefix("W/") == body.etag for t in tags)
     ims = headers.get("if-modified-since")
     if ims is not None:
-        try:
-            since = parsedate_to_datetime(ims).timestamp()
-        except (TypeError, ValueError, IndexError):
-            return False
-        return body.mtime <= since
+        since = parse_http_date(ims)
+        return since is not None and body.mtime <= since  # an invalid date is ignored (RFC 9110 13.1.3)
     return False
 
 

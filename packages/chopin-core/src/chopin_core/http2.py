@@ -42,6 +42,7 @@ import hyperframe.frame
 from .connection import _close_iter
 from .files import FileBody, not_modified
 from .request import H2Request, Request
+from .response import send_whole_if_range_fails
 
 if TYPE_CHECKING:
     import socket
@@ -403,6 +404,8 @@ class H2Session:
             self._send_simple(stream_id, stream, 501, b"the reverse proxy needs HTTP/1.1")
             return
         file = resp.file_body
+        if status == 206 and send_whole_if_range_fails(req, resp):
+            status = 200
         if file is not None and status == 200 and req.method in ("GET", "HEAD") and not_modified(req, file):
             file.close()
             file = None

@@ -27,7 +27,7 @@ from typing import IO, Final
 import orjson
 
 from .errors import ConfigError
-from .files import not_modified
+from .files import if_range_holds, not_modified
 from .request import Request
 from .response import Response
 
@@ -169,9 +169,11 @@ class AccessLog:
         status = resp.status
         file = resp.file_body
         if file is not None:
+            size: int | None = file.length
+            if status == 206 and not if_range_holds(req, file):
+                status, size = 200, file.size  # the worker sends the whole file (RFC 9110 13.1.5)
             if status == 200 and req.method in ("GET", "HEAD") and not_modified(req, file):
                 status = 304
-            size: int | None = file.length
         elif resp.stream_body is not None:
             size = None  # chunked: the length is not known yet
         else:

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import kowito_json
 
-from .files import FileBody, content_type_line, open_file, parse_range, validator_lines
+from .files import FileBody, content_type_line, if_range_holds, open_file, parse_range, validator_lines
 from .files import http_date as format_http_date
 
 if TYPE_CHECKING:
     from .proxy import ProxyPlan
+    from .request import Request
     from .websocket import Upgrade
 
-__all__ = ["Response", "status_line"]
+__all__ = ["Response", "send_whole_if_range_fails", "status_line"]
 
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
 # Pre-encoded status lines; status_line() adds any other code it is asked for.
@@ -199,9 +200,14 @@ class Response:
 
     @classmethod
     def sendfile(cls, fd: int, offset: int, length: int, content_type: str) -> Response:
-        """``length`` bytes of the open file ``fd`` from ``offset``; the response owns (and closes) ``fd``."""
+        """``length`` bytes of the open file ``fd`` from ``offset``; the response owns (and closes) ``fd``.
+
+        The region is its own representation, so its ``ETag`` names the region,
+        not the whole file.
+        """
         st = os.fstat(fd)
-        return cls._from_file(FileBody(fd, st, offset, length), _encode_header("Content-Type", content_type), 200)
+        body = FileBody(fd, st, offset, length, part=True)
+        return cls._from_file(body, _encode_header("Content-Type", content_type), 200)
 
     @classmethod
     def _from_file(cls, body: FileBody, content_type_line: bytes, status: int) -> Response:
@@ -335,6 +341,31 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+def send_whole_if_range_fails(req: Request, resp: Response) -> bool:
+    """Turn a 206 file response into a 200 of the whole file when ``If-Range`` fails.
+
+    RFC 9110 13.1.5: a stale validator means the client's earlier bytes belong to
+    another version, so the Range is ignored and the whole representation sent.
+    The engine calls this for every file response, so a handler that passed only
+    the ``Range`` header to :meth:`Response.file_range` is covered too.
+
+    Returns:
+        Whether ``resp`` was changed (its status is then 200).
+    """
+    body = resp.file_body
+    if resp.status != 206 or body is None or if_range_holds(req, body):
+        return False
+    body.offset = 0
+    body.length = body.size
+    resp.status = 200
+    content = resp._content
+    ctype = content[: content.find(b"\r\n") + 2] if content.startswith(b"Content-Type:") else b""
+    resp._content = ctype + content_length_line(body.size)
+    kept = [line for line in resp._extra.split(b"\r\n") if line and not line.lower().startswith(b"content-range:")]
+    resp._extra = b"".join(line + b"\r\n" for line in kept)
+    return True
 
 
 def http_date() -> bytes:

@@ -36,7 +36,7 @@ from .metrics import ACTIVE, FOLD_AT, SENT, MetricsBlock
 from .parser import CONTINUE, Continue, ParserLimits, RequestParser
 from .proxy import forward_blocking
 from .request import Request
-from .response import STATUS_LINES, Response, http_date, status_line
+from .response import STATUS_LINES, Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
@@ -603,6 +603,8 @@ class Worker:
         """Answer with a file: 304 when the validators match, else the head now and the bytes by sendfile."""
         body = resp.file_body
         assert body is not None
+        if resp.status == 206 and send_whole_if_range_fails(req, resp):
+            line = status_line(200)
         if resp.status == 200 and req.method in ("GET", "HEAD") and not_modified(req, body):
             body.close()
             out += (status_line(304), self._server_date, resp._extra, end)
