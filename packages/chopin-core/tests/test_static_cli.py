@@ -256,6 +256,28 @@ def test_directory_without_slash_redirects(client: httpx.Client) -> None:
     assert resp.headers["location"] == "/sub/"
 
 
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [("//sub", "/sub/"), ("///sub", "/sub/"), ("//sub//", None), ("/sub//", None), ("//sub?x=1", "/sub/")],
+)
+def test_directory_redirect_stays_on_this_origin(server: CliServer, target: str, location: str | None) -> None:
+    # "//sub/" in Location is protocol-relative: a browser would go to a host named "sub".
+    status, head = raw_get(server.port, target)
+    if location is None:
+        assert status == 200, head
+    else:
+        assert status == 301, head
+        assert f"\r\nLocation: {location}\r\n".encode() in head + b"\r\n", head
+
+
+@pytest.mark.parametrize("target", ["/\\sub", "/\\\\sub", "//\\sub", "/%5Csub", "/%5C%5Csub", "/%2F%5Csub"])
+def test_backslash_paths_get_no_redirect(server: CliServer, target: str) -> None:
+    # Browsers read "/\\host" in Location as "//host".
+    status, head = raw_get(server.port, target)
+    assert status in (400, 404), head
+    assert b"location:" not in head.lower()
+
+
 def test_missing_file_404(client: httpx.Client) -> None:
     assert client.get("/nope.txt").status_code == 404
 

@@ -365,8 +365,11 @@ def static_handler(
         if found is None:
             return Response.not_found()
         if found.is_dir:
-            if not ctx.req.path.endswith("/"):  # relative links in a directory need the slash
-                return Response.redirect(ctx.req.path + "/", 301)
+            path = ctx.req.path
+            if not path.endswith("/"):  # relative links in a directory need the slash
+                # Empty segments go: "//host" would be a protocol-relative URL, a redirect
+                # off our origin (the path reached here only because "//" splits to "").
+                return Response.redirect("/" + "".join(seg + "/" for seg in path.split("/") if seg), 301)
             if found.index_file is not None:
                 return _file_response(ctx, root, found.index_file, found.sidecars)
             if listing:
