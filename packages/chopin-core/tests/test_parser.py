@@ -325,7 +325,7 @@ def test_empty_line_between_pipelined_requests_is_ignored() -> None:
         ("http://example.com/a?x=1", "/a", "x=1"),
         ("https://example.com:8443/p/q?r", "/p/q", "r"),
         ("http://example.com", "/", None),
-        ("http://user@example.com/u", "/u", None),
+        ("http://example.com//a", "//a", None),
     ],
 )
 def test_absolute_form_target_routes_on_its_path(target: str, path: str, query: str | None) -> None:
@@ -343,6 +343,34 @@ def test_absolute_form_with_empty_path_keeps_query() -> None:
 
 def test_absolute_form_scheme_is_case_insensitive() -> None:
     assert only_request(get("HTTP://example.com/x")).path == "/x"
+
+
+@pytest.mark.parametrize(
+    ("target", "host"),
+    [
+        ("http://evil.example/p?q", "evil.example"),
+        ("https://evil.example:8443/p", "evil.example:8443"),
+        ("http://[::1]:8080/p", "[::1]:8080"),
+        ("http://evil.example?q", "evil.example"),
+    ],
+)
+def test_absolute_form_authority_replaces_host(target: str, host: str) -> None:
+    # RFC 9112 3.2.2: the target's authority wins over the Host field, which is replaced.
+    req = only_request(get(target, "X-A: b", host=False).replace(b"\r\n\r\n", b"\r\nHost: good.example\r\n\r\n"))
+    assert req.headers.get_all("host") == [host]
+    assert req.headers.get("x-a") == "b"
+    # HTTP/1.0 may send no Host at all: the authority still becomes one.
+    assert only_request(get(target, version="HTTP/1.0", host=False)).headers.get_all("host") == [host]
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://user@example.com/u", "http://user:pw@example.com/", "http:///path", "http://", "http://a\"b/", "http://a<b>/"],
+)
+def test_absolute_form_without_a_valid_host_is_refused(target: str) -> None:
+    err = error_of(feed_whole(get(target)))
+    assert type(err) is BadRequest
+    assert err.status == 400
 
 
 def test_options_asterisk() -> None:

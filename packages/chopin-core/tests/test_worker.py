@@ -309,6 +309,21 @@ def test_absolute_form_target(server, connect):
     assert answer["target"] == f"http://{server.host}:{server.port}/target?x=1"
 
 
+def test_absolute_form_target_authority_wins_over_host(server, connect):
+    """Issue 15 item 4b: the handler sees the target's host, not the Host field (RFC 9112 3.2.2)."""
+    conn = connect(server)
+    conn.send(b"GET http://evil.example/target?x=1 HTTP/1.1\r\nHost: good.example\r\n\r\n")
+    resp = conn.read_response()
+    assert resp.status == 200
+    answer = httpx.Response(200, content=resp.body).json()
+    assert (answer["host"], answer["path"], answer["query"]) == ("evil.example", "/target", "x=1")
+    # Userinfo in the target is refused (RFC 9110 4.2.4); a new connection still works.
+    refused = connect(server)
+    refused.send(b"GET http://good.example@evil.example/target HTTP/1.1\r\nHost: good.example\r\n\r\n")
+    assert refused.read_response().status == 400
+    assert connect(server).request("GET", "/").status == 200
+
+
 def test_options_asterisk(server, connect):
     conn = connect(server)
     resp = conn.request("OPTIONS", "*")

@@ -48,6 +48,8 @@ CONTINUE: Final = Continue()
 _TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # RFC 9112 3.2 / RFC 3986: a request-target is visible ASCII.
 _TARGET_CHARS: Final = bytes(range(0x21, 0x7F))
+# RFC 3986 3.2.2-3.2.3: host (reg-name, IPv4, [IP-literal]) and ":" port; no "@" userinfo.
+_AUTHORITY_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:[]"
 # Bytes allowed anywhere in a head: VCHAR, obs-text, SP, HTAB, and CR/LF (checked as pairs).
 _HEAD_CHARS: Final = b"\t\r\n" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 
@@ -295,6 +297,7 @@ class RequestParser:
         if not target_b or target_b.translate(None, _TARGET_CHARS):
             raise BadRequest("request line: request target has invalid characters")
         target = target_b.decode("ascii")
+        target_host = None
         if target[0] == "/" or (target == "*" and method == "OPTIONS"):
             path = target
         elif target[:8].lower().startswith(("http://", "https://")):
@@ -308,6 +311,10 @@ class RequestParser:
             path = target[cut:]
             if not path or path[0] == "?":
                 path = "/" + path
+            target_host = target_b[authority:cut]
+            # RFC 9110 4.2.1: an empty host is invalid; 4.2.4: userinfo ("@") is treated as an error.
+            if not target_host or target_host.translate(None, _AUTHORITY_CHARS):
+                raise BadRequest("request line: absolute-form target needs host[:port], without userinfo")
         elif method == "CONNECT":
             path = target
         else:
@@ -340,6 +347,11 @@ class RequestParser:
         hosts = lhead.count(b"\r\nhost:")
         if hosts != 1 and (http11 or hosts > 1):
             raise BadRequest("request needs exactly one Host header" if http11 else "more than one Host header")
+        if target_host is not None:
+            # RFC 9112 3.2.2: with an absolute-form target its authority is the host, and
+            # Host is replaced by it, so a handler never sees a Host the target contradicts.
+            header_lines = [line for line in header_lines if line[:5].lower() != b"host:"]
+            header_lines.insert(0, b"Host: " + target_host)
 
         length = 0
         cl_at = lhead.find(b"\r\ncontent-length:")
