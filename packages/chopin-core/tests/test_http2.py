@@ -274,6 +274,24 @@ def test_head_304_and_websocket_routes_on_http2(h2c_server, big_file: Path) -> N
         client.close()
 
 
+def test_if_range_with_a_stale_etag_sends_the_whole_file_on_http2(h2c_server, big_file: Path) -> None:
+    """Issue 15 item 8 on the HTTP/2 path (a Host contradicting :authority is refused by h2 itself)."""
+    data = big_file.read_bytes()
+    client = H2Client(HOST, h2c_server.port)
+    try:
+        headers, _ = client.response(client.request("/file", "HEAD"))
+        etag = headers[b"etag"].decode()
+        ranged = [("range", "bytes=10-19")]
+        headers, body = client.response(client.request("/file", headers=[*ranged, ("if-range", etag)]))
+        assert (headers[b":status"], body) == (b"206", data[10:20])
+        headers, body = client.response(client.request("/file", headers=[*ranged, ("if-range", '"stale"')]))
+        assert (headers[b":status"], headers[b"content-length"]) == (b"200", str(len(data)).encode())
+        assert b"content-range" not in headers
+        assert body == data
+    finally:
+        client.close()
+
+
 def test_hooks_run_for_http2_connections(serve) -> None:
     server = serve("apps.hooks_app:app")
     with httpx.Client(timeout=10.0) as plain:
