@@ -365,7 +365,14 @@ def test_absolute_form_authority_replaces_host(target: str, host: str) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["http://user@example.com/u", "http://user:pw@example.com/", "http:///path", "http://", "http://a\"b/", "http://a<b>/"],
+    [
+        "http://user@example.com/u",
+        "http://user:pw@example.com/",
+        "http:///path",
+        "http://",
+        'http://a"b/',
+        "http://a<b>/",
+    ],
 )
 def test_absolute_form_without_a_valid_host_is_refused(target: str) -> None:
     err = error_of(feed_whole(get(target)))

@@ -4,7 +4,8 @@ A file response carries a :class:`FileBody` (an open descriptor, an offset and a
 length); the worker writes the head, then moves the bytes with ``os.sendfile``
 as the socket drains, so no file is read into user space.  Conditional requests
 (RFC 9110 13) are answered by the worker from the body's validators: a matching
-``If-None-Match`` or an unchanged ``If-Modified-Since`` turns a 200 into a 304.
+``If-None-Match`` or an unchanged ``If-Modified-Since`` turns a 200 into a 304,
+and an ``If-Range`` that no longer matches turns a 206 into a 200 of the whole file.
 """
 
 from __future__ import annotations

@@ -172,6 +172,9 @@ class Response:
     ) -> Response:
         """A file honouring a ``Range`` header (RFC 9110 14): 206 for one range,
         416 when unsatisfiable, 200 with the whole file otherwise (also for several ranges).
+
+        The worker checks the request's ``If-Range`` itself: a stale validator
+        gets the whole file (200), as RFC 9110 13.1.5 asks.
         """
         return cls._file(path, range_header, content_type)
 
