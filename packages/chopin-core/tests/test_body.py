@@ -171,9 +171,7 @@ def test_body_settings_come_from_the_environment():
 
 def test_large_body_goes_to_a_temporary_file_and_arrives_intact(serve, connect, tmp_path):
     size = 24 * MIB
-    server = serve(
-        APP, env={"TMPDIR": str(tmp_path)}, body_spool_threshold=64 * KIB, max_body_size=64 * MIB
-    )
+    server = serve(APP, env={"TMPDIR": str(tmp_path)}, body_spool_threshold=64 * KIB, max_body_size=64 * MIB)
     data = payload(size, seed=1)
     conn = connect(server)
     assert conn.request("GET", "/").status == 200
