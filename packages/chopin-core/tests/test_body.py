@@ -189,6 +189,16 @@ def test_large_body_goes_to_a_temporary_file_and_arrives_intact(serve, connect, 
     assert server_fds_in(server.pid, tmp_path) == 0
 
 
+def test_spool_file_of_an_abandoned_upload_is_closed(serve, connect, tmp_path):
+    server = serve(APP, env={"TMPDIR": str(tmp_path)}, body_spool_threshold=64 * KIB)
+    conn = connect(server)
+    conn.send(head(MIB) + payload(200 * KIB))
+    assert wait_for(lambda: server_fds_in(server.pid, tmp_path) == 1, 5.0)
+    conn.close()
+    assert wait_for(lambda: server_fds_in(server.pid, tmp_path) == 0, 5.0), "the spool file outlived its connection"
+    assert httpx.get(server.url + "/spool-files", timeout=5.0).json() == 0
+
+
 def test_spooled_bodies_work_with_body_json_and_multipart(serve, tmp_path):
     server = serve(APP, env={"TMPDIR": str(tmp_path)}, body_spool_threshold=16 * KIB)
     big = payload(300 * KIB, seed=2)

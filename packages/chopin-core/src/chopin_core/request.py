@@ -125,8 +125,8 @@ class Request:
     def body_stream(self) -> BinaryIO:
         """The body as a binary file positioned at its start (a copy-free reader for a spooled body).
 
-        Each call returns a new reader with its own position; closing it is the
-        caller's choice and does not affect :attr:`body`.
+        Each call returns a new reader with its own position; close it when done
+        (a ``with`` block): that does not affect :attr:`body`.
         """
         return io.BytesIO(self.body)
 

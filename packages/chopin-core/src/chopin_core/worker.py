@@ -698,8 +698,8 @@ class Worker:
     def _body_admit(self, admitted: list[Connection]) -> None:
         """Read again the connections whose bodies now fit."""
         for conn in admitted:
-            conn.last_active = self._tick  # the wait was ours, not the client's
-            self._wheel.schedule(conn, self._tick + self._bodies.ticks)
+            # The wait was ours, not the client's; its wheel entry (see _body_tick) times the body from here.
+            conn.last_active = self._tick
             if not conn.reading and not conn.close_after and not conn.queued:
                 conn.reading = True
                 self._set_mask(conn)
