@@ -11,7 +11,10 @@ connection must be answered and closed.
 The parser never touches a socket or a clock. It slices the buffer with
 ``find``/``split`` (no regex), validates every byte that matters for framing and
 smuggling, and leaves header decoding to :class:`~chopin_core.request.Headers`,
-which runs only if a handler asks for a header.
+which runs only if a handler asks for a header.  Nor does it decide where a body
+is kept: it reports the body in progress (:attr:`RequestParser.body_pending`,
+``body_received``) and its owner may send the rest to a :class:`BodySink`
+(:meth:`RequestParser.divert_body`), such as the worker's temporary-file spool.
 """
 
 from __future__ import annotations
