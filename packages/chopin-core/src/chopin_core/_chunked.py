@@ -66,6 +66,11 @@ class ChunkedDecoder:
         self._total = 0
 
     @property
+    def received(self) -> int:
+        """Data bytes of the current body decoded so far."""
+        return self._total - self._remaining if self._state == _DATA else self._total
+
+    @property
     def done(self) -> bool:
         """True once the last chunk and the trailer section have been read."""
         return self._state == _DONE

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._body import BodyIntake
     from .errors import ProtocolError
     from .files import FileBody
     from .parser import RequestParser
@@ -47,7 +48,9 @@ class Connection:
     Attributes:
         out: buffers waiting to be written, in order.
         last_active: tick of the last read or write progress.
-        head_since: tick the current partial request began, or -1.
+        head_since: tick the current partial request head began, or -1.
+        body: the request body in progress once its head is in and it takes more
+            than one read (memory budget, spool file, waiting), else None.
         close_after: close once ``out`` is written.
         reading: whether the connection is registered for reads.
         stream: the chunk iterator of a streaming response being sent.
@@ -59,6 +62,7 @@ class Connection:
 
     __slots__ = (
         "big",
+        "body",
         "close_after",
         "closed",
         "fd",
@@ -87,6 +91,7 @@ class Connection:
         self.big = False
         self.last_active = tick
         self.head_since = -1
+        self.body: BodyIntake | None = None
         self.close_after = False
         self.closed = False
         self.reading = True

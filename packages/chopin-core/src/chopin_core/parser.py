@@ -11,12 +11,15 @@ connection must be answered and closed.
 The parser never touches a socket or a clock. It slices the buffer with
 ``find``/``split`` (no regex), validates every byte that matters for framing and
 smuggling, and leaves header decoding to :class:`~chopin_core.request.Headers`,
-which runs only if a handler asks for a header.
+which runs only if a handler asks for a header.  Nor does it decide where a body
+is kept: it reports the body in progress (:attr:`RequestParser.body_pending`,
+``body_received``) and its owner may send the rest to a :class:`BodySink`
+(:meth:`RequestParser.divert_body`), such as the worker's temporary-file spool.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 from ._chunked import ChunkedDecoder
 from .errors import (
@@ -30,7 +33,7 @@ from .errors import (
 )
 from .request import Request
 
-__all__ = ["CONTINUE", "Continue", "ParserLimits", "RequestParser"]
+__all__ = ["CONTINUE", "BodySink", "Continue", "ParserLimits", "RequestParser"]
 
 
 class Continue:
@@ -43,6 +46,19 @@ class Continue:
 
 
 CONTINUE: Final = Continue()
+
+
+class BodySink(Protocol):
+    """Where :meth:`RequestParser.divert_body` sends a body instead of memory (the I/O shell's choice)."""
+
+    def write(self, data: bytes) -> object:
+        """Take the next piece of the body (raise :class:`ProtocolError` to refuse the request)."""
+        ...
+
+    def finish(self, req: Request) -> Request:
+        """The body is complete: return the request to hand on (its ``body`` is empty)."""
+        ...
+
 
 # RFC 9110 5.6.2: token = 1*tchar.  Deleting every tchar leaves what is not one.
 _TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -106,7 +122,7 @@ _HEAD_CACHE_SIZE: Final = 512
 class RequestParser:
     """Frames HTTP/1.1 requests out of a byte stream; one instance per connection."""
 
-    __slots__ = ("_body_parts", "_buf", "_chunks", "_limits", "_pending", "_remaining", "_state")
+    __slots__ = ("_body_parts", "_buf", "_chunks", "_expected", "_limits", "_pending", "_remaining", "_sink", "_state")
 
     def __init__(self, limits: ParserLimits | None = None) -> None:
         self._limits = limits if limits is not None else ParserLimits()
@@ -116,6 +132,8 @@ class RequestParser:
         self._remaining = 0
         self._chunks: ChunkedDecoder | None = None  # made for the connection's first chunked body
         self._body_parts: list[bytes] = []
+        self._expected = 0  # the Content-Length of the body in progress, -1 when chunked
+        self._sink: BodySink | None = None  # set by divert_body for the body in progress
 
     @property
     def in_request(self) -> bool:
@@ -142,6 +160,43 @@ class RequestParser:
         data = self._buf
         self._buf = b""
         return self.feed(data) if data else []
+
+    @property
+    def body_pending(self) -> Request | None:
+        """The request whose body is arriving (its head is parsed), or None."""
+        return self._pending if self._state in (_BODY, _CHUNKED) else None
+
+    @property
+    def body_expected(self) -> int:
+        """The Content-Length of the body in progress, or -1 when it is chunked."""
+        return self._expected
+
+    @property
+    def body_received(self) -> int:
+        """Bytes (de-chunked) of the body in progress received so far."""
+        if self._state == _BODY:
+            return self._expected - self._remaining
+        if self._state == _CHUNKED and self._chunks is not None:
+            return self._chunks.received
+        return 0
+
+    def divert_body(self, sink: BodySink) -> None:
+        """Send the body in progress to ``sink``: what is held now, then each piece as it arrives.
+
+        Once the body is complete, the event for it is ``sink.finish(request)``.
+        Called between :meth:`feed` calls by the owner, which decides where a
+        body is kept (memory or a file); the parser itself does no I/O.
+
+        Raises:
+            ProtocolError: ``sink`` refused a piece (the connection must be answered and closed).
+        """
+        if self.body_pending is None:
+            raise RuntimeError("divert_body: no body in progress")
+        parts = self._body_parts
+        self._body_parts = []
+        self._sink = sink
+        for part in parts:
+            sink.write(part)
 
     @property
     def broken(self) -> bool:
@@ -211,6 +266,7 @@ class RequestParser:
                         events.append(req)
                         continue
                     self._pending = req
+                    self._expected = length
                     if length > 0:
                         self._state = _BODY
                         self._remaining = length
@@ -221,7 +277,10 @@ class RequestParser:
                         events.append(CONTINUE)
                 elif self._state == _BODY:
                     take = min(self._remaining, end_of_data - pos)
-                    self._body_parts.append(buf[pos : pos + take])
+                    if self._sink is None:
+                        self._body_parts.append(buf[pos : pos + take])
+                    else:
+                        self._sink.write(buf[pos : pos + take])
                     pos += take
                     self._remaining -= take
                     if self._remaining == 0:
@@ -229,7 +288,8 @@ class RequestParser:
                 else:
                     chunks = self._chunks
                     assert chunks is not None
-                    pos = chunks.feed(buf, pos, end_of_data, self._body_parts.append)
+                    sink = self._sink
+                    pos = chunks.feed(buf, pos, end_of_data, self._body_parts.append if sink is None else sink.write)
                     if not chunks.done:
                         break  # more bytes needed; buf[pos:] is kept
                     events.append(self._finish_body())
@@ -237,6 +297,7 @@ class RequestParser:
             self._state = _ERROR
             self._buf = b""
             self._body_parts = []
+            self._sink = None
             events.append(exc)
             return events
         self._buf = buf[pos:] if pos < end_of_data else b""
@@ -393,11 +454,15 @@ class RequestParser:
     def _finish_body(self) -> Request:
         req = self._pending
         assert req is not None
+        self._pending = None
+        self._state = _HEAD
+        sink = self._sink
+        if sink is not None:
+            self._sink = None
+            return sink.finish(req)
         parts = self._body_parts
         req.body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._body_parts = []
-        self._pending = None
-        self._state = _HEAD
         return req
 
     def _start_chunked(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO, ClassVar
 from urllib.parse import parse_qsl, unquote
 
-__all__ = ["H2Request", "Headers", "Request"]
+__all__ = ["H2Request", "Headers", "Request", "SpooledRequest"]
 
 
 class Headers:
@@ -72,10 +74,15 @@ class Request:
         query: the raw query string, without ``?``, or ``None`` when absent.
         http11: ``True`` for HTTP/1.1, ``False`` for HTTP/1.0.
         keep_alive: whether the connection stays open after the response.
-        body: the whole body, de-chunked.
+        body: the whole body, de-chunked.  A body larger than
+            ``Settings.body_spool_threshold`` arrives in a temporary file instead
+            (:class:`SpooledRequest`); reading ``body`` then loads it into memory,
+            so read a large body with :meth:`body_stream`.
+        spooled: whether the body is in a temporary file (see :attr:`body`).
     """
 
     __slots__ = ("_header_lines", "_headers", "body", "http11", "keep_alive", "method", "path", "query", "target")
+    spooled: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -109,6 +116,19 @@ class Request:
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (case-insensitive), or ``None``."""
         return self.headers.get(name)
+
+    @property
+    def body_size(self) -> int:
+        """The body's length in bytes (without reading a spooled body)."""
+        return len(self.body)
+
+    def body_stream(self) -> BinaryIO:
+        """The body as a binary file positioned at its start (a copy-free reader for a spooled body).
+
+        Each call returns a new reader with its own position; close it when done
+        (a ``with`` block): that does not affect :attr:`body`.
+        """
+        return io.BytesIO(self.body)
 
     @property
     def version(self) -> str:
@@ -170,3 +190,79 @@ class H2Request(Request):
     def version(self) -> str:
         """``"HTTP/2"``."""
         return "HTTP/2"
+
+
+class SpooledRequest(Request):
+    """A request whose body was written to a temporary file as it arrived.
+
+    The worker builds one when a body passes ``Settings.body_spool_threshold``.
+    ``body`` reads the whole file into memory on first use (and keeps it for the
+    request); :meth:`body_stream` reads it in pieces.  The file is closed, and its
+    disk space given back, when the request is released: after its response, or
+    after a streamed response that refers to it has ended.
+
+    Args:
+        head: the request as parsed, whose fields are taken over.
+        file: the body, an unnamed temporary file (this request owns it).
+        size: the body's length in bytes.
+    """
+
+    __slots__ = ("_file", "_loaded", "_size")
+    spooled: ClassVar[bool] = True
+
+    def __init__(self, head: Request, file: BinaryIO, size: int) -> None:
+        # Not Request.__init__: that would store an empty body through the property below.
+        self.method = head.method
+        self.target = head.target
+        self.path = head.path
+        self.query = head.query
+        self.http11 = head.http11
+        self.keep_alive = head.keep_alive
+        self._header_lines = head._header_lines
+        self._headers = head._headers
+        self._file: BinaryIO | None = file
+        self._loaded: bytes | None = None
+        self._size = size
+
+    @property
+    def body(self) -> bytes:
+        """The whole body, read from the file on first use."""
+        data = self._loaded
+        if data is None:
+            file = self._file
+            if file is None:
+                return b""
+            file.seek(0)
+            data = self._loaded = file.read()
+        return data
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._loaded = value
+        self._size = len(value)
+        self.close()
+
+    @property
+    def body_size(self) -> int:
+        """The body's length in bytes."""
+        return self._size
+
+    def body_stream(self) -> BinaryIO:
+        """A new reader of the body file, positioned at its start."""
+        file = self._file
+        if file is None or self._loaded is not None:
+            return io.BytesIO(self.body)
+        file.flush()
+        # A second open file description of the (unnamed) file: its own position,
+        # and closing it leaves ours open.
+        return open(f"/proc/self/fd/{file.fileno()}", "rb")
+
+    def close(self) -> None:
+        """Close the body file now (``body`` still answers if it was read before)."""
+        file = self._file
+        if file is not None:
+            self._file = None
+            file.close()
+
+    def __del__(self) -> None:
+        self.close()

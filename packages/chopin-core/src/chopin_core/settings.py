@@ -33,10 +33,19 @@ class Settings:
         max_header_count: header fields in one request (431 past it).
         max_uri_length: request-target length in bytes (414 past it).
         max_body_size: request body in bytes, after de-chunking (413 past it).
+        max_buffered_body_bytes: request-body bytes one worker holds in memory for
+            bodies still arriving, across its connections; a body that does not fit
+            waits, its connection not read, until others finish (back-pressure)
+            (``CHOPIN_MAX_BUFFERED_BODY_BYTES``).
+        body_spool_threshold: a request body larger than this many bytes is written
+            to a temporary file in ``TMPDIR`` as it arrives instead of being held in
+            memory (``CHOPIN_BODY_SPOOL_THRESHOLD``).
+        body_timeout: seconds a request body may go without a byte arriving once its
+            head is in (408 and close past it; ``CHOPIN_BODY_TIMEOUT``).
         keepalive_timeout: seconds an idle keep-alive connection is kept.
-        header_timeout: seconds a client may take to send one request head
-            (slowloris defence; the connection is closed past it), and to answer
-            a WebSocket close.
+        header_timeout: seconds a client may take to send one request head, not
+            counting its body (slowloris defence; the connection is closed past it),
+            and to answer a WebSocket close.
         websocket_idle_timeout: seconds a WebSocket may stay silent both ways.
         write_high_water: pending output bytes past which a connection stops
             being read until it drains.
@@ -70,6 +79,9 @@ class Settings:
     max_header_count: int = 100
     max_uri_length: int = 8 * 1024
     max_body_size: int = 10 * 1024 * 1024
+    max_buffered_body_bytes: int = 64 * 1024 * 1024
+    body_spool_threshold: int = 1024 * 1024
+    body_timeout: float = 30.0
     keepalive_timeout: float = 75.0
     websocket_idle_timeout: float = 300.0
     header_timeout: float = 10.0
@@ -139,6 +151,9 @@ class Settings:
             "CHOPIN_MAX_HEADER_COUNT": "max_header_count",
             "CHOPIN_MAX_URI_LENGTH": "max_uri_length",
             "CHOPIN_MAX_BODY_SIZE": "max_body_size",
+            "CHOPIN_MAX_BUFFERED_BODY_BYTES": "max_buffered_body_bytes",
+            "CHOPIN_BODY_SPOOL_THRESHOLD": "body_spool_threshold",
+            "CHOPIN_BODY_TIMEOUT": "body_timeout",
             "CHOPIN_KEEPALIVE_TIMEOUT": "keepalive_timeout",
             "CHOPIN_WEBSOCKET_IDLE_TIMEOUT": "websocket_idle_timeout",
             "CHOPIN_HEADER_TIMEOUT": "header_timeout",
@@ -147,6 +162,7 @@ class Settings:
         }
         floats = {"keepalive_timeout", "websocket_idle_timeout", "header_timeout", "shutdown_grace"}
         floats.add("tls_handshake_timeout")
+        floats.add("body_timeout")
         for var, name in names.items():
             raw = env.get(var)
             if raw is None or raw == "":

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
+from ._body import BodyBudget, BodyIntake, BodySpool
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from .connection import Connection, _close_iter, _consume, _pending, open_listener
 from .context import Context
@@ -198,6 +199,10 @@ class Worker:
         # Ticks are whole seconds of a clock read at an unknown fraction, so a
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
+        # Request bodies that take more than one read: memory budget, spooling, idle timeout (see _body).
+        self._bodies = BodyBudget(
+            settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
+        )
         self._recv_size = settings.recv_size
         self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
         # WebSocket topics of this worker, and the connection whose frames are being
@@ -453,12 +458,19 @@ class Worker:
                 if conn.closed or not (parser._buf or parser._state):
                     conn.head_since = -1
                     return
+            if parser.body_pending is not None:
+                self._body_progress(conn)
+                return
+            if conn.body is not None:
+                self._body_done(conn)
             if conn.head_since < 0:
-                # A request has begun: it must be complete within header_timeout.
+                # A request has begun: its head must be complete within header_timeout.
                 conn.head_since = self._tick
                 self._wheel.schedule(conn, self._tick + self._header_ticks)
         else:
             conn.head_since = -1
+            if conn.body is not None:
+                self._body_done(conn)
 
     def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError], data: bytes = b"") -> None:
         out = conn.out
@@ -479,6 +491,8 @@ class Worker:
                 respond(conn, event, out)
             elif event is CONTINUE:
                 out.append(_CONTINUE_LINE)
+            elif isinstance(event, Request):  # a SpooledRequest: its body is in a temporary file
+                respond(conn, event, out)
             else:
                 assert isinstance(event, ProtocolError)
                 if type(event) is UnsupportedVersion and self._ext.http2 and self._h2_prior_knowledge(conn, data):
@@ -625,6 +639,89 @@ class Worker:
             conn.file = body
             conn.big = True
 
+    # -- request bodies over more than one read (see _body) ---------------------------------
+
+    def _body_progress(self, conn: Connection) -> None:
+        """A read left a body in progress: account it, spool it, or make it wait."""
+        parser = conn.parser
+        req = parser.body_pending
+        assert req is not None
+        body = conn.body
+        if body is not None and body.request is not req:
+            self._body_done(conn)  # the previous body ended in this read and the next began
+            body = None
+        if body is None:
+            self._body_begin(conn, req)
+        elif body.spool is None and not body.waiting and parser.body_received > self._bodies.threshold:
+            self._body_spool(conn, body)  # a chunked body passed the threshold
+
+    def _body_begin(self, conn: Connection, req: Request) -> None:
+        # The head is in: from here the body's idle timeout applies, not the head's.
+        conn.head_since = -1
+        bodies = self._bodies
+        self._wheel.schedule(conn, self._tick + bodies.ticks)
+        parser = conn.parser
+        length = parser.body_expected
+        if length > bodies.threshold or parser.body_received > bodies.threshold:
+            body = conn.body = BodyIntake(req, 0)
+            self._body_spool(conn, body)
+            return
+        body = conn.body = BodyIntake(req, length if length >= 0 else bodies.threshold)
+        if not bodies.admit(body):
+            # No room in this worker's body memory: leave the rest in the socket until there is.
+            body.waiting = True
+            bodies.waiting.append(conn)
+            self._stop_reading(conn)
+
+    def _body_spool(self, conn: Connection, body: BodyIntake) -> None:
+        """Send the rest of ``conn``'s body to a temporary file; its memory reservation is given back."""
+        try:
+            spool = body.spool = BodySpool()
+            conn.parser.divert_body(spool)
+        except (OSError, ProtocolError) as exc:
+            if isinstance(exc, OSError):
+                log.error("worker %d: no temporary file for a request body: %s", self.index, exc)
+            self._answer(conn, [ProtocolError("request body could not be stored", 503)])
+            return
+        if body.reserved:
+            self._body_admit(self._bodies.release(body))
+
+    def _body_done(self, conn: Connection) -> None:
+        """``conn``'s body is complete, or the connection is gone: give back its memory and file."""
+        body = conn.body
+        assert body is not None
+        conn.body = None
+        if body.spool is not None:
+            body.spool.discard()  # a no-op once the request has taken the file
+        if body.waiting:
+            self._bodies.waiting.remove(conn)  # those behind it may fit now
+        self._body_admit(self._bodies.release(body))
+
+    def _body_admit(self, admitted: list[Connection]) -> None:
+        """Read again the connections whose bodies now fit."""
+        for conn in admitted:
+            # The wait was ours, not the client's; its wheel entry (see _body_tick) times the body from here.
+            conn.last_active = self._tick
+            if not conn.reading and not conn.close_after and not conn.queued:
+                conn.reading = True
+                self._set_mask(conn)
+
+    def _body_tick(self, conn: Connection, tick: int) -> None:
+        """The timing wheel reached a connection whose body is in progress."""
+        body = conn.body
+        assert body is not None
+        ticks = self._bodies.ticks
+        if not body.waiting and tick - conn.last_active >= ticks:
+            # The client stopped sending its body: 408, then close.
+            if not conn.out and conn.stream is None:
+                try:
+                    self._io.write(conn.fd, _timeout_response(self._server_date))
+                except OSError:
+                    pass
+            self._close(conn)
+            return
+        self._wheel.schedule(conn, (tick if body.waiting else conn.last_active) + ticks)
+
     # -- WebSocket ---------------------------------------------------------------------
 
     def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
@@ -642,6 +739,8 @@ class Worker:
             return
         ws = conn.ws = WebSocket(self, conn, proto, handler, up.ctx, up.subprotocol)
         conn.head_since = -1
+        if conn.body is not None:
+            self._body_done(conn)
         conn.queued.clear()
         previous, self._dispatching = self._dispatching, conn
         try:
@@ -797,7 +896,7 @@ class Worker:
             self._set_mask(conn)
         if conn.close_after and conn.stream is None:
             self._close(conn)
-        elif not conn.reading and not conn.close_after and not conn.queued:
+        elif not conn.reading and not conn.close_after and not conn.queued and not _body_waits(conn):
             conn.reading = True
             self._set_mask(conn)
 
@@ -873,7 +972,7 @@ class Worker:
             if conn.big and _pending(out) > high_water:
                 return
             event = queued.pop(0)
-            if type(event) is Request:
+            if isinstance(event, Request):
                 self._respond(conn, event, out)
             else:
                 assert isinstance(event, ProtocolError)
@@ -913,6 +1012,8 @@ class Worker:
         if self._metrics is not None and self._metrics.counts[ACTIVE]:
             self._metrics.counts[ACTIVE] -= 1
         self.conns.pop(conn.fd, None)
+        if conn.body is not None:
+            self._body_done(conn)
         if conn.stream is not None:
             _close_iter(conn.stream)
             conn.stream = None
@@ -1144,6 +1245,9 @@ class Worker:
                         pass
                 self._close(conn)
                 continue
+            if conn.body is not None:
+                self._body_tick(conn, tick)
+                continue
             idle = keepalive if conn.ws is None else self._ws_ticks
             if tick - conn.last_active >= idle:
                 self._close(conn)
@@ -1152,6 +1256,11 @@ class Worker:
             if conn.head_since >= 0:
                 due = min(due, conn.head_since + header_timeout)
             self._wheel.schedule(conn, due)
+
+
+def _body_waits(conn: Connection) -> bool:
+    """Whether ``conn`` is left unread until its body fits in the worker's budget."""
+    return conn.body is not None and conn.body.waiting
 
 
 def _close_notify(sock: socket.socket) -> None:
