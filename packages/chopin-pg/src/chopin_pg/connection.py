@@ -149,6 +149,7 @@ class Connection:
         self._closed = False
         self._savepoint_depth = 0
         self._busy: str | None = None  # "a pipeline" / "COPY FROM STDIN"... while one is open
+        self._commands = 0  # exchanges with the server, so a pool can tell an unused checkout
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -239,6 +240,14 @@ class Connection:
         return self._session.status != "I"
 
     @property
+    def command_count(self) -> int:
+        """How many exchanges with the server this connection has had (queries, COPY steps, pipeline batches...).
+
+        A pool compares it before and after a checkout to tell whether the session was used at all.
+        """
+        return self._commands
+
+    @property
     def auth_method(self) -> str:
         """How the session authenticated.
 
@@ -280,6 +289,7 @@ class Connection:
         if self._closed:
             gen.close()
             raise InterfaceError("connection is closed")
+        self._commands += 1
         try:
             return run(gen, self._sock, self._session.parser.feed)
         except BaseException as exc:
@@ -319,6 +329,7 @@ class Connection:
         if self._busy is None and not self._closed and not session.parser.buffered:
             request = session.bind_one(stmt, params)
             if len(request) <= DUPLEX_THRESHOLD:
+                self._commands += 1
                 try:
                     data = exchange(self._sock, request)
                 except BaseException as exc:
@@ -384,6 +395,26 @@ class Connection:
     def statement_cache_size(self) -> int:
         """How many prepared statements are cached."""
         return len(self._session.statements)
+
+    def reset_session(self) -> None:
+        """Return the session to its state after connect: ``DISCARD ALL``, with the driver's own state cleared in step.
+
+        ``DISCARD ALL`` (roll back first if a transaction is open) resets every
+        setting (``SET``, ``set_config``, ``SET ROLE``), drops temporary tables,
+        stops every ``LISTEN``, releases advisory locks, closes cursors and
+        deallocates every prepared statement: the driver's statement cache is
+        emptied with it (it would otherwise name statements that no longer
+        exist), and notifications and notices already received are dropped.
+
+        Raises:
+            PgError: The reset failed; the session state is unknown, so close the connection.
+        """
+        if self.in_transaction:
+            self.rollback()
+        self.execute("DISCARD ALL")
+        # After the command: a notification delivered before UNLISTEN took effect is dropped too.
+        self._session.forget_session_state()
+        self._savepoint_depth = 0
 
     def register_type(
         self,
