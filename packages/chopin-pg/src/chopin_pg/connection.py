@@ -491,19 +491,19 @@ class Connection:
         stmt = self._run(session.prepare(sql))
         return self._bind_execute(stmt, params)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    def query(self, sql: str, params: Sequence[Any] | None = ()) -> list[Row]:
         """Run a statement with parameters sent out of band; values decode from binary where possible.
 
         Args:
             sql: One statement with ``$1..$n`` placeholders.
-            params: The values (``None`` for NULL).
+            params: The values (``None`` for NULL); ``params=None`` itself means no parameters.
 
         Returns:
             The rows.
         """
-        return self._execute_one(sql, params).rows
+        return self._execute_one(sql, () if params is None else params).rows
 
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row:
+    def query_one(self, sql: str, params: Sequence[Any] | None = ()) -> Row:
         """Return the only row.
 
         Raises:
@@ -517,7 +517,7 @@ class Connection:
             raise NoRows(f"query_one: expected one row, got none: {sql[:200]!r}")
         raise TooManyRows(f"query_one: expected one row, got {len(rows)}: {sql[:200]!r}")
 
-    def query_opt(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    def query_opt(self, sql: str, params: Sequence[Any] | None = ()) -> Row | None:
         """Return the only row, or ``None`` if there is none.
 
         Raises:
@@ -528,7 +528,7 @@ class Connection:
             raise TooManyRows(f"query_opt: expected at most one row, got {len(rows)}: {sql[:200]!r}")
         return rows[0] if rows else None
 
-    def query_scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def query_scalar(self, sql: str, params: Sequence[Any] | None = ()) -> Any:
         """Return the first column of the only row (see :meth:`query_one`)."""
         return self.query_one(sql, params)[0]
 
@@ -544,13 +544,20 @@ class Connection:
             return results[-1].rowcount if results else -1
         return self._execute_one(sql, params).rowcount
 
-    def executemany(self, sql: str, param_sets: Iterable[Sequence[Any]]) -> int:
+    def executemany(self, sql: str, param_sets: Iterable[Sequence[Any] | None] | None) -> int:
         """Run a statement once per parameter set, pipelined in one round trip.
+
+        Args:
+            sql: One statement with ``$1..$n`` placeholders.
+            param_sets: The parameter sets; a ``None`` set means no parameters, and
+                ``param_sets=None`` means no sets (nothing runs).
 
         Returns:
             The total number of affected rows.
         """
-        sets = list(param_sets)
+        if param_sets is None:
+            return 0
+        sets: list[Sequence[Any]] = [() if params is None else params for params in param_sets]
         if not sets:
             return 0
         return sum(max(r.rowcount, 0) for r in self._execute(sql, sets))
