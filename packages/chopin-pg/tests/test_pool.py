@@ -225,13 +225,17 @@ def test_returning_connection_mid_copy_closes_it(config: PgConfig) -> None:
 # -- session reset on return: one test per kind of session state -----------------------
 
 
-def one_connection_pool(config: PgConfig) -> PgPool:
-    return PgPool.connect_with_config(config, PgPoolConfig().max_size(1))
+RESETTING_MODES = pytest.mark.parametrize("mode", ["discard", "keep_statements"])
 
 
-def test_reset_search_path_set_by_previous_user(config: PgConfig) -> None:
+def one_connection_pool(config: PgConfig, mode: str = "discard") -> PgPool:
+    return PgPool.connect_with_config(config, PgPoolConfig().max_size(1).reset(mode))
+
+
+@RESETTING_MODES
+def test_reset_search_path_set_by_previous_user(config: PgConfig, mode: str) -> None:
     # The reported failure: a search_path naming no existing schema made the next user's CREATE TABLE fail (3F000).
-    with one_connection_pool(config) as pool:
+    with one_connection_pool(config, mode) as pool:
         with pool.get() as conn:
             pid = conn.backend_pid
             default = conn.query_scalar("SELECT current_setting('search_path')")
@@ -243,8 +247,9 @@ def test_reset_search_path_set_by_previous_user(config: PgConfig) -> None:
             assert conn.query_scalar("SELECT current_schema()") is not None
 
 
-def test_reset_drops_previous_users_temp_table(config: PgConfig) -> None:
-    with one_connection_pool(config) as pool:
+@RESETTING_MODES
+def test_reset_drops_previous_users_temp_table(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
         with pool.get() as conn:
             pid = conn.backend_pid
             conn.execute("CREATE TEMP TABLE secret_cpg (v text)")
@@ -254,8 +259,9 @@ def test_reset_drops_previous_users_temp_table(config: PgConfig) -> None:
             assert conn.query_scalar("SELECT to_regclass('pg_temp.secret_cpg')") is None
 
 
-def test_reset_stops_previous_users_listen_and_drops_their_notifications(config: PgConfig) -> None:
-    with one_connection_pool(config) as pool, connect(config) as other:
+@RESETTING_MODES
+def test_reset_stops_previous_users_listen_and_drops_their_notifications(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool, connect(config) as other:
         with pool.get() as conn:
             pid = conn.backend_pid
             conn.listen("cpg_reset_chan")
@@ -269,8 +275,9 @@ def test_reset_stops_previous_users_listen_and_drops_their_notifications(config:
             assert conn.poll_notification(0.2) is None
 
 
-def test_reset_clears_session_setting_made_with_set_config(config: PgConfig) -> None:
-    with one_connection_pool(config) as pool:
+@RESETTING_MODES
+def test_reset_clears_session_setting_made_with_set_config(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
         with pool.get() as conn:
             pid = conn.backend_pid
             conn.query("SELECT set_config('app.user_id', 'alice', false)")
@@ -279,11 +286,13 @@ def test_reset_clears_session_setting_made_with_set_config(config: PgConfig) -> 
             assert conn.query_scalar("SELECT current_setting('app.user_id', true)") in (None, "")
 
 
-def test_reset_deallocates_sql_prepared_statement(config: PgConfig) -> None:
-    with one_connection_pool(config) as pool:
+@RESETTING_MODES
+def test_reset_deallocates_sql_prepared_statement(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
         with pool.get() as conn:
             pid = conn.backend_pid
             conn.execute("PREPARE alice_stmt_cpg AS SELECT 'alice'")
+            conn.execute('PREPARE "Alices; stmt" AS SELECT 2')  # deallocated by its quoted name
         with pool.get() as conn:
             assert conn.backend_pid == pid
             assert conn.query("SELECT name FROM pg_prepared_statements WHERE from_sql") == []
@@ -292,9 +301,10 @@ def test_reset_deallocates_sql_prepared_statement(config: PgConfig) -> None:
             assert info.value.sqlstate == "26000"
 
 
+@RESETTING_MODES
 @pytest.mark.parametrize("aborted", [False, True], ids=["open", "aborted"])
-def test_reset_ends_previous_users_transaction(config: PgConfig, aborted: bool) -> None:
-    with one_connection_pool(config) as pool:
+def test_reset_ends_previous_users_transaction(config: PgConfig, aborted: bool, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
         with pool.get() as conn:
             pid = conn.backend_pid
             conn.begin()
@@ -364,3 +374,51 @@ def test_connection_whose_reset_fails_is_discarded_not_returned(config: PgConfig
         assert (stats.idle, stats.broken) == (0, 1)
         with pool.get() as fresh:
             assert fresh.query_scalar("SELECT 1") == 1
+
+
+@RESETTING_MODES
+def test_reset_releases_previous_users_advisory_lock(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool, connect(config) as other:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            assert conn.query_scalar("SELECT pg_try_advisory_lock(424242)") is True
+        assert other.query_scalar("SELECT pg_try_advisory_lock(424242)") is True  # free again
+        other.query("SELECT pg_advisory_unlock(424242)")
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert (
+                conn.query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", (pid,)) == 0
+            )
+
+
+@RESETTING_MODES
+def test_reset_undoes_previous_users_set_role(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            me = conn.query_scalar("SELECT current_user")
+            conn.execute("SET ROLE pg_monitor")
+            assert conn.query_scalar("SELECT current_user") == "pg_monitor"
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query_scalar("SELECT current_user") == me
+
+
+def test_keep_statements_reset_keeps_the_cache_and_reanalyzes_under_the_clean_session(config: PgConfig) -> None:
+    # A literal is converted when the statement is analyzed: under user A's TimeZone here.  The
+    # reset's DISCARD PLANS makes the server analyze it again for user B, under the default zone.
+    sql = "SELECT extract(epoch FROM '2020-01-01 00:00'::timestamptz)"
+    with one_connection_pool(config, "keep_statements") as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            in_default_zone = conn.query_simple(sql)[0][0]  # the simple protocol: nothing cached
+            zone = conn.query_scalar("SELECT current_setting('TimeZone')")
+            conn.execute(f"SET TimeZone = '{'America/New_York' if zone == 'Asia/Tokyo' else 'Asia/Tokyo'}'")
+            in_other_zone = conn.query_scalar(sql)
+            assert in_other_zone != in_default_zone
+            cached = conn.statement_cache_size
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.statement_cache_size == cached  # nothing to prepare again
+            with conn.transaction():  # no silent re-prepare here: the cached statement itself answers
+                assert conn.query_scalar(sql) == in_default_zone

@@ -395,6 +395,10 @@ class Session:
         """
         self.statements.clear()
         self._pending_close.clear()
+        self.forget_received()
+
+    def forget_received(self) -> None:
+        """Drop the notifications and notices received so far (they belong to the session's previous user)."""
         self.notifications.clear()
         self.notices.clear()
 

@@ -42,6 +42,15 @@ T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
+# DISCARD ALL as PostgreSQL 15 documents it (sql-discard.html), less DEALLOCATE ALL: the
+# driver's statements stay, and DISCARD PLANS makes the server analyze each again, under
+# the clean session, at its next use.  The last statement lists the SQL-level PREPAREs
+# (from_sql), which are deallocated by name.  One simple Query: one round trip.
+_RESET_KEEPING_STATEMENTS = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all();"
+    " DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; SELECT name FROM pg_prepared_statements WHERE from_sql"
+)
+
 
 def quote_identifier(name: str) -> str:
     """Quote ``name`` as an SQL identifier (``"a""b"``)."""
@@ -396,24 +405,38 @@ class Connection:
         """How many prepared statements are cached."""
         return len(self._session.statements)
 
-    def reset_session(self) -> None:
-        """Return the session to its state after connect: ``DISCARD ALL``, with the driver's own state cleared in step.
+    def reset_session(self, *, keep_statements: bool = False) -> None:
+        """Return the session to its state after connect, with the driver's own state cleared in step.
 
-        ``DISCARD ALL`` (roll back first if a transaction is open) resets every
-        setting (``SET``, ``set_config``, ``SET ROLE``), drops temporary tables,
-        stops every ``LISTEN``, releases advisory locks, closes cursors and
-        deallocates every prepared statement: the driver's statement cache is
-        emptied with it (it would otherwise name statements that no longer
-        exist), and notifications and notices already received are dropped.
+        By default ``DISCARD ALL`` (after a rollback if a transaction is open): it
+        resets every setting (``SET``, ``set_config``, ``SET ROLE``), drops
+        temporary tables, stops every ``LISTEN``, releases advisory locks, closes
+        cursors and deallocates every prepared statement, so the driver's statement
+        cache is emptied with it (it would otherwise name statements that no longer
+        exist).  Notifications and notices already received are dropped.
+
+        Args:
+            keep_statements: Keep the driver's prepared statements: the same reset
+                without ``DEALLOCATE ALL`` (``DISCARD PLANS`` has each analyzed again
+                under the clean session at its next use; SQL ``PREPARE`` statements
+                are deallocated by name).  Saves preparing statements again; a
+                statement first prepared under another ``search_path`` may then fail
+                with "cached plan must not change result type" inside a transaction.
 
         Raises:
             PgError: The reset failed; the session state is unknown, so close the connection.
         """
         if self.in_transaction:
             self.rollback()
-        self.execute("DISCARD ALL")
-        # After the command: a notification delivered before UNLISTEN took effect is dropped too.
-        self._session.forget_session_state()
+        if keep_statements:
+            prepared = self.query_simple(_RESET_KEEPING_STATEMENTS)
+            if prepared:
+                self.execute("; ".join(f"DEALLOCATE {quote_identifier(row[0])}" for row in prepared))
+            self._session.forget_received()
+        else:
+            self.execute("DISCARD ALL")
+            # After the command: a notification delivered before UNLISTEN took effect is dropped too.
+            self._session.forget_session_state()
         self._savepoint_depth = 0
 
     def register_type(

@@ -38,13 +38,17 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .config import PgConfig
 from .connection import Connection
 from .errors import ConfigError, InterfaceError, PgError, PoolTimeout
 
-__all__ = ["PgPool", "PgPoolConfig", "PoolStats", "PooledConnection"]
+__all__ = ["PgPool", "PgPoolConfig", "PoolStats", "PooledConnection", "ResetMode"]
+
+ResetMode = Literal["discard", "keep_statements", "none"]
+"""How a returned connection's session is cleaned: see :meth:`PgPoolConfig.reset`."""
+RESET_MODES: tuple[str, ...] = get_args(ResetMode)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,10 +60,7 @@ class _PoolSettings:
     idle_timeout: float | None = 600.0
     max_lifetime: float | None = 1800.0
     test_on_checkout: bool = False
-    reset: str = "discard"
-
-
-RESET_MODES = ("discard", "none")
+    reset: ResetMode = "discard"
 
 
 class PgPoolConfig:
@@ -107,7 +108,7 @@ class PgPoolConfig:
         """Run an empty query on each checkout and replace the connection if it fails."""
         return self._with(test_on_checkout=enabled)
 
-    def reset(self, mode: str) -> PgPoolConfig:
+    def reset(self, mode: ResetMode) -> PgPoolConfig:
         """How a returned connection's session is cleaned before the next checkout.
 
         ``"discard"`` (the default): a connection that ran anything while checked
@@ -117,6 +118,16 @@ class PgPoolConfig:
         used checkout, and the driver's statement cache starts empty again, so each
         statement is prepared again once per checkout (one more round trip each).
         A checkout that ran nothing is returned without a reset.
+
+        ``"keep_statements"``: the same reset in one round trip (two when SQL
+        ``PREPARE`` statements are to be deallocated), but the driver's prepared
+        statements survive it (``Connection.reset_session(keep_statements=True)``):
+        worth it when a request runs several statements, or the server is far away,
+        since each is otherwise prepared again per checkout.  The price: a
+        statement first prepared by a user with another ``search_path``, whose
+        result columns differ under the clean session, fails once with "cached plan
+        must not change result type" inside a transaction (outside one the driver
+        prepares it again by itself).
 
         ``"none"``: only an open transaction is rolled back, and the statement
         cache survives.  For applications that never change session state
@@ -422,8 +433,8 @@ class PgPool:
             try:
                 if conn._busy is not None:
                     conn.close()  # mid-COPY or mid-pipeline: the protocol position is unknown
-                elif self.settings.reset == "discard" and conn.command_count != entry.commands:
-                    conn.reset_session()
+                elif self.settings.reset != "none" and conn.command_count != entry.commands:
+                    conn.reset_session(keep_statements=self.settings.reset == "keep_statements")
                 elif conn.in_transaction:
                     conn.rollback()
             except PgError:
