@@ -422,3 +422,17 @@ def test_keep_statements_reset_keeps_the_cache_and_reanalyzes_under_the_clean_se
             assert conn.statement_cache_size == cached  # nothing to prepare again
             with conn.transaction():  # no silent re-prepare here: the cached statement itself answers
                 assert conn.query_scalar(sql) == in_default_zone
+
+
+@RESETTING_MODES
+def test_reset_restores_io_timeout_and_drops_notice_handler(config: PgConfig, mode: str) -> None:
+    seen: list[dict[str, str]] = []
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            conn.set_io_timeout(0.001)
+            conn.set_notice_handler(seen.append)
+            conn.execute("SET client_min_messages = notice")
+        with pool.get() as conn:
+            conn.execute("DO $$BEGIN RAISE NOTICE 'for the second user'; END$$")
+            assert seen == []  # the first user's handler is gone
+            assert conn.query_scalar("SELECT pg_sleep(0.05)::text") == ""  # 1 ms I/O timeout would have closed it

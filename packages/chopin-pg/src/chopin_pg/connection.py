@@ -413,7 +413,10 @@ class Connection:
         temporary tables, stops every ``LISTEN``, releases advisory locks, closes
         cursors and deallocates every prepared statement, so the driver's statement
         cache is emptied with it (it would otherwise name statements that no longer
-        exist).  Notifications and notices already received are dropped.
+        exist).  Notifications and notices already received are dropped, and the
+        client side returns to the connection's settings too: the I/O timeout of
+        its config and no notice handler (the type registry and the statement
+        cache capacity stay as they are).
 
         Args:
             keep_statements: Keep the driver's prepared statements: the same reset
@@ -438,6 +441,8 @@ class Connection:
             # After the command: a notification delivered before UNLISTEN took effect is dropped too.
             self._session.forget_session_state()
         self._savepoint_depth = 0
+        self._session.notice_handler = None
+        self._sock.settimeout(self.config.io_timeout)
 
     def register_type(
         self,
