@@ -5,8 +5,12 @@ Server and Date headers itself. /db, /queries and /updates read the World table 
 1..10000, randomnumber) from the PostgreSQL server the libpq variables name (PGHOST,
 PGPORT, PGUSER, PGDATABASE); benchmarks/pg.py loads it. /fortunes reads the Fortune
 table, which a worker creates and fills with TechEmpower's 12 rows when it is missing.
-Handlers run one at a time in a worker, so each worker needs exactly one connection,
-opened after the fork.
+
+Each worker has its own PgPool of one connection (handlers run one at a time in a
+worker), filled after the fork; every request checks it out and returns it. Through the
+pool a PostgreSQL restart costs one failed request at most: the next checkout finds the
+dead connection and opens a new one (a bare connection kept per worker answered 500
+until the app was restarted).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from fortune_rows import FORTUNE_ROWS  # beside this file: run as a script, its 
 
 router = Router()
 WORLD_SQL = "SELECT id, randomnumber FROM world WHERE id = $1"
-db: dict[str, Any] = {}  # this worker's connection, set by open_connection
+db: dict[str, Any] = {}  # this worker's pool, set by open_pool
 
 
 def plaintext(ctx: Context) -> Response:
@@ -41,7 +45,8 @@ def _world(conn: Any) -> dict[str, int]:
 
 
 def single_query(ctx: Context) -> Response:
-    return Response.json(_world(db["conn"]))
+    with db["pool"].get() as conn:
+        return Response.json(_world(conn))
 
 
 def queries(ctx: Context) -> Response:
@@ -49,7 +54,7 @@ def queries(ctx: Context) -> Response:
     raw = ctx.req.query_params().get("queries", "1")
     count = min(max(int(raw), 1), 500) if raw.isdigit() else 1
     # N separate queries, sent on one pipeline: one round trip instead of N.
-    with db["conn"].pipeline() as pipe:
+    with db["pool"].get() as conn, conn.pipeline() as pipe:
         pending = [pipe.query(WORLD_SQL, (random.randint(1, 10000),)) for _ in range(count)]
     return Response.json([{"id": row[0], "randomNumber": row[1]} for row in (p.rows()[0] for p in pending)])
 
@@ -84,7 +89,8 @@ EXTRA_FORTUNE = "Additional fortune added at request time."
 
 def fortunes(ctx: Context) -> Response:
     # TechEmpower: every row, plus one added at request time, sorted by message, HTML-escaped.
-    rows = Fortune.query().all(db["conn"])
+    with db["pool"].get() as conn:
+        rows = Fortune.query().all(conn)
     rows.append(Fortune(0, EXTRA_FORTUNE))
     rows.sort(key=attrgetter("message"))
     escape = html.escape
@@ -95,13 +101,13 @@ def fortunes(ctx: Context) -> Response:
 def updates(ctx: Context) -> Response:
     raw = ctx.req.query_params().get("queries", "1")
     count = min(max(int(raw), 1), 500) if raw.isdigit() else 1
-    conn = db["conn"]
     # Each world is read by its own query (the rules), the N reads pipelined in one round
     # trip (get_many), then the N updates likewise (update_many, in id order).
-    worlds = World.get_many(conn, [random.randint(1, 10000) for _ in range(count)])
-    for world in worlds:
-        world.randomnumber = random.randint(1, 10000)
-    World.update_many(conn, worlds)
+    with db["pool"].get() as conn:
+        worlds = World.get_many(conn, [random.randint(1, 10000) for _ in range(count)])
+        for world in worlds:
+            world.randomnumber = random.randint(1, 10000)
+        World.update_many(conn, worlds)
     return Response.json([{"id": w.id, "randomNumber": w.randomnumber} for w in worlds])
 
 
@@ -127,21 +133,25 @@ if os.environ.get("METRICS") == "1":  # benchmarks/http.py measures the overhead
 
 
 @app.on_worker_start
-def open_connection(index: int) -> None:
+def open_pool(index: int) -> None:
     try:
         import chopin_pg
     except ImportError:  # /plaintext and /json need no database
         return
+    # One connection: a worker runs one handler at a time.  reset("none"): these handlers
+    # change no session state (no SET, temporary table, LISTEN or session lock), so the
+    # DISCARD ALL of the default reset, and preparing every statement again after it,
+    # would only cost round trips.
+    settings = chopin_pg.PgPoolConfig().max_size(1).min_size(1).checkout_timeout(5.0).reset("none")
+    pool = db["pool"] = chopin_pg.PgPool(chopin_pg.PgConfig.from_env(), settings)  # PGHOST, PGPORT, ...
     try:
-        db["conn"] = chopin_pg.connect()  # PGHOST, PGPORT, PGUSER, PGDATABASE
+        pool.fill()
+        if model is not None:
+            with pool.get() as conn:
+                ensure_fortunes(conn)
     except chopin_pg.PgError as exc:
-        print(f"worker {index}: no database ({exc}); /db and /queries will answer 500")
-        return
-    if model is not None:
-        try:
-            ensure_fortunes(db["conn"])
-        except chopin_pg.PgError as exc:
-            print(f"worker {index}: no fortune table ({exc}); /fortunes will answer 500")
+        # The pool stays: each request tries to connect again, so the routes work once the server is up.
+        print(f"worker {index}: database not ready ({exc}); database routes answer 500 until it is")
 
 
 if __name__ == "__main__":

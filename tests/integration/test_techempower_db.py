@@ -2,7 +2,7 @@
 
 The World table is loaded into a private PostgreSQL cluster (chopin-testkit's
 ``pg_cluster``), and the app reaches it through the libpq variables, as in the
-benchmark; each of two workers opens its own connection after the fork.
+benchmark; each of two workers fills its own pool (one connection) after the fork.
 """
 
 from __future__ import annotations

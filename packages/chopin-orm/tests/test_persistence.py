@@ -114,6 +114,35 @@ def test_upsert_with_generated_key(conn: chopin_pg.Connection, names: Callable[[
     assert [tuple(r) for r in conn.query(f'SELECT id, quantity FROM "{Item.__chopin_table__.name}"')] == [(first_id, 5)]
 
 
+def test_insert_and_upsert_on_one_class_in_both_orders(conn: chopin_pg.Connection, names: Callable[[str], str]) -> None:
+    # insert() and upsert() once shared a cached statement: the second of the two on a class got the other's SQL.
+    # Two statement shapes (status left to the server or given) so each order starts from an empty cache entry.
+    @model(table=names("tickets"))
+    @dataclass
+    class Ticket:
+        name: str = column(unique=True)
+        status: str | None = column(server_default="'new'", default=None)
+        id: int | None = column(primary_key=True, generated=True, default=None)
+
+    create_table(conn, Ticket)
+    table = Ticket.__chopin_table__.name
+    # Order 1, status left to the server: upsert, then insert.
+    a = Ticket("a")
+    a.upsert(conn)
+    b = Ticket("b")
+    b.insert(conn)  # once: wrote and committed the row, then IndexError with id left None
+    # Order 2, status given: insert, then upsert.
+    c = Ticket("c", "open")
+    c.insert(conn)
+    d = Ticket("d", "open")
+    d.upsert(conn)  # once: "INSERT ... RETURNING ... ON CONFLICT ... RETURNING ..." (42601)
+    made = (a, b, c, d)
+    assert all(isinstance(t.id, int) for t in made) and len({t.id for t in made}) == 4
+    assert (a.status, b.status) == ("new", "new")
+    rows = [tuple(r) for r in conn.query(f'SELECT id, name, status FROM "{table}" ORDER BY name')]
+    assert rows == [(t.id, t.name, t.status) for t in made]
+
+
 class Mood(enum.Enum):
     HAPPY = "happy"
     SAD = "sad"

@@ -82,3 +82,14 @@ def test_isolation_and_errors(conn: chopin_pg.Connection) -> None:
         transaction(conn, isolation="chaotic")
     with transaction(conn) as tx, pytest.raises(OrmError, match="outermost"):
         Transaction.begin(tx, isolation="serializable")
+
+
+def test_raw_paths_take_none_as_no_parameters(conn: chopin_pg.Connection) -> None:
+    from chopin_orm.executor import run_execute, run_query
+
+    with chopin_pg.PgPool.connect(DSN, 1) as pool:
+        for executor in (conn, pool):
+            assert run_query(executor, "SELECT 1", None) == [(1,)]
+            assert run_execute(executor, "SELECT 1", None) == 1
+        with transaction(pool) as tx:
+            assert run_query(tx, "SELECT 2", None) == [(2,)]

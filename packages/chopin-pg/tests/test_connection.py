@@ -16,6 +16,7 @@ from chopin_pg import (
     NoRows,
     PgConfig,
     PgError,
+    PgPool,
     ProgrammingError,
     QueryCanceled,
     TooManyRows,
@@ -433,3 +434,20 @@ def test_fast_path_large_parameters_are_sent_duplex(conn: Connection) -> None:
     big = "y" * 300_000
     for _ in range(2):
         assert conn.query_scalar("SELECT length($1::text)", (big,)) == 300_000
+
+
+def test_none_params_mean_no_parameters_everywhere(conn: Connection, config: PgConfig) -> None:
+    # query(sql, None) once raised TypeError: object of type 'NoneType' has no len().
+    assert conn.query("SELECT 1", None) == [(1,)]
+    assert conn.query_one("SELECT 2", None)[0] == 2
+    assert conn.query_opt("SELECT 3 WHERE false", None) is None
+    assert conn.query_scalar("SELECT 4", None) == 4
+    assert conn.execute("CREATE TEMP TABLE none_params (v int); INSERT INTO none_params VALUES (1)", None) == 1
+    assert conn.executemany("INSERT INTO none_params VALUES (2)", [None, None]) == 2
+    assert conn.executemany("INSERT INTO none_params VALUES (3)", None) == 0
+    with conn.pipeline() as pl:
+        counted = pl.query("SELECT count(*) FROM none_params", None)
+        inserted = pl.execute("INSERT INTO none_params VALUES (4)", None)
+    assert counted.rows() == [(3,)] and inserted.rowcount == 1
+    with PgPool.connect(config, 1) as pool, pool.get() as pooled:
+        assert pooled.query_scalar("SELECT 5", None) == 5

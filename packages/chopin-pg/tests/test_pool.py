@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import threading
 import time
 from typing import Any
@@ -40,7 +41,8 @@ def test_checkout_and_return(config: PgConfig) -> None:
 
 
 def test_open_transaction_is_rolled_back_on_return(config: PgConfig) -> None:
-    with PgPool.connect(config, 1) as pool:
+    # reset("none"): the temporary table must outlive a checkout for this test.
+    with PgPool.connect_with_config(config, PgPoolConfig().max_size(1).reset("none")) as pool:
         with pool.get() as conn:
             conn.execute("CREATE TEMP TABLE pool_t (id int)")
         with pool.get() as conn:
@@ -218,3 +220,219 @@ def test_returning_connection_mid_copy_closes_it(config: PgConfig) -> None:
         assert pool.total_connections == 0
         with pool.get() as conn:
             assert isinstance(conn, Connection) and conn.query_scalar("SELECT 1") == 1
+
+
+# -- session reset on return: one test per kind of session state -----------------------
+
+
+RESETTING_MODES = pytest.mark.parametrize("mode", ["discard", "keep_statements"])
+
+
+def one_connection_pool(config: PgConfig, mode: str = "discard") -> PgPool:
+    return PgPool.connect_with_config(config, PgPoolConfig().max_size(1).reset(mode))
+
+
+@RESETTING_MODES
+def test_reset_search_path_set_by_previous_user(config: PgConfig, mode: str) -> None:
+    # The reported failure: a search_path naming no existing schema made the next user's CREATE TABLE fail (3F000).
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            default = conn.query_scalar("SELECT current_setting('search_path')")
+            conn.execute("SET search_path TO no_such_schema_cpg")
+            assert conn.query_scalar("SELECT current_schema()") is None
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query_scalar("SELECT current_setting('search_path')") == default
+            assert conn.query_scalar("SELECT current_schema()") is not None
+
+
+@RESETTING_MODES
+def test_reset_drops_previous_users_temp_table(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            conn.execute("CREATE TEMP TABLE secret_cpg (v text)")
+            conn.execute("INSERT INTO secret_cpg VALUES ('alice')")
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query_scalar("SELECT to_regclass('pg_temp.secret_cpg')") is None
+
+
+@RESETTING_MODES
+def test_reset_stops_previous_users_listen_and_drops_their_notifications(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool, connect(config) as other:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            conn.listen("cpg_reset_chan")
+            other.notify("cpg_reset_chan", "for alice")
+            time.sleep(0.05)  # delivered to the session, not read by it
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query("SELECT pg_listening_channels()") == []
+            assert conn.poll_notification(0.1) is None
+            other.notify("cpg_reset_chan", "after the reset")
+            assert conn.poll_notification(0.2) is None
+
+
+@RESETTING_MODES
+def test_reset_clears_session_setting_made_with_set_config(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            conn.query("SELECT set_config('app.user_id', 'alice', false)")
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query_scalar("SELECT current_setting('app.user_id', true)") in (None, "")
+
+
+@RESETTING_MODES
+def test_reset_deallocates_sql_prepared_statement(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            conn.execute("PREPARE alice_stmt_cpg AS SELECT 'alice'")
+            conn.execute('PREPARE "Alices; stmt" AS SELECT 2')  # deallocated by its quoted name
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query("SELECT name FROM pg_prepared_statements WHERE from_sql") == []
+            with pytest.raises(PgError) as info:
+                conn.execute("EXECUTE alice_stmt_cpg")
+            assert info.value.sqlstate == "26000"
+
+
+@RESETTING_MODES
+@pytest.mark.parametrize("aborted", [False, True], ids=["open", "aborted"])
+def test_reset_ends_previous_users_transaction(config: PgConfig, aborted: bool, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            conn.begin()
+            conn.execute("SET app.tx_user = 'alice'")  # session-level, inside the transaction
+            conn.execute("CREATE TEMP TABLE tx_cpg (v int)")
+            if aborted:
+                with pytest.raises(PgError):
+                    conn.query("SELECT 1 / 0")
+            assert conn.transaction_status == ("E" if aborted else "T")
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.transaction_status == "I"
+            assert conn.query_scalar("SELECT current_setting('app.tx_user', true)") in (None, "")
+            assert conn.query_scalar("SELECT to_regclass('pg_temp.tx_cpg')") is None
+            assert conn.query_scalar("SELECT 1") == 1
+
+
+def test_driver_statement_cache_works_after_reset(config: PgConfig) -> None:
+    # DISCARD ALL deallocates the driver's statements too: its cache must be emptied in step (else 26000).
+    sql = "SELECT $1::int + 1"
+    with one_connection_pool(config) as pool:
+        for round_ in range(3):
+            with pool.get() as conn:
+                assert conn.statement_cache_size == 0  # nothing names a statement DISCARD ALL deallocated
+                with conn.transaction():  # inside a transaction a stale statement is not retried: it fails
+                    assert conn.query_scalar(sql, (round_,)) == round_ + 1
+                    assert conn.query_scalar(sql, (round_,)) == round_ + 1  # the cached statement, reused
+                assert conn.executemany("SELECT $1::int", [(1,), (2,)]) == 2
+                with conn.pipeline() as pl:
+                    pl.query(sql, (5,))
+                assert conn.statement_cache_size >= 1
+        assert pool.stats().opened == 1 and pool.stats().broken == 0
+
+
+def test_unused_checkout_is_returned_without_reset(config: PgConfig) -> None:
+    with one_connection_pool(config) as pool:
+        with pool.get() as conn:
+            conn.query("SELECT 1")
+        with pool.get() as conn:
+            count = conn.command_count
+        with pool.get() as conn:
+            assert conn.command_count == count  # no DISCARD ALL was sent for the unused checkout
+
+
+def test_reset_none_keeps_session_state_and_statement_cache(config: PgConfig) -> None:
+    with PgPool.connect_with_config(config, PgPoolConfig().max_size(1).reset("none")) as pool:
+        with pool.get() as conn:
+            conn.query("SELECT 1")
+            conn.execute("SET application_name = 'kept'")
+        with pool.get() as conn:
+            assert conn.statement_cache_size == 1
+            assert conn.query_scalar("SELECT current_setting('application_name')") == "kept"
+    with pytest.raises(ConfigError, match="reset"):
+        PgPoolConfig().reset("sometimes")
+
+
+def test_connection_whose_reset_fails_is_discarded_not_returned(config: PgConfig) -> None:
+    with one_connection_pool(config) as pool, connect(config) as admin:
+        guard = pool.get()
+        conn = guard.conn
+        conn.query("SELECT 1")
+        assert admin.query_scalar("SELECT pg_terminate_backend($1)", (conn.backend_pid,)) is True
+        select.select([conn.fileno()], [], [], 5.0)  # the FATAL message has arrived; the driver has not read it
+        assert not conn.closed
+        guard.release()  # DISCARD ALL fails here
+        stats = pool.stats()
+        assert (stats.idle, stats.broken) == (0, 1)
+        with pool.get() as fresh:
+            assert fresh.query_scalar("SELECT 1") == 1
+
+
+@RESETTING_MODES
+def test_reset_releases_previous_users_advisory_lock(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool, connect(config) as other:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            assert conn.query_scalar("SELECT pg_try_advisory_lock(424242)") is True
+        assert other.query_scalar("SELECT pg_try_advisory_lock(424242)") is True  # free again
+        other.query("SELECT pg_advisory_unlock(424242)")
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert (
+                conn.query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", (pid,)) == 0
+            )
+
+
+@RESETTING_MODES
+def test_reset_undoes_previous_users_set_role(config: PgConfig, mode: str) -> None:
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            me = conn.query_scalar("SELECT current_user")
+            conn.execute("SET ROLE pg_monitor")
+            assert conn.query_scalar("SELECT current_user") == "pg_monitor"
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.query_scalar("SELECT current_user") == me
+
+
+def test_keep_statements_reset_keeps_the_cache_and_reanalyzes_under_the_clean_session(config: PgConfig) -> None:
+    # A literal is converted when the statement is analyzed: under user A's TimeZone here.  The
+    # reset's DISCARD PLANS makes the server analyze it again for user B, under the default zone.
+    sql = "SELECT extract(epoch FROM '2020-01-01 00:00'::timestamptz)"
+    with one_connection_pool(config, "keep_statements") as pool:
+        with pool.get() as conn:
+            pid = conn.backend_pid
+            in_default_zone = conn.query_simple(sql)[0][0]  # the simple protocol: nothing cached
+            zone = conn.query_scalar("SELECT current_setting('TimeZone')")
+            conn.execute(f"SET TimeZone = '{'America/New_York' if zone == 'Asia/Tokyo' else 'Asia/Tokyo'}'")
+            in_other_zone = conn.query_scalar(sql)
+            assert in_other_zone != in_default_zone
+            cached = conn.statement_cache_size
+        with pool.get() as conn:
+            assert conn.backend_pid == pid
+            assert conn.statement_cache_size == cached  # nothing to prepare again
+            with conn.transaction():  # no silent re-prepare here: the cached statement itself answers
+                assert conn.query_scalar(sql) == in_default_zone
+
+
+@RESETTING_MODES
+def test_reset_restores_io_timeout_and_drops_notice_handler(config: PgConfig, mode: str) -> None:
+    seen: list[dict[str, str]] = []
+    with one_connection_pool(config, mode) as pool:
+        with pool.get() as conn:
+            conn.set_io_timeout(0.001)
+            conn.set_notice_handler(seen.append)
+            conn.execute("SET client_min_messages = notice")
+        with pool.get() as conn:
+            conn.execute("DO $$BEGIN RAISE NOTICE 'for the second user'; END$$")
+            assert seen == []  # the first user's handler is gone
+            assert conn.query_scalar("SELECT pg_sleep(0.05)::text") == ""  # 1 ms I/O timeout would have closed it

@@ -59,13 +59,16 @@ def checked_out(executor: Executor) -> Iterator[Connection]:
             guard.release()
 
 
-def run_query(executor: Executor, sql: str, params: Sequence[Any]) -> list[Any]:
-    """``sql``'s rows, run on ``executor`` (a pool checkout is released afterwards)."""
+def run_query(executor: Executor, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+    """``sql``'s rows, run on ``executor`` (a pool checkout is released afterwards); ``params=None``: no parameters."""
     with checked_out(executor) as conn:
         return conn.query(sql, params)
 
 
-def run_execute(executor: Executor, sql: str, params: Sequence[Any]) -> int:
-    """``sql``'s affected row count, run on ``executor`` (a pool checkout is released afterwards)."""
+def run_execute(executor: Executor, sql: str, params: Sequence[Any] | None = None) -> int:
+    """``sql``'s affected row count, run on ``executor`` (a pool checkout is released afterwards).
+
+    ``params=None`` means no parameters (the simple protocol: ``sql`` may hold several statements).
+    """
     with checked_out(executor) as conn:
         return conn.execute(sql, params)

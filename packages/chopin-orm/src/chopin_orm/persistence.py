@@ -86,7 +86,9 @@ def _insert_plan(info: ModelInfo, obj: Any) -> tuple[list[FieldInfo], list[Field
 
 
 def _insert_sql(info: ModelInfo, inserted: list[FieldInfo], returned: list[FieldInfo], override: bool) -> str:
-    key = ("insert", tuple(f.attr for f in inserted), override)
+    # The key holds everything that shapes the text: upsert() builds on this with no RETURNING,
+    # insert() with one, and both must not find the other's statement.
+    key = ("insert", tuple(f.attr for f in inserted), tuple(f.attr for f in returned), override)
     sql = info.sql_cache.get(key)
     if sql is None:
         if inserted:
@@ -216,7 +218,14 @@ def upsert(
     conflict = _conflict_fields(info, on) if constraint is None else []
     inserted, _, override = _insert_plan(info, obj)
     returned = [f for f in info.fields if f.generated or f.server_default is not None]
-    key = ("upsert", tuple(f.attr for f in inserted), tuple(f.attr for f in conflict), constraint, override)
+    key = (
+        "upsert",
+        tuple(f.attr for f in inserted),
+        tuple(f.attr for f in returned),
+        tuple(f.attr for f in conflict),
+        constraint,
+        override,
+    )
     sql = info.sql_cache.get(key)
     if sql is None:
         base = _insert_sql(info, inserted, [], override)
@@ -422,7 +431,8 @@ def _values_static(
 ) -> tuple[str, list[Any]]:
     width = len(inserted)
     # Cached for the full batch size only: one entry per model and size, not one per remainder.
-    key = ("insert_values", len(chunk), width, override) if full else None
+    shape = (tuple(f.attr for f in inserted), tuple(f.attr for f in returned), override)
+    key = ("insert_values", len(chunk), *shape) if full else None
     sql = info.sql_cache.get(key) if key else None
     if sql is None:
         groups = ", ".join(

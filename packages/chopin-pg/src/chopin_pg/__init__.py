@@ -20,6 +20,7 @@ from .errors import (
     InterfaceError,
     IoTimeout,
     NoRows,
+    ParameterError,
     PgError,
     PipelineAborted,
     PoolTimeout,
@@ -31,7 +32,7 @@ from .errors import (
     UniqueViolation,
 )
 from .pipeline import PendingResult, Pipeline
-from .pool import PgPool, PgPoolConfig, PooledConnection, PoolStats
+from .pool import PgPool, PgPoolConfig, PooledConnection, PoolStats, ResetMode
 from .row import Row
 from .types import DEFAULT_TYPES, ParamEncoder, TypeRegistry
 
@@ -51,6 +52,7 @@ __all__ = [
     "NoRows",
     "Notification",
     "ParamEncoder",
+    "ParameterError",
     "PendingResult",
     "PgConfig",
     "PgError",
@@ -65,6 +67,7 @@ __all__ = [
     "ProgrammingError",
     "ProtocolViolation",
     "QueryCanceled",
+    "ResetMode",
     "Result",
     "Row",
     "ServerError",

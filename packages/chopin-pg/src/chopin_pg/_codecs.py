@@ -17,26 +17,115 @@ import struct
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 from uuid import UUID, SafeUUID
 
-from .errors import DataError
+from .errors import DataError, ParameterError
 
+orjson: ModuleType | None
 try:  # optional speed-up; the standard library is enough
-    import orjson  # type: ignore[import-not-found,unused-ignore]
+    import orjson as _orjson  # type: ignore[import-not-found,unused-ignore]
 
-    json_loads: Callable[[str | bytes], Any] = orjson.loads
-
-    def json_dumps(value: Any) -> bytes:
-        """Serialize ``value`` as JSON text."""
-        return orjson.dumps(value)  # type: ignore[no-any-return,unused-ignore]
-
+    orjson = _orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    json_loads = json.loads
+    orjson = None
 
-    def json_dumps(value: Any) -> bytes:
-        """Serialize ``value`` as JSON text."""
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+# -- JSON ------------------------------------------------------------------------
+#
+# Exact numbers out: jsonb stores numbers as numeric and writes them without an
+# exponent ('1e400'::jsonb comes back as a 1 and 400 zeros), so a value may hold
+# integers past 64 bits and numbers past float range.  orjson rounds the first to
+# floats, refuses the second and turns tiny ones into 0.0, so it is only the fast
+# path: a text with a run of 19 or more digits or a three-digit exponent (json
+# keeps the text as written), or one orjson refuses, goes through the standard
+# library, where integer literals stay exact ints and a number float cannot hold
+# (1e400, 1e-400) comes back as a Decimal.  Other numbers with a fraction or an
+# exponent are floats on both paths.
+#
+# No inf/nan in: JSON has no literal for them (orjson writes null, the standard
+# library "Infinity", which the server refuses); a parameter holding one is
+# refused with ParameterError before anything is sent.
+
+_MAY_LOSE_PRECISION = re.compile(rb"[0-9]{19}|[eE][-+]?[0-9]{3}")
+
+
+def _exact_float(text: str) -> float | Decimal:
+    value = float(text)
+    if math.isinf(value) or (value == 0.0 and any(ch in "123456789" for ch in text.lower().partition("e")[0])):
+        return Decimal(text)
+    return value
+
+
+def _exact_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # past sys.get_int_max_str_digits(): Decimal has no such limit
+        return int(Decimal(text))
+
+
+def _json_loads_exact(data: bytes) -> Any:
+    return json.loads(data, parse_float=_exact_float, parse_int=_exact_int)
+
+
+def json_loads(data: bytes) -> Any:
+    """Parse JSON text, numbers exact: big integers as ints, numbers past float range as ``Decimal``."""
+    if orjson is not None and _MAY_LOSE_PRECISION.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # a number past float range, or not JSON at all: the exact path says which
+    return _json_loads_exact(data)
+
+
+def _nonfinite_at(value: Any, path: str = "$") -> str | None:
+    """The path of the first inf/nan float inside ``value`` (dicts, lists, tuples), or ``None``."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: expected a finite number, got {value!r}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nonfinite_at(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _nonfinite_at(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _refuse_nonfinite(value: Any) -> None:
+    found = _nonfinite_at(value)
+    if found is not None:
+        raise ParameterError(f"JSON parameter {found}: JSON has no inf or nan; nothing was sent")
+
+
+def _json_dumps_std(value: Any) -> bytes:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except ValueError as exc:
+        if "Out of range float" in str(exc):  # not "Circular reference", where a walk would not end
+            _refuse_nonfinite(value)
+        raise
+
+
+def json_dumps(value: Any) -> bytes:
+    """Serialize ``value`` as JSON text.
+
+    Raises:
+        ParameterError: ``value`` holds an ``inf`` or ``nan`` float.
+        TypeError: ``value`` holds something JSON cannot represent.
+    """
+    if orjson is None:
+        return _json_dumps_std(value)
+    try:
+        out: bytes = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _json_dumps_std(value)  # integers past 64 bits, among others: exact in the standard library
+    if b"null" in out:  # orjson writes inf and nan as null: look for them only when one may be there
+        _refuse_nonfinite(value)
+    return out
 
 
 Decoder = Callable[[bytes], Any]

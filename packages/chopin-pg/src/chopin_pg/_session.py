@@ -388,6 +388,20 @@ class Session:
         self._pending_close.extend(stmt.name for stmt in self.statements.values() if stmt.name)
         self.statements.clear()
 
+    def forget_session_state(self) -> None:
+        """Forget what DISCARD ALL dropped: every prepared statement, queued notifications and notices.
+
+        Nothing is sent: the statements no longer exist on the server, so no Close is queued for them.
+        """
+        self.statements.clear()
+        self._pending_close.clear()
+        self.forget_received()
+
+    def forget_received(self) -> None:
+        """Drop the notifications and notices received so far (they belong to the session's previous user)."""
+        self.notifications.clear()
+        self.notices.clear()
+
     def set_capacity(self, capacity: int) -> None:
         """Change the statement cache capacity, evicting the least recently used statements."""
         if capacity < 0:

@@ -42,6 +42,15 @@ T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
+# DISCARD ALL as PostgreSQL 15 documents it (sql-discard.html), less DEALLOCATE ALL: the
+# driver's statements stay, and DISCARD PLANS makes the server analyze each again, under
+# the clean session, at its next use.  The last statement lists the SQL-level PREPAREs
+# (from_sql), which are deallocated by name.  One simple Query: one round trip.
+_RESET_KEEPING_STATEMENTS = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all();"
+    " DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES; SELECT name FROM pg_prepared_statements WHERE from_sql"
+)
+
 
 def quote_identifier(name: str) -> str:
     """Quote ``name`` as an SQL identifier (``"a""b"``)."""
@@ -149,6 +158,7 @@ class Connection:
         self._closed = False
         self._savepoint_depth = 0
         self._busy: str | None = None  # "a pipeline" / "COPY FROM STDIN"... while one is open
+        self._commands = 0  # exchanges with the server, so a pool can tell an unused checkout
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -239,6 +249,14 @@ class Connection:
         return self._session.status != "I"
 
     @property
+    def command_count(self) -> int:
+        """How many exchanges with the server this connection has had (queries, COPY steps, pipeline batches...).
+
+        A pool compares it before and after a checkout to tell whether the session was used at all.
+        """
+        return self._commands
+
+    @property
     def auth_method(self) -> str:
         """How the session authenticated.
 
@@ -280,6 +298,7 @@ class Connection:
         if self._closed:
             gen.close()
             raise InterfaceError("connection is closed")
+        self._commands += 1
         try:
             return run(gen, self._sock, self._session.parser.feed)
         except BaseException as exc:
@@ -319,6 +338,7 @@ class Connection:
         if self._busy is None and not self._closed and not session.parser.buffered:
             request = session.bind_one(stmt, params)
             if len(request) <= DUPLEX_THRESHOLD:
+                self._commands += 1
                 try:
                     data = exchange(self._sock, request)
                 except BaseException as exc:
@@ -384,6 +404,45 @@ class Connection:
     def statement_cache_size(self) -> int:
         """How many prepared statements are cached."""
         return len(self._session.statements)
+
+    def reset_session(self, *, keep_statements: bool = False) -> None:
+        """Return the session to its state after connect, with the driver's own state cleared in step.
+
+        By default ``DISCARD ALL`` (after a rollback if a transaction is open): it
+        resets every setting (``SET``, ``set_config``, ``SET ROLE``), drops
+        temporary tables, stops every ``LISTEN``, releases advisory locks, closes
+        cursors and deallocates every prepared statement, so the driver's statement
+        cache is emptied with it (it would otherwise name statements that no longer
+        exist).  Notifications and notices already received are dropped, and the
+        client side returns to the connection's settings too: the I/O timeout of
+        its config and no notice handler (the type registry and the statement
+        cache capacity stay as they are).
+
+        Args:
+            keep_statements: Keep the driver's prepared statements: the same reset
+                without ``DEALLOCATE ALL`` (``DISCARD PLANS`` has each analyzed again
+                under the clean session at its next use; SQL ``PREPARE`` statements
+                are deallocated by name).  Saves preparing statements again; a
+                statement first prepared under another ``search_path`` may then fail
+                with "cached plan must not change result type" inside a transaction.
+
+        Raises:
+            PgError: The reset failed; the session state is unknown, so close the connection.
+        """
+        if self.in_transaction:
+            self.rollback()
+        if keep_statements:
+            prepared = self.query_simple(_RESET_KEEPING_STATEMENTS)
+            if prepared:
+                self.execute("; ".join(f"DEALLOCATE {quote_identifier(row[0])}" for row in prepared))
+            self._session.forget_received()
+        else:
+            self.execute("DISCARD ALL")
+            # After the command: a notification delivered before UNLISTEN took effect is dropped too.
+            self._session.forget_session_state()
+        self._savepoint_depth = 0
+        self._session.notice_handler = None
+        self._sock.settimeout(self.config.io_timeout)
 
     def register_type(
         self,
@@ -460,19 +519,19 @@ class Connection:
         stmt = self._run(session.prepare(sql))
         return self._bind_execute(stmt, params)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    def query(self, sql: str, params: Sequence[Any] | None = ()) -> list[Row]:
         """Run a statement with parameters sent out of band; values decode from binary where possible.
 
         Args:
             sql: One statement with ``$1..$n`` placeholders.
-            params: The values (``None`` for NULL).
+            params: The values (``None`` for NULL); ``params=None`` itself means no parameters.
 
         Returns:
             The rows.
         """
-        return self._execute_one(sql, params).rows
+        return self._execute_one(sql, () if params is None else params).rows
 
-    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row:
+    def query_one(self, sql: str, params: Sequence[Any] | None = ()) -> Row:
         """Return the only row.
 
         Raises:
@@ -486,7 +545,7 @@ class Connection:
             raise NoRows(f"query_one: expected one row, got none: {sql[:200]!r}")
         raise TooManyRows(f"query_one: expected one row, got {len(rows)}: {sql[:200]!r}")
 
-    def query_opt(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    def query_opt(self, sql: str, params: Sequence[Any] | None = ()) -> Row | None:
         """Return the only row, or ``None`` if there is none.
 
         Raises:
@@ -497,7 +556,7 @@ class Connection:
             raise TooManyRows(f"query_opt: expected at most one row, got {len(rows)}: {sql[:200]!r}")
         return rows[0] if rows else None
 
-    def query_scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def query_scalar(self, sql: str, params: Sequence[Any] | None = ()) -> Any:
         """Return the first column of the only row (see :meth:`query_one`)."""
         return self.query_one(sql, params)[0]
 
@@ -513,13 +572,20 @@ class Connection:
             return results[-1].rowcount if results else -1
         return self._execute_one(sql, params).rowcount
 
-    def executemany(self, sql: str, param_sets: Iterable[Sequence[Any]]) -> int:
+    def executemany(self, sql: str, param_sets: Iterable[Sequence[Any] | None] | None) -> int:
         """Run a statement once per parameter set, pipelined in one round trip.
+
+        Args:
+            sql: One statement with ``$1..$n`` placeholders.
+            param_sets: The parameter sets; a ``None`` set means no parameters, and
+                ``param_sets=None`` means no sets (nothing runs).
 
         Returns:
             The total number of affected rows.
         """
-        sets = list(param_sets)
+        if param_sets is None:
+            return 0
+        sets: list[Sequence[Any]] = [() if params is None else params for params in param_sets]
         if not sets:
             return 0
         return sum(max(r.rowcount, 0) for r in self._execute(sql, sets))

@@ -45,6 +45,7 @@ __all__ = [
     "NoRows",
     "NotNullViolation",
     "OperationalError",
+    "ParameterError",
     "PgError",
     "PipelineAborted",
     "PoolTimeout",
@@ -110,6 +111,10 @@ class InterfaceError(PgError):
 
 class ConfigError(InterfaceError, ValueError):
     """A connection URL, setting or environment variable cannot be used."""
+
+
+class ParameterError(InterfaceError, ValueError):
+    """A parameter value has no form its type can hold (``inf`` or ``nan`` inside JSON); nothing was sent."""
 
 
 class NoRows(InterfaceError):

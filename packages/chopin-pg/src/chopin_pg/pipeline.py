@@ -131,29 +131,29 @@ class Pipeline:
             op._fail(InterfaceError(f"pipeline query {op.index} was not sent: the with block raised first"))
         self._batch = PipelineBatch(self._conn._session, self._batch.next_index)
 
-    def _add(self, sql: str, params: Sequence[Any]) -> PendingResult:
+    def _add(self, sql: str, params: Sequence[Any] | None) -> PendingResult:
         if not self._open:
             raise InterfaceError("pipeline is not open: use it as `with conn.pipeline() as pl:`")
-        return PendingResult(self._batch.add(sql, params))
+        return PendingResult(self._batch.add(sql, () if params is None else params))
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> PendingResult:
+    def query(self, sql: str, params: Sequence[Any] | None = ()) -> PendingResult:
         """Queue a query whose rows you want.
 
         Args:
             sql: One statement with ``$1..$n`` placeholders.
-            params: The values (``None`` for NULL).
+            params: The values (``None`` for NULL); ``params=None`` itself means no parameters.
 
         Returns:
             The handle, resolved at the next :meth:`sync`.
         """
         return self._add(sql, params)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> PendingResult:
+    def execute(self, sql: str, params: Sequence[Any] | None = ()) -> PendingResult:
         """Queue a statement run for its effect (its handle's :attr:`~PendingResult.rowcount` is the count).
 
         Args:
             sql: One statement with ``$1..$n`` placeholders.
-            params: The values (``None`` for NULL).
+            params: The values (``None`` for NULL); ``params=None`` itself means no parameters.
 
         Returns:
             The handle, resolved at the next :meth:`sync`.

@@ -24,6 +24,12 @@ session terminated by the server) are found cheaply at checkout (the idle socket
 is readable: EOF or a FATAL message) or with a round trip when
 ``test_on_checkout`` is set, and a connection that failed while checked out is
 discarded on return; either way a new one replaces it.
+
+Session reset: one user's session state (``SET search_path``, temporary
+tables, ``LISTEN``, prepared statements...) must not reach the next user, so a
+returned connection that was used gets ``DISCARD ALL`` by default
+(:meth:`PgPoolConfig.reset` says what it costs and how to opt out); a
+connection whose reset fails is closed instead of returned.
 """
 
 from __future__ import annotations
@@ -32,13 +38,17 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .config import PgConfig
 from .connection import Connection
 from .errors import ConfigError, InterfaceError, PgError, PoolTimeout
 
-__all__ = ["PgPool", "PgPoolConfig", "PoolStats", "PooledConnection"]
+__all__ = ["PgPool", "PgPoolConfig", "PoolStats", "PooledConnection", "ResetMode"]
+
+ResetMode = Literal["discard", "keep_statements", "none"]
+"""How a returned connection's session is cleaned: see :meth:`PgPoolConfig.reset`."""
+RESET_MODES: tuple[str, ...] = get_args(ResetMode)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +60,7 @@ class _PoolSettings:
     idle_timeout: float | None = 600.0
     max_lifetime: float | None = 1800.0
     test_on_checkout: bool = False
+    reset: ResetMode = "discard"
 
 
 class PgPoolConfig:
@@ -58,7 +69,7 @@ class PgPoolConfig:
     Each setter returns a new config.  Defaults: ``max_size`` 10, ``min_size`` 1
     (opened by ``connect``), ``checkout_timeout`` 30 s, ``connection_timeout`` 10 s
     (connect + authenticate), ``idle_timeout`` 600 s, ``max_lifetime`` 1800 s,
-    ``test_on_checkout`` off.  ``None`` disables a timeout.
+    ``test_on_checkout`` off, ``reset`` ``"discard"``.  ``None`` disables a timeout.
     """
 
     __slots__ = ("_settings",)
@@ -97,6 +108,39 @@ class PgPoolConfig:
         """Run an empty query on each checkout and replace the connection if it fails."""
         return self._with(test_on_checkout=enabled)
 
+    def reset(self, mode: ResetMode) -> PgPoolConfig:
+        """How a returned connection's session is cleaned before the next checkout.
+
+        ``"discard"`` (the default): a connection that ran anything while checked
+        out gets ``DISCARD ALL`` (:meth:`Connection.reset_session`): settings,
+        temporary tables, ``LISTEN``s, advisory locks, cursors and prepared
+        statements of one user never reach the next.  It costs one round trip per
+        used checkout, and the driver's statement cache starts empty again, so each
+        statement is prepared again once per checkout (one more round trip each).
+        A checkout that ran nothing is returned without a reset.
+
+        ``"keep_statements"``: the same reset in one round trip (two when SQL
+        ``PREPARE`` statements are to be deallocated), but the driver's prepared
+        statements survive it (``Connection.reset_session(keep_statements=True)``):
+        worth it when a request runs several statements, or the server is far away,
+        since each is otherwise prepared again per checkout.  The price: a
+        statement first prepared by a user with another ``search_path``, whose
+        result columns differ under the clean session, fails once with "cached plan
+        must not change result type" inside a transaction (outside one the driver
+        prepares it again by itself).
+
+        ``"none"``: only an open transaction is rolled back, and the statement
+        cache survives.  For applications that never change session state
+        (no ``SET``, ``set_config``, temporary tables, ``LISTEN``, advisory locks,
+        SQL ``PREPARE``): whatever one user leaves is seen by the next.
+
+        Raises:
+            ConfigError: ``mode`` is not one of the above.
+        """
+        if mode not in RESET_MODES:
+            raise ConfigError(f"reset: expected one of {RESET_MODES}, got {mode!r}")
+        return self._with(reset=mode)
+
     @property
     def settings(self) -> _PoolSettings:
         """The settings as a frozen record."""
@@ -134,13 +178,14 @@ class PoolStats:
 
 
 class _Entry:
-    __slots__ = ("conn", "created", "last_used", "pid")
+    __slots__ = ("commands", "conn", "created", "last_used", "pid")
 
     def __init__(self, conn: Connection, now: float) -> None:
         self.conn = conn
         self.created = now
         self.last_used = now
         self.pid = os.getpid()  # the process that owns the session
+        self.commands = conn.command_count  # at checkout: unchanged on return means the session was not used
 
 
 class PooledConnection:
@@ -158,7 +203,10 @@ class PooledConnection:
         self.conn = entry.conn
 
     def release(self) -> None:
-        """Return the connection to the pool (rolled back if a transaction was left open); safe to call twice."""
+        """Return the connection to the pool, its session reset (see :meth:`PgPoolConfig.reset`); safe to call twice.
+
+        A connection whose reset fails is closed, not returned.
+        """
         entry = self._entry
         if entry is not None:
             self._entry = None
@@ -185,6 +233,8 @@ class PgPool:
             raise ConfigError(f"max_size: expected >= 1, got {settings.max_size}")
         if not 0 <= settings.min_size <= settings.max_size:
             raise ConfigError(f"min_size: expected 0..{settings.max_size}, got {settings.min_size}")
+        if settings.reset not in RESET_MODES:
+            raise ConfigError(f"reset: expected one of {RESET_MODES}, got {settings.reset!r}")
         if settings.checkout_timeout < 0:
             raise ConfigError(f"checkout_timeout: expected >= 0, got {settings.checkout_timeout}")
         self.config = config.replace(connect_timeout=settings.connection_timeout)
@@ -329,6 +379,7 @@ class PgPool:
                 continue
             with self._cond:
                 self._checkouts += 1
+            entry.commands = entry.conn.command_count
             return PooledConnection(self, entry)
 
     def _healthy(self, entry: _Entry) -> bool:
@@ -378,14 +429,16 @@ class PgPool:
         self._check_fork()
         conn = entry.conn
         broken = conn.closed
-        if not broken and (conn._busy is not None or conn.in_transaction):
+        if not broken:
             try:
                 if conn._busy is not None:
                     conn.close()  # mid-COPY or mid-pipeline: the protocol position is unknown
-                else:
+                elif self.settings.reset != "none" and conn.command_count != entry.commands:
+                    conn.reset_session(keep_statements=self.settings.reset == "keep_statements")
+                elif conn.in_transaction:
                     conn.rollback()
             except PgError:
-                conn.close()
+                conn.close()  # a session that could not be reset must not reach the next user
             broken = conn.closed
         now = time.monotonic()
         with self._cond:
