@@ -626,7 +626,7 @@ def _test_names(test_dir: Path) -> Iterator[tuple[str, ...]]:
 
 
 def _k_matches(expr: str, names: tuple[str, ...]) -> bool:
-    tokens = re.findall(r"\(|\)|[^\s()]+", expr)
+    tokens: list[str] = re.findall(r"\(|\)|[^\s()]+", expr)
     lowered = [n.lower() for n in names]
     pos = 0
 
