@@ -485,15 +485,14 @@ def _probe(sample: Sample, port: int, log_path: Path) -> Served:
     data = bytearray()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=SERVE_READY_TIMEOUT) as raw:
-            sock: socket.socket = raw
             if sample.tls:
                 context = ssl.create_default_context()
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE  # the sample's own certificate: only the answer matters
-                sock = context.wrap_socket(raw, server_hostname="localhost")
-            sock.sendall(request)
-            while len(data) < PROBE_MAX_BYTES and (chunk := sock.recv(65536)):
-                data += chunk
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    _exchange(tls, request, data)
+            else:
+                _exchange(raw, request, data)
     except OSError as exc:
         raise SampleFailed(f"{sample.id}: GET / failed: {exc!r}\n{_tail(log_path)}") from exc
     head, _, body = bytes(data).partition(b"\r\n\r\n")
@@ -501,6 +500,12 @@ def _probe(sample: Sample, port: int, log_path: Path) -> Served:
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         raise SampleFailed(f"{sample.id}: GET / got no HTTP answer: {bytes(data[:200])!r}\n{_tail(log_path)}")
     return Served(int(parts[1]), head.decode("latin-1"), body)
+
+
+def _exchange(sock: socket.socket, request: bytes, into: bytearray) -> None:
+    sock.sendall(request)
+    while len(into) < PROBE_MAX_BYTES and (chunk := sock.recv(65536)):
+        into += chunk
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
