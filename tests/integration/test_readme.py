@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chopin_testkit.readme import Sample, SampleEnv, dev_test_selection_problems, readme_samples, run_sample
+from chopin_testkit.readme import Sample, dev_test_selection_problems, readme_samples
+from chopin_testkit.samplerun import SampleEnv, run_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

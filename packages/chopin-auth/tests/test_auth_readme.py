@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from chopin_testkit import LocalPg
-from chopin_testkit.readme import Sample, SampleEnv, readme_samples, run_sample, scratch_database
+from chopin_testkit.readme import Sample, readme_samples
+from chopin_testkit.samplerun import SampleEnv, run_sample, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = readme_samples(ROOT / "README.md")

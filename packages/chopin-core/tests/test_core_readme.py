@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from chopin_testkit.readme import Sample, SampleEnv, json_block_problems, readme_samples, run_sample
+from chopin_testkit.readme import Sample, json_block_problems, readme_samples
+from chopin_testkit.samplerun import SampleEnv, run_sample
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SAMPLES = readme_samples(README)
