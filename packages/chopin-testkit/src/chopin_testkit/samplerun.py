@@ -10,8 +10,8 @@ How a sample meets the outside world:
   the test gives (a scratch database: `scratch_database()`), and `PG*` variables point
   there too, so `connect()` without arguments reaches it.
 - A sample that calls `.serve(...)`, `.serve_tls(...)` or `wsgi.serve(...)` is started
-  with `"0.0.0.0:<port>"` replaced by `"127.0.0.1:<free port>"`, `PORT` set to that port
-  and `WORKERS=1`; once the port accepts a connection it is sent `GET /` (over TLS for
+  with `"0.0.0.0:<port>"` replaced by `"127.0.0.1:<free port>"`, `PORT` set to that port,
+  `WORKERS=1` and `CHOPIN_SHUTDOWN_GRACE=5` (unless given); once the port accepts a connection it is sent `GET /` (over TLS for
   `serve_tls`), then SIGTERM, and it must exit 0 within `SERVE_STOP_TIMEOUT`.
   `run_sample` returns that answer.
 - A `pytest` sample is written to a file and run by pytest (with the plugins installed).
@@ -126,6 +126,7 @@ def run_sample(sample: Sample, where: SampleEnv) -> Served | None:
         port = _free_port()
         env["PORT"] = str(port)
         env["WORKERS"] = "1"
+        env.setdefault("CHOPIN_SHUTDOWN_GRACE", "5")  # nothing is in flight after the probe: stop promptly
         pieces = [Piece(_ANY_ADDRESS.sub(f'"127.0.0.1:{port}"', p.code), p.file, p.line) for p in pieces]
         return _run_server(sample, pieces, where.cwd, env, port)
     _run_to_end(sample, pieces, where.cwd, env)
