@@ -29,6 +29,19 @@ def test_blocks_chain_with_continues_and_get_prelude_and_setup(tmp_path: Path) -
         run_sample(sample, SampleEnv(cwd=tmp_path / "run"))
 
 
+def test_epilogue_runs_after_each_sample_but_not_after_raises(tmp_path: Path) -> None:
+    readme = write(
+        tmp_path,
+        "<!-- sample: epilogue\nassert declared == 1\n-->\n\n```python\ndeclared = 1\n```\n\n"
+        "```python\ndeclared = 2\n```\n\n<!-- sample: raises KeyError -->\n```python\nraise KeyError\n```\n",
+    )
+    good, bad, raising = readme_samples(readme)
+    run_sample(good, SampleEnv(cwd=tmp_path / "run"))
+    with pytest.raises(SampleFailed, match="AssertionError"):
+        run_sample(bad, SampleEnv(cwd=tmp_path / "run"))
+    run_sample(raising, SampleEnv(cwd=tmp_path / "run"))
+
+
 def test_a_failing_sample_reports_its_readme_line(tmp_path: Path) -> None:
     readme = write(tmp_path, "# T\n\n```python\nx = 1\nraise KeyError('boom')\n```\n")
     (sample,) = readme_samples(readme)

@@ -16,7 +16,8 @@ when rendered, visible in the source):
 - `<!-- sample: pytest -->`: the block is a test file; it is run by pytest.
 - `<!-- sample: skip <reason> -->`: not run; the reason is required.
 - `<!-- sample: prelude` + Python lines + `-->` (anywhere): run before every sample of
-  the README.
+  the README; `<!-- sample: epilogue` ... `-->` after every sample (not after a `raises`
+  or `pytest` one), to use what a sample only declares (compile its routes, call them).
 
 Other code blocks are not run: ```` ```json ```` blocks must parse
 (`json_block_problems`), and a `./dev test -e ENV -- -k EXPR` command anywhere in the
@@ -36,7 +37,7 @@ from pathlib import Path
 
 from .errors import TestkitError
 
-MARKER_KINDS = frozenset({"continues", "setup", "raises", "pytest", "skip", "prelude"})
+MARKER_KINDS = frozenset({"continues", "setup", "raises", "pytest", "skip", "prelude", "epilogue"})
 
 _FENCE = re.compile(r"^```(\S*)\s*$")
 _MARKER_START = re.compile(r"^<!--\s*sample:\s*(\w[\w-]*)(.*)$")
@@ -104,11 +105,13 @@ class Sample:
         readme: the README's path.
         blocks: the first block, then each `continues` block.
         prelude: the README's prelude pieces, run first.
+        epilogue: the README's epilogue pieces, run last.
     """
 
     readme: Path
     blocks: tuple[Block, ...]
     prelude: tuple[Piece, ...] = ()
+    epilogue: tuple[Piece, ...] = ()
 
     @property
     def id(self) -> str:
@@ -140,13 +143,16 @@ class Sample:
         return marker.text if marker else None
 
     def pieces(self) -> list[Piece]:
-        """Prelude, then each block's setup and code, in order."""
+        """Prelude, then each block's setup and code, in order, then the epilogue."""
         out = list(self.prelude)
         for block in self.blocks:
             setup = block.marker("setup")
             if setup is not None:
                 out.append(Piece(setup.text, str(self.readme), setup.line + 1))
             out.append(Piece(block.code, str(self.readme), block.line))
+        last = self.blocks[-1]
+        if last.marker("raises") is None and last.marker("pytest") is None:
+            out.extend(self.epilogue)
         return out
 
 
@@ -201,7 +207,7 @@ def _read_marker(path: Path, lines: list[str], i: int, m: re.Match[str]) -> tupl
     body[-1] = body[-1][: body[-1].index("-->")]
     if kind not in MARKER_KINDS:
         raise ReadmeError(f"{path}:{first + 1}: unknown sample marker {kind!r} (known: {sorted(MARKER_KINDS)})")
-    if kind in {"setup", "prelude"}:
+    if kind in {"setup", "prelude", "epilogue"}:
         text = "".join(f"{text}\n" for text in body[1:])  # the Python lines under the kind
     else:
         text = " ".join(part.strip() for part in body).strip()
@@ -213,7 +219,7 @@ def _read_marker(path: Path, lines: list[str], i: int, m: re.Match[str]) -> tupl
 def readme_samples(path: Path) -> list[Sample]:
     """The README's Python samples: each block with the blocks that continue it.
 
-    A `prelude` marker is not a block's marker: it applies to every sample.
+    A `prelude` or `epilogue` marker is not a block's marker: it applies to every sample.
 
     Raises:
         ReadmeError: malformed markers, or a `continues` block with nothing before it.
@@ -221,11 +227,13 @@ def readme_samples(path: Path) -> list[Sample]:
     path = Path(path)
     blocks = parse_blocks(path)
     prelude: list[Piece] = []
+    epilogue: list[Piece] = []
     samples: list[list[Block]] = []
     for block in blocks:
         for marker in block.markers:
-            if marker.kind == "prelude":
-                prelude.append(Piece(marker.text, str(path), marker.line + 1))
+            if marker.kind in {"prelude", "epilogue"}:
+                target = prelude if marker.kind == "prelude" else epilogue
+                target.append(Piece(marker.text, str(path), marker.line + 1))
         if block.lang != "python":
             continue
         if block.marker("continues"):
@@ -234,7 +242,7 @@ def readme_samples(path: Path) -> list[Sample]:
             samples[-1].append(block)
         else:
             samples.append([block])
-    return [Sample(path, tuple(chain), tuple(prelude)) for chain in samples]
+    return [Sample(path, tuple(chain), tuple(prelude), tuple(epilogue)) for chain in samples]
 
 
 def json_block_problems(path: Path) -> list[str]:

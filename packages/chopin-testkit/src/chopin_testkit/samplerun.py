@@ -11,9 +11,9 @@ How a sample meets the outside world:
   there too, so `connect()` without arguments reaches it.
 - A sample that calls `.serve(...)`, `.serve_tls(...)` or `wsgi.serve(...)` is started
   with `"0.0.0.0:<port>"` replaced by `"127.0.0.1:<free port>"`, `PORT` set to that port,
-  `WORKERS=1` and `CHOPIN_SHUTDOWN_GRACE=5` (unless given); once the port accepts a connection it is sent `GET /` (over TLS for
-  `serve_tls`), then SIGTERM, and it must exit 0 within `SERVE_STOP_TIMEOUT`.
-  `run_sample` returns that answer.
+  `WORKERS=1` and `CHOPIN_SHUTDOWN_GRACE=5` (unless given); once the port accepts a
+  connection it is sent `GET /` (over TLS for `serve_tls`), then SIGTERM, and it must
+  exit 0 within `SERVE_STOP_TIMEOUT`. `run_sample` returns that answer.
 - A `pytest` sample is written to a file and run by pytest (with the plugins installed).
 """
 
