@@ -38,7 +38,7 @@ def test_the_readme_shows_commands() -> None:
     assert len(COMMANDS) >= 5
 
 
-@pytest.mark.parametrize(("line", "args"), COMMANDS, ids=[f"README.md:{n}" for n, _ in COMMANDS])
+@pytest.mark.parametrize(("line", "args"), COMMANDS, ids=[" ".join(a[:2]) for _, a in COMMANDS])
 def test_readme_command_is_accepted(line: int, args: list[str]) -> None:
     command: click.Command = cli
     rest = list(args)

@@ -24,7 +24,8 @@ def test_blocks_chain_with_continues_and_get_prelude_and_setup(tmp_path: Path) -
     )
     samples = readme_samples(readme)
     assert [len(s.blocks) for s in samples] == [2, 1]
-    assert samples[0].id == "README.md:8-t"
+    assert [s.id for s in samples] == ["t", "next"]
+    assert samples[0].where == "README.md:8 (t)"
     for sample in samples:
         run_sample(sample, SampleEnv(cwd=tmp_path / "run"))
 

@@ -106,19 +106,25 @@ class Sample:
         blocks: the first block, then each `continues` block.
         prelude: the README's prelude pieces, run first.
         epilogue: the README's epilogue pieces, run last.
+        name: its heading as a slug (`quick-start`; `quick-start-2` for the second
+            sample under it), a test id that survives edits elsewhere in the README.
     """
 
     readme: Path
     blocks: tuple[Block, ...]
     prelude: tuple[Piece, ...] = ()
     epilogue: tuple[Piece, ...] = ()
+    name: str = ""
 
     @property
     def id(self) -> str:
-        """`README.md:12-quick-start`: where the sample starts, for test ids."""
-        first = self.blocks[0]
-        slug = re.sub(r"[^a-z0-9]+", "-", first.heading.lower()).strip("-") or "top"
-        return f"{self.readme.name}:{first.line}-{slug}"
+        """The sample's `name`, for test ids."""
+        return self.name or _slug(self.blocks[0].heading)
+
+    @property
+    def where(self) -> str:
+        """`README.md:12 (quick-start)`: where the sample starts, for messages."""
+        return f"{self.readme.name}:{self.blocks[0].line} ({self.id})"
 
     @property
     def skip_reason(self) -> str | None:
@@ -242,7 +248,18 @@ def readme_samples(path: Path) -> list[Sample]:
             samples[-1].append(block)
         else:
             samples.append([block])
-    return [Sample(path, tuple(chain), tuple(prelude), tuple(epilogue)) for chain in samples]
+    out = []
+    seen: dict[str, int] = {}
+    for chain in samples:
+        slug = _slug(chain[0].heading)
+        seen[slug] = seen.get(slug, 0) + 1
+        name = slug if seen[slug] == 1 else f"{slug}-{seen[slug]}"
+        out.append(Sample(path, tuple(chain), tuple(prelude), tuple(epilogue), name))
+    return out
+
+
+def _slug(heading: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-") or "top"
 
 
 def json_block_problems(path: Path) -> list[str]:

@@ -174,10 +174,10 @@ def _run_to_end(sample: Sample, pieces: list[Piece], cwd: Path, env: dict[str, s
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise SampleFailed(f"{sample.id}: still running after {SAMPLE_TIMEOUT:.0f} s") from exc
+        raise SampleFailed(f"{sample.where}: still running after {SAMPLE_TIMEOUT:.0f} s") from exc
     output = f"--- stdout ---\n{proc.stdout}--- stderr ---\n{proc.stderr}"
     if not result_path.exists():
-        raise SampleFailed(f"{sample.id}: the interpreter exited {proc.returncode} without a result\n{output}")
+        raise SampleFailed(f"{sample.where}: the interpreter exited {proc.returncode} without a result\n{output}")
     result = json.loads(result_path.read_text())
     _check_result(sample, result, output)
 
@@ -186,13 +186,13 @@ def _check_result(sample: Sample, result: dict[str, str], output: str) -> None:
     expected = sample.expected_error
     if expected is None:
         if not result["ok"]:
-            raise SampleFailed(f"{sample.id}: does not run as written\n{result['traceback']}{output}")
+            raise SampleFailed(f"{sample.where}: does not run as written\n{result['traceback']}{output}")
         return
     if result["ok"]:
-        raise SampleFailed(f"{sample.id}: should raise {expected}, but ran to the end\n{output}")
+        raise SampleFailed(f"{sample.where}: should raise {expected}, but ran to the end\n{output}")
     if not _same_exception(result["type"], expected):
         raise SampleFailed(
-            f"{sample.id}: should raise {expected}, raised {result['type']}\n{result['traceback']}{output}"
+            f"{sample.where}: should raise {expected}, raised {result['type']}\n{result['traceback']}{output}"
         )
 
 
@@ -220,9 +220,9 @@ def _run_pytest(sample: Sample, pieces: list[Piece], cwd: Path, env: dict[str, s
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise SampleFailed(f"{sample.id}: pytest still running after {SAMPLE_TIMEOUT:.0f} s") from exc
+        raise SampleFailed(f"{sample.where}: pytest still running after {SAMPLE_TIMEOUT:.0f} s") from exc
     if proc.returncode != 0 or " passed" not in proc.stdout or " skipped" in proc.stdout:
-        raise SampleFailed(f"{sample.id}: its tests do not all pass under pytest\n{proc.stdout}{proc.stderr}")
+        raise SampleFailed(f"{sample.where}: its tests do not all pass under pytest\n{proc.stdout}{proc.stderr}")
 
 
 def _run_server(sample: Sample, pieces: list[Piece], cwd: Path, env: dict[str, str], port: int) -> Served:
@@ -244,9 +244,11 @@ def _run_server(sample: Sample, pieces: list[Piece], cwd: Path, env: dict[str, s
         try:
             code = proc.wait(timeout=SERVE_STOP_TIMEOUT)
         except subprocess.TimeoutExpired as exc:
-            raise SampleFailed(f"{sample.id}: still running {SERVE_STOP_TIMEOUT:.0f} s after SIGTERM") from exc
+            raise SampleFailed(f"{sample.where}: still running {SERVE_STOP_TIMEOUT:.0f} s after SIGTERM") from exc
         if code != 0:
-            raise SampleFailed(f"{sample.id}: exited {code} after SIGTERM\n{_tail(log_path)}{_traceback(result_path)}")
+            raise SampleFailed(
+                f"{sample.where}: exited {code} after SIGTERM\n{_tail(log_path)}{_traceback(result_path)}"
+            )
         return served
     finally:
         if proc.poll() is None:
@@ -258,13 +260,13 @@ def _wait_listening(sample: Sample, proc: subprocess.Popen[bytes], port: int, lo
     deadline = time.monotonic() + SERVE_READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SampleFailed(f"{sample.id}: exited {proc.returncode} before serving\n{_tail(log_path)}")
+            raise SampleFailed(f"{sample.where}: exited {proc.returncode} before serving\n{_tail(log_path)}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SampleFailed(f"{sample.id}: nothing listening on port {port} after {SERVE_READY_TIMEOUT:.0f} s")
+    raise SampleFailed(f"{sample.where}: nothing listening on port {port} after {SERVE_READY_TIMEOUT:.0f} s")
 
 
 def _probe(sample: Sample, port: int, log_path: Path) -> Served:
@@ -281,11 +283,11 @@ def _probe(sample: Sample, port: int, log_path: Path) -> Served:
             else:
                 _exchange(raw, request, data)
     except OSError as exc:
-        raise SampleFailed(f"{sample.id}: GET / failed: {exc!r}\n{_tail(log_path)}") from exc
+        raise SampleFailed(f"{sample.where}: GET / failed: {exc!r}\n{_tail(log_path)}") from exc
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     parts = head.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise SampleFailed(f"{sample.id}: GET / got no HTTP answer: {bytes(data[:200])!r}\n{_tail(log_path)}")
+        raise SampleFailed(f"{sample.where}: GET / got no HTTP answer: {bytes(data[:200])!r}\n{_tail(log_path)}")
     return Served(int(parts[1]), head.decode("latin-1"), body)
 
 
