@@ -280,6 +280,16 @@ def test_missing_nbf_is_refused_when_required() -> None:
     assert manager.decode(manager.encode({"sub": "a", "nbf": now() - 1}))["sub"] == "a"
 
 
+def test_a_manager_requiring_nbf_accepts_the_tokens_it_encodes() -> None:
+    # The README's key-rotation manager refused its own tokens: "missing required claim 'nbf'".
+    manager = JwtManager(SECRET, validation=Validation(required_claims=("exp", "iat", "nbf")))
+    before = now()
+    claims = manager.decode(manager.encode({"sub": "a"}))
+    assert claims["sub"] == "a"
+    assert before <= claims["nbf"] <= now()
+    assert "nbf" not in JwtManager(SECRET).decode(JwtManager(SECRET).encode({"sub": "a"}))  # only when required
+
+
 def test_wrong_audience_and_issuer_are_refused() -> None:
     manager = JwtManager(SECRET, validation=Validation(issuer="https://id.example", audience="api"))
     token = manager.encode({"sub": "a"})  # encode fills iss and aud

@@ -214,8 +214,9 @@ class JwtManager:
         """Sign ``claims`` (a dataclass or a mapping) into a compact JWT.
 
         Fills in what is missing: ``iat`` (now), ``exp`` (now + ``ttl``), ``jti`` (128
-        random bits), and ``iss``/``aud`` when the validation names one.  Registered
-        claims set to ``None`` count as missing.
+        random bits), ``nbf`` (now) when the validation requires it, and ``iss``/``aud``
+        when the validation names one, so the manager accepts the tokens it makes.
+        Registered claims set to ``None`` count as missing.
 
         Raises:
             EncodingKeyMissing: the manager is verify-only.
@@ -233,6 +234,8 @@ class JwtManager:
             payload["exp"] = now + int(validation.ttl)
         if payload.get("jti") is None:
             payload["jti"] = secrets.token_urlsafe(16)
+        if payload.get("nbf") is None and "nbf" in validation.required_claims:
+            payload["nbf"] = now
         if payload.get("iss") is None and validation.issuer is not None:
             payload["iss"] = validation.issuer
         if payload.get("aud") is None and validation.audience is not None:
