@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,14 @@ from chopin_core.errors import ConfigError
 from chopin_core.server import parse_address
 
 HOST = "127.0.0.1"
+TESTS_DIR = Path(__file__).resolve().parent
+# A second server in a subprocess: apps.basic (GET /pid tells who answered) on sys.argv[1].
+_SECOND_SERVER = """\
+import sys
+sys.path.insert(0, sys.argv[2])
+from apps.basic import app
+app.serve(sys.argv[1])
+"""
 
 
 def get_pid(port: int) -> int:
@@ -120,6 +131,65 @@ def test_sigterm_when_idle_exits_promptly(serve):
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=5.0) == 0
     assert time.monotonic() - started < 3.0
+
+
+def start_second_server(
+    port: int, workers: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """apps.basic on ``127.0.0.1:port`` in its own process group, its output in ``log``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CHOPIN_") and k not in ("PORT", "WORKERS")}
+    environ.update(WORKERS=str(workers), PYTHONUNBUFFERED="1", **(env or {}))
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", _SECOND_SERVER, f"{HOST}:{port}", str(TESTS_DIR)],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` and its workers, and wait for it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=5.0)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "forked"])
+def test_a_second_server_on_a_taken_port_refuses_to_start(serve, tmp_path, workers):
+    # Issue 15 item 3: with SO_REUSEPORT a second server started and took half the traffic.
+    first = serve("apps.basic:app", workers=2)
+    mine = set(first.wait_for_children(2))
+    second = start_second_server(first.port, workers, tmp_path / "second.log")
+    try:
+        second.wait(timeout=15.0)
+    finally:
+        stop_group(second)
+    text = (tmp_path / "second.log").read_text(errors="replace")
+    assert second.returncode != 0, text
+    assert f"{HOST}:{first.port}" in text
+    assert "already listening" in text
+    assert "CHOPIN_REUSE_PORT_SHARED" in text
+    assert {get_pid(first.port) for _ in range(20)} <= mine  # the first server still has the port to itself
+
+
+def test_reuse_port_shared_lets_a_second_server_share_the_port(serve, tmp_path):
+    first = serve("apps.basic:app", workers=1)
+    second = start_second_server(first.port, 1, tmp_path / "second.log", {"CHOPIN_REUSE_PORT_SHARED": "1"})
+    try:
+        deadline = time.monotonic() + 10.0
+        while "chopin serving" not in (tmp_path / "second.log").read_text(errors="replace"):
+            assert second.poll() is None, (tmp_path / "second.log").read_text(errors="replace")
+            assert time.monotonic() < deadline, "the second server did not start within 10 s"
+            time.sleep(0.05)
+        # Fresh connections (fresh source ports) reach both servers.
+        assert pids_seen(first.port, {first.pid, second.pid}) == {first.pid, second.pid}
+    finally:
+        stop_group(second)
 
 
 def test_port_env_overrides_the_address_port(serve):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from .connection import open_listener
+from .connection import open_listener, probe_port
 from .context import Context
 from .decorators import registered_routes
 from .errors import ConfigError
@@ -261,6 +261,7 @@ class Chopin:
         block = self._metrics_block
         if count == 1:
             # Single-worker mode: no fork, easy to debug and profile.
+            probe_port(settings.host, settings.port, shared=settings.reuse_port_shared)
             self._start_worker(0, settings)
             listener = open_listener(settings.host, settings.port, settings.backlog)
             port = listener.getsockname()[1]
@@ -334,11 +335,9 @@ class Supervisor:
     def run(self) -> None:
         """Fork the workers and supervise them until told to stop; then exit 0."""
         settings = self.settings
-        # Bind once here to fail early on a taken port and to fix port 0, then
-        # let each worker bind its own socket to the same port.
-        probe = open_listener(settings.host, settings.port, settings.backlog)
-        port = probe.getsockname()[1]
-        probe.close()
+        # Bind once here to fail early on a taken port (another server's workers
+        # included) and to fix port 0, then let each worker bind its own socket.
+        port = probe_port(settings.host, settings.port, shared=settings.reuse_port_shared)
         self.settings = settings = settings.replace(port=port)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
