@@ -133,6 +133,33 @@ def test_sigterm_when_idle_exits_promptly(serve):
     assert time.monotonic() - started < 3.0
 
 
+def test_sigterm_answers_every_request_sent_before_it(serve, connect):
+    # Issue 15 item 12: requests waiting in the accept queue, or unread on an idle
+    # keep-alive connection behind a busy handler, were reset when the listener closed.
+    server = serve("apps.basic:app", workers=1)  # the default 10 s grace
+    keepalive = connect(server)
+    assert keepalive.request("GET", "/").status == 200
+    fresh = connect(server)  # accepted while the worker is idle; its request comes later
+    time.sleep(2.1)  # both idle for over a second: with nothing to read, they would be closed
+    busy = connect(server)
+    busy.send(busy.build("GET", "/sleep?s=0.3"))
+    time.sleep(0.1)  # the handler is running now: connections from here on queue behind it
+    queued = [connect(server) for _ in range(6)]
+    for conn in [keepalive, fresh, *queued]:
+        conn.send(conn.build("GET", "/sleep?s=0.2"))
+    stopped_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+
+    for number, conn in enumerate([busy, keepalive, fresh, *queued]):
+        resp = conn.read_response(timeout=10.0)
+        assert (number, resp.status, resp.body) == (number, 200, b"slept")
+        assert resp.header("connection") == "close"
+        conn.assert_closed_by_server(timeout=5.0)
+    assert server.process.wait(timeout=10.0) == 0
+    assert time.monotonic() - stopped_at < 10.0  # within the grace period
+    assert refused(server.port)
+
+
 def start_second_server(
     port: int, workers: int, log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
