@@ -11,13 +11,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from chopin_core import Response, Router, Settings
+from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
 from chopin_core.server import parse_address
+from chopin_core.worker import Worker
 
 HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parent
@@ -158,6 +162,57 @@ def test_sigterm_answers_every_request_sent_before_it(serve, connect):
     assert server.process.wait(timeout=10.0) == 0
     assert time.monotonic() - stopped_at < 10.0  # within the grace period
     assert refused(server.port)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (an orphan's zombie may wait for a reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def test_workers_exit_when_the_supervisor_is_killed(serve):
+    # Issue 15 item 13: after SIGKILL of the supervisor its workers served on as orphans.
+    server = serve("apps.basic:app", workers=2)
+    workers = server.wait_for_children(2)
+    assert get_pid(server.port) in workers
+    try:
+        server.process.kill()
+        assert server.process.wait(timeout=5.0) == -signal.SIGKILL
+        deadline = time.monotonic() + 5.0
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers {workers} still running 5 s after the supervisor died"
+            time.sleep(0.05)
+        assert refused(server.port)
+    finally:
+        serve.servers.remove(server)  # its -9 exit is the point of this test
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # whatever outlived it
+        except ProcessLookupError:
+            pass
+
+
+def test_a_worker_stops_once_its_supervisor_is_no_longer_its_parent(caplog):
+    # The once-a-second check behind PR_SET_PDEATHSIG (other systems, a failed prctl): a
+    # worker in a thread of this process, told its supervisor is this process, which is
+    # not its parent.
+    router = Router()
+    router.get("/", lambda ctx: Response.text("hi"))  # never asked: the worker stops at its first tick
+    listener = open_listener(HOST, 0)
+    port = listener.getsockname()[1]
+    worker = Worker(router.compile(), Settings(), listener=listener)  # run() closes the listener
+    thread = threading.Thread(target=worker.run, kwargs={"supervisor": os.getpid()})
+    thread.start()
+    try:
+        thread.join(timeout=5.0)
+        assert not thread.is_alive(), "the worker still runs 5 s after its supervisor was gone"
+    finally:
+        worker.request_stop()
+        thread.join(timeout=5.0)
+    assert refused(port)
+    assert f"supervisor {os.getpid()} is gone; stopping" in caplog.text
 
 
 def start_second_server(

@@ -294,6 +294,26 @@ def _raise_fd_limit(wanted: int) -> None:
             log.warning("could not raise the open-files limit to %d: %s", target, exc)
 
 
+def _stop_with_parent() -> None:
+    """Have Linux send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``).
+
+    A worker whose supervisor was killed would otherwise serve on as an orphan,
+    holding the port.  Elsewhere (or if ``prctl`` fails) the worker's once-a-second
+    parent check is the only guard.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    if prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+
+
 def _default_logging() -> None:
     """Show the engine's own messages on stderr when the application set up no logging."""
     engine = logging.getLogger("chopin_core")
@@ -379,6 +399,7 @@ class Supervisor:
             os.close(wake_w)
 
     def _spawn(self, index: int) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -387,9 +408,13 @@ class Supervisor:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _stop_with_parent()
+                if os.getppid() != supervisor:
+                    return  # the supervisor died before the line above could take effect
                 self.start_hook(index, self.settings)
                 listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
-                Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls).run()
+                worker = Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls)
+                worker.run(supervisor=supervisor)
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1

@@ -132,9 +132,10 @@ class _Extensions:
         side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`SideConnection`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
+        supervisor: the pid of the supervisor that forked this worker, or 0.
     """
 
-    __slots__ = ("handshake_ticks", "http2", "side", "tls", "tls_io", "upstreams")
+    __slots__ = ("handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
@@ -145,6 +146,7 @@ class _Extensions:
         self.handshake_ticks = math.ceil(settings.tls_handshake_timeout) + 1
         self.side: dict[int, SideConnection] = {}
         self.upstreams: UpstreamTable | None = None
+        self.supervisor = 0
 
 
 class Worker:
@@ -233,8 +235,14 @@ class Worker:
             self._stopping = True
             self._stop_deadline = time.monotonic() + self.settings.shutdown_grace
 
-    def run(self) -> None:
-        """Serve until :meth:`request_stop` (or SIGTERM/SIGINT) and the connections drain."""
+    def run(self, supervisor: int = 0) -> None:
+        """Serve until :meth:`request_stop` (or SIGTERM/SIGINT) and the connections drain.
+
+        Args:
+            supervisor: the pid of the process that forked this worker: once it is no
+                longer the parent (it died), the worker stops as on SIGTERM.  0: no check.
+        """
+        self._ext.supervisor = supervisor
         settings = self.settings
         if self.listener is None:
             self.listener = open_listener(settings.host, settings.port, settings.backlog)
@@ -1155,7 +1163,12 @@ class Worker:
         if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:
             self._accept_paused = False
             self._ep.register(self.listener.fileno(), EPOLLIN)
-        if self._stopping:
+        if self._ext.supervisor and not self._stopping and os.getppid() != self._ext.supervisor:
+            # The supervisor died: PR_SET_PDEATHSIG stops the worker at once on Linux;
+            # this check covers other systems and a prctl that failed.
+            log.warning("worker %d: supervisor %d is gone; stopping", self.index, self._ext.supervisor)
+            self.request_stop()
+        elif self._stopping:
             self._close_idle()
         if self._ext.side:
             for side in list(self._ext.side.values()):
