@@ -169,6 +169,34 @@ def test_dev_with_two_workers_replaces_every_worker(project: Path, tmp_path: Pat
         assert process.wait(30) == 0
 
 
+def test_dev_reloads_an_app_built_with_explicit_settings(project: Path, tmp_path: Path) -> None:
+    # The engine refuses a port another process listens on unless told to share it; a reload
+    # runs the new child beside the old one, so the child asks to share even when the app's
+    # Settings were built in code and the environment does not reach them.
+    _edit(project / "src/shop/app.py", "from chopin_core import Chopin\n", "from chopin_core import Chopin, Settings\n")
+    _edit(project / "src/shop/app.py", "return Chopin()", "return Chopin(settings=Settings(shutdown_grace=5.0))")
+    port = free_port()
+    log = tmp_path / "dev-settings.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chopin_cli", "dev", "--port", str(port)],
+            cwd=project,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    handle = DevProcess(process, log, port)
+    try:
+        handle.wait_for(lambda: handle.body() == '{"message":"Hello from shop"}', "the first answer")
+        _edit(project / "src/shop/handlers.py", "Hello from shop", "Explicit settings")
+        handle.wait_for(lambda: handle.body() == '{"message":"Explicit settings"}', "the reloaded answer")
+        handle.wait_for(lambda: "reloaded after a change" in handle.output(), "the reload report")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
 def test_dev_refuses_a_port_something_serves(project: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -9,14 +9,29 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from chopin_core import Response, Router, Settings
+from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
 from chopin_core.server import parse_address
+from chopin_core.worker import Worker
 
 HOST = "127.0.0.1"
+TESTS_DIR = Path(__file__).resolve().parent
+# A second server in a subprocess: apps.basic (GET /pid tells who answered) on sys.argv[1].
+_SECOND_SERVER = """\
+import sys
+sys.path.insert(0, sys.argv[2])
+from apps.basic import app
+app.serve(sys.argv[1])
+"""
 
 
 def get_pid(port: int) -> int:
@@ -120,6 +135,143 @@ def test_sigterm_when_idle_exits_promptly(serve):
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=5.0) == 0
     assert time.monotonic() - started < 3.0
+
+
+def test_sigterm_answers_every_request_sent_before_it(serve, connect):
+    # Issue 15 item 12: requests waiting in the accept queue, or unread on an idle
+    # keep-alive connection behind a busy handler, were reset when the listener closed.
+    server = serve("apps.basic:app", workers=1)  # the default 10 s grace
+    keepalive = connect(server)
+    assert keepalive.request("GET", "/").status == 200
+    fresh = connect(server)  # accepted while the worker is idle; its request comes later
+    time.sleep(2.1)  # both idle for over a second: with nothing to read, they would be closed
+    busy = connect(server)
+    busy.send(busy.build("GET", "/sleep?s=0.3"))
+    time.sleep(0.1)  # the handler is running now: connections from here on queue behind it
+    queued = [connect(server) for _ in range(6)]
+    for conn in [keepalive, fresh, *queued]:
+        conn.send(conn.build("GET", "/sleep?s=0.2"))
+    stopped_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+
+    for number, conn in enumerate([busy, keepalive, fresh, *queued]):
+        resp = conn.read_response(timeout=10.0)
+        assert (number, resp.status, resp.body) == (number, 200, b"slept")
+        assert resp.header("connection") == "close"
+        conn.assert_closed_by_server(timeout=5.0)
+    assert server.process.wait(timeout=10.0) == 0
+    assert time.monotonic() - stopped_at < 10.0  # within the grace period
+    assert refused(server.port)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (an orphan's zombie may wait for a reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def test_workers_exit_when_the_supervisor_is_killed(serve):
+    # Issue 15 item 13: after SIGKILL of the supervisor its workers served on as orphans.
+    server = serve("apps.basic:app", workers=2)
+    workers = server.wait_for_children(2)
+    assert get_pid(server.port) in workers
+    try:
+        server.process.kill()
+        assert server.process.wait(timeout=5.0) == -signal.SIGKILL
+        deadline = time.monotonic() + 5.0
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers {workers} still running 5 s after the supervisor died"
+            time.sleep(0.05)
+        assert refused(server.port)
+    finally:
+        serve.servers.remove(server)  # its -9 exit is the point of this test
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # whatever outlived it
+        except ProcessLookupError:
+            pass
+
+
+def test_a_worker_stops_once_its_supervisor_is_no_longer_its_parent(caplog):
+    # The once-a-second check behind PR_SET_PDEATHSIG (other systems, a failed prctl): a
+    # worker in a thread of this process, told its supervisor is this process, which is
+    # not its parent.
+    router = Router()
+    router.get("/", lambda ctx: Response.text("hi"))  # never asked: the worker stops at its first tick
+    listener = open_listener(HOST, 0)
+    port = listener.getsockname()[1]
+    worker = Worker(router.compile(), Settings(), listener=listener)  # run() closes the listener
+    thread = threading.Thread(target=worker.run, kwargs={"supervisor": os.getpid()})
+    thread.start()
+    try:
+        thread.join(timeout=5.0)
+        assert not thread.is_alive(), "the worker still runs 5 s after its supervisor was gone"
+    finally:
+        worker.request_stop()
+        thread.join(timeout=5.0)
+    assert refused(port)
+    assert f"supervisor {os.getpid()} is gone; stopping" in caplog.text
+
+
+def start_second_server(
+    port: int, workers: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """apps.basic on ``127.0.0.1:port`` in its own process group, its output in ``log``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CHOPIN_") and k not in ("PORT", "WORKERS")}
+    environ.update(WORKERS=str(workers), PYTHONUNBUFFERED="1", **(env or {}))
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", _SECOND_SERVER, f"{HOST}:{port}", str(TESTS_DIR)],
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` and its workers, and wait for it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=5.0)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "forked"])
+def test_a_second_server_on_a_taken_port_refuses_to_start(serve, tmp_path, workers):
+    # Issue 15 item 3: with SO_REUSEPORT a second server started and took half the traffic.
+    first = serve("apps.basic:app", workers=2)
+    mine = set(first.wait_for_children(2))
+    second = start_second_server(first.port, workers, tmp_path / "second.log")
+    try:
+        second.wait(timeout=15.0)
+    finally:
+        stop_group(second)
+    text = (tmp_path / "second.log").read_text(errors="replace")
+    assert second.returncode != 0, text
+    assert f"{HOST}:{first.port}" in text
+    assert "already listening" in text
+    assert "CHOPIN_REUSE_PORT_SHARED" in text
+    assert {get_pid(first.port) for _ in range(20)} <= mine  # the first server still has the port to itself
+
+
+def test_reuse_port_shared_lets_a_second_server_share_the_port(serve, tmp_path):
+    first = serve("apps.basic:app", workers=1)
+    second = start_second_server(first.port, 1, tmp_path / "second.log", {"CHOPIN_REUSE_PORT_SHARED": "1"})
+    try:
+        deadline = time.monotonic() + 10.0
+        while "chopin serving" not in (tmp_path / "second.log").read_text(errors="replace"):
+            assert second.poll() is None, (tmp_path / "second.log").read_text(errors="replace")
+            assert time.monotonic() < deadline, "the second server did not start within 10 s"
+            time.sleep(0.05)
+        # Fresh connections (fresh source ports) reach both servers.
+        assert pids_seen(first.port, {first.pid, second.pid}) == {first.pid, second.pid}
+    finally:
+        stop_group(second)
 
 
 def test_port_env_overrides_the_address_port(serve):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chopin_core.connection import open_listener
 from chopin_core.static import build_parser, main
 
 HOST = "127.0.0.1"
@@ -218,6 +219,18 @@ def test_port_in_use_exits_1(docroot: Path) -> None:
         done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
     assert done.returncode == 1
     assert f"cannot listen on {HOST}:{port}" in done.stderr.decode()
+
+
+def test_port_of_another_server_exits_1(docroot: Path) -> None:
+    # Issue 15 item 3: a listener with SO_REUSEPORT, as every chopin worker has, was shared.
+    with open_listener(HOST, 0) as taken:
+        port = taken.getsockname()[1]
+        argv = cli_argv("-p", str(port), "-b", HOST, "-d", str(docroot), "-w", "1")
+        done = subprocess.run(argv, capture_output=True, timeout=15, check=False)
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert f"cannot listen on {HOST}:{port}: another process is already listening there" in err
+    assert "CHOPIN_REUSE_PORT_SHARED=1" in err
 
 
 # -- serving ---------------------------------------------------------------------------

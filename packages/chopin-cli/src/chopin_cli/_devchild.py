@@ -85,6 +85,7 @@ def main(argv: list[str]) -> int:
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)
     threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="orphan-watch", daemon=True).start()
+    _share_the_port(app)
     _send(fd, "imported")
     if hasattr(app, "serve"):
         app.serve(address)
@@ -93,6 +94,19 @@ def main(argv: list[str]) -> int:
 
         Chopin(app).serve(address)
     return 0
+
+
+def _share_the_port(app: object) -> None:
+    """Let this child bind the port its predecessor still serves (a reload is a rolling restart).
+
+    The engine refuses a port another process listens on unless asked to share it;
+    ``chopin dev`` checked that nothing else served the port before its first child.
+    """
+    from chopin_core import Chopin
+
+    os.environ["CHOPIN_REUSE_PORT_SHARED"] = "1"  # for settings read from the environment
+    if isinstance(app, Chopin) and app.settings is not None:
+        app.settings = app.settings.replace(reuse_port_shared=True)
 
 
 if __name__ == "__main__":

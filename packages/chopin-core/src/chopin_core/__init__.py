@@ -22,6 +22,7 @@ from .client import (
 from .context import Context, Extractor, Json, Query
 from .decorators import delete, get, head, options, patch, post, put, route
 from .errors import (
+    AddressInUse,
     BadRequest,
     BodyTooLarge,
     ChopinError,
@@ -47,6 +48,7 @@ from .websocket import WebSocket, WebSocketHandler
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddressInUse",
     "BadRequest",
     "BodyTooLarge",
     "Chopin",

@@ -1,15 +1,19 @@
 """A client connection's state, the listening socket, and the output-buffer helpers.
 
 The worker (:mod:`chopin_core.worker`) owns every :class:`Connection`; nothing here
-does I/O except :func:`open_listener`, which creates a listening socket.
+does I/O except :func:`open_listener`, which creates a listening socket, and
+:func:`probe_port`, which checks an address before the workers listen on it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from .errors import AddressInUse
 
 if TYPE_CHECKING:
     from ._body import BodyIntake
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
     from .request import Request
     from .websocket import WebSocket
 
-__all__ = ["Connection", "open_listener"]
+__all__ = ["Connection", "open_listener", "probe_port"]
 
 log = logging.getLogger("chopin_core.worker")
 
@@ -40,6 +44,53 @@ def open_listener(host: str, port: int, backlog: int = 1024) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def probe_port(host: str, port: int, *, shared: bool = False) -> int:
+    """Check that a server may listen on ``host:port``; return the port (0 picks a free one).
+
+    Every worker binds its own ``SO_REUSEPORT`` socket, and the kernel lets any number
+    of those share a port: a second server would start and quietly take part of the
+    first one's connections.  So the probe binds *without* ``SO_REUSEPORT`` and fails
+    while anyone listens there.  It does set ``SO_REUSEADDR``, which on Linux passes
+    over the ``TIME_WAIT`` connections of an earlier run but never over a listener.
+    Call it before this server's own workers listen, never beside them.
+
+    Args:
+        host: the address to bind.
+        port: the port; 0 for one the kernel picks.
+        shared: probe with ``SO_REUSEPORT`` as the workers bind: a listener with
+            ``SO_REUSEPORT`` of the same user is shared (a rolling restart).
+
+    Returns:
+        The port, the one the kernel picked when ``port`` is 0.
+
+    Raises:
+        AddressInUse: the address is taken (by a listener that cannot be shared, or
+            by any listener when ``shared`` is off).
+        OSError: the address cannot be bound for another reason.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            if shared:
+                reason = "the address is in use by a socket without SO_REUSEPORT, which cannot be shared"
+            else:
+                reason = (
+                    "another process is already listening there; to share the port on purpose "
+                    "(a rolling restart), set CHOPIN_REUSE_PORT_SHARED=1 or Settings(reuse_port_shared=True)"
+                )
+            raise AddressInUse(address, reason) from None
+        bound: int = sock.getsockname()[1]
+    return bound
 
 
 class Connection:

@@ -7,12 +7,14 @@ answers with (like h11's ``error_status_hint``), so the worker never has to gues
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .response import Response
 
 __all__ = [
+    "AddressInUse",
     "BadRequest",
     "BodyTooLarge",
     "ChopinError",
@@ -33,6 +35,25 @@ class ChopinError(Exception):
 
 class ConfigError(ChopinError, ValueError):
     """A setting or environment variable holds a value the engine cannot use."""
+
+
+class AddressInUse(ChopinError, OSError):
+    """Another process already listens on the address a server was asked to serve.
+
+    Raised at start-up unless ``Settings.reuse_port_shared`` asks to share the port.
+    An ``OSError`` too (``errno`` is ``EADDRINUSE``, ``strerror`` the reason), like the
+    bind failure it stands for.
+
+    Attributes:
+        address: ``host:port`` as the server was asked to bind it.
+    """
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(errno.EADDRINUSE, reason)
+        self.address = address
+
+    def __str__(self) -> str:
+        return f"cannot listen on {self.address}: {self.strerror}"
 
 
 class RouteConflict(ChopinError, ValueError):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from .connection import open_listener
+from .connection import open_listener, probe_port
 from .context import Context
 from .decorators import registered_routes
 from .errors import ConfigError
@@ -261,6 +261,7 @@ class Chopin:
         block = self._metrics_block
         if count == 1:
             # Single-worker mode: no fork, easy to debug and profile.
+            probe_port(settings.host, settings.port, shared=settings.reuse_port_shared)
             self._start_worker(0, settings)
             listener = open_listener(settings.host, settings.port, settings.backlog)
             port = listener.getsockname()[1]
@@ -291,6 +292,26 @@ def _raise_fd_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError) as exc:
             log.warning("could not raise the open-files limit to %d: %s", target, exc)
+
+
+def _stop_with_parent() -> None:
+    """Have Linux send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``).
+
+    A worker whose supervisor was killed would otherwise serve on as an orphan,
+    holding the port.  Elsewhere (or if ``prctl`` fails) the worker's once-a-second
+    parent check is the only guard.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    if prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
 
 
 def _default_logging() -> None:
@@ -334,11 +355,9 @@ class Supervisor:
     def run(self) -> None:
         """Fork the workers and supervise them until told to stop; then exit 0."""
         settings = self.settings
-        # Bind once here to fail early on a taken port and to fix port 0, then
-        # let each worker bind its own socket to the same port.
-        probe = open_listener(settings.host, settings.port, settings.backlog)
-        port = probe.getsockname()[1]
-        probe.close()
+        # Bind once here to fail early on a taken port (another server's workers
+        # included) and to fix port 0, then let each worker bind its own socket.
+        port = probe_port(settings.host, settings.port, shared=settings.reuse_port_shared)
         self.settings = settings = settings.replace(port=port)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -380,6 +399,7 @@ class Supervisor:
             os.close(wake_w)
 
     def _spawn(self, index: int) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -388,9 +408,13 @@ class Supervisor:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _stop_with_parent()
+                if os.getppid() != supervisor:
+                    return  # the supervisor died before the line above could take effect
                 self.start_hook(index, self.settings)
                 listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
-                Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls).run()
+                worker = Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls)
+                worker.run(supervisor=supervisor)
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1

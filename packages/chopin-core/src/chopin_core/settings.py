@@ -50,6 +50,10 @@ class Settings:
         write_high_water: pending output bytes past which a connection stops
             being read until it drains.
         shutdown_grace: seconds in-flight requests get on SIGTERM/SIGINT.
+        reuse_port_shared: start even when another process already listens on the
+            address, and share its connections through ``SO_REUSEPORT`` (a rolling
+            restart: the new server starts before the old one stops).  Off, a
+            server refuses to start on a taken address (``CHOPIN_REUSE_PORT_SHARED=1``).
         backlog: listen backlog of each worker's socket.
         recv_size: bytes asked of one ``recv`` (keep it under glibc's 128 KiB mmap
             threshold: a bigger read buffer is mmapped and unmapped on every read).
@@ -87,6 +91,7 @@ class Settings:
     header_timeout: float = 10.0
     write_high_water: int = 1024 * 1024
     shutdown_grace: float = 10.0
+    reuse_port_shared: bool = False
     backlog: int = 1024
     # 64 KiB, not more: os.read(fd, n) allocates n bytes before shrinking them, and past glibc's
     # 128 KiB mmap threshold that is an mmap + munmap + page fault per read (measured here:
@@ -174,7 +179,12 @@ class Settings:
             if not math.isfinite(number) or number < 0:
                 raise ConfigError(f"environment {var}: expected a finite number >= 0, got {raw!r}")
             values[name] = number
-        for var, name in (("CHOPIN_PIN_WORKERS", "pin_workers"), ("CHOPIN_HTTP2", "http2")):
+        flags = (
+            ("CHOPIN_PIN_WORKERS", "pin_workers"),
+            ("CHOPIN_HTTP2", "http2"),
+            ("CHOPIN_REUSE_PORT_SHARED", "reuse_port_shared"),
+        )
+        for var, name in flags:
             flag = env.get(var, "").strip().lower()
             if not flag:
                 continue

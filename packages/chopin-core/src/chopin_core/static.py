@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from .connection import open_listener
+from .connection import probe_port
 from .errors import ConfigError
 from .router import Router
 from .server import Chopin
@@ -95,20 +95,18 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(f"-d/--dir: {args.dir!r} is not readable")
 
 
-def _resolve_port(host: str, port: int) -> int:
+def _resolve_port(host: str, port: int, shared: bool) -> int:
     """Bind once to fail early on a taken port or a bad address, and to fix port 0.
 
-    The workers bind their own ``SO_REUSEPORT`` sockets to the port afterwards.
+    The workers bind their own ``SO_REUSEPORT`` sockets to the port afterwards; a
+    port another server listens on counts as taken unless ``shared``
+    (``CHOPIN_REUSE_PORT_SHARED``).
 
     Raises:
-        OSError: the address cannot be bound.
+        OSError: the address cannot be bound, or is taken
+            (:class:`~chopin_core.errors.AddressInUse`).
     """
-    probe = open_listener(host, port)
-    try:
-        bound: int = probe.getsockname()[1]
-    finally:
-        probe.close()
-    return bound
+    return probe_port(host, port, shared=shared)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     index = None if args.no_index else args.index
     router = build_router(directory, index=index, listing=not args.no_list)
     try:
-        port = _resolve_port(args.bind, args.port)
         # Explicit flags win over PORT/WORKERS; the CHOPIN_* limits still apply.
-        settings = Settings.from_env(host=args.bind, port=port, workers=workers)
+        settings = Settings.from_env(host=args.bind, port=args.port, workers=workers)
+        port = _resolve_port(args.bind, args.port, settings.reuse_port_shared)
+        settings = settings.replace(port=port)
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

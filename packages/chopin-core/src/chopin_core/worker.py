@@ -133,9 +133,10 @@ class _Extensions:
         side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`SideConnection`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
+        supervisor: the pid of the supervisor that forked this worker, or 0.
     """
 
-    __slots__ = ("handshake_ticks", "http2", "side", "tls", "tls_io", "upstreams")
+    __slots__ = ("handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
@@ -146,6 +147,7 @@ class _Extensions:
         self.handshake_ticks = math.ceil(settings.tls_handshake_timeout) + 1
         self.side: dict[int, SideConnection] = {}
         self.upstreams: UpstreamTable | None = None
+        self.supervisor = 0
 
 
 class Worker:
@@ -238,8 +240,14 @@ class Worker:
             self._stopping = True
             self._stop_deadline = time.monotonic() + self.settings.shutdown_grace
 
-    def run(self) -> None:
-        """Serve until :meth:`request_stop` (or SIGTERM/SIGINT) and the connections drain."""
+    def run(self, supervisor: int = 0) -> None:
+        """Serve until :meth:`request_stop` (or SIGTERM/SIGINT) and the connections drain.
+
+        Args:
+            supervisor: the pid of the process that forked this worker: once it is no
+                longer the parent (it died), the worker stops as on SIGTERM.  0: no check.
+        """
+        self._ext.supervisor = supervisor
         settings = self.settings
         if self.listener is None:
             self.listener = open_listener(settings.host, settings.port, settings.backlog)
@@ -346,25 +354,54 @@ class Worker:
         if self.listener is not None and self.listener.fileno() >= 0:
             assert self._ep is not None
             if not self._accept_paused:
+                # Closing a listener resets the connections in its accept queue: the
+                # kernel completed them and their clients may have sent a request,
+                # so take them all first (bounded, should clients keep coming).
+                self._accept(self.listener, self.settings.backlog + 64)
+            if not self._accept_paused:
                 self._ep.unregister(lfd)
             self.listener.close()
             for conn in list(self.conns.values()):
                 if conn.ws is not None:
                     conn.ws.close(1001, "server shutting down")
-                elif not conn.out and conn.stream is None and conn.file is None and not conn.parser.in_request:
-                    self._close(conn)
+            self._close_idle()
             for side in list(self._ext.side.values()):
                 side.stop()  # HTTP/2: GOAWAY, then finish the open streams
         return (not self.conns and not self._ext.side) or now >= self._stop_deadline
 
+    def _close_idle(self) -> None:
+        """While stopping (at its start, then once a second): close the idle connections.
+
+        Idle: nothing in flight and nothing read or written for a second or more.  A
+        connection active in the last second is kept a little (a client that has just
+        connected is about to send its request), and so is one whose next request is
+        already in its socket (sent while a handler was busy): these are read and
+        answered, with ``Connection: close``, like the requests in flight.
+        """
+        recent = self._tick - 1
+        idle = [
+            conn
+            for conn in self.conns.values()
+            if conn.last_active < recent
+            and conn.ws is None
+            and not conn.out
+            and conn.stream is None
+            and conn.file is None
+            and not conn.parser.in_request
+        ]
+        unread = _readable([conn.fd for conn in idle])
+        for conn in idle:
+            if conn.fd not in unread:
+                self._close(conn)
+
     # -- accepting -----------------------------------------------------------------
 
-    def _accept(self, lsock: socket.socket) -> None:
+    def _accept(self, lsock: socket.socket, batch: int = 64) -> None:
         conns = self.conns
         capacity = self.settings.slab_capacity
         assert self._ep is not None
         register = self._ep.register
-        for _ in range(64):
+        for _ in range(batch):
             try:
                 sock, _addr = lsock.accept()
             except BlockingIOError:
@@ -1134,6 +1171,8 @@ class Worker:
         session.start(initial)
         if initial == b"" and not session.closed:
             session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
+        if self._stopping:
+            session.stop()  # opened by a request that waited for the stop: GOAWAY after its streams
 
     def _h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
         """Switch a fresh cleartext connection that opened with the HTTP/2 preface to HTTP/2 (RFC 9113 3.3)."""
@@ -1227,6 +1266,13 @@ class Worker:
         if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:
             self._accept_paused = False
             self._ep.register(self.listener.fileno(), EPOLLIN)
+        if self._ext.supervisor and not self._stopping and os.getppid() != self._ext.supervisor:
+            # The supervisor died: PR_SET_PDEATHSIG stops the worker at once on Linux;
+            # this check covers other systems and a prctl that failed.
+            log.warning("worker %d: supervisor %d is gone; stopping", self.index, self._ext.supervisor)
+            self.request_stop()
+        elif self._stopping:
+            self._close_idle()
         if self._ext.side:
             for side in list(self._ext.side.values()):
                 side.on_tick(tick)
@@ -1261,6 +1307,16 @@ class Worker:
 def _body_waits(conn: Connection) -> bool:
     """Whether ``conn`` is left unread until its body fits in the worker's budget."""
     return conn.body is not None and conn.body.waiting
+
+
+def _readable(fds: list[int]) -> set[int]:
+    """Those of ``fds`` with bytes (or an end of stream) waiting to be read, without waiting."""
+    if not fds:
+        return set()
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return {fd for fd, _ in poller.poll(0)}
 
 
 def _close_notify(sock: socket.socket) -> None:
