@@ -287,7 +287,8 @@ class RequestParser:
         elif len(version) == 8 and version[:7] == b"HTTP/1." and version[7:8].isdigit():
             http11 = True  # a later 1.x minor version is served as 1.1 (RFC 9110 2.5)
         elif len(version) == 8 and version[:5] == b"HTTP/" and version[5:6].isdigit() and version[7:8].isdigit():
-            raise UnsupportedVersion(f"HTTP version {version.decode()} not supported")
+            # Only bytes 5 and 7 were checked: the rest may be anything, so no strict decode.
+            raise UnsupportedVersion(f"HTTP version {version.decode('ascii', 'backslashreplace')} not supported")
         else:
             raise BadRequest("request line: malformed HTTP version")
         if len(target_b) > self._limits.max_uri:
