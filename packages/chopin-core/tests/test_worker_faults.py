@@ -7,12 +7,24 @@ restart it) and checks that the same process serves a fresh connection afterward
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
+import ssl
+import threading
+
+import httpx
 import pytest
 
 
 @pytest.fixture(scope="module")
 def server(serve_module):
     return serve_module("apps.faults_app:app", workers=1)
+
+
+@pytest.fixture(scope="module")
+def tls_server(serve_module, chain):
+    return serve_module("apps.faults_app:app", workers=1, env={"TLS_CERT": str(chain.chain), "TLS_KEY": str(chain.key)})
 
 
 def assert_same_worker_serves(server, connect, pid: bytes) -> None:
@@ -85,3 +97,128 @@ def test_5xx_from_an_extractor_error_is_logged_with_its_traceback(server, connec
     stderr = server.wait_for_stderr("ExtractError: extension not configured: secret detail")
     assert "worker 0: handler for GET /extract-500 failed" in stderr
     assert "Traceback (most recent call last)" in stderr
+
+
+# -- the other paths: WebSocket, TLS, HTTP/2, the reverse proxy --------------------------------
+
+
+def _masked(first: int, payload: bytes) -> bytes:
+    mask = b"\x01\x80\xff\x7f"
+    return bytes([first, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+BAD_FRAMES = [
+    bytes([0x81, 0x03]) + b"abc",  # not masked
+    _masked(0x81, b"\xc3\x28\x80\xff"),  # text that is not UTF-8
+    _masked(0x83, b"x"),  # reserved opcode
+    _masked(0xC1, b"x"),  # RSV1 set, no extension agreed
+    _masked(0x88, b"\x03"),  # close with a 1-byte payload
+    _masked(0x88, b"\x03\xe7"),  # close code 999
+    _masked(0x88, b"\x03\xe8\xff\xfe"),  # close reason that is not UTF-8
+    _masked(0x89, b"p" * 126)[:2] + b"\x00" * 8,  # a ping announcing 126 bytes, length form broken
+]
+
+
+@pytest.mark.parametrize("frame", BAD_FRAMES, ids=range(len(BAD_FRAMES)))
+def test_malformed_websocket_frames_close_only_their_connection(server, connect, frame):
+    pid = connect(server).request("GET", "/pid").body
+    conn = connect(server)
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.send(
+        conn.build(
+            "GET",
+            "/ws",
+            [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", key),
+                ("Sec-WebSocket-Version", "13"),
+            ],
+        )
+    )
+    assert conn.read_head().status == 101
+    conn.send(frame)
+    answer = conn.read_until_close()
+    assert answer[:1] == b"\x88"  # a close frame, then the connection ends
+    assert_same_worker_serves(server, connect, pid)
+
+
+def _tls(conn, chain) -> None:
+    context = ssl.create_default_context(cafile=str(chain.root))
+    conn.sock = context.wrap_socket(conn.sock, server_hostname="localhost")
+
+
+def test_tls_connections_fail_alone(tls_server, connect, chain):
+    first = connect(tls_server)
+    _tls(first, chain)
+    pid = first.request("GET", "/pid").body
+    bad_version = connect(tls_server)
+    _tls(bad_version, chain)
+    bad_version.send(b"GET / HTTP/1\x801\r\nHost: a\r\n\r\n")
+    assert bad_version.read_response().status == 505
+    bad_chunk = connect(tls_server)
+    _tls(bad_chunk, chain)
+    bad_chunk.send(bad_chunk.build("GET", "/stream/bad-chunk"))
+    assert not bad_chunk.read_until_close().endswith(b"0\r\n\r\n")
+    tls_server.wait_for_stderr("unexpected error on fd")
+    assert first.request("GET", "/pid").body == pid  # open all along, same worker
+    assert tls_server.process.poll() is None
+
+
+def test_http2_connection_fails_alone(server, connect):
+    pid = connect(server).request("GET", "/pid").body
+    base = f"http://127.0.0.1:{server.port}"
+    with httpx.Client(http1=False, http2=True, timeout=10.0) as h2c:  # prior knowledge (h2c)
+        with pytest.raises(httpx.HTTPError):
+            h2c.get(f"{base}/stream/bad-chunk")
+    with httpx.Client(http1=False, http2=True, timeout=10.0) as h2c:
+        resp = h2c.get(f"{base}/pid")
+        assert (resp.http_version, resp.content) == ("HTTP/2", pid)
+    assert_same_worker_serves(server, connect, pid)
+
+
+GARBAGE_ANSWERS = [
+    b"HTTP/1.1 2\x800 OK\r\n\r\n",
+    b"HTTP/1\x801 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 \xff\xfe\r\nX-\x80: \x00\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xd9\xa3\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\xd9\xa3\r\nabc\r\n",
+    b"\x80\x81\x82\r\n\r\n",
+]
+
+
+def _garbage_upstream(answers: list[bytes]) -> tuple[socket.socket, threading.Thread]:
+    """A TCP server answering its n-th connection with ``answers[n]``, then closing it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20.0)
+
+    def run() -> None:
+        for answer in answers:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            with sock:
+                sock.settimeout(5.0)
+                try:
+                    sock.recv(65536)
+                    sock.sendall(answer)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_garbage_from_an_upstream_is_a_502_and_the_worker_lives(serve, connect):
+    listener, thread = _garbage_upstream(GARBAGE_ANSWERS)
+    with listener:
+        upstream = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        proxy = serve("apps.faults_app:app", workers=1, env={"FAULTS_UPSTREAM": upstream})
+        pid = connect(proxy).request("GET", "/pid").body
+        for answer in GARBAGE_ANSWERS:
+            resp = connect(proxy).request("GET", "/upstream")
+            assert resp.status == 502, (answer, resp)
+        thread.join(10.0)
+    assert_same_worker_serves(proxy, connect, pid)

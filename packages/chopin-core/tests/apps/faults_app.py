@@ -1,4 +1,9 @@
-"""An app whose handlers and streams fail in every way the worker must contain (issue 15)."""
+"""An app whose handlers and streams fail in every way the worker must contain (issue 15).
+
+``app`` is a factory: over TLS (HTTP/1.1 and h2 by ALPN) when ``TLS_CERT``/``TLS_KEY``
+are set, and with ``/upstream`` proxied to ``FAULTS_UPSTREAM`` when that is set.
+``/ws`` is a WebSocket echo.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import os
 from collections.abc import Iterator
 
 from chopin_core import Chopin, Context, ExtractError, Response, Router
+from chopin_core.proxy import proxy
+from chopin_core.websocket import WebSocket, WebSocketHandler
 
 router = Router()
 
@@ -61,4 +68,21 @@ def extract_500(ctx: Context) -> Response:
     raise ExtractError("extension not configured: secret detail", 500)
 
 
-app = Chopin(router)
+class Echo(WebSocketHandler):
+    def on_message(self, ws: WebSocket, message: str | bytes) -> None:
+        ws.send(message)
+
+
+router.websocket("/ws", Echo)
+
+
+class _Tls(Chopin):
+    def serve(self, addr: str | None = None) -> None:
+        self.serve_tls(addr, os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+
+
+def app() -> Chopin:
+    upstream = os.environ.get("FAULTS_UPSTREAM")
+    if upstream:
+        router.get("/upstream", proxy(upstream))
+    return _Tls(router) if os.environ.get("TLS_CERT") else Chopin(router)
