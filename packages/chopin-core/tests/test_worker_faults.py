@@ -44,6 +44,16 @@ def test_non_ascii_http_version_is_answered_and_the_worker_keeps_serving(server,
     assert_same_worker_serves(server, connect, pid)
 
 
+def test_content_length_past_ints_digit_limit_is_413(server, connect):
+    # int() refuses over 4300 digits with ValueError: that, too, once escaped the parser.
+    pid = connect(server).request("GET", "/pid").body
+    conn = connect(server)
+    conn.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n")
+    assert conn.read_response().status == 413
+    conn.assert_closed_by_server()
+    assert_same_worker_serves(server, connect, pid)
+
+
 def test_stream_failing_before_its_first_chunk_is_a_500_between_pipelined_answers(server, connect):
     conn = connect(server)
     conn.send(conn.build("GET", "/") + conn.build("GET", "/stream/fails-at-once") + conn.build("GET", "/"))

@@ -371,7 +371,11 @@ class RequestParser:
                         raise BadRequest("Content-Length: differing values")
             if not value.isdigit():
                 raise BadRequest(f"Content-Length: expected digits, got {value.decode('latin-1')!r}")
-            length = int(value)
+            # int() refuses over 4300 digits (ValueError); no body limit needs more than 18.
+            digits = value.lstrip(b"0")
+            if len(digits) > 18:
+                raise BodyTooLarge(f"body of {len(digits)} decimal digits, limit {self._limits.max_body} bytes")
+            length = int(digits or b"0")
             if length > self._limits.max_body:
                 raise BodyTooLarge(f"body of {length} bytes, limit {self._limits.max_body}")
 
