@@ -187,6 +187,20 @@ def test_http2_connection_fails_alone(server, connect):
     assert_same_worker_serves(server, connect, pid)
 
 
+def test_http2_non_token_method_is_a_400_on_its_stream_only(server):
+    from apps.tls_support import H2Client
+
+    client = H2Client("127.0.0.1", server.port)
+    try:
+        client.conn.config.validate_outbound_headers = False
+        headers, body = client.response(client.request("/", method="G\x80T"))
+        assert (headers[b":status"], body) == (b"400", b"request :method is not a token")
+        headers, body = client.response(client.request("/"))  # the connection goes on
+        assert (headers[b":status"], body) == (b"200", b"hello")
+    finally:
+        client.close()
+
+
 GARBAGE_ANSWERS = [
     b"HTTP/1.1 2\x800 OK\r\n\r\n",
     b"HTTP/1\x801 200 OK\r\nContent-Length: 2\r\n\r\nok",
