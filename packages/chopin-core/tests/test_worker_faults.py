@@ -187,6 +187,15 @@ def test_http2_connection_fails_alone(server, connect):
     assert_same_worker_serves(server, connect, pid)
 
 
+def test_http2_stream_failing_before_its_first_chunk_is_a_500(server):
+    with httpx.Client(http1=False, http2=True, timeout=10.0) as h2c:  # prior knowledge (h2c)
+        failed = h2c.get(f"http://127.0.0.1:{server.port}/stream/fails-at-once")
+        assert (failed.http_version, failed.status_code) == ("HTTP/2", 500)
+        with pytest.raises(httpx.RemoteProtocolError, match="StreamReset"):  # after the first chunk: a reset
+            h2c.get(f"http://127.0.0.1:{server.port}/stream/fails-later")
+        assert h2c.get(f"http://127.0.0.1:{server.port}/").text == "hello"
+
+
 def test_http2_non_token_method_is_a_400_on_its_stream_only(server):
     from apps.tls_support import H2Client
 

@@ -1032,6 +1032,12 @@ class Worker:
                     raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
             except Exception as exc:
                 resp = self._handler_failed(req, exc)
+        stream = resp.stream_body
+        if stream is not None:
+            # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
+            resp, first = self._first_chunk(req, resp, stream)
+            if first:
+                resp.stream_body = _Primed(first, stream)
         if self._tally is not None or access is not None:
             self._account(req, resp, started)
         return resp
@@ -1226,6 +1232,27 @@ class Worker:
             if conn.head_since >= 0:
                 due = min(due, conn.head_since + header_timeout)
             self._wheel.schedule(conn, due)
+
+
+class _Primed(Iterator["bytes | str"]):
+    """A response stream whose first chunk was pulled before its head was sent (see ``Worker._first_chunk``)."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: bytes, rest: Iterator[bytes | str]) -> None:
+        self._first: bytes | None = first
+        self._rest = rest
+
+    def __next__(self) -> bytes | str:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return next(self._rest)
+
+    def close(self) -> None:
+        """Close the underlying stream (a generator's ``finally`` runs)."""
+        _close_iter(self._rest)
 
 
 def _close_notify(sock: socket.socket) -> None:
