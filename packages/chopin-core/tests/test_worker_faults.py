@@ -54,6 +54,20 @@ def test_content_length_past_ints_digit_limit_is_413(server, connect):
     assert_same_worker_serves(server, connect, pid)
 
 
+def test_if_modified_since_past_year_9999_never_takes_the_worker_down(server, connect):
+    # Issue 15: parsedate_to_datetime raised OverflowError in files.not_modified and the
+    # one-worker server exited.  Whatever answers it (a 200, or a closed connection),
+    # the worker serves on.
+    pid = connect(server).request("GET", "/pid").body
+    conn = connect(server)
+    conn.send(conn.build("GET", "/file", [("If-Modified-Since", "Mon, 01 Jan 99999999999999999999 00:00:00 GMT")]))
+    try:
+        assert conn.read_response().status in (200, 304)
+    except ConnectionError:
+        pass
+    assert_same_worker_serves(server, connect, pid)
+
+
 def test_stream_failing_before_its_first_chunk_is_a_500_between_pipelined_answers(server, connect):
     conn = connect(server)
     conn.send(conn.build("GET", "/") + conn.build("GET", "/stream/fails-at-once") + conn.build("GET", "/"))

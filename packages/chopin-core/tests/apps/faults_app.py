@@ -57,6 +57,11 @@ def stream_bad_chunk(ctx: Context) -> Response:
     return Response.stream(_yields_a_number())  # type: ignore[arg-type]
 
 
+@router.get("/file")
+def file(ctx: Context) -> Response:
+    return Response.file(__file__, "text/plain")
+
+
 @router.get("/status/999")
 def status_999(ctx: Context) -> Response:
     return Response.text("never sent").with_status(999)
