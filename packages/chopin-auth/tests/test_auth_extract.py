@@ -203,11 +203,3 @@ def test_served_app_over_real_sockets(serve_auth_app: Callable[..., str]) -> Non
         assert 'error="invalid_token"' in response.headers["www-authenticate"]
         assert client.get("/admin/panel", headers=bearer(token)).status_code == 200
         assert client.get("/reports", headers=bearer(token)).status_code == 200
-
-
-def test_served_app_without_manager_answers_500(serve_auth_app: Callable[..., str]) -> None:
-    base = serve_auth_app("auth_apps.guarded:router_without_manager")
-    token = JwtManager(SECRET).encode({"sub": "a", "role": "admin"})
-    response = httpx.get(f"{base}/me", headers=bearer(token), timeout=10.0)
-    assert response.status_code == 500
-    assert httpx.get(f"{base}/admin/panel", headers=bearer(token), timeout=10.0).status_code == 500

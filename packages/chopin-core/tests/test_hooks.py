@@ -76,3 +76,29 @@ def test_counting_hooks(server, connect):
     assert after["teardown"] - before["teardown"] == 6
     assert after["errors"] - before["errors"] == 1
     assert after["pre_routing"] - before["pre_routing"] == 6 + reads
+
+
+# -- start-up checks (the extensions' hook) ------------------------------------------------------
+
+
+def test_startup_checks_run_before_serving_and_can_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chopin_core import Chopin, ConfigError, Response, Router, hooks
+
+    monkeypatch.setattr(hooks, "_STARTUP_CHECKS", [])
+    seen: list[list[str]] = []
+
+    def check(router: Router) -> None:
+        seen.append([f"{r.method} {r.path}" for r in router.routes])
+        if any(prefix == "/admin" for prefix, _ in router.layers):
+            raise ConfigError("the /admin layer needs set-up first")
+
+    assert hooks.add_startup_check(check) is check
+    hooks.add_startup_check(check)  # once only
+    router = Router()
+    router.get("/", lambda ctx: Response.text("ok"))
+    Chopin(router).compile()
+    assert seen == [["GET /"]]
+    router.layer_path("/admin", lambda ctx, nxt: nxt(ctx))
+    with pytest.raises(ConfigError, match="needs set-up first"):
+        Chopin(router).compile()
+    router.compile()  # the router alone (TestClient) runs no check

@@ -8,6 +8,8 @@ and keeps revocations in step across pre-forked workers (``PgRevocations`` in
 
 from __future__ import annotations
 
+from chopin_core.hooks import add_startup_check
+
 from .blacklist import MAX_JTI_LENGTH, MemoryRevocations, TokenBlacklist
 from .errors import (
     AlreadyInitialized,
@@ -37,10 +39,14 @@ from .pkce import PkcePair, code_challenge, code_verifier, generate_nonce, gener
 from .registry import error_handler, init_jwt_manager, jwt_manager, set_error_handler
 from .responses import default_error_response
 from .roles import granted_scopes, has_role, require_role, require_scope
+from .startup import check_jwt_manager
 from .tokens import JwtConfig, JwtManager, Validation
 from .types import ErrorHandler, RevocationBackend, Role, RoleCheck
 
 __version__ = "0.1.0"
+
+# Routes that need the JWT manager are found before the server listens, not by a 500 on the first request.
+add_startup_check(check_jwt_manager)
 
 __all__ = [
     "MAX_JTI_LENGTH",

@@ -11,6 +11,7 @@ answers with that response, headers (``WWW-Authenticate``) included.  :func:`aut
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import typing
 from typing import Any, Final, Generic, TypeVar
@@ -21,6 +22,8 @@ from chopin_core.types import Handler
 
 from .errors import AuthError, AuthRejected, InvalidToken, MissingToken
 from .registry import error_handler, jwt_manager
+
+log = logging.getLogger("chopin_auth")
 
 __all__ = ["Auth", "auth_errors", "bearer_token", "claims_as", "extract", "verified_payload"]
 
@@ -148,6 +151,9 @@ def auth_errors(ctx: Context, next: Handler) -> Response:
     try:
         return next(ctx)
     except AuthRejected as exc:
+        if exc.response.status >= 500:
+            # chopin-core would log this 5xx had it reached the worker: it stops here.
+            log.error("authentication failed on the server side: %s", exc.error, exc_info=exc.error)
         return exc.response
 
 

@@ -6,16 +6,22 @@ before the server forks, so every worker inherits it.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from .errors import AlreadyInitialized, ManagerNotInitialized
 from .responses import default_error_response
 
 if TYPE_CHECKING:
+    from chopin_core import Response
+
+    from .errors import AuthError
     from .tokens import JwtManager
     from .types import ErrorHandler
 
-__all__ = ["error_handler", "init_jwt_manager", "jwt_manager", "set_error_handler"]
+__all__ = ["error_handler", "has_jwt_manager", "init_jwt_manager", "jwt_manager", "respond_to", "set_error_handler"]
+
+log = logging.getLogger("chopin_auth")
 
 
 class _Registry:
@@ -62,6 +68,11 @@ def jwt_manager() -> JwtManager:
     return manager
 
 
+def has_jwt_manager() -> bool:
+    """Whether :func:`init_jwt_manager` was called in this process."""
+    return _REGISTRY.manager is not None
+
+
 def set_error_handler(handler: ErrorHandler) -> None:
     """Answer authentication failures with ``handler(error)`` instead of the default responses."""
     if not callable(handler):
@@ -72,3 +83,10 @@ def set_error_handler(handler: ErrorHandler) -> None:
 def error_handler() -> ErrorHandler:
     """The handler that turns an :class:`~chopin_auth.AuthError` into a response."""
     return _REGISTRY.error_handler
+
+
+def respond_to(error: AuthError) -> Response:
+    """The error handler's response to ``error``; a 5xx (a server-side fault) is logged with its traceback."""
+    if error.status >= 500:
+        log.error("authentication failed on the server side: %s", error, exc_info=error)
+    return _REGISTRY.error_handler(error)

@@ -15,7 +15,7 @@ from chopin_core.types import Handler, Middleware
 
 from .errors import AuthError, Forbidden
 from .extract import claims_as, role_value, verified_payload
-from .registry import error_handler
+from .registry import respond_to
 from .types import RoleCheck
 
 __all__ = ["granted_scopes", "has_role", "require_role", "require_scope"]
@@ -73,7 +73,7 @@ def require_role(
             if not any(checker(subject, role) for role in roles):
                 raise Forbidden(f"requires role {names}" if len(roles) == 1 else f"requires one of the roles {names}")
         except AuthError as error:
-            return error_handler()(error)
+            return respond_to(error)
         return next(ctx)
 
     require_role_middleware.__name__ = f"require_role({names})"
@@ -113,7 +113,7 @@ def require_scope(*scopes: str) -> Middleware:
             if missing:
                 raise Forbidden(f"requires scope {' '.join(missing)}", missing_scopes=missing)
         except AuthError as error:
-            return error_handler()(error)
+            return respond_to(error)
         return next(ctx)
 
     require_scope_middleware.__name__ = f"require_scope({' '.join(needed)})"

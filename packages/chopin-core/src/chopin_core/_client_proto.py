@@ -339,7 +339,11 @@ class ResponseParser:
                 shown = b", ".join(lengths)[:60].decode("latin-1")
                 raise ResponseProtocolError(f"Content-Length: expected one decimal number, got {shown!r}")
             kind = BodyKind.LENGTH
-            length = int(first)
+            # int() refuses over 4300 digits (ValueError); 18 digits are past any real body already.
+            digits = first.lstrip(b"0")
+            if len(digits) > 18:
+                raise ResponseProtocolError(f"Content-Length: {len(digits)} digits, expected at most 18")
+            length = int(digits or b"0")
         else:
             kind = BodyKind.CLOSE
         if kind == BodyKind.CLOSE:

@@ -67,6 +67,8 @@ _HOP_BY_HOP: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
 _NO_BODY: Final = frozenset({204, 304})
+# RFC 9110 9.1: a method is a token (h2 lets any byte through in :method).
+_METHOD_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def preface_rest(data: bytes) -> bytes | None:
@@ -381,6 +383,9 @@ class H2Session:
             lines.append(name + b": " + value)
         if authority is not None and not any(line.startswith(b"host: ") for line in lines):
             lines.insert(0, b"host: " + authority)
+        if not method or method.translate(None, _METHOD_CHARS):
+            self._send_simple(stream_id, stream, 400, b"request :method is not a token")
+            return None
         if not path or not (path[:1] == b"/" or (path == b"*" and method == b"OPTIONS")):
             self._send_simple(stream_id, stream, 400, b"request :path must start with /")
             return None

@@ -350,7 +350,8 @@ class RequestParser:
         elif len(version) == 8 and version[:7] == b"HTTP/1." and version[7:8].isdigit():
             http11 = True  # a later 1.x minor version is served as 1.1 (RFC 9110 2.5)
         elif len(version) == 8 and version[:5] == b"HTTP/" and version[5:6].isdigit() and version[7:8].isdigit():
-            raise UnsupportedVersion(f"HTTP version {version.decode()} not supported")
+            # Only bytes 5 and 7 were checked: the rest may be anything, so no strict decode.
+            raise UnsupportedVersion(f"HTTP version {version.decode('ascii', 'backslashreplace')} not supported")
         else:
             raise BadRequest("request line: malformed HTTP version")
         if len(target_b) > self._limits.max_uri:
@@ -443,7 +444,11 @@ class RequestParser:
                         raise BadRequest("Content-Length: differing values")
             if not value.isdigit():
                 raise BadRequest(f"Content-Length: expected digits, got {value.decode('latin-1')!r}")
-            length = int(value)
+            # int() refuses over 4300 digits (ValueError); no body limit needs more than 18.
+            digits = value.lstrip(b"0")
+            if len(digits) > 18:
+                raise BodyTooLarge(f"body of {len(digits)} decimal digits, limit {self._limits.max_body} bytes")
+            length = int(digits or b"0")
             if length > self._limits.max_body:
                 raise BodyTooLarge(f"body of {length} bytes, limit {self._limits.max_body}")
 

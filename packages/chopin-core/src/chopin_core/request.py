@@ -24,7 +24,8 @@ class Headers:
         index: dict[str, str] = {}
         for line in lines:
             colon = line.find(b":")
-            name = line[:colon].decode("ascii").lower()
+            # latin-1 cannot fail: HTTP/1.1 names are tokens already, HTTP/2 ones may hold any byte.
+            name = line[:colon].decode("latin-1").lower()
             value = line[colon + 1 :].strip(b" \t").decode("latin-1")
             items.append((name, value))
             if name in index:

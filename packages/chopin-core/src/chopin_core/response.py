@@ -47,6 +47,12 @@ def status_line(status: int) -> bytes:
     return line
 
 
+def _check_status(status: int) -> None:
+    """Refuse a status HTTP does not define: RFC 9110 15 makes 100..599 the only valid codes."""
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError(f"status: expected an integer in 100..599, got {status!r}")
+
+
 def content_length_line(length: int) -> bytes:
     """``Content-Length: <n>\\r\\n``, from a table for small bodies."""
     return _CL_LINES[length] if length < 4096 else b"Content-Length: %d\r\n" % length
@@ -104,7 +110,12 @@ class Response:
 
     @classmethod
     def new(cls, status: int) -> Response:
-        """An empty response with ``status``."""
+        """An empty response with ``status``.
+
+        Raises:
+            ValueError: ``status`` is outside 100..599 (RFC 9110 15).
+        """
+        _check_status(status)
         return cls(status)
 
     @classmethod
@@ -253,8 +264,12 @@ class Response:
     # -- builders ----------------------------------------------------------------
 
     def with_status(self, status: int) -> Response:
-        """Set the status code; returns ``self``."""
-        status_line(status)
+        """Set the status code; returns ``self``.
+
+        Raises:
+            ValueError: ``status`` is outside 100..599, the range HTTP defines (RFC 9110 15).
+        """
+        _check_status(status)
         self.status = status
         return self
 

@@ -233,6 +233,14 @@ class Router:
         """The declared routes, in order."""
         return list(self._routes)
 
+    @property
+    def layers(self) -> list[tuple[str, Middleware]]:
+        """This router's own middleware as ``(path prefix, middleware)`` (``""``: every route), first added first.
+
+        The layers of nested or merged routers travel with their routes (``Route.layers``).
+        """
+        return list(self._layers)
+
     def compile(self) -> RouteTable:
         """Build the lookup table, composing each route's middleware once.
 

@@ -26,7 +26,7 @@ from .connection import open_listener, probe_port
 from .context import Context
 from .decorators import registered_routes
 from .errors import ConfigError
-from .hooks import Hooks, PreRoutingHook, SetupHook, TeardownHook
+from .hooks import Hooks, PreRoutingHook, SetupHook, TeardownHook, run_startup_checks
 from .metrics import MetricsBlock, render_prometheus
 from .metrics import health as health_document
 from .response import Response
@@ -195,7 +195,13 @@ class Chopin:
         return hook
 
     def compile(self) -> RouteTable:
-        """The route table the workers serve."""
+        """The route table the workers serve, once the extensions' start-up checks pass.
+
+        Raises:
+            RouteConflict: two routes claim the same method and path.
+            Exception: whatever a start-up check raises (see :func:`~chopin_core.hooks.add_startup_check`).
+        """
+        run_startup_checks(self.router)
         return self.router.compile()
 
     def resolve_settings(self, addr: str | None = None) -> Settings:

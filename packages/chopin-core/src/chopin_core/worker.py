@@ -21,7 +21,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final, Literal, Protocol
 
@@ -282,31 +282,40 @@ class Worker:
                     if folding and len(pending) >= FOLD_AT and metrics is not None:
                         metrics.fold()
                 for fd, ev in ready:
-                    conn = conns.get(fd)
-                    if conn is not None:
-                        if ev & EPOLLIN:
-                            on_readable(conn)
-                        if ev & EPOLLOUT and not conn.closed:
-                            on_writable(conn)
-                        elif ev & (EPOLLERR | EPOLLHUP) and not ev & EPOLLIN and not conn.closed:
-                            self._close(conn)
-                    elif fd == lfd:
-                        if not self._stopping:
-                            self._accept(lsock)
-                    elif fd == wake_r:
-                        try:
-                            os.read(wake_r, 512)
-                        except OSError:
-                            pass
-                    else:
-                        side = self._ext.side.get(fd)
-                        if side is not None:
-                            side.on_event(ev)
-                        elif self._ext.upstreams is not None:
-                            self._ext.upstreams.on_event(fd, ev)
+                    # The one place an unexpected exception of any connection (HTTP/1.1,
+                    # WebSocket, TLS, HTTP/2, an upstream) is caught: it ends that
+                    # connection, never the worker.  (A try costs nothing until it catches.)
+                    try:
+                        conn = conns.get(fd)
+                        if conn is not None:
+                            if ev & EPOLLIN:
+                                on_readable(conn)
+                            if ev & EPOLLOUT and not conn.closed:
+                                on_writable(conn)
+                            elif ev & (EPOLLERR | EPOLLHUP) and not ev & EPOLLIN and not conn.closed:
+                                self._close(conn)
+                        elif fd == lfd:
+                            if not self._stopping:
+                                self._accept(lsock)
+                        elif fd == wake_r:
+                            try:
+                                os.read(wake_r, 512)
+                            except OSError:
+                                pass
+                        else:
+                            side = self._ext.side.get(fd)
+                            if side is not None:
+                                side.on_event(ev)
+                            elif self._ext.upstreams is not None:
+                                self._ext.upstreams.on_event(fd, ev)
+                    except Exception as exc:
+                        self._contain(fd, exc)
                 if now >= next_tick:
                     second = now // _NS
-                    self._on_tick(second)
+                    try:
+                        self._on_tick(second)
+                    except Exception:
+                        log.exception("worker %d: timer tick failed", self.index)
                     next_tick = (second + 1) * _NS
                 if self._stopping and self._stop_step(lfd, now / _NS):
                     break
@@ -325,6 +334,30 @@ class Worker:
                 self.listener.close()
             if self._metrics is not None:
                 self._metrics.publish()  # what was answered since the last tick
+
+    def _contain(self, fd: int, exc: Exception) -> None:
+        """An unexpected exception while serving ``fd``: log it, close that connection, carry on."""
+        log.error("worker %d: unexpected error on fd %d; closing that connection", self.index, fd, exc_info=exc)
+        try:
+            conn = self.conns.get(fd)
+            if conn is not None:
+                self._close(conn, exc)
+                return
+            side = self._ext.side.get(fd)
+            if side is not None:
+                side.abort()
+                return
+            upstreams = self._ext.upstreams
+            exchange = upstreams.by_fd.get(fd) if upstreams is not None else None
+            if exchange is not None:
+                self._close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
+                exchange.close()
+        except Exception:
+            # Closing failed as well: at least forget the fd, so it cannot fail again on every turn.
+            log.exception("worker %d: closing fd %d after an error failed", self.index, fd)
+            self.conns.pop(fd, None)
+            self._ext.side.pop(fd, None)
+            self._unregister(fd)
 
     def _install_signals(self, wake_w: int) -> dict[int, object] | None:
         import threading
@@ -558,16 +591,18 @@ class Worker:
                 if type(resp) is not Response:
                     name = getattr(handler, "__name__", handler)
                     raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
-            except ExtractError as exc:
-                resp = exc.response or Response.text(exc.message, exc.status)
-            except Exception:
-                log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
-                resp = Response.server_error()
+            except Exception as exc:
+                resp = self._handler_failed(req, exc)
         if resp.proxy is not None:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
                 return
             resp = forward_blocking(resp.proxy, req, conn.peer)  # no loop: the in-process TestClient
+        stream = resp.stream_body
+        if stream is not None:
+            # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
+            resp, first = self._first_chunk(req, resp, stream)
+            stream = resp.stream_body
         status = resp.status
         # Truth tests, not "is not None": the fewest bytecodes on the path every request takes.
         if tally:
@@ -587,7 +622,6 @@ class Worker:
         if resp.upgrade is not None:
             self._upgrade(conn, resp, out)
             return
-        stream = resp.stream_body
         if status in _NO_BODY:
             out += (line, self._server_date, resp._extra, end)
             if stream is not None:
@@ -595,11 +629,17 @@ class Worker:
         elif stream is not None:
             if req.http11:
                 out += (line, self._server_date, resp._content, _CHUNKED, resp._extra, end)
+                if first:
+                    out += (b"%x\r\n" % len(first), first, _END)
             else:
                 # HTTP/1.0 has no chunked coding: the body ends when the connection does.
                 out += (line, self._server_date, resp._content, resp._extra, _END_CLOSE)
+                if first:
+                    out.append(first)
                 keep = False
                 conn.close_after = True
+            if len(first) >= _JOIN_LIMIT:
+                conn.big = True
             if req.method == "HEAD":
                 _close_iter(stream)
             else:
@@ -613,6 +653,38 @@ class Worker:
             out += (line, self._server_date, resp._content, resp._extra, end, body)
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
+
+    def _handler_failed(self, req: Request, exc: Exception) -> Response:
+        """The response for a handler's exception; every 5xx one is logged with its traceback.
+
+        An :class:`~chopin_core.ExtractError` answers with its own response or status
+        (a 4xx is the client's fault and is not logged); anything else is a 500.
+        """
+        if isinstance(exc, ExtractError):
+            resp = exc.response or Response.text(exc.message, exc.status)
+            if resp.status < 500:
+                return resp
+        else:
+            resp = Response.server_error()
+        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=exc)
+        return resp
+
+    def _first_chunk(self, req: Request, resp: Response, stream: Iterator[bytes | str]) -> tuple[Response, bytes]:
+        """Pull a stream's first non-empty chunk (``b""`` if it has none); a 500 instead if the stream fails.
+
+        Nothing of the response is written yet, so a failure here is answered like a
+        handler's.  HEAD and bodiless statuses pull nothing (their stream is closed).
+        """
+        if req.method == "HEAD" or resp.status in _NO_BODY:
+            return resp, b""
+        try:
+            for chunk in stream:
+                if chunk:
+                    return resp, chunk.encode() if isinstance(chunk, str) else chunk
+            return resp, b""
+        except Exception as exc:
+            _close_iter(stream)
+            return self._handler_failed(req, exc), b""
 
     def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
         """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._proxy_loop`)."""
@@ -981,13 +1053,14 @@ class Worker:
                     conn.close_after = True
                 return
             except Exception:
-                log.exception("worker %d: response stream failed", self.index)
+                # Part of the body may be out already: the client must see an incomplete
+                # message, so no terminal chunk, and the connection is closed once what is
+                # pending (earlier pipelined answers included) has been written.
+                log.exception("worker %d: response stream failed after its head", self.index)
+                _close_iter(stream)
                 conn.stream = None
                 conn.queued.clear()
                 conn.close_after = True
-                # A broken chunked body must not look complete: drop the connection.
-                out.clear()
-                self._close(conn)
                 return
             if isinstance(chunk, str):
                 chunk = chunk.encode()
@@ -1097,11 +1170,14 @@ class Worker:
                 if type(resp) is not Response:
                     name = getattr(handler, "__name__", handler)
                     raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
-            except ExtractError as exc:
-                resp = exc.response or Response.text(exc.message, exc.status)
-            except Exception:
-                log.exception("worker %d: handler for %s %s failed", self.index, req.method, req.path)
-                resp = Response.server_error()
+            except Exception as exc:
+                resp = self._handler_failed(req, exc)
+        stream = resp.stream_body
+        if stream is not None:
+            # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
+            resp, first = self._first_chunk(req, resp, stream)
+            if first:
+                resp.stream_body = _Primed(first, stream)
         if self._tally is not None or access is not None:
             self._account(req, resp, started)
         return resp
@@ -1129,7 +1205,10 @@ class Worker:
         )
         ext.side[fd] = shake
         self._ep.register(fd, _READ_MASK)
-        shake.step()
+        try:
+            shake.step()  # may finish the handshake and serve a first request
+        except Exception as exc:
+            self._contain(fd, exc)  # the loop's own containment would blame the listener
 
     def _set_handshake_mask(self, fd: int, want_write: int) -> None:
         self._set_side_mask(fd, EPOLLOUT if want_write else _READ_MASK)
@@ -1275,7 +1354,10 @@ class Worker:
             self._close_idle()
         if self._ext.side:
             for side in list(self._ext.side.values()):
-                side.on_tick(tick)
+                try:
+                    side.on_tick(tick)
+                except Exception as exc:
+                    self._contain(side.fd, exc)
         keepalive = self._keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
@@ -1317,6 +1399,27 @@ def _readable(fds: list[int]) -> set[int]:
     for fd in fds:
         poller.register(fd, select.POLLIN)
     return {fd for fd, _ in poller.poll(0)}
+
+
+class _Primed(Iterator["bytes | str"]):
+    """A response stream whose first chunk was pulled before its head was sent (see ``Worker._first_chunk``)."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: bytes, rest: Iterator[bytes | str]) -> None:
+        self._first: bytes | None = first
+        self._rest = rest
+
+    def __next__(self) -> bytes | str:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return next(self._rest)
+
+    def close(self) -> None:
+        """Close the underlying stream (a generator's ``finally`` runs)."""
+        _close_iter(self._rest)
 
 
 def _close_notify(sock: socket.socket) -> None:
