@@ -341,8 +341,25 @@ def test_slow_upstream_is_504(serve, upstream):
         after = client.get("/fast")
     assert resp.status_code == 504
     assert resp.text == "Gateway Timeout"
-    assert took < 5.5  # 1 s timeout checked once a second, far below the upstream's 6 s
+    assert took < 5.5  # far below the upstream's 6 s
     assert after.text == "fast"
+
+
+@pytest.mark.parametrize(("read_timeout", "delay"), [(0.3, 2.0), (2.5, 3.0)])
+def test_read_timeout_is_kept_to_the_millisecond(serve, upstream, read_timeout, delay):
+    # Deadlines used to be whole-second ticks plus one: 0.3 s answered after 1-2 s, and
+    # 2.5 s never fired before a 3 s upstream answered.
+    env = {"PROXY_UPSTREAM": upstream.url, "PROXY_READ_TIMEOUT": str(read_timeout)}
+    server = serve("apps.proxy_app:app", env=env)
+    with httpx.Client(base_url=server.url, timeout=20.0) as client:
+        assert client.get("/fast").text == "fast"  # the worker is up and idle
+        started = time.monotonic()
+        resp = client.get(f"/api/slow?delay={delay}")
+        took = time.monotonic() - started
+        after = client.get("/api/one")  # the same connection goes on through the proxy
+    assert resp.status_code == 504
+    assert read_timeout - 0.05 <= took < min(read_timeout + 0.6, delay), took
+    assert json.loads(after.content)["path"] == "/one"
 
 
 def test_connect_timeout_is_504(serve):

@@ -258,9 +258,15 @@ class Worker:
         # Pure-Python metrics log durations; the loop folds them once the 2xx log is long.
         folding = metrics is not None and not metrics.accelerated
         pending = metrics.pending if metrics is not None else []
+        ext = self._ext
         try:
             while True:
-                ready = ep.poll(timeout)
+                upstreams = ext.upstreams
+                if upstreams is not None and upstreams.deadlines:
+                    # Proxy deadlines are kept to the millisecond: wake for the nearest one.
+                    ready = ep.poll(upstreams.wait_time(timeout))
+                else:
+                    ready = ep.poll(timeout)
                 # One clock read per wake-up: the tick below, and (timed) where the
                 # durations of the requests answered in this pass start.
                 now = clock()
@@ -291,6 +297,8 @@ class Worker:
                             side.on_event(ev)
                         elif self._ext.upstreams is not None:
                             self._ext.upstreams.on_event(fd, ev)
+                if upstreams is not None and upstreams.deadlines and upstreams.deadlines[0][0] <= now:
+                    upstreams.expire()
                 if now >= next_tick:
                     second = now // _NS
                     self._on_tick(second)
