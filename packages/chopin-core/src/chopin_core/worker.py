@@ -53,6 +53,8 @@ from .websocket_proto import (
 if TYPE_CHECKING:
     import ssl
 
+    from .http2 import ResetBudget
+
 __all__ = ["Worker"]
 
 log = logging.getLogger("chopin_core.worker")
@@ -132,9 +134,11 @@ class _Extensions:
         side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`SideConnection`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
+        h2_resets: the stream-reset budget all HTTP/2 connections of this worker
+            share (:class:`chopin_core.http2.ResetBudget`), made on first use.
     """
 
-    __slots__ = ("handshake_ticks", "http2", "side", "tls", "tls_io", "upstreams")
+    __slots__ = ("h2_resets", "handshake_ticks", "http2", "side", "tls", "tls_io", "upstreams")
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
@@ -145,6 +149,7 @@ class _Extensions:
         self.handshake_ticks = math.ceil(settings.tls_handshake_timeout) + 1
         self.side: dict[int, SideConnection] = {}
         self.upstreams: UpstreamTable | None = None
+        self.h2_resets: ResetBudget | None = None
 
 
 class Worker:
@@ -1032,9 +1037,12 @@ class Worker:
         self._side_closed(shake.peer, error)
 
     def _start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
-        from .http2 import H2Session
+        from .http2 import H2Session, ResetBudget
 
-        session = H2Session(self, sock, peer)
+        ext = self._ext
+        if ext.h2_resets is None:
+            ext.h2_resets = ResetBudget(self.settings.h2_worker_max_resets_per_second)
+        session = H2Session(self, sock, peer, ext.h2_resets)
         self._ext.side[session.fd] = session
         session.start(initial)
         if initial == b"" and not session.closed:
