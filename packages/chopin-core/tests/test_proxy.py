@@ -205,6 +205,34 @@ def test_pipelined_requests_are_answered_in_order(gateway, connect):
     assert json.loads(third.body)["path"] == "/one"
 
 
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("first", ["/api/echo", "/chopin/", "/dead", "/fast"])
+def test_get_with_a_body_and_a_pipelined_request_are_both_answered(gateway, connect, first, split):
+    # A GET may carry a body (RFC 9110 9.3.1): it is consumed (and forwarded), and the
+    # request behind it on the same connection is answered too, in order.
+    conn = connect(gateway)
+    request = conn.build("GET", first, body=b"hello")
+    behind = conn.build("GET", "/api/after")
+    if split:
+        conn.send(request[:-2])
+        time.sleep(0.05)
+        conn.send(request[-2:] + behind)
+    else:
+        conn.send(request + behind)
+    answer = conn.read_response()
+    after = conn.read_response()
+    if first == "/api/echo":
+        got = json.loads(answer.body)
+        assert (got["method"], got["body"]) == ("GET", "hello")
+    elif first == "/dead":
+        assert answer.status == 502
+    else:
+        assert answer.status == 200
+    assert after.status == 200
+    assert json.loads(after.body)["path"] == "/after"
+    assert conn.request("GET", "/fast").body == b"fast"  # the connection is still open
+
+
 def test_upstream_connections_are_kept_alive_and_reused(gateway):
     with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
         ports = {echo(client.get(f"/api/reuse/{i}"))["peer_port"] for i in range(5)}

@@ -303,7 +303,10 @@ class Worker:
                         elif self._ext.upstreams is not None:
                             self._ext.upstreams.on_event(fd, ev)
                 if upstreams is not None and upstreams.deadlines and upstreams.deadlines[0][0] <= now:
-                    upstreams.expire()
+                    try:
+                        upstreams.expire()
+                    except Exception:
+                        log.exception("worker %d: proxy deadline handling failed", self.index)
                 if now >= next_tick:
                     second = now // _NS
                     self._on_tick(second)
