@@ -158,8 +158,10 @@ class UpstreamTable:
     def on_tick(self, tick: int) -> None:
         """Once a second: keep waiting clients from idling out; prune idle upstream connections."""
         for exchange in self.live:
-            # The client is waiting on us, not idle: its keep-alive clock must not run.
-            exchange.conn.last_active = tick
+            if not exchange.paused:
+                # The client is waiting on us, not idle: its keep-alive clock must not run.
+                # (A paused exchange waits on the client, whose own clock decides.)
+                exchange.conn.last_active = tick
         for pool in self._pools.values():
             pool.prune(float(tick))
 
