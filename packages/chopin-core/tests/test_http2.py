@@ -394,6 +394,24 @@ def test_rapid_reset_across_connections_meets_the_worker_budget(serve, big_file:
     assert httpx.get(f"http://127.0.0.1:{server.port}/", timeout=10.0).text == "hello"
 
 
+def test_rapid_reset_flood_is_cut_off_before_the_whole_read_is_parsed(h2c_server) -> None:
+    # 2,400 streams opened and reset in one write (~62 KB, one read for the server).  h2
+    # parses what it is handed before any event is seen, so the read is handed over in
+    # slices: GOAWAY comes once the budget (200) is spent, ~300 streams in, not 2,400.
+    client = H2Client(HOST, h2c_server.port)
+    try:
+        client.until(lambda evs: any(isinstance(e, h2.events.SettingsAcknowledged) for e in evs))
+        _rapid_resets(client, 2400)
+        client.until(lambda evs: client.goaway() is not None, timeout=20.0)
+        goaway = client.goaway()
+        assert goaway is not None
+        assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        assert goaway.last_stream_id < 1000  # stream ids are odd: fewer than 500 streams parsed
+    finally:
+        client.close()
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+
+
 def test_concurrent_streams_are_bounded_before_settings_are_acknowledged(serve, big_file: Path) -> None:
     server = serve("apps.tls_app:app", env={"TLS_APP_FILE": str(big_file)}, h2_max_concurrent_streams=5)
     client = H2Client(HOST, server.port)
