@@ -119,6 +119,16 @@ def test_read_timeout(upstream):
     assert info.value.status == 504
 
 
+@pytest.mark.parametrize(("read_timeout", "delay"), [(0.3, 2.0), (2.5, 3.0)])
+def test_read_timeout_is_kept_to_the_millisecond(upstream, read_timeout, delay):
+    with HttpClient(ClientSettings(read_timeout=read_timeout)) as client:
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout):
+            client.request("GET", f"{upstream.url}/slow?delay={delay}")
+        took = time.monotonic() - started
+    assert read_timeout - 0.05 <= took < min(read_timeout + 0.6, delay), took
+
+
 def test_body_limit(upstream):
     with HttpClient(ClientSettings(max_body_size=1000)) as client:
         with pytest.raises(ResponseTooLarge, match="max_body_size"):

@@ -360,6 +360,137 @@ def test_rapid_reset_gets_goaway_enhance_your_calm(serve, big_file: Path) -> Non
     assert httpx.get(f"http://127.0.0.1:{server.port}/", timeout=10.0).text == "hello"
 
 
+def _rapid_resets(client: H2Client, count: int) -> int:
+    """Open and at once reset ``count`` streams, then ask for ``/``; return that request's stream id."""
+    for _ in range(count):
+        stream_id = client.conn.get_next_available_stream_id()
+        head = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "t")]
+        client.conn.send_headers(stream_id, head, end_stream=True)
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    try:
+        return client.request("/")
+    except OSError:
+        return -1  # the server already closed
+
+
+def test_rapid_reset_across_connections_meets_the_worker_budget(serve, big_file: Path) -> None:
+    # Each connection stays under its own budget (60 < 100 a second); together they pass
+    # the worker's (4 x 60 > 150): the connections resetting past it get ENHANCE_YOUR_CALM.
+    server = serve(
+        "apps.tls_app:app",
+        env={"TLS_APP_FILE": str(big_file)},
+        h2_max_resets_per_second=100,
+        h2_worker_max_resets_per_second=150,
+    )
+    clients = [H2Client(HOST, server.port) for _ in range(4)]
+    try:
+        calm = 0
+        for client in clients:
+            last = _rapid_resets(client, 60)
+            client.until(
+                lambda evs, client=client, last=last: (
+                    client.goaway() is not None
+                    or any(isinstance(e, h2.events.StreamEnded) and e.stream_id == last for e in evs)
+                ),
+                timeout=20.0,
+            )
+            goaway = client.goaway()
+            if goaway is not None:
+                assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM  # 0xb
+                calm += 1
+        assert calm >= 1
+    finally:
+        for client in clients:
+            client.close()
+    server.wait_for_stderr("this worker's HTTP/2 clients reset over 150 streams a second")
+    # A client that does not reset is served, on a new connection and over HTTP/1.1.
+    other = H2Client(HOST, server.port)
+    try:
+        assert other.response(other.request("/"))[1] == b"hello"
+    finally:
+        other.close()
+    assert httpx.get(f"http://127.0.0.1:{server.port}/", timeout=10.0).text == "hello"
+
+
+def test_rapid_reset_flood_is_cut_off_before_the_whole_read_is_parsed(h2c_server) -> None:
+    # 2,400 streams opened and reset in one write (~62 KB, one read for the server).  h2
+    # parses what it is handed before any event is seen, so the read is handed over in
+    # slices: GOAWAY comes once the budget (200) is spent, ~300 streams in, not 2,400.
+    client = H2Client(HOST, h2c_server.port)
+    try:
+        client.until(lambda evs: any(isinstance(e, h2.events.SettingsAcknowledged) for e in evs))
+        _rapid_resets(client, 2400)
+        client.until(lambda evs: client.goaway() is not None, timeout=20.0)
+        goaway = client.goaway()
+        assert goaway is not None
+        assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        assert goaway.last_stream_id < 1000  # stream ids are odd: fewer than 500 streams parsed
+    finally:
+        client.close()
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+
+
+def test_concurrent_streams_are_bounded_before_settings_are_acknowledged(serve, big_file: Path) -> None:
+    server = serve("apps.tls_app:app", env={"TLS_APP_FILE": str(big_file)}, h2_max_concurrent_streams=5)
+    client = H2Client(HOST, server.port)
+    try:
+        # Sent before reading the server's SETTINGS, so h2 on the server has no ACK yet
+        # and would not count these against its MAX_CONCURRENT_STREAMS of 5.
+        ids = []
+        for _ in range(8):
+            stream_id = client.conn.get_next_available_stream_id()
+            head = [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "t")]
+            client.conn.send_headers(stream_id, head)  # the uploads stay open
+            ids.append(stream_id)
+        client.flush()
+        client.until(lambda evs: sum(isinstance(e, h2.events.StreamReset) for e in evs) >= 3)
+        refused = [e for e in client.events if isinstance(e, h2.events.StreamReset)]
+        assert [e.stream_id for e in refused] == ids[5:]
+        assert {e.error_code for e in refused} == {h2.errors.ErrorCodes.REFUSED_STREAM}
+        client.conn.send_data(ids[0], b"fine", end_stream=True)
+        client.flush()
+        headers, body = client.response(ids[0])
+        assert (headers[b":status"], body) == (b"200", b"fine")
+    finally:
+        client.close()
+
+
+def test_zero_window_client_does_not_make_the_server_hold_bodies(serve, big_file: Path) -> None:
+    mib = 1 << 20
+    server = serve(
+        "apps.tls_app:app", env={"TLS_APP_FILE": str(big_file)}, h2_max_pending_output=2 * mib, keepalive_timeout=60.0
+    )
+    client = H2Client(HOST, server.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    try:
+        client.auto_ack = False
+        client.until(lambda evs: any(isinstance(e, h2.events.SettingsAcknowledged) for e in evs))
+        before = server.rss_kib()
+        ids = [client.request(f"/big?size={mib}") for _ in range(60)]
+        client.until(lambda evs: sum(isinstance(e, h2.events.ResponseReceived) for e in evs) >= 3)
+        with pytest.raises(TimeoutError):
+            for _ in range(100):
+                client.receive(timeout=0.5)  # until nothing more comes
+        assert not client.closed
+        # Held: the bodies of the streams answered so far (2 MiB bound, plus the one that
+        # passed it); the other 57 requests wait, their handlers not run.
+        answered = [e.stream_id for e in client.events if isinstance(e, h2.events.ResponseReceived)]
+        assert answered == ids[:3]
+        grown = server.rss_kib() - before
+        assert grown < 25 * 1024, f"the server grew by {grown} KiB holding 60 MiB of unsent bodies"
+        # Windows open: every body arrives whole.
+        client.auto_ack = True
+        client.conn.increment_flow_control_window(61 * mib)
+        for stream_id in ids:
+            client.conn.increment_flow_control_window(mib, stream_id)
+        client.flush()
+        for stream_id in ids:
+            headers, body = client.response(stream_id, timeout=30.0)
+            assert headers[b":status"] == b"200"
+            assert body == pattern(mib)
+    finally:
+        client.close()
+
+
 def test_header_list_over_the_limit_is_refused(serve, big_file: Path) -> None:
     server = serve("apps.tls_app:app", env={"TLS_APP_FILE": str(big_file)}, h2_max_header_list_size=4096)
     client = H2Client(HOST, server.port)

@@ -205,6 +205,34 @@ def test_pipelined_requests_are_answered_in_order(gateway, connect):
     assert json.loads(third.body)["path"] == "/one"
 
 
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("first", ["/api/echo", "/chopin/", "/dead", "/fast"])
+def test_get_with_a_body_and_a_pipelined_request_are_both_answered(gateway, connect, first, split):
+    # A GET may carry a body (RFC 9110 9.3.1): it is consumed (and forwarded), and the
+    # request behind it on the same connection is answered too, in order.
+    conn = connect(gateway)
+    request = conn.build("GET", first, body=b"hello")
+    behind = conn.build("GET", "/api/after")
+    if split:
+        conn.send(request[:-2])
+        time.sleep(0.05)
+        conn.send(request[-2:] + behind)
+    else:
+        conn.send(request + behind)
+    answer = conn.read_response()
+    after = conn.read_response()
+    if first == "/api/echo":
+        got = json.loads(answer.body)
+        assert (got["method"], got["body"]) == ("GET", "hello")
+    elif first == "/dead":
+        assert answer.status == 502
+    else:
+        assert answer.status == 200
+    assert after.status == 200
+    assert json.loads(after.body)["path"] == "/after"
+    assert conn.request("GET", "/fast").body == b"fast"  # the connection is still open
+
+
 def test_upstream_connections_are_kept_alive_and_reused(gateway):
     with httpx.Client(base_url=gateway.url, timeout=10.0) as client:
         ports = {echo(client.get(f"/api/reuse/{i}"))["peer_port"] for i in range(5)}
@@ -341,8 +369,25 @@ def test_slow_upstream_is_504(serve, upstream):
         after = client.get("/fast")
     assert resp.status_code == 504
     assert resp.text == "Gateway Timeout"
-    assert took < 5.5  # 1 s timeout checked once a second, far below the upstream's 6 s
+    assert took < 5.5  # far below the upstream's 6 s
     assert after.text == "fast"
+
+
+@pytest.mark.parametrize(("read_timeout", "delay"), [(0.3, 2.0), (2.5, 3.0)])
+def test_read_timeout_is_kept_to_the_millisecond(serve, upstream, read_timeout, delay):
+    # Deadlines used to be whole-second ticks plus one: 0.3 s answered after 1-2 s, and
+    # 2.5 s never fired before a 3 s upstream answered.
+    env = {"PROXY_UPSTREAM": upstream.url, "PROXY_READ_TIMEOUT": str(read_timeout)}
+    server = serve("apps.proxy_app:app", env=env)
+    with httpx.Client(base_url=server.url, timeout=20.0) as client:
+        assert client.get("/fast").text == "fast"  # the worker is up and idle
+        started = time.monotonic()
+        resp = client.get(f"/api/slow?delay={delay}")
+        took = time.monotonic() - started
+        after = client.get("/api/one")  # the same connection goes on through the proxy
+    assert resp.status_code == 504
+    assert read_timeout - 0.05 <= took < min(read_timeout + 0.6, delay), took
+    assert json.loads(after.content)["path"] == "/one"
 
 
 def test_connect_timeout_is_504(serve):

@@ -214,3 +214,19 @@ def test_shutdown_closes_websockets_with_1001(serve):
     assert info.value.rcvd.code == 1001
     server.process.wait(timeout=10)
     assert server.process.returncode == 0
+
+
+@pytest.mark.parametrize("code", [1012, 1013, 1014])
+def test_iana_registered_close_codes_complete_the_handshake(server, code: int):
+    # Service Restart / Try Again Later / Bad Gateway: valid on the wire (IANA registry),
+    # so the server echoes the code instead of failing the connection with 1002.
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        ws.close(code=code, reason="restarting")
+    assert ws.protocol.close_rcvd is not None  # the server answered the close, not a 1002
+    assert ws.protocol.close_rcvd.code == code
+    deadline = time.monotonic() + 5
+    while ["/echo", code, "restarting"] not in closes(server):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -384,17 +384,29 @@ def test_protocol_failures(data: bytes, code: int, fragment: str) -> None:
     assert fragment in fail.reason
 
 
-@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2000, 2999, 5000, 65535])
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535])
 def test_invalid_close_codes_are_1002(code: int) -> None:
     fail = failure(client_frame(0x8, close_payload(code)))
     assert fail.code == 1002
     assert str(code) in fail.reason
 
 
-@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999])
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+)
 def test_valid_close_codes(code: int) -> None:
     payload = close_payload(code, "bye ✓".encode())
     assert WebSocketConnection().receive_data(client_frame(0x8, payload)) == [CloseReceived(code, "bye ✓")]
+
+
+@pytest.mark.parametrize("code", [1012, 1013, 1014])
+def test_iana_registered_close_codes_are_echoed_and_can_be_sent(code: int) -> None:
+    # 1012 Service Restart, 1013 Try Again Later, 1014 Bad Gateway (IANA registry, after RFC 6455).
+    conn = WebSocketConnection()
+    (event,) = conn.receive_data(client_frame(0x8, close_payload(code, b"later")))
+    assert event == CloseReceived(code, "later")
+    assert conn.reply_to(event) == b"\x88\x02" + close_payload(code)  # the code echoed (RFC 6455 5.5.1)
+    assert WebSocketConnection().send_close(code, "x") == b"\x88\x03" + close_payload(code, b"x")
 
 
 def test_events_before_a_failure_are_kept() -> None:

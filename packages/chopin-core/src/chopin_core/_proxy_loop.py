@@ -11,22 +11,25 @@ request is written as the socket takes it, the answer is fed to a sans-IO
 :class:`~chopin_core._client_proto.ResponseParser`, and its head and body go to
 the client's output as they arrive (re-chunked when the upstream body is not
 length-delimited).  Past ``write_high_water`` of pending client output the
-upstream is not read until the client drains.  Deadlines are checked once a
-second (:meth:`UpstreamTable.on_tick`, no clock read here): no connection within
-``connect_timeout`` or no byte for ``read_timeout`` ends the exchange with 504
-before the head (after it, the client connection is closed).  A reused socket
+upstream is not read until the client drains.  Deadlines are kept to the
+millisecond in a heap: the worker waits in ``epoll`` no longer than the nearest
+one (:meth:`UpstreamTable.wait_time`) and ends the exchanges whose deadline has
+passed (:meth:`UpstreamTable.expire`): no connection within ``connect_timeout``
+or no byte for ``read_timeout`` ends the exchange with 504 before the head
+(after it, the client connection is closed).  A reused socket
 that turns out closed before any answer is replaced once for idempotent methods.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
-import math
 import os
 import select
 import socket
 from collections.abc import Iterator
+from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
 from ._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
@@ -63,6 +66,9 @@ _AWAITING: Final = 2  # the request is out (or going), no head yet
 _BODY: Final = 3
 _FINISHED: Final = 4
 
+_NS: Final = 1_000_000_000
+_NEVER: Final = 1 << 62  # a deadline later than any monotonic_ns() reading
+
 
 class UpstreamTable:
     """One worker's upstream exchanges (by socket fd) and its idle-connection pools.
@@ -75,6 +81,12 @@ class UpstreamTable:
         self.worker = worker
         self.by_fd: dict[int, UpstreamExchange] = {}
         self.live: set[UpstreamExchange] = set()
+        # (deadline_ns, sequence, exchange): at least one entry per live exchange, never
+        # later than its deadline.  A deadline that moves later (bytes arrived) leaves its
+        # entry in place, re-pushed when it comes up; one that moves earlier pushes a new
+        # entry.  Entries of finished exchanges are dropped when they come up.
+        self.deadlines: list[tuple[int, int, UpstreamExchange]] = []
+        self._sequence = 0
         self._pools: dict[Upstream, ConnectionPool] = {}
 
     def pool(self, upstream: Upstream) -> ConnectionPool:
@@ -100,17 +112,55 @@ class UpstreamTable:
         if exchange is not None:
             exchange.on_event(ev)
 
-    def on_tick(self, tick: int) -> None:
-        """Once a second: end exchanges past their deadline; keep waiting clients from idling out."""
-        for exchange in list(self.live):
+    def schedule(self, exchange: UpstreamExchange, deadline: int) -> None:
+        """Set ``exchange``'s deadline (monotonic ns); an earlier one than its heap entry gets a new entry."""
+        exchange.deadline = deadline
+        if deadline < exchange.scheduled:
+            exchange.scheduled = deadline
+            self._sequence += 1
+            heapq.heappush(self.deadlines, (deadline, self._sequence, exchange))
+
+    def retire(self, exchange: UpstreamExchange) -> None:
+        """``exchange`` is over: forget it, and drop the heap's dead entries once they outnumber the live ones."""
+        self.live.discard(exchange)
+        if len(self.deadlines) > 2 * len(self.live) + 64:
+            # Finished exchanges would otherwise stay referenced until their deadline came up.
+            self.deadlines = []
+            for ex in self.live:
+                ex.scheduled = _NEVER
+                self.schedule(ex, ex.deadline)
+
+    def wait_time(self, timeout: float) -> float:
+        """How long the worker may wait in ``epoll`` (seconds): ``timeout``, or less if a deadline is nearer."""
+        if not self.deadlines:
+            return timeout
+        left = (self.deadlines[0][0] - monotonic_ns()) / _NS
+        return min(timeout, left) if left > 0 else 0.0
+
+    def expire(self) -> None:
+        """End the exchanges whose deadline has passed (the worker calls this when the nearest is due)."""
+        now = monotonic_ns()
+        # self.deadlines, not a local: time_out() -> retire() may rebuild the list.
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, _, exchange = heapq.heappop(self.deadlines)
+            if exchange.state == _FINISHED:
+                continue
+            exchange.scheduled = _NEVER
             if exchange.paused:
                 # We stopped reading the upstream (the client is slow): its silence is ours,
                 # and the client's own keep-alive clock decides how long it may stall.
-                exchange.deadline = tick + exchange.read_ticks
-            elif tick >= exchange.deadline:
+                self.schedule(exchange, now + exchange.read_ns)
+            elif exchange.deadline <= now:
                 exchange.time_out()
             else:
+                self.schedule(exchange, exchange.deadline)  # bytes came since this entry was made
+
+    def on_tick(self, tick: int) -> None:
+        """Once a second: keep waiting clients from idling out; prune idle upstream connections."""
+        for exchange in self.live:
+            if not exchange.paused:
                 # The client is waiting on us, not idle: its keep-alive clock must not run.
+                # (A paused exchange waits on the client, whose own clock decides.)
                 exchange.conn.last_active = tick
         for pool in self._pools.values():
             pool.prune(float(tick))
@@ -163,9 +213,10 @@ class UpstreamExchange(Iterator[bytes]):
         self.chunked = False  # re-chunk the body for the client
         self.paused = False
         self.mask = 0
-        self._connect_ticks = math.ceil(self.settings.connect_timeout) + 1
-        self.read_ticks = math.ceil(self.settings.read_timeout) + 1
-        self.deadline = self.worker._tick + self._connect_ticks
+        self._connect_ns = int(self.settings.connect_timeout * _NS)
+        self.read_ns = int(self.settings.read_timeout * _NS)
+        self.scheduled = _NEVER  # the earliest deadline this exchange has in the table's heap
+        self.deadline = _NEVER
 
     def __next__(self) -> bytes:
         raise RuntimeError("an upstream exchange is driven by the worker loop, not pulled")
@@ -174,6 +225,7 @@ class UpstreamExchange(Iterator[bytes]):
 
     def begin(self) -> None:
         """Take a pooled socket or start connecting; failures here answer at once (no flush: the caller flushes)."""
+        self.table.schedule(self, monotonic_ns() + self._connect_ns)
         sock = self.table.pool(self.upstream).checkout(self.upstream.key, float(self.worker._tick))
         if sock is not None:
             self.reused = True
@@ -193,7 +245,7 @@ class UpstreamExchange(Iterator[bytes]):
             self._refused(err, flush)
             return
         self.state = _CONNECTING
-        self.deadline = self.worker._tick + self._connect_ticks
+        self.table.schedule(self, monotonic_ns() + self._connect_ns)
         self._attach(sock, _READ if err == 0 else _WRITE)
         if err == 0:
             self._connected(flush)
@@ -230,7 +282,7 @@ class UpstreamExchange(Iterator[bytes]):
 
     def _connected(self, flush: bool) -> None:
         self.state = _SENDING
-        self.deadline = self.worker._tick + self.read_ticks
+        self.table.schedule(self, monotonic_ns() + self.read_ns)
         self._send(flush)
 
     def _send(self, flush: bool) -> None:
@@ -290,7 +342,8 @@ class UpstreamExchange(Iterator[bytes]):
         if not data:
             self._lost(None, True)
             return
-        self.deadline = self.worker._tick + self.read_ticks
+        # Later than before: the heap entry stays, and is re-pushed when it comes up.
+        self.deadline = monotonic_ns() + self.read_ns
         try:
             events = self.parser.feed(data)
         except ClientError as exc:
@@ -348,6 +401,8 @@ class UpstreamExchange(Iterator[bytes]):
         if self.paused and pending <= self.worker.settings.write_high_water:
             self.paused = False
             self._set_mask(_READ)
+            # The upstream's silence counts from now, not from before the pause.
+            self.table.schedule(self, monotonic_ns() + self.read_ns)
 
     # -- the client's side -------------------------------------------------------------
 
@@ -402,7 +457,7 @@ class UpstreamExchange(Iterator[bytes]):
     def _finish(self) -> None:
         """The upstream's answer is complete: pool its socket, end the client's message, answer what waits."""
         self.state = _FINISHED
-        self.table.live.discard(self)
+        self.table.retire(self)
         head = self.parser.head
         sock = self._detach()
         if sock is not None:
@@ -426,7 +481,7 @@ class UpstreamExchange(Iterator[bytes]):
             return
         before_head = self.state != _BODY
         self.state = _FINISHED
-        self.table.live.discard(self)
+        self.table.retire(self)
         sock = self._detach()
         if sock is not None:
             sock.close()
@@ -473,7 +528,7 @@ class UpstreamExchange(Iterator[bytes]):
         """The client connection closed (or the worker exits): drop the upstream socket."""
         if self.state != _FINISHED:
             self.state = _FINISHED
-            self.table.live.discard(self)
+            self.table.retire(self)
         sock = self._detach()
         if sock is not None:
             sock.close()

@@ -7,19 +7,27 @@ on its events: a request stream that has ended becomes the same
 :class:`~chopin_core.request.Request` the HTTP/1.1 parser builds and goes
 through the worker's router, hooks and middleware
 (:meth:`~chopin_core.worker.Worker.route`); the :class:`Response` is sent as
-HEADERS and DATA frames.  Bodies (bytes, streams, files) go out only as far as
-the peer's flow-control windows and ``write_high_water`` allow; the rest waits
-for a WINDOW_UPDATE or for the socket to drain.  Many streams interleave on one
-connection; each response is produced as soon as its request is complete.
+HEADERS and DATA frames.  Bodies go out only as far as the peer's flow-control
+windows and ``write_high_water`` allow; the rest waits for a WINDOW_UPDATE or
+for the socket to drain.  A bytes body is held by reference and sliced frame by
+frame; a streamed or file body is pulled only when its window has room, so a
+peer that opens no window makes us hold at most one piece per stream.  Many
+streams interleave on one connection; each response is produced as soon as its
+request is complete, unless the connection already holds more than
+``h2_max_pending_output`` bytes of response bodies: then the next requests wait,
+their handlers not yet run, until those bytes drain.
 
 Limits (all :class:`~chopin_core.settings.Settings` fields): concurrent streams,
 initial window, frame size and header-list size are advertised in SETTINGS and
-enforced by h2; a peer that resets more than ``h2_max_resets_per_second``
-streams in a second (the "rapid reset" attack, CVE-2023-44487) gets GOAWAY
-ENHANCE_YOUR_CALM; CONTINUATION floods are bounded by h2's frame buffer and the
-header-list size.  A handler error answers 500; a body that fails after its
-headers went out resets the stream with INTERNAL_ERROR.  A graceful stop sends
-GOAWAY and lets open streams finish.
+enforced by h2 (concurrent streams also here, before the peer has acknowledged
+our SETTINGS: REFUSED_STREAM past it); a peer that resets streams faster than
+``h2_max_resets_per_second``, or while this worker's connections together reset
+faster than ``h2_worker_max_resets_per_second`` (the "rapid reset" attack,
+CVE-2023-44487), gets GOAWAY ENHANCE_YOUR_CALM; a stream reset in the read that
+completed it is never routed; CONTINUATION floods are bounded by h2's frame
+buffer and the header-list size.  A handler error answers 500; a body that
+fails after its headers went out resets the stream with INTERNAL_ERROR.  A
+graceful stop sends GOAWAY and lets open streams finish.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import os
 import select
 from collections import deque
 from collections.abc import Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Final
 
 import h2.config
@@ -50,7 +59,7 @@ if TYPE_CHECKING:
     from .response import Response
     from .worker import Worker
 
-__all__ = ["PREFACE", "H2Session", "preface_rest"]
+__all__ = ["PREFACE", "H2Session", "ResetBudget", "preface_rest"]
 
 log = logging.getLogger("chopin_core.http2")
 
@@ -62,6 +71,8 @@ _READ_MASK: Final = select.EPOLLIN | select.EPOLLRDHUP
 _EPOLLOUT: Final = select.EPOLLOUT
 # A streamed or file body is pulled in pieces of at most this size.
 _PULL: Final = 64 * 1024
+# Received bytes are handed to h2 in pieces of at most this size (see H2Session._receive).
+_SLICE: Final = 8 * 1024
 # RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2.
 _HOP_BY_HOP: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
@@ -83,6 +94,34 @@ def preface_rest(data: bytes) -> bytes | None:
         if data.startswith(_PREFACE_HEAD[k:]):
             return _PREFACE_HEAD + data[len(_PREFACE_HEAD) - k :]
     return None
+
+
+class ResetBudget:
+    """A token bucket of stream resets: bursts up to ``rate``, refilled at ``rate`` per second.
+
+    Unlike a count per clock second it has no boundary to straddle: at most
+    ``rate`` resets pass in any one-second stretch, plus the refill.
+
+    Args:
+        rate: resets allowed per second (and the largest burst).
+    """
+
+    __slots__ = ("rate", "stamp", "tokens")
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp = monotonic()
+
+    def take(self, now: float) -> bool:
+        """Spend one reset at time ``now`` (``time.monotonic``); False when the budget is exhausted."""
+        tokens = min(float(self.rate), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if tokens < 1.0:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1.0
+        return True
 
 
 class _Stream:
@@ -107,11 +146,15 @@ class H2Session:
         worker: the worker that owns the socket and routes the requests.
         sock: the socket (plain or TLS); closed by the worker.
         peer: the client's address.
+        worker_resets: the reset budget shared by the worker's HTTP/2 connections
+            (``h2_worker_max_resets_per_second``); None for none.
 
     The worker registers the session, then calls :meth:`start`.
     """
 
-    def __init__(self, worker: Worker, sock: socket.socket, peer: object) -> None:
+    def __init__(
+        self, worker: Worker, sock: socket.socket, peer: object, worker_resets: ResetBudget | None = None
+    ) -> None:
         settings = worker.settings
         self.worker = worker
         self.sock = sock
@@ -126,11 +169,17 @@ class H2Session:
         self._buffered = 0
         self._max_header_list = settings.h2_max_header_list_size
         self._max_resets = settings.h2_max_resets_per_second
+        self._resets = ResetBudget(self._max_resets)
+        self._worker_resets = worker_resets
+        self._max_streams = settings.h2_max_concurrent_streams
         self._max_frame = settings.h2_max_frame_size
         self._idle_ticks = worker._keepalive_ticks
         self.last_active = worker._tick
-        self._reset_tick = -1
-        self._resets = 0
+        # Response-body bytes held for streams (waiting for window or high water), and
+        # the complete requests not routed yet because that was over h2_max_pending_output.
+        self._held = 0
+        self._max_held = settings.h2_max_pending_output
+        self._deferred: deque[int] = deque()
         self._going_away = False
         self._out = b""  # bytes h2 produced that the socket has not taken yet
         self._mask = _READ_MASK
@@ -181,6 +230,9 @@ class H2Session:
                 self._on_readable()
             if not self.closed and events & _EPOLLOUT:
                 self._flush()
+                if self._deferred and not self.closed:
+                    self._resume_deferred()  # the drained socket let held bodies go on
+                    self._flush()
             elif not self.closed and events & (select.EPOLLERR | select.EPOLLHUP) and not events & select.EPOLLIN:
                 self._close()
         except Exception as exc:
@@ -241,6 +293,20 @@ class H2Session:
         self._receive(data)
 
     def _receive(self, data: bytes) -> None:
+        """Hand a read to h2 in slices of ``_SLICE`` bytes, acting on each slice's events."""
+        # h2 parses all it is given before we see an event: ~50-125 us per stream opened,
+        # so 64 KiB of HEADERS + RST_STREAM pairs (~2,400 streams) is 0.1-0.4 s of this
+        # worker's time.  In slices, a connection over its reset budget is cut off after
+        # at most one slice (~300 streams) of that.
+        if len(data) <= _SLICE:
+            self._receive_slice(data)
+            return
+        for at in range(0, len(data), _SLICE):
+            self._receive_slice(data[at : at + _SLICE])
+            if self.closed:
+                return
+
+    def _receive_slice(self, data: bytes) -> None:
         self.last_active = self.worker._tick
         h2conn = self._h2
         try:
@@ -271,9 +337,13 @@ class H2Session:
             elif kind is h2.events.DataReceived:
                 self._on_data(event)  # type: ignore[arg-type]
             elif kind is h2.events.StreamEnded:
-                stream = self._streams.get(event.stream_id)  # type: ignore[attr-defined]
-                if stream is not None and not stream.started and event.stream_id not in reset:  # type: ignore[attr-defined]
-                    self._dispatch(event.stream_id, stream)  # type: ignore[attr-defined]
+                stream_id = event.stream_id  # type: ignore[attr-defined]
+                stream = self._streams.get(stream_id)
+                if stream is not None and not stream.started and stream_id not in reset:
+                    if self._deferred or self._held > self._max_held:
+                        self._deferred.append(stream_id)  # routed once the held bodies drain
+                    else:
+                        self._dispatch(stream_id, stream)
             elif kind is h2.events.StreamReset:
                 self._forget(event.stream_id)  # type: ignore[attr-defined]
                 if event.remote_reset and self._count_reset():  # type: ignore[attr-defined]
@@ -284,15 +354,22 @@ class H2Session:
                 # The peer's GOAWAY: h2 sends nothing more, so what is left is dropped.
                 self._going_away = True
                 self._blocked.clear()
+                self._deferred.clear()
                 self._flush()
                 self._close()
                 return
             if self.closed:
                 return
+        if self._deferred:
+            self._resume_deferred()  # WINDOW_UPDATEs may have let held bodies go
+            if self.closed:
+                return
         self._flush()
 
     def _on_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        if self._going_away:
+        # h2 enforces our MAX_CONCURRENT_STREAMS only once the peer has acknowledged
+        # our SETTINGS; until then (or from a peer that never does) it is enforced here.
+        if self._going_away or len(self._streams) >= self._max_streams:
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         self._streams[stream_id] = _Stream(headers)
@@ -329,19 +406,16 @@ class H2Session:
 
     def _count_reset(self) -> bool:
         """Count one peer reset; True when the connection was closed for resetting too fast."""
-        tick = self.worker._tick
-        if tick != self._reset_tick:
-            self._reset_tick = tick
-            self._resets = 0
-        self._resets += 1
-        if self._resets <= self._max_resets:
+        now = monotonic()
+        if not self._resets.take(now):
+            why = f"{self.peer} reset over {self._max_resets} HTTP/2 streams a second"
+        elif self._worker_resets is not None and not self._worker_resets.take(now):
+            # Many connections, each under its own budget: the one resetting now goes.
+            rate = self._worker_resets.rate
+            why = f"this worker's HTTP/2 clients reset over {rate} streams a second, {self.peer} among them"
+        else:
             return False
-        log.warning(
-            "worker %d: %s reset over %d HTTP/2 streams in a second; GOAWAY ENHANCE_YOUR_CALM",
-            self.worker.index,
-            self.peer,
-            self._max_resets,
-        )
+        log.warning("worker %d: %s; GOAWAY ENHANCE_YOUR_CALM", self.worker.index, why)
         self._h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
         self._going_away = True
         self._flush()
@@ -432,7 +506,8 @@ class H2Session:
         elif source is not None:
             stream.source = source
         else:
-            stream.pending.append(resp.body)
+            stream.pending.append(resp.body)  # by reference: sliced frame by frame as windows open
+            self._held += len(resp.body)
         self._blocked[stream_id] = stream
         self._pump(stream_id, stream)
 
@@ -463,8 +538,18 @@ class H2Session:
             self._forget(stream_id)
             return
         stream.pending.append(body)
+        self._held += len(body)
         self._blocked[stream_id] = stream
         self._pump(stream_id, stream)
+
+    def _resume_deferred(self) -> None:
+        """Route the requests that waited for held response bodies to drain, while they stay under the bound."""
+        deferred = self._deferred
+        while deferred and self._held <= self._max_held and not self.closed:
+            stream_id = deferred.popleft()
+            stream = self._streams.get(stream_id)
+            if stream is not None and not stream.started:  # not reset meanwhile
+                self._dispatch(stream_id, stream)
 
     # -- sending bodies under flow control ----------------------------------------------
 
@@ -475,16 +560,23 @@ class H2Session:
         queued = 0
         try:
             while True:
-                if not pending and not self._pull(stream):
-                    h2conn.end_stream(stream_id)
-                    self._blocked.pop(stream_id, None)
-                    self._streams.pop(stream_id, None)
-                    return
                 window = h2conn.local_flow_control_window(stream_id)
-                if window <= 0 or len(self._out) > self._high_water:
+                blocked = window <= 0 or len(self._out) > self._high_water
+                if not pending:
+                    if blocked and (stream.source is not None or stream.file is not None):
+                        # Pull a body only once its bytes can leave: a peer that opens
+                        # no window makes us produce (and hold) nothing more.
+                        return
+                    if not self._pull(stream):
+                        h2conn.end_stream(stream_id)
+                        self._blocked.pop(stream_id, None)
+                        self._streams.pop(stream_id, None)
+                        return
+                if blocked:
                     return  # resumed by a WINDOW_UPDATE or by the socket draining
                 chunk = pending[0]
                 size = min(len(chunk), window, h2conn.max_outbound_frame_size)
+                self._held -= size
                 if size == len(chunk):
                     pending.popleft()
                     if not pending and stream.source is None and stream.file is None:
@@ -532,6 +624,7 @@ class H2Session:
                     chunk = chunk.encode()
                 if chunk:
                     stream.pending.append(chunk)
+                    self._held += len(chunk)
                     return True
         body = stream.file
         if body is not None:
@@ -548,6 +641,7 @@ class H2Session:
             body.offset += len(data)
             body.length -= len(data)
             stream.pending.append(data)
+            self._held += len(data)
             return True
         return False
 
@@ -581,6 +675,8 @@ class H2Session:
         self._blocked.pop(stream_id, None)
         if stream is not None:
             self._take_body(stream)
+            self._held -= sum(map(len, stream.pending))
+            stream.pending.clear()
             _release(stream)
 
     # -- writing -----------------------------------------------------------------------
@@ -608,8 +704,9 @@ class H2Session:
                     return  # pumping closed the connection
                 more = self._h2.data_to_send()
                 if more:
-                    self._out = more
-        if self._going_away and not self._out and not self._blocked:
+                    # Pumping may have flushed, and left bytes the socket did not take, first.
+                    self._out = self._out + more if self._out else more
+        if self._going_away and not self._out and not self._blocked and not self._deferred:
             self._close()
             return
         # Stop reading while too much output is pending (a client that does not read).

@@ -66,8 +66,15 @@ class Settings:
         h2_max_frame_size: largest frame payload accepted, bytes, 16384..16777215 (SETTINGS).
         h2_max_header_list_size: decoded request header list, bytes as RFC 9113 counts
             them (SETTINGS; a larger list is refused).
-        h2_max_resets_per_second: streams a client may reset in one second before it
-            gets GOAWAY ENHANCE_YOUR_CALM (rapid-reset defence).
+        h2_max_resets_per_second: streams one client connection may reset per second
+            (a token bucket: bursts up to this many, refilled at this rate) before it
+            gets GOAWAY ENHANCE_YOUR_CALM (rapid-reset defence, CVE-2023-44487).
+        h2_worker_max_resets_per_second: the same budget shared by all the HTTP/2
+            connections of one worker, so many connections each staying under the
+            per-connection rate still get GOAWAY ENHANCE_YOUR_CALM.
+        h2_max_pending_output: response-body bytes one HTTP/2 connection may hold
+            waiting for the client's flow-control window; past it the connection's
+            next requests wait (their handlers do not run) until the held bytes drain.
         h2_max_request_buffer: request-body bytes one HTTP/2 connection may hold across
             its unfinished streams (413 for the stream past it; never below
             ``max_body_size``).
@@ -104,6 +111,8 @@ class Settings:
     h2_max_frame_size: int = 16384
     h2_max_header_list_size: int = 16 * 1024
     h2_max_resets_per_second: int = 200
+    h2_worker_max_resets_per_second: int = 1000
+    h2_max_pending_output: int = 4 * 1024 * 1024
     h2_max_request_buffer: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:

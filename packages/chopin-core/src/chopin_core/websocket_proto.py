@@ -90,11 +90,13 @@ _CLOSE_CODE: Final = struct.Struct("!H")
 _MAX_CONTROL_PAYLOAD: Final = 125
 _MAX_CLOSE_REASON: Final = 123
 
-# RFC 6455 7.4.1 / 7.4.2: codes an endpoint may put on the wire.  1004 is reserved,
-# 1005/1006/1015 are "MUST NOT be set" (1005 and 1006 are only ever reported locally),
-# 0-999 and 1016-2999 are unassigned/reserved, 3000-4999 belong to libraries and apps.
-# (1012-1014 were registered with IANA after the RFC; we follow the RFC's list.)
-_VALID_CLOSE_CODES: Final = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, *range(3000, 5000)))
+# RFC 6455 7.4.1 / 7.4.2 and the IANA "WebSocket Close Code Number Registry" (RFC 6455
+# 11.7): codes an endpoint may put on the wire.  1000-1003 and 1007-1011 are the RFC's,
+# 1012 (Service Restart), 1013 (Try Again Later) and 1014 (Bad Gateway) were registered
+# later and are sent by real servers and proxies.  1004 is reserved, 1005/1006/1015 are
+# "MUST NOT be set" (reported locally only), 0-999 and 1016-2999 are unassigned or
+# reserved, 3000-4999 belong to libraries and applications.
+_VALID_CLOSE_CODES: Final = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
 
 # Close codes this module reports or sends (RFC 6455 7.4.1).
 CLOSE_NORMAL: Final = 1000

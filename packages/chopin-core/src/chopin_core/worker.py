@@ -54,6 +54,8 @@ from .websocket_proto import (
 if TYPE_CHECKING:
     import ssl
 
+    from .http2 import ResetBudget
+
 __all__ = ["Worker"]
 
 log = logging.getLogger("chopin_core.worker")
@@ -134,9 +136,11 @@ class _Extensions:
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
+        h2_resets: the stream-reset budget all HTTP/2 connections of this worker
+            share (:class:`chopin_core.http2.ResetBudget`), made on first use.
     """
 
-    __slots__ = ("handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
+    __slots__ = ("h2_resets", "handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
@@ -148,6 +152,7 @@ class _Extensions:
         self.side: dict[int, SideConnection] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
+        self.h2_resets: ResetBudget | None = None
 
 
 class Worker:
@@ -271,9 +276,15 @@ class Worker:
         # Pure-Python metrics log durations; the loop folds them once the 2xx log is long.
         folding = metrics is not None and not metrics.accelerated
         pending = metrics.pending if metrics is not None else []
+        ext = self._ext
         try:
             while True:
-                ready = ep.poll(timeout)
+                upstreams = ext.upstreams
+                if upstreams is not None and upstreams.deadlines:
+                    # Proxy deadlines are kept to the millisecond: wake for the nearest one.
+                    ready = ep.poll(upstreams.wait_time(timeout))
+                else:
+                    ready = ep.poll(timeout)
                 # One clock read per wake-up: the tick below, and (timed) where the
                 # durations of the requests answered in this pass start.
                 now = clock()
@@ -310,6 +321,11 @@ class Worker:
                                 self._ext.upstreams.on_event(fd, ev)
                     except Exception as exc:
                         self._contain(fd, exc)
+                if upstreams is not None and upstreams.deadlines and upstreams.deadlines[0][0] <= now:
+                    try:
+                        upstreams.expire()
+                    except Exception:
+                        log.exception("worker %d: proxy deadline handling failed", self.index)
                 if now >= next_tick:
                     second = now // _NS
                     try:
@@ -1243,9 +1259,12 @@ class Worker:
         self._side_closed(shake.peer, error)
 
     def _start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
-        from .http2 import H2Session
+        from .http2 import H2Session, ResetBudget
 
-        session = H2Session(self, sock, peer)
+        ext = self._ext
+        if ext.h2_resets is None:
+            ext.h2_resets = ResetBudget(self.settings.h2_worker_max_resets_per_second)
+        session = H2Session(self, sock, peer, ext.h2_resets)
         self._ext.side[session.fd] = session
         session.start(initial)
         if initial == b"" and not session.closed:
