@@ -215,6 +215,25 @@ def test_provider_down_refuses_tokens_with_a_clear_error(provider: Provider, rsa
     assert client.fetches == attempts
 
 
+def test_a_served_app_answers_503_and_logs_the_jwks_url_while_the_provider_is_down(
+    serve_auth_app: Callable[..., str], tmp_path: Path, provider: Provider, rsa_keys: list[rsa.RSAPrivateKey]
+) -> None:
+    provider.document = {"keys": [_jwk(rsa_keys[0], "k1")]}
+    base = serve_auth_app("auth_apps.jwks_guarded:router", env={"JWKS_URL": provider.url})
+    bearer = {"Authorization": "Bearer " + _signer(rsa_keys[0], "k1").encode({"sub": "alice"})}
+    answer = httpx.get(base + "/me", headers=bearer, timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"sub": "alice"}
+    forged = {"Authorization": "Bearer " + _signer(rsa_keys[1], "k1").encode({"sub": "eve"})}
+    assert httpx.get(base + "/me", headers=forged, timeout=10).status_code == 401
+
+    provider.stop()
+    refused = httpx.get(base + "/me", headers=bearer, timeout=10)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    logs = "".join(p.read_text() for p in tmp_path.parent.glob("auth-server*/server-*.log"))
+    assert f"JWKS {provider.url}: unreachable" in logs, logs
+
+
 def test_a_never_reachable_provider_fails_closed_from_the_first_token(rsa_keys: list[rsa.RSAPrivateKey]) -> None:
     with ThreadingHTTPServer((HOST, 0), BaseHTTPRequestHandler) as probe:
         port = probe.server_address[1]  # closed when the block ends: nothing listens there

@@ -69,3 +69,14 @@ def test_scaffold_refuses_what_it_would_overwrite_and_bad_fields(project: Path) 
         run_chopin("generate", "scaffold", "Tag", "label:colour", cwd=project), "unknown type 'colour'"
     )
     assert not (project / "src/shop/models/tag.py").exists()
+
+
+def test_generate_auth_writes_its_files_once(project: Path) -> None:
+    run = run_chopin("generate", "auth", cwd=project)
+    assert run.code == 0, run
+    for path in ("src/shop/auth.py", "src/shop/models/user.py", "src/shop/database.py", "tests/test_auth.py"):
+        assert f"create {path}" in run.err, run
+    assert "update .env (a random JWT_SECRET)" in run.err, run
+    secret = [line for line in (project / ".env").read_text().splitlines() if line.startswith("JWT_SECRET=")]
+    assert len(secret) == 1 and len(secret[0]) == len("JWT_SECRET=") + 64
+    assert_one_line_error(run_chopin("generate", "auth", cwd=project), "auth.py already exists")

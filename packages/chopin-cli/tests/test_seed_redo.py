@@ -3,6 +3,7 @@ against a scratch database on the real server."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from conftest import assert_one_line_error, clean_env, query, run_chopin
@@ -88,3 +89,12 @@ def test_migrate_rollback_n_and_redo(project: Path, scratch_db: str) -> None:
     nothing = run_chopin("migrate", "redo", cwd=project, env=env)
     assert nothing.code == 0 and "nothing to redo" in nothing.err, nothing
     assert_one_line_error(run_chopin("migrate", "rollback", "0", cwd=project, env=env), "0")
+
+
+def test_db_seed_on_an_unreachable_database_is_one_line(project: Path) -> None:
+    (project / "src/shop/seeds.py").write_text("def seed(tx):\n    pass\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed below: nothing listens there
+    env = clean_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/nowhere")
+    assert_one_line_error(run_chopin("db", "seed", cwd=project, env=env), f"127.0.0.1:{port}")

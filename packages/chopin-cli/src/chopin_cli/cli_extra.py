@@ -62,8 +62,10 @@ def generate_auth_command(ctx: click.Context) -> None:
 
     project = find_project(Path.cwd())
     output = _output(ctx)
-    written = generate_auth(project)
+    written, secret_added = generate_auth(project)
     _created(output, project, written)
+    if secret_added:
+        output.note("  [green]update[/green] .env (a random JWT_SECRET)")
     output.done("auth written (routes under /auth); `chopin migrate up`, then `pytest`")
 
 

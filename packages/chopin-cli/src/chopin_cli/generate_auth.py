@@ -226,8 +226,8 @@ def _ensure_secret(dotenv: Path) -> bool:
     return True
 
 
-def generate_auth(project: Project) -> list[Path]:
-    """Write the accounts feature; returns the files written or changed, in order.
+def generate_auth(project: Project) -> tuple[list[Path], bool]:
+    """Write the accounts feature; returns the files created, in order, and whether ``.env`` got a secret.
 
     Raises:
         ProjectError: a file it would write exists (nothing is written then).
@@ -247,7 +247,4 @@ def generate_auth(project: Project) -> list[Path]:
     test.parent.mkdir(exist_ok=True)
     test.write_text(AUTH_TEST.substitute(package=project.package), encoding="utf-8")
     written.append(test)
-    dotenv = project.root / ".env"
-    if _ensure_secret(dotenv):
-        written.append(dotenv)
-    return written
+    return written, _ensure_secret(project.root / ".env")
