@@ -1,4 +1,4 @@
-"""chopin-auth: JWT, roles and scopes, revocation across workers, Argon2id passwords and OAuth PKCE for chopin-core.
+"""chopin-auth: JWT, JWKS, roles and scopes, revocation across workers, Argon2id and OAuth PKCE for chopin-core.
 
 The crypto is PyJWT's, cryptography's and argon2-cffi's; this package pins
 algorithms, checks claims, wires tokens into chopin-core handlers and middleware,
@@ -22,6 +22,7 @@ from .errors import (
     InvalidKey,
     InvalidParameters,
     InvalidToken,
+    JwksUnavailable,
     MalformedHash,
     ManagerNotInitialized,
     MissingToken,
@@ -32,6 +33,7 @@ from .errors import (
     TokenEndpointError,
 )
 from .extract import Auth, auth_errors, bearer_token, extract, verified_payload
+from .jwks import JWKS_PATH, JwksClient, jwks_document, mount_jwks
 from .keys import MIN_HMAC_KEY_BYTES, MIN_RSA_KEY_BITS, Algorithm, KeySet, SigningKey, VerificationKey
 from .oauth import AuthorizationRequest, OAuthClient, OAuthClientConfig, TokenResponse
 from .passwords import MAX_PASSWORD_BYTES, PasswordHasher, hash_password, verify_password
@@ -41,7 +43,7 @@ from .responses import default_error_response
 from .roles import granted_scopes, has_role, require_role, require_scope
 from .startup import check_jwt_manager
 from .tokens import JwtConfig, JwtManager, Validation
-from .types import ErrorHandler, RevocationBackend, Role, RoleCheck
+from .types import ErrorHandler, KeySource, RevocationBackend, Role, RoleCheck
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,7 @@ __version__ = "0.1.0"
 add_startup_check(check_jwt_manager)
 
 __all__ = [
+    "JWKS_PATH",
     "MAX_JTI_LENGTH",
     "MAX_PASSWORD_BYTES",
     "MIN_HMAC_KEY_BYTES",
@@ -67,9 +70,12 @@ __all__ = [
     "InvalidKey",
     "InvalidParameters",
     "InvalidToken",
+    "JwksClient",
+    "JwksUnavailable",
     "JwtConfig",
     "JwtManager",
     "KeySet",
+    "KeySource",
     "MalformedHash",
     "ManagerNotInitialized",
     "MemoryRevocations",
@@ -105,7 +111,9 @@ __all__ = [
     "has_role",
     "hash_password",
     "init_jwt_manager",
+    "jwks_document",
     "jwt_manager",
+    "mount_jwks",
     "require_role",
     "require_scope",
     "set_error_handler",

@@ -20,6 +20,7 @@ __all__ = [
     "InvalidKey",
     "InvalidParameters",
     "InvalidToken",
+    "JwksUnavailable",
     "MalformedHash",
     "ManagerNotInitialized",
     "MissingToken",
@@ -129,6 +130,21 @@ class RevocationUnavailable(AuthError):
     """The revocation list cannot be consulted (its database is unreachable); requests fail closed (503)."""
 
     status = 503
+
+
+class JwksUnavailable(AuthError):
+    """A provider's JWKS cannot be fetched or read and no fresh keys are cached; tokens are refused (503).
+
+    Attributes:
+        url: the JWKS URL.
+    """
+
+    status = 503
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"JWKS {url}: {reason}; tokens signed by this provider are refused until it answers")
+        self.url = url
+        self.reason = reason
 
 
 class BlacklistFull(AuthError):

@@ -9,11 +9,13 @@ type and size here, so a wrong key fails at start-up rather than at the first re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from typing import Final, Literal, TypeAlias
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final, Literal, TypeAlias
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
 
 from .errors import InvalidKey
 
@@ -24,6 +26,7 @@ __all__ = [
     "KeySet",
     "SigningKey",
     "VerificationKey",
+    "jwk_algorithm",
     "load_private_pem",
     "load_public_pem",
 ]
@@ -103,6 +106,23 @@ def load_public_pem(pem: str | bytes, algorithm: Algorithm) -> rsa.RSAPublicKey 
     return key
 
 
+def jwk_algorithm(jwk: Mapping[str, Any]) -> Algorithm | None:
+    """The algorithm a public JWK is for: its ``alg``, else what its ``kty``/``crv`` imply (RFC 7518 6).
+
+    Returns ``None`` for keys chopin-auth does not verify with (``oct`` secrets, other
+    curves or algorithms), so a key set can skip them.
+    """
+    alg, kty = jwk.get("alg"), jwk.get("kty")
+    implied: Algorithm | None = None
+    if kty == "RSA":
+        implied = "RS256"
+    elif kty == "EC" and jwk.get("crv") == "P-256":
+        implied = "ES256"
+    if alg is None:
+        return implied
+    return implied if alg == implied else None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SigningKey:
     """The key new tokens are signed with.
@@ -152,6 +172,55 @@ class VerificationKey:
         """An RS256 or ES256 verification key from a PEM public key."""
         return cls(algorithm, load_public_pem(pem, algorithm), kid)
 
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> VerificationKey:
+        """An RS256 or ES256 verification key from a public JWK (RFC 7517), its ``kid`` kept.
+
+        Raises:
+            InvalidKey: the JWK is not a public RSA or P-256 key, names another algorithm,
+                holds private members, or is too small.
+        """
+        kid = jwk.get("kid")
+        where = f"JWK {kid!r}" if kid is not None else "JWK"
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidKey(f"{where}: kid must be a string, got {type(kid).__name__}")
+        algorithm = jwk_algorithm(jwk)
+        if algorithm is None:
+            raise InvalidKey(
+                f"{where}: expected an RSA (RS256) or P-256 EC (ES256) key, "
+                f"got kty={jwk.get('kty')!r} crv={jwk.get('crv')!r} alg={jwk.get('alg')!r}"
+            )
+        if "d" in jwk:
+            # A published private key is a leak, not a verification key.
+            raise InvalidKey(f"{where}: holds a private key (member 'd'); a key set publishes public keys only")
+        try:
+            parser = RSAAlgorithm if algorithm == "RS256" else ECAlgorithm
+            key = parser.from_jwk(dict(jwk))
+        except (InvalidKeyError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidKey(f"{where}: not a readable {algorithm} key ({exc})") from None
+        _check(key, algorithm, where)
+        assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+        return cls(algorithm, key, kid)
+
+    def to_jwk(self) -> dict[str, Any]:
+        """This public key as a JWK (RFC 7517) with ``kid``, ``alg`` and ``use: sig``.
+
+        Raises:
+            InvalidKey: the key is an HS256 secret, which must never be published.
+        """
+        if isinstance(self.key, rsa.RSAPublicKey):
+            jwk = RSAAlgorithm.to_jwk(self.key, as_dict=True)
+        elif isinstance(self.key, ec.EllipticCurvePublicKey):
+            jwk = ECAlgorithm.to_jwk(self.key, as_dict=True)
+        else:
+            raise InvalidKey(f"{self.algorithm} key {self.kid!r}: a shared secret is never published in a JWKS")
+        out: dict[str, Any] = {"kty": jwk["kty"]}
+        if self.kid is not None:
+            out["kid"] = self.kid
+        out.update(alg=self.algorithm, use="sig")
+        out.update((k, v) for k, v in jwk.items() if k not in ("kty", "key_ops"))
+        return out
+
 
 class KeySet:
     """The verification keys of a manager, by ``kid``, for key rotation.
@@ -192,3 +261,7 @@ class KeySet:
 
     def __len__(self) -> int:
         return len(self._anonymous) + len(self._by_kid)
+
+    def __iter__(self) -> Iterator[VerificationKey]:
+        yield from self._anonymous
+        yield from self._by_kid.values()

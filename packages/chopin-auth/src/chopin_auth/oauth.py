@@ -39,7 +39,12 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _check_endpoint(name: str, url: str) -> None:
+def check_endpoint(name: str, url: str) -> None:
+    """Refuse ``url`` unless it is ``https``, or ``http`` on a loopback host, without a fragment.
+
+    Raises:
+        ValueError: naming ``name`` and the URL.
+    """
     parts = urllib.parse.urlsplit(url)
     if parts.fragment:
         raise ValueError(f"{name}: must not have a fragment, got {url!r}")
@@ -82,8 +87,8 @@ class OAuthClientConfig:
     def __post_init__(self) -> None:
         if not self.client_id:
             raise ValueError("client_id: expected a non-empty string")
-        _check_endpoint("authorize_url", self.authorize_url)
-        _check_endpoint("token_url", self.token_url)
+        check_endpoint("authorize_url", self.authorize_url)
+        check_endpoint("token_url", self.token_url)
         redirect = urllib.parse.urlsplit(self.redirect_uri)
         if not redirect.scheme or redirect.fragment:
             raise ValueError(f"redirect_uri: expected an absolute URI without fragment, got {self.redirect_uri!r}")

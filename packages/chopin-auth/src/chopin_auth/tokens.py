@@ -29,6 +29,7 @@ from .keys import Algorithm, KeySet, SigningKey, VerificationKey
 
 if TYPE_CHECKING:
     from .blacklist import TokenBlacklist
+    from .types import KeySource
 
 __all__ = ["JwtConfig", "JwtManager", "Validation"]
 
@@ -74,7 +75,8 @@ class JwtConfig:
     """Everything a :class:`JwtManager` needs, for :meth:`JwtManager.with_config`.
 
     Attributes:
-        keys: the verification keys (a :class:`KeySet` for rotation by ``kid``).
+        keys: the verification keys: a :class:`KeySet` (rotation by ``kid``), or any
+            :class:`~chopin_auth.types.KeySource` such as a :class:`~chopin_auth.JwksClient`.
         signing_key: the key new tokens are signed with (``None``: verify-only).
         validation: the claim checks and limits.
         allowed_algorithms: when set, tokens whose header names another algorithm are
@@ -82,7 +84,7 @@ class JwtConfig:
         blacklist: a revocation list consulted on every decode.
     """
 
-    keys: KeySet
+    keys: KeySource
     signing_key: SigningKey | None = None
     validation: Validation = Validation()
     allowed_algorithms: frozenset[str] | None = None
@@ -186,6 +188,17 @@ class JwtManager:
     ) -> JwtManager:
         """An ES256 verify-only manager from a PEM public key."""
         return cls._from_pem("ES256", None, public_pem, validation, kid)
+
+    @classmethod
+    def from_jwks(
+        cls, keys: KeySource, *, validation: Validation | None = None, allowed_algorithms: frozenset[str] | None = None
+    ) -> JwtManager:
+        """A verify-only manager whose keys come from ``keys``, typically a provider's :class:`~chopin_auth.JwksClient`.
+
+        The algorithms are pinned to ``allowed_algorithms`` (default: the source's own).
+        """
+        allowed = allowed_algorithms if allowed_algorithms is not None else keys.algorithms
+        return cls.with_config(JwtConfig(keys, None, validation or Validation(), frozenset(allowed)))
 
     # -- derived managers ----------------------------------------------------------
 

@@ -9,8 +9,9 @@ if TYPE_CHECKING:
     from chopin_core import Response
 
     from .errors import AuthError
+    from .keys import VerificationKey
 
-__all__ = ["ErrorHandler", "RevocationBackend", "Role", "RoleCheck"]
+__all__ = ["ErrorHandler", "KeySource", "RevocationBackend", "Role", "RoleCheck"]
 
 R_contra = TypeVar("R_contra", contravariant=True)
 
@@ -60,3 +61,22 @@ class RevocationBackend(Protocol):
     def count(self) -> int:
         """How many entries are held."""
         ...
+
+
+class KeySource(Protocol):
+    """Where a :class:`~chopin_auth.JwtManager` finds the keys a token may be checked with.
+
+    :class:`~chopin_auth.KeySet` (fixed keys) and :class:`~chopin_auth.JwksClient` (a
+    provider's JWKS URL, cached and refetched) implement it.
+    """
+
+    def candidates(self, kid: object) -> list[VerificationKey]:
+        """The keys a token whose header names ``kid`` may be checked with (empty: refuse it)."""
+        ...
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """Every algorithm a key of this source may use."""
+        ...
+
+    def __len__(self) -> int: ...

@@ -419,6 +419,9 @@ def deploy_docker(ctx: click.Context, python_version: str, port: int, workers: i
     output.done("Dockerfile written; build it with `docker build -t " + project.name + " .`")
 
 
+# generate scaffold/auth, db seed, migrate redo/rollback: their module registers them on the groups above.
+from . import cli_extra  # noqa: E402, F401
+
 # -- entry point --------------------------------------------------------------------------
 
 

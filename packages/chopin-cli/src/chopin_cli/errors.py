@@ -14,6 +14,7 @@ __all__ = [
     "FieldSpecError",
     "NoProject",
     "ProjectError",
+    "SeedFailed",
     "ToolFailed",
     "ToolMissing",
 ]
@@ -51,5 +52,11 @@ class DatabaseUnreachable(CliError):
 
 class ToolFailed(CliError):
     """An external program ran and failed (its last error line is in the message)."""
+
+    exit_code = 1
+
+
+class SeedFailed(CliError):
+    """``chopin db seed``: the seeds module's ``seed`` raised, and nothing was committed."""
 
     exit_code = 1

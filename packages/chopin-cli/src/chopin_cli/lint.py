@@ -11,6 +11,10 @@ connection of that worker.  The rules:
 - ``CHK003`` two handlers claim the same method and path (``:param`` names ignored).
 - ``CHK004`` a handler without a docstring (its first line is the OpenAPI summary).
 - ``CHK005`` a ``@model(table=...)`` class whose table no migration creates.
+- ``CHK006``-``CHK008`` a handler signature that cannot work with chopin-core: it cannot be
+  called as ``handler(ctx)``, is annotated to return something other than ``Response``, or
+  extracts what no extractor builds (:mod:`chopin_cli.signatures`).  Handlers are the
+  decorated ones and those registered with ``router.get("/path", handler)``.
 
 A finding on a line carrying ``# noqa`` or ``# noqa: CHKnnn`` is skipped.  The linter is
 sans-IO at its core: :func:`check_source` takes text and returns findings.
@@ -23,6 +27,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from .signatures import extract_problems, signature_problems
 
 __all__ = ["Finding", "RouteSeen", "check_files", "check_source", "tables_created"]
 
@@ -157,6 +163,27 @@ def _route_of(decorator: ast.expr) -> tuple[str, str] | None:
     return (name.upper(), args[0]) if args else None
 
 
+def _registered_handlers(tree: ast.Module) -> Iterator[str]:
+    """Names passed as the handler of ``router.get("/p", name)`` or ``router.route("GET", "/p", name)``."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        method, args = node.func.attr, node.args
+        if method == "route" and len(args) == 3:
+            path, handler = args[1], args[2]
+        elif method in ROUTE_DECORATORS and method != "route" and len(args) == 2:
+            path, handler = args[0], args[1]
+        else:
+            continue
+        if (
+            isinstance(path, ast.Constant)
+            and isinstance(path.value, str)
+            and path.value.startswith("/")
+            and isinstance(handler, ast.Name)
+        ):
+            yield handler.id
+
+
 def _module_globals(tree: ast.Module) -> set[str]:
     names: set[str] = set()
     for node in tree.body:
@@ -223,15 +250,30 @@ class _FileChecker:
         self.findings.append(Finding(self.path, line, col, code, message, hint))
 
     def run(self) -> None:
+        checked: set[str] = set()
         for node in ast.walk(self.tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 routes = [r for r in map(_route_of, node.decorator_list) if r is not None]
                 if routes:
                     self.check_handler(node, routes)
+                    checked.add(node.name)
             elif isinstance(node, ast.ClassDef):
                 table = _model_table(node)
                 if table is not None:
                     self.models.append(ModelSeen(node.name, table, self.path, node.lineno, node.col_offset + 1))
+        functions = {n.name: n for n in self.tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        for name in _registered_handlers(self.tree):
+            func = functions.get(name)
+            if func is not None and name not in checked:
+                checked.add(name)
+                self.check_signature(func)
+
+    def check_signature(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        def resolve(name: str) -> str:
+            return _resolve(name, self.aliases)
+
+        for problem in (*signature_problems(func, resolve), *extract_problems(func, resolve)):
+            self.add(problem.node, problem.code, problem.message, problem.hint)
 
     def check_handler(self, func: ast.FunctionDef | ast.AsyncFunctionDef, routes: list[tuple[str, str]]) -> None:
         for method, path in routes:
@@ -244,6 +286,7 @@ class _FileChecker:
                 f"handler {func.name!r} has no docstring",
                 "add a docstring: its first line becomes the OpenAPI summary",
             )
+        self.check_signature(func)
         local = _local_names(func)
         for node in ast.walk(func):
             if isinstance(node, ast.Call):
