@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn, TypeVar, cast, overload
 
 from . import protocol as p
-from ._session import Gen, Notification, PreparedStatement, Result, Session, is_stale_plan
+from ._bind import bind_one, execute, take_reply
+from ._result import Gen, Result
+from ._session import Notification, Session
+from ._statements import PreparedStatement, is_stale_plan
 from ._waiting import DUPLEX_THRESHOLD, RECV_SIZE, exchange, run
 from .config import PgConfig
 from .copy import CopyReader, CopyWriter
@@ -115,8 +118,8 @@ class Transaction:
         if conn.transaction_status == "I":
             conn.begin()
         else:
-            conn._savepoint_depth += 1
-            self._savepoint = f"_cpg_sp{conn._savepoint_depth}"
+            conn.savepoint_depth += 1
+            self._savepoint = f"_cpg_sp{conn.savepoint_depth}"
             conn.savepoint(self._savepoint)
         return conn
 
@@ -124,7 +127,7 @@ class Transaction:
         conn = self._conn
         sp = self._savepoint
         if sp is not None:
-            conn._savepoint_depth -= 1
+            conn.savepoint_depth -= 1
         if conn.closed:
             return
         if exc_type is None:
@@ -148,6 +151,7 @@ class Connection:
     Attributes:
         config: The settings it was opened with.
         types: This connection's type registry (a copy of the default).
+        savepoint_depth: How many savepoints :meth:`transaction` has open (it names them ``_cpg_sp<n>``).
     """
 
     def __init__(self, config: PgConfig, sock: socket.socket | ssl.SSLSocket, session: Session) -> None:
@@ -156,7 +160,8 @@ class Connection:
         self._sock = sock
         self._session = session
         self._closed = False
-        self._savepoint_depth = 0
+        self._cache = session.cache  # the statement cache, one load on the per-query path
+        self.savepoint_depth = 0
         self._busy: str | None = None  # "a pipeline" / "COPY FROM STDIN"... while one is open
         self._commands = 0  # exchanges with the server, so a pool can tell an unused checkout
 
@@ -203,7 +208,7 @@ class Connection:
                 raise ConnectionLost(f"TLS with {config.host}:{config.port}: {exc}") from exc
             raise
         try:
-            conn._run(session.startup(cert))
+            conn.wait(session.startup(cert))
         except BaseException:
             conn._lose()
             raise
@@ -278,23 +283,62 @@ class Connection:
         """The socket's file descriptor, to wait for notifications with ``select``."""
         return self._sock.fileno()
 
-    def _enter_busy(self, what: str) -> None:
+    @property
+    def session(self) -> Session:
+        """The sans-IO protocol state: what the operation generators given to :meth:`wait` run on."""
+        return self._session
+
+    @property
+    def busy(self) -> str | None:
+        """What holds the connection (``"a pipeline"``, ``"COPY FROM STDIN"``...), or ``None``."""
+        return self._busy
+
+    def enter_busy(self, what: str) -> None:
+        """Mark the connection as held by ``what`` (a COPY, a pipeline) until :meth:`leave_busy`.
+
+        While it is held, the connection's own commands refuse to run (their answers would
+        interleave with the holder's); the holder talks to the server through :meth:`wait`.
+
+        Raises:
+            InterfaceError: The connection is closed, or already held.
+        """
         if self._closed:
             raise InterfaceError("connection is closed")
         if self._busy is not None:
             raise InterfaceError(f"connection is busy with {self._busy}: cannot start {what}")
         self._busy = what
 
-    def _leave_busy(self) -> None:
+    def leave_busy(self) -> None:
+        """End what :meth:`enter_busy` started."""
         self._busy = None
 
     def _run(self, gen: Gen) -> Any:
         if self._busy is not None:
             gen.close()
             raise InterfaceError(f"connection is busy with {self._busy}: finish it before running other commands")
-        return self._drive(gen)
+        return self.wait(gen)
 
-    def _drive(self, gen: Gen) -> Any:
+    def wait(self, gen: Gen) -> Any:
+        """Drive an operation generator to its end over this connection's socket and return its result.
+
+        The one entry the rest of the driver uses to talk to the server (psycopg's
+        ``Connection.wait``): ``gen`` yields the bytes to send and ``None`` when it
+        needs input (see :mod:`chopin_pg._session`).  It runs whether or not the
+        connection is :attr:`busy`: the holder of a COPY or a pipeline calls it.
+
+        Args:
+            gen: An operation generator over :attr:`session` (closed if it cannot run).
+
+        Returns:
+            The generator's return value.
+
+        Raises:
+            InterfaceError: The connection is closed.
+            ConnectionLost: The socket failed (the connection is closed; a FATAL server error that
+                explains it is raised instead).
+            IoTimeout: A read or write took longer than the I/O timeout (the connection is closed).
+            PgError: What the operation raised, after ReadyForQuery.
+        """
         if self._closed:
             gen.close()
             raise InterfaceError("connection is closed")
@@ -330,30 +374,30 @@ class Connection:
 
         The fast path for one query (``query``, ``execute`` with parameters):
         no operation generator, and when the first read holds the whole answer
-        the session decodes it in place (:meth:`Session.take_reply`).  Anything
+        it is decoded in place (:func:`~chopin_pg._bind.take_reply`).  Anything
         else (a busy or closed connection, a big request, a partial or unusual
         answer) goes through the general generator path, which handles every case.
         """
         session = self._session
         if self._busy is None and not self._closed and not session.parser.buffered:
-            request = session.bind_one(stmt, params)
+            request = bind_one(self._cache, stmt, params)
             if len(request) <= DUPLEX_THRESHOLD:
                 self._commands += 1
                 try:
                     data = exchange(self._sock, request)
                 except BaseException as exc:
                     self._failed(exc)
-                result = session.take_reply(data, stmt)
+                result = take_reply(session, data, stmt)
                 if result is not None:
                     return result
-                results: list[Result] = self._drive(session.send_then(b"", session.read_execute(stmt), data))
+                results: list[Result] = self.wait(session.send_then(b"", session.read_execute(stmt), data))
             else:
-                results = self._drive(session.send_then(request, session.read_execute(stmt)))
+                results = self.wait(session.send_then(request, session.read_execute(stmt)))
             return results[0]
-        return self._run(session.execute(stmt, [params]))[0]  # type: ignore[no-any-return]
+        return self._run(execute(session, stmt, [params]))[0]  # type: ignore[no-any-return]
 
-    def _forget(self) -> None:
-        """Drop a connection inherited across fork: close this process's descriptor, send nothing."""
+    def close_inherited(self) -> None:
+        """Drop a connection inherited across fork: close this process's descriptor, send nothing (no Terminate)."""
         self._closed = True
         self._sock.close()
 
@@ -394,16 +438,16 @@ class Connection:
 
     def set_statement_cache_capacity(self, capacity: int) -> None:
         """Keep at most ``capacity`` prepared statements (0 disables the cache)."""
-        self._session.set_capacity(capacity)
+        self._cache.set_capacity(capacity)
 
     def clear_statement_cache(self) -> None:
         """Forget every prepared statement (they are closed on the server with the next command)."""
-        self._session.clear_statements()
+        self._cache.clear()
 
     @property
     def statement_cache_size(self) -> int:
         """How many prepared statements are cached."""
-        return len(self._session.statements)
+        return len(self._cache.statements)
 
     def reset_session(self, *, keep_statements: bool = False) -> None:
         """Return the session to its state after connect, with the driver's own state cleared in step.
@@ -440,7 +484,7 @@ class Connection:
             self.execute("DISCARD ALL")
             # After the command: a notification delivered before UNLISTEN took effect is dropped too.
             self._session.forget_session_state()
-        self._savepoint_depth = 0
+        self.savepoint_depth = 0
         self._session.notice_handler = None
         self._sock.settimeout(self.config.io_timeout)
 
@@ -463,7 +507,7 @@ class Connection:
         row = self.query_one("SELECT $1::regtype::oid, typarray FROM pg_type WHERE oid = $1::regtype::oid", (name,))
         oid, array_oid = row[0], row[1]
         self.types.register(oid, text=text, binary=binary, param=param, array_oid=array_oid or None)
-        self._session.clear_statements()  # cached decoders were chosen with the old registry
+        self._cache.clear()  # cached decoders were chosen with the old registry
         return int(oid)
 
     # -- queries ------------------------------------------------------------------
@@ -481,7 +525,7 @@ class Connection:
         return []
 
     def _statement(self, sql: str) -> PreparedStatement:
-        stmt = self._session.lookup(sql)
+        stmt = self._cache.lookup(sql)
         if stmt is None:
             stmt = self._run(self._session.prepare(sql))
         return stmt
@@ -490,21 +534,21 @@ class Connection:
         session = self._session
         stmt = self._statement(sql)
         try:
-            return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
+            return self._run(execute(session, stmt, param_sets))  # type: ignore[no-any-return]
         except PgError as exc:
             if not is_stale_plan(exc):
                 raise
-            session.evict(sql)
+            self._cache.evict(sql)
             if session.status != "I" or self._closed:
                 raise  # inside a transaction the block is aborted: the caller must roll back
         # Outside a transaction: re-prepare against the new table shape and retry once.
         stmt = self._run(session.prepare(sql))
-        return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
+        return self._run(execute(session, stmt, param_sets))  # type: ignore[no-any-return]
 
     def _execute_one(self, sql: str, params: Sequence[Any]) -> Result:
         """:meth:`_execute` for one parameter set, on the fast path."""
         session = self._session
-        stmt = session.lookup(sql)
+        stmt = self._cache.lookup(sql)
         if stmt is None:
             stmt = self._run(session.prepare(sql))
         try:
@@ -512,7 +556,7 @@ class Connection:
         except PgError as exc:
             if not is_stale_plan(exc):
                 raise
-            session.evict(sql)
+            self._cache.evict(sql)
             if session.status != "I" or self._closed:
                 raise  # inside a transaction the block is aborted: the caller must roll back
         # Outside a transaction: re-prepare against the new table shape and retry once.
