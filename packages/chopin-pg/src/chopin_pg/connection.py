@@ -39,7 +39,7 @@ from .pipeline import Pipeline
 from .row import Row
 from .types import DEFAULT_TYPES, Decoder, ParamEncoder
 
-__all__ = ["Connection", "connect"]
+__all__ = ["Connection", "Transaction", "connect", "quote_identifier"]
 
 T = TypeVar("T")
 
@@ -56,7 +56,11 @@ _RESET_KEEPING_STATEMENTS = (
 
 
 def quote_identifier(name: str) -> str:
-    """Quote ``name`` as an SQL identifier (``"a""b"``)."""
+    """Quote ``name`` as an SQL identifier (``"a""b"``); chopin-orm quotes with it too.
+
+    Raises:
+        InterfaceError: ``name`` contains NUL (no identifier can).
+    """
     if "\x00" in name:
         raise InterfaceError(f"identifier may not contain NUL: {name!r}")
     return '"' + name.replace('"', '""') + '"'
@@ -107,39 +111,110 @@ def _negotiate_tls(sock: socket.socket, config: PgConfig) -> socket.socket | ssl
 
 
 class Transaction:
-    """Context manager form of :meth:`Connection.transaction`: commit on success, roll back on error."""
+    """A transaction block on one connection, or a savepoint when the connection is already in one.
 
-    def __init__(self, conn: Connection) -> None:
+    :meth:`Connection.transaction` returns it as a context manager (commit on success,
+    roll back on error); :meth:`begin`, :meth:`commit` and :meth:`rollback` are the same
+    steps for callers that hold it longer (chopin-orm's transactions wrap it).  Nested
+    ones are savepoints named ``_cpg_sp<depth>``; a rollback rolls back to the savepoint
+    and releases it.
+
+    Args:
+        conn: The connection.
+        isolation: ``BEGIN ISOLATION LEVEL ...`` for an outermost transaction (see
+            :meth:`Connection.begin`); refused for a savepoint.
+    """
+
+    __slots__ = ("_conn", "_isolation", "_savepoint", "_state")
+
+    def __init__(self, conn: Connection, isolation: str | None = None) -> None:
         self._conn = conn
+        self._isolation = isolation
         self._savepoint: str | None = None
+        self._state = "new"  # then "active", then "ended"
 
-    def __enter__(self) -> Connection:
+    @property
+    def savepoint(self) -> str | None:
+        """The savepoint's name when this is a nested transaction, else ``None``."""
+        return self._savepoint
+
+    @property
+    def active(self) -> bool:
+        """Whether it was begun and not committed or rolled back yet."""
+        return self._state == "active"
+
+    def begin(self) -> None:
+        """``BEGIN`` when the connection is idle, else ``SAVEPOINT``.
+
+        Raises:
+            InterfaceError: It was begun already, or ``isolation`` was given inside a transaction.
+        """
+        if self._state != "new":
+            raise InterfaceError(f"transaction: cannot begin, it is {self._state}")
         conn = self._conn
         if conn.transaction_status == "I":
-            conn.begin()
+            conn.begin(self._isolation)
         else:
+            if self._isolation is not None:
+                raise InterfaceError("transaction: isolation can only be set on an outermost transaction")
             conn.savepoint_depth += 1
+            try:
+                conn.savepoint(f"_cpg_sp{conn.savepoint_depth}")
+            except BaseException:
+                conn.savepoint_depth -= 1
+                raise
             self._savepoint = f"_cpg_sp{conn.savepoint_depth}"
-            conn.savepoint(self._savepoint)
-        return conn
+        self._state = "active"
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def commit(self) -> None:
+        """``COMMIT`` (a failed block is rolled back by the server), or release the savepoint.
+
+        Raises:
+            InterfaceError: It is not active, or the connection is closed.
+        """
+        sp = self._finish()
+        if sp is None:
+            self._conn.commit()
+        else:
+            self._conn.release_savepoint(sp)
+
+    def rollback(self) -> None:
+        """``ROLLBACK``, or roll back to the savepoint and release it; nothing to send on a closed connection.
+
+        Raises:
+            InterfaceError: It is not active.
+        """
+        sp = self._finish()
         conn = self._conn
-        sp = self._savepoint
-        if sp is not None:
-            conn.savepoint_depth -= 1
         if conn.closed:
             return
-        if exc_type is None:
-            if sp is None:
-                conn.commit()
-            else:
-                conn.release_savepoint(sp)
-        elif sp is None:
+        if sp is None:
             conn.rollback()
         else:
             conn.rollback_to(sp)
             conn.release_savepoint(sp)
+
+    def _finish(self) -> str | None:
+        if self._state != "active":
+            raise InterfaceError(f"transaction: cannot end, it is {self._state}")
+        self._state = "ended"
+        if self._savepoint is not None:
+            self._conn.savepoint_depth -= 1
+        return self._savepoint
+
+    def __enter__(self) -> Connection:
+        self.begin()
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._state != "active":
+            return
+        if self._conn.closed:
+            self._finish()  # lost inside the block: nothing to send, the block's error says why
+        elif exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
 
 
 class Connection:
