@@ -1,4 +1,4 @@
-"""The sans-IO session's one-query fast path, without sockets: bind_one and take_reply against the general path."""
+"""The one-query fast path (_bind.py), without sockets: bind_one and take_reply against the general path."""
 
 from __future__ import annotations
 
