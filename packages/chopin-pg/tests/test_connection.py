@@ -20,6 +20,7 @@ from chopin_pg import (
     ProgrammingError,
     QueryCanceled,
     TooManyRows,
+    Transaction,
     UniqueViolation,
     connect,
 )
@@ -253,6 +254,43 @@ def test_failed_statement_in_nested_transaction_is_rolled_back_to_savepoint(conn
                 conn.execute("INSERT INTO t VALUES (1)")
         conn.execute("INSERT INTO t VALUES (2)")
     assert conn.query_scalar("SELECT count(*) FROM t") == 2
+
+
+def test_transaction_steps_are_public_and_refuse_a_second_begin_or_end(conn: Connection, schema: str) -> None:
+    # chopin-orm's Transaction runs on these steps; the context manager is the same steps.
+    conn.execute("CREATE TABLE t (id int)")
+    outer = Transaction(conn, isolation="serializable")
+    outer.begin()
+    assert (outer.active, outer.savepoint) == (True, None)
+    assert conn.query_scalar("SHOW transaction_isolation") == "serializable"
+    with pytest.raises(InterfaceError, match="isolation can only be set on an outermost"):
+        Transaction(conn, isolation="serializable").begin()
+    assert conn.savepoint_depth == 0
+    inner = Transaction(conn)
+    inner.begin()
+    assert (inner.savepoint, conn.savepoint_depth) == ("_cpg_sp1", 1)
+    conn.execute("INSERT INTO t VALUES (1)")
+    inner.rollback()
+    assert (inner.active, conn.savepoint_depth) == (False, 0)
+    with pytest.raises(InterfaceError, match="cannot end, it is ended"):
+        inner.commit()
+    with pytest.raises(InterfaceError, match="cannot begin, it is ended"):
+        inner.begin()
+    conn.execute("INSERT INTO t VALUES (2)")
+    outer.commit()
+    assert conn.transaction_status == "I"
+    assert conn.query("SELECT id FROM t") == [(2,)]
+
+
+def test_a_savepoint_that_fails_to_start_is_not_counted(conn: Connection) -> None:
+    with conn.transaction():
+        with pytest.raises(PgError, match="division by zero"):
+            conn.execute("SELECT 1/0")
+        assert conn.transaction_status == "E"
+        with pytest.raises(InFailedTransaction):
+            with conn.transaction():
+                pass  # SAVEPOINT is refused in a failed block
+        assert conn.savepoint_depth == 0
 
 
 def test_notices_reach_the_handler(conn: Connection) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from chopin_pg import Connection, DataError, InterfaceError
+from chopin_pg import _copy_ops as copy_ops
 from chopin_pg.copy import FLUSH_SIZE, format_copy_row
 
 TRICKY_TEXT = ["tab\there", "new\nline", "cr\rreturn", "back\\slash", "\\N", "\\.", "", " ", "ünïcødé ✓", "a\\tb"]
@@ -60,24 +61,23 @@ def test_copy_in_round_trips_tricky_values(conn: Connection, schema: str) -> Non
         assert actual == expected
 
 
-def test_copy_in_200k_rows_streams_in_bounded_chunks(conn: Connection, schema: str) -> None:
+def test_copy_in_200k_rows_streams_in_bounded_chunks(
+    conn: Connection, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn.execute("CREATE TABLE t (id int, name text, price numeric)")
     sizes: list[int] = []
-    session = conn._session
-    original = session.send
+    original = copy_ops.send
 
     def spy(data: bytes) -> Any:
         sizes.append(len(data))
         return original(data)
 
-    session.send = spy  # type: ignore[method-assign]
-    try:
-        writer = conn.copy_in("COPY t FROM STDIN")
-        for i in range(200_000):
-            writer.write_row((i, f"name {i}\t!", Decimal(i) / 100))
-        assert writer.finish() == 200_000
-    finally:
-        del session.send
+    monkeypatch.setattr(copy_ops, "send", spy)
+    writer = conn.copy_in("COPY t FROM STDIN")
+    for i in range(200_000):
+        writer.write_row((i, f"name {i}\t!", Decimal(i) / 100))
+    assert writer.finish() == 200_000
+    monkeypatch.undo()
     assert len(sizes) > 50
     assert max(sizes) < FLUSH_SIZE + 200  # one buffer plus at most one row and a CopyData header
     row = conn.query_one("SELECT count(*), max(id), sum(price) FROM t WHERE name LIKE $1", ("name %\t!",))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from chopin_pg.connection import quote_identifier
+
 from .errors import MigrationError
 from .schema import ColumnMeta, ForeignKey, TableMeta
 
@@ -69,7 +71,7 @@ def quote(name: str) -> str:
     """Quote an identifier (``"a""b"``)."""
     if not name or "\x00" in name:
         raise MigrationError(f"invalid identifier {name!r}")
-    return '"' + name.replace('"', '""') + '"'
+    return quote_identifier(name)
 
 
 def qualified(schema: str | None, name: str) -> str:

@@ -39,9 +39,10 @@ def acquire(executor: Executor) -> tuple[Connection, PooledConnection | None]:
         return guard.conn, guard
     if isinstance(executor, Connection):
         return executor, None
-    get_connection = getattr(executor, "_orm_connection", None)  # a Transaction (imported lazily: a cycle)
-    if get_connection is not None:
-        return get_connection(), None
+    from .transaction import Transaction  # here, not at the top: transaction.py imports this module
+
+    if isinstance(executor, Transaction):
+        return executor.connection, None
     raise OrmError(
         "executor: expected a chopin_pg Connection, a pool guard (pool.get()), a PgPool or a Transaction, "
         f"got {type(executor).__name__}"

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from chopin_pg.connection import quote_identifier as pg_quote_identifier
+
 from .errors import OrmError
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ def quote_identifier(name: str) -> str:
     """
     if not name or "\x00" in name:
         raise OrmError(f"invalid SQL identifier {name!r}")
-    return '"' + name.replace('"', '""') + '"'
+    return pg_quote_identifier(name)
 
 
 class Params:

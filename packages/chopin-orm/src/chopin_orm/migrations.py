@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from chopin_pg import Connection, PgError, ServerError
+from chopin_pg.connection import quote_identifier
 
 from ._migration_files import DEFAULT_MAX_FILE_BYTES, Migration, discover, write_migration
 from ._migration_scan import NO_TRANSACTION_DIRECTIVE, split_statements, transaction_control, wants_no_transaction
@@ -153,7 +154,7 @@ def _quote_table(table: str) -> str:
     parts = table.split(".")
     if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
         raise MigrationError(f"table {table!r}: expected an identifier or schema.identifier (letters, digits, _)")
-    return ".".join(f'"{p}"' for p in parts)
+    return ".".join(quote_identifier(p) for p in parts)
 
 
 def _line_of(sql: str, position: int | None) -> int | None:

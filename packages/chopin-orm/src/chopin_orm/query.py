@@ -226,7 +226,7 @@ class Query(Generic[R]):
         for info in related:
             decoders.append(info.decoder_at(offset, True))
             offset += len(info.fields)
-        return [tuple(d(r._values) for d in decoders) for r in rows]
+        return [tuple(d(r._values) for d in decoders) for r in rows]  # noqa: SLF001  measured: r._values 0.05 us, tuple(r) 0.96 us per row
 
     # -- terminal methods ---------------------------------------------------------
 

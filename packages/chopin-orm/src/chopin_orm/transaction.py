@@ -2,7 +2,9 @@
 
 A transaction begun while its connection is already inside one is a savepoint: its
 commit releases the savepoint, its rollback rolls back to it. Given a pool, a
-transaction checks a connection out for its whole duration.
+transaction checks a connection out for its whole duration.  The SQL side (BEGIN,
+savepoint names, COMMIT/ROLLBACK) is the driver's :class:`chopin_pg.Transaction`;
+this class adds executors, the state machine and the refusal to commit a failed block.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from chopin_pg import Connection, PooledConnection
+from chopin_pg import Transaction as PgTransaction
 
 from .errors import OrmError
 from .executor import Executor, acquire
@@ -29,7 +32,7 @@ class Transaction:
     (commit on success, rollback when the block raises).
     """
 
-    __slots__ = ("_conn", "_executor", "_guard", "_isolation", "_savepoint", "state")
+    __slots__ = ("_conn", "_executor", "_guard", "_isolation", "_tx", "state")
 
     def __init__(self, executor: Executor, isolation: str | None = None) -> None:
         if isolation is not None and isolation.upper() not in _ISOLATION:
@@ -38,7 +41,7 @@ class Transaction:
         self._isolation = isolation.upper() if isolation else None
         self._conn: Connection | None = None
         self._guard: PooledConnection | None = None
-        self._savepoint: str | None = None
+        self._tx: PgTransaction | None = None
         self.state = "new"
 
     @classmethod
@@ -59,13 +62,11 @@ class Transaction:
         conn, guard = acquire(self._executor)
         self._conn, self._guard = conn, guard
         try:
-            if conn.transaction_status == "I":
-                conn.begin(self._isolation)
-            else:
-                if self._isolation is not None:
-                    raise OrmError("transaction: isolation can only be set on an outermost transaction")
-                self._savepoint = f"chopin_orm_sp_{id(self):x}"
-                conn.savepoint(self._savepoint)
+            if conn.transaction_status != "I" and self._isolation is not None:
+                raise OrmError("transaction: isolation can only be set on an outermost transaction")
+            tx = PgTransaction(conn, self._isolation)
+            tx.begin()
+            self._tx = tx
         except BaseException:
             self._release()
             raise
@@ -84,7 +85,7 @@ class Transaction:
     @property
     def is_savepoint(self) -> bool:
         """Whether this transaction is a savepoint inside an outer one."""
-        return self._savepoint is not None
+        return self._tx is not None and self._tx.savepoint is not None
 
     def transaction(self) -> Transaction:
         """A nested transaction (a savepoint), not begun yet: ``with tx.transaction():``."""
@@ -102,10 +103,8 @@ class Transaction:
             if conn.transaction_status == "E":
                 self._rollback(conn)
                 raise OrmError("transaction: a statement failed inside it, so it was rolled back, not committed")
-            if self._savepoint is None:
-                conn.commit()
-            else:
-                conn.release_savepoint(self._savepoint)
+            assert self._tx is not None  # set whenever the state is active
+            self._tx.commit()
             self.state = "committed"
         finally:
             if self.state == "active":
@@ -122,13 +121,8 @@ class Transaction:
             self._release()
 
     def _rollback(self, conn: Connection) -> None:
-        if conn.closed:
-            return
-        if self._savepoint is None:
-            conn.rollback()
-        else:
-            conn.rollback_to(self._savepoint)
-            conn.release_savepoint(self._savepoint)
+        if self._tx is not None and self._tx.active:
+            self._tx.rollback()  # on a closed connection it only forgets the savepoint
 
     def _release(self) -> None:
         guard, self._guard = self._guard, None
@@ -151,7 +145,7 @@ class Transaction:
             self.rollback()
 
     def __repr__(self) -> str:
-        kind = "savepoint" if self._savepoint else "transaction"
+        kind = "savepoint" if self.is_savepoint else "transaction"
         return f"<Transaction {kind} {self.state}>"
 
 

@@ -6,7 +6,9 @@ driven by a small blocking shell (:mod:`chopin_pg.connection`).
 
 from __future__ import annotations
 
-from ._session import Notification, PreparedStatement, Result
+from ._result import Result
+from ._session import Notification
+from ._statements import PreparedStatement
 from .config import PgConfig
 from .connection import Connection, Transaction, connect
 from .copy import CopyReader, CopyWriter

@@ -24,27 +24,30 @@ from typing import Any
 
 from . import _codecs as c
 from . import protocol as p
+from ._bind import bind_message
+from ._result import Gen, Result
 from ._row_decoder import decode_row as _decode_row
-from ._session import Gen, PreparedStatement, Result, Session, is_stale_plan
+from ._session import Session
+from ._statements import PreparedStatement, is_stale_plan
 from .errors import PgError, PipelineAborted, ServerError
+from .protocol import (
+    BIND_COMPLETE,
+    CLOSE_COMPLETE,
+    COMMAND_COMPLETE,
+    DATA_ROW,
+    EMPTY_QUERY,
+    ERROR,
+    NO_DATA,
+    PARAMETER_DESCRIPTION,
+    PARSE_COMPLETE,
+    PORTAL_SUSPENDED,
+    READY,
+    ROW_DESCRIPTION,
+)
 from .row import Row
 from .types import Decoder
 
 __all__ = ["PipelineBatch", "PipelineOp", "run_batch"]
-
-# Backend message tags (§55.7).
-_DATA_ROW = 0x44
-_COMMAND_COMPLETE = 0x43
-_READY = 0x5A
-_ERROR = 0x45
-_PARSE_COMPLETE = 0x31
-_BIND_COMPLETE = 0x32
-_CLOSE_COMPLETE = 0x33
-_ROW_DESCRIPTION = 0x54
-_PARAMETER_DESCRIPTION = 0x74
-_NO_DATA = 0x6E
-_EMPTY_QUERY = 0x49
-_PORTAL_SUSPENDED = 0x73
 
 _TEXT_RESULTS = b"\x00\x00"  # Bind result-format block: every column in text
 _EXECUTE = p.execute()  # unnamed portal, no row limit: the same bytes for every query
@@ -73,20 +76,23 @@ class PipelineOp:
         result: The :class:`Result` once answered successfully.
         error: The exception this query raises (its own error, or :class:`PipelineAborted`).
         done: Whether the outcome is known.
+        stmt: The cached statement it binds, or ``None`` when it is parsed inside the batch.
+        parsing: The statement parsed inside the batch (filled when Describe is answered), or ``None``.
     """
 
-    __slots__ = ("_parsing", "_stmt", "done", "error", "index", "result", "sql")
+    __slots__ = ("done", "error", "index", "parsing", "result", "sql", "stmt")
 
     def __init__(self, index: int, sql: str, stmt: PreparedStatement | None, parsing: _Parsing | None) -> None:
         self.index = index
         self.sql = sql
-        self._stmt = stmt
-        self._parsing = parsing
+        self.stmt = stmt
+        self.parsing = parsing
         self.result: Result | None = None
         self.error: BaseException | None = None
         self.done = False
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Resolve the op with ``error`` (its own, :class:`PipelineAborted`, or the connection's)."""
         self.error = error
         self.done = True
 
@@ -129,14 +135,14 @@ class PipelineBatch:
         """
         session = self._session
         index = self._next_index
-        stmt = session.lookup(sql)
+        stmt = session.cache.lookup(sql)
         if stmt is not None:
-            self._parts.append(session.bind_message(stmt, params))
+            self._parts.append(bind_message(stmt, params))
             op = PipelineOp(index, sql, stmt, None)
         else:
             parsing = self._parsing.get(sql)
             if parsing is None:
-                name = session.reserve_statement_name()
+                name = session.cache.reserve_name()
                 parsing = _Parsing(name, sql)
                 # An unnamed statement is replaced by the next Parse, so it is never shared.
                 if name:
@@ -152,7 +158,7 @@ class PipelineBatch:
 
     def encode(self) -> bytes:
         """Return the whole batch as one write: pending Closes, the queued messages, Sync."""
-        return self._session.take_pending_close() + b"".join(self._parts) + p.sync()
+        return self._session.cache.take_pending_close() + b"".join(self._parts) + p.sync()
 
 
 def _described(session: Session, parsing: _Parsing) -> None:
@@ -162,7 +168,7 @@ def _described(session: Session, parsing: _Parsing) -> None:
         parsing.names.setdefault(col.name, i)
     if parsing.name:
         # Prepared statements outlive an aborted transaction, so the cache may keep it.
-        session.remember(
+        session.cache.remember(
             PreparedStatement(parsing.name, parsing.sql, parsing.param_oids, parsing.columns, session.types)
         )
 
@@ -192,10 +198,10 @@ def run_batch(session: Session, batch: PipelineBatch) -> Gen:
 
     def start(op: PipelineOp) -> None:
         nonlocal columns, decoders, names
-        if op._stmt is not None:
-            columns, decoders, names = op._stmt.columns, op._stmt.decoders, op._stmt.names
-        elif op._parsing is not None:
-            parsing = op._parsing
+        if op.stmt is not None:
+            columns, decoders, names = op.stmt.columns, op.stmt.decoders, op.stmt.names
+        elif op.parsing is not None:
+            parsing = op.parsing
             columns, decoders, names = parsing.columns, parsing.decoders, parsing.names
 
     def finish(result: Result | None, error: BaseException | None) -> None:
@@ -203,7 +209,7 @@ def run_batch(session: Session, batch: PipelineBatch) -> Gen:
         if error is None and decode_error is not None:
             error = decode_error
         if error is not None:
-            op._fail(error)
+            op.fail(error)
             first = first or error
         else:
             op.result = result
@@ -221,38 +227,38 @@ def run_batch(session: Session, batch: PipelineBatch) -> Gen:
             parser.feed((yield None) or b"")
             continue
         tag, body = raw
-        if tag == _DATA_ROW:
+        if tag == DATA_ROW:
             try:
                 rows.append(_decode_row(body, decoders, names))
             except Exception as exc:  # keep reading; this op fails alone
                 decode_error = decode_error or exc
-        elif tag == _COMMAND_COMPLETE:
+        elif tag == COMMAND_COMPLETE:
             finish(Result(rows, body[:-1].decode(), columns), None)
-        elif tag == _EMPTY_QUERY:
+        elif tag == EMPTY_QUERY:
             finish(Result([], "", columns), None)
-        elif tag == _PORTAL_SUSPENDED:
+        elif tag == PORTAL_SUSPENDED:
             finish(Result(rows, "", columns), None)
-        elif tag in (_BIND_COMPLETE, _PARSE_COMPLETE, _CLOSE_COMPLETE):
+        elif tag in (BIND_COMPLETE, PARSE_COMPLETE, CLOSE_COMPLETE):
             continue
-        elif tag == _PARAMETER_DESCRIPTION:
-            if op._parsing is not None:
+        elif tag == PARAMETER_DESCRIPTION:
+            if op.parsing is not None:
                 count = struct.unpack_from("!h", body, 0)[0]
-                op._parsing.param_oids = struct.unpack_from(f"!{count}I", body, 2)
-        elif tag in (_ROW_DESCRIPTION, _NO_DATA):
-            if op._parsing is not None:
-                op._parsing.columns = p.parse_row_description(body).columns if tag == _ROW_DESCRIPTION else []
-                _described(session, op._parsing)
+                op.parsing.param_oids = struct.unpack_from(f"!{count}I", body, 2)
+        elif tag in (ROW_DESCRIPTION, NO_DATA):
+            if op.parsing is not None:
+                op.parsing.columns = p.parse_row_description(body).columns if tag == ROW_DESCRIPTION else []
+                _described(session, op.parsing)
                 start(op)
-        elif tag == _ERROR:
-            error: ServerError = session._error(body)
+        elif tag == ERROR:
+            error: ServerError = session.server_error(body)
             if i < len(ops):
-                if op._stmt is not None and is_stale_plan(error):
-                    session.evict(op.sql)  # re-prepared by the next use (no retry inside a pipeline)
+                if op.stmt is not None and is_stale_plan(error):
+                    session.cache.evict(op.sql)  # re-prepared by the next use (no retry inside a pipeline)
                 failed = op.index
                 sql = op.sql
                 finish(None, error)
                 for later in ops[i:]:
-                    later._fail(
+                    later.fail(
                         PipelineAborted(
                             f"pipeline query {later.index} was skipped because query {failed} failed: "
                             f"{error.sqlstate}: {error.message} (query {failed}: {sql[:200]!r})",
@@ -260,12 +266,12 @@ def run_batch(session: Session, batch: PipelineBatch) -> Gen:
                         )
                     )
                 i = len(ops)
-        elif tag == _READY:
+        elif tag == READY:
             session.status = chr(body[0])
             break
         else:
             session.handle_async(tag, body)
     for op in ops[i:]:  # not answered at all: cannot happen with a well-behaved server
-        op._fail(PgError(f"pipeline query {op.index}: no answer before ReadyForQuery"))
+        op.fail(PgError(f"pipeline query {op.index}: no answer before ReadyForQuery"))
         first = first or op.error
     return first

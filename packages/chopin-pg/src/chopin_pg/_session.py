@@ -8,83 +8,59 @@ is the shell's to report).  The generator's return value is the operation's
 result; server errors are raised from it only after ReadyForQuery, so the
 connection is always left ready for the next command.  ``_waiting.run`` is the
 blocking shell; an asyncio shell could drive the same generators.
+
+The session holds the connection's protocol state and the operations that need
+it most (startup, simple query, prepare, reading an extended-query answer).  Its
+other jobs live beside it: the statement cache in :mod:`._statements`, Bind and
+the one-query fast path in :mod:`._bind`, COPY in :mod:`._copy_ops`, pipelining
+in :mod:`._pipeline`; each takes the session as an argument.
 """
 
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict, deque
-from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import protocol as p
-from ._codecs import encode_text
-from ._row_decoder import RowDecoder, row_decoder
+from ._result import Result
+from ._row_decoder import row_decoder
+from ._statements import PreparedStatement, StatementCache
 from .auth import SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramClient, md5_password, tls_server_end_point
 from .config import PgConfig
-from .errors import (
-    AuthenticationFailed,
-    FeatureNotSupported,
-    InterfaceError,
-    InvalidStatementName,
-    PgError,
-    ProtocolViolation,
-    ServerError,
-    error_from_fields,
+from .errors import AuthenticationFailed, ProtocolViolation, ServerError, error_from_fields
+from .protocol import (
+    AUTHENTICATION,
+    BACKEND_KEY_DATA,
+    BIND_COMPLETE,
+    CLOSE_COMPLETE,
+    COMMAND_COMPLETE,
+    COPY_DATA,
+    COPY_DONE,
+    COPY_IN,
+    COPY_OUT,
+    DATA_ROW,
+    EMPTY_QUERY,
+    ERROR,
+    NEGOTIATE_PROTOCOL_VERSION,
+    NO_DATA,
+    NOTICE,
+    NOTIFICATION,
+    PARAMETER_DESCRIPTION,
+    PARAMETER_STATUS,
+    PARSE_COMPLETE,
+    PORTAL_SUSPENDED,
+    READY,
+    ROW_DESCRIPTION,
 )
 from .row import Row
-from .types import Decoder, ParamEncoder, TypeRegistry, encode_params
+from .types import TypeRegistry
 
-__all__ = ["Notification", "PreparedStatement", "Result", "Session", "is_stale_plan"]
+if TYPE_CHECKING:
+    from ._result import Gen
 
-#: What an operation generator yields (bytes to send, or None: "give me input") and is sent back.
-Gen = Generator[bytes | None, bytes | None, Any]
-
-_i32 = struct.Struct("!i")
-_unpack_i32 = _i32.unpack_from
-_pack_i32 = _i32.pack
-_pack_i16 = struct.Struct("!h").pack
-_unpack_header = struct.Struct("!BI").unpack_from  # backend message: tag, length (§55.7)
-_typed_header = struct.Struct("!ci").pack  # frontend message: tag, length (§55.7)
-_NULL = b"\xff\xff\xff\xff"  # Bind: a NULL parameter's length
-_TEXT_CODE = b"\x00\x00"
-_BINARY_CODE = b"\x00\x01"
-_ALL_TEXT = b"\x00\x00"  # Bind format block: no codes, every parameter in text
-_ALL_BINARY = b"\x00\x01\x00\x01"  # one code, applied to every parameter
-_READY_HEAD = b"Z\x00\x00\x00\x05"  # ReadyForQuery before its status byte
-_EXECUTE_UNNAMED = p.execute()
-_EXECUTE_SYNC = p.execute() + p.sync()
-
-# Backend message tags as ints (§55.7), compared on the hot path.
-_DATA_ROW = 0x44
-_COMMAND_COMPLETE = 0x43
-_READY = 0x5A
-_ERROR = 0x45
-_NOTICE = 0x4E
-_NOTIFICATION = 0x41
-_PARAMETER_STATUS = 0x53
-_BIND_COMPLETE = 0x32
-_PARSE_COMPLETE = 0x31
-_CLOSE_COMPLETE = 0x33
-_ROW_DESCRIPTION = 0x54
-_PARAMETER_DESCRIPTION = 0x74
-_NO_DATA = 0x6E
-_EMPTY_QUERY = 0x49
-_PORTAL_SUSPENDED = 0x73
-_COPY_IN = 0x47
-_COPY_OUT = 0x48
-_COPY_DATA = 0x64
-_COPY_DONE = 0x63
-
-
-def is_stale_plan(exc: PgError) -> bool:
-    """Whether ``exc`` means a cached statement must be prepared again.
-
-    0A000 "cached plan must not change result type" comes after DDL; 26000 after ``DISCARD ALL``.
-    """
-    if isinstance(exc, InvalidStatementName):
-        return True
-    return isinstance(exc, FeatureNotSupported) and "cached plan" in exc.message
+__all__ = ["Notification", "Session"]
 
 
 class Notification:
@@ -105,71 +81,6 @@ class Notification:
 
     def __repr__(self) -> str:
         return f"Notification(pid={self.pid}, channel={self.channel!r}, payload={self.payload!r})"
-
-
-class PreparedStatement:
-    """A statement parsed on the server, with everything Bind and DataRow decoding need.
-
-    Attributes:
-        name: Server-side name (``""`` for the unnamed statement).
-        sql: Query text.
-        param_oids: Type OIDs the server inferred for ``$1..$n``.
-        columns: Result columns (empty if the statement returns no rows).
-        names: Column name to index, shared by every :class:`Row`.
-        decoders: One decoder per column, chosen once.
-        result_formats: Pre-encoded format-code block for Bind.
-        param_encoders: One encoder per parameter, chosen once.
-    """
-
-    __slots__ = (
-        "bind_prefix",
-        "columns",
-        "decode_row",
-        "decoders",
-        "name",
-        "names",
-        "param_encoders",
-        "param_oids",
-        "result_formats",
-        "sql",
-    )
-
-    def __init__(
-        self, name: str, sql: str, param_oids: tuple[int, ...], columns: list[p.ColumnDescription], types: TypeRegistry
-    ) -> None:
-        self.name = name
-        self.sql = sql
-        self.param_oids = param_oids
-        self.columns = columns
-        self.names: dict[str, int] = {}
-        for i, col in enumerate(columns):
-            self.names.setdefault(col.name, i)
-        codecs = [types.column_codec(col.type_oid) for col in columns]
-        self.decoders: list[Decoder] = [dec for _, dec in codecs]
-        self.result_formats = p.format_codes([fmt for fmt, _ in codecs])
-        self.decode_row: RowDecoder = row_decoder(self.decoders, self.names)
-        self.param_encoders: list[ParamEncoder] = [types.param_encoder(oid) for oid in param_oids]
-        # Bind's unnamed portal and this statement's name, encoded once (§55.7 Bind).
-        self.bind_prefix = b"\x00" + name.encode() + b"\x00"
-
-
-class Result:
-    """What one statement returned.
-
-    Attributes:
-        rows: The rows (empty for statements without a result set).
-        tag: The CommandComplete tag (``""`` for an empty query).
-        rowcount: The count the tag carries, or -1.
-        columns: Column descriptions (empty when there was no RowDescription).
-    """
-
-    __slots__ = ("columns", "rowcount", "rows", "tag")
-
-    def __init__(self, rows: list[Row], tag: str, columns: list[p.ColumnDescription]) -> None:
-        self.rows = rows
-        self.tag = tag
-        self.rowcount = p.parse_command_tag(tag)
-        self.columns = columns
 
 
 class Session:
@@ -193,10 +104,7 @@ class Session:
         self.notice_handler: Callable[[dict[str, str]], None] | None = None
         self.notices: deque[dict[str, str]] = deque(maxlen=100)
         self.notifications: deque[Notification] = deque(maxlen=100_000)
-        self.statements: OrderedDict[str, PreparedStatement] = OrderedDict()
-        self.statement_cache_capacity = config.statement_cache_capacity
-        self._statement_counter = 0
-        self._pending_close: list[str] = []
+        self.cache = StatementCache(config.statement_cache_capacity)
 
     # -- asynchronous messages (§55.2.8), accepted at any point ------------------
 
@@ -206,36 +114,37 @@ class Session:
         Raises:
             ProtocolViolation: The message is not one the server may send unprompted.
         """
-        if tag == _NOTICE:
+        if tag == NOTICE:
             fields = p.parse_fields(body)
             self.notices.append(fields)
             if self.notice_handler is not None:
                 self.notice_handler(fields)
-        elif tag == _NOTIFICATION:
+        elif tag == NOTIFICATION:
             msg = p.decode_message(tag, body)
             assert isinstance(msg, p.NotificationResponse)
             self.notifications.append(Notification(msg.pid, msg.channel, msg.payload))
-        elif tag == _PARAMETER_STATUS:
+        elif tag == PARAMETER_STATUS:
             name, value, _ = body.split(b"\x00", 2)
-            self._set_parameter(name.decode(), value.decode())
-        elif tag == _ERROR:
+            self.set_parameter(name.decode(), value.decode())
+        elif tag == ERROR:
             # An unprompted error is FATAL (admin shutdown, idle timeout): the server closes next.
             self.fatal = error_from_fields(p.parse_fields(body))
         else:
             raise ProtocolViolation(f"unexpected backend message {chr(tag)!r} ({len(body)} bytes)")
 
-    def _set_parameter(self, name: str, value: str) -> None:
+    def set_parameter(self, name: str, value: str) -> None:
         self.parameters[name] = value
         if name == "TimeZone":
             self.types.set_timezone(value)
 
-    def _error(self, body: bytes) -> ServerError:
+    def server_error(self, body: bytes) -> ServerError:
+        """The error an ErrorResponse body describes; a FATAL or PANIC one is kept as :attr:`fatal` too."""
         err = error_from_fields(p.parse_fields(body))
         if err.severity in ("FATAL", "PANIC"):
             self.fatal = err
         return err
 
-    def _next_message(self) -> Gen:
+    def next_message(self) -> Gen:
         """The next backend message as ``(tag, body)``, reading more bytes until one is complete.
 
         For the once-per-operation exchanges (startup, prepare, COPY set-up); the
@@ -259,8 +168,8 @@ class Session:
         yield p.startup_message(config.startup_params())
         scram: ScramClient | None = None
         while True:
-            tag, body = yield from self._next_message()
-            if tag == 0x52:  # Authentication*
+            tag, body = yield from self.next_message()
+            if tag == AUTHENTICATION:
                 msg = p.decode_message(tag, body)
                 if isinstance(msg, p.AuthenticationOk):
                     continue
@@ -295,14 +204,14 @@ class Session:
                     yield p.sasl_response(scram.client_final(msg.data))
                 else:
                     raise AuthenticationFailed(f"unsupported authentication request {msg}")
-            elif tag == 0x4B:  # BackendKeyData
+            elif tag == BACKEND_KEY_DATA:
                 self.backend_pid, self.backend_secret = struct.unpack_from("!ii", body, 0)
-            elif tag == _READY:
+            elif tag == READY:
                 self.status = chr(body[0])
                 return None
-            elif tag == _ERROR:
-                raise self._error(body)
-            elif tag == 0x76:  # NegotiateProtocolVersion: we ask for nothing optional
+            elif tag == ERROR:
+                raise self.server_error(body)
+            elif tag == NEGOTIATE_PROTOCOL_VERSION:  # we ask for nothing optional
                 continue
             else:
                 self.handle_async(tag, body)
@@ -329,28 +238,28 @@ class Session:
                 parser.feed((yield None) or b"")
                 continue
             tag, body = raw
-            if tag == _DATA_ROW:
+            if tag == DATA_ROW:
                 try:
                     rows.append(decode_row(body, 2))
                 except Exception as exc:  # keep reading to ReadyForQuery, then raise
                     failure = failure or exc
-            elif tag == _ROW_DESCRIPTION:
+            elif tag == ROW_DESCRIPTION:
                 columns = p.parse_row_description(body).columns
                 names: dict[str, int] = {}
                 for i, col in enumerate(columns):
                     names.setdefault(col.name, i)
                 decode_row = row_decoder([self.types.text_decoder(col.type_oid) for col in columns], names)
-            elif tag in (_COMMAND_COMPLETE, _EMPTY_QUERY):
-                results.append(Result(rows, body[:-1].decode() if tag == _COMMAND_COMPLETE else "", columns))
+            elif tag in (COMMAND_COMPLETE, EMPTY_QUERY):
+                results.append(Result(rows, body[:-1].decode() if tag == COMMAND_COMPLETE else "", columns))
                 rows, columns = [], []
-            elif tag == _READY:
+            elif tag == READY:
                 self.status = chr(body[0])
                 break
-            elif tag == _ERROR:
-                error = self._error(body)
-            elif tag == _COPY_IN:
+            elif tag == ERROR:
+                error = self.server_error(body)
+            elif tag == COPY_IN:
                 yield p.copy_fail("COPY FROM STDIN is not supported by query_simple; use copy_from")
-            elif tag in (_COPY_OUT, _COPY_DATA, _COPY_DONE):
+            elif tag in (COPY_OUT, COPY_DATA, COPY_DONE):
                 continue  # COPY TO STDOUT through query_simple: data discarded
             else:
                 self.handle_async(tag, body)
@@ -362,73 +271,6 @@ class Session:
 
     # -- extended query (§55.2.3) -------------------------------------------------
 
-    def take_pending_close(self) -> bytes:
-        """Return Close messages for statements evicted since the last command (sent before the next one)."""
-        if not self._pending_close:
-            return b""
-        out = b"".join(p.close(b"S", name) for name in self._pending_close)
-        self._pending_close.clear()
-        return out
-
-    def lookup(self, sql: str) -> PreparedStatement | None:
-        """Return the cached statement for ``sql`` and mark it recently used."""
-        stmt = self.statements.get(sql)
-        if stmt is not None:
-            self.statements.move_to_end(sql)
-        return stmt
-
-    def evict(self, sql: str) -> None:
-        """Forget the cached statement for ``sql``; it is closed on the server with the next command."""
-        stmt = self.statements.pop(sql, None)
-        if stmt is not None and stmt.name:
-            self._pending_close.append(stmt.name)
-
-    def clear_statements(self) -> None:
-        """Forget every cached statement; they are closed on the server with the next command."""
-        self._pending_close.extend(stmt.name for stmt in self.statements.values() if stmt.name)
-        self.statements.clear()
-
-    def forget_session_state(self) -> None:
-        """Forget what DISCARD ALL dropped: every prepared statement, queued notifications and notices.
-
-        Nothing is sent: the statements no longer exist on the server, so no Close is queued for them.
-        """
-        self.statements.clear()
-        self._pending_close.clear()
-        self.forget_received()
-
-    def forget_received(self) -> None:
-        """Drop the notifications and notices received so far (they belong to the session's previous user)."""
-        self.notifications.clear()
-        self.notices.clear()
-
-    def set_capacity(self, capacity: int) -> None:
-        """Change the statement cache capacity, evicting the least recently used statements."""
-        if capacity < 0:
-            raise InterfaceError(f"statement cache capacity: expected >= 0, got {capacity}")
-        self.statement_cache_capacity = capacity
-        while len(self.statements) > capacity:
-            sql = next(iter(self.statements))
-            self.evict(sql)
-
-    def reserve_statement_name(self) -> str:
-        """Return a fresh statement name, or ``""`` (the unnamed statement) when the cache is disabled."""
-        if self.statement_cache_capacity <= 0:
-            return ""
-        self._statement_counter += 1
-        return f"_cpg{self._statement_counter}"
-
-    def remember(self, stmt: PreparedStatement) -> None:
-        """Put a named statement in the cache, evicting the least recently used ones beyond capacity."""
-        if not stmt.name or self.statement_cache_capacity <= 0:
-            return
-        old = self.statements.pop(stmt.sql, None)
-        if old is not None and old.name != stmt.name:
-            self._pending_close.append(old.name)
-        while len(self.statements) >= self.statement_cache_capacity:
-            self.evict(next(iter(self.statements)))
-        self.statements[stmt.sql] = stmt
-
     def prepare(self, sql: str, cache: bool = True) -> Gen:
         """Parse and describe ``sql``: Parse + Describe(S) + Sync, one round trip.
 
@@ -439,164 +281,39 @@ class Session:
         Returns:
             The :class:`PreparedStatement`.
         """
-        name = ""
-        if cache and self.statement_cache_capacity > 0:
-            self._statement_counter += 1
-            name = f"_cpg{self._statement_counter}"
-            while len(self.statements) >= self.statement_cache_capacity:
-                self.evict(next(iter(self.statements)))
-        yield self.take_pending_close() + p.parse(name, sql) + p.describe(b"S", name) + p.sync()
+        statements = self.cache
+        name = statements.reserve_name() if cache else ""
+        if name:
+            statements.make_room()
+        yield statements.take_pending_close() + p.parse(name, sql) + p.describe(b"S", name) + p.sync()
         param_oids: tuple[int, ...] = ()
         columns: list[p.ColumnDescription] = []
         error: ServerError | None = None
         while True:
-            tag, body = yield from self._next_message()
-            if tag == _PARAMETER_DESCRIPTION:
+            tag, body = yield from self.next_message()
+            if tag == PARAMETER_DESCRIPTION:
                 count = struct.unpack_from("!h", body, 0)[0]
                 param_oids = struct.unpack_from(f"!{count}I", body, 2)
-            elif tag == _ROW_DESCRIPTION:
+            elif tag == ROW_DESCRIPTION:
                 columns = p.parse_row_description(body).columns
-            elif tag in (_PARSE_COMPLETE, _NO_DATA, _CLOSE_COMPLETE):
+            elif tag in (PARSE_COMPLETE, NO_DATA, CLOSE_COMPLETE):
                 continue
-            elif tag == _READY:
+            elif tag == READY:
                 self.status = chr(body[0])
                 break
-            elif tag == _ERROR:
-                error = self._error(body)
+            elif tag == ERROR:
+                error = self.server_error(body)
             else:
                 self.handle_async(tag, body)
         if error is not None:
             raise error
         stmt = PreparedStatement(name, sql, param_oids, columns, self.types)
         if name:
-            self.statements[sql] = stmt
+            statements.statements[sql] = stmt
         return stmt
 
-    def execute(self, stmt: PreparedStatement, param_sets: Iterable[Sequence[Any]]) -> Gen:
-        """Bind and execute a prepared statement once per parameter set, in one batch ending in Sync.
-
-        Returns:
-            One :class:`Result` per parameter set (fewer if one failed).
-        """
-        parts = [self.take_pending_close()]
-        execute = _EXECUTE_UNNAMED
-        bind = self.bind_message
-        for params in param_sets:
-            parts.append(bind(stmt, params))
-            parts.append(execute)
-        parts.append(p.sync())
-        # One write for the whole batch: Bind+Execute(+...)+Sync.
-        yield b"".join(parts)
-        return (yield from self.read_execute(stmt))
-
-    def bind_one(self, stmt: PreparedStatement, params: Sequence[Any]) -> bytes:
-        """Encode Bind + Execute + Sync for one parameter set: the bytes :meth:`execute` sends for one set.
-
-        Raises:
-            DataError: The number of values does not match the statement.
-        """
-        return self.take_pending_close() + self.bind_message(stmt, params) + _EXECUTE_SYNC
-
-    def bind_message(self, stmt: PreparedStatement, params: Sequence[Any]) -> bytes:
-        """Encode Bind (unnamed portal) for a prepared statement and one parameter set.
-
-        Built in one pass, without the intermediate lists of :func:`encode_params`
-        and :func:`protocol.bind`; the bytes are theirs.
-
-        Raises:
-            DataError: The number of values does not match the statement.
-        """
-        encoders = stmt.param_encoders
-        count = len(encoders)
-        if len(params) != count:
-            encode_params(encoders, params)  # raises the count mismatch
-        values: list[bytes] = [_pack_i16(count)]
-        append = values.append
-        codes: list[bytes] = []  # one format code per parameter (§55.7 Bind)
-        code = codes.append
-        binary = 0
-        for enc, value in zip(encoders, params, strict=True):
-            if value is None:
-                code(_TEXT_CODE)
-                append(_NULL)
-                continue
-            accepts = enc.accepts
-            encoded = False
-            if accepts is None or type(value) in accepts:
-                try:
-                    data = enc.encode(value)
-                    encoded = True
-                except (struct.error, OverflowError, AttributeError, TypeError):
-                    pass  # out of range or wrong shape: let the server judge the text form
-            if encoded:
-                if enc.format:
-                    binary += 1
-                    code(_BINARY_CODE)
-                else:
-                    code(_TEXT_CODE)
-            else:
-                data = encode_text(value)
-                code(_TEXT_CODE)
-            append(_pack_i32(len(data)))
-            append(data)
-        # The format block as protocol.format_codes shortens it: all text "0 codes", all binary one code.
-        if binary == 0:
-            formats = _ALL_TEXT
-        elif binary == count:
-            formats = _ALL_BINARY
-        else:
-            formats = _pack_i16(count) + b"".join(codes)
-        body = b"".join((stmt.bind_prefix, formats, *values, stmt.result_formats))
-        return _typed_header(b"B", len(body) + 4) + body
-
-    def take_reply(self, data: bytes, stmt: PreparedStatement) -> Result | None:
-        """Decode the whole answer to :meth:`bind_one` when ``data`` holds exactly that, else return ``None``.
-
-        The one-query fast path: one read usually brings the whole answer
-        (BindComplete, DataRows, CommandComplete, ReadyForQuery), and walking it
-        in place skips the parser's buffer copies.  Anything else (an error, a
-        notice, a partial read, a value that does not decode) returns ``None``
-        with no state changed: the caller then feeds ``data`` to the parser and
-        reads on with :meth:`read_execute`, which handles every case.
-        """
-        limit = len(data) - 6
-        # ReadyForQuery (§55.7: 'Z', length 5, status) must be the last message.
-        if limit < 0 or data[limit : limit + 5] != _READY_HEAD:
-            return None
-        rows: list[Row] = []
-        append = rows.append
-        decode_row = stmt.decode_row
-        tag: str | None = None
-        max_size = self.parser.max_message_size
-        unpack = _unpack_header
-        pos = 0
-        while pos < limit:
-            kind, length = unpack(data, pos)
-            end = pos + 1 + length
-            if length < 4 or length >= max_size or end > limit:
-                return None
-            if kind == _DATA_ROW:
-                try:
-                    append(decode_row(data, pos + 7))
-                except Exception:  # the general path reports it, after ReadyForQuery
-                    return None
-            elif kind == _COMMAND_COMPLETE:
-                if tag is not None:
-                    return None
-                try:
-                    tag = data[pos + 5 : end - 1].decode()
-                except UnicodeDecodeError:
-                    return None
-            elif kind not in (_BIND_COMPLETE, _CLOSE_COMPLETE):
-                return None
-            pos = end
-        if tag is None:
-            return None
-        self.status = chr(data[limit + 5])
-        return Result(rows, tag, stmt.columns)
-
     def read_execute(self, stmt: PreparedStatement) -> Gen:
-        """Read the answers to :meth:`execute`'s batch (or :meth:`bind_one`'s) up to ReadyForQuery.
+        """Read the answers to a Bind/Execute batch (:mod:`chopin_pg._bind`) up to ReadyForQuery.
 
         Returns:
             One :class:`Result` per Execute answered.
@@ -616,25 +333,25 @@ class Session:
                 parser.feed((yield None) or b"")
                 continue
             tag, body = raw
-            if tag == _DATA_ROW:
+            if tag == DATA_ROW:
                 try:
                     append(decode_row(body, 2))
                 except Exception as exc:  # keep reading to ReadyForQuery, then raise
                     failure = failure or exc
-            elif tag == _COMMAND_COMPLETE:
+            elif tag == COMMAND_COMPLETE:
                 results.append(Result(rows, body[:-1].decode(), columns))
                 rows = []
                 append = rows.append
-            elif tag in (_BIND_COMPLETE, _CLOSE_COMPLETE):
+            elif tag in (BIND_COMPLETE, CLOSE_COMPLETE):
                 continue
-            elif tag == _READY:
+            elif tag == READY:
                 self.status = chr(body[0])
                 break
-            elif tag == _ERROR:
-                error = self._error(body)
-            elif tag == _EMPTY_QUERY:
+            elif tag == ERROR:
+                error = self.server_error(body)
+            elif tag == EMPTY_QUERY:
                 results.append(Result([], "", columns))
-            elif tag == _PORTAL_SUSPENDED:
+            elif tag == PORTAL_SUSPENDED:
                 results.append(Result(rows, "", columns))
                 rows = []
                 append = rows.append
@@ -645,40 +362,6 @@ class Session:
         if failure is not None:
             raise failure
         return results
-
-    # -- COPY (§55.2.6) -----------------------------------------------------------
-
-    def copy_in_start(self, sql: str) -> Gen:
-        """Send ``COPY ... FROM STDIN`` and read up to CopyInResponse.
-
-        Returns:
-            The overall format the server expects (0 text or csv, 1 binary).
-
-        Raises:
-            ServerError: The statement failed (after ReadyForQuery).
-            InterfaceError: The statement ran, but was not a COPY FROM STDIN.
-        """
-        yield p.query(sql)
-        error: ServerError | None = None
-        while True:
-            tag, body = yield from self._next_message()
-            if tag == _COPY_IN:
-                return body[0]
-            if tag == _READY:
-                self.status = chr(body[0])
-                if error is not None:
-                    raise error
-                raise InterfaceError(f"copy_in: statement did not run a COPY FROM STDIN: {sql[:200]!r}")
-            if tag == _ERROR:
-                error = self._error(body)
-            elif tag in (_COPY_OUT, _COPY_DATA, _COPY_DONE, _ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY):
-                continue  # not a COPY FROM STDIN: reported at ReadyForQuery
-            elif tag != _COMMAND_COMPLETE:
-                self.handle_async(tag, body)
-
-    def send(self, data: bytes) -> Gen:
-        """Send ``data`` and read nothing (CopyData during COPY FROM STDIN: the server does not answer it)."""
-        yield data
 
     def send_then(self, data: bytes, then: Gen, received: bytes = b"") -> Gen:
         """Send ``data`` (if any) and feed ``received`` (bytes already read), then run ``then`` (a reader).
@@ -691,104 +374,18 @@ class Session:
             self.parser.feed(received)
         return (yield from then)
 
-    def copy_in_end(self, message: bytes) -> Gen:
-        """Send the end of a COPY FROM STDIN (last CopyData + CopyDone, or CopyFail) and read to ReadyForQuery.
+    def forget_session_state(self) -> None:
+        """Forget what DISCARD ALL dropped: every prepared statement, queued notifications and notices.
 
-        Returns:
-            The :class:`Result` of the COPY.
-
-        Raises:
-            ServerError: The COPY failed (57014 after CopyFail), after ReadyForQuery.
+        Nothing is sent: the statements no longer exist on the server, so no Close is queued for them.
         """
-        yield message
-        result = Result([], "", [])
-        error: ServerError | None = None
-        while True:
-            tag, body = yield from self._next_message()
-            if tag == _COMMAND_COMPLETE:
-                result = Result([], body[:-1].decode(), [])
-            elif tag == _READY:
-                self.status = chr(body[0])
-                break
-            elif tag == _ERROR:
-                error = self._error(body)
-            else:
-                self.handle_async(tag, body)
-        if error is not None:
-            raise error
-        return result
+        self.cache.forget()
+        self.forget_received()
 
-    def copy_out_start(self, sql: str) -> Gen:
-        """Send ``COPY ... TO STDOUT`` and read up to CopyOutResponse.
-
-        Returns:
-            The overall format (0 text or csv, 1 binary).
-
-        Raises:
-            ServerError: The statement failed (after ReadyForQuery).
-            InterfaceError: The statement ran, but was not a COPY TO STDOUT.
-        """
-        yield p.query(sql)
-        error: ServerError | None = None
-        refused = False
-        while True:
-            tag, body = yield from self._next_message()
-            if tag == _COPY_OUT:
-                return body[0]
-            if tag == _READY:
-                self.status = chr(body[0])
-                if error is not None and not refused:
-                    raise error
-                raise InterfaceError(f"copy_out: statement did not run a COPY TO STDOUT: {sql[:200]!r}")
-            if tag == _ERROR:
-                error = self._error(body)
-            elif tag == _COPY_IN:
-                refused = True  # the server's 57014 answer is ours: report the misuse instead
-                yield p.copy_fail("copy_out cannot run COPY FROM STDIN")
-            elif tag in (_ROW_DESCRIPTION, _DATA_ROW, _EMPTY_QUERY, _COMMAND_COMPLETE):
-                continue
-            else:
-                self.handle_async(tag, body)
-
-    def copy_out_next(self) -> Gen:
-        """Read the next CopyData payloads of a COPY TO STDOUT: what one read brings, at least one.
-
-        Memory stays bounded: the socket is read only when no complete message is buffered.
-
-        Returns:
-            ``(chunks, result)``: ``result`` is the COPY's :class:`Result` once ReadyForQuery
-            arrived (the end), else ``None``.
-
-        Raises:
-            ServerError: The COPY failed midway (after ReadyForQuery).
-        """
-        chunks: list[bytes] = []
-        result: Result | None = None
-        error: ServerError | None = None
-        parser = self.parser
-        while True:
-            raw = parser.next_raw()
-            if raw is None:
-                if chunks and result is None and error is None:  # at the end, read on to ReadyForQuery
-                    return chunks, None
-                parser.feed((yield None) or b"")
-                continue
-            tag, body = raw
-            if tag == _COPY_DATA:
-                chunks.append(body)
-            elif tag == _COPY_DONE:
-                continue
-            elif tag == _COMMAND_COMPLETE:
-                result = Result([], body[:-1].decode(), [])
-            elif tag == _READY:
-                self.status = chr(body[0])
-                if error is not None:
-                    raise error
-                return chunks, result or Result([], "", [])
-            elif tag == _ERROR:
-                error = self._error(body)
-            else:
-                self.handle_async(tag, body)
+    def forget_received(self) -> None:
+        """Drop the notifications and notices received so far (they belong to the session's previous user)."""
+        self.notifications.clear()
+        self.notices.clear()
 
     # -- idle input ---------------------------------------------------------------
 

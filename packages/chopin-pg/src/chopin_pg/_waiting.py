@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from ._session import Gen
+from ._result import Gen
 from .errors import ConnectionLost, IoTimeout
 
 __all__ = ["DUPLEX_THRESHOLD", "RECV_SIZE", "exchange", "run"]

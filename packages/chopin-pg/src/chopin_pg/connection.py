@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn, TypeVar, cast, overload
 
 from . import protocol as p
-from ._session import Gen, Notification, PreparedStatement, Result, Session, is_stale_plan
+from ._bind import bind_one, execute, take_reply
+from ._result import Gen, Result
+from ._session import Notification, Session
+from ._statements import PreparedStatement, is_stale_plan
 from ._waiting import DUPLEX_THRESHOLD, RECV_SIZE, exchange, run
 from .config import PgConfig
 from .copy import CopyReader, CopyWriter
@@ -36,7 +39,7 @@ from .pipeline import Pipeline
 from .row import Row
 from .types import DEFAULT_TYPES, Decoder, ParamEncoder
 
-__all__ = ["Connection", "connect"]
+__all__ = ["Connection", "Transaction", "connect", "quote_identifier"]
 
 T = TypeVar("T")
 
@@ -53,7 +56,11 @@ _RESET_KEEPING_STATEMENTS = (
 
 
 def quote_identifier(name: str) -> str:
-    """Quote ``name`` as an SQL identifier (``"a""b"``)."""
+    """Quote ``name`` as an SQL identifier (``"a""b"``); chopin-orm quotes with it too.
+
+    Raises:
+        InterfaceError: ``name`` contains NUL (no identifier can).
+    """
     if "\x00" in name:
         raise InterfaceError(f"identifier may not contain NUL: {name!r}")
     return '"' + name.replace('"', '""') + '"'
@@ -104,39 +111,110 @@ def _negotiate_tls(sock: socket.socket, config: PgConfig) -> socket.socket | ssl
 
 
 class Transaction:
-    """Context manager form of :meth:`Connection.transaction`: commit on success, roll back on error."""
+    """A transaction block on one connection, or a savepoint when the connection is already in one.
 
-    def __init__(self, conn: Connection) -> None:
+    :meth:`Connection.transaction` returns it as a context manager (commit on success,
+    roll back on error); :meth:`begin`, :meth:`commit` and :meth:`rollback` are the same
+    steps for callers that hold it longer (chopin-orm's transactions wrap it).  Nested
+    ones are savepoints named ``_cpg_sp<depth>``; a rollback rolls back to the savepoint
+    and releases it.
+
+    Args:
+        conn: The connection.
+        isolation: ``BEGIN ISOLATION LEVEL ...`` for an outermost transaction (see
+            :meth:`Connection.begin`); refused for a savepoint.
+    """
+
+    __slots__ = ("_conn", "_isolation", "_savepoint", "_state")
+
+    def __init__(self, conn: Connection, isolation: str | None = None) -> None:
         self._conn = conn
+        self._isolation = isolation
         self._savepoint: str | None = None
+        self._state = "new"  # then "active", then "ended"
 
-    def __enter__(self) -> Connection:
+    @property
+    def savepoint(self) -> str | None:
+        """The savepoint's name when this is a nested transaction, else ``None``."""
+        return self._savepoint
+
+    @property
+    def active(self) -> bool:
+        """Whether it was begun and not committed or rolled back yet."""
+        return self._state == "active"
+
+    def begin(self) -> None:
+        """``BEGIN`` when the connection is idle, else ``SAVEPOINT``.
+
+        Raises:
+            InterfaceError: It was begun already, or ``isolation`` was given inside a transaction.
+        """
+        if self._state != "new":
+            raise InterfaceError(f"transaction: cannot begin, it is {self._state}")
         conn = self._conn
         if conn.transaction_status == "I":
-            conn.begin()
+            conn.begin(self._isolation)
         else:
-            conn._savepoint_depth += 1
-            self._savepoint = f"_cpg_sp{conn._savepoint_depth}"
-            conn.savepoint(self._savepoint)
-        return conn
+            if self._isolation is not None:
+                raise InterfaceError("transaction: isolation can only be set on an outermost transaction")
+            conn.savepoint_depth += 1
+            try:
+                conn.savepoint(f"_cpg_sp{conn.savepoint_depth}")
+            except BaseException:
+                conn.savepoint_depth -= 1
+                raise
+            self._savepoint = f"_cpg_sp{conn.savepoint_depth}"
+        self._state = "active"
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def commit(self) -> None:
+        """``COMMIT`` (a failed block is rolled back by the server), or release the savepoint.
+
+        Raises:
+            InterfaceError: It is not active, or the connection is closed.
+        """
+        sp = self._finish()
+        if sp is None:
+            self._conn.commit()
+        else:
+            self._conn.release_savepoint(sp)
+
+    def rollback(self) -> None:
+        """``ROLLBACK``, or roll back to the savepoint and release it; nothing to send on a closed connection.
+
+        Raises:
+            InterfaceError: It is not active.
+        """
+        sp = self._finish()
         conn = self._conn
-        sp = self._savepoint
-        if sp is not None:
-            conn._savepoint_depth -= 1
         if conn.closed:
             return
-        if exc_type is None:
-            if sp is None:
-                conn.commit()
-            else:
-                conn.release_savepoint(sp)
-        elif sp is None:
+        if sp is None:
             conn.rollback()
         else:
             conn.rollback_to(sp)
             conn.release_savepoint(sp)
+
+    def _finish(self) -> str | None:
+        if self._state != "active":
+            raise InterfaceError(f"transaction: cannot end, it is {self._state}")
+        self._state = "ended"
+        if self._savepoint is not None:
+            self._conn.savepoint_depth -= 1
+        return self._savepoint
+
+    def __enter__(self) -> Connection:
+        self.begin()
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._state != "active":
+            return
+        if self._conn.closed:
+            self._finish()  # lost inside the block: nothing to send, the block's error says why
+        elif exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
 
 
 class Connection:
@@ -148,6 +226,7 @@ class Connection:
     Attributes:
         config: The settings it was opened with.
         types: This connection's type registry (a copy of the default).
+        savepoint_depth: How many savepoints :meth:`transaction` has open (it names them ``_cpg_sp<n>``).
     """
 
     def __init__(self, config: PgConfig, sock: socket.socket | ssl.SSLSocket, session: Session) -> None:
@@ -156,7 +235,8 @@ class Connection:
         self._sock = sock
         self._session = session
         self._closed = False
-        self._savepoint_depth = 0
+        self._cache = session.cache  # the statement cache, one load on the per-query path
+        self.savepoint_depth = 0
         self._busy: str | None = None  # "a pipeline" / "COPY FROM STDIN"... while one is open
         self._commands = 0  # exchanges with the server, so a pool can tell an unused checkout
 
@@ -203,7 +283,7 @@ class Connection:
                 raise ConnectionLost(f"TLS with {config.host}:{config.port}: {exc}") from exc
             raise
         try:
-            conn._run(session.startup(cert))
+            conn.wait(session.startup(cert))
         except BaseException:
             conn._lose()
             raise
@@ -278,23 +358,62 @@ class Connection:
         """The socket's file descriptor, to wait for notifications with ``select``."""
         return self._sock.fileno()
 
-    def _enter_busy(self, what: str) -> None:
+    @property
+    def session(self) -> Session:
+        """The sans-IO protocol state: what the operation generators given to :meth:`wait` run on."""
+        return self._session
+
+    @property
+    def busy(self) -> str | None:
+        """What holds the connection (``"a pipeline"``, ``"COPY FROM STDIN"``...), or ``None``."""
+        return self._busy
+
+    def enter_busy(self, what: str) -> None:
+        """Mark the connection as held by ``what`` (a COPY, a pipeline) until :meth:`leave_busy`.
+
+        While it is held, the connection's own commands refuse to run (their answers would
+        interleave with the holder's); the holder talks to the server through :meth:`wait`.
+
+        Raises:
+            InterfaceError: The connection is closed, or already held.
+        """
         if self._closed:
             raise InterfaceError("connection is closed")
         if self._busy is not None:
             raise InterfaceError(f"connection is busy with {self._busy}: cannot start {what}")
         self._busy = what
 
-    def _leave_busy(self) -> None:
+    def leave_busy(self) -> None:
+        """End what :meth:`enter_busy` started."""
         self._busy = None
 
     def _run(self, gen: Gen) -> Any:
         if self._busy is not None:
             gen.close()
             raise InterfaceError(f"connection is busy with {self._busy}: finish it before running other commands")
-        return self._drive(gen)
+        return self.wait(gen)
 
-    def _drive(self, gen: Gen) -> Any:
+    def wait(self, gen: Gen) -> Any:
+        """Drive an operation generator to its end over this connection's socket and return its result.
+
+        The one entry the rest of the driver uses to talk to the server (psycopg's
+        ``Connection.wait``): ``gen`` yields the bytes to send and ``None`` when it
+        needs input (see :mod:`chopin_pg._session`).  It runs whether or not the
+        connection is :attr:`busy`: the holder of a COPY or a pipeline calls it.
+
+        Args:
+            gen: An operation generator over :attr:`session` (closed if it cannot run).
+
+        Returns:
+            The generator's return value.
+
+        Raises:
+            InterfaceError: The connection is closed.
+            ConnectionLost: The socket failed (the connection is closed; a FATAL server error that
+                explains it is raised instead).
+            IoTimeout: A read or write took longer than the I/O timeout (the connection is closed).
+            PgError: What the operation raised, after ReadyForQuery.
+        """
         if self._closed:
             gen.close()
             raise InterfaceError("connection is closed")
@@ -330,30 +449,30 @@ class Connection:
 
         The fast path for one query (``query``, ``execute`` with parameters):
         no operation generator, and when the first read holds the whole answer
-        the session decodes it in place (:meth:`Session.take_reply`).  Anything
+        it is decoded in place (:func:`~chopin_pg._bind.take_reply`).  Anything
         else (a busy or closed connection, a big request, a partial or unusual
         answer) goes through the general generator path, which handles every case.
         """
         session = self._session
         if self._busy is None and not self._closed and not session.parser.buffered:
-            request = session.bind_one(stmt, params)
+            request = bind_one(self._cache, stmt, params)
             if len(request) <= DUPLEX_THRESHOLD:
                 self._commands += 1
                 try:
                     data = exchange(self._sock, request)
                 except BaseException as exc:
                     self._failed(exc)
-                result = session.take_reply(data, stmt)
+                result = take_reply(session, data, stmt)
                 if result is not None:
                     return result
-                results: list[Result] = self._drive(session.send_then(b"", session.read_execute(stmt), data))
+                results: list[Result] = self.wait(session.send_then(b"", session.read_execute(stmt), data))
             else:
-                results = self._drive(session.send_then(request, session.read_execute(stmt)))
+                results = self.wait(session.send_then(request, session.read_execute(stmt)))
             return results[0]
-        return self._run(session.execute(stmt, [params]))[0]  # type: ignore[no-any-return]
+        return self._run(execute(session, stmt, [params]))[0]  # type: ignore[no-any-return]
 
-    def _forget(self) -> None:
-        """Drop a connection inherited across fork: close this process's descriptor, send nothing."""
+    def close_inherited(self) -> None:
+        """Drop a connection inherited across fork: close this process's descriptor, send nothing (no Terminate)."""
         self._closed = True
         self._sock.close()
 
@@ -394,16 +513,16 @@ class Connection:
 
     def set_statement_cache_capacity(self, capacity: int) -> None:
         """Keep at most ``capacity`` prepared statements (0 disables the cache)."""
-        self._session.set_capacity(capacity)
+        self._cache.set_capacity(capacity)
 
     def clear_statement_cache(self) -> None:
         """Forget every prepared statement (they are closed on the server with the next command)."""
-        self._session.clear_statements()
+        self._cache.clear()
 
     @property
     def statement_cache_size(self) -> int:
         """How many prepared statements are cached."""
-        return len(self._session.statements)
+        return len(self._cache.statements)
 
     def reset_session(self, *, keep_statements: bool = False) -> None:
         """Return the session to its state after connect, with the driver's own state cleared in step.
@@ -440,7 +559,7 @@ class Connection:
             self.execute("DISCARD ALL")
             # After the command: a notification delivered before UNLISTEN took effect is dropped too.
             self._session.forget_session_state()
-        self._savepoint_depth = 0
+        self.savepoint_depth = 0
         self._session.notice_handler = None
         self._sock.settimeout(self.config.io_timeout)
 
@@ -463,7 +582,7 @@ class Connection:
         row = self.query_one("SELECT $1::regtype::oid, typarray FROM pg_type WHERE oid = $1::regtype::oid", (name,))
         oid, array_oid = row[0], row[1]
         self.types.register(oid, text=text, binary=binary, param=param, array_oid=array_oid or None)
-        self._session.clear_statements()  # cached decoders were chosen with the old registry
+        self._cache.clear()  # cached decoders were chosen with the old registry
         return int(oid)
 
     # -- queries ------------------------------------------------------------------
@@ -481,7 +600,7 @@ class Connection:
         return []
 
     def _statement(self, sql: str) -> PreparedStatement:
-        stmt = self._session.lookup(sql)
+        stmt = self._cache.lookup(sql)
         if stmt is None:
             stmt = self._run(self._session.prepare(sql))
         return stmt
@@ -490,21 +609,21 @@ class Connection:
         session = self._session
         stmt = self._statement(sql)
         try:
-            return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
+            return self._run(execute(session, stmt, param_sets))  # type: ignore[no-any-return]
         except PgError as exc:
             if not is_stale_plan(exc):
                 raise
-            session.evict(sql)
+            self._cache.evict(sql)
             if session.status != "I" or self._closed:
                 raise  # inside a transaction the block is aborted: the caller must roll back
         # Outside a transaction: re-prepare against the new table shape and retry once.
         stmt = self._run(session.prepare(sql))
-        return self._run(session.execute(stmt, param_sets))  # type: ignore[no-any-return]
+        return self._run(execute(session, stmt, param_sets))  # type: ignore[no-any-return]
 
     def _execute_one(self, sql: str, params: Sequence[Any]) -> Result:
         """:meth:`_execute` for one parameter set, on the fast path."""
         session = self._session
-        stmt = session.lookup(sql)
+        stmt = self._cache.lookup(sql)
         if stmt is None:
             stmt = self._run(session.prepare(sql))
         try:
@@ -512,7 +631,7 @@ class Connection:
         except PgError as exc:
             if not is_stale_plan(exc):
                 raise
-            session.evict(sql)
+            self._cache.evict(sql)
             if session.status != "I" or self._closed:
                 raise  # inside a transaction the block is aborted: the caller must roll back
         # Outside a transaction: re-prepare against the new table shape and retry once.

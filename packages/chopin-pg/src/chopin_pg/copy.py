@@ -29,9 +29,10 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _copy_ops as ops
 from . import protocol as p
 from ._copy_text import RowFormatter, format_copy_row, row_formatter, rows_writer
-from ._session import Result
+from ._result import Result
 from .errors import InterfaceError, PgError, QueryCanceled
 
 if TYPE_CHECKING:
@@ -62,11 +63,11 @@ class CopyWriter:
         self._format_row: RowFormatter = self._format_first_row
         self._shape: tuple[type, ...] | None = None  # the types of the first row
         self.rowcount = -1
-        conn._enter_busy("COPY FROM STDIN")
+        conn.enter_busy("COPY FROM STDIN")
         try:
-            self.format: int = conn._drive(conn._session.copy_in_start(sql))
+            self.format: int = conn.wait(ops.copy_in_start(conn.session, sql))
         except BaseException:
-            conn._leave_busy()
+            conn.leave_busy()
             raise
         self._open = True
         self._rows_open = self.format == 0
@@ -85,7 +86,7 @@ class CopyWriter:
         message = p.copy_data_header(len(buffer)) + buffer  # one copy of the buffer, not two
         buffer.clear()
         try:
-            self._conn._drive(self._conn._session.send(message))
+            self._conn.wait(ops.send(message))
         except BaseException:
             self._end()
             raise
@@ -150,7 +151,7 @@ class CopyWriter:
         self._buffer.clear()
         message = (p.copy_data(data) if data else b"") + p.copy_done()
         try:
-            result: Result = self._conn._drive(self._conn._session.copy_in_end(message))
+            result: Result = self._conn.wait(ops.copy_in_end(self._conn.session, message))
         finally:
             self._end()
         self.rowcount = result.rowcount
@@ -165,7 +166,7 @@ class CopyWriter:
         self._check()
         self._buffer.clear()
         try:
-            self._conn._drive(self._conn._session.copy_in_end(p.copy_fail(message[:1000])))
+            self._conn.wait(ops.copy_in_end(self._conn.session, p.copy_fail(message[:1000])))
         except QueryCanceled:
             pass  # 57014 "COPY from stdin failed: <message>" is the expected answer
         finally:
@@ -175,7 +176,7 @@ class CopyWriter:
         self._rows_open = False
         if self._open:
             self._open = False
-            self._conn._leave_busy()
+            self._conn.leave_busy()
 
     def __enter__(self) -> CopyWriter:
         return self
@@ -209,11 +210,11 @@ class CopyReader:
         self._chunks: deque[bytes] = deque()
         self._open = False
         self.rowcount = -1
-        conn._enter_busy("COPY TO STDOUT")
+        conn.enter_busy("COPY TO STDOUT")
         try:
-            self.format: int = conn._drive(conn._session.copy_out_start(sql))
+            self.format: int = conn.wait(ops.copy_out_start(conn.session, sql))
         except BaseException:
-            conn._leave_busy()
+            conn.leave_busy()
             raise
         self._open = True
 
@@ -224,7 +225,7 @@ class CopyReader:
 
     def _read_more(self) -> None:
         try:
-            chunks, result = self._conn._drive(self._conn._session.copy_out_next())
+            chunks, result = self._conn.wait(ops.copy_out_next(self._conn.session))
         except BaseException:
             self._end()
             raise
@@ -258,7 +259,7 @@ class CopyReader:
     def _end(self) -> None:
         if self._open:
             self._open = False
-            self._conn._leave_busy()
+            self._conn.leave_busy()
 
     def __enter__(self) -> CopyReader:
         return self

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._pipeline import PipelineBatch, PipelineOp, run_batch
-from ._session import Result
+from ._result import Result
 from .errors import InterfaceError
 from .row import Row
 
@@ -107,11 +107,11 @@ class Pipeline:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._batch = PipelineBatch(conn._session)
+        self._batch = PipelineBatch(conn.session)
         self._open = False
 
     def __enter__(self) -> Pipeline:
-        self._conn._enter_busy("a pipeline")
+        self._conn.enter_busy("a pipeline")
         self._open = True
         return self
 
@@ -123,13 +123,13 @@ class Pipeline:
                 self._abandon()
         finally:
             self._open = False
-            self._conn._leave_busy()
+            self._conn.leave_busy()
 
     def _abandon(self) -> None:
         # The block raised before the queued queries were sent: they never run.
         for op in self._batch.ops:
-            op._fail(InterfaceError(f"pipeline query {op.index} was not sent: the with block raised first"))
-        self._batch = PipelineBatch(self._conn._session, self._batch.next_index)
+            op.fail(InterfaceError(f"pipeline query {op.index} was not sent: the with block raised first"))
+        self._batch = PipelineBatch(self._conn.session, self._batch.next_index)
 
     def _add(self, sql: str, params: Sequence[Any] | None) -> PendingResult:
         if not self._open:
@@ -174,15 +174,15 @@ class Pipeline:
             ConnectionLost: The connection failed; every unresolved handle raises it too.
         """
         batch = self._batch
-        self._batch = PipelineBatch(self._conn._session, batch.next_index)
+        self._batch = PipelineBatch(self._conn.session, batch.next_index)
         if not batch.ops:
             return
         try:
-            first = self._conn._drive(run_batch(self._conn._session, batch))
+            first = self._conn.wait(run_batch(self._conn.session, batch))
         except BaseException as exc:
             for op in batch.ops:
                 if not op.done:
-                    op._fail(exc)
+                    op.fail(exc)
             raise
         if first is not None:
             raise first

@@ -210,7 +210,7 @@ class PooledConnection:
         entry = self._entry
         if entry is not None:
             self._entry = None
-            self._pool._return(entry)
+            self._pool.check_in(entry)
 
     def __enter__(self) -> Connection:
         return self.conn
@@ -297,7 +297,7 @@ class PgPool:
         # A child process: the sessions belong to the parent.  Forget them without
         # Terminate; closing our copy of each descriptor leaves the parent's open.
         for entry in self._idle:
-            entry.conn._forget()
+            entry.conn.close_inherited()
         self._reset_state()
 
     # -- checkout and return -----------------------------------------------------------
@@ -422,16 +422,21 @@ class PgPool:
         """
         return self._checkout(False, 0.0)
 
-    def _return(self, entry: _Entry) -> None:
+    def check_in(self, entry: _Entry) -> None:
+        """Take back a checked-out connection: what :meth:`PooledConnection.release` calls.
+
+        Its session is reset (see :meth:`PgPoolConfig.reset`); a connection that is broken,
+        mid-COPY or mid-pipeline, or whose reset fails is closed instead of kept.
+        """
         if entry.pid != os.getpid():
-            entry.conn._forget()  # checked out before fork: the parent's session
+            entry.conn.close_inherited()  # checked out before fork: the parent's session
             return
         self._check_fork()
         conn = entry.conn
         broken = conn.closed
         if not broken:
             try:
-                if conn._busy is not None:
+                if conn.busy is not None:
                     conn.close()  # mid-COPY or mid-pipeline: the protocol position is unknown
                 elif self.settings.reset != "none" and conn.command_count != entry.commands:
                     conn.reset_session(keep_statements=self.settings.reset == "keep_statements")

@@ -26,8 +26,31 @@ from dataclasses import dataclass
 from .errors import ProtocolViolation
 
 __all__ = [
+    "AUTHENTICATION",
+    "BACKEND_KEY_DATA",
+    "BIND_COMPLETE",
+    "CLOSE_COMPLETE",
+    "COMMAND_COMPLETE",
+    "COPY_BOTH",
+    "COPY_DATA",
+    "COPY_DONE",
+    "COPY_IN",
+    "COPY_OUT",
+    "DATA_ROW",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "EMPTY_QUERY",
+    "ERROR",
+    "NEGOTIATE_PROTOCOL_VERSION",
+    "NOTICE",
+    "NOTIFICATION",
+    "NO_DATA",
+    "PARAMETER_DESCRIPTION",
+    "PARAMETER_STATUS",
+    "PARSE_COMPLETE",
+    "PORTAL_SUSPENDED",
     "PROTOCOL_VERSION",
+    "READY",
+    "ROW_DESCRIPTION",
     "AuthenticationCleartextPassword",
     "AuthenticationMD5Password",
     "AuthenticationOk",
@@ -90,6 +113,32 @@ SSL_REQUEST_CODE = 80877103
 CANCEL_REQUEST_CODE = 80877102
 #: The largest backend message accepted unless configured otherwise.
 DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024 * 1024
+
+# Backend message tags (§55.7), as the ints the parser returns: the one table, compared
+# on the hot path by the session and the pipeline reader (a module constant is one LOAD_GLOBAL).
+AUTHENTICATION = 0x52  # R Authentication*
+BACKEND_KEY_DATA = 0x4B  # K BackendKeyData
+BIND_COMPLETE = 0x32  # 2 BindComplete
+CLOSE_COMPLETE = 0x33  # 3 CloseComplete
+COMMAND_COMPLETE = 0x43  # C CommandComplete
+COPY_BOTH = 0x57  # W CopyBothResponse
+COPY_DATA = 0x64  # d CopyData
+COPY_DONE = 0x63  # c CopyDone
+COPY_IN = 0x47  # G CopyInResponse
+COPY_OUT = 0x48  # H CopyOutResponse
+DATA_ROW = 0x44  # D DataRow
+EMPTY_QUERY = 0x49  # I EmptyQueryResponse
+ERROR = 0x45  # E ErrorResponse
+NEGOTIATE_PROTOCOL_VERSION = 0x76  # v NegotiateProtocolVersion
+NO_DATA = 0x6E  # n NoData
+NOTICE = 0x4E  # N NoticeResponse
+NOTIFICATION = 0x41  # A NotificationResponse
+PARAMETER_DESCRIPTION = 0x74  # t ParameterDescription
+PARAMETER_STATUS = 0x53  # S ParameterStatus
+PARSE_COMPLETE = 0x31  # 1 ParseComplete
+PORTAL_SUSPENDED = 0x73  # s PortalSuspended
+READY = 0x5A  # Z ReadyForQuery
+ROW_DESCRIPTION = 0x54  # T RowDescription
 
 _i16 = struct.Struct("!h")
 _i32 = struct.Struct("!i")
@@ -623,60 +672,59 @@ def decode_message(tag: int, body: bytes) -> BackendMessage:
     Raises:
         ProtocolViolation: The tag is not a backend message this driver knows.
     """
-    match tag:
-        case 0x44:  # D
-            return DataRow(parse_data_row(body))
-        case 0x5A:  # Z
-            return ReadyForQuery(chr(body[0]))
-        case 0x43:  # C
-            return CommandComplete(body[:-1].decode())
-        case 0x54:  # T
-            return parse_row_description(body)
-        case 0x52:  # R
-            return _authentication(body)
-        case 0x53:  # S
-            name, value, _ = body.split(b"\x00", 2)
-            return ParameterStatus(name.decode(), value.decode())
-        case 0x4B:  # K
-            pid, secret = _i32x2.unpack_from(body, 0)
-            return BackendKeyData(pid, secret)
-        case 0x45:  # E
-            return ErrorResponse(parse_fields(body))
-        case 0x4E:  # N
-            return NoticeResponse(parse_fields(body))
-        case 0x31:  # 1
-            return ParseComplete()
-        case 0x32:  # 2
-            return BindComplete()
-        case 0x33:  # 3
-            return CloseComplete()
-        case 0x6E:  # n
-            return NoData()
-        case 0x49:  # I
-            return EmptyQueryResponse()
-        case 0x74:  # t
-            count = _i16.unpack_from(body, 0)[0]
-            return ParameterDescription(struct.unpack_from(f"!{count}I", body, 2))
-        case 0x73:  # s
-            return PortalSuspended()
-        case 0x47:  # G
-            return CopyInResponse(*_copy_response(body))
-        case 0x48:  # H
-            return CopyOutResponse(*_copy_response(body))
-        case 0x57:  # W
-            return CopyBothResponse(*_copy_response(body))
-        case 0x64:  # d
-            return CopyData(bytes(body))
-        case 0x63:  # c
-            return CopyDone()
-        case 0x41:  # A
-            pid = _i32.unpack_from(body, 0)[0]
-            channel, payload, _ = body[4:].split(b"\x00", 2)
-            return NotificationResponse(pid, channel.decode(), payload.decode())
-        case 0x76:  # v
-            minor, count = _i32x2.unpack_from(body, 0)
-            names = [n.decode() for n in body[8:].split(b"\x00")[:count]]
-            return NegotiateProtocolVersion(minor, names)
+    if tag == DATA_ROW:
+        return DataRow(parse_data_row(body))
+    if tag == READY:
+        return ReadyForQuery(chr(body[0]))
+    if tag == COMMAND_COMPLETE:
+        return CommandComplete(body[:-1].decode())
+    if tag == ROW_DESCRIPTION:
+        return parse_row_description(body)
+    if tag == AUTHENTICATION:
+        return _authentication(body)
+    if tag == PARAMETER_STATUS:
+        name, value, _ = body.split(b"\x00", 2)
+        return ParameterStatus(name.decode(), value.decode())
+    if tag == BACKEND_KEY_DATA:
+        pid, secret = _i32x2.unpack_from(body, 0)
+        return BackendKeyData(pid, secret)
+    if tag == ERROR:
+        return ErrorResponse(parse_fields(body))
+    if tag == NOTICE:
+        return NoticeResponse(parse_fields(body))
+    if tag == PARSE_COMPLETE:
+        return ParseComplete()
+    if tag == BIND_COMPLETE:
+        return BindComplete()
+    if tag == CLOSE_COMPLETE:
+        return CloseComplete()
+    if tag == NO_DATA:
+        return NoData()
+    if tag == EMPTY_QUERY:
+        return EmptyQueryResponse()
+    if tag == PARAMETER_DESCRIPTION:
+        count = _i16.unpack_from(body, 0)[0]
+        return ParameterDescription(struct.unpack_from(f"!{count}I", body, 2))
+    if tag == PORTAL_SUSPENDED:
+        return PortalSuspended()
+    if tag == COPY_IN:
+        return CopyInResponse(*_copy_response(body))
+    if tag == COPY_OUT:
+        return CopyOutResponse(*_copy_response(body))
+    if tag == COPY_BOTH:
+        return CopyBothResponse(*_copy_response(body))
+    if tag == COPY_DATA:
+        return CopyData(bytes(body))
+    if tag == COPY_DONE:
+        return CopyDone()
+    if tag == NOTIFICATION:
+        pid = _i32.unpack_from(body, 0)[0]
+        channel, payload, _ = body[4:].split(b"\x00", 2)
+        return NotificationResponse(pid, channel.decode(), payload.decode())
+    if tag == NEGOTIATE_PROTOCOL_VERSION:
+        minor, count = _i32x2.unpack_from(body, 0)
+        names = [n.decode() for n in body[8:].split(b"\x00")[:count]]
+        return NegotiateProtocolVersion(minor, names)
     raise ProtocolViolation(f"unknown backend message type {chr(tag)!r} ({len(body)} bytes)")
 
 

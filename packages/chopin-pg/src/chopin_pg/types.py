@@ -267,8 +267,7 @@ def _default_registry() -> TypeRegistry:
             oids.JSONB: ParamEncoder(None, c.encode_jsonb, 1),
         }
     )
-    reg._install_context_codecs()
-    return reg
+    return reg.copy()  # the copy installs the codecs that read its own time zone and array table
 
 
 #: The built-in codecs; connections copy it.

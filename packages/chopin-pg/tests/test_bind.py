@@ -1,4 +1,4 @@
-"""The sans-IO session's one-query fast path, without sockets: bind_one and take_reply against the general path."""
+"""The one-query fast path (_bind.py), without sockets: bind_one and take_reply against the general path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from chopin_pg import DataError, PgConfig, oids
 from chopin_pg import protocol as p
-from chopin_pg._session import PreparedStatement, Result, Session
+from chopin_pg._bind import bind_message, bind_one, execute, take_reply
+from chopin_pg._result import Result
+from chopin_pg._session import Session
+from chopin_pg._statements import PreparedStatement
 from chopin_pg.types import DEFAULT_TYPES, encode_params
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,7 +54,7 @@ def statement(s: Session, param_oids: tuple[int, ...] = (), columns: int = 2) ->
 
 
 def first_request(s: Session, stmt: PreparedStatement, param_sets: list[list[Any]]) -> bytes:
-    gen = s.execute(stmt, param_sets)
+    gen = execute(s, stmt, param_sets)
     out = next(gen)
     gen.close()
     assert isinstance(out, bytes)
@@ -93,15 +96,15 @@ def test_bind_message_is_protocol_bind_of_encode_params(pairs: list[tuple[int, A
     stmt = statement(s, tuple(oid for oid, _ in pairs))
     params = [value for _, value in pairs]
     bind = reference_bind(stmt, params)
-    assert s.bind_message(stmt, params) == bind
-    assert s.bind_one(stmt, params) == bind + p.execute() + p.sync()
+    assert bind_message(stmt, params) == bind
+    assert bind_one(s.cache, stmt, params) == bind + p.execute() + p.sync()
     assert first_request(s, stmt, [params, params]) == bind + p.execute() + bind + p.execute() + p.sync()
 
 
 def test_a_lone_surrogate_is_refused_before_sending() -> None:
     s = session()
     stmt = statement(s, (oids.TEXT,))
-    for build in (lambda: s.bind_message(stmt, ["\ud800"]), lambda: s.bind_one(stmt, ["\ud800"])):
+    for build in (lambda: bind_message(stmt, ["\ud800"]), lambda: bind_one(s.cache, stmt, ["\ud800"])):
         with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
             build()
     with pytest.raises(UnicodeEncodeError):
@@ -112,23 +115,23 @@ def test_bind_one_refuses_a_wrong_parameter_count() -> None:
     s = session()
     stmt = statement(s, (oids.INT4,))
     with pytest.raises(DataError, match="takes 1 parameters, 2 given"):
-        s.bind_one(stmt, [1, 2])
+        bind_one(s.cache, stmt, [1, 2])
 
 
 def test_bind_one_sends_pending_closes_first() -> None:
     s = session()
     stmt = statement(s, (oids.INT4,))
-    s.statements["old"] = PreparedStatement("_cpg9", "old", (), [], s.types)
-    s.evict("old")
-    request = s.bind_one(stmt, [Decimal(1)])  # numeric into int4: text
+    s.cache.statements["old"] = PreparedStatement("_cpg9", "old", (), [], s.types)
+    s.cache.evict("old")
+    request = bind_one(s.cache, stmt, [Decimal(1)])  # numeric into int4: text
     assert request.startswith(p.close(b"S", "_cpg9"))
-    assert s.take_pending_close() == b""
+    assert s.cache.take_pending_close() == b""
 
 
 def test_take_reply_decodes_a_whole_answer_in_place() -> None:
     s = session()
     stmt = statement(s)
-    result = s.take_reply(REPLY, stmt)
+    result = take_reply(s, REPLY, stmt)
     assert result is not None
     assert [tuple(r) for r in result.rows] == [(1, 2), (None, -3)]
     assert result.rows[1]["c1"] == -3
@@ -142,7 +145,7 @@ def test_take_reply_accepts_close_complete_and_empty_results() -> None:
     s = session()
     stmt = statement(s)
     reply = msg(b"3", b"") + msg(b"2", b"") + msg(b"C", b"INSERT 0 1\x00") + msg(b"Z", b"I")
-    result = s.take_reply(reply, stmt)
+    result = take_reply(s, reply, stmt)
     assert result is not None
     assert (result.rows, result.rowcount) == ([], 1)
 
@@ -168,7 +171,7 @@ def test_take_reply_accepts_close_complete_and_empty_results() -> None:
 def test_take_reply_leaves_anything_else_to_the_general_path(reply: bytes) -> None:
     s = session()
     stmt = statement(s)
-    assert s.take_reply(reply, stmt) is None
+    assert take_reply(s, reply, stmt) is None
     assert s.status == "I"
     assert s.parser.buffered == 0
     assert not s.notices
@@ -179,7 +182,7 @@ def test_take_reply_refuses_every_partial_answer() -> None:
     stmt = statement(session())
     for cut in range(len(REPLY)):
         s = session()
-        assert s.take_reply(REPLY[:cut], stmt) is None, cut
+        assert take_reply(s, REPLY[:cut], stmt) is None, cut
         assert s.status == "I"
 
 
@@ -187,7 +190,7 @@ def test_what_take_reply_refuses_the_general_path_handles() -> None:
     s = session()
     stmt = statement(s)
     notice = msg(b"N", b"SNOTICE\x00Mhi\x00\x00")
-    assert s.take_reply(notice + REPLY, stmt) is None
+    assert take_reply(s, notice + REPLY, stmt) is None
     results = general_path(s, stmt, notice + REPLY)
     assert [tuple(r) for r in results[0].rows] == [(1, 2), (None, -3)]
     assert s.notices[-1]["M"] == "hi"
