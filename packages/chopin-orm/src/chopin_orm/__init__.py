@@ -16,7 +16,15 @@ low = Item.query().filter(Item.quantity < 5).order_by(Item.name).all(conn)
 
 from __future__ import annotations
 
-from .autogen import create_table_sql, diff, drop_table_sql, introspect, make_migration
+from .autogen import (
+    MigrationHints,
+    create_table_sql,
+    diff,
+    drop_table_sql,
+    introspect,
+    make_migration,
+    suggest_renames,
+)
 from .errors import MigrationError, ModelError, MultipleRows, NotFound, OrmError
 from .executor import Executor
 from .expr import Column, Expr, Ordering, Raw, col
@@ -46,20 +54,23 @@ from .persistence import (
     upsert,
 )
 from .query import Query
-from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
+from .schema import Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
 
 __all__ = [
+    "Check",
     "ChecksumMismatch",
     "Column",
     "ColumnMeta",
     "ColumnOptions",
+    "CompositeForeignKey",
     "Executor",
     "Expr",
     "ForeignKey",
     "Migration",
     "MigrationError",
     "MigrationFailed",
+    "MigrationHints",
     "MigrationLockTimeout",
     "MigrationStatus",
     "Migrator",
@@ -91,6 +102,7 @@ __all__ = [
     "model",
     "model_info",
     "refresh",
+    "suggest_renames",
     "table_meta",
     "transaction",
     "update",
