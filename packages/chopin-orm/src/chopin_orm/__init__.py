@@ -16,6 +16,7 @@ low = Item.query().filter(Item.quantity < 5).order_by(Item.name).all(conn)
 
 from __future__ import annotations
 
+from . import agg
 from .autogen import (
     MigrationHints,
     create_table_sql,
@@ -53,7 +54,7 @@ from .persistence import (
     update_many,
     upsert,
 )
-from .query import Query
+from .query import Query, ValuesQuery, related
 from .schema import Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
 
@@ -85,6 +86,8 @@ __all__ = [
     "Raw",
     "TableMeta",
     "Transaction",
+    "ValuesQuery",
+    "agg",
     "col",
     "column",
     "create_table_sql",
@@ -102,6 +105,7 @@ __all__ = [
     "model",
     "model_info",
     "refresh",
+    "related",
     "suggest_renames",
     "table_meta",
     "transaction",
