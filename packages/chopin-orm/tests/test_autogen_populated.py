@@ -140,6 +140,23 @@ def test_down_re_adds_dropped_not_null_columns_on_a_table_with_rows(
     assert rows(conn, "SELECT count(*) FROM posts") == [(1,)]
 
 
+def test_down_refills_nulls_written_after_a_column_became_nullable(
+    conn: Connection, schema: str, tmp_path: Path
+) -> None:
+    conn.execute("CREATE TABLE posts (id integer PRIMARY KEY, note text NOT NULL); INSERT INTO posts VALUES (1, 'x')")
+
+    @model(table="posts")
+    @dataclass
+    class Post:
+        id: int = column(primary_key=True)
+        note: str | None = None
+
+    cycle(conn, schema, tmp_path, [Post])
+    conn.execute("INSERT INTO posts VALUES (2, NULL)")
+    Migrator(conn, tmp_path).down(steps=1)
+    assert rows(conn, "SELECT id, note FROM posts ORDER BY id") == [(1, "x"), (2, "")]
+
+
 # -- enum types -------------------------------------------------------------------------------
 
 
@@ -205,6 +222,26 @@ def test_an_enum_label_renamed_by_hint_keeps_the_rows(conn: Connection, schema: 
     up, _ = cycle(conn, schema, tmp_path, [Diary], hints)
     assert "RENAME VALUE 'glad' TO 'happy'" in up
     assert rows(conn, "SELECT m::text FROM diary") == [("happy",)]
+
+
+def test_a_text_column_becomes_an_enum_with_its_rows_converted(conn: Connection, schema: str, tmp_path: Path) -> None:
+    conn.execute(
+        "CREATE TABLE diary (id integer PRIMARY KEY, m text NOT NULL);"
+        "INSERT INTO diary VALUES (1, 'sad'), (2, 'ecstatic')"
+    )
+
+    @model(table="diary")
+    @dataclass
+    class Diary:
+        id: int = column(primary_key=True)
+        m: Feeling = Feeling.SAD
+
+    up, down = cycle(conn, schema, tmp_path, [Diary])
+    assert 'USING "m"::text::feeling' in up and 'USING "m"::text::text' in down
+    assert rows(conn, "SELECT m::text, pg_typeof(m)::text FROM diary ORDER BY id") == [
+        ("sad", "feeling"),
+        ("ecstatic", "feeling"),
+    ]
 
 
 # -- renames ----------------------------------------------------------------------------------

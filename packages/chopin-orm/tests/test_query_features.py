@@ -214,3 +214,28 @@ def test_prefetch_loads_each_relation_in_one_statement(names: Callable[[str], st
 
         with_author = Book.query().select_related(Author).filter(Book.title == "alpha").prefetch(BookTag).all(conn)
         assert [(b.title, a.name, len(links)) for (b, a), links in with_author] == [("alpha", "Ann", 2)]
+
+
+def test_prefetch_and_related_follow_a_self_referencing_foreign_key(
+    conn: chopin_pg.Connection, names: Callable[[str], str]
+) -> None:
+    table = names("nodes")
+
+    @model(table=table)
+    @dataclass
+    class Node:
+        id: int = column(primary_key=True)
+        name: str = ""
+        parent_id: int | None = column(references=f"{table}.id", default=None)
+
+    create_table(conn, Node)
+    Node.insert_many(conn, [Node(1, "root"), Node(2, "a", 1), Node(3, "b", 1), Node(4, "a1", 2)])
+    tree = Node.query().order_by(Node.id).prefetch(Node.query().order_by(Node.id)).all(conn)
+    assert [(n.name, [c.name for c in kids]) for n, kids in tree] == [
+        ("root", ["a", "b"]),
+        ("a", ["a1"]),
+        ("b", []),
+        ("a1", []),
+    ]
+    root = Node.get(conn, 1)
+    assert [n.name for n in related(root, Node).order_by(Node.id).all(conn)] == ["a", "b"]

@@ -423,6 +423,13 @@ def _plan_column(plan: Plan, m: TableMeta, new: ColumnMeta, old: ColumnMeta, ctx
     new_null, old_null = effective_nullable(new), effective_nullable(old)
     if new_null and not old_null:
         ops.append((alter(m, f"{col} DROP NOT NULL"), alter(m, f"{col} SET NOT NULL")))
+        # Down runs this first (the inverses run backwards): NULLs written since up would stop SET NOT NULL.
+        refill = (
+            old.default_sql if old_default is not None else zero_value(old_type, ctx.enums.get(_enum_name(old_type)))
+        )
+        if refill is not None and not old.identity:
+            name = quote(new.name)
+            ops.append((None, f"UPDATE {table_ref(m)} SET {name} = {refill} WHERE {name} IS NULL;"))
     elif old_null and not new_null:
         fill = ctx.hints.backfill.get(f"{table_key(m)}.{new.name}", new.backfill_sql)
         if fill is not None and not new.identity:

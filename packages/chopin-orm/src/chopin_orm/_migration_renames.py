@@ -74,7 +74,7 @@ def apply_renames(
                 f"rename table {old_key} -> {new_key}: expected a live table {old_key} and a model"
                 f" table {new_key} that does not exist yet"
             )
-        if (old.schema or None) != (new.schema or old.schema or None) and new.schema is not None:
+        if new.schema is not None and old.schema is not None and new.schema != old.schema:
             raise MigrationError(f"rename table {old_key} -> {new_key}: cannot move a table to another schema")
         renamed = dataclasses.replace(old, name=new.name)
         plan.renames.append(
