@@ -302,6 +302,34 @@ def test_suggest_renames_pairs_one_vanished_column_or_table_with_one_new_one(con
     assert hints.renamed_tables == {"tags": "labels"}
 
 
+def test_make_migration_names_likely_renames_it_was_not_told_about(
+    conn: Connection, schema: str, tmp_path: Path
+) -> None:
+    conn.execute(
+        "CREATE TABLE people (id integer PRIMARY KEY, full_name text NOT NULL);"
+        "CREATE TABLE tags (id integer PRIMARY KEY, label text NOT NULL)"
+    )
+
+    @model(table="people")
+    @dataclass
+    class Person:
+        id: int = column(primary_key=True)
+        name: str = ""
+
+    @model(table="labels")
+    @dataclass
+    class Label:
+        id: int = column(primary_key=True)
+        label: str = ""
+
+    paths = make_migration([Person, Label], conn, tmp_path, "guess")
+    assert paths is not None
+    up = paths[0].read_text()
+    assert "-- possible rename, column people.full_name -> name" in up
+    assert "MigrationHints(renamed_columns={'people': {'full_name': 'name'}})" in up
+    assert "-- possible rename, table tags -> labels" in up
+
+
 def test_a_rename_hint_naming_nothing_is_refused(conn: Connection, schema: str, tmp_path: Path) -> None:
     @model(table="t")
     @dataclass
