@@ -212,6 +212,13 @@ def test_prefetch_loads_each_relation_in_one_statement(names: Callable[[str], st
         assert Author.query().filter(Author.id < 0).prefetch(Book).all(conn) == []
         assert len(conn.statements) == 1  # no parents: no second statement
 
+        # Past PREFETCH_BATCH parent keys, one statement per batch (bounded parameters), same result.
+        authors = Author.query().order_by(Author.id).all(conn)
+        conn.statements.clear()
+        loader = Author.query().prefetch(Book.query().order_by(Book.title))._prefetch[0]
+        assert loader.load(conn, authors, batch=2)[:3] == [b for _, b in rows[:3]]
+        assert len(conn.statements) == (len(authors) + 1) // 2
+
         with_author = Book.query().select_related(Author).filter(Book.title == "alpha").prefetch(BookTag).all(conn)
         assert [(b.title, a.name, len(links)) for (b, a), links in with_author] == [("alpha", "Ann", 2)]
 

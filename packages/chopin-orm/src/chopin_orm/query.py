@@ -25,7 +25,7 @@ from .expr import Column, Expr, Ordering, Params, Raw, quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 from .schema import ForeignKey
 
-__all__ = ["ITER_BATCH", "Query", "ValuesQuery", "related"]
+__all__ = ["ITER_BATCH", "PREFETCH_BATCH", "Query", "ValuesQuery", "related"]
 
 M = TypeVar("M")
 N = TypeVar("N")
@@ -40,6 +40,9 @@ A5 = TypeVar("A5")
 
 #: Rows fetched per round trip by ``Query.iter`` (its server-side cursor).
 ITER_BATCH = 1000
+
+#: Parent keys per statement in ``Query.prefetch`` (one array parameter each): bounds a statement's size.
+PREFETCH_BATCH = 10_000
 
 
 class _Join:
@@ -112,24 +115,25 @@ class _Prefetch:
             pk = info.require_pk("prefetch(through=)")[0]
             self.query = child.join(through, on=link.column(right.attr) == info.column(pk.attr))
 
-    def load(self, executor: Executor, parents: list[Any]) -> list[list[Any]]:
-        """The children of each parent, in the parents' order (one statement)."""
+    def load(self, executor: Executor, parents: list[Any], batch: int = PREFETCH_BATCH) -> list[list[Any]]:
+        """The children of each parent, in the parents' order (one statement per ``batch`` parent keys)."""
         key = self.parent_key.attr
         keys = list(dict.fromkeys(k for k in (getattr(p, key) for p in parents) if k is not None))
         by_key: dict[Any, list[Any]] = {}
-        if keys:
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
             if self.through_left is None:
-                query = self.query.filter(self.query._info.column(self.child_fk.attr).in_(keys))
+                query = self.query.filter(self.query._info.column(self.child_fk.attr).in_(chunk))
                 for child in query.all(executor):
                     by_key.setdefault(getattr(child, self.child_fk.attr), []).append(child)
             else:
-                query = self.query.filter(self.through_left.in_(keys))
+                query = self.query.filter(self.through_left.in_(chunk))
                 params = Params()
                 sql = query._select_sql(params, extra=", " + self.through_left.sql)
                 rows = run_query(executor, sql, params.values)
                 width = len(query._info.fields)
                 for row, child in zip(rows, query._info.decode_rows(rows), strict=True):
-                    by_key.setdefault(row._values[width], []).append(child)
+                    by_key.setdefault(row[width], []).append(child)
         return [by_key.get(getattr(p, key), []) for p in parents]
 
 
@@ -302,7 +306,8 @@ class Query(Generic[R]):
         self: Query[M], child: type[N] | Query[N], /, *, through: type | None = None
     ) -> Query[tuple[M, list[N]]]: ...
     def prefetch(self, child: type | Query[Any], /, *, through: type | None = None) -> Any:
-        """Load the rows that reference each row (one extra statement per relation, never one per row).
+        """Load the rows that reference each row (one extra statement per relation, never one per row;
+        one per ``PREFETCH_BATCH`` parents beyond that).
 
         Rows become ``(row, [children])``, ``row`` being what the query gave before (an instance,
         or a ``select_related`` tuple); another ``prefetch`` appends another list.
@@ -657,11 +662,11 @@ class ValuesQuery(Generic[R]):
         converters = self._converters()
         if any(c is not None for c in converters):
             values = [
-                tuple(v if v is None or c is None else c(v) for v, c in zip(r._values, converters, strict=True))
+                tuple(v if v is None or c is None else c(v) for v, c in zip(r[:], converters, strict=True))
                 for r in rows
             ]
         else:
-            values = [r._values for r in rows]
+            values = [r[:] for r in rows]  # a slice of a Row is its values tuple
         if self._into is not None:
             make = self._into
             return [make(*v) for v in values]
