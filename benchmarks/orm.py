@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""ORM benchmark: chopin-orm against raw chopin-pg, SQLAlchemy 2 Core and ORM on psycopg 3, and Peewee on psycopg 3.
+"""ORM benchmark: chopin-orm against raw chopin-pg, SQLAlchemy 2 Core and ORM, Peewee and Django's ORM, on psycopg 3.
 
-    python3 benchmarks/orm.py [--only chopin-orm,chopin-pg,sa-core,sa-orm,peewee] [--scenarios fetch,insert,...]
-                              [--repeat 5] [--scale 1] [--python PATH] [--markdown-out benchmarks/RESULTS.md]
+    python3 benchmarks/orm.py [--only chopin-orm,chopin-pg,sa-core,sa-orm,peewee,django]
+                              [--scenarios fetch,insert,...] [--repeat 5] [--scale 1] [--python PATH]
+                              [--markdown-out benchmarks/RESULTS.md]
 
 Scenarios: fetch 10 000 rows into objects; insert 10 000 objects; insert 10 000 objects
-and read their generated ids back. Talks to the machine's PostgreSQL on 127.0.0.1:5432
-(database test, user postgres, trust).
+and read their generated ids back; select two columns of 10 000 rows as tuples; group
+10 000 rows into 1 000 (count, sum) aggregates; load 1 000 owners with their 10 000
+children (prefetch: one statement per relation). Talks to the machine's PostgreSQL on
+127.0.0.1:5432 (database test, user postgres, trust).
 
 The runner is stdlib only and runs under the system python3. Each (library, scenario)
 runs in a fresh process of benchmarks/.venv-orm's python (made on first use from
 benchmarks/requirements-orm.txt; ``--python`` names another interpreter that already has
-SQLAlchemy, peewee and psycopg), which re-runs this file with ``--worker`` and prints its
+SQLAlchemy, peewee, Django and psycopg), which re-runs this file with ``--worker`` and prints its
 timings as JSON. The chopin packages are put on that process's PYTHONPATH from their
 ``src/`` directories. Each worker does an untimed warm-up, then ``--repeat`` timed runs;
 the best is kept. Every run is followed by an untimed check that the work was done.
@@ -45,7 +48,7 @@ REPO = HERE.parent
 VENV = HERE / ".venv-orm"
 VENV_PY = VENV / "bin" / "python"
 CHOPIN_SRC = [REPO / "packages" / name / "src" for name in ("kowito-json", "chopin-pg", "chopin-orm")]
-PEER_MODULES = "sqlalchemy, peewee, psycopg, orjson"
+PEER_MODULES = "sqlalchemy, peewee, django, psycopg, orjson"
 
 WORKER_TIMEOUT_S = 600.0
 PIP_TIMEOUT_S = 900.0
@@ -54,15 +57,19 @@ ROWS = 10_000
 BATCH = 1_000  # rows per multi-row INSERT for every library that batches
 READ_TABLE = "orm_bench_read"
 WRITE_TABLE = "orm_bench_write"
+OWNER_TABLE = "orm_bench_owner"
+CHILD_TABLE = "orm_bench_child"
+OWNERS = 1_000  # parents in the prefetch scenario; also the groups in the aggregate one (quantity = i % 1000)
 COLUMNS = ("id", "name", "quantity", "price", "active", "created", "note")
 
-LIBRARIES = ("chopin-orm", "chopin-pg", "sa-core", "sa-orm", "peewee")
+LIBRARIES = ("chopin-orm", "chopin-pg", "sa-core", "sa-orm", "peewee", "django")
 LABELS = {
     "chopin-orm": "chopin-orm",
     "chopin-pg": "chopin-pg (raw)",
     "sa-core": "SQLAlchemy Core",
     "sa-orm": "SQLAlchemy ORM",
     "peewee": "Peewee",
+    "django": "Django ORM",
 }
 
 
@@ -76,7 +83,12 @@ SCENARIOS = (
     Scenario("fetch", "fetch 10 000 rows into objects"),
     Scenario("insert", "insert 10 000 objects"),
     Scenario("insert_returning", "insert 10 000 objects, ids read back"),
+    Scenario("columns", "select 2 columns of 10 000 rows as tuples"),
+    Scenario("aggregate", "group 10 000 rows into 1 000 (count, sum)"),
+    Scenario("prefetch", "1 000 owners + their 10 000 children (prefetch)"),
 )
+# What each reading scenario's call returns when the work was done.
+EXPECTED = {"fetch": ROWS, "columns": ROWS, "aggregate": OWNERS, "prefetch": ROWS}
 SCENARIO = {s.name: s for s in SCENARIOS}
 
 SETUP_SQL = f"""
@@ -93,6 +105,16 @@ FROM generate_series(1, {ROWS}) AS i;
 -- UNLOGGED: the benchmark measures the libraries, not the server's disk.
 DROP TABLE IF EXISTS {WRITE_TABLE};
 CREATE UNLOGGED TABLE {WRITE_TABLE} (LIKE {READ_TABLE} INCLUDING ALL);
+DROP TABLE IF EXISTS {CHILD_TABLE};
+DROP TABLE IF EXISTS {OWNER_TABLE};
+CREATE TABLE {OWNER_TABLE} (id integer PRIMARY KEY, name text NOT NULL);
+INSERT INTO {OWNER_TABLE} SELECT i, 'owner ' || i FROM generate_series(1, {OWNERS}) AS i;
+CREATE TABLE {CHILD_TABLE} (
+    id integer PRIMARY KEY, owner_id integer NOT NULL REFERENCES {OWNER_TABLE} (id), name text NOT NULL
+);
+INSERT INTO {CHILD_TABLE} SELECT i, 1 + i % {OWNERS}, 'child ' || i FROM generate_series(1, {ROWS}) AS i;
+CREATE INDEX ON {CHILD_TABLE} (owner_id);
+ANALYZE;
 """
 
 
@@ -113,9 +135,25 @@ def make_values(n: int) -> list[tuple[Any, ...]]:
 
 
 class Bench:
-    """One library's setup, its three operations, and the checks after them."""
+    """One library's setup, its operations, and the checks after them.
+
+    A library without an operation (Core has no relations to prefetch) leaves it
+    unimplemented: the table shows n/a.
+    """
 
     def fetch(self) -> int:
+        raise NotImplementedError
+
+    def columns(self) -> int:
+        """Rows of (name, price) tuples."""
+        raise NotImplementedError
+
+    def aggregate(self) -> int:
+        """Groups of (quantity, count, sum(price))."""
+        raise NotImplementedError
+
+    def prefetch(self) -> int:
+        """Children loaded with their owners, in the documented way (no query per owner)."""
         raise NotImplementedError
 
     def prepare(self, values: list[tuple[Any, ...]]) -> Any:
@@ -154,6 +192,20 @@ class ChopinPg(Bench):
     def fetch(self) -> int:
         return len(self.conn.query(self.select))
 
+    def columns(self) -> int:
+        return len(self.conn.query(f"SELECT name, price FROM {READ_TABLE}"))
+
+    def aggregate(self) -> int:
+        return len(self.conn.query(f"SELECT quantity, count(*), sum(price) FROM {READ_TABLE} GROUP BY quantity"))
+
+    def prefetch(self) -> int:
+        owners = self.conn.query(f"SELECT id, name FROM {OWNER_TABLE}")
+        children: dict[int, list[Any]] = {}
+        sql = f"SELECT id, owner_id, name FROM {CHILD_TABLE} WHERE owner_id = ANY($1)"
+        for row in self.conn.query(sql, [[o[0] for o in owners]]):
+            children.setdefault(row[1], []).append(row)
+        return sum(len(children.get(o[0], ())) for o in owners)
+
     def insert(self, items: Any) -> None:
         with self.conn.copy_in(f"COPY {WRITE_TABLE} ({', '.join(COLUMNS[1:])}) FROM STDIN") as writer:
             for row in items:
@@ -189,7 +241,9 @@ class ChopinOrm(ChopinPg):
         super().__init__(args)
         from dataclasses import dataclass as dc
 
-        from chopin_orm import column, model
+        from chopin_orm import agg, column, model
+
+        self.agg = agg
 
         def declare(table: str) -> Any:
             @model(table=table)
@@ -208,8 +262,36 @@ class ChopinOrm(ChopinPg):
         self.read_model = declare(READ_TABLE)
         self.write_model = declare(WRITE_TABLE)
 
+        @model(table=OWNER_TABLE)
+        @dc
+        class Owner:
+            id: int = column(primary_key=True)
+            name: str = column()
+
+        @model(table=CHILD_TABLE)
+        @dc
+        class Child:
+            id: int = column(primary_key=True)
+            owner_id: int = column(references=Owner)
+            name: str = column()
+
+        self.owner_model, self.child_model = Owner, Child
+
     def fetch(self) -> int:
         return len(self.read_model.query().all(self.conn))
+
+    def columns(self) -> int:
+        item = self.read_model
+        return len(item.query().select(item.name, item.price).all(self.conn))
+
+    def aggregate(self) -> int:
+        item, agg = self.read_model, self.agg
+        query = item.query().select(item.quantity, agg.count(), agg.sum(item.price)).group_by(item.quantity)
+        return len(query.all(self.conn))
+
+    def prefetch(self) -> int:
+        rows = self.owner_model.query().prefetch(self.child_model).all(self.conn)
+        return sum(len(children) for _, children in rows)
 
     def prepare(self, values: list[tuple[Any, ...]]) -> Any:
         return [self.write_model(*v) for v in values]
@@ -241,6 +323,21 @@ class SaCore(Bench):
 
     def fetch(self) -> int:
         rows = self.conn.execute(self.sa.select(self.read)).all()
+        self.conn.commit()
+        return len(rows)
+
+    def columns(self) -> int:
+        rows = self.conn.execute(self.sa.select(self.read.c.name, self.read.c.price)).all()
+        self.conn.commit()
+        return len(rows)
+
+    def prefetch(self) -> int:
+        raise NotImplementedError("SQLAlchemy Core has no relations to prefetch")
+
+    def aggregate(self) -> int:
+        sa, c = self.sa, self.read.c
+        query = sa.select(c.quantity, sa.func.count(), sa.func.sum(c.price)).group_by(c.quantity)
+        rows = self.conn.execute(query).all()
         self.conn.commit()
         return len(rows)
 
@@ -299,12 +396,51 @@ class SaOrm(SaCore):
 
         self.read_model = declare(READ_TABLE)
         self.write_model = declare(WRITE_TABLE)
+        sa = self.sa
+
+        class Owner(Base):
+            __tablename__ = OWNER_TABLE
+            id = orm.mapped_column(sa.Integer, primary_key=True)
+            name = orm.mapped_column(sa.Text, nullable=False)
+            children = orm.relationship("Child")
+
+        class Child(Base):
+            __tablename__ = CHILD_TABLE
+            id = orm.mapped_column(sa.Integer, primary_key=True)
+            owner_id = orm.mapped_column(sa.Integer, sa.ForeignKey(f"{OWNER_TABLE}.id"), nullable=False)
+            name = orm.mapped_column(sa.Text, nullable=False)
+
+        self.owner_model = Owner
 
     def fetch(self) -> int:
         with self.orm.Session(self.conn) as session:
             items = session.scalars(self.sa.select(self.read_model)).all()
         self.conn.commit()
         return len(items)
+
+    def columns(self) -> int:
+        item = self.read_model
+        with self.orm.Session(self.conn) as session:
+            rows = session.execute(self.sa.select(item.name, item.price)).all()
+        self.conn.commit()
+        return len(rows)
+
+    def aggregate(self) -> int:
+        sa, item = self.sa, self.read_model
+        query = sa.select(item.quantity, sa.func.count(), sa.func.sum(item.price)).group_by(item.quantity)
+        with self.orm.Session(self.conn) as session:
+            rows = session.execute(query).all()
+        self.conn.commit()
+        return len(rows)
+
+    def prefetch(self) -> int:
+        owner = self.owner_model
+        query = self.sa.select(owner).options(self.orm.selectinload(owner.children))
+        with self.orm.Session(self.conn) as session:
+            owners = session.scalars(query).all()
+            total = sum(len(o.children) for o in owners)
+        self.conn.commit()
+        return total
 
     def prepare(self, values: list[tuple[Any, ...]]) -> Any:
         return [self.write_model(**dict(zip(COLUMNS[1:], v, strict=True))) for v in values]
@@ -353,8 +489,40 @@ class Peewee(Bench):
         self.read_model = declare(READ_TABLE)
         self.write_model = declare(WRITE_TABLE)
 
+        class Owner(pw.Model):
+            id = pw.IntegerField(primary_key=True)
+            name = pw.TextField()
+
+            class Meta:
+                database = self.db
+                table_name = OWNER_TABLE
+
+        class Child(pw.Model):
+            id = pw.IntegerField(primary_key=True)
+            owner = pw.ForeignKeyField(Owner, backref="children", column_name="owner_id")
+            name = pw.TextField()
+
+            class Meta:
+                database = self.db
+                table_name = CHILD_TABLE
+
+        self.owner_model, self.child_model = Owner, Child
+
     def fetch(self) -> int:
         return len(list(self.read_model.select()))
+
+    def columns(self) -> int:
+        item = self.read_model
+        return len(list(item.select(item.name, item.price).tuples()))
+
+    def aggregate(self) -> int:
+        item, fn = self.read_model, self.pw.fn
+        query = item.select(item.quantity, fn.COUNT(item.id), fn.SUM(item.price)).group_by(item.quantity)
+        return len(list(query.tuples()))
+
+    def prefetch(self) -> int:
+        owners = self.pw.prefetch(self.owner_model.select(), self.child_model.select())
+        return sum(len(o.children) for o in owners)
 
     def prepare(self, values: list[tuple[Any, ...]]) -> Any:
         return [self.write_model(**dict(zip(COLUMNS[1:], v, strict=True))) for v in values]
@@ -382,12 +550,97 @@ class Peewee(Bench):
         self.db.close()
 
 
+class Django(Bench):
+    """Django's ORM on psycopg 3 (configured in-process, unmanaged models): QuerySets, bulk_create, prefetch_related."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import django
+        from django.conf import settings
+
+        if not settings.configured:
+            database = {"ENGINE": "django.db.backends.postgresql", "NAME": args.database, "USER": args.user,
+                        "HOST": args.host, "PORT": str(args.port)}  # fmt: skip
+            settings.configure(DATABASES={"default": database}, INSTALLED_APPS=[], USE_TZ=True, DEBUG=False)
+            django.setup()
+        from django.db import connection, models, transaction
+        from django.db.models import Count, Sum
+
+        self.connection, self.transaction, self.count, self.sum = connection, transaction, Count, Sum
+
+        def meta(table: str) -> type:
+            return type("Meta", (), {"app_label": "orm_bench", "db_table": table, "managed": False})
+
+        def declare(table: str, name: str) -> Any:
+            fields = {
+                "__module__": __name__,
+                "Meta": meta(table),
+                "id": models.AutoField(primary_key=True),
+                "name": models.TextField(),
+                "quantity": models.IntegerField(),
+                "price": models.FloatField(),
+                "active": models.BooleanField(),
+                "created": models.DateTimeField(),
+                "note": models.TextField(null=True),
+            }
+            return type(name, (models.Model,), fields)
+
+        self.read_model = declare(READ_TABLE, "ReadItem")
+        self.write_model = declare(WRITE_TABLE, "WriteItem")
+        owner_fields = {"__module__": __name__, "Meta": meta(OWNER_TABLE), "id": models.IntegerField(primary_key=True),
+                        "name": models.TextField()}  # fmt: skip
+        self.owner_model = owner = type("Owner", (models.Model,), owner_fields)
+        child_fields = {
+            "__module__": __name__,
+            "Meta": meta(CHILD_TABLE),
+            "id": models.IntegerField(primary_key=True),
+            "owner": models.ForeignKey(owner, models.DO_NOTHING, related_name="children", db_column="owner_id"),
+            "name": models.TextField(),
+        }
+        type("Child", (models.Model,), child_fields)
+
+    def fetch(self) -> int:
+        return len(list(self.read_model.objects.all()))
+
+    def columns(self) -> int:
+        return len(list(self.read_model.objects.values_list("name", "price")))
+
+    def aggregate(self) -> int:
+        query = self.read_model.objects.values_list("quantity").annotate(self.count("id"), self.sum("price"))
+        return len(list(query))
+
+    def prefetch(self) -> int:
+        owners = list(self.owner_model.objects.prefetch_related("children"))
+        return sum(len(o.children.all()) for o in owners)
+
+    def prepare(self, values: list[tuple[Any, ...]]) -> Any:
+        return [self.write_model(**dict(zip(COLUMNS[1:], v, strict=True))) for v in values]
+
+    def insert(self, items: Any) -> None:
+        with self.transaction.atomic():
+            self.write_model.objects.bulk_create(items, batch_size=BATCH)
+
+    def insert_returning(self, items: Any) -> list[int]:
+        self.insert(items)  # on PostgreSQL bulk_create always reads the ids back (RETURNING)
+        return [item.id for item in items]
+
+    def truncate(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {WRITE_TABLE}")
+
+    def count_written(self) -> int:
+        return int(self.write_model.objects.count())
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], Bench]] = {
     "chopin-orm": ChopinOrm,
     "chopin-pg": ChopinPg,
     "sa-core": SaCore,
     "sa-orm": SaOrm,
     "peewee": Peewee,
+    "django": Django,
 }
 
 
@@ -397,12 +650,13 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     times: list[float] = []
     try:
         for run in range(args.repeat + 1):  # run 0 is the warm-up
-            if args.scenario == "fetch":
+            if args.scenario in EXPECTED:
+                read = getattr(bench, args.scenario)
                 t0 = time.perf_counter()
-                got = bench.fetch()
+                got = read()
                 elapsed = time.perf_counter() - t0
-                if got != ROWS:
-                    raise AssertionError(f"fetched {got} rows, expected {ROWS}")
+                if got != EXPECTED[args.scenario]:
+                    raise AssertionError(f"{args.scenario}: got {got}, expected {EXPECTED[args.scenario]}")
             else:
                 bench.truncate()
                 items = bench.prepare(make_values(n))
@@ -422,14 +676,14 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                 times.append(elapsed)
     finally:
         bench.close()
-    return {"ops": ROWS if args.scenario == "fetch" else n, "times": times}
+    return {"ops": ROWS if args.scenario in EXPECTED else n, "times": times}
 
 
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for dist in ("SQLAlchemy", "peewee", "psycopg", "psycopg-binary"):
+    for dist in ("SQLAlchemy", "peewee", "Django", "psycopg", "psycopg-binary"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -603,7 +857,12 @@ def markdown(
         "nullable text). Inserts go to an UNLOGGED table; chopin-orm `insert_many` uses COPY, or multi-row "
         f"`INSERT ... RETURNING` in batches of {BATCH} when ids are read back; SQLAlchemy uses insertmanyvalues "
         "(ORM: `add_all` + commit in both insert rows, as it always reads identity keys back); Peewee `insert_many` / `bulk_create` in batches "
-        f"of {BATCH}.",
+        f"of {BATCH}; Django `bulk_create` in batches of {BATCH} (it reads ids back on PostgreSQL in both rows).",
+        "- Query features: `columns` is chopin-orm `select(a, b)`, SQLAlchemy `select(a, b)`, Peewee `.tuples()`, "
+        "Django `values_list`; `aggregate` groups by a column with count and sum (chopin-orm `agg`, Django "
+        "`annotate`); `prefetch` loads 1 000 owners and their 10 000 children in two statements (chopin-orm "
+        "`prefetch`, SQLAlchemy `selectinload`, Peewee `prefetch`, Django `prefetch_related`; raw chopin-pg: the "
+        "same two statements grouped by hand; SQLAlchemy Core: n/a, it has no relations). Rows/s count rows read.",
         "- `chopin-orm time / raw chopin-pg`: the ORM's overhead over the driver (target for fetch: at most "
         "1.3x); `chopin-orm / peer`: throughput ratio (above 1: chopin-orm faster).",
     ]
@@ -649,7 +908,9 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIO), help="scenarios: " + ",".join(SCENARIO))
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per (library, scenario); the best is kept")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the insert counts (0.1 for a quick look)")
-    parser.add_argument("--python", help="interpreter with SQLAlchemy, peewee, psycopg (default: benchmarks/.venv-orm)")
+    parser.add_argument(
+        "--python", help="interpreter with SQLAlchemy, peewee, Django, psycopg (default: benchmarks/.venv-orm)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5432)
     parser.add_argument("--user", default="postgres")

@@ -16,7 +16,16 @@ low = Item.query().filter(Item.quantity < 5).order_by(Item.name).all(conn)
 
 from __future__ import annotations
 
-from .autogen import create_table_sql, diff, drop_table_sql, introspect, make_migration
+from . import agg
+from .autogen import (
+    MigrationHints,
+    create_table_sql,
+    diff,
+    drop_table_sql,
+    introspect,
+    make_migration,
+    suggest_renames,
+)
 from .errors import MigrationError, ModelError, MultipleRows, NotFound, OrmError
 from .executor import Executor
 from .expr import Column, Expr, Ordering, Raw, col
@@ -45,21 +54,24 @@ from .persistence import (
     update_many,
     upsert,
 )
-from .query import Query
-from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
+from .query import Query, ValuesQuery, related
+from .schema import Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
 
 __all__ = [
+    "Check",
     "ChecksumMismatch",
     "Column",
     "ColumnMeta",
     "ColumnOptions",
+    "CompositeForeignKey",
     "Executor",
     "Expr",
     "ForeignKey",
     "Migration",
     "MigrationError",
     "MigrationFailed",
+    "MigrationHints",
     "MigrationLockTimeout",
     "MigrationStatus",
     "Migrator",
@@ -74,6 +86,8 @@ __all__ = [
     "Raw",
     "TableMeta",
     "Transaction",
+    "ValuesQuery",
+    "agg",
     "col",
     "column",
     "create_table_sql",
@@ -91,6 +105,8 @@ __all__ = [
     "model",
     "model_info",
     "refresh",
+    "related",
+    "suggest_renames",
     "table_meta",
     "transaction",
     "update",

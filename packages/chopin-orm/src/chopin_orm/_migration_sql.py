@@ -8,13 +8,21 @@ emits.  Every statement returned ends with ``;``.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
 import hashlib
+import math
 import re
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 
 from chopin_pg.connection import quote_identifier
 
 from .errors import MigrationError
-from .schema import ColumnMeta, ForeignKey, TableMeta
+from .schema import Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta
 
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 
@@ -122,6 +130,87 @@ def normalize_type(sql_type: str) -> str:
     if text == "char":
         return "character(1)" + suffix
     return _TYPE_ALIASES.get(text, text) + suffix
+
+
+# Types that are not enum type names when an Enum field gives them as sql_type= (stored as text).
+_BUILTIN_NAMES = frozenset(_TYPE_ALIASES.values()) | {"text", "citext", "name", "jsonb", "json", "uuid"}
+
+
+def names_enum_type(sql_type: str) -> bool:
+    """Whether ``sql_type`` (given for an ``Enum`` field) names an enum type rather than a text type."""
+    text = normalize_type(sql_type)
+    return "(" not in text and not text.endswith("[]") and text not in _BUILTIN_NAMES
+
+
+def sql_literal(value: Any) -> str | None:
+    """An SQL literal for a Python default (``0``, ``'pen'``, ``true``), or None when there is none.
+
+    Used only to fill existing rows in a migration (``ADD COLUMN ... DEFAULT`` then ``DROP
+    DEFAULT``); the text is made here from the value, never taken from input.
+    """
+    if value is None or value is dataclasses.MISSING:
+        return None
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f"'{value!r}'"
+    if isinstance(value, Decimal):
+        return f"'{value}'" if value.is_finite() else None
+    if isinstance(value, str):
+        return None if "\x00" in value else "'" + value.replace("'", "''") + "'"
+    if isinstance(value, dt.datetime | dt.date | dt.time | uuid.UUID):
+        return f"'{value.isoformat() if not isinstance(value, uuid.UUID) else value}'"
+    return None
+
+
+def factory_literal(factory: Callable[[], Any], sql_type: str) -> str | None:
+    """The literal for a ``default_factory`` of ``list`` or ``dict`` (an empty array or JSON value)."""
+    if factory is list:
+        return "'[]'" if normalize_type(sql_type) in ("jsonb", "json") else "'{}'"
+    if factory is dict:
+        return "'{}'"
+    return None
+
+
+# A value for rows that must get one when a dropped NOT NULL column comes back (a down
+# migration): the data went with the column, so any valid value of the type will do.
+_ZERO_VALUES = {
+    "smallint": "0",
+    "integer": "0",
+    "bigint": "0",
+    "numeric": "0",
+    "real": "0",
+    "double precision": "0",
+    "boolean": "false",
+    "text": "''",
+    "character varying": "''",
+    "character": "''",
+    "bytea": "''",
+    "jsonb": "'null'",
+    "json": "'null'",
+    "uuid": "'00000000-0000-0000-0000-000000000000'",
+    "date": "'epoch'",
+    "timestamp with time zone": "'epoch'",
+    "timestamp without time zone": "'epoch'",
+    "time without time zone": "'00:00'",
+    "time with time zone": "'00:00+00'",
+    "interval": "'0'",
+}
+
+
+def zero_value(sql_type: str, enum_labels: tuple[str, ...] | None = None) -> str | None:
+    """Some valid literal of the type (``0``, ``''``, ``'epoch'``, an enum's first label), or None."""
+    text = normalize_type(sql_type)
+    if text.endswith("[]"):
+        return "'{}'"
+    if enum_labels:
+        return "'" + enum_labels[0].replace("'", "''") + "'"
+    base = re.sub(r"\(.*\)", "", text).replace("  ", " ").strip()
+    return _ZERO_VALUES.get(base)
 
 
 def check_type(sql_type: str, where: str) -> str:
@@ -232,6 +321,29 @@ def foreign_key_clause(meta: TableMeta, col: str, fk: ForeignKey, name: str | No
     return f"CONSTRAINT {quote(name)} FOREIGN KEY ({quote(col)}) REFERENCES {target}{tail}"
 
 
+def composite_foreign_key_clause(meta: TableMeta, fk: CompositeForeignKey, name: str | None = None) -> str:
+    name = name or object_name(meta.name, fk.columns, "fkey")
+    action = normal_on_delete(ForeignKey(fk.table, fk.ref_columns[0], fk.on_delete))
+    tail = f" ON DELETE {action}" if action else ""
+    target = f"{_fk_target(fk.table)} ({_columns(fk.ref_columns)})"
+    return f"CONSTRAINT {quote(name)} FOREIGN KEY ({_columns(fk.columns)}) REFERENCES {target}{tail}"
+
+
+def check_clause(check: Check) -> str:
+    if ";" in check.expression:
+        raise MigrationError(f"check {check.name}: an expression cannot hold ';'")
+    return f"CONSTRAINT {quote(check.name)} CHECK ({check.expression})"
+
+
+def check_expression(constraintdef: str) -> str:
+    """The expression of ``pg_get_constraintdef()`` output (``CHECK ((a > 0))`` -> ``a > 0``)."""
+    text = " ".join(constraintdef.split())
+    text = text.removesuffix(" NOT VALID")
+    if text.upper().startswith("CHECK "):
+        text = text[6:]
+    return _strip_parens(text.strip())
+
+
 def create_index(meta: TableMeta, columns: tuple[str, ...], name: str | None = None) -> str:
     name = name or object_name(meta.name, columns, "idx")
     return f"CREATE INDEX {quote(name)} ON {table_ref(meta)} ({_columns(columns)});"
@@ -255,6 +367,11 @@ def index_sets(meta: TableMeta) -> set[tuple[str, ...]]:
     return {(c.name,) for c in meta.columns if c.index} | set(meta.indexes)
 
 
+def drop_table_statement(meta: TableMeta) -> str:
+    """``DROP TABLE`` (no CASCADE: the server refuses if something still depends on it)."""
+    return f"DROP TABLE {table_ref(meta)};"
+
+
 def create_table_statements(meta: TableMeta, *, foreign_keys: bool = True) -> list[str]:
     """``CREATE TABLE`` with its keys, then one ``CREATE INDEX`` per index."""
     where = meta.name
@@ -271,6 +388,8 @@ def create_table_statements(meta: TableMeta, *, foreign_keys: bool = True) -> li
     lines.extend(unique_clause(meta, cols) for cols in sorted(unique_sets(meta)))
     if foreign_keys:
         lines.extend(foreign_key_clause(meta, c.name, c.references) for c in meta.columns if c.references)
+        lines.extend(composite_foreign_key_clause(meta, fk) for fk in meta.foreign_keys)
+    lines.extend(check_clause(c) for c in meta.checks)
     body = ",\n    ".join(lines)
     statements = [f"CREATE TABLE {table_ref(meta)} (\n    {body}\n);"]
     statements.extend(create_index(meta, cols) for cols in sorted(index_sets(meta)))

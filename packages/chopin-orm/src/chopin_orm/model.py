@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from . import _codegen
+from ._migration_sql import factory_literal, names_enum_type, sql_literal
 from ._typemap import TypeSpec, map_annotation
 from .errors import ModelError
 from .expr import Column, SlotColumn, quote_identifier
-from .fields import ColumnOptions, options_of
-from .schema import META_ATTR, ColumnMeta, ForeignKey, TableMeta
+from .fields import ON_DELETE_ACTIONS, ColumnOptions, options_of
+from .schema import META_ATTR, Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta
 
 __all__ = ["FieldInfo", "ModelInfo", "model", "model_info"]
 
@@ -219,9 +220,19 @@ def _field_info(cls: type, field: dataclasses.Field[Any], hints: dict[str, Any])
         unique=options.unique,
         index=options.index,
         references=_foreign_key(options, where),
-        enum_values=spec.enum_values if options.sql_type is None else (),
+        # sql_type= on an Enum field renames its enum type (or stores it as text).
+        enum_values=spec.enum_values if options.sql_type is None or names_enum_type(sql_type) else (),
+        backfill_sql=_backfill(field, sql_type),
     )
     return info, meta
+
+
+def _backfill(field: dataclasses.Field[Any], sql_type: str) -> str | None:
+    if field.default is not dataclasses.MISSING:
+        return sql_literal(field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        return factory_literal(field.default_factory, sql_type)
+    return None
 
 
 def _build(
@@ -230,6 +241,8 @@ def _build(
     schema: str | None,
     unique_together: tuple[tuple[str, ...], ...],
     indexes: tuple[tuple[str, ...], ...],
+    checks: tuple[Check, ...] = (),
+    foreign_keys: tuple[CompositeForeignKey, ...] = (),
 ) -> type[T]:
     if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
         name = getattr(cls, "__qualname__", cls)
@@ -257,6 +270,20 @@ def _build(
     attrs = {i.attr: i.name for i in infos}
     unique_cols = tuple(tuple(_column_of(attrs, a, where) for a in group) for group in unique_together)
     index_cols = tuple(tuple(_column_of(attrs, a, where) for a in group) for group in indexes)
+    for check in checks:
+        if not isinstance(check, Check):
+            raise ModelError(f"{where}: checks= takes Check values, got {check!r}")
+        _check_name("constraint", check.name, where)
+    fks = []
+    for fk in foreign_keys:
+        if not isinstance(fk, CompositeForeignKey) or len(fk.columns) != len(fk.ref_columns) or not fk.columns:
+            raise ModelError(
+                f"{where}: foreign_keys= takes CompositeForeignKey values with as many columns as ref_columns"
+            )
+        if fk.on_delete is not None and fk.on_delete.upper() not in ON_DELETE_ACTIONS:
+            raise ModelError(f"{where}: foreign key on {fk.columns}: unknown ON DELETE action {fk.on_delete!r}")
+        cols = tuple(_column_of(attrs, a, where) for a in fk.columns)
+        fks.append(dataclasses.replace(fk, columns=cols, on_delete=fk.on_delete and fk.on_delete.upper()))
     meta = TableMeta(
         name=table_name,
         columns=tuple(metas),
@@ -264,6 +291,8 @@ def _build(
         schema=schema,
         unique_together=unique_cols,
         indexes=index_cols,
+        checks=tuple(checks),
+        foreign_keys=tuple(fks),
     )
     slots = "__slots__" in cls.__dict__
     info = ModelInfo(cls, meta, tuple(infos), slots)
@@ -291,7 +320,7 @@ def _column_of(attrs: dict[str, str], attr: str, where: str) -> str:
         return attrs[attr]
     if attr in attrs.values():
         return attr
-    raise ModelError(f"{where}: unique_together/indexes name {attr!r}, which is not a field")
+    raise ModelError(f"{where}: unique_together/indexes/foreign_keys name {attr!r}, which is not a field")
 
 
 def _default_table(class_name: str) -> str:
@@ -307,6 +336,8 @@ def model(
     schema: str | None = None,
     unique_together: tuple[tuple[str, ...], ...] = (),
     indexes: tuple[tuple[str, ...], ...] = (),
+    checks: tuple[Check, ...] = (),
+    foreign_keys: tuple[CompositeForeignKey, ...] = (),
 ) -> Callable[[type[T]], type[T]]: ...
 def model(
     cls: type[T] | None = None,
@@ -316,6 +347,8 @@ def model(
     schema: str | None = None,
     unique_together: tuple[tuple[str, ...], ...] = (),
     indexes: tuple[tuple[str, ...], ...] = (),
+    checks: tuple[Check, ...] = (),
+    foreign_keys: tuple[CompositeForeignKey, ...] = (),
 ) -> type[T] | Callable[[type[T]], type[T]]:
     """Declare a dataclass as a model: ``@model(table="items")`` above ``@dataclass``.
 
@@ -325,6 +358,8 @@ def model(
         schema: The schema (default: the ``search_path``'s first).
         unique_together: Groups of fields unique together.
         indexes: Groups of fields with a multi-column index.
+        checks: Named ``CHECK`` constraints (``Check("stock_nonneg", "quantity >= 0")``).
+        foreign_keys: Multi-column foreign keys (``CompositeForeignKey(("a", "b"), "t", ("x", "y"))``).
 
     Returns:
         The same class, with ``__chopin_table__``, ``Column`` class attributes and the
@@ -336,7 +371,7 @@ def model(
     """
 
     def wrap(c: type[T]) -> type[T]:
-        return _build(c, table, schema, unique_together, indexes)
+        return _build(c, table, schema, unique_together, indexes, checks, foreign_keys)
 
     if cls is not None:
         return wrap(cls)

@@ -4,29 +4,45 @@ A query is immutable: each builder method returns a new one. Terminal methods ta
 executor: ``Item.query().filter(Item.quantity < 5).order_by(Item.name).all(conn)``.
 Raw fragments keep their own ``$1..$n`` (renumbered when assembled); expression values
 become parameters; identifiers are quoted.
+
+Also here, as they assemble their statements from ``Query``'s clauses: ``ValuesQuery``
+(``Query.select``: columns and aggregates, ``group_by``/``having``), the relation loader
+behind ``Query.prefetch``, and ``related()`` (a reverse or many-to-many relation as a query).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar, cast, overload
 
 from chopin_pg import Connection
 
+from .agg import Aggregate
 from .errors import ModelError, MultipleRows, NotFound, OrmError
 from .executor import Executor, acquire, run_execute, run_query
 from .expr import Column, Expr, Ordering, Params, Raw, quote_identifier
-from .model import ModelInfo, model_info
+from .model import FieldInfo, ModelInfo, model_info
+from .schema import ForeignKey
 
-__all__ = ["ITER_BATCH", "Query"]
+__all__ = ["ITER_BATCH", "PREFETCH_BATCH", "Query", "ValuesQuery", "related"]
 
 M = TypeVar("M")
 N = TypeVar("N")
+O = TypeVar("O")  # noqa: E741
 R = TypeVar("R")
+D = TypeVar("D")
+A1 = TypeVar("A1")
+A2 = TypeVar("A2")
+A3 = TypeVar("A3")
+A4 = TypeVar("A4")
+A5 = TypeVar("A5")
 
 #: Rows fetched per round trip by ``Query.iter`` (its server-side cursor).
 ITER_BATCH = 1000
+
+#: Parent keys per statement in ``Query.prefetch`` (one array parameter each): bounds a statement's size.
+PREFETCH_BATCH = 10_000
 
 
 class _Join:
@@ -49,13 +65,86 @@ def _fk_condition(left: ModelInfo, right: ModelInfo) -> Expr | None:
     return None
 
 
+def _references(field: FieldInfo, fk: ForeignKey | None, target: ModelInfo) -> bool:
+    """Whether ``field`` (with its declared foreign key) points at ``target``'s single-column key."""
+    if field.options.references is target.cls:
+        return True
+    if fk is None or len(target.pk) != 1 or fk.column != target.pk[0].name:
+        return False
+    meta = target.meta
+    return fk.table in (meta.name, f"{meta.schema}.{meta.name}")
+
+
+def _fk_field(owner: ModelInfo, target: ModelInfo, what: str, skip: str | None = None) -> FieldInfo:
+    """The one field of ``owner`` that references ``target``."""
+    found = [
+        f
+        for f, c in zip(owner.fields, owner.meta.columns, strict=True)
+        if f.attr != skip and _references(f, c.references, target)
+    ]
+    if len(found) != 1:
+        kind = "no" if not found else "more than one"
+        raise ModelError(
+            f"{what}: {kind} field of {owner.cls.__qualname__} references {target.cls.__qualname__}'s primary key"
+        )
+    return found[0]
+
+
+class _Prefetch:
+    """A relation loaded by ``prefetch``: children by a reverse foreign key, or through a link model."""
+
+    __slots__ = ("child", "child_fk", "parent_key", "query", "through", "through_left")
+
+    def __init__(self, parent: ModelInfo, child: Query[Any], through: type | None) -> None:
+        info = child._info
+        self.query = child
+        self.parent_key = parent.require_pk("prefetch")[0]
+        if len(parent.pk) != 1:
+            raise ModelError(f"prefetch: {parent.cls.__qualname__} needs a single-column primary key")
+        if through is None:
+            self.through = None
+            self.child_fk = _fk_field(info, parent, "prefetch")
+            self.through_left: Column | None = None
+        else:
+            link = model_info(through)
+            left = _fk_field(link, parent, "prefetch(through=)")
+            right = _fk_field(link, info, "prefetch(through=)", skip=left.attr)
+            self.through = link
+            self.child_fk = right
+            self.through_left = link.column(left.attr)
+            pk = info.require_pk("prefetch(through=)")[0]
+            self.query = child.join(through, on=link.column(right.attr) == info.column(pk.attr))
+
+    def load(self, executor: Executor, parents: list[Any], batch: int = PREFETCH_BATCH) -> list[list[Any]]:
+        """The children of each parent, in the parents' order (one statement per ``batch`` parent keys)."""
+        key = self.parent_key.attr
+        keys = list(dict.fromkeys(k for k in (getattr(p, key) for p in parents) if k is not None))
+        by_key: dict[Any, list[Any]] = {}
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            if self.through_left is None:
+                query = self.query.filter(self.query._info.column(self.child_fk.attr).in_(chunk))
+                for child in query.all(executor):
+                    by_key.setdefault(getattr(child, self.child_fk.attr), []).append(child)
+            else:
+                query = self.query.filter(self.through_left.in_(chunk))
+                params = Params()
+                sql = query._select_sql(params, extra=", " + self.through_left.sql)
+                rows = run_query(executor, sql, params.values)
+                width = len(query._info.fields)
+                for row, child in zip(rows, query._info.decode_rows(rows), strict=True):
+                    by_key.setdefault(row[width], []).append(child)
+        return [by_key.get(getattr(p, key), []) for p in parents]
+
+
 class Query(Generic[R]):
     """A SELECT over one model, with optional joins.
 
-    Rows are model instances, or tuples ``(model, related, ...)`` after ``select_related``.
+    Rows are model instances, or tuples ``(model, related, ...)`` after ``select_related``,
+    with one list per ``prefetch`` appended.
     """
 
-    __slots__ = ("_info", "_joins", "_limit", "_offset", "_order", "_where")
+    __slots__ = ("_distinct", "_info", "_joins", "_limit", "_lock", "_offset", "_order", "_prefetch", "_where")
 
     def __init__(self, model: type[R]) -> None:
         self._info = model_info(model)
@@ -64,6 +153,9 @@ class Query(Generic[R]):
         self._limit: int | None = None
         self._offset: int | None = None
         self._joins: tuple[_Join, ...] = ()
+        self._distinct = False
+        self._lock = ""
+        self._prefetch: tuple[_Prefetch, ...] = ()
 
     def _copy(self, **changes: Any) -> Any:
         q = object.__new__(Query)
@@ -182,6 +274,84 @@ class Query(Generic[R]):
             joins.append(_Join(info, on, "LEFT JOIN", True))
         return self._copy(_joins=tuple(joins))
 
+    def distinct(self) -> Query[R]:
+        """``SELECT DISTINCT``: duplicate rows (after joins) come once."""
+        return self._copy(_distinct=True)  # type: ignore[no-any-return]
+
+    def select_for_update(self, *, nowait: bool = False, skip_locked: bool = False) -> Query[R]:
+        """Lock the selected rows (``FOR UPDATE [NOWAIT | SKIP LOCKED]``) until the transaction ends.
+
+        Only this query's model is locked (``OF`` its table), not the joined ones.
+
+        Args:
+            nowait: Fail at once (``chopin_pg.LockNotAvailable``, 55P03) if a row is locked.
+            skip_locked: Leave locked rows out (a work queue).
+
+        Raises:
+            OrmError: Both ``nowait`` and ``skip_locked``.
+        """
+        if nowait and skip_locked:
+            raise OrmError("select_for_update(): nowait and skip_locked exclude each other")
+        tail = " NOWAIT" if nowait else " SKIP LOCKED" if skip_locked else ""
+        lock = f" FOR UPDATE OF {quote_identifier(self._info.meta.name)}{tail}"
+        return self._copy(_lock=lock)  # type: ignore[no-any-return]
+
+    # The chained form (a second prefetch) is the more specific overload, so it comes first.
+    @overload
+    def prefetch(  # type: ignore[overload-overlap]
+        self: Query[tuple[M, list[N]]], child: type[O] | Query[O], /, *, through: type | None = None
+    ) -> Query[tuple[M, list[N], list[O]]]: ...
+    @overload
+    def prefetch(
+        self: Query[M], child: type[N] | Query[N], /, *, through: type | None = None
+    ) -> Query[tuple[M, list[N]]]: ...
+    def prefetch(self, child: type | Query[Any], /, *, through: type | None = None) -> Any:
+        """Load the rows that reference each row (one extra statement per relation, never one per row;
+        one per ``PREFETCH_BATCH`` parents beyond that).
+
+        Rows become ``(row, [children])``, ``row`` being what the query gave before (an instance,
+        or a ``select_related`` tuple); another ``prefetch`` appends another list.
+
+        Args:
+            child: The referencing model (its foreign key to this model finds the children), or
+                a query over it (its filters and ordering apply to the children).
+            through: A link model for many-to-many: it references both this model and ``child``.
+
+        Raises:
+            ModelError: No single foreign key links the models, or this model has no single-column key.
+        """
+        query = child if isinstance(child, Query) else Query(child)
+        return self._copy(_prefetch=(*self._prefetch, _Prefetch(self._info, query, through)))
+
+    @overload
+    def select(self, a: A1, /) -> ValuesQuery[tuple[A1]]: ...
+    @overload
+    def select(self, a: A1, b: A2, /) -> ValuesQuery[tuple[A1, A2]]: ...
+    @overload
+    def select(self, a: A1, b: A2, c: A3, /) -> ValuesQuery[tuple[A1, A2, A3]]: ...
+    @overload
+    def select(self, a: A1, b: A2, c: A3, d: A4, /) -> ValuesQuery[tuple[A1, A2, A3, A4]]: ...
+    @overload
+    def select(self, a: A1, b: A2, c: A3, d: A4, e: A5, /) -> ValuesQuery[tuple[A1, A2, A3, A4, A5]]: ...
+    @overload
+    def select(self, *items: Any) -> ValuesQuery[tuple[Any, ...]]: ...
+    def select(self, *items: Any) -> Any:
+        """Select columns and aggregates instead of whole rows: rows become typed tuples.
+
+        ``Book.query().select(Book.author_id, agg.count()).group_by(Book.author_id)``; items
+        are model columns (of this model or a joined one), ``chopin_orm.agg`` aggregates, or
+        ``Raw`` expressions (typed ``Any``). ``.into(SomeDataclass)`` builds objects instead.
+
+        Raises:
+            OrmError: No item, or an item of another kind.
+        """
+        if not items:
+            raise OrmError("select(): name at least one column or aggregate")
+        for item in items:
+            if not isinstance(item, Column | Aggregate | Raw):
+                raise OrmError(f"select(): expected a column, an aggregate or Raw, got {type(item).__name__}")
+        return ValuesQuery(self, tuple(items), (), (), None)
+
     # -- SQL ----------------------------------------------------------------------
 
     def _from(self, params: Params) -> str:
@@ -208,14 +378,19 @@ class Query(Generic[R]):
     def _related(self) -> list[ModelInfo]:
         return [j.info for j in self._joins if j.related]
 
-    def sql(self) -> tuple[str, list[Any]]:
-        """The SELECT statement and its parameters (what ``all()`` runs)."""
-        params = Params()
+    def _select_sql(self, params: Params, extra: str = "") -> str:
         select = self._info.select_list
         for info in self._related():
             select += ", " + info.select_list
-        body = f"SELECT {select} FROM {self._from(params)}{self._where_sql(params)}{self._tail(params)}"
-        return body, params.values
+        head = "SELECT DISTINCT " if self._distinct else "SELECT "
+        return (
+            f"{head}{select}{extra} FROM {self._from(params)}{self._where_sql(params)}{self._tail(params)}{self._lock}"
+        )
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """The SELECT statement and its parameters (what ``all()`` runs, prefetches aside)."""
+        params = Params()
+        return self._select_sql(params), params.values
 
     def _decode_all(self, rows: list[Any]) -> list[Any]:
         related = self._related()
@@ -231,9 +406,14 @@ class Query(Generic[R]):
     # -- terminal methods ---------------------------------------------------------
 
     def all(self, executor: Executor) -> list[R]:
-        """Every matching row."""
+        """Every matching row (then one statement per ``prefetch``)."""
         sql, params = self.sql()
-        return self._decode_all(run_query(executor, sql, params))
+        rows = self._decode_all(run_query(executor, sql, params))
+        if not self._prefetch or not rows:
+            return rows
+        parents = [r[0] for r in rows] if self._related() else rows  # (instance, related...) tuples
+        children = [p.load(executor, parents) for p in self._prefetch]
+        return [(r, *(c[i] for c in children)) for i, r in enumerate(rows)]  # type: ignore[misc]
 
     def first(self, executor: Executor) -> R | None:
         """The first row (``LIMIT 1``), or ``None``."""
@@ -255,10 +435,13 @@ class Query(Generic[R]):
         return rows[0]
 
     def count(self, executor: Executor) -> int:
-        """How many rows match (honouring ``limit``/``offset``)."""
+        """How many rows match (honouring ``limit``/``offset`` and ``distinct``)."""
         params = Params()
         inner = f"FROM {self._from(params)}{self._where_sql(params)}"
-        if self._limit is not None or self._offset is not None:
+        if self._distinct:
+            select = ", ".join([self._info.select_list, *(i.select_list for i in self._related())])
+            sql = f"SELECT count(*) FROM (SELECT DISTINCT {select} {inner}{self._tail(params, order=False)}) AS q"
+        elif self._limit is not None or self._offset is not None:
             sql = f"SELECT count(*) FROM (SELECT 1 {inner}{self._tail(params, order=False)}) AS q"
         else:
             sql = f"SELECT count(*) {inner}"
@@ -324,6 +507,8 @@ class Query(Generic[R]):
         """
         if batch_size < 1:
             raise OrmError(f"iter(): batch_size must be >= 1, got {batch_size}")
+        if self._prefetch:
+            raise OrmError("iter(): prefetch loads whole result sets; use all() or page with limit/offset")
         sql, params = self.sql()
         return self._iterate(executor, sql, params, batch_size)
 
@@ -368,6 +553,172 @@ class Query(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<Query {self.sql()[0]!r}>"
+
+
+class ValuesQuery(Generic[R]):
+    """A SELECT of columns and aggregates (``Query.select``): rows are tuples, or objects after ``into``.
+
+    Filters, joins, ordering and paging work as on ``Query``; ``group_by``, ``having`` and
+    ``distinct`` shape the result.
+    """
+
+    __slots__ = ("_group", "_having", "_into", "_items", "_query")
+
+    def __init__(
+        self,
+        query: Query[Any],
+        items: tuple[Any, ...],
+        group: tuple[Any, ...],
+        having: tuple[Expr, ...],
+        into: Callable[..., Any] | None,
+    ) -> None:
+        self._query = query
+        self._items = items
+        self._group = group
+        self._having = having
+        self._into = into
+
+    def _with(self, query: Query[Any] | None = None, **changes: Any) -> Any:
+        return ValuesQuery(
+            query if query is not None else self._query,
+            changes.get("items", self._items),
+            changes.get("group", self._group),
+            changes.get("having", self._having),
+            changes.get("into", self._into),
+        )
+
+    def filter(self, condition: Expr | str | bool, *params: Any) -> ValuesQuery[R]:
+        """As ``Query.filter`` (a ``WHERE`` condition, before grouping)."""
+        return self._with(self._query.filter(condition, *params))  # type: ignore[no-any-return]
+
+    def join(self, model: type, on: Expr | None = None, *, outer: bool = False) -> ValuesQuery[R]:
+        """As ``Query.join``: its columns can then be selected and grouped by."""
+        return self._with(self._query.join(model, on, outer=outer))  # type: ignore[no-any-return]
+
+    def order_by(self, *items: Column | Ordering | str) -> ValuesQuery[R]:
+        """As ``Query.order_by``; order by an aggregate with ``agg.desc(agg.count())``."""
+        return self._with(self._query.order_by(*items))  # type: ignore[no-any-return]
+
+    def limit(self, n: int | None) -> ValuesQuery[R]:
+        """At most ``n`` rows."""
+        return self._with(self._query.limit(n))  # type: ignore[no-any-return]
+
+    def offset(self, n: int | None) -> ValuesQuery[R]:
+        """Skip ``n`` rows."""
+        return self._with(self._query.offset(n))  # type: ignore[no-any-return]
+
+    def distinct(self) -> ValuesQuery[R]:
+        """``SELECT DISTINCT``: each combination of the selected values once."""
+        return self._with(self._query.distinct())  # type: ignore[no-any-return]
+
+    def group_by(self, *columns: Any) -> ValuesQuery[R]:
+        """``GROUP BY`` these columns (or ``Raw`` expressions); the selected aggregates run per group."""
+        for c in columns:
+            if not isinstance(c, Column | Raw):
+                raise OrmError(f"group_by(): expected a column or Raw, got {type(c).__name__}")
+        return self._with(group=(*self._group, *columns))  # type: ignore[no-any-return]
+
+    def having(self, condition: Expr | str | bool, *params: Any) -> ValuesQuery[R]:
+        """A condition on the groups (``agg.count() > 1``, or raw SQL with its own ``$1..$n``)."""
+        if isinstance(condition, str):
+            expr: Expr = Raw(condition, *params)
+        elif isinstance(condition, Expr) and not params:
+            expr = condition
+        else:
+            raise OrmError(f"having(): expected an expression such as agg.count() > 1 or SQL text, got {condition!r}")
+        return self._with(having=(*self._having, expr))  # type: ignore[no-any-return]
+
+    def into(self, cls: Callable[..., D]) -> ValuesQuery[D]:
+        """Build ``cls(*values)`` per row (a dataclass whose fields follow the selected items)."""
+        return self._with(into=cls)  # type: ignore[no-any-return]
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """The SELECT statement and its parameters."""
+        q = self._query
+        params = Params()
+        select = ", ".join(i.compile(params) if isinstance(i, Raw) else i.sql for i in self._items)
+        sql = f"SELECT {'DISTINCT ' if q._distinct else ''}{select} FROM {q._from(params)}{q._where_sql(params)}"
+        if self._group:
+            sql += " GROUP BY " + ", ".join(g.compile(params) if isinstance(g, Raw) else g.sql for g in self._group)
+        if self._having:
+            sql += " HAVING " + " AND ".join(e.compile(params) for e in self._having)
+        return sql + q._tail(params) + q._lock, params.values
+
+    def _converters(self) -> list[Callable[[Any], Any] | None]:
+        out: list[Callable[[Any], Any] | None] = []
+        for item in self._items:
+            if isinstance(item, Column):
+                out.append(model_info(item.model).by_attr[item.attr].from_db)
+            elif isinstance(item, Aggregate):
+                out.append(item.from_db)
+            else:
+                out.append(None)
+        return out
+
+    def all(self, executor: Executor) -> list[R]:
+        """Every row, as a tuple of the selected values (or an ``into`` object)."""
+        sql, params = self.sql()
+        rows = run_query(executor, sql, params)
+        converters = self._converters()
+        if any(c is not None for c in converters):
+            values = [
+                tuple(v if v is None or c is None else c(v) for v, c in zip(r[:], converters, strict=True))
+                for r in rows
+            ]
+        else:
+            values = [r[:] for r in rows]  # a slice of a Row is its values tuple
+        if self._into is not None:
+            make = self._into
+            return [make(*v) for v in values]
+        return cast(list[R], values)
+
+    def first(self, executor: Executor) -> R | None:
+        """The first row (``LIMIT 1``), or ``None``."""
+        rows = self.limit(1).all(executor)
+        return rows[0] if rows else None
+
+    def one(self, executor: Executor) -> R:
+        """The only row.
+
+        Raises:
+            NotFound: No row.
+            MultipleRows: More than one row.
+        """
+        rows = self.limit(2).all(executor) if self._query._limit is None else self.all(executor)
+        if not rows:
+            raise NotFound("select(): no row matches the query")
+        if len(rows) > 1:
+            raise MultipleRows("select(): more than one row matches the query")
+        return rows[0]
+
+    def __repr__(self) -> str:
+        return f"<ValuesQuery {self.sql()[0]!r}>"
+
+
+def related(instance: Any, child: type[N], *, through: type | None = None) -> Query[N]:
+    """The rows of ``child`` that reference ``instance`` (a reverse relation), as a query to refine.
+
+    ``related(author, Book)`` is ``Book.query().filter(Book.author_id == author.id)``; with
+    ``through=BookTag`` (a link model referencing both), the ``child`` rows linked to ``instance``.
+
+    Raises:
+        ModelError: No single foreign key links the models, or ``instance`` has no single-column key.
+    """
+    parent = model_info(type(instance))
+    if len(parent.pk) != 1:
+        raise ModelError(f"related(): {parent.cls.__qualname__} needs a single-column primary key")
+    key = getattr(instance, parent.pk[0].attr)
+    info = model_info(child)
+    query: Query[N] = Query(child)
+    if through is None:
+        fk = _fk_field(info, parent, "related()")
+        return query.filter(info.column(fk.attr) == key)
+    link = model_info(through)
+    left = _fk_field(link, parent, "related(through=)")
+    right = _fk_field(link, info, "related(through=)", skip=left.attr)
+    pk = info.require_pk("related(through=)")[0]
+    joined = query.join(through, on=link.column(right.attr) == info.column(pk.attr))
+    return joined.filter(link.column(left.attr) == key)
 
 
 def _finish_cursor(conn: Connection, cursor: str, declared: bool, own: bool) -> None:

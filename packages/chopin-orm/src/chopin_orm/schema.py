@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import ModelError
 
-__all__ = ["ColumnMeta", "ForeignKey", "TableMeta", "table_meta"]
+__all__ = ["Check", "ColumnMeta", "CompositeForeignKey", "ForeignKey", "TableMeta", "table_meta"]
 
 META_ATTR = "__chopin_table__"
 
@@ -25,6 +25,28 @@ class ForeignKey:
     table: str
     column: str
     on_delete: str | None = None  # "CASCADE", "SET NULL", "RESTRICT", or None (NO ACTION)
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeForeignKey:
+    """``FOREIGN KEY (columns) REFERENCES table (ref_columns) [ON DELETE action]`` over several columns.
+
+    ``columns`` are column names of the declaring table (attribute names are accepted in
+    ``@model(foreign_keys=...)`` and mapped to column names).
+    """
+
+    columns: tuple[str, ...]
+    table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A named ``CHECK (expression)`` constraint; ``expression`` is trusted SQL written by the programmer."""
+
+    name: str
+    expression: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +64,9 @@ class ColumnMeta:
     index: bool = False
     references: ForeignKey | None = None
     enum_values: tuple[str, ...] = ()  # labels of the PostgreSQL enum sql_type names (Enum-annotated fields)
+    # An SQL literal for the Python default (``likes: int = 0`` -> "0"): fills existing rows when a
+    # migration adds the column or makes it NOT NULL; never a server default.
+    backfill_sql: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +79,8 @@ class TableMeta:
     schema: str | None = None  # None = the search_path's first schema ("public")
     unique_together: tuple[tuple[str, ...], ...] = ()
     indexes: tuple[tuple[str, ...], ...] = ()
+    checks: tuple[Check, ...] = ()
+    foreign_keys: tuple[CompositeForeignKey, ...] = ()  # multi-column ones; single-column ones live on ColumnMeta
 
     def column(self, name: str) -> ColumnMeta:
         for col in self.columns:
