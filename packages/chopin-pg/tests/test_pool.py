@@ -429,10 +429,12 @@ def test_reset_restores_io_timeout_and_drops_notice_handler(config: PgConfig, mo
     seen: list[dict[str, str]] = []
     with one_connection_pool(config, mode) as pool:
         with pool.get() as conn:
-            conn.set_io_timeout(0.001)
+            first = conn.backend_pid
             conn.set_notice_handler(seen.append)
             conn.execute("SET client_min_messages = notice")
+            conn.set_io_timeout(0.001)  # last: no query of this user runs under it
         with pool.get() as conn:
+            assert conn.backend_pid == first  # the same session, reset, not a new connection
             conn.execute("DO $$BEGIN RAISE NOTICE 'for the second user'; END$$")
             assert seen == []  # the first user's handler is gone
             assert conn.query_scalar("SELECT pg_sleep(0.05)::text") == ""  # 1 ms I/O timeout would have closed it

@@ -548,6 +548,10 @@ class Connection:
         Raises:
             PgError: The reset failed; the session state is unknown, so close the connection.
         """
+        # The client side first: the reset's own commands run under the config's I/O
+        # timeout, not a short one the last user set.
+        self._sock.settimeout(self.config.io_timeout)
+        self._session.notice_handler = None
         if self.in_transaction:
             self.rollback()
         if keep_statements:
@@ -560,8 +564,6 @@ class Connection:
             # After the command: a notification delivered before UNLISTEN took effect is dropped too.
             self._session.forget_session_state()
         self.savepoint_depth = 0
-        self._session.notice_handler = None
-        self._sock.settimeout(self.config.io_timeout)
 
     def register_type(
         self,
