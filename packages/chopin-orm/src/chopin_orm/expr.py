@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chopin_pg.connection import quote_identifier as pg_quote_identifier
 
 from .errors import OrmError
-
-if TYPE_CHECKING:
-    from .model import ModelInfo
 
 __all__ = ["Column", "Expr", "Ordering", "Params", "Raw", "col", "quote_identifier", "renumber"]
 
@@ -345,8 +342,3 @@ def col(attribute: Any) -> Column:
     if not isinstance(attribute, Column):
         raise OrmError(f"col(): expected a model column such as Item.name, got {type(attribute).__name__}")
     return attribute
-
-
-def model_columns(info: ModelInfo) -> list[Column]:
-    """Every column of a model, in declaration order."""
-    return [info.columns_by_attr[f.attr] for f in info.fields]

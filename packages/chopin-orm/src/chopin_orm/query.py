@@ -96,7 +96,7 @@ class _Prefetch:
     __slots__ = ("child", "child_fk", "parent_key", "query", "through", "through_left")
 
     def __init__(self, parent: ModelInfo, child: Query[Any], through: type | None) -> None:
-        info = child._info
+        info = child.model_info
         self.query = child
         self.parent_key = parent.require_pk("prefetch")[0]
         if len(parent.pk) != 1:
@@ -123,16 +123,16 @@ class _Prefetch:
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
             if self.through_left is None:
-                query = self.query.filter(self.query._info.column(self.child_fk.attr).in_(chunk))
+                query = self.query.filter(self.query.model_info.column(self.child_fk.attr).in_(chunk))
                 for child in query.all(executor):
                     by_key.setdefault(getattr(child, self.child_fk.attr), []).append(child)
             else:
                 query = self.query.filter(self.through_left.in_(chunk))
                 params = Params()
-                sql = query._select_sql(params, extra=", " + self.through_left.sql)
+                sql = query.select_statement(params, extra=", " + self.through_left.sql)
                 rows = run_query(executor, sql, params.values)
-                width = len(query._info.fields)
-                for row, child in zip(rows, query._info.decode_rows(rows), strict=True):
+                width = len(query.model_info.fields)
+                for row, child in zip(rows, query.model_info.decode_rows(rows), strict=True):
                     by_key.setdefault(row[width], []).append(child)
         return [by_key.get(getattr(p, key), []) for p in parents]
 
@@ -378,19 +378,46 @@ class Query(Generic[R]):
     def _related(self) -> list[ModelInfo]:
         return [j.info for j in self._joins if j.related]
 
-    def _select_sql(self, params: Params, extra: str = "") -> str:
-        select = self._info.select_list
-        for info in self._related():
-            select += ", " + info.select_list
-        head = "SELECT DISTINCT " if self._distinct else "SELECT "
-        return (
-            f"{head}{select}{extra} FROM {self._from(params)}{self._where_sql(params)}{self._tail(params)}{self._lock}"
-        )
+    @property
+    def model_info(self) -> ModelInfo:
+        """The description of the model this query reads (its table, columns and decoders)."""
+        return self._info
+
+    @property
+    def limited(self) -> bool:
+        """Whether :meth:`limit` set a row limit."""
+        return self._limit is not None
+
+    def select_statement(
+        self,
+        params: Params,
+        extra: str = "",
+        *,
+        select: str = "",
+        grouping: Callable[[Params], str] | None = None,
+    ) -> str:
+        """This query's SELECT statement, its parameters added to ``params`` in statement order.
+
+        Args:
+            params: Collects the statement's parameters.
+            extra: SQL appended to the select list (prefetch's link column).
+            select: A select list in place of the model's columns (``Query.select``).
+            grouping: Compiles the ``GROUP BY``/``HAVING`` clauses, between WHERE and ORDER BY.
+        """
+        if not select:
+            select = self._info.select_list
+            for info in self._related():
+                select += ", " + info.select_list
+        sql = ("SELECT DISTINCT " if self._distinct else "SELECT ") + select + extra
+        sql += " FROM " + self._from(params) + self._where_sql(params)
+        if grouping is not None:
+            sql += grouping(params)
+        return sql + self._tail(params) + self._lock
 
     def sql(self) -> tuple[str, list[Any]]:
         """The SELECT statement and its parameters (what ``all()`` runs, prefetches aside)."""
         params = Params()
-        return self._select_sql(params), params.values
+        return self.select_statement(params), params.values
 
     def _decode_all(self, rows: list[Any]) -> list[Any]:
         related = self._related()
@@ -637,12 +664,15 @@ class ValuesQuery(Generic[R]):
         q = self._query
         params = Params()
         select = ", ".join(i.compile(params) if isinstance(i, Raw) else i.sql for i in self._items)
-        sql = f"SELECT {'DISTINCT ' if q._distinct else ''}{select} FROM {q._from(params)}{q._where_sql(params)}"
+        return q.select_statement(params, select=select, grouping=self._grouping), params.values
+
+    def _grouping(self, params: Params) -> str:
+        sql = ""
         if self._group:
             sql += " GROUP BY " + ", ".join(g.compile(params) if isinstance(g, Raw) else g.sql for g in self._group)
         if self._having:
             sql += " HAVING " + " AND ".join(e.compile(params) for e in self._having)
-        return sql + q._tail(params) + q._lock, params.values
+        return sql
 
     def _converters(self) -> list[Callable[[Any], Any] | None]:
         out: list[Callable[[Any], Any] | None] = []
@@ -684,7 +714,7 @@ class ValuesQuery(Generic[R]):
             NotFound: No row.
             MultipleRows: More than one row.
         """
-        rows = self.limit(2).all(executor) if self._query._limit is None else self.all(executor)
+        rows = self.limit(2).all(executor) if not self._query.limited else self.all(executor)
         if not rows:
             raise NotFound("select(): no row matches the query")
         if len(rows) > 1:
