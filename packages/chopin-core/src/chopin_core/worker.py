@@ -125,7 +125,7 @@ class SocketIO(Protocol):
 
 
 class _Extensions:
-    """A worker's TLS and HTTP/2 state, in one attribute (see ``Worker.__init__``).
+    """A worker's state off the plain HTTP/1.1 hot path, in one attribute (see ``Worker.__init__``).
 
     Attributes:
         tls: the server context, or None for plain HTTP.
@@ -136,11 +136,13 @@ class _Extensions:
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
+        bodies: request bodies that take more than one read: memory budget, spooling,
+            idle timeout (see :mod:`chopin_core._body`).
         h2_resets: the stream-reset budget all HTTP/2 connections of this worker
             share (:class:`chopin_core.http2.ResetBudget`), made on first use.
     """
 
-    __slots__ = ("h2_resets", "handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
+    __slots__ = ("bodies", "h2_resets", "handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
@@ -152,6 +154,9 @@ class _Extensions:
         self.side: dict[int, SideConnection] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
+        self.bodies = BodyBudget(
+            settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
+        )
         self.h2_resets: ResetBudget | None = None
 
 
@@ -206,10 +211,6 @@ class Worker:
         # Ticks are whole seconds of a clock read at an unknown fraction, so a
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
-        # Request bodies that take more than one read: memory budget, spooling, idle timeout (see _body).
-        self._bodies = BodyBudget(
-            settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
-        )
         self._recv_size = settings.recv_size
         self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
         # WebSocket topics of this worker, and the connection whose frames are being
@@ -227,7 +228,7 @@ class Worker:
         # emit(request, response, handler_ns) per response, or None: access log off
         # (with_logging(access_log=True) switches it on in each worker process).
         self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
-        # CPython 3.11 keeps up to 30 instance attributes in the shared-key layout
+        # CPython 3.11 keeps up to 29 instance attributes in the shared-key layout
         # that makes every `self.x` on the hot path fast; past it all of them slow
         # down (measured: 3-6 % more CPU per plaintext request).  So TLS and HTTP/2 add two attributes:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
@@ -777,13 +778,13 @@ class Worker:
             body = None
         if body is None:
             self._body_begin(conn, req)
-        elif body.spool is None and not body.waiting and parser.body_received > self._bodies.threshold:
+        elif body.spool is None and not body.waiting and parser.body_received > self._ext.bodies.threshold:
             self._body_spool(conn, body)  # a chunked body passed the threshold
 
     def _body_begin(self, conn: Connection, req: Request) -> None:
         # The head is in: from here the body's idle timeout applies, not the head's.
         conn.head_since = -1
-        bodies = self._bodies
+        bodies = self._ext.bodies
         self._wheel.schedule(conn, self._tick + bodies.ticks)
         parser = conn.parser
         length = parser.body_expected
@@ -809,7 +810,7 @@ class Worker:
             self._answer(conn, [ProtocolError("request body could not be stored", 503)])
             return
         if body.reserved:
-            self._body_admit(self._bodies.release(body))
+            self._body_admit(self._ext.bodies.release(body))
 
     def _body_done(self, conn: Connection) -> None:
         """``conn``'s body is complete, or the connection is gone: give back its memory and file."""
@@ -819,8 +820,8 @@ class Worker:
         if body.spool is not None:
             body.spool.discard()  # a no-op once the request has taken the file
         if body.waiting:
-            self._bodies.waiting.remove(conn)  # those behind it may fit now
-        self._body_admit(self._bodies.release(body))
+            self._ext.bodies.waiting.remove(conn)  # those behind it may fit now
+        self._body_admit(self._ext.bodies.release(body))
 
     def _body_admit(self, admitted: list[Connection]) -> None:
         """Read again the connections whose bodies now fit."""
@@ -835,7 +836,7 @@ class Worker:
         """The timing wheel reached a connection whose body is in progress."""
         body = conn.body
         assert body is not None
-        ticks = self._bodies.ticks
+        ticks = self._ext.bodies.ticks
         if not body.waiting and tick - conn.last_active >= ticks:
             # The client stopped sending its body: 408, then close.
             if not conn.out and conn.stream is None:
