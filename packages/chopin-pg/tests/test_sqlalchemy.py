@@ -5,6 +5,7 @@ round trip. Each test works in a schema of its own (``?search_path=`` in the URL
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -283,3 +284,29 @@ def test_pandas_read_sql_and_to_sql(engine: sa.Engine) -> None:
     assert back["id"].tolist() == [2, 3] and back["name"].isna().tolist() == [False, True]
     assert back["price"].tolist() == [2.0, 3.25]
     assert pd.read_sql_table("prices", engine).shape == (3, 3)
+
+
+def test_ranges_multiranges_composites_and_enums_through_sqlalchemy(engine: sa.Engine) -> None:
+    from sqlalchemy.dialects import postgresql as pg
+
+    class Mood(enum.Enum):
+        happy = 1
+        sad = 2
+
+    md = sa.MetaData()
+    booking = sa.Table(
+        "booking",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("during", pg.TSTZRANGE),
+        sa.Column("slots", pg.INT4MULTIRANGE),
+        sa.Column("mood", sa.Enum(Mood, name="mood")),
+    )
+    md.create_all(engine)
+    start = dt.datetime(2024, 5, 1, 9, tzinfo=dt.UTC)
+    during = pg.Range(start, start + dt.timedelta(hours=2))
+    with engine.begin() as c:
+        c.execute(booking.insert(), [{"during": during, "slots": [pg.Range(1, 3), pg.Range(5, 7)], "mood": Mood.sad}])
+        row = c.execute(sa.select(booking).where(booking.c.during.contains(start + dt.timedelta(hours=1)))).one()
+        assert row.during == during and row.slots == [pg.Range(1, 3), pg.Range(5, 7)] and row.mood is Mood.sad
+        assert c.execute(sa.select(booking.c.id).where(booking.c.mood == Mood.sad)).scalar_one() == row.id

@@ -16,14 +16,30 @@ from typing import Any
 
 from sqlalchemy import util
 from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import ranges as sa_ranges
 from sqlalchemy.dialects.postgresql.base import PGDialect, PGExecutionContext
 from sqlalchemy.dialects.postgresql.pg_catalog import INT2VECTOR, OIDVECTOR
+from sqlalchemy.dialects.postgresql.ranges import (
+    DATEMULTIRANGE,
+    DATERANGE,
+    INT4MULTIRANGE,
+    INT4RANGE,
+    INT8MULTIRANGE,
+    INT8RANGE,
+    NUMMULTIRANGE,
+    NUMRANGE,
+    TSMULTIRANGE,
+    TSRANGE,
+    TSTZMULTIRANGE,
+    TSTZRANGE,
+)
 from sqlalchemy.engine import URL, processors
 from sqlalchemy.engine.interfaces import ConnectArgsType, DBAPIConnection, DBAPICursor, IsolationLevel
 from sqlalchemy.sql import sqltypes
 
 from . import dbapi
 from .errors import ErrorClass, PgError
+from .ranges import Range
 
 __all__ = ["ChopinDialect", "dialect"]
 
@@ -112,6 +128,47 @@ class _JSONStrIndex(sqltypes.JSON.JSONStrIndexType):
     render_bind_cast = True
 
 
+class _Range(sa_ranges.AbstractSingleRangeImpl):  # type: ignore[type-arg]
+    # SQLAlchemy's Range <-> chopin_pg.ranges.Range (same four fields).
+    def bind_processor(self, dialect: Any) -> Any:
+        def to_range(value: Any) -> Any:
+            if isinstance(value, sa_ranges.Range):
+                return Range(value.lower, value.upper, value.bounds, value.empty)
+            return value
+
+        return to_range
+
+    def result_processor(self, dialect: Any, coltype: object) -> Any:
+        def to_range(value: Any) -> Any:
+            if value is None:
+                return None
+            return sa_ranges.Range(value.lower, value.upper, bounds=value.bounds, empty=value.empty)
+
+        return to_range
+
+
+class _MultiRange(sa_ranges.AbstractMultiRangeImpl):  # type: ignore[type-arg]
+    def bind_processor(self, dialect: Any) -> Any:
+        def to_ranges(value: Any) -> Any:
+            if isinstance(value, list):
+                return [
+                    Range(v.lower, v.upper, v.bounds, v.empty) if isinstance(v, sa_ranges.Range) else v for v in value
+                ]
+            return value
+
+        return to_ranges
+
+    def result_processor(self, dialect: Any, coltype: object) -> Any:
+        def to_ranges(value: Any) -> Any:
+            if value is None:
+                return None
+            return sa_ranges.MultiRange(
+                sa_ranges.Range(v.lower, v.upper, bounds=v.bounds, empty=v.empty) for v in value
+            )
+
+        return to_ranges
+
+
 def _space_separated_ints(value: Any) -> list[int] | None:
     # int2vector and oidvector have no binary decoder in the driver: their text is "1 2 3".
     if value is None or isinstance(value, list):
@@ -127,6 +184,9 @@ class _Int2Vector(INT2VECTOR):
 class _OidVector(OIDVECTOR):
     def result_processor(self, dialect: Any, coltype: object) -> Any:
         return _space_separated_ints
+
+
+_MULTIRANGES = (INT4MULTIRANGE, INT8MULTIRANGE, NUMMULTIRANGE, DATEMULTIRANGE, TSMULTIRANGE, TSTZMULTIRANGE)
 
 
 class ChopinExecutionContext(PGExecutionContext):
@@ -175,6 +235,8 @@ class ChopinDialect(PGDialect):
             sqltypes.JSON.JSONStrIndexType: _JSONStrIndex,
             INT2VECTOR: _Int2Vector,
             OIDVECTOR: _OidVector,
+            **dict.fromkeys((INT4RANGE, INT8RANGE, NUMRANGE, DATERANGE, TSRANGE, TSTZRANGE), _Range),
+            **dict.fromkeys(_MULTIRANGES, _MultiRange),
         },
     )
 
