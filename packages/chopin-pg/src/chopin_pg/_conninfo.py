@@ -90,8 +90,12 @@ UNSUPPORTED_LIBPQ_KEYWORDS = frozenset(
 )
 
 
-def parse_keyword_value(text: str) -> dict[str, str]:
+def parse_keyword_value(text: str, allowed: frozenset[str] = SUPPORTED_KEYWORDS) -> dict[str, str]:
     """Parse a libpq ``key=value`` connection string.
+
+    Args:
+        text: The string.
+        allowed: The keywords accepted.
 
     Raises:
         ConfigError: Malformed text, or a keyword chopin-pg does not know or implement (named).
@@ -137,7 +141,7 @@ def parse_keyword_value(text: str) -> dict[str, str]:
                 value.append(text[i])
                 i += 1
         params[key] = "".join(value)
-    refuse_unsupported(params, SUPPORTED_KEYWORDS)
+    refuse_unsupported(params, allowed)
     return params
 
 
@@ -158,9 +162,12 @@ def refuse_unsupported(keys: Mapping[str, str] | set[str], allowed: frozenset[st
     else:
         bad = sorted(k for k in keys if k not in allowed)
     if bad:
+        hint = ""
+        if "target_session_attrs" in bad:
+            hint = "; several hosts and target_session_attrs are for connect(), not a PgConfig"
         raise ConfigError(
             f"unknown or unsupported connection parameter(s): {', '.join(bad)}"
-            f" (chopin-pg takes: {', '.join(sorted(SUPPORTED_KEYWORDS))})"
+            f" (chopin-pg takes: {', '.join(sorted(SUPPORTED_KEYWORDS))}{hint})"
         )
 
 

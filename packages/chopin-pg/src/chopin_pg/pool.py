@@ -351,7 +351,7 @@ class PgPool:
     def _open(self) -> _Entry:
         generation = self._generation
         try:
-            conn = Connection.connect(self._connection_config())
+            conn = self._connect()
             try:
                 self._configure(conn)
             except BaseException:
@@ -366,13 +366,15 @@ class PgPool:
             self._opened += 1
         return _Entry(conn, time.monotonic(), generation)
 
-    def _connection_config(self) -> PgConfig:
+    def _connect(self) -> Connection:
         source = self.settings.connection_info
         if source is None:
-            return self.config
-        info = source()
-        config = PgConfig.from_url(info) if isinstance(info, str) else info
-        return config.replace(connect_timeout=self.settings.connection_timeout)
+            return Connection.connect(self.config)
+        info = source()  # a str may name several hosts (target_session_attrs): Connection.connect tries them
+        timeout = self.settings.connection_timeout
+        if isinstance(info, str):
+            return Connection.connect(info, connect_timeout=timeout)
+        return Connection.connect(info.replace(connect_timeout=timeout))
 
     def _configure(self, conn: Connection) -> None:
         hook = self.settings.configure
