@@ -10,6 +10,7 @@ casts (``%(x)s::INTEGER``) where SQLAlchemy knows the type.
 from __future__ import annotations
 
 import decimal
+import secrets
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -192,13 +193,11 @@ _MULTIRANGES = (INT4MULTIRANGE, INT8MULTIRANGE, NUMMULTIRANGE, DATEMULTIRANGE, T
 class ChopinExecutionContext(PGExecutionContext):
     """Server-side cursors (``stream_results=True``) are named cursors of :mod:`chopin_pg.dbapi`."""
 
-    _server_side_ids = 0
-
     def create_server_side_cursor(self) -> DBAPICursor:
-        """Return a named cursor (``DECLARE ... CURSOR``)."""
-        ChopinExecutionContext._server_side_ids += 1
-        ident = f"c_{id(self):x}_{ChopinExecutionContext._server_side_ids:x}"
-        return self._dbapi_connection.cursor(ident)
+        """Return a named cursor (``DECLARE ... CURSOR``) with a name unique in the session."""
+        # Random rather than a counter: no state shared between connections, and a name
+        # cannot collide with a cursor an earlier context left open.
+        return self._dbapi_connection.cursor(f"c_{secrets.token_hex(8)}")
 
 
 class ChopinDialect(PGDialect):
