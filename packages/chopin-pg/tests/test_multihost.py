@@ -125,3 +125,23 @@ def test_a_pool_follows_the_new_read_write_server_after_a_failover(
             conn.execute("CREATE TABLE t (id int)")
             conn.execute("INSERT INTO t VALUES (1)")
         assert pool.stats().broken == 1
+
+
+def test_sqlalchemy_urls_with_several_hosts(
+    two_servers: tuple[str, str, list[chopin_pg.Connection]], pg_cluster: PgCluster
+) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import registry
+
+    registry.register("postgresql.chopin", "chopin_pg.sqlalchemy", "ChopinDialect")
+    hosts, db, (a, _) = two_servers
+    _read_only(a, db, True)
+    query = "&".join(f"host={h}" for h in hosts.split(","))
+    engine = sa.create_engine(
+        f"postgresql+chopin://postgres@/{db}?{query}&sslmode=disable&target_session_attrs=read-write"
+    )
+    try:
+        with engine.connect() as c:
+            assert int(c.exec_driver_sql("SELECT current_setting('port')").scalar_one()) == pg_cluster.port
+    finally:
+        engine.dispose()

@@ -245,7 +245,22 @@ class ChopinDialect(PGDialect):
         return dbapi
 
     def create_connect_args(self, url: URL) -> ConnectArgsType:
-        """Pass the URL on as a ``postgresql://`` URL (query parameters keep chopin-pg's meaning)."""
+        """Pass the URL on as a ``postgresql://`` URL (query parameters keep chopin-pg's meaning).
+
+        Several hosts, written as SQLAlchemy documents them (``?host=h1:5432&host=h2:5433``, with
+        ``target_session_attrs``), become libpq's ``postgresql://h1:5432,h2:5433/...``.
+        """
+        query = dict(url.query)
+        hosts = query.pop("host", None)
+        if isinstance(hosts, tuple) or (isinstance(hosts, str) and "," in hosts):
+            host_list = ",".join(hosts) if isinstance(hosts, tuple) else hosts
+            text = url.set(drivername="postgresql", host=None, port=None, query=query).render_as_string(
+                hide_password=False
+            )
+            scheme, rest = text.split("://", 1)
+            userinfo, at, tail = rest.partition("@")
+            text = f"{scheme}://{userinfo}@{host_list}{tail}" if at else f"{scheme}://{host_list}{rest}"
+            return ([text], {})
         return ([url.set(drivername="postgresql").render_as_string(hide_password=False)], {})
 
     def is_disconnect(self, e: Exception, connection: Any, cursor: Any) -> bool:
