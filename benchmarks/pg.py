@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PostgreSQL benchmark runner: chopin_pg against psycopg 3, asyncpg and pg8000, plus TechEmpower /db, /queries, /fortunes and /updates.
 
-    python3 benchmarks/pg.py [--only psycopg,asyncpg,pg8000,chopin] [--scenarios ...]
+    python3 benchmarks/pg.py [--only psycopg,asyncpg,pg8000,chopin] [--scenarios ...] [--layers roundtrip,fetch,...]
                              [--repeat 5] [--scale 0.1] [--duration 10] [--markdown-out benchmarks/results-pg.md]
 
 Talks to the machine's PostgreSQL on 127.0.0.1:5432 (database test, user postgres,
@@ -9,6 +9,10 @@ trust). Stdlib only: this file runs under the system python3; each (driver, scen
 runs in its own subprocess of benchmarks/.venv-pg's python (pg_worker.py), which this
 file creates on first use, and reports its timings as JSON. A chopin row that fails
 (chopin_pg missing, or a feature not there yet) prints n/a instead of stopping the run.
+
+The layers table (--layers) shows what the DB-API layer costs: chopin_pg's native API,
+chopin_pg.dbapi, SQLAlchemy Core over postgresql+chopin and over postgresql+psycopg, the
+same scenarios, interleaved.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ CHOPIN_PACKAGES = {
     "chopin_core": REPO / "packages" / "chopin-core",
     "chopin_orm": REPO / "packages" / "chopin-orm",  # /fortunes and /updates
 }
-PEER_MODULES = ("psycopg", "asyncpg", "pg8000", "uvicorn", "uvloop", "httptools", "orjson")
+PEER_MODULES = ("psycopg", "asyncpg", "pg8000", "uvicorn", "uvloop", "httptools", "orjson", "sqlalchemy")
 
 WORKER_TIMEOUT_S = 600.0
 SETUP_TIMEOUT_S = 180.0
@@ -68,7 +72,19 @@ PIP_TIMEOUT_S = 900.0
 
 DRIVERS = ("psycopg", "asyncpg", "pg8000", "chopin")
 PEER_DRIVERS = ("psycopg", "asyncpg", "pg8000")
-DRIVER_LABELS = {"psycopg": "psycopg 3", "asyncpg": "asyncpg", "pg8000": "pg8000", "chopin": "chopin_pg"}
+DRIVER_LABELS = {
+    "psycopg": "psycopg 3",
+    "asyncpg": "asyncpg",
+    "pg8000": "pg8000",
+    "chopin": "chopin_pg",
+    "chopin_dbapi": "chopin_pg.dbapi",
+    "chopin_sa": "SQLAlchemy + chopin",
+    "psycopg_sa": "SQLAlchemy + psycopg",
+}
+# The layers table: (column, over) pairs give its ratios.
+LAYER_DRIVERS = ("chopin", "chopin_dbapi", "chopin_sa", "psycopg_sa")
+LAYER_RATIOS = (("chopin_dbapi", "chopin"), ("chopin_sa", "psycopg_sa"))
+LAYER_SCENARIOS = ("roundtrip", "fetch", "insert_serial", "insert_pipelined")
 
 
 @dataclass(frozen=True)
@@ -406,6 +422,32 @@ def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str])
     return markdown_table(header, rows).split("\n"), notes
 
 
+def layers_table(results: dict[str, dict[str, Measurement]]) -> tuple[list[str], list[str]]:
+    """The layers table: native, DB-API and SQLAlchemy throughput, and what each layer costs (ratios)."""
+    header = [
+        "scenario",
+        *(DRIVER_LABELS[d] for d in LAYER_DRIVERS),
+        *(f"{DRIVER_LABELS[a]} / {DRIVER_LABELS[b]}" for a, b in LAYER_RATIOS),
+    ]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    for name, by_driver in results.items():
+        scenario = SCENARIO[name]
+        cells = [scenario.label]
+        for driver in LAYER_DRIVERS:
+            m = by_driver[driver]
+            if m.na:
+                cells.append("n/a")
+                notes.append(f"{scenario.label}, {DRIVER_LABELS[driver]}: {m.na}")
+            else:
+                cells.append(f"{fmt_time(m.best)} ({fmt_rate(m.rate)} {scenario.unit}/s)")
+        for a, b in LAYER_RATIOS:
+            ok = not by_driver[a].na and not by_driver[b].na
+            cells.append(f"{by_driver[a].rate / by_driver[b].rate:.2f}x" if ok else "n/a")
+        rows.append(cells)
+    return markdown_table(header, rows).split("\n"), notes
+
+
 def web_table(web: dict[str, dict[str, WebResult]]) -> tuple[list[str], list[str]]:
     servers = list(web)
     header = ["endpoint", *(f"{s} req/s" for s in servers), *(f"{s} p99" for s in servers)]
@@ -441,6 +483,7 @@ def markdown(
     results: dict[str, dict[str, Measurement]],
     web: dict[str, dict[str, WebResult]],
     load: tuple[float, float],
+    layers: dict[str, dict[str, Measurement]] | None = None,
 ) -> str:
     command = "python3 benchmarks/pg.py " + shlex.join(sys.argv[1:])
     out = [
@@ -459,6 +502,18 @@ def markdown(
     out += ["", "### Drivers", ""]
     lines, notes = driver_table(results, drivers)
     out += lines
+    if layers:
+        out += [
+            "",
+            "### The DB-API layer: chopin_pg native, chopin_pg.dbapi, SQLAlchemy Core over chopin and over psycopg",
+            "",
+            "Ratios below 1 are what the layer costs: chopin_pg.dbapi against the native API, and "
+            "SQLAlchemy on postgresql+chopin against SQLAlchemy on postgresql+psycopg.",
+            "",
+        ]
+        layer_lines, layer_notes = layers_table(layers)
+        out += layer_lines
+        notes += layer_notes
     if web:
         out += [
             "",
@@ -493,6 +548,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5432)
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--database", default="test")
+    parser.add_argument(
+        "--layers",
+        default=",".join(LAYER_SCENARIOS),
+        help="scenarios of the DB-API/SQLAlchemy layers table ('' to skip it)",
+    )
     parser.add_argument("--markdown-out", type=Path, help="write the report section to this file")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -500,7 +560,9 @@ def main() -> None:
         sys.exit(f"only {HOST} is ever loaded")
     drivers = [d for d in args.only.split(",") if d]
     scenarios = [s for s in args.scenarios.split(",") if s]
+    layer_scenarios = [s for s in args.layers.split(",") if s]
     unknown = [d for d in drivers if d not in DRIVERS] + [s for s in scenarios if s not in SCENARIO and s != "web"]
+    unknown += [s for s in layer_scenarios if s not in SCENARIO]
     if unknown:
         sys.exit(f"unknown driver or scenario: {', '.join(unknown)}")
 
@@ -517,6 +579,7 @@ def main() -> None:
     log(f"PostgreSQL {server_version}; tables ready in {float(setup['seconds']):.1f} s")
 
     results = bench_drivers(args, env, drivers, [s for s in scenarios if s != "web"])
+    layers = bench_drivers(args, env, list(LAYER_DRIVERS), layer_scenarios) if layer_scenarios else {}
     web: dict[str, dict[str, WebResult]] = {}
     if "web" in scenarios:
         if shutil.which("wrk") is None or shutil.which("taskset") is None:
@@ -526,7 +589,7 @@ def main() -> None:
                 web[server.name] = bench_web_server(args, env, server)
 
     load = (load_before, benchlib.load_average())
-    report = markdown(args, versions, server_version, drivers, results, web, load)
+    report = markdown(args, versions, server_version, drivers, results, web, load, layers)
     print(report)
     if args.markdown_out:
         write_section(args.markdown_out, "pg", report)

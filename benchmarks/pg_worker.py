@@ -291,7 +291,133 @@ class Chopin:
         self.adapter.insert_pipelined(self.conn, insert_sql("numeric"), rows)
 
 
-DRIVERS: dict[str, type[Any]] = {"psycopg": Psycopg, "asyncpg": Asyncpg, "pg8000": Pg8000, "chopin": Chopin}
+class ChopinDbapi:
+    """chopin_pg.dbapi (PEP 249) as DB-API code uses it: cursors, %s placeholders, tuples."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from chopin_pg import dbapi
+
+        self.conn = dbapi.connect(
+            host=args.host, port=args.port, user=args.user, database=args.database, sslmode="disable", autocommit=True
+        )
+        self.cur = self.conn.cursor()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def scalar(self, sql: str) -> Any:
+        return self.cur.execute(sql).fetchone()[0]
+
+    def run_sql(self, sql: str) -> None:
+        self.cur.execute(sql)
+
+    def roundtrip(self, count: int) -> int:
+        cur = self.cur
+        total = 0
+        for i in range(count):
+            cur.execute("SELECT %s::int", (i,))
+            total += cur.fetchone()[0]
+        return total
+
+    def fetch(self, sql: str) -> int:
+        self.cur.execute(sql)
+        return len(self.cur.fetchall())
+
+    def copy_in(self, rows: list[tuple[Any, ...]]) -> None:
+        raise NotSupported("PEP 249 has no COPY")
+
+    def insert_serial(self, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.autocommit = False
+        sql = insert_sql("format")
+        for row in rows:
+            self.cur.execute(sql, row)
+        self.conn.commit()
+        self.conn.autocommit = True
+
+    def insert_pipelined(self, rows: list[tuple[Any, ...]]) -> None:
+        self.conn.autocommit = False
+        self.cur.executemany(insert_sql("format"), rows)  # one pipeline
+        self.conn.commit()
+        self.conn.autocommit = True
+
+
+class SqlAlchemy:
+    """SQLAlchemy 2 Core with text() statements on one connection, over a dialect chosen by URL."""
+
+    url = ""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import sqlalchemy as sa
+
+        if "+chopin" in self.url:
+            from sqlalchemy.dialects import registry
+
+            # chopin_pg may come from a src/ directory on PYTHONPATH, without its entry point.
+            registry.register("postgresql.chopin", "chopin_pg.sqlalchemy", "ChopinDialect")
+        self.sa = sa
+        target = f"{self.url}://{args.user}@{args.host}:{args.port}/{args.database}?sslmode=disable"
+        self.engine = sa.create_engine(target)
+        self.conn = self.engine.connect()
+
+    def close(self) -> None:
+        self.conn.close()
+        self.engine.dispose()
+
+    def scalar(self, sql: str) -> Any:
+        value = self.conn.exec_driver_sql(sql).scalar()
+        self.conn.commit()
+        return value
+
+    def run_sql(self, sql: str) -> None:
+        self.conn.exec_driver_sql(sql)
+        self.conn.commit()
+
+    def roundtrip(self, count: int) -> int:
+        statement = self.sa.text("SELECT CAST(:v AS int)")
+        execute = self.conn.execute
+        total = 0
+        for i in range(count):
+            total += execute(statement, {"v": i}).scalar_one()
+        self.conn.commit()
+        return total
+
+    def fetch(self, sql: str) -> int:
+        rows = self.conn.execute(self.sa.text(sql)).all()
+        self.conn.commit()
+        return len(rows)
+
+    def copy_in(self, rows: list[tuple[Any, ...]]) -> None:
+        raise NotSupported("SQLAlchemy has no COPY")
+
+    def insert_serial(self, rows: list[tuple[Any, ...]]) -> None:
+        statement = self.sa.text(insert_sql("named"))
+        for a, b, c in rows:
+            self.conn.execute(statement, {"a": a, "b": b, "c": c})
+        self.conn.commit()
+
+    def insert_pipelined(self, rows: list[tuple[Any, ...]]) -> None:
+        # A list of parameter sets: the driver's executemany (pipelined by both drivers).
+        self.conn.execute(self.sa.text(insert_sql("named")), [{"a": a, "b": b, "c": c} for a, b, c in rows])
+        self.conn.commit()
+
+
+class ChopinSqlAlchemy(SqlAlchemy):
+    url = "postgresql+chopin"
+
+
+class PsycopgSqlAlchemy(SqlAlchemy):
+    url = "postgresql+psycopg"
+
+
+DRIVERS: dict[str, type[Any]] = {
+    "psycopg": Psycopg,
+    "asyncpg": Asyncpg,
+    "pg8000": Pg8000,
+    "chopin": Chopin,
+    "chopin_dbapi": ChopinDbapi,
+    "chopin_sa": ChopinSqlAlchemy,
+    "psycopg_sa": PsycopgSqlAlchemy,
+}
 
 
 # ---------------------------------------------------------------- scenarios
@@ -389,7 +515,7 @@ def versions() -> dict[str, Any]:
 
     found: dict[str, Any] = {"python": platform.python_version()}
     for name in ("chopin-pg", "chopin-core", "psycopg", "psycopg-binary", "asyncpg", "pg8000", "uvicorn", "uvloop",
-                 "httptools", "orjson"):  # fmt: skip
+                 "httptools", "orjson", "sqlalchemy"):  # fmt: skip
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -17,11 +17,13 @@ import struct
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from enum import Enum
 from types import ModuleType
 from typing import Any
 from uuid import UUID, SafeUUID
 
 from .errors import DataError, ParameterError
+from .ranges import Range
 
 orjson: ModuleType | None
 try:  # optional speed-up; the standard library is enough
@@ -638,7 +640,8 @@ def text_literal(value: Any) -> str:
 
     Args:
         value: bool, int, float, Decimal, str, bytes, date/time/datetime, timedelta,
-            UUID, ip address/interface/network, dict (JSON) or list (array).
+            UUID, ip address/interface/network, dict (JSON), list (array), or an
+            ``enum.Enum`` member (its name; StrEnum and IntEnum members by value).
 
     Returns:
         The text form.
@@ -647,7 +650,9 @@ def text_literal(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "t" if value else "f"
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int):
+        return int.__repr__(value)  # the digits, also for IntEnum/IntFlag and int-mixin enums
+    if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, float):
         return _float_literal(value)
@@ -658,9 +663,16 @@ def text_literal(value: Any) -> str:
     if isinstance(value, timedelta):
         return _interval_literal(value)
     if isinstance(value, list | tuple):
+        if value and type(value[0]) is Range:  # a list of ranges: a multirange (PostgreSQL 14+)
+            return "{" + ",".join(str(item) for item in value) + "}"
+        if hasattr(value, "_fields"):  # a named tuple: a composite value
+            return composite_literal(value)
         return array_literal(value)
     if isinstance(value, dict):
         return json_dumps(value).decode()
+    if isinstance(value, Enum):
+        # As psycopg: an enum member is sent by name (str- and int-mixin enums were sent above by value).
+        return value.name
     return str(value)
 
 
@@ -676,6 +688,18 @@ def array_literal(values: list[Any] | tuple[Any, ...]) -> str:
             text = text_literal(item)
             parts.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(parts) + "}"
+
+
+def composite_literal(fields: tuple[Any, ...] | list[Any]) -> str:
+    """Render fields as a composite (row) literal: ``("1",,"a""b")``, an empty field being NULL."""
+    parts = []
+    for field in fields:
+        if field is None:
+            parts.append("")
+        else:
+            text = text_literal(field)
+            parts.append('"' + text.replace("\\", "\\\\").replace('"', '""') + '"')
+    return "(" + ",".join(parts) + ")"
 
 
 def encode_json_text(value: Any) -> bytes:

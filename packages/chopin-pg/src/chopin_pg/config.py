@@ -4,7 +4,9 @@ A ``host`` that starts with ``/`` is a unix-socket directory, as in libpq: the
 socket is ``{host}/.s.PGSQL.{port}``.  Values not given fall back to the libpq
 environment variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``,
 ``PGDATABASE``, ``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and
-``PGCONNECT_TIMEOUT``, then to libpq's defaults.
+``PGCONNECT_TIMEOUT``, then to libpq's defaults.  libpq ``key=value`` strings, service files
+(``service=``, ``PGSERVICE``) and the password file (``PGPASSFILE``, ``~/.pgpass``) are read by
+:mod:`chopin_pg._conninfo`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import dataclasses
 import getpass
 import os
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from . import _conninfo
 from .errors import ConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -134,8 +137,16 @@ class PgConfig:
                 values[field] = value
         if (timeout := _env("PGCONNECT_TIMEOUT", environ)) is not None:
             values["connect_timeout"] = _timeout("PGCONNECT_TIMEOUT", timeout)
+        env = os.environ if environ is None else environ
+        # libpq: a service's settings win over the environment; .pgpass is asked last (_conninfo).
+        if (service := _env("PGSERVICE", environ)) is not None:
+            values.update(_conninfo.keyword_fields(_conninfo.read_service(service, env)))
         values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        config = cls(**values)  # type: ignore[arg-type]
+        if config.password is not None:
+            return config
+        found = _conninfo.lookup_password(config.host, config.port, config.database, config.user, env)
+        return config if found is None else dataclasses.replace(config, password=found)
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PgConfig:
@@ -158,6 +169,8 @@ class PgConfig:
         Raises:
             ConfigError: The URL is malformed or holds an unusable value.
         """
+        if "://" not in url:  # a libpq key=value string: the same keywords as a URL's query
+            url = "postgresql:///?" + urlencode(_conninfo.parse_keyword_value(url))
         parts = urlsplit(url)
         if parts.scheme not in ("postgres", "postgresql"):
             raise ConfigError(f"url: expected scheme postgres:// or postgresql://, got {parts.scheme!r}")
@@ -178,8 +191,11 @@ class PgConfig:
         if parts.path.strip("/"):
             values["database"] = unquote(parts.path.lstrip("/"))
         options: dict[str, str] = {}
+        libpq: dict[str, str] = {}
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             match key:
+                case "service" | "passfile":
+                    libpq[key] = value
                 case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
                     values[key] = value
                 case "dbname":
@@ -192,8 +208,14 @@ class PgConfig:
                     values["statement_cache_capacity"] = _int(key, value)
                 case _:
                     options[key] = value
+        _conninfo.refuse_unsupported(options)
         if options:
             values["options"] = options
+        env = os.environ if environ is None else environ
+        if "service" in libpq:
+            values = {**_conninfo.keyword_fields(_conninfo.read_service(libpq["service"], env)), **values}
+        if "passfile" in libpq:
+            environ = {**env, "PGPASSFILE": libpq["passfile"]}
         return cls.from_env(environ, **values)
 
 

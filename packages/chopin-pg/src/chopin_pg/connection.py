@@ -263,6 +263,11 @@ class Connection:
             config = PgConfig.from_env(**kwargs)
         else:
             if isinstance(config, str):
+                # Several hosts or target_session_attrs: _multihost tries each (it imports this module).
+                from ._multihost import connect_any, split_hosts
+
+                if (hosts := split_hosts(config)) is not None:
+                    return connect_any(*hosts, **kwargs)
                 config = PgConfig.from_url(config)
             if kwargs:
                 config = config.replace(**kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ARRAY_OF", "ELEMENT_OF", "NAMES"]
+__all__ = ["ARRAY_OF", "ELEMENT_OF", "MULTIRANGE_OF", "NAMES", "RANGE_ELEMENT"]
 
 BOOL = 16
 BYTEA = 17
@@ -33,6 +33,34 @@ VOID = 2278
 UUID = 2950
 JSONB = 3802
 
+INT4RANGE = 3904
+NUMRANGE = 3906
+TSRANGE = 3908
+TSTZRANGE = 3910
+DATERANGE = 3912
+INT8RANGE = 3926
+RECORD = 2249
+
+#: Built-in range type OID to the OID of its bounds' type.
+RANGE_ELEMENT: dict[int, int] = {
+    INT4RANGE: INT4,
+    NUMRANGE: NUMERIC,
+    TSRANGE: TIMESTAMP,
+    TSTZRANGE: TIMESTAMPTZ,
+    DATERANGE: DATE,
+    INT8RANGE: INT8,
+}
+
+#: Built-in multirange type OID (PostgreSQL 14+) to the OID of its range type.
+MULTIRANGE_OF: dict[int, int] = {
+    4451: INT4RANGE,
+    4532: NUMRANGE,
+    4533: TSRANGE,
+    4534: TSTZRANGE,
+    4535: DATERANGE,
+    4536: INT8RANGE,
+}
+
 #: Array type OID to element type OID.
 ELEMENT_OF: dict[int, int] = {
     1000: BOOL,
@@ -60,6 +88,18 @@ ELEMENT_OF: dict[int, int] = {
     2951: UUID,
     199: JSON,
     3807: JSONB,
+    3905: INT4RANGE,
+    3907: NUMRANGE,
+    3909: TSRANGE,
+    3911: TSTZRANGE,
+    3913: DATERANGE,
+    3927: INT8RANGE,
+    6150: 4451,
+    6151: 4532,
+    6152: 4533,
+    6153: 4534,
+    6155: 4535,
+    6157: 4536,
 }
 
 #: Element type OID to array type OID.
@@ -92,4 +132,10 @@ NAMES: dict[int, str] = {
     NUMERIC: "numeric",
     UUID: "uuid",
     JSONB: "jsonb",
+    INT4RANGE: "int4range",
+    NUMRANGE: "numrange",
+    TSRANGE: "tsrange",
+    TSTZRANGE: "tstzrange",
+    DATERANGE: "daterange",
+    INT8RANGE: "int8range",
 }

@@ -38,17 +38,21 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from .config import PgConfig
 from .connection import Connection
-from .errors import ConfigError, InterfaceError, PgError, PoolTimeout
+from .errors import ConfigError, InterfaceError, PoolTimeout
 
-__all__ = ["PgPool", "PgPoolConfig", "PoolStats", "PooledConnection", "ResetMode"]
+__all__ = ["ConnectionHook", "PgPool", "PgPoolConfig", "PoolStats", "PooledConnection", "ResetMode"]
 
 ResetMode = Literal["discard", "keep_statements", "none"]
 """How a returned connection's session is cleaned: see :meth:`PgPoolConfig.reset`."""
 RESET_MODES: tuple[str, ...] = get_args(ResetMode)
+
+ConnectionHook = Callable[[Connection], object]
+"""A pool hook (``configure``, ``check``, ``on_reset``): called with the connection; raising rejects it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +65,10 @@ class _PoolSettings:
     max_lifetime: float | None = 1800.0
     test_on_checkout: bool = False
     reset: ResetMode = "discard"
+    configure: ConnectionHook | None = None
+    check: ConnectionHook | None = None
+    on_reset: ConnectionHook | None = None
+    connection_info: Callable[[], PgConfig | str] | None = None
 
 
 class PgPoolConfig:
@@ -69,7 +77,8 @@ class PgPoolConfig:
     Each setter returns a new config.  Defaults: ``max_size`` 10, ``min_size`` 1
     (opened by ``connect``), ``checkout_timeout`` 30 s, ``connection_timeout`` 10 s
     (connect + authenticate), ``idle_timeout`` 600 s, ``max_lifetime`` 1800 s,
-    ``test_on_checkout`` off, ``reset`` ``"discard"``.  ``None`` disables a timeout.
+    ``test_on_checkout`` off, ``reset`` ``"discard"``, no ``configure``/``check``/``on_reset``
+    hooks and no ``connection_info`` source.  ``None`` disables a timeout.
     """
 
     __slots__ = ("_settings",)
@@ -141,6 +150,41 @@ class PgPoolConfig:
             raise ConfigError(f"reset: expected one of {RESET_MODES}, got {mode!r}")
         return self._with(reset=mode)
 
+    def configure(self, hook: ConnectionHook | None) -> PgPoolConfig:
+        """Call ``hook(conn)`` on each new connection, and again after each session reset, before use.
+
+        As psycopg_pool's ``configure``: set session state there (``SET``, ``register_type``...).
+        A reset mode other than ``"none"`` wipes session state on return, so the hook runs again
+        then (its round trips are paid per used checkout: keep it cheap, or use ``reset("none")``).
+        If it raises, or leaves a transaction open, the connection is closed and the error raised.
+        """
+        return self._with(configure=hook)
+
+    def check(self, hook: ConnectionHook | None) -> PgPoolConfig:
+        """Call ``hook(conn)`` at each checkout of an idle connection; if it raises, the connection is replaced.
+
+        As psycopg_pool's ``check`` (``lambda conn: conn.execute("")`` is ``test_on_checkout``).
+        """
+        return self._with(check=hook)
+
+    def on_reset(self, hook: ConnectionHook | None) -> PgPoolConfig:
+        """Call ``hook(conn)`` when a connection comes back, after the :meth:`reset` mode ran.
+
+        psycopg_pool calls this hook ``reset`` (here :meth:`reset` picks the mode).  The
+        connection is idle (no transaction) when called.  If the hook raises, or leaves a
+        transaction open, the connection is closed instead of returned.
+        """
+        return self._with(on_reset=hook)
+
+    def connection_info(self, source: Callable[[], PgConfig | str] | None) -> PgPoolConfig:
+        """Ask ``source()`` for the settings (a :class:`PgConfig` or URL) at each connection the pool opens.
+
+        For credentials that change (rotated passwords, short-lived tokens): with
+        :meth:`PgPool.drain` every connection moves to the new ones.  The pool's
+        ``connection_timeout`` still applies.
+        """
+        return self._with(connection_info=source)
+
     @property
     def settings(self) -> _PoolSettings:
         """The settings as a frozen record."""
@@ -178,10 +222,11 @@ class PoolStats:
 
 
 class _Entry:
-    __slots__ = ("commands", "conn", "created", "last_used", "pid")
+    __slots__ = ("commands", "conn", "created", "generation", "last_used", "pid")
 
-    def __init__(self, conn: Connection, now: float) -> None:
+    def __init__(self, conn: Connection, now: float, generation: int) -> None:
         self.conn = conn
+        self.generation = generation  # the pool's drain() count when opened: older ones are closed
         self.created = now
         self.last_used = now
         self.pid = os.getpid()  # the process that owns the session
@@ -247,6 +292,7 @@ class PgPool:
         self._cond = threading.Condition()
         self._idle: list[_Entry] = []  # a stack: the warmest connection is reused first
         self._active = 0  # checked out, or being opened
+        self._generation = 0  # bumped by drain(): connections of older generations are not reused
         self._opened = self._closed_count = self._checkouts = self._timeouts = self._broken = 0
 
     # -- construction ----------------------------------------------------------------
@@ -303,8 +349,14 @@ class PgPool:
     # -- checkout and return -----------------------------------------------------------
 
     def _open(self) -> _Entry:
+        generation = self._generation
         try:
-            conn = Connection.connect(self.config)
+            conn = self._connect()
+            try:
+                self._configure(conn)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             with self._cond:
                 self._active -= 1
@@ -312,7 +364,24 @@ class PgPool:
             raise
         with self._cond:
             self._opened += 1
-        return _Entry(conn, time.monotonic())
+        return _Entry(conn, time.monotonic(), generation)
+
+    def _connect(self) -> Connection:
+        source = self.settings.connection_info
+        if source is None:
+            return Connection.connect(self.config)
+        info = source()  # a str may name several hosts (target_session_attrs): Connection.connect tries them
+        timeout = self.settings.connection_timeout
+        if isinstance(info, str):
+            return Connection.connect(info, connect_timeout=timeout)
+        return Connection.connect(info.replace(connect_timeout=timeout))
+
+    def _configure(self, conn: Connection) -> None:
+        hook = self.settings.configure
+        if hook is not None:
+            hook(conn)
+            if conn.in_transaction:
+                raise InterfaceError("the pool's configure hook left a transaction open: commit or roll back in it")
 
     def _discard(self, entry: _Entry, broken: bool = False) -> None:
         # Called with the lock held; the entry is in no list any more.
@@ -392,7 +461,9 @@ class PgPool:
             conn.drain_pending()
             if self.settings.test_on_checkout:
                 conn.execute("")
-        except PgError:
+            if self.settings.check is not None:
+                self.settings.check(conn)
+        except Exception:  # a check hook may raise anything: the connection is replaced either way
             return False
         return not conn.closed
 
@@ -440,9 +511,14 @@ class PgPool:
                     conn.close()  # mid-COPY or mid-pipeline: the protocol position is unknown
                 elif self.settings.reset != "none" and conn.command_count != entry.commands:
                     conn.reset_session(keep_statements=self.settings.reset == "keep_statements")
+                    self._configure(conn)  # the reset wiped what configure set
                 elif conn.in_transaction:
                     conn.rollback()
-            except PgError:
+                if not conn.closed and self.settings.on_reset is not None:
+                    self.settings.on_reset(conn)
+                    if conn.in_transaction:
+                        conn.close()  # the hook left a transaction open: not a clean session
+            except Exception:  # PgError, or whatever a hook raised
                 conn.close()  # a session that could not be reset must not reach the next user
             broken = conn.closed
         now = time.monotonic()
@@ -450,12 +526,32 @@ class PgPool:
             self._active -= 1
             if broken:
                 self._discard(entry, broken=True)
-            elif self._closed or self._expired(entry, now):
+            elif self._closed or self._expired(entry, now) or entry.generation != self._generation:
                 self._discard(entry)
             else:
                 entry.last_used = now
                 self._idle.append(entry)
             self._cond.notify()
+
+    def drain(self) -> None:
+        """Replace every connection: idle ones are closed now, checked-out ones when returned.
+
+        As psycopg_pool's ``drain()``: after rotating credentials (see
+        :meth:`PgPoolConfig.connection_info`) or a failover, no session opened before
+        the call is handed out again.  Then connections are opened up to ``min_size``
+        (checked-out ones count until they are returned).
+
+        Raises:
+            PgError: A new connection could not be opened (the pool stays usable).
+        """
+        self._check_fork()
+        with self._cond:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+            for entry in idle:
+                self._discard(entry)
+            self._cond.notify_all()
+        self.fill()
 
     # -- introspection and shutdown ----------------------------------------------------
 

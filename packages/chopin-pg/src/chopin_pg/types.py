@@ -22,8 +22,9 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import _codecs as c
-from . import oids
+from . import oids, ranges
 from ._codecs import PG_EPOCH_UTC
+from ._records import make_record_binary, make_record_text
 from .errors import DataError
 
 __all__ = ["DEFAULT_TYPES", "Decoder", "Encoder", "ParamEncoder", "TypeRegistry"]
@@ -59,6 +60,10 @@ def _str_param(value: Any) -> bytes:
 
 
 _STR_PARAM = ParamEncoder(None, _str_param, 0)
+
+
+def _array_param(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else c.array_literal(value).encode()
 
 
 class TypeRegistry:
@@ -101,6 +106,14 @@ class TypeRegistry:
         # Codecs that read state of this registry close over *this* instance.
         self.binary[oids.TIMESTAMPTZ] = c.make_timestamptz_binary(self._get_tz, self._get_fixed_epoch)
         self.text[oids.TIMESTAMPTZ] = c.make_timestamptz_text(self._get_tz)
+        # Ranges find their bounds' codecs in this registry when decoding (timestamptz follows the zone).
+        for range_oid, elem in oids.RANGE_ELEMENT.items():
+            self.binary[range_oid] = ranges.make_range_binary(self.binary.get, elem)
+            self.text[range_oid] = ranges.make_range_text(self.text.get, elem)
+        self.binary[oids.RECORD] = make_record_binary(self.binary.get)
+        for multirange_oid, range_oid in oids.MULTIRANGE_OF.items():
+            self.binary[multirange_oid] = ranges.make_multirange_binary(self.binary[range_oid])
+            self.text[multirange_oid] = ranges.make_multirange_text(self.text[range_oid])
         array_binary = c.make_array_binary(self.binary.get)
         for array_oid, elem in oids.ELEMENT_OF.items():
             if elem in self.binary:
@@ -267,6 +280,13 @@ def _default_registry() -> TypeRegistry:
             oids.JSONB: ParamEncoder(None, c.encode_jsonb, 1),
         }
     )
+    reg.params.update({oid: ParamEncoder(None, ranges.encode_range, 0) for oid in oids.RANGE_ELEMENT})
+    # A list of ranges is a multirange to the generic text encoder; for a range *array* say so.
+    range_arrays = [arr for arr, elem in oids.ELEMENT_OF.items() if elem in oids.RANGE_ELEMENT]
+    reg.params.update({oid: ParamEncoder(None, _array_param, 0) for oid in range_arrays})
+    # Anonymous records (ROW(...), a table's row type not registered): tuples.
+    reg.text[oids.RECORD] = make_record_text()
+    reg.params.update({oid: ParamEncoder(None, ranges.encode_multirange, 0) for oid in oids.MULTIRANGE_OF})
     return reg.copy()  # the copy installs the codecs that read its own time zone and array table
 
 
