@@ -410,14 +410,28 @@ def test_error_state_refuses_further_input() -> None:
     (fail,) = conn.receive_data(client_frame(0x1, b"x", mask=None))
     assert isinstance(fail, ProtocolFailure)
     assert conn.receive_data(client_frame(0x1, b"x")) == []
-    with pytest.raises(LocalProtocolError):
-        conn.send_text("no")
     # The failing close frame carries the failure's code; only once.
     reply = conn.reply_to(fail)
     assert reply is not None
     assert reply[:4] == b"\x88" + bytes([len(reply) - 2]) + b"\x03\xea"  # 1002
     assert conn.reply_to(fail) is None
     assert conn.state is WebSocketState.ERROR
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("no")
+
+
+def test_events_before_a_failure_can_be_answered_before_the_failing_close() -> None:
+    # Autobahn 3.2 / 4.1.3: a message, a ping, then a bad frame in one read: the echo and
+    # the pong go out, then the close 1002.
+    conn = WebSocketConnection()
+    text, ping, fail = conn.receive_data(client_frame(0x1, b"hi") + client_frame(0x9, b"p") + client_frame(0x3, b""))
+    assert isinstance(text, TextMessage) and isinstance(ping, Ping) and isinstance(fail, ProtocolFailure)
+    assert conn.broken
+    assert conn.send_text("hi") == b"\x81\x02hi"
+    assert conn.reply_to(ping) == b"\x8a\x01p"
+    assert conn.reply_to(fail) is not None
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("late")
 
 
 def test_long_failure_reason_is_truncated_in_close_frame() -> None:

@@ -393,7 +393,11 @@ class WebSocketState(enum.Enum):
     CLOSED = "closed"
     """Both close frames went by; the TCP connection should be closed (by the server, RFC 6455 7.1.1)."""
     ERROR = "error"
-    """The peer broke the protocol; send the failing close frame and drop the connection."""
+    """The peer broke the protocol; send the failing close frame and drop the connection.
+
+    Input is ignored from then on.  Until the failing close frame is sent, answers to the
+    events that came before the failure can still be sent.
+    """
 
 
 # -- frame codec ------------------------------------------------------------------------
@@ -735,14 +739,17 @@ class WebSocketConnection:
     # -- sending ----------------------------------------------------------------------
 
     def _check_can_send(self, what: str) -> None:
-        if self._close_sent or self._state is WebSocketState.CLOSED or self._state is WebSocketState.ERROR:
+        # In ERROR, sending is allowed until the failing close frame goes out: the events
+        # returned before the ProtocolFailure were valid and may be answered first
+        # (Autobahn 3.2: a message, then a frame with RSV bits: echo, then close 1002).
+        if self._close_sent or self._state is WebSocketState.CLOSED:
             raise LocalProtocolError(f"cannot send {what}: connection is {self._state.value} (close already sent)")
 
     def send_text(self, text: str) -> bytes:
         """One final text frame carrying ``text`` (UTF-8).
 
         Raises:
-            LocalProtocolError: a close frame was already sent, or the connection failed.
+            LocalProtocolError: a close frame was already sent.
         """
         self._check_can_send("a text message")
         return _frame(OP_TEXT, text.encode("utf-8"))
@@ -751,7 +758,7 @@ class WebSocketConnection:
         """One final binary frame carrying ``data``.
 
         Raises:
-            LocalProtocolError: a close frame was already sent, or the connection failed.
+            LocalProtocolError: a close frame was already sent.
         """
         self._check_can_send("a binary message")
         return _frame(OP_BINARY, data)
@@ -761,7 +768,7 @@ class WebSocketConnection:
 
         Raises:
             ValueError: ``payload`` is over 125 bytes (RFC 6455 5.5).
-            LocalProtocolError: a close frame was already sent, or the connection failed.
+            LocalProtocolError: a close frame was already sent.
         """
         self._check_can_send("a ping")
         if len(payload) > _MAX_CONTROL_PAYLOAD:
@@ -773,7 +780,7 @@ class WebSocketConnection:
 
         Raises:
             ValueError: ``payload`` is over 125 bytes (RFC 6455 5.5).
-            LocalProtocolError: a close frame was already sent, or the connection failed.
+            LocalProtocolError: a close frame was already sent.
         """
         self._check_can_send("a pong")
         if len(payload) > _MAX_CONTROL_PAYLOAD:
@@ -827,8 +834,6 @@ class WebSocketConnection:
         if self._close_sent:
             return None
         if isinstance(event, Ping):
-            if self._state is WebSocketState.ERROR:
-                return None
             return self.send_pong(event.payload)
         if isinstance(event, CloseReceived):
             return self.send_close(None if event.code == CLOSE_NO_STATUS else event.code)
