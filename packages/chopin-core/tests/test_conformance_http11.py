@@ -20,6 +20,7 @@ deterministic: :data:`CASES` in ``./dev test`` (about a second), more with
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -331,3 +332,125 @@ def test_a_request_hidden_in_a_trailer_section_is_refused_over_a_socket(serve, c
     )
     assert conn.read_response().status == 400
     conn.assert_closed_by_server()
+
+
+# -- HTTP Garden's server discrepancy classes, over sockets -------------------------------------
+#
+# Each case is a request stream HTTP servers are known to split differently (the HTTP
+# Garden's catalogue: CL.TE and TE.CL, obfuscated Transfer-Encoding, Content-Length and
+# chunk-size spellings, line-end and whitespace tricks, trailers).  "{P}" is the path
+# prefix: empty against the server alone, "/chopin" through the reverse proxy, which
+# strips it before the upstream (another chopin) sees the request.  ``True``: the
+# stream is accepted (its requests are those our parser reads); ``False``: refused.
+
+SMUGGLED = b"GET {P}/admin HTTP/1.1\r\nHost: h\r\n\r\n"
+POST = b"POST {P}/echo HTTP/1.1\r\nHost: h\r\n"
+CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"
+GARDEN: dict[str, tuple[bytes, bool]] = {
+    "CL.TE": (POST + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"0\r\n\r\n" + SMUGGLED, False),
+    "TE.CL": (POST + b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
+              b"5c\r\n" + SMUGGLED + b"\r\n0\r\n\r\n", False),
+    "TE xchunked": (POST + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", False),
+    "TE chunked, identity": (POST + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", False),
+    "TE twice": (POST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
+    "TE with VT": (POST + b"Transfer-Encoding:\x0bchunked\r\n\r\n0\r\n\r\n", False),
+    "TE space before colon": (POST + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", False),
+    "TE obs-fold": (POST + b"Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", False),
+    "TE in HTTP/1.0": (b"POST {P}/echo HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
+    "CL +4": (POST + b"Content-Length: +4\r\n\r\nabcd", False),
+    "CL 0x4": (POST + b"Content-Length: 0x4\r\n\r\nabcd", False),
+    "CL -1": (POST + b"Content-Length: -1\r\n\r\nabcd", False),
+    "CL empty": (POST + b"Content-Length: \r\n\r\nabcd", False),
+    "CL 4 then 5": (POST + b"Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", False),
+    "CL 4 twice": (POST + b"Content-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", True),
+    "CL 4, 4": (POST + b"Content-Length: 4, 4\r\n\r\nabcd", True),
+    "CL 0004": (POST + b"Content-Length: 0004\r\n\r\nabcd" + SMUGGLED, True),
+    "CL 20 digits": (POST + b"Content-Length: 18446744073709551620\r\n\r\nabcd", False),
+    "chunk size +4": (CHUNKED + b"+4\r\nabcd\r\n0\r\n\r\n", False),
+    "chunk size 0x4": (CHUNKED + b"0x4\r\nabcd\r\n0\r\n\r\n", False),
+    "chunk size overflow": (CHUNKED + b"10000000000000004\r\nabcd\r\n0\r\n\r\n", False),
+    "chunk size with BWS": (CHUNKED + b"4 ;ext\r\nabcd\r\n0\r\n\r\n" + SMUGGLED, True),
+    "chunk ext with bare CR": (CHUNKED + b"4;a\rb\r\nabcd\r\n0\r\n\r\n", False),
+    "chunk data without CRLF": (CHUNKED + b"4\r\nabcdXX0\r\n\r\n", False),
+    "chunk lines with bare LF": (CHUNKED + b"4\nabcd\n0\n\n" + SMUGGLED, False),
+    "request in trailers": (CHUNKED + b"4\r\nabcd\r\n0\r\n" + SMUGGLED, False),
+    "Content-Length in trailers": (CHUNKED + b"4\r\nabcd\r\n0\r\nContent-Length: 60\r\n\r\n" + SMUGGLED, True),
+    "NUL in a value": (b"GET {P}/a HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n", False),
+    "bare CR in a value": (b"GET {P}/a HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n", False),
+    "space in a name": (b"GET {P}/a HTTP/1.1\r\nHost: h\r\nX A: b\r\n\r\n", False),
+    "first field folded": (b"GET {P}/a HTTP/1.1\r\n Host: h\r\n\r\n", False),
+    "no Host": (b"GET {P}/a HTTP/1.1\r\nX-A: b\r\n\r\n", False),
+    "two Hosts": (b"GET {P}/a HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", False),
+    "HTTP/1.10": (b"GET {P}/a HTTP/1.10\r\nHost: h\r\n\r\n", False),
+    "http/1.1": (b"GET {P}/a http/1.1\r\nHost: h\r\n\r\n", False),
+    "space in the target": (b"GET {P}/a b HTTP/1.1\r\nHost: h\r\n\r\n", False),
+    "empty lines first": (b"\r\n\r\nGET {P}/a HTTP/1.1\r\nHost: h\r\n\r\n", True),
+    "GET with a body": (b"GET {P}/a HTTP/1.1\r\nHost: h\r\nContent-Length: {N}\r\n\r\n" + SMUGGLED, True),
+    "pipelined": (POST + b"Content-Length: 4\r\n\r\nabcd" + SMUGGLED, True),
+}  # fmt: skip
+
+
+def _garden(name: str, prefix: bytes) -> tuple[bytes, Outcome]:
+    data, accepted = GARDEN[name]
+    # {N}: the length of the smuggled request, as a body that only looks like a request.
+    data = data.replace(b"{N}", b"%d" % len(SMUGGLED.replace(b"{P}", prefix))).replace(b"{P}", prefix)
+    parsed = ours([data])
+    assert (parsed.end != "error") is accepted, parsed
+    assert parsed.end != "pending", "a case must end where the parser can decide"
+    return data, parsed
+
+
+def _exchange(connect, server, data: bytes, parsed: Outcome, prefix: str) -> None:
+    """Send ``data``; read the answer to each request ``parsed`` holds, then the refusal if any."""
+    conn = connect(server)
+    conn.send(data)
+    for method, target, body in parsed.requests:
+        resp = conn.read_response(timeout=10.0)
+        path = target.removeprefix(prefix).split("?")[0]
+        assert (resp.status, resp.body) == (200, f"{method} {path} {len(body)}".encode()), resp
+    if parsed.end == "error":
+        resp = conn.read_response(timeout=10.0)
+        assert 400 <= resp.status < 600 and resp.status != 502, resp
+        conn.assert_closed_by_server(timeout=10.0)
+    conn.close()
+
+
+def _upstream_log(connect, server) -> list[list[object]]:
+    conn = connect(server)
+    resp = conn.request("GET", "/__log")
+    conn.close()
+    assert resp.status == 200
+    return [entry[:3] for entry in json.loads(resp.body)]
+
+
+def _expected_log(parsed: Outcome, prefix: str) -> list[list[object]]:
+    return [[m, t.removeprefix(prefix).split("?")[0], len(b)] for m, t, b in parsed.requests]
+
+
+@pytest.fixture(scope="module")
+def garden(serve_module):
+    return serve_module("apps.garden_app:app")
+
+
+@pytest.fixture(scope="module")
+def garden_proxy(serve_module, garden):
+    return serve_module("apps.proxy_app:app", env={"PROXY_UPSTREAM": garden.url, "PROXY_CHOPIN_UPSTREAM": garden.url})
+
+
+@pytest.mark.parametrize("name", list(GARDEN))
+def test_garden_case_on_the_server(garden, connect, name: str) -> None:
+    data, parsed = _garden(name, b"")
+    _upstream_log(connect, garden)  # start from an empty log
+    _exchange(connect, garden, data, parsed, "")
+    assert _upstream_log(connect, garden) == _expected_log(parsed, "")
+
+
+@pytest.mark.parametrize("name", list(GARDEN))
+def test_garden_case_through_the_proxy(garden, garden_proxy, connect, name: str) -> None:
+    # The upstream must see exactly the requests the proxy read: never one more (a
+    # smuggled request), never a body cut elsewhere.
+    data, parsed = _garden(name, b"/chopin")
+    _upstream_log(connect, garden)
+    _exchange(connect, garden_proxy, data, parsed, "/chopin")
+    assert _upstream_log(connect, garden) == _expected_log(parsed, "/chopin")
