@@ -39,7 +39,7 @@ LONG = os.environ.get("CONFORMANCE_LONG") == "1"
 TIMEOUT = 10.0
 # How long a fail-fast case waits for the server to react to a bad fragment: generous,
 # so a busy machine does not turn OK into NON-STRICT (a server that fails fast answers
-# at once; only the NON-STRICT cases, 6.4.3 and 6.4.4, wait this long).
+# at once; only a NON-STRICT server makes the case wait this long).
 FAIL_FAST_WAIT = 3.0
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -909,10 +909,6 @@ def _autofragmented(c: Client) -> str:
 
 # Where chopin's verdict is not plain OK, and why.
 BEHAVIOUR: dict[str, str] = {
-    # One text frame arriving in pieces is UTF-8 checked once its payload is complete, so
-    # an error in its middle is found at the end of the frame, not at the bad byte.
-    "6.4.3": NON_STRICT,
-    "6.4.4": NON_STRICT,
     "7.1.6": INFORMATIONAL,
     "7.13.1": INFORMATIONAL,
     "7.13.2": INFORMATIONAL,

@@ -651,3 +651,26 @@ def test_round_trip_any_fragmentation_and_split(case: tuple[list[Event], bytes, 
         events += conn.receive_data(wire[a:b])
     assert events == expected
     assert conn.state is WebSocketState.OPEN
+
+
+def test_a_text_frame_arriving_in_pieces_fails_at_the_bad_piece() -> None:
+    # Autobahn 6.4.3: the invalid UTF-8 sits in the middle piece of one frame; the
+    # connection fails when that piece arrives, not once the whole frame is in.
+    payload = "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited"
+    whole = client_frame(0x1, payload)
+    cut = len(whole) - len(payload) + len("κόσμε".encode())
+    conn = WebSocketConnection()
+    assert conn.receive_data(whole[:cut]) == []
+    (failure,) = conn.receive_data(whole[cut : cut + 4])
+    assert isinstance(failure, ProtocolFailure) and failure.code == 1007
+
+
+def test_a_character_split_across_fragments_and_reads_is_no_error() -> None:
+    # The partial check carries the message's decoder state into a continuation frame.
+    text = "aé€😀" * 50
+    data = text.encode()
+    first, rest = data[:7], data[7:]  # 7 bytes end inside a character
+    stream = client_frame(0x1, first, fin=False) + client_frame(0x0, rest)
+    conn = WebSocketConnection()
+    events = [e for i in range(0, len(stream), 5) for e in conn.receive_data(stream[i : i + 5])]
+    assert events == [TextMessage(text)]
