@@ -435,7 +435,9 @@ class WebSocketConnection:
     events they complete.  A frame header is validated as soon as it is read, so an
     oversize frame is refused before its payload is buffered.  Fragments of a message
     are collected until the final one (text is UTF-8 checked fragment by fragment with an
-    incremental decoder); control frames may arrive between fragments.  Nothing is sent
+    incremental decoder, and a text frame whose payload arrives over several reads is
+    checked read by read, so a bad byte fails the connection when it arrives); control
+    frames may arrive between fragments.  Nothing is sent
     automatically: :meth:`reply_to` gives the bytes a ping, a close or a failure needs.
 
     Buffers and their bounds:

@@ -35,8 +35,8 @@ _SEQUENCE_KINDS = frozenset({"list", "set", "frozenset", "vartuple"})
 # i_number_too_big_pos_int gives 1e+20).  A typed ``int`` notices the float and falls
 # back to the standard library, ``Any`` cannot; nineteen digits in a row is the
 # cheapest sign that the text may hold such an integer.
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def _reaches_any(node: TypeNode, seen: set[type]) -> bool:
