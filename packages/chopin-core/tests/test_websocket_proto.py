@@ -422,14 +422,28 @@ def test_error_state_refuses_further_input() -> None:
     (fail,) = conn.receive_data(client_frame(0x1, b"x", mask=None))
     assert isinstance(fail, ProtocolFailure)
     assert conn.receive_data(client_frame(0x1, b"x")) == []
-    with pytest.raises(LocalProtocolError):
-        conn.send_text("no")
     # The failing close frame carries the failure's code; only once.
     reply = conn.reply_to(fail)
     assert reply is not None
     assert reply[:4] == b"\x88" + bytes([len(reply) - 2]) + b"\x03\xea"  # 1002
     assert conn.reply_to(fail) is None
     assert conn.state is WebSocketState.ERROR
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("no")
+
+
+def test_events_before_a_failure_can_be_answered_before_the_failing_close() -> None:
+    # Autobahn 3.2 / 4.1.3: a message, a ping, then a bad frame in one read: the echo and
+    # the pong go out, then the close 1002.
+    conn = WebSocketConnection()
+    text, ping, fail = conn.receive_data(client_frame(0x1, b"hi") + client_frame(0x9, b"p") + client_frame(0x3, b""))
+    assert isinstance(text, TextMessage) and isinstance(ping, Ping) and isinstance(fail, ProtocolFailure)
+    assert conn.broken
+    assert conn.send_text("hi") == b"\x81\x02hi"
+    assert conn.reply_to(ping) == b"\x8a\x01p"
+    assert conn.reply_to(fail) is not None
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("late")
 
 
 def test_long_failure_reason_is_truncated_in_close_frame() -> None:
@@ -649,3 +663,26 @@ def test_round_trip_any_fragmentation_and_split(case: tuple[list[Event], bytes, 
         events += conn.receive_data(wire[a:b])
     assert events == expected
     assert conn.state is WebSocketState.OPEN
+
+
+def test_a_text_frame_arriving_in_pieces_fails_at_the_bad_piece() -> None:
+    # Autobahn 6.4.3: the invalid UTF-8 sits in the middle piece of one frame; the
+    # connection fails when that piece arrives, not once the whole frame is in.
+    payload = "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited"
+    whole = client_frame(0x1, payload)
+    cut = len(whole) - len(payload) + len("κόσμε".encode())
+    conn = WebSocketConnection()
+    assert conn.receive_data(whole[:cut]) == []
+    (failure,) = conn.receive_data(whole[cut : cut + 4])
+    assert isinstance(failure, ProtocolFailure) and failure.code == 1007
+
+
+def test_a_character_split_across_fragments_and_reads_is_no_error() -> None:
+    # The partial check carries the message's decoder state into a continuation frame.
+    text = "aé€😀" * 50
+    data = text.encode()
+    first, rest = data[:7], data[7:]  # 7 bytes end inside a character
+    stream = client_frame(0x1, first, fin=False) + client_frame(0x0, rest)
+    conn = WebSocketConnection()
+    events = [e for i in range(0, len(stream), 5) for e in conn.receive_data(stream[i : i + 5])]
+    assert events == [TextMessage(text)]

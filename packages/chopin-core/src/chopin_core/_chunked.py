@@ -1,8 +1,8 @@
 """The chunked transfer coding (RFC 9112 7.1), decoded without I/O.
 
 One decoder serves both directions: request bodies in :mod:`chopin_core.parser`
-(strict: a bare CR or LF in a chunk-size or trailer line is refused, the body
-size is bounded) and response bodies in :mod:`chopin_core._client_proto`
+(strict: a bare CR or LF in a chunk-size line is refused, trailer lines must be
+well-formed field lines, the body size is bounded) and response bodies in :mod:`chopin_core._client_proto`
 (lenient about line endings, unbounded body: it is streamed). Each side passes
 the exception types its own errors are reported with.
 """
@@ -15,6 +15,9 @@ from typing import Final
 __all__ = ["ChunkedDecoder"]
 
 _HEX: Final = b"0123456789abcdefABCDEF"
+# RFC 9110 5.6.2 token characters, and field-value bytes (5.5: VCHAR, obs-text, SP, HTAB).
+_TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_FIELD_VALUE: Final = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 _MAX_CHUNK_LINE: Final = 4096  # a chunk-size line, extensions included
 
 _SIZE: Final = 0  # expecting a chunk-size line
@@ -31,7 +34,8 @@ class ChunkedDecoder:
         bad: the exception type for malformed framing (called with a message).
         trailer_too_large: the exception type for a trailer section over ``max_trailer``.
         max_trailer: bytes the trailer section may have in all.
-        strict: refuse bare CR or LF in chunk-size and trailer lines.
+        strict: refuse bare CR or LF in chunk-size lines, and trailer lines that are not
+            field lines (``name: value``).
         body_too_large: the exception type for a body over ``max_body``.
         max_body: data bytes the body may have in all; None for no bound.
     """
@@ -119,12 +123,25 @@ class ChunkedDecoder:
             if eol == pos:
                 self._state = _DONE
                 return pos + 2
-            if self._strict and (b"\n" in buf[pos:eol] or b"\r" in buf[pos:eol]):
-                raise self._bad("chunked trailer: bare CR or LF, expected CRLF")
+            if self._strict:
+                self._check_trailer_line(buf[pos:eol])
             self._remaining += eol - pos + 2
             if self._remaining > self._max_trailer:
                 raise self._trailer_too_large("chunked trailer section too large")
             pos = eol + 2
+
+    def _check_trailer_line(self, line: bytes) -> None:
+        """A trailer line is a field line (RFC 9112 7.1.2, 5): ``name: value``, nothing else.
+
+        A line without a colon, with whitespace before it (RFC 9112 5.1), folded (5.2) or
+        holding control bytes would be dropped unread here, but a proxy or a later parser
+        that reads it differently disagrees with us on where the message ends.
+        """
+        colon = line.find(b":")
+        if colon <= 0 or line[:colon].translate(None, _TCHAR):
+            raise self._bad(f"chunked trailer: expected 'name: value', got {line[:40]!r}")
+        if line[colon + 1 :].translate(None, _FIELD_VALUE):
+            raise self._bad("chunked trailer: control character, or bare CR or LF, in a field value")
 
     def _size_line(self, buf: bytes, pos: int, end: int, eol: int) -> int:
         """Read a chunk-size line ending at ``eol``; the position after it, or ``-(pos + 1)`` if partial."""

@@ -46,6 +46,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
+import hyperframe.exceptions
 import hyperframe.frame
 
 from .connection import _close_iter
@@ -80,6 +82,28 @@ _HOP_BY_HOP: Final = frozenset(
 _NO_BODY: Final = frozenset({204, 304})
 # RFC 9110 9.1: a method is a token (h2 lets any byte through in :method).
 _METHOD_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+# h2's GOAWAY with no debug data: a 9-byte frame header and 8 bytes of payload.
+_GOAWAY_SIZE: Final = 17
+_GOAWAY_TYPE: Final = 0x7
+
+
+def _goaway_code(exc: h2.exceptions.ProtocolError) -> int | None:
+    """The error code RFC 9113 asks for where h2 sends PROTOCOL_ERROR, or None to keep h2's.
+
+    h2 wraps two errors in a plain ProtocolError: a field block HPACK cannot decode
+    (RFC 9113 4.3: COMPRESSION_ERROR; h2spec hpack/*, http2/4.3/1) and a SETTINGS ACK
+    with a payload (RFC 9113 6.5: FRAME_SIZE_ERROR; h2spec http2/6.5/1).
+    """
+    if type(exc) is not h2.exceptions.ProtocolError:
+        return None  # subclasses carry their own code (FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM...)
+    cause = exc.__cause__
+    if isinstance(cause, hpack.exceptions.HPACKError):
+        return h2.errors.ErrorCodes.COMPRESSION_ERROR
+    if isinstance(cause, hyperframe.exceptions.InvalidDataError) and "SETTINGS ack" in str(cause):
+        return h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+    return None
 
 
 def preface_rest(data: bytes) -> bytes | None:
@@ -315,6 +339,9 @@ class H2Session:
             # h2 has queued GOAWAY with the matching error code: send it and close.
             log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
             self._going_away = True
+            code = _goaway_code(exc)
+            if code is not None:
+                self._recode_goaway(code)
             self._flush()
             self._close(exc)
             return
@@ -365,6 +392,16 @@ class H2Session:
             if self.closed:
                 return
         self._flush()
+
+    def _recode_goaway(self, code: int) -> None:
+        """Replace the GOAWAY h2 queued last (PROTOCOL_ERROR) with one carrying ``code``."""
+        data = self._h2.data_to_send()
+        if len(data) >= _GOAWAY_SIZE and data[-_GOAWAY_SIZE + 3] == _GOAWAY_TYPE:
+            goaway = hyperframe.frame.GoAwayFrame(0)
+            goaway.last_stream_id = self._h2.highest_inbound_stream_id
+            goaway.error_code = code
+            data = data[:-_GOAWAY_SIZE] + goaway.serialize()
+        self._out += data
 
     def _on_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
         # h2 enforces our MAX_CONCURRENT_STREAMS only once the peer has acknowledged

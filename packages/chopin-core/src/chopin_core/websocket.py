@@ -98,7 +98,9 @@ class WebSocket:
     @property
     def closed(self) -> bool:
         """Whether the connection is gone or closing (nothing more can be sent)."""
-        return self._conn.closed or self.proto.close_sent or self.proto.broken
+        # A broken codec still takes answers to the messages before the failure; the
+        # failing close frame follows them, and close_sent is True from then on.
+        return self._conn.closed or self.proto.close_sent
 
     def send(self, message: str | bytes) -> bool:
         """Queue a text (``str``) or binary (``bytes``) message; False if the socket is closing."""

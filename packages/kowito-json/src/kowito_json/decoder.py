@@ -9,13 +9,14 @@ with its JSON path into one :class:`~kowito_json.ValidationError`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
 from ._decode_gen import DecoderFactory
-from ._describe import describe_class, describe_type
+from ._describe import TypeNode, describe_class, describe_type
 from .errors import UnsupportedType, ValidationError
 from .options import DecodeOptions
 
@@ -29,6 +30,25 @@ _FACTORIES: dict[DecodeOptions, DecoderFactory] = {}
 _DECODERS: dict[tuple[Any, DecodeOptions], Decoder[Any]] = {}
 
 _SEQUENCE_KINDS = frozenset({"list", "set", "frozenset", "vartuple"})
+
+# orjson reads integers outside [-2**63, 2**64) as floats (JSONTestSuite's
+# i_number_too_big_pos_int gives 1e+20).  A typed ``int`` notices the float and falls
+# back to the standard library, ``Any`` cannot; nineteen digits in a row is the
+# cheapest sign that the text may hold such an integer.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+
+
+def _reaches_any(node: TypeNode, seen: set[type]) -> bool:
+    """Whether ``Any`` occurs anywhere in ``node``, dataclass fields included."""
+    if node.kind == "any":
+        return True
+    if node.kind == "class":
+        if node.cls in seen:
+            return False
+        seen.add(node.cls)
+        return any(_reaches_any(f.node, seen) for f in describe_class(node.cls).fields)
+    return any(_reaches_any(arg, seen) for arg in node.args)
 
 
 def _factory(options: DecodeOptions) -> DecoderFactory:
@@ -77,6 +97,7 @@ class Decoder(Generic[T]):
         self._fast = self._unit.fast
         self._check = self._unit.check
         self._query: Decoder[T] | None = None
+        self._exact_ints = _reaches_any(self._node, set())
 
     @property
     def source(self) -> str:
@@ -94,6 +115,11 @@ class Decoder(Generic[T]):
             value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise ValidationError([("$", f"invalid JSON: {exc}")]) from None
+        if self._exact_ints and _long_digits(data):
+            try:
+                value = json.loads(data)  # orjson accepted it: valid JSON, no NaN
+            except RecursionError:  # nesting the standard library cannot follow: keep orjson's value
+                pass
         try:
             return self._fast(value)  # type: ignore[no-any-return]
         except Exception:
@@ -160,6 +186,12 @@ class Decoder(Generic[T]):
         if errors:
             raise ValidationError(errors)
         return result  # type: ignore[no-any-return]
+
+
+def _long_digits(data: bytes | bytearray | str) -> bool:
+    if isinstance(data, str):
+        return _LONG_DIGITS.search(data) is not None
+    return _LONG_DIGITS_BYTES.search(data) is not None
 
 
 def decoder_for(type: Any, *, forbid_unknown: bool | None = None, allow_nan: bool = False) -> Decoder[Any]:
