@@ -20,7 +20,7 @@ import click
 from . import __version__
 from .console import Output, escape
 from .errors import CliError, NoProject, ProjectError
-from .project import Project, find_project
+from .project import Project, database_url_from, find_project
 
 __all__ = ["cli", "main"]
 
@@ -44,11 +44,17 @@ def _database_url(override: str | None) -> str:
     try:
         project = _project()
     except NoProject:
-        url = override or os.environ.get("DATABASE_URL")
-        if not url:
-            raise CliError("DATABASE_URL is not set (no project here, and not in the environment)") from None
-        return url
+        return database_url_from(dict(os.environ), override, where="no project here, and not in the environment")
     return project.database_url(override)
+
+
+def _load_dotenv() -> None:
+    """Load the project's ``.env`` (if there is a project) before any command runs."""
+    try:
+        project = _project()
+    except ProjectError:
+        return  # no project, or a broken pyproject.toml the command itself reports
+    project.load_env()
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -58,6 +64,7 @@ def _database_url(override: str | None) -> str:
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Chopin: create, serve, check, migrate and deploy Chopin web services."""
     ctx.obj = Output(verbose=verbose)
+    _load_dotenv()
 
 
 # -- new ----------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Connection settings: :class:`PgConfig`, built from keywords, a URL or the libpq environment.
+"""Connection settings: :class:`PgConfig`, built from keywords, a URL or the environment.
 
 A ``host`` that starts with ``/`` is a unix-socket directory, as in libpq: the
-socket is ``{host}/.s.PGSQL.{port}``.  Values not given fall back to the libpq
-environment variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``,
-``PGDATABASE``, ``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and
-``PGCONNECT_TIMEOUT``, then to libpq's defaults.
+socket is ``{host}/.s.PGSQL.{port}``.
+
+Finding the database follows one convention across Chopin (the driver, the pool, the
+CLI and generated apps): ``DATABASE_URL`` when it is set, then the libpq environment
+variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``,
+``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and ``PGCONNECT_TIMEOUT`` for what the
+URL leaves out, then libpq's defaults.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .errors import ConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["SSL_MODES", "PgConfig"]
+__all__ = ["DATABASE_URL_ENV", "SSL_MODES", "PgConfig"]
+
+#: The variable holding the connection URL, read before the libpq variables.
+DATABASE_URL_ENV = "DATABASE_URL"
 
 #: The sslmode values libpq knows.  ``allow`` is treated as ``disable``.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -105,7 +111,10 @@ class PgConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> PgConfig:
-        """Build a config from the libpq environment variables, then apply ``overrides``.
+        """Build a config from the environment, then apply ``overrides``.
+
+        ``DATABASE_URL`` wins when it is set; the libpq variables fill in what it leaves
+        out (or everything, when it is not set).
 
         Args:
             environ: Variables to read; ``os.environ`` when ``None``.
@@ -117,6 +126,42 @@ class PgConfig:
         Raises:
             ConfigError: A variable holds an unusable value.
         """
+        values: dict[str, object] = {}
+        if (url := _env(DATABASE_URL_ENV, environ)) is not None:
+            try:
+                values = _url_values(url)
+            except ConfigError as exc:
+                raise ConfigError(f"{DATABASE_URL_ENV}: {exc}") from None
+        values.update(overrides)
+        return cls._from_libpq_env(environ, values)
+
+    @classmethod
+    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PgConfig:
+        """Parse ``postgres://user:password@host:port/database?param=value``.
+
+        Missing parts fall back to the libpq environment (not to ``DATABASE_URL``: the
+        URL given is the one used).  Query parameters:
+        ``sslmode``, ``sslrootcert``, ``application_name``, ``connect_timeout``,
+        ``host`` (a socket directory, for URLs with an empty host), ``port``,
+        ``user``, ``password``, ``dbname``, ``statement_cache_capacity``; any
+        other parameter is sent as a startup option (``options`` style GUCs such
+        as ``search_path``).
+
+        Args:
+            url: The connection URL (``postgres://`` or ``postgresql://``).
+            environ: Variables to read; ``os.environ`` when ``None``.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: The URL is malformed or holds an unusable value.
+        """
+        return cls._from_libpq_env(environ, _url_values(url))
+
+    @classmethod
+    def _from_libpq_env(cls, environ: Mapping[str, str] | None, given: Mapping[str, object]) -> PgConfig:
+        """``given`` fields, the rest from the libpq variables, then the defaults."""
         values: dict[str, object] = {}
         if (host := _env("PGHOST", environ)) is not None:
             values["host"] = host
@@ -134,67 +179,49 @@ class PgConfig:
                 values[field] = value
         if (timeout := _env("PGCONNECT_TIMEOUT", environ)) is not None:
             values["connect_timeout"] = _timeout("PGCONNECT_TIMEOUT", timeout)
-        values.update(overrides)
+        values.update(given)
         return cls(**values)  # type: ignore[arg-type]
 
-    @classmethod
-    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PgConfig:
-        """Parse ``postgres://user:password@host:port/database?param=value``.
 
-        Missing parts fall back to the libpq environment.  Query parameters:
-        ``sslmode``, ``sslrootcert``, ``application_name``, ``connect_timeout``,
-        ``host`` (a socket directory, for URLs with an empty host), ``port``,
-        ``user``, ``password``, ``dbname``, ``statement_cache_capacity``; any
-        other parameter is sent as a startup option (``options`` style GUCs such
-        as ``search_path``).
-
-        Args:
-            url: The connection URL (``postgres://`` or ``postgresql://``).
-            environ: Variables to read; ``os.environ`` when ``None``.
-
-        Returns:
-            The config.
-
-        Raises:
-            ConfigError: The URL is malformed or holds an unusable value.
-        """
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql"):
-            raise ConfigError(f"url: expected scheme postgres:// or postgresql://, got {parts.scheme!r}")
-        values: dict[str, object] = {}
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"url: bad port in {parts.netloc!r}") from exc
-        if parts.hostname:
-            # urlsplit lowercases hostname and strips [] from IPv6 literals.
-            values["host"] = unquote(parts.hostname)
-        if port is not None:
-            values["port"] = port
-        if parts.username:
-            values["user"] = unquote(parts.username)
-        if parts.password is not None:
-            values["password"] = unquote(parts.password)
-        if parts.path.strip("/"):
-            values["database"] = unquote(parts.path.lstrip("/"))
-        options: dict[str, str] = {}
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            match key:
-                case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
-                    values[key] = value
-                case "dbname":
-                    values["database"] = value
-                case "port":
-                    values["port"] = _int("port", value)
-                case "connect_timeout":
-                    values["connect_timeout"] = _timeout("connect_timeout", value)
-                case "statement_cache_capacity":
-                    values["statement_cache_capacity"] = _int(key, value)
-                case _:
-                    options[key] = value
-        if options:
-            values["options"] = options
-        return cls.from_env(environ, **values)
+def _url_values(url: str) -> dict[str, object]:
+    """The fields a connection URL sets (see :meth:`PgConfig.from_url`)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"url: expected scheme postgres:// or postgresql://, got {parts.scheme!r}")
+    values: dict[str, object] = {}
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"url: bad port in {parts.netloc!r}") from exc
+    if parts.hostname:
+        # urlsplit lowercases hostname and strips [] from IPv6 literals.
+        values["host"] = unquote(parts.hostname)
+    if port is not None:
+        values["port"] = port
+    if parts.username:
+        values["user"] = unquote(parts.username)
+    if parts.password is not None:
+        values["password"] = unquote(parts.password)
+    if parts.path.strip("/"):
+        values["database"] = unquote(parts.path.lstrip("/"))
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        match key:
+            case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
+                values[key] = value
+            case "dbname":
+                values["database"] = value
+            case "port":
+                values["port"] = _int("port", value)
+            case "connect_timeout":
+                values["connect_timeout"] = _timeout("connect_timeout", value)
+            case "statement_cache_capacity":
+                values["statement_cache_capacity"] = _int(key, value)
+            case _:
+                options[key] = value
+    if options:
+        values["options"] = options
+    return values
 
 
 def _int(name: str, value: str) -> int:
