@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import PG_HOST, PG_PORT, assert_one_line_error, clean_env, run_chopin
+from conftest import SERVER, assert_one_line_error, clean_env, run_chopin
 
 SECRET_APP = """\
 import os
@@ -61,16 +61,17 @@ def test_the_environment_wins_over_dotenv(project: Path) -> None:
 
 
 def test_without_database_url_the_libpq_variables_name_the_database(project: Path) -> None:
-    (project / ".env").write_text(f"PGHOST={PG_HOST}\nPGPORT={PG_PORT}\nPGUSER=postgres\nPGDATABASE=test\n")
-    run = run_chopin("migrate", "status", cwd=project, env=clean_env(PGSSLMODE="disable"))
+    (project / ".env").write_text("".join(f"{key}={value}\n" for key, value in SERVER.libpq_env().items()))
+    run = run_chopin("migrate", "status", cwd=project)
     assert run.code == 0, run
     assert "no migrations" in run.err, run
 
 
 def test_libpq_variables_in_the_environment_without_a_project(tmp_path: Path) -> None:
-    env = clean_env(PGHOST=PG_HOST, PGPORT=str(PG_PORT), PGUSER="postgres", PGDATABASE="nope_not_a_database")
+    env = clean_env(**SERVER.with_database("nope_not_a_database").libpq_env())
     run = run_chopin("db", "dump", "-f", "x.sql", cwd=tmp_path, env=env)
-    assert_one_line_error(run, "cannot reach the database", "postgres@127.0.0.1:5432/nope_not_a_database")
+    where = f"{SERVER.user}@{SERVER.host}:{SERVER.port}/nope_not_a_database"
+    assert_one_line_error(run, "cannot reach the database", where)
 
 
 def test_no_database_url_nor_libpq_variables(project: Path) -> None:

@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from chopin_pg import ConfigError, PgConfig, PgPool, connect
+from conftest import LOCAL, local_url
 
-LOCAL_URL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+LOCAL_URL = local_url()
+#: Who the shared test server says we are: (current_user, current_database(), port).
+EXPECTED = (LOCAL.user, LOCAL.database, str(LOCAL.port))
 
 
 def test_from_env_prefers_database_url_over_the_libpq_variables() -> None:
@@ -62,22 +65,24 @@ def test_connect_without_arguments_uses_database_url(no_pg_env: pytest.MonkeyPat
     no_pg_env.setenv("DATABASE_URL", LOCAL_URL)
     no_pg_env.setenv("PGUSER", "nobody_here")  # DATABASE_URL wins
     with connect() as conn:
-        assert _who(conn) == ("postgres", "test", "5432")
+        assert _who(conn) == EXPECTED
 
 
 def test_connect_without_arguments_falls_back_to_the_libpq_variables(no_pg_env: pytest.MonkeyPatch) -> None:
-    for name, value in {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres", "PGDATABASE": "test"}.items():
+    host = "127.0.0.1" if LOCAL.is_unix_socket else LOCAL.host
+    env = {"PGHOST": host, "PGPORT": str(LOCAL.port), "PGUSER": LOCAL.user, "PGDATABASE": LOCAL.database}
+    env.update(PGSSLMODE=LOCAL.sslmode, PGPASSWORD=LOCAL.password or "")
+    for name, value in env.items():
         no_pg_env.setenv(name, value)
-    no_pg_env.setenv("PGSSLMODE", "disable")
     with connect() as conn:
-        assert _who(conn) == ("postgres", "test", "5432")
+        assert _who(conn) == EXPECTED
 
 
 def test_pool_accepts_a_url() -> None:
     pool = PgPool(LOCAL_URL)
     try:
         with pool.get() as conn:
-            assert _who(conn) == ("postgres", "test", "5432")
+            assert _who(conn) == EXPECTED
     finally:
         pool.close()
 
@@ -87,7 +92,7 @@ def test_pool_without_a_config_uses_database_url(no_pg_env: pytest.MonkeyPatch) 
     pool = PgPool.connect(None, 2)
     try:
         with pool.get() as conn:
-            assert _who(conn) == ("postgres", "test", "5432")
+            assert _who(conn) == EXPECTED
     finally:
         pool.close()
 

@@ -3,7 +3,9 @@
 Installing chopin-testkit makes these fixtures available in every test run:
 
 - `pg_cluster`: a private `PgCluster` for the session (TLS, scram/md5/trust roles).
-- `local_pg`: the machine's server on 127.0.0.1:5432 (trust), started if it is down.
+- `local_pg`: the shared server: `$CHOPIN_TEST_DATABASE_URL` when set (a PostgreSQL
+  started elsewhere, password authentication included), else the machine's server on
+  127.0.0.1:5432 (trust), started if it is down.
 
 Both fail the tests that use them, with the reason, when the server cannot be had:
 database tests never skip.
@@ -39,9 +41,10 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 @pytest.fixture(scope="session")
 def local_pg() -> LocalPg:
-    """The machine's PostgreSQL server (host, port, user, database), accepting connections.
+    """The shared PostgreSQL server (host, port, user, database, password), accepting connections.
 
-    $PGHOST, $PGPORT, $PGUSER and $PGDATABASE override 127.0.0.1, 5432, postgres, test.
+    `$CHOPIN_TEST_DATABASE_URL` names it when set; else $PGHOST, $PGPORT, $PGUSER and
+    $PGDATABASE override 127.0.0.1, 5432, postgres, test.
     """
     try:
         return ensure_local_pg()
