@@ -47,6 +47,7 @@ def test_nothing_listening_is_not_ready() -> None:
 def test_ensure_fails_loudly_and_quickly_when_nothing_can_be_started(monkeypatch: pytest.MonkeyPatch) -> None:
     # No /etc/postgresql: nothing to start, so no side effect on the machine's server.
     monkeypatch.setattr(localpg_module, "DEBIAN_CONF", Path("/nonexistent"))
+    monkeypatch.delenv("CHOPIN_TEST_DATABASE_URL", raising=False)  # the machine's server, not a named one
     started = time.monotonic()
     with pytest.raises(ClusterError, match="does not accept connections") as info:
         ensure_local_pg(LocalPg(port=unused_port()), timeout=0.5)
