@@ -82,8 +82,8 @@ def chopin() -> Callable[..., Run]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A fresh ``chopin new shop`` project (path dependencies on this monorepo)."""
-    run = run_chopin("new", "shop", cwd=tmp_path)
+    """A fresh ``chopin new shop`` project (path dependencies on this monorepo), its .env on the shared server."""
+    run = run_chopin("new", "shop", "--database-url", SERVER.with_database("shop").dsn(), cwd=tmp_path)
     assert run.code == 0, run
     return tmp_path / "shop"
 

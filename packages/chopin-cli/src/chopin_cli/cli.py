@@ -323,7 +323,7 @@ def migrate_status_command(ctx: click.Context, database_url: str | None) -> None
 
 @cli.group()
 def db() -> None:
-    """psql, pg_dump and restore on DATABASE_URL."""
+    """Create, drop, psql, pg_dump and restore on DATABASE_URL."""
 
 
 @db.command("shell", context_settings={"ignore_unknown_options": True})
@@ -361,6 +361,16 @@ def db_restore(ctx: click.Context, database_url: str | None, file: Path) -> None
     output = _output(ctx)
     sent = restore(parse_url(_database_url(database_url)), file, output)
     output.done(escape(f"restored {file} ({sent} bytes)"))
+
+
+def _register_db_admin() -> None:
+    from .dbadmin import db_create, db_drop  # their own module: create/drop the database
+
+    db.add_command(db_create)
+    db.add_command(db_drop)
+
+
+_register_db_admin()
 
 
 # -- openapi ------------------------------------------------------------------------------
