@@ -56,7 +56,7 @@ def test_new_with_pypi_depends_by_name(tmp_path: Path) -> None:
     run = run_chopin("new", "by-name", "--pypi", "--database-url", "postgres://u@db/x", cwd=tmp_path)
     assert run.code == 0, run
     data = tomllib.loads((tmp_path / "by-name" / "pyproject.toml").read_text())
-    assert "chopin-core>=0.1" in data["project"]["dependencies"]
+    assert "chopin-core>=0.1,<0.2" in data["project"]["dependencies"]
     assert data["tool"]["chopin"]["app"] == "by_name.app:app"
     assert (tmp_path / "by-name" / ".env").read_text().endswith("DATABASE_URL=postgres://u@db/x\n")
 

@@ -49,6 +49,9 @@ from .query import Query
 from .schema import ColumnMeta, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
 
+#: The distribution version (also in pyproject.toml; tests/integration/test_packaging.py keeps them equal).
+__version__ = "0.1.0"
+
 __all__ = [
     "ChecksumMismatch",
     "Column",
@@ -74,6 +77,7 @@ __all__ = [
     "Raw",
     "TableMeta",
     "Transaction",
+    "__version__",
     "col",
     "column",
     "create_table_sql",
