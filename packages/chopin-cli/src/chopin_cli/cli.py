@@ -419,8 +419,9 @@ def deploy() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing Dockerfile/.dockerignore.")
 @click.pass_context
 def deploy_docker(ctx: click.Context, python_version: str, port: int, workers: int, force: bool) -> None:
-    """Write a production Dockerfile (multi-stage, slim, non-root, HEALTHCHECK /health) and .dockerignore."""
-    from .docker import DockerSettings, local_dependencies, write_docker_files
+    """Write a production Dockerfile (multi-stage, slim, non-root, HEALTHCHECK /health), .dockerignore and
+    deploy/start.py; build path dependencies' wheels into wheels/ (with wheels/requirements.txt)."""
+    from .docker import DockerSettings, build_local_wheels, local_dependencies, write_docker_files
 
     output = _output(ctx)
     project = _project()
@@ -429,10 +430,9 @@ def deploy_docker(ctx: click.Context, python_version: str, port: int, workers: i
         output.note(f"  [green]write[/green] {escape(str(path.relative_to(project.root)))}")
     local = local_dependencies(project)
     if local:
-        output.warn(
-            f"{', '.join(local)} are path dependencies a Docker build cannot reach; "
-            "publish them or put their wheels in wheels/ and depend on them by name"
-        )
+        output.note(f"  building wheels of the path dependencies {', '.join(local)} (a Docker build cannot reach them)")
+    for path in build_local_wheels(project):
+        output.note(f"  [green]write[/green] {escape(str(path.relative_to(project.root)))}")
     output.done("Dockerfile written; build it with `docker build -t " + project.name + " .`")
 
 
