@@ -205,9 +205,6 @@ from chopin_core import TestClient
 from chopin_orm.migrations import Migrator
 from chopin_pg import PgConfig
 
-from $package import db
-from $package.app import create_app
-
 ROOT = Path(__file__).resolve().parents[1]
 QUOTES = "\\"\'"
 
@@ -220,6 +217,10 @@ def _load_dotenv() -> None:
         key, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and key and not key.startswith("#"):
             os.environ.setdefault(key.strip(), value.strip().strip(QUOTES))
+
+
+# Before any test module imports the app: it may read settings (JWT_SECRET...) at import.
+_load_dotenv()
 
 
 def _url(config: PgConfig) -> str:
@@ -241,7 +242,6 @@ def _quote(name: str) -> str:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """The URL of the test database (created and migrated for the session, dropped after)."""
-    _load_dotenv()
     test_url = os.environ.get("TEST_DATABASE_URL")
     server = PgConfig.from_url(test_url) if test_url else PgConfig.from_env()
     test_db = server.replace(database=f"{server.database}_test_{secrets.token_hex(4)}")
@@ -260,6 +260,9 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
     """The app, with this process's database pool open on the test database."""
+    from $package import db
+    from $package.app import create_app
+
     saved = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = database_url
     db.open_pool(0)
