@@ -431,8 +431,14 @@ def deploy_docker(ctx: click.Context, python_version: str, port: int, workers: i
     local = local_dependencies(project)
     if local:
         output.note(f"  building wheels of the path dependencies {', '.join(local)} (a Docker build cannot reach them)")
+    local_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     for path in build_local_wheels(project):
         output.note(f"  [green]write[/green] {escape(str(path.relative_to(project.root)))}")
+        if path.name.endswith(".whl") and "-py3-none-any" not in path.name and python_version != local_python:
+            output.warn(
+                f"{path.name} is built for Python {local_python}, the image runs {python_version}: "
+                f"pass --python {local_python}"
+            )
     output.done("Dockerfile written; build it with `docker build -t " + project.name + " .`")
 
 
