@@ -40,8 +40,7 @@ def fresh_get(base: str, token: str) -> tuple[int, int]:
 
 
 def test_revocation_holds_in_every_worker(serve_auth_app: Callable[..., str], local_pg, table: str) -> None:  # type: ignore[no-untyped-def]
-    env = {"AUTH_TEST_TABLE": table, "PGHOST": local_pg.host, "PGPORT": str(local_pg.port)}
-    env.update(PGUSER=local_pg.user, PGDATABASE=local_pg.database)
+    env = {"AUTH_TEST_TABLE": table, **local_pg.libpq_env()}
     base = serve_auth_app("auth_apps.workers:router", workers=WORKERS, env=env)
     token = JwtManager(SECRET).encode({"sub": "alice"})
 

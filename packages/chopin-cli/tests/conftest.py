@@ -1,7 +1,8 @@
 """Helpers: run ``chopin`` as a real subprocess, make projects, and a scratch PostgreSQL database.
 
-The database tests use the real server at 127.0.0.1:5432 (trust auth, user postgres);
-each test gets a database of its own, dropped afterwards.
+The database tests use the shared test server: ``$CHOPIN_TEST_DATABASE_URL`` when set
+(password authentication included), else the machine's server at 127.0.0.1:5432 (trust
+auth, user postgres); each test gets a database of its own, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from pathlib import Path
 
 import chopin_pg
 import pytest
+from chopin_testkit import LocalPg
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
+#: The shared test server (see the module docstring).
+SERVER = LocalPg.from_env()
+PG_HOST = SERVER.host
+PG_PORT = SERVER.port
 RUN_TIMEOUT = 300.0
 
 
@@ -78,8 +82,8 @@ def chopin() -> Callable[..., Run]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A fresh ``chopin new shop`` project (path dependencies on this monorepo)."""
-    run = run_chopin("new", "shop", cwd=tmp_path)
+    """A fresh ``chopin new shop`` project (path dependencies on this monorepo), its .env on the shared server."""
+    run = run_chopin("new", "shop", "--database-url", SERVER.with_database("shop").dsn(), cwd=tmp_path)
     assert run.code == 0, run
     return tmp_path / "shop"
 
@@ -94,12 +98,13 @@ def free_port() -> int:
 def scratch_db() -> Iterator[str]:
     """The URL of a new, empty database on the real server; dropped after the test."""
     name = f"chopin_cli_{uuid.uuid4().hex[:12]}"
-    with chopin_pg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test") as admin:
+    with chopin_pg.connect(SERVER.dsn()) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgres://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        # Without the query string: tests take the database name from the URL's end.
+        yield SERVER.with_database(name).dsn().split("?", 1)[0]
     finally:
-        with chopin_pg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="test") as admin:
+        with chopin_pg.connect(SERVER.dsn()) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

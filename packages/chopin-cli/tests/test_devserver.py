@@ -174,7 +174,7 @@ def test_dev_reloads_an_app_built_with_explicit_settings(project: Path, tmp_path
     # runs the new child beside the old one, so the child asks to share even when the app's
     # Settings were built in code and the environment does not reach them.
     _edit(project / "src/shop/app.py", "from chopin_core import Chopin\n", "from chopin_core import Chopin, Settings\n")
-    _edit(project / "src/shop/app.py", "return Chopin()", "return Chopin(settings=Settings(shutdown_grace=5.0))")
+    _edit(project / "src/shop/app.py", "app = Chopin()", "app = Chopin(settings=Settings(shutdown_grace=5.0))")
     port = free_port()
     log = tmp_path / "dev-settings.log"
     with log.open("wb") as sink:

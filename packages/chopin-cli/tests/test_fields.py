@@ -109,6 +109,6 @@ def test_generate_model_into_an_app(project: Path) -> None:
     run = run_chopin("generate", "model", "BlogPost", "title:str", "--app", "blog", cwd=project)
     assert run.code == 0, run
     source = (project / "src/shop/blog/models/blog_post.py").read_text()
-    assert '@model(table="blog_posts")' in source and "class BlogPost:" in source
+    assert '@model(table="blog_posts")' in source and "class BlogPost(Model):" in source
     (up,) = (project / "migrations").glob("*_create_blog_posts.up.sql")
     assert 'CREATE TABLE "blog_posts"' in up.read_text()

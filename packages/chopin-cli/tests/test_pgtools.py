@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import chopin_pg
-from conftest import assert_one_line_error, clean_env, free_port, query, run_chopin
+from conftest import SERVER, assert_one_line_error, clean_env, free_port, query, run_chopin
 
 
 def _set_database_url(project: Path, url: str) -> None:
@@ -52,7 +52,7 @@ def test_shell_runs_psql_on_the_database(project: Path, scratch_db: str) -> None
 def test_missing_tools_are_one_line_errors(project: Path, tmp_path: Path) -> None:
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
-    env = clean_env(PATH=str(empty_bin), DATABASE_URL="postgres://postgres@127.0.0.1:5432/test")
+    env = clean_env(PATH=str(empty_bin), DATABASE_URL=SERVER.dsn())
     assert_one_line_error(run_chopin("db", "dump", "-f", "x.sql", cwd=project, env=env), "pg_dump not found on PATH")
     (project / "x.sql").write_text("SELECT 1;\n")
     assert_one_line_error(run_chopin("db", "restore", "-f", "x.sql", cwd=project, env=env), "psql not found")

@@ -35,6 +35,7 @@ def test_no_project_and_bad_settings(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(ProjectError, match="not an import name"):
         find_project(tmp_path)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for name in ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)  # any of them would name a database
     with pytest.raises(DatabaseUnreachable, match="DATABASE_URL is not set"):
         find_project(tmp_path).database_url()

@@ -33,6 +33,10 @@ def test_new_writes_a_project_whose_tests_pass(project: Path) -> None:
         "src/shop/handlers.py",
         "src/shop/models/__init__.py",
         "tests/test_app.py",
+        "tests/conftest.py",
+        "tests/test_db.py",
+        "src/shop/db.py",
+        "compose.yaml",
     ):
         assert (project / relative).exists(), relative
     data = tomllib.loads((project / "pyproject.toml").read_text())
@@ -45,14 +49,14 @@ def test_new_writes_a_project_whose_tests_pass(project: Path) -> None:
     assert (project / ".env").read_text().count("DATABASE_URL=postgres://") == 1
     result = _pytest_in(project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "5 passed" in result.stdout  # 3 without the database, 2 on a test database of their own
 
 
 def test_new_with_pypi_depends_by_name(tmp_path: Path) -> None:
     run = run_chopin("new", "by-name", "--pypi", "--database-url", "postgres://u@db/x", cwd=tmp_path)
     assert run.code == 0, run
     data = tomllib.loads((tmp_path / "by-name" / "pyproject.toml").read_text())
-    assert "chopin-core>=0.1" in data["project"]["dependencies"]
+    assert "chopin-core>=0.1,<0.2" in data["project"]["dependencies"]
     assert data["tool"]["chopin"]["app"] == "by_name.app:app"
     assert (tmp_path / "by-name" / ".env").read_text().endswith("DATABASE_URL=postgres://u@db/x\n")
 
@@ -99,7 +103,7 @@ def test_generate_app_and_handler_are_routed(project: Path) -> None:
     )
     result = _pytest_in(project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 passed" in result.stdout
+    assert "6 passed" in result.stdout
 
 
 def test_generate_refuses_clashes_and_bad_names(project: Path) -> None:

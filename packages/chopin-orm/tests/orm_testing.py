@@ -9,7 +9,11 @@ import chopin_pg
 from chopin_orm import table_meta
 from chopin_orm.expr import quote_identifier
 
-DSN = os.environ.get("CHOPIN_ORM_TEST_DSN", "postgres://root@127.0.0.1:5432/test")
+DSN = (
+    os.environ.get("CHOPIN_ORM_TEST_DSN")
+    or os.environ.get("CHOPIN_TEST_DATABASE_URL")  # the shared test server (compose, CI, testkit fallback)
+    or "postgres://root@127.0.0.1:5432/test"
+)
 
 
 def create_table(conn: chopin_pg.Connection, model: type) -> None:

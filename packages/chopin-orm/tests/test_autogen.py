@@ -35,7 +35,11 @@ from chopin_orm.schema import ColumnMeta, ForeignKey, TableMeta
 from chopin_pg import Connection, connect
 
 # The same server and override as conftest.py: 127.0.0.1:5432, database "test", trust auth.
-DSN = os.environ.get("CHOPIN_ORM_TEST_DSN", "postgres://root@127.0.0.1:5432/test")
+DSN = (
+    os.environ.get("CHOPIN_ORM_TEST_DSN")
+    or os.environ.get("CHOPIN_TEST_DATABASE_URL")  # the shared test server (compose, CI, testkit fallback)
+    or "postgres://root@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""Fixtures: a connection to the machine's server (trust, unix socket) and a private schema per test.
+"""Fixtures: a connection to the shared test server and a private schema per test.
 
-Password, MD5, SCRAM and TLS tests use ``pg_cluster`` from chopin-testkit.
+The shared server is ``$CHOPIN_TEST_DATABASE_URL`` when set (a PostgreSQL started
+elsewhere, or chopin-testkit's private fallback when nothing listens on 5432), else the
+machine's server (trust, unix socket).  Password, MD5, SCRAM and TLS tests use
+``pg_cluster`` from chopin-testkit.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +16,16 @@ import pytest
 from chopin_pg import Connection, PgConfig, connect
 
 LOCAL = PgConfig(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable")
+if _url := os.environ.get("CHOPIN_TEST_DATABASE_URL"):
+    LOCAL = PgConfig.from_url(_url, environ={})
+
+
+def local_url(**query: str) -> str:
+    """``LOCAL`` as a TCP URL (127.0.0.1 for the socket), with extra query parameters."""
+    host = "127.0.0.1" if LOCAL.is_unix_socket else LOCAL.host
+    auth = LOCAL.user + (f":{LOCAL.password}" if LOCAL.password is not None else "")
+    params = "&".join(f"{key}={value}" for key, value in {"sslmode": LOCAL.sslmode, **query}.items())
+    return f"postgres://{auth}@{host}:{LOCAL.port}/{LOCAL.database}?{params}"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from chopin_pg import ConfigError, PgConfig, connect
+from conftest import LOCAL
 
 
 def test_from_url_full() -> None:
@@ -70,7 +71,10 @@ def test_zero_connect_timeout_means_forever() -> None:
 
 
 def test_connect_with_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"PGHOST": "/var/run/postgresql", "PGUSER": "root", "PGDATABASE": "test"}.items():
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    env = {"PGHOST": LOCAL.host, "PGPORT": str(LOCAL.port), "PGUSER": LOCAL.user, "PGDATABASE": LOCAL.database}
+    env.update(PGSSLMODE=LOCAL.sslmode, PGPASSWORD=LOCAL.password or "")
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     with connect() as conn:
-        assert conn.query_scalar("SELECT current_user") == "root"
+        assert conn.query_scalar("SELECT current_user") == LOCAL.user

@@ -25,6 +25,7 @@ from chopin_pg import (
     connect,
 )
 from chopin_pg.errors import InFailedTransaction, UndefinedTable
+from conftest import local_url
 
 
 def test_connect_over_tcp_and_socket(config: PgConfig) -> None:
@@ -37,7 +38,7 @@ def test_connect_over_tcp_and_socket(config: PgConfig) -> None:
 
 
 def test_connect_from_url(config: PgConfig) -> None:
-    with connect("postgres://root@127.0.0.1:5432/test?sslmode=disable&application_name=cpg-test") as conn:
+    with connect(local_url(application_name="cpg-test")) as conn:
         assert conn.query_scalar("SELECT current_setting('application_name')") == "cpg-test"
 
 

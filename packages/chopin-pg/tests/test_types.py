@@ -11,7 +11,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from chopin_pg import Connection, PgConfig, connect
+from chopin_pg import Connection, connect
+from conftest import LOCAL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -71,7 +72,9 @@ EXPRESSIONS = [
 
 @pytest.fixture(scope="module")
 def psy() -> Any:
-    with psycopg.connect("host=/var/run/postgresql dbname=test user=root") as c:
+    with psycopg.connect(
+        host=LOCAL.host, port=LOCAL.port, dbname=LOCAL.database, user=LOCAL.user, password=LOCAL.password
+    ) as c:
         yield c
 
 
@@ -176,7 +179,7 @@ def test_str_to_typed_parameter_goes_as_text(conn: Connection) -> None:
     )
 )
 def test_numeric_binary_round_trip_property(value: Decimal) -> None:
-    with connect(PgConfig(host="/var/run/postgresql", user="root", database="test")) as conn:
+    with connect(LOCAL) as conn:
         back = conn.query_scalar("SELECT $1::numeric", (value,))
         assert back == value
         assert str(back) == conn.query_simple(f"SELECT '{value}'::numeric")[0][0].__str__()
@@ -190,7 +193,7 @@ def test_numeric_binary_round_trip_property(value: Decimal) -> None:
     )
 )
 def test_text_array_round_trip_property(values: list[str | None]) -> None:
-    with connect(PgConfig(host="/var/run/postgresql", user="root", database="test")) as conn:
+    with connect(LOCAL) as conn:
         assert conn.query_scalar("SELECT $1::text[]", (values,)) == values
         assert (
             conn.query_simple(

@@ -20,7 +20,7 @@ import click
 from . import __version__
 from .console import Output, escape
 from .errors import CliError, NoProject, ProjectError
-from .project import Project, find_project
+from .project import Project, database_url_from, find_project
 
 __all__ = ["cli", "main"]
 
@@ -44,11 +44,17 @@ def _database_url(override: str | None) -> str:
     try:
         project = _project()
     except NoProject:
-        url = override or os.environ.get("DATABASE_URL")
-        if not url:
-            raise CliError("DATABASE_URL is not set (no project here, and not in the environment)") from None
-        return url
+        return database_url_from(dict(os.environ), override, where="no project here, and not in the environment")
     return project.database_url(override)
+
+
+def _load_dotenv() -> None:
+    """Load the project's ``.env`` (if there is a project) before any command runs."""
+    try:
+        project = _project()
+    except ProjectError:
+        return  # no project, or a broken pyproject.toml the command itself reports
+    project.load_env()
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -58,6 +64,7 @@ def _database_url(override: str | None) -> str:
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Chopin: create, serve, check, migrate and deploy Chopin web services."""
     ctx.obj = Output(verbose=verbose)
+    _load_dotenv()
 
 
 # -- new ----------------------------------------------------------------------------------
@@ -316,7 +323,7 @@ def migrate_status_command(ctx: click.Context, database_url: str | None) -> None
 
 @cli.group()
 def db() -> None:
-    """psql, pg_dump and restore on DATABASE_URL."""
+    """Create, drop, psql, pg_dump and restore on DATABASE_URL."""
 
 
 @db.command("shell", context_settings={"ignore_unknown_options": True})
@@ -354,6 +361,16 @@ def db_restore(ctx: click.Context, database_url: str | None, file: Path) -> None
     output = _output(ctx)
     sent = restore(parse_url(_database_url(database_url)), file, output)
     output.done(escape(f"restored {file} ({sent} bytes)"))
+
+
+def _register_db_admin() -> None:
+    from .dbadmin import db_create, db_drop  # their own module: create/drop the database
+
+    db.add_command(db_create)
+    db.add_command(db_drop)
+
+
+_register_db_admin()
 
 
 # -- openapi ------------------------------------------------------------------------------
@@ -402,8 +419,9 @@ def deploy() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing Dockerfile/.dockerignore.")
 @click.pass_context
 def deploy_docker(ctx: click.Context, python_version: str, port: int, workers: int, force: bool) -> None:
-    """Write a production Dockerfile (multi-stage, slim, non-root, HEALTHCHECK /health) and .dockerignore."""
-    from .docker import DockerSettings, local_dependencies, write_docker_files
+    """Write a production Dockerfile (multi-stage, slim, non-root, HEALTHCHECK /health), .dockerignore and
+    deploy/start.py; build path dependencies' wheels into wheels/ (with wheels/requirements.txt)."""
+    from .docker import DockerSettings, build_local_wheels, local_dependencies, write_docker_files
 
     output = _output(ctx)
     project = _project()
@@ -412,10 +430,15 @@ def deploy_docker(ctx: click.Context, python_version: str, port: int, workers: i
         output.note(f"  [green]write[/green] {escape(str(path.relative_to(project.root)))}")
     local = local_dependencies(project)
     if local:
-        output.warn(
-            f"{', '.join(local)} are path dependencies a Docker build cannot reach; "
-            "publish them or put their wheels in wheels/ and depend on them by name"
-        )
+        output.note(f"  building wheels of the path dependencies {', '.join(local)} (a Docker build cannot reach them)")
+    local_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for path in build_local_wheels(project):
+        output.note(f"  [green]write[/green] {escape(str(path.relative_to(project.root)))}")
+        if path.name.endswith(".whl") and "-py3-none-any" not in path.name and python_version != local_python:
+            output.warn(
+                f"{path.name} is built for Python {local_python}, the image runs {python_version}: "
+                f"pass --python {local_python}"
+            )
     output.done("Dockerfile written; build it with `docker build -t " + project.name + " .`")
 
 

@@ -201,7 +201,7 @@ def _column_call(f: FieldSpec) -> str:
 
 
 def model_source(model_name: str, table: str, fields: list[FieldSpec]) -> str:
-    """The module text of a ``@model`` dataclass for ``fields``.
+    """The module text of a ``@model`` dataclass for ``fields``, inheriting ``chopin_orm.Model``.
 
     Required fields come first, then nullable ones (they default to ``None``), then the
     ``id`` (a dataclass needs defaulted fields last); SQL column order is the spec order.
@@ -218,12 +218,13 @@ def model_source(model_name: str, table: str, fields: list[FieldSpec]) -> str:
         "",
         *stdlib,
         "",
-        "from chopin_orm import column, model",
+        "from chopin_orm import Model, column, model",
         "",
         "",
         f'@model(table="{table}")',
         "@dataclass",
-        f"class {model_name}:",
+        # Model gives type checkers the methods @model attaches (item.insert(conn), Item.query()).
+        f"class {model_name}(Model):",
         f'    """A row of ``{table}``."""',
         "",
     ]

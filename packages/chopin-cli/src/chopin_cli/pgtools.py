@@ -24,6 +24,8 @@ from .errors import DatabaseUnreachable, ProjectError, ToolFailed, ToolMissing
 
 __all__ = ["dump", "pg_environment", "ping", "require_tool", "restore", "shell"]
 
+#: SQLSTATE of "database ... does not exist".
+INVALID_CATALOG_NAME = "3D000"
 #: Seconds allowed to reach the database before a command gives up.
 CONNECT_TIMEOUT = 10.0
 #: Bytes written to psql per step of the restore progress bar.
@@ -91,6 +93,8 @@ def ping(config: PgConfig, timeout: float = CONNECT_TIMEOUT) -> None:
             pass
     except (PgError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, PgError) and exc.sqlstate == INVALID_CATALOG_NAME:
+            message += "; create it with `chopin db create`"
         raise DatabaseUnreachable(f"cannot reach the database {_where(config)}: {message}") from None
 
 

@@ -8,7 +8,11 @@ The root is the nearest directory, from the working directory up, holding a
     package = "my_project"          # the import package (default: the project name)
     migrations = "migrations"       # SQL migrations directory, relative to the root
 
-and ``DATABASE_URL`` from the environment, else from the root's ``.env``.
+Every command loads the root's ``.env`` into its environment first (:meth:`Project.load_env`;
+a variable already set wins), so the app, its models and the database settings see the
+same values under ``chopin dev``, ``chopin openapi`` and ``chopin migrate``.  The database
+is found as everywhere in Chopin: ``DATABASE_URL``, else the libpq variables (``PGHOST``,
+``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from typing import Any
 from .dotenv import read_dotenv
 from .errors import DatabaseUnreachable, NoProject, ProjectError
 
-__all__ = ["Project", "find_project", "import_name"]
+__all__ = ["LIBPQ_VARIABLES", "Project", "database_url_from", "find_project", "import_name"]
+
+#: The libpq variables that, without ``DATABASE_URL``, say where the database is.
+LIBPQ_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+#: The URL that means "everything from the libpq variables" to chopin-pg's ``PgConfig.from_url``.
+LIBPQ_ONLY_URL = "postgresql://"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -62,16 +71,42 @@ class Project:
         values.update(os.environ)
         return values
 
+    def load_env(self) -> list[str]:
+        """Copy the ``.env`` variables the environment lacks into ``os.environ``; return their names.
+
+        Raises:
+            ProjectError: ``.env`` is malformed.
+        """
+        added = []
+        for key, value in read_dotenv(self.root / ".env").items():
+            if key not in os.environ:
+                os.environ[key] = value
+                added.append(key)
+        return added
+
     def database_url(self, override: str | None = None) -> str:
-        """``override``, else ``DATABASE_URL`` from the environment or ``.env``.
+        """``override``, else ``DATABASE_URL``, else the libpq variables (environment, then ``.env``).
 
         Raises:
             DatabaseUnreachable: none is set.
         """
-        url = override or self.env().get("DATABASE_URL")
-        if not url:
-            raise DatabaseUnreachable(f"DATABASE_URL is not set (in the environment or {self.root / '.env'})")
+        return database_url_from(self.env(), override, where=f"in the environment or {self.root / '.env'}")
+
+
+def database_url_from(env: dict[str, str], override: str | None = None, *, where: str = "in the environment") -> str:
+    """``override``, else ``env["DATABASE_URL"]``, else a URL that defers to the libpq variables in ``env``.
+
+    Raises:
+        DatabaseUnreachable: neither ``DATABASE_URL`` nor any libpq variable is set.
+    """
+    if override:
+        return override
+    if url := env.get("DATABASE_URL"):
         return url
+    if any(env.get(name) for name in LIBPQ_VARIABLES):
+        # chopin-pg reads the libpq variables for every part a URL leaves out.
+        return LIBPQ_ONLY_URL
+    raise DatabaseUnreachable(f"DATABASE_URL is not set, nor any of {', '.join(LIBPQ_VARIABLES)} ({where})")
 
 
 def find_project(start: Path | None = None) -> Project:

@@ -59,7 +59,7 @@ def _dependencies(local_packages: Path | None) -> tuple[str, str]:
     lines = []
     for dist in CHOPIN_DISTRIBUTIONS:
         if local_packages is None:
-            lines.append(f'    "{dist}>=0.1",\n')
+            lines.append(f'    "{dist}>=0.1,<0.2",\n')
         else:
             lines.append(f'    "{dist} @ {(local_packages / dist).resolve().as_uri()}",\n')
     metadata = "\n[tool.hatch.metadata]\nallow-direct-references = true\n" if local_packages else ""

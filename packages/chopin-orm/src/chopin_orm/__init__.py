@@ -58,6 +58,9 @@ from .query import Query, ValuesQuery, related
 from .schema import Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta, table_meta
 from .transaction import Transaction, transaction
 
+#: The distribution version (also in pyproject.toml; tests/integration/test_packaging.py keeps them equal).
+__version__ = "0.1.0"
+
 __all__ = [
     "Check",
     "ChecksumMismatch",
@@ -87,6 +90,7 @@ __all__ = [
     "TableMeta",
     "Transaction",
     "ValuesQuery",
+    "__version__",
     "agg",
     "col",
     "column",

