@@ -50,9 +50,9 @@ def child(metrics: bool, requests: int, pipelined: int) -> float:
     import time
 
     from chopin_core import Response, Router, Settings
+    from chopin_core._wire.h1_request import RequestParser
     from chopin_core.connection import Connection
     from chopin_core.metrics import FOLD_AT, STATUS_BASE, MetricsBlock
-    from chopin_core.parser import RequestParser
     from chopin_core.worker import Worker
 
     router = Router()

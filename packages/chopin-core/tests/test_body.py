@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from chopin_core import Request, Settings
+from chopin_core._wire.h1_request import RequestParser
 from chopin_core.errors import ProtocolError
-from chopin_core.parser import RequestParser
 from chopin_core.request import SpooledRequest
 
 APP = "apps.bodies_app:router"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from chopin_core._chunked import ChunkedDecoder
+from chopin_core._wire.chunked import ChunkedDecoder
 from hypothesis import given
 from hypothesis import strategies as st
 

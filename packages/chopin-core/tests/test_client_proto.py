@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from chopin_core._client_errors import ResponseProtocolError, ResponseTooLarge, UpstreamClosed
-from chopin_core._client_proto import (
+from chopin_core._wire.h1_response import (
     END,
     BodyKind,
     ResponseHead,

@@ -2,7 +2,7 @@
 
 Mutated requests (bytes flipped, dropped or inserted, framing headers and line ends
 swapped, snippets spliced in at line starts) are fed, split at random points, to our
-:class:`~chopin_core.parser.RequestParser` and to h11's server-side connection.  The two
+:class:`~chopin_core._wire.h1_request.RequestParser` and to h11's server-side connection.  The two
 must agree on every request they both accept (method, target and body: where each
 request ends).  Where they disagree, the difference must be one of the reviewed classes
 below, each with the RFC 9112/9110 text that makes ours the right answer:
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import h11
 import pytest
+from chopin_core._wire.h1_request import CONTINUE, RequestParser
 from chopin_core.errors import ProtocolError
-from chopin_core.parser import CONTINUE, RequestParser
 
 CASES = int(os.environ.get("CONFORMANCE_FUZZ_CASES", "3000"))
 

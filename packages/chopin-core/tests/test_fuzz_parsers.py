@@ -19,14 +19,11 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from chopin_core._chunked import ChunkedDecoder
 from chopin_core._client_errors import ClientError
-from chopin_core._client_proto import END, ResponseHead, ResponseLimits, ResponseParser
-from chopin_core.errors import BadRequest, BodyTooLarge, HeadTooLarge, ProtocolError
-from chopin_core.multipart import MultipartError, parse_multipart
-from chopin_core.parser import CONTINUE, ParserLimits, RequestParser
-from chopin_core.request import H2Request, Request
-from chopin_core.websocket_proto import (
+from chopin_core._wire.chunked import ChunkedDecoder
+from chopin_core._wire.h1_request import CONTINUE, ParserLimits, RequestParser
+from chopin_core._wire.h1_response import END, ResponseHead, ResponseLimits, ResponseParser
+from chopin_core._wire.ws_frames import (
     BinaryMessage,
     CloseReceived,
     Ping,
@@ -35,6 +32,9 @@ from chopin_core.websocket_proto import (
     TextMessage,
     WebSocketConnection,
 )
+from chopin_core.errors import BadRequest, BodyTooLarge, HeadTooLarge, ProtocolError
+from chopin_core.multipart import MultipartError, parse_multipart
+from chopin_core.request import H2Request, Request
 
 CASES = 800  # per field; each case is a few microseconds to a millisecond
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
+from chopin_core._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from chopin_core.errors import (
     BadRequest,
     BodyTooLarge,
@@ -14,7 +15,6 @@ from chopin_core.errors import (
     UnsupportedVersion,
     UriTooLong,
 )
-from chopin_core.parser import CONTINUE, Continue, ParserLimits, RequestParser
 from chopin_core.request import Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -5,8 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from chopin_core.request import Headers
-from chopin_core.websocket_proto import (
+from chopin_core._wire.ws_frames import (
     BinaryMessage,
     CloseReceived,
     Event,
@@ -25,6 +24,7 @@ from chopin_core.websocket_proto import (
     select_subprotocol,
     wants_upgrade,
 )
+from chopin_core.request import Headers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -3,7 +3,7 @@
 How it works: the parser (sans-IO) frames a body and says how long it is and how
 much of it has arrived; the worker decides where it is kept.  A Content-Length
 body larger than ``body_spool_threshold`` goes to a temporary file from its first
-byte (:class:`BodySpool`, the parser's :class:`~chopin_core.parser.BodySink`); a
+byte (:class:`BodySpool`, the parser's :class:`~chopin_core._wire.h1_request.BodySink`); a
 smaller one stays in memory, and so does a chunked body until it passes the
 threshold.  A body kept in memory first reserves its bound (its length, or the
 threshold when chunked) from the worker's ``max_buffered_body_bytes``

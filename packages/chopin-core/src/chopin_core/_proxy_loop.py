@@ -8,7 +8,7 @@ worker treats the connection as busy (later pipelined requests wait; reading
 stops while output is pending) without ever blocking on the upstream.  Events on
 the upstream socket come back through :meth:`UpstreamTable.on_event`: the
 request is written as the socket takes it, the answer is fed to a sans-IO
-:class:`~chopin_core._client_proto.ResponseParser`, and its head and body go to
+:class:`~chopin_core._wire.h1_response.ResponseParser`, and its head and body go to
 the client's output as they arrive (re-chunked when the upstream body is not
 length-delimited).  Past ``write_high_water`` of pending client output the
 upstream is not read until the client drains.  Deadlines are kept to the
@@ -34,7 +34,12 @@ from typing import TYPE_CHECKING, Final
 
 from ._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
 from ._client_pool import ConnectionPool
-from ._client_proto import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
+from ._wire.h1_response import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
+from ._wire.h1_writer import END as _END
+from ._wire.h1_writer import END_CLOSE as _END_CLOSE
+from ._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
+from ._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
+from ._wire.h1_writer import VIA as _VIA
 from .client import IDEMPOTENT
 from .connection import _pending
 from .response import Response, status_line
@@ -51,11 +56,6 @@ log = logging.getLogger("chopin_core.proxy")
 
 _READ: Final = select.EPOLLIN | select.EPOLLRDHUP
 _WRITE: Final = select.EPOLLOUT
-_END: Final = b"\r\n"
-_LAST_CHUNK: Final = b"0\r\n\r\n"
-_END_CLOSE: Final = b"Connection: close\r\n\r\n"
-_END_KEEPALIVE: Final = b"Connection: keep-alive\r\n\r\n"
-_VIA: Final = "1.1 chopin"
 # Response fields the proxy recomputes for the client.
 _FRAMING: Final = frozenset({"content-length"})
 

@@ -1,4 +1,4 @@
-"""A small blocking HTTP/1.1 client with a keep-alive pool, on the sans-IO core of :mod:`._client_proto`.
+"""A small blocking HTTP/1.1 client with a keep-alive pool, on the sans-IO core of :mod:`._wire.h1_response`.
 
 ::
 
@@ -39,7 +39,7 @@ from ._client_errors import (
     UpstreamClosed,
 )
 from ._client_pool import ConnectionPool
-from ._client_proto import END, ResponseHead, ResponseLimits, ResponseParser, build_request
+from ._wire.h1_response import END, ResponseHead, ResponseLimits, ResponseParser, build_request
 from .errors import ConfigError
 
 __all__ = [

@@ -17,9 +17,9 @@ from .errors import AddressInUse
 
 if TYPE_CHECKING:
     from ._body import BodyIntake
+    from ._wire.h1_request import RequestParser
     from .errors import ProtocolError
     from .files import FileBody
-    from .parser import RequestParser
     from .request import Request
     from .websocket import WebSocket
 

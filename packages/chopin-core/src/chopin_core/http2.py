@@ -50,6 +50,7 @@ import hpack.exceptions
 import hyperframe.exceptions
 import hyperframe.frame
 
+from ._wire.h1_writer import NO_BODY
 from .connection import _close_iter
 from .files import FileBody, not_modified
 from .request import H2Request, Request
@@ -79,7 +80,7 @@ _SLICE: Final = 8 * 1024
 _HOP_BY_HOP: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
-_NO_BODY: Final = frozenset({204, 304})
+_NO_BODY: Final = NO_BODY
 # RFC 9110 9.1: a method is a token (h2 lets any byte through in :method).
 _METHOD_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 

@@ -26,6 +26,7 @@ from typing import IO, Final
 
 import orjson
 
+from ._wire.h1_writer import NO_BODY
 from .errors import ConfigError
 from .files import if_range_holds, not_modified
 from .request import Request
@@ -47,7 +48,7 @@ LEVELS: Final = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-_NO_BODY: Final = frozenset({204, 304})
+_NO_BODY: Final = NO_BODY
 _new_record = object.__new__
 _time = time.time
 # Attributes every LogRecord has; anything else on a record came from ``extra=``

@@ -27,7 +27,8 @@ import socket
 from typing import TYPE_CHECKING, Final
 
 from ._client_errors import ClientError
-from ._client_proto import end_to_end
+from ._wire.h1_response import end_to_end
+from ._wire.h1_writer import VIA
 from .client import ClientSettings, HttpClient, parse_url
 from .errors import ConfigError
 from .response import Response
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ProxyPlan", "Upstream", "forward_blocking", "mount_proxy", "proxy"]
 
-VIA: Final = "1.1 chopin"
 # Not forwarded: computed by the proxy (framing, Host) or already acted on by the
 # worker (Expect: the body is complete before the handler runs).
 _RECOMPUTED: Final = frozenset({"host", "content-length", "expect"})

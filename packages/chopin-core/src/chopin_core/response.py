@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
 import kowito_json
 
+from ._wire._abnf import TCHARS
+from ._wire.h1_writer import CL_LINES, TEXT_PLAIN, content_length_line, status_line
 from .files import FileBody, content_type_line, if_range_holds, open_file, parse_range, validator_lines
 from .files import http_date as format_http_date
 
@@ -26,25 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Response", "send_whole_if_range_fails", "status_line"]
 
-_REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
-# Pre-encoded status lines; status_line() adds any other code it is asked for.
-STATUS_LINES: Final = {code: f"HTTP/1.1 {code} {phrase}\r\n".encode("ascii") for code, phrase in _REASONS.items()}
-_CL_LINES: Final = [b"Content-Length: %d\r\n" % n for n in range(4096)]
+_CL_LINES: Final = CL_LINES
 _BAD_VALUE_CHARS: Final = "\r\n\x00"
 
-TEXT_PLAIN: Final = b"Content-Type: text/plain; charset=utf-8\r\n"
 APPLICATION_JSON: Final = b"Content-Type: application/json\r\n"
 TEXT_HTML: Final = b"Content-Type: text/html; charset=utf-8\r\n"
-
-
-def status_line(status: int) -> bytes:
-    """``HTTP/1.1 <status> <reason>\\r\\n`` for any status in 100..999."""
-    line = STATUS_LINES.get(status)
-    if line is None:
-        if not 100 <= status <= 999:
-            raise ValueError(f"status: expected 100..999, got {status}")
-        line = STATUS_LINES[status] = f"HTTP/1.1 {status} Unknown\r\n".encode("ascii")
-    return line
 
 
 def _check_status(status: int) -> None:
@@ -53,12 +40,7 @@ def _check_status(status: int) -> None:
         raise ValueError(f"status: expected an integer in 100..599, got {status!r}")
 
 
-def content_length_line(length: int) -> bytes:
-    """``Content-Length: <n>\\r\\n``, from a table for small bodies."""
-    return _CL_LINES[length] if length < 4096 else b"Content-Length: %d\r\n" % length
-
-
-_TCHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHARS: Final = TCHARS
 
 
 def _encode_header(name: str, value: str) -> bytes:

@@ -2,7 +2,7 @@
 
 ``router.websocket("/chat", ChatHandler)`` answers the upgrade (RFC 6455 4.2) and
 then keeps the connection in the same loop as HTTP connections: each read goes
-through the sans-IO codec (:mod:`chopin_core.websocket_proto`) and whole messages
+through the sans-IO codec (:mod:`chopin_core._wire.ws_frames`) and whole messages
 are handed to the handler.  Handlers run synchronously in the worker, so they must
 not block; ``ws.send`` only queues bytes, which the loop writes as the socket takes
 them.  Topics give a broadcast within the worker (workers share nothing: to reach
@@ -15,14 +15,14 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from ._wire.ws_frames import check_upgrade, select_subprotocol
 from .response import Response
-from .websocket_proto import check_upgrade, select_subprotocol
 
 if TYPE_CHECKING:
+    from ._wire.ws_frames import WebSocketConnection
     from .connection import Connection
     from .context import Context
     from .types import Handler
-    from .websocket_proto import WebSocketConnection
     from .worker import Worker
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "Upgrade", "WebSocket", "WebSocketHandler", "websocket_endpoint"]

@@ -2,7 +2,7 @@
 
 How it works: the loop waits in ``epoll``; a readable listening socket accepts
 connections into the table (503 past ``slab_capacity``); a readable connection
-is read once, the bytes go to its sans-IO :class:`~chopin_core.parser.RequestParser`,
+is read once, the bytes go to its sans-IO :class:`~chopin_core._wire.h1_request.RequestParser`,
 every complete request is routed and answered in order, and all the answers of
 that read leave in one ``write`` (or ``writev`` when a body is large).  Output
 that does not fit in the socket waits for ``EPOLLOUT``; past ``write_high_water``
@@ -27,22 +27,21 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from ._body import BodyBudget, BodyIntake, BodySpool
 from ._proxy_loop import UpstreamExchange, UpstreamTable
-from .connection import Connection, _close_iter, _consume, _pending, open_listener
-from .context import Context
-from .errors import ExtractError, ProtocolError, UnsupportedVersion
-from .files import FileBody, not_modified
-from .hooks import DROP, PROCEED, Hooks, Verdict
-from .logs import worker_access_log
-from .metrics import ACTIVE, FOLD_AT, SENT, MetricsBlock
-from .parser import CONTINUE, Continue, ParserLimits, RequestParser
-from .proxy import forward_blocking
-from .request import Request
-from .response import STATUS_LINES, Response, http_date, send_whole_if_range_fails, status_line
-from .router import RouteTable
-from .settings import Settings
-from .timer import TimingWheel
-from .websocket import WebSocket
-from .websocket_proto import (
+from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
+from ._wire.h1_writer import (
+    BUSY,
+    CHUNKED,
+    CONTINUE_LINE,
+    END,
+    END_CLOSE,
+    END_KEEPALIVE,
+    LAST_CHUNK,
+    NO_BODY,
+    STATUS_LINES,
+    error_answer,
+    timeout_answer,
+)
+from ._wire.ws_frames import (
     BinaryMessage,
     CloseReceived,
     ProtocolFailure,
@@ -50,6 +49,20 @@ from .websocket_proto import (
     WebSocketConnection,
     handshake_response,
 )
+from .connection import Connection, _close_iter, _consume, _pending, open_listener
+from .context import Context
+from .errors import ExtractError, ProtocolError, UnsupportedVersion
+from .files import FileBody, not_modified
+from .hooks import DROP, PROCEED, Hooks, Verdict
+from .logs import worker_access_log
+from .metrics import ACTIVE, FOLD_AT, SENT, MetricsBlock
+from .proxy import forward_blocking
+from .request import Request
+from .response import Response, http_date, send_whole_if_range_fails, status_line
+from .router import RouteTable
+from .settings import Settings
+from .timer import TimingWheel
+from .websocket import WebSocket
 
 if TYPE_CHECKING:
     import ssl
@@ -78,18 +91,16 @@ _STREAM_BATCH: Final = 64 * 1024
 _SENDFILE_CHUNK: Final = 1 << 20
 # Files up to this size are read and written with their head instead (see _respond_file).
 _INLINE_FILE: Final = 64 * 1024
-_CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-_END: Final = b"\r\n"
-_END_CLOSE: Final = b"Connection: close\r\n\r\n"
-_END_KEEPALIVE: Final = b"Connection: keep-alive\r\n\r\n"
-_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
-_LAST_CHUNK: Final = b"0\r\n\r\n"
-_BUSY: Final = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 19\r\nConnection: close\r\n\r\nService Unavailable"
-)
-# RFC 9110 6.4.1: these carry no content and no Content-Length.
-_NO_BODY: Final = frozenset({204, 304})
+# The framing constants of _wire/h1_writer under module-global names: a global is one
+# LOAD_GLOBAL either way, and _respond below is the inlined twin of frame_response.
+_CONTINUE_LINE: Final = CONTINUE_LINE
+_END: Final = END
+_END_CLOSE: Final = END_CLOSE
+_END_KEEPALIVE: Final = END_KEEPALIVE
+_CHUNKED: Final = CHUNKED
+_LAST_CHUNK: Final = LAST_CHUNK
+_BUSY: Final = BUSY
+_NO_BODY: Final = NO_BODY
 
 
 class SideConnection(Protocol):
@@ -841,7 +852,7 @@ class Worker:
             # The client stopped sending its body: 408, then close.
             if not conn.out and conn.stream is None:
                 try:
-                    self._io.write(conn.fd, _timeout_response(self._server_date))
+                    self._io.write(conn.fd, timeout_answer(self._server_date))
                 except OSError:
                     pass
             self._close(conn)
@@ -960,9 +971,7 @@ class Worker:
         return True
 
     def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
-        body = exc.message.encode("utf-8", "replace")
-        resp = Response.text(body, exc.status)
-        out += (status_line(exc.status), self._server_date, resp._content, _END_CLOSE, body)
+        out.append(error_answer(exc.status, exc.message.encode("utf-8", "replace"), self._server_date))
 
     # -- writing -------------------------------------------------------------------
 
@@ -1161,6 +1170,50 @@ class Worker:
                 _close_notify(conn.sock)
             conn.sock.close()
         conn.out.clear()
+
+    # -- in process, no socket ---------------------------------------------------------
+
+    @property
+    def date_line(self) -> bytes:
+        """The ``Server`` and ``Date`` header lines every response carries (rebuilt once a second)."""
+        return self._server_date
+
+    def answer(self, data: bytes) -> bytes:
+        """Serve ``data`` in this process, with no socket, and return the bytes a client would read.
+
+        ``data`` is one or more HTTP/1.1 requests (pipelined, or malformed): each is
+        parsed by this worker's parser limits and answered by the same inlined code
+        the loop runs (:meth:`_respond`), streams are pulled to their end and files
+        read whole (what sendfile would have sent).  Answering stops after a
+        ``Connection: close`` or a protocol error, as on a socket; a ``100 Continue``
+        is not written.  The loop is not involved, so a proxied request is forwarded
+        with a blocking client.  :class:`~chopin_core.testclient.TestClient` drives this.
+
+        Args:
+            data: the bytes a client sends.
+
+        Returns:
+            Every response's bytes, in order.
+        """
+        conn = Connection(None, RequestParser(self._limits), 0)
+        out = conn.out
+        for event in conn.parser.feed(data):
+            if isinstance(event, Request):
+                if conn.close_after:
+                    break
+                self._woke = monotonic_ns()  # the loop's wake-up clock, which durations start from
+                self._respond(conn, event, out)
+                while conn.stream is not None:
+                    self._pull_stream(conn)
+                if conn.file is not None:
+                    out.append(conn.file.read_all())
+                    conn.file.close()
+                    conn.file = None
+            elif event is not CONTINUE:
+                assert isinstance(event, ProtocolError)
+                self._error_response(event, out)
+                break
+        return b"".join(out)
 
     # -- TLS and HTTP/2 (side connections) ----------------------------------------------
 
@@ -1388,7 +1441,7 @@ class Worker:
                 # answer an HTTP client 408, then close.
                 if not conn.out and conn.stream is None and conn.ws is None:
                     try:
-                        self._io.write(conn.fd, _timeout_response(self._server_date))
+                        self._io.write(conn.fd, timeout_answer(self._server_date))
                     except OSError:
                         pass
                 self._close(conn)
@@ -1446,14 +1499,3 @@ def _close_notify(sock: socket.socket) -> None:
     from .tls import send_close_notify
 
     send_close_notify(sock)  # type: ignore[arg-type]
-
-
-def _timeout_response(server_date: bytes) -> bytes:
-    body = b"Request Timeout"
-    return (
-        status_line(408)
-        + server_date
-        + b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 15\r\n"
-        + _END_CLOSE
-        + body
-    )

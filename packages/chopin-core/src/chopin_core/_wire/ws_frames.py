@@ -40,7 +40,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol, TypeAlias
 
-from .errors import ChopinError
+from ..errors import ChopinError
+from ._abnf import TCHARS
 
 __all__ = [
     "BinaryMessage",
@@ -108,7 +109,7 @@ CLOSE_TOO_BIG: Final = 1009
 _DEFAULT_MAX_MESSAGE: Final = 16 * 1024 * 1024
 
 # RFC 9110 5.6.2: token characters, for subprotocol names.
-_TCHAR: Final = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHAR: Final = TCHARS
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-from ._chunked import ChunkedDecoder
-from .errors import (
+from ..errors import (
     BadRequest,
     BodyTooLarge,
     HeadTooLarge,
@@ -31,7 +30,9 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
-from .request import Request
+from ..request import Request
+from ._abnf import TARGET_CHARS, TCHAR
+from .chunked import ChunkedDecoder
 
 __all__ = ["CONTINUE", "BodySink", "Continue", "ParserLimits", "RequestParser"]
 
@@ -61,9 +62,8 @@ class BodySink(Protocol):
 
 
 # RFC 9110 5.6.2: token = 1*tchar.  Deleting every tchar leaves what is not one.
-_TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# RFC 9112 3.2 / RFC 3986: a request-target is visible ASCII.
-_TARGET_CHARS: Final = bytes(range(0x21, 0x7F))
+_TCHAR: Final = TCHAR
+_TARGET_CHARS: Final = TARGET_CHARS
 # RFC 3986 3.2.2-3.2.3: host (reg-name, IPv4, [IP-literal]) and ":" port; no "@" userinfo.
 _AUTHORITY_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:[]"
 # Bytes allowed anywhere in a head: VCHAR, obs-text, SP, HTAB, and CR/LF (checked as pairs).

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from ._chunked import ChunkedDecoder
-from ._client_errors import ResponseProtocolError, ResponseTooLarge, UpstreamClosed
+from .._client_errors import ResponseProtocolError, ResponseTooLarge, UpstreamClosed
+from ._abnf import TCHAR, TCHARS
+from .chunked import ChunkedDecoder
 
 __all__ = [
     "END",
@@ -33,8 +34,8 @@ __all__ = [
     "end_to_end",
 ]
 
-_TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_TCHARS: Final = frozenset(_TCHAR.decode())
+_TCHAR: Final = TCHAR
+_TCHARS: Final = TCHARS
 _TARGET_CHARS: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
 
 # RFC 9110 7.6.1: fields that describe one connection, never forwarded.  The

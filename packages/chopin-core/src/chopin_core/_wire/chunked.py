@@ -1,8 +1,8 @@
 """The chunked transfer coding (RFC 9112 7.1), decoded without I/O.
 
-One decoder serves both directions: request bodies in :mod:`chopin_core.parser`
+One decoder serves both directions: request bodies in :mod:`chopin_core._wire.h1_request`
 (strict: a bare CR or LF in a chunk-size line is refused, trailer lines must be
-well-formed field lines, the body size is bounded) and response bodies in :mod:`chopin_core._client_proto`
+well-formed field lines, the body size is bounded) and response bodies in :mod:`chopin_core._wire.h1_response`
 (lenient about line endings, unbounded body: it is streamed). Each side passes
 the exception types its own errors are reported with.
 """
