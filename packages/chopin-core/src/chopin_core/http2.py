@@ -6,7 +6,7 @@ readable event feeds the bytes to :class:`h2.connection.H2Connection` and acts
 on its events: a request stream that has ended becomes the same
 :class:`~chopin_core.request.Request` the HTTP/1.1 parser builds and goes
 through the worker's router, hooks and middleware
-(:meth:`~chopin_core.worker.Worker.route`); the :class:`Response` is sent as
+(:meth:`~chopin_core.worker.Worker.serve`); the :class:`Response` is sent as
 HEADERS and DATA frames.  Bodies go out only as far as the peer's flow-control
 windows and ``write_high_water`` allow; the rest waits for a WINDOW_UPDATE or
 for the socket to drain.  A bytes body is held by reference and sliced frame by
@@ -49,7 +49,7 @@ import h2.settings
 import hyperframe.frame
 
 from ._wire.h1_writer import NO_BODY
-from .connection import _close_iter
+from .connection import close_stream
 from .files import FileBody, not_modified
 from .request import H2Request, Request
 from .response import send_whole_if_range_fails
@@ -57,8 +57,8 @@ from .response import send_whole_if_range_fails
 if TYPE_CHECKING:
     import socket
 
+    from ._engine.channel import Loop
     from .response import Response
-    from .worker import Worker
 
 __all__ = ["PREFACE", "H2Session", "ResetBudget", "preface_rest"]
 
@@ -154,7 +154,7 @@ class H2Session:
     """
 
     def __init__(
-        self, worker: Worker, sock: socket.socket, peer: object, worker_resets: ResetBudget | None = None
+        self, worker: Loop, sock: socket.socket, peer: object, worker_resets: ResetBudget | None = None
     ) -> None:
         settings = worker.settings
         self.worker = worker
@@ -162,7 +162,7 @@ class H2Session:
         self.fd = sock.fileno()
         self.peer = peer
         self.closed = False
-        self._io = worker._io
+        self._io = worker.io
         self._high_water = settings.write_high_water
         self._max_body = settings.max_body_size
         # Request bodies of every stream are buffered; together they stay under this.
@@ -174,8 +174,8 @@ class H2Session:
         self._worker_resets = worker_resets
         self._max_streams = settings.h2_max_concurrent_streams
         self._max_frame = settings.h2_max_frame_size
-        self._idle_ticks = worker._keepalive_ticks
-        self.last_active = worker._tick
+        self._idle_ticks = worker.keepalive_ticks
+        self.last_active = worker.tick
         # Response-body bytes held for streams (waiting for window or high water), and
         # the complete requests not routed yet because that was over h2_max_pending_output.
         self._held = 0
@@ -282,7 +282,7 @@ class H2Session:
 
     def _on_readable(self) -> None:
         try:
-            data = self._io.read(self.fd, self.worker._recv_size)
+            data = self._io.read(self.fd, self.worker.recv_size)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -308,7 +308,7 @@ class H2Session:
                 return
 
     def _receive_slice(self, data: bytes) -> None:
-        self.last_active = self.worker._tick
+        self.last_active = self.worker.tick
         h2conn = self._h2
         try:
             events = h2conn.receive_data(data)
@@ -430,7 +430,7 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.route(req)
+        resp = self.worker.serve(req)
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
@@ -496,7 +496,7 @@ class H2Session:
         if bodiless or (source is None and file is None and not resp.body):
             h2conn.send_headers(stream_id, head, end_stream=True)
             if source is not None:
-                _close_iter(source)
+                close_stream(source)
             if file is not None:
                 file.close()
             self._streams.pop(stream_id, None)
@@ -515,7 +515,7 @@ class H2Session:
     def _headers(self, status: int, resp: Response) -> list[tuple[bytes, bytes]]:
         block = resp._extra if status in _NO_BODY else resp._content + resp._extra
         head = [(b":status", b"%d" % status)]
-        for line in (self.worker._server_date + block).split(b"\r\n"):
+        for line in (self.worker.date_line + block).split(b"\r\n"):
             if not line:
                 continue
             name, _, value = line.partition(b": ")
@@ -697,7 +697,7 @@ class H2Session:
             except OSError as exc:
                 self._close(exc)
                 return
-            self.last_active = self.worker._tick
+            self.last_active = self.worker.tick
             self._out = self._out[written:]
             if not self._out and self._blocked:
                 # The socket drained: bodies held back by write_high_water go on.
@@ -714,7 +714,7 @@ class H2Session:
         mask = (_READ_MASK if len(self._out) <= self._high_water else 0) | (_EPOLLOUT if self._out else 0)
         if mask != self._mask:
             self._mask = mask
-            self.worker._set_side_mask(self.fd, mask)
+            self.worker.rewatch(self.fd, mask)
 
     def _close(self, error: BaseException | None = None) -> None:
         if self.closed:
@@ -724,7 +724,7 @@ class H2Session:
             _release(stream)
         self._streams.clear()
         self._blocked.clear()
-        self.worker._close_side(self, error)
+        self.worker.release(self, error)
 
 
 class _BodyFailed(Exception):
@@ -733,7 +733,7 @@ class _BodyFailed(Exception):
 
 def _release(stream: _Stream) -> None:
     if stream.source is not None:
-        _close_iter(stream.source)
+        close_stream(stream.source)
         stream.source = None
     if stream.file is not None:
         stream.file.close()
