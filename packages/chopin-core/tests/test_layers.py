@@ -190,3 +190,12 @@ def test_app_layer_does_not_import_the_engine() -> None:
     new, gone = sorted(back - KNOWN_BACK_EDGES), sorted(KNOWN_BACK_EDGES - back)
     assert not new, f"new imports from the app layer into the engine: {new}"
     assert not gone, f"cut now, drop them from KNOWN_BACK_EDGES: {gone}"
+
+
+def test_worker_keeps_its_attribute_budget() -> None:
+    # CPython 3.11 keeps up to 30 instance attributes in the shared-key layout that makes
+    # every `self.x` on the hot path fast (see Worker.__init__); past it all of them slow down.
+    from chopin_core import Router, Settings
+    from chopin_core.worker import Worker
+
+    assert len(vars(Worker(Router().compile(), Settings()))) <= 30

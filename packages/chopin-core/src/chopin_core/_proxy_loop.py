@@ -446,7 +446,7 @@ class UpstreamExchange(Iterator[bytes]):
         if date:
             date = date[date.find(b"Date:") :]
         end = (_END if req.http11 else _END_KEEPALIVE) if keep and not self.worker.stopping else _END_CLOSE
-        self.conn.out += (status_line(head.status), date, block, resp._extra, end)
+        self.conn.out += (status_line(head.status), date, block, resp.extra_lines, end)
 
     def _finish(self) -> None:
         """The upstream's answer is complete: pool its socket, end the client's message, answer what waits."""
@@ -498,7 +498,7 @@ class UpstreamExchange(Iterator[bytes]):
             end = (_END if req.http11 else _END_KEEPALIVE) if keep else _END_CLOSE
             if not keep:
                 conn.close_after = True
-            conn.out += (status_line(exc.status), self.worker.date_line, answer._content, end)
+            conn.out += (status_line(exc.status), self.worker.date_line, answer.content_lines, end)
             if req.method != "HEAD":
                 conn.out.append(answer.body)
         else:

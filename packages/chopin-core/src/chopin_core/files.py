@@ -402,11 +402,11 @@ def _file_response(ctx: Context, root: str, path: str, sidecars: tuple[tuple[str
     if sidecars:
         for coding, sidecar in sidecars:
             if req.accepts_encoding(coding):
-                resp = Response._file(sidecar, None, content_type_for(path), within=root)
+                resp = Response.file_range(sidecar, None, content_type_for(path), within=root)
                 return resp.with_header("Content-Encoding", coding).with_header("Vary", "Accept-Encoding")
-        resp = Response._file(path, req.headers.get("range"), None, within=root)
+        resp = Response.file_range(path, req.headers.get("range"), None, within=root)
         return resp.with_header("Vary", "Accept-Encoding")
-    return Response._file(path, req.headers.get("range"), None, within=root)
+    return Response.file_range(path, req.headers.get("range"), None, within=root)
 
 
 def _listing(url_path: str, directory: str) -> Response:

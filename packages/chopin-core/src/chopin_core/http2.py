@@ -319,7 +319,7 @@ class H2Session:
             self._flush()
             self._close(exc)
             return
-        waiting = h2conn.incoming_buffer._data
+        waiting = h2conn.incoming_buffer._data  # noqa: SLF001  h2 has no public view; the bound below is a security check
         if len(waiting) >= 9 and int.from_bytes(waiting[:3]) > self._max_frame:
             # h2 checks a frame's length only once all of it has arrived; a frame
             # header announcing more than we allow must not make us buffer up to 16 MiB.
@@ -513,7 +513,7 @@ class H2Session:
         self._pump(stream_id, stream)
 
     def _headers(self, status: int, resp: Response) -> list[tuple[bytes, bytes]]:
-        block = resp._extra if status in _NO_BODY else resp._content + resp._extra
+        block = resp.extra_lines if status in _NO_BODY else resp.content_lines + resp.extra_lines
         head = [(b":status", b"%d" % status)]
         for line in (self.worker.date_line + block).split(b"\r\n"):
             if not line:

@@ -515,14 +515,14 @@ class Worker:
                     self.flush(conn)
             else:
                 self._answer(conn, events, data)
-        # Reading the parser's fields directly: this runs once per read.
-        if parser._buf or parser._state:
+        # Reading the parser's fields directly: this runs once per read (a property would be a call).
+        if parser._buf or parser._state:  # noqa: SLF001  hot path, see above
             if conn.ws is not None or conn.closed:
                 return
             if parser.paused:
                 # An upgrade request was not upgraded: go on with HTTP.
                 self._answer(conn, parser.resume())
-                if conn.closed or not (parser._buf or parser._state):
+                if conn.closed or not (parser._buf or parser._state):  # noqa: SLF001  hot path, see above
                     conn.head_since = -1
                     return
             if parser.body_pending is not None:
@@ -625,17 +625,17 @@ class Worker:
             self._upgrade(conn, resp, out)
             return
         if status in _NO_BODY:
-            out += (line, self.date_line, resp._extra, end)
+            out += (line, self.date_line, resp.extra_lines, end)
             if stream is not None:
                 close_stream(stream)
         elif stream is not None:
             if req.http11:
-                out += (line, self.date_line, resp._content, _CHUNKED, resp._extra, end)
+                out += (line, self.date_line, resp.content_lines, _CHUNKED, resp.extra_lines, end)
                 if first:
                     out += (b"%x\r\n" % len(first), first, _END)
             else:
                 # HTTP/1.0 has no chunked coding: the body ends when the connection does.
-                out += (line, self.date_line, resp._content, resp._extra, _END_CLOSE)
+                out += (line, self.date_line, resp.content_lines, resp.extra_lines, _END_CLOSE)
                 if first:
                     out.append(first)
                 keep = False
@@ -649,10 +649,10 @@ class Worker:
                 conn.stream_chunked = req.http11
                 conn.stream_keep = keep
         elif req.method == "HEAD":
-            out += (line, self.date_line, resp._content, resp._extra, end)
+            out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
         else:
             body = resp.body
-            out += (line, self.date_line, resp._content, resp._extra, end, body)
+            out += (line, self.date_line, resp.content_lines, resp.extra_lines, end, body)
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
@@ -732,9 +732,9 @@ class Worker:
             line = status_line(200)
         if resp.status == 200 and req.method in ("GET", "HEAD") and not_modified(req, body):
             body.close()
-            out += (status_line(304), self.date_line, resp._extra, end)
+            out += (status_line(304), self.date_line, resp.extra_lines, end)
             return
-        out += (line, self.date_line, resp._content, resp._extra, end)
+        out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
         if req.method == "HEAD" or body.length == 0:
             body.close()
         elif body.length <= _INLINE_FILE:
