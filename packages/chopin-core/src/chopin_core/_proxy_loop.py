@@ -42,12 +42,13 @@ from ._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
 from ._wire.h1_writer import VIA as _VIA
 from .client import IDEMPOTENT
 from .connection import pending_bytes
+from .proxy import ProxyPlan
 from .response import Response, status_line
 
 if TYPE_CHECKING:
     from ._engine.channel import Loop
     from .connection import Connection
-    from .proxy import ProxyPlan, Upstream
+    from .proxy import Upstream
     from .request import Request
 
 __all__ = ["UpstreamExchange", "UpstreamTable"]
@@ -100,7 +101,7 @@ class UpstreamTable:
     def start(self, conn: Connection, req: Request, resp: Response, keep: bool, started: int) -> None:
         """Begin forwarding ``req`` for ``conn``; the connection waits with the exchange as its stream."""
         plan = resp.proxy
-        assert plan is not None
+        assert isinstance(plan, ProxyPlan)
         exchange = UpstreamExchange(self, conn, req, resp, plan, keep, started)
         conn.stream = exchange
         self.live.add(exchange)

@@ -21,9 +21,7 @@ from .files import FileBody, content_type_line, if_range_holds, open_file, parse
 from .files import http_date as format_http_date
 
 if TYPE_CHECKING:
-    from .proxy import ProxyPlan
     from .request import Request
-    from .websocket import Upgrade
 
 __all__ = ["Response", "send_whole_if_range_fails", "status_line"]
 
@@ -96,9 +94,9 @@ class Response:
         self.stream_body: Iterator[bytes | str] | None = None
         self.file_body: FileBody | None = None
         # Set by a WebSocket endpoint: the worker switches the connection's protocol.
-        self.upgrade: Upgrade | None = None
+        self.upgrade: object | None = None  # a chopin_core.websocket.Upgrade
         # Set by chopin_core.proxy: the worker's loop forwards the request and streams the answer.
-        self.proxy: ProxyPlan | None = None
+        self.proxy: object | None = None  # a chopin_core.proxy.ProxyPlan
         self.close = False
 
     # -- constructors ----------------------------------------------------------

@@ -58,13 +58,13 @@ from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, MetricsBlock
-from .proxy import forward_blocking
+from .proxy import ProxyPlan, forward_blocking
 from .request import Request
 from .response import Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
-from .websocket import WebSocket
+from .websocket import Upgrade, WebSocket
 
 if TYPE_CHECKING:
     import ssl
@@ -599,7 +599,9 @@ class Worker:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
                 return
-            resp = forward_blocking(resp.proxy, req, conn.peer)  # no loop: the in-process TestClient
+            plan = resp.proxy
+            assert isinstance(plan, ProxyPlan)
+            resp = forward_blocking(plan, req, conn.peer)  # no loop: the in-process TestClient
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
@@ -663,7 +665,8 @@ class Worker:
         (a 4xx is the client's fault and is not logged); anything else is a 500.
         """
         if isinstance(exc, ExtractError):
-            resp = exc.response or Response.text(exc.message, exc.status)
+            answer = exc.response
+            resp = answer if isinstance(answer, Response) else Response.text(exc.message, exc.status)
             if resp.status < 500:
                 return resp
         else:
@@ -838,7 +841,7 @@ class Worker:
     def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
         """Switch ``conn`` to WebSocket: the 101 head, the handler's on_open, then any early frames."""
         up = resp.upgrade
-        assert up is not None
+        assert isinstance(up, Upgrade)
         out.append(handshake_response(up.key, up.subprotocol))
         proto = WebSocketConnection(up.max_message_size)
         try:
