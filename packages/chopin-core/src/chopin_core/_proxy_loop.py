@@ -41,14 +41,15 @@ from ._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
 from ._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
 from ._wire.h1_writer import VIA as _VIA
 from .client import IDEMPOTENT
-from .connection import _pending
+from .connection import pending_bytes
+from .proxy import ProxyPlan
 from .response import Response, status_line
 
 if TYPE_CHECKING:
+    from ._engine.channel import Loop
     from .connection import Connection
-    from .proxy import ProxyPlan, Upstream
+    from .proxy import Upstream
     from .request import Request
-    from .worker import Worker
 
 __all__ = ["UpstreamExchange", "UpstreamTable"]
 
@@ -77,7 +78,7 @@ class UpstreamTable:
         worker: the worker whose loop, connections and clock these exchanges use.
     """
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Loop) -> None:
         self.worker = worker
         self.by_fd: dict[int, UpstreamExchange] = {}
         self.live: set[UpstreamExchange] = set()
@@ -100,7 +101,7 @@ class UpstreamTable:
     def start(self, conn: Connection, req: Request, resp: Response, keep: bool, started: int) -> None:
         """Begin forwarding ``req`` for ``conn``; the connection waits with the exchange as its stream."""
         plan = resp.proxy
-        assert plan is not None
+        assert isinstance(plan, ProxyPlan)
         exchange = UpstreamExchange(self, conn, req, resp, plan, keep, started)
         conn.stream = exchange
         self.live.add(exchange)
@@ -201,7 +202,7 @@ class UpstreamExchange(Iterator[bytes]):
         self.settings = plan.upstream.settings
         self.keep = keep
         self.started = started
-        scheme = "https" if self.worker._ext.tls is not None else "http"
+        scheme = "https" if self.worker.secure else "http"
         self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer, scheme), req.body or None)
         self.sent = 0
         self.sock: socket.socket | None = None
@@ -226,7 +227,7 @@ class UpstreamExchange(Iterator[bytes]):
     def begin(self) -> None:
         """Take a pooled socket or start connecting; failures here answer at once (no flush: the caller flushes)."""
         self.table.schedule(self, monotonic_ns() + self._connect_ns)
-        sock = self.table.pool(self.upstream).checkout(self.upstream.key, float(self.worker._tick))
+        sock = self.table.pool(self.upstream).checkout(self.upstream.key, float(self.worker.tick))
         if sock is not None:
             self.reused = True
             self._attach(sock, _READ)  # the mask the request will need once written
@@ -264,19 +265,14 @@ class UpstreamExchange(Iterator[bytes]):
         self.fd = sock.fileno()
         self.mask = mask
         self.table.by_fd[self.fd] = self
-        assert self.worker._ep is not None
-        self.worker._ep.register(self.fd, mask)
+        self.worker.watch(self.fd, mask)
 
     def _detach(self) -> socket.socket | None:
         sock, self.sock = self.sock, None
         if sock is None:
             return None
         self.table.by_fd.pop(self.fd, None)
-        try:
-            assert self.worker._ep is not None
-            self.worker._ep.unregister(self.fd)
-        except (OSError, ValueError):
-            pass
+        self.worker.unwatch(self.fd)
         self.fd = -1
         return sock
 
@@ -304,8 +300,7 @@ class UpstreamExchange(Iterator[bytes]):
     def _set_mask(self, mask: int) -> None:
         if mask != self.mask and self.sock is not None:
             self.mask = mask
-            assert self.worker._ep is not None
-            self.worker._ep.modify(self.fd, mask)
+            self.worker.rewatch(self.fd, mask)
 
     # -- events -------------------------------------------------------------------------
 
@@ -391,8 +386,8 @@ class UpstreamExchange(Iterator[bytes]):
                 assert isinstance(event, ResponseHead)
                 self._write_head(event)
         if not conn.closed:
-            self.worker._flush(conn)
-        if not conn.closed and _pending(conn.out) > self.worker.settings.write_high_water:
+            self.worker.flush(conn)
+        if not conn.closed and pending_bytes(conn.out) > self.worker.settings.write_high_water:
             self.paused = True
             self._set_mask(0)
 
@@ -448,11 +443,11 @@ class UpstreamExchange(Iterator[bytes]):
                 keep = False  # HTTP/1.0 client: the body ends when the connection does
         self.keep = keep
         # RFC 9110 6.6.1: a forwarded response without Date gets one.
-        date = self.worker._server_date if not has_date else b""
+        date = self.worker.date_line if not has_date else b""
         if date:
             date = date[date.find(b"Date:") :]
-        end = (_END if req.http11 else _END_KEEPALIVE) if keep and not self.worker._stopping else _END_CLOSE
-        self.conn.out += (status_line(head.status), date, block, resp._extra, end)
+        end = (_END if req.http11 else _END_KEEPALIVE) if keep and not self.worker.stopping else _END_CLOSE
+        self.conn.out += (status_line(head.status), date, block, resp.extra_lines, end)
 
     def _finish(self) -> None:
         """The upstream's answer is complete: pool its socket, end the client's message, answer what waits."""
@@ -462,18 +457,18 @@ class UpstreamExchange(Iterator[bytes]):
         sock = self._detach()
         if sock is not None:
             if head is not None and head.keep_alive:
-                self.table.pool(self.upstream).checkin(self.upstream.key, sock, float(self.worker._tick))
+                self.table.pool(self.upstream).checkin(self.upstream.key, sock, float(self.worker.tick))
             else:
                 sock.close()
         conn = self.conn
         if self.chunked:
             conn.out.append(_LAST_CHUNK)
-        if not self.keep or self.worker._stopping:
+        if not self.keep or self.worker.stopping:
             conn.close_after = True
         conn.stream = None
-        self.worker._account(self.req, self.resp, self.started)
+        self.worker.account(self.req, self.resp, self.started)
         if not conn.closed:
-            self.worker._flush(conn)
+            self.worker.flush(conn)
 
     def fail(self, exc: ClientError, flush: bool) -> None:
         """End the exchange with ``exc``: a 502/504 answer before the head, a closed connection after it."""
@@ -500,19 +495,19 @@ class UpstreamExchange(Iterator[bytes]):
         if before_head:
             answer = Response.text(_REASON.get(exc.status, "Bad Gateway"), exc.status)
             self.resp.status = exc.status
-            keep = self.keep and not self.worker._stopping
+            keep = self.keep and not self.worker.stopping
             end = (_END if req.http11 else _END_KEEPALIVE) if keep else _END_CLOSE
             if not keep:
                 conn.close_after = True
-            conn.out += (status_line(exc.status), self.worker._server_date, answer._content, end)
+            conn.out += (status_line(exc.status), self.worker.date_line, answer.content_lines, end)
             if req.method != "HEAD":
                 conn.out.append(answer.body)
         else:
             # Part of the answer is out: the client must see an incomplete message, not a wrong one.
             conn.close_after = True
-        self.worker._account(req, self.resp, self.started)
+        self.worker.account(req, self.resp, self.started)
         if flush and not conn.closed:
-            self.worker._flush(conn)
+            self.worker.flush(conn)
 
     def time_out(self) -> None:
         """The deadline passed: connecting or the upstream's silence took too long."""

@@ -376,7 +376,7 @@ class _BodyReader:
                 if event:
                     return event
             try:
-                data = self._client._recv(sock)
+                data = self._client._recv(sock)  # noqa: SLF001  same module: this iterator belongs to the client
                 self._events = list(self._parser.feed(data) if data else self._parser.feed_eof())
             except BaseException:
                 self._release(finished=False)
@@ -393,6 +393,6 @@ class _BodyReader:
             return
         head = self._parser.head
         if finished and head is not None and head.keep_alive:
-            self._client._pool_here().checkin(self._key, sock, time.monotonic())
+            self._client._pool_here().checkin(self._key, sock, time.monotonic())  # noqa: SLF001  same module
         else:
             sock.close()

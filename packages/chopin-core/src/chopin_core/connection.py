@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .request import Request
     from .websocket import WebSocket
 
-__all__ = ["Connection", "open_listener", "probe_port"]
+__all__ = ["Connection", "close_stream", "consume", "open_listener", "pending_bytes", "probe_port"]
 
 log = logging.getLogger("chopin_core.worker")
 
@@ -155,12 +155,12 @@ class Connection:
         self.queued: list[Request | ProtocolError] = []
 
 
-def _pending(out: list[bytes | memoryview]) -> int:
+def pending_bytes(out: list[bytes | memoryview]) -> int:
     """Bytes waiting in ``out``."""
     return sum(map(len, out))
 
 
-def _consume(out: list[bytes | memoryview], written: int) -> None:
+def consume(out: list[bytes | memoryview], written: int) -> None:
     """Drop ``written`` bytes from the front of ``out``."""
     while written and out:
         first = out[0]
@@ -173,7 +173,8 @@ def _consume(out: list[bytes | memoryview], written: int) -> None:
             return
 
 
-def _close_iter(stream: Iterator[bytes | str]) -> None:
+def close_stream(stream: Iterator[bytes | str]) -> None:
+    """Close a response stream (a generator's ``finally`` runs); a failure is logged, not raised."""
     close = getattr(stream, "close", None)
     if close is not None:
         try:

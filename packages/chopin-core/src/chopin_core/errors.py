@@ -8,10 +8,6 @@ answers with (like h11's ``error_status_hint``), so the worker never has to gues
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .response import Response
 
 __all__ = [
     "AddressInUse",
@@ -121,9 +117,11 @@ class ExtractError(ChopinError):
         message: what was expected, what came, and where.
     """
 
-    response: Response | None = None  # set: the worker answers with this response, headers included
+    # Set: the worker answers with this Response, headers included.  Typed object so the
+    # error hierarchy imports nothing above it; the worker checks the type.
+    response: object | None = None
 
-    def __init__(self, message: str, status: int = 422, response: Response | None = None) -> None:
+    def __init__(self, message: str, status: int = 422, response: object | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status

@@ -11,21 +11,16 @@ and an ``If-Range`` that no longer matches turns a 206 into a 200 of the whole f
 from __future__ import annotations
 
 import calendar
-import html
 import os
 import re
 import stat
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, NamedTuple
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from .context import Context
     from .request import Request
-    from .response import Response
 
-__all__ = ["FileBody", "content_type_for", "parse_range", "static_handler"]
+__all__ = ["FileBody", "content_type_for", "parse_range"]
 
 # Extension -> media type, for the types a web app serves most (RFC 6838 names).
 CONTENT_TYPES: Final = {
@@ -291,135 +286,3 @@ def not_modified(req: Request, body: FileBody) -> bool:
         since = parse_http_date(ims)
         return since is not None and body.mtime <= since  # an invalid date is ignored (RFC 9110 13.1.3)
     return False
-
-
-def static_handler(
-    prefix: str,
-    directory: str | os.PathLike[str],
-    *,
-    index: str | None = "index.html",
-    listing: bool = False,
-    precompressed: bool = True,
-) -> Callable[[Context], Response]:
-    """A handler serving ``directory`` for the route ``prefix + "/*path"``.
-
-    Paths are resolved and refused unless they stay inside the directory (no
-    ``..``, no symlink out of it); a directory serves ``index`` or, if asked, an
-    HTML listing; ``.br``/``.gz`` sidecars are served when ``Accept-Encoding``
-    allows, with ``Vary: Accept-Encoding``.
-    """
-    from .response import Response
-
-    root = os.path.realpath(directory)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"static directory {directory!r} does not exist")
-    base = prefix.rstrip("/")
-
-    def inside(path: str) -> bool:
-        return path == root or path.startswith(root + os.sep)
-
-    def sidecars_of(path: str) -> tuple[tuple[str, str], ...]:
-        if not precompressed:
-            return ()
-        found = []
-        for coding, suffix in (("br", ".br"), ("gzip", ".gz")):
-            real = os.path.realpath(path + suffix)
-            if inside(real) and os.path.isfile(real):
-                found.append((coding, real))
-        return tuple(found)
-
-    def resolve(raw: str) -> _Resolved | None:
-        parts = unquote(raw).split("/")
-        if any(p in ("..", ".") or "\x00" in p or "\\" in p for p in parts):
-            return None
-        full = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
-        if not inside(full):
-            return None  # a symlink pointing out of the root
-        if os.path.isdir(full):
-            found = None
-            if index:
-                candidate = os.path.realpath(os.path.join(full, index))
-                if inside(candidate) and os.path.isfile(candidate):
-                    found = candidate
-            return _Resolved(full, True, found, sidecars_of(found) if found else ())
-        if not os.path.isfile(full):
-            return None
-        return _Resolved(full, False, None, sidecars_of(full))
-
-    # Resolving a path costs several system calls (realpath walks it component by
-    # component), so results are kept for a second. What is kept is the real path
-    # already checked to be inside the root, so a symlink swapped in later is never
-    # followed; a file deleted meanwhile simply gives 404 when it is opened.
-    cache: dict[str, tuple[float, _Resolved | None]] = {}
-
-    def serve_static(ctx: Context) -> Response:
-        raw = ctx.params.get("path", "")
-        now = time.monotonic()
-        hit = cache.get(raw)
-        if hit is not None and hit[0] > now:
-            found = hit[1]
-        else:
-            found = resolve(raw)
-            if len(cache) >= _RESOLVE_CACHE_SIZE:
-                cache.clear()
-            cache[raw] = (now + _RESOLVE_TTL, found)
-        if found is None:
-            return Response.not_found()
-        if found.is_dir:
-            path = ctx.req.path
-            if not path.endswith("/"):  # relative links in a directory need the slash
-                # Empty segments go: "//host" would be a protocol-relative URL, a redirect
-                # off our origin (the path reached here only because "//" splits to "").
-                return Response.redirect("/" + "".join(seg + "/" for seg in path.split("/") if seg), 301)
-            if found.index_file is not None:
-                return _file_response(ctx, root, found.index_file, found.sidecars)
-            if listing:
-                return _listing(base + "/" + raw, found.path)
-            return Response.not_found()
-        return _file_response(ctx, root, found.path, found.sidecars)
-
-    serve_static.__doc__ = f"Files under {directory}."
-    return serve_static
-
-
-class _Resolved(NamedTuple):
-    """Where a static URL path leads: a file, or a directory and its index file."""
-
-    path: str
-    is_dir: bool
-    index_file: str | None
-    sidecars: tuple[tuple[str, str], ...]
-
-
-_RESOLVE_TTL: Final = 1.0
-_RESOLVE_CACHE_SIZE: Final = 4096
-
-
-def _file_response(ctx: Context, root: str, path: str, sidecars: tuple[tuple[str, str], ...]) -> Response:
-    from .response import Response
-
-    req = ctx.req
-    if sidecars:
-        for coding, sidecar in sidecars:
-            if req.accepts_encoding(coding):
-                resp = Response._file(sidecar, None, content_type_for(path), within=root)
-                return resp.with_header("Content-Encoding", coding).with_header("Vary", "Accept-Encoding")
-        resp = Response._file(path, req.headers.get("range"), None, within=root)
-        return resp.with_header("Vary", "Accept-Encoding")
-    return Response._file(path, req.headers.get("range"), None, within=root)
-
-
-def _listing(url_path: str, directory: str) -> Response:
-    from .response import Response
-
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return Response.not_found()
-    title = html.escape(unquote(url_path))
-    rows = []
-    for name in names:
-        slash = "/" if os.path.isdir(os.path.join(directory, name)) else ""
-        rows.append(f'<li><a href="{quote(name)}{slash}">{html.escape(name)}{slash}</a></li>')
-    body = f"<!doctype html><title>Index of {title}</title><h1>Index of {title}</h1><ul>{''.join(rows)}</ul>"
-    return Response.html(body)

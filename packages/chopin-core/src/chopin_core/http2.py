@@ -6,7 +6,7 @@ readable event feeds the bytes to :class:`h2.connection.H2Connection` and acts
 on its events: a request stream that has ended becomes the same
 :class:`~chopin_core.request.Request` the HTTP/1.1 parser builds and goes
 through the worker's router, hooks and middleware
-(:meth:`~chopin_core.worker.Worker.route`); the :class:`Response` is sent as
+(:meth:`~chopin_core.worker.Worker.serve`); the :class:`Response` is sent as
 HEADERS and DATA frames.  Bodies go out only as far as the peer's flow-control
 windows and ``write_high_water`` allow; the rest waits for a WINDOW_UPDATE or
 for the socket to drain.  A bytes body is held by reference and sliced frame by
@@ -51,7 +51,7 @@ import hyperframe.exceptions
 import hyperframe.frame
 
 from ._wire.h1_writer import NO_BODY
-from .connection import _close_iter
+from .connection import close_stream
 from .files import FileBody, not_modified
 from .request import H2Request, Request
 from .response import send_whole_if_range_fails
@@ -59,8 +59,8 @@ from .response import send_whole_if_range_fails
 if TYPE_CHECKING:
     import socket
 
+    from ._engine.channel import Loop
     from .response import Response
-    from .worker import Worker
 
 __all__ = ["PREFACE", "H2Session", "ResetBudget", "preface_rest"]
 
@@ -178,7 +178,7 @@ class H2Session:
     """
 
     def __init__(
-        self, worker: Worker, sock: socket.socket, peer: object, worker_resets: ResetBudget | None = None
+        self, worker: Loop, sock: socket.socket, peer: object, worker_resets: ResetBudget | None = None
     ) -> None:
         settings = worker.settings
         self.worker = worker
@@ -186,7 +186,7 @@ class H2Session:
         self.fd = sock.fileno()
         self.peer = peer
         self.closed = False
-        self._io = worker._io
+        self._io = worker.io
         self._high_water = settings.write_high_water
         self._max_body = settings.max_body_size
         # Request bodies of every stream are buffered; together they stay under this.
@@ -198,8 +198,8 @@ class H2Session:
         self._worker_resets = worker_resets
         self._max_streams = settings.h2_max_concurrent_streams
         self._max_frame = settings.h2_max_frame_size
-        self._idle_ticks = worker._keepalive_ticks
-        self.last_active = worker._tick
+        self._idle_ticks = worker.keepalive_ticks
+        self.last_active = worker.tick
         # Response-body bytes held for streams (waiting for window or high water), and
         # the complete requests not routed yet because that was over h2_max_pending_output.
         self._held = 0
@@ -306,7 +306,7 @@ class H2Session:
 
     def _on_readable(self) -> None:
         try:
-            data = self._io.read(self.fd, self.worker._recv_size)
+            data = self._io.read(self.fd, self.worker.recv_size)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -332,7 +332,7 @@ class H2Session:
                 return
 
     def _receive_slice(self, data: bytes) -> None:
-        self.last_active = self.worker._tick
+        self.last_active = self.worker.tick
         h2conn = self._h2
         try:
             events = h2conn.receive_data(data)
@@ -346,7 +346,7 @@ class H2Session:
             self._flush()
             self._close(exc)
             return
-        waiting = h2conn.incoming_buffer._data
+        waiting = h2conn.incoming_buffer._data  # noqa: SLF001  h2 has no public view; the bound below is a security check
         if len(waiting) >= 9 and int.from_bytes(waiting[:3]) > self._max_frame:
             # h2 checks a frame's length only once all of it has arrived; a frame
             # header announcing more than we allow must not make us buffer up to 16 MiB.
@@ -467,7 +467,7 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.route(req)
+        resp = self.worker.serve(req)
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
@@ -533,7 +533,7 @@ class H2Session:
         if bodiless or (source is None and file is None and not resp.body):
             h2conn.send_headers(stream_id, head, end_stream=True)
             if source is not None:
-                _close_iter(source)
+                close_stream(source)
             if file is not None:
                 file.close()
             self._streams.pop(stream_id, None)
@@ -550,9 +550,9 @@ class H2Session:
         self._pump(stream_id, stream)
 
     def _headers(self, status: int, resp: Response) -> list[tuple[bytes, bytes]]:
-        block = resp._extra if status in _NO_BODY else resp._content + resp._extra
+        block = resp.extra_lines if status in _NO_BODY else resp.content_lines + resp.extra_lines
         head = [(b":status", b"%d" % status)]
-        for line in (self.worker._server_date + block).split(b"\r\n"):
+        for line in (self.worker.date_line + block).split(b"\r\n"):
             if not line:
                 continue
             name, _, value = line.partition(b": ")
@@ -734,7 +734,7 @@ class H2Session:
             except OSError as exc:
                 self._close(exc)
                 return
-            self.last_active = self.worker._tick
+            self.last_active = self.worker.tick
             self._out = self._out[written:]
             if not self._out and self._blocked:
                 # The socket drained: bodies held back by write_high_water go on.
@@ -751,7 +751,7 @@ class H2Session:
         mask = (_READ_MASK if len(self._out) <= self._high_water else 0) | (_EPOLLOUT if self._out else 0)
         if mask != self._mask:
             self._mask = mask
-            self.worker._set_side_mask(self.fd, mask)
+            self.worker.rewatch(self.fd, mask)
 
     def _close(self, error: BaseException | None = None) -> None:
         if self.closed:
@@ -761,7 +761,7 @@ class H2Session:
             _release(stream)
         self._streams.clear()
         self._blocked.clear()
-        self.worker._close_side(self, error)
+        self.worker.release(self, error)
 
 
 class _BodyFailed(Exception):
@@ -770,7 +770,7 @@ class _BodyFailed(Exception):
 
 def _release(stream: _Stream) -> None:
     if stream.source is not None:
-        _close_iter(stream.source)
+        close_stream(stream.source)
         stream.source = None
     if stream.file is not None:
         stream.file.close()

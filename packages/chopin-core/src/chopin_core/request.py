@@ -219,8 +219,9 @@ class SpooledRequest(Request):
         self.query = head.query
         self.http11 = head.http11
         self.keep_alive = head.keep_alive
-        self._header_lines = head._header_lines
-        self._headers = head._headers
+        # Same module: the subclass takes over its head's parsed fields.
+        self._header_lines = head._header_lines  # noqa: SLF001
+        self._headers = head._headers  # noqa: SLF001
         self._file: BinaryIO | None = file
         self._loaded: bytes | None = None
         self._size = size

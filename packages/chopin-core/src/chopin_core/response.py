@@ -21,9 +21,7 @@ from .files import FileBody, content_type_line, if_range_holds, open_file, parse
 from .files import http_date as format_http_date
 
 if TYPE_CHECKING:
-    from .proxy import ProxyPlan
     from .request import Request
-    from .websocket import Upgrade
 
 __all__ = ["Response", "send_whole_if_range_fails", "status_line"]
 
@@ -63,9 +61,22 @@ class Response:
         body: the body bytes (empty for a stream).
         stream_body: an iterator of chunks for chunked transfer-coding, or ``None``.
         file_body: an open file region sent with ``sendfile``, or ``None``.
+        content_lines: the encoded ``Content-Type`` and ``Content-Length`` lines (what the
+            engine writes; use :meth:`with_header` and the constructors to set them).
+        extra_lines: every other encoded header line.
     """
 
-    __slots__ = ("_content", "_extra", "body", "close", "file_body", "proxy", "status", "stream_body", "upgrade")
+    __slots__ = (
+        "body",
+        "close",
+        "content_lines",
+        "extra_lines",
+        "file_body",
+        "proxy",
+        "status",
+        "stream_body",
+        "upgrade",
+    )
 
     def __init__(
         self,
@@ -78,14 +89,14 @@ class Response:
         self.body = body
         # Pre-encoded Content-Type + Content-Length lines (the table lookup inlined: hot path).
         size = len(body)
-        self._content = content_type + (_CL_LINES[size] if size < 4096 else b"Content-Length: %d\r\n" % size)
-        self._extra = extra
+        self.content_lines = content_type + (_CL_LINES[size] if size < 4096 else b"Content-Length: %d\r\n" % size)
+        self.extra_lines = extra
         self.stream_body: Iterator[bytes | str] | None = None
         self.file_body: FileBody | None = None
         # Set by a WebSocket endpoint: the worker switches the connection's protocol.
-        self.upgrade: Upgrade | None = None
+        self.upgrade: object | None = None  # a chopin_core.websocket.Upgrade
         # Set by chopin_core.proxy: the worker's loop forwards the request and streams the answer.
-        self.proxy: ProxyPlan | None = None
+        self.proxy: object | None = None  # a chopin_core.proxy.ProxyPlan
         self.close = False
 
     # -- constructors ----------------------------------------------------------
@@ -145,7 +156,7 @@ class Response:
         """A body sent with chunked transfer-coding, pulled from ``chunks`` as the socket drains."""
         resp = cls(200)
         # The worker adds Transfer-Encoding: chunked (HTTP/1.1) or closes after the body (HTTP/1.0).
-        resp._content = _encode_header("Content-Type", content_type)
+        resp.content_lines = _encode_header("Content-Type", content_type)
         resp.stream_body = iter(chunks)
         return resp
 
@@ -161,15 +172,21 @@ class Response:
 
     @classmethod
     def file_range(
-        cls, path: str | os.PathLike[str], range_header: str | None, content_type: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        range_header: str | None,
+        content_type: str | None = None,
+        *,
+        within: str | None = None,
     ) -> Response:
         """A file honouring a ``Range`` header (RFC 9110 14): 206 for one range,
         416 when unsatisfiable, 200 with the whole file otherwise (also for several ranges).
 
         The worker checks the request's ``If-Range`` itself: a stale validator
-        gets the whole file (200), as RFC 9110 13.1.5 asks.
+        gets the whole file (200), as RFC 9110 13.1.5 asks.  With ``within``, a
+        path that resolves outside that directory (symlinks followed) is a 404.
         """
-        return cls._file(path, range_header, content_type)
+        return cls._file(path, range_header, content_type, within)
 
     @classmethod
     def _file(
@@ -208,9 +225,9 @@ class Response:
     @classmethod
     def _from_file(cls, body: FileBody, content_type_line: bytes, status: int) -> Response:
         resp = cls(status)
-        resp._content = content_type_line + content_length_line(body.length)
+        resp.content_lines = content_type_line + content_length_line(body.length)
         resp.file_body = body
-        resp._extra = validator_lines(body)
+        resp.extra_lines = validator_lines(body)
         return resp
 
     @classmethod
@@ -265,21 +282,21 @@ class Response:
         if lname in {"content-length", "transfer-encoding"}:
             raise ValueError(f"header {name!r} is set by the engine from the body")
         if lname == "content-type":
-            rest = self._content
+            rest = self.content_lines
             if rest.startswith(b"Content-Type:"):
                 rest = rest[rest.find(b"\r\n") + 2 :]
-            self._content = _encode_header("Content-Type", value) + rest
+            self.content_lines = _encode_header("Content-Type", value) + rest
             return self
         if lname == "connection" and value.lower() == "close":
             self.close = True
             return self
-        self._extra += _encode_header(name, value)
+        self.extra_lines += _encode_header(name, value)
         return self
 
     @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` value, if set."""
-        content = self._content
+        content = self.content_lines
         if not content.startswith(b"Content-Type: "):
             return None
         return content[14 : content.find(b"\r\n")].decode("latin-1")
@@ -310,34 +327,34 @@ class Response:
             raise ValueError("gzip(): file responses are sent as they are; serve a precompressed .gz file")
         if self.content_encoding is not None:
             raise ValueError(f"gzip(): body is already encoded ({self.content_encoding})")
-        ctype = self._content[: self._content.find(b"\r\n") + 2] if self.content_type is not None else b""
+        ctype = self.content_lines[: self.content_lines.find(b"\r\n") + 2] if self.content_type is not None else b""
         if self.stream_body is not None:
             self.stream_body = gzip_stream(self.stream_body, level)
-            self._content = ctype
+            self.content_lines = ctype
         else:
             self.body = gzip_body(self.body, level)
-            self._content = ctype + content_length_line(len(self.body))
-        self._extra += b"Content-Encoding: gzip\r\n"
-        if b"Vary: Accept-Encoding\r\n" not in self._extra:
-            self._extra += b"Vary: Accept-Encoding\r\n"
+            self.content_lines = ctype + content_length_line(len(self.body))
+        self.extra_lines += b"Content-Encoding: gzip\r\n"
+        if b"Vary: Accept-Encoding\r\n" not in self.extra_lines:
+            self.extra_lines += b"Vary: Accept-Encoding\r\n"
         return self
 
     @property
     def headers(self) -> list[tuple[str, str]]:
         """The header fields this response carries (without Server/Date/Connection)."""
-        block = (self._content + self._extra).decode("latin-1")
+        block = (self.content_lines + self.extra_lines).decode("latin-1")
         out: list[tuple[str, str]] = []
         for line in block.split("\r\n"):
             if line:
                 name, _, value = line.partition(": ")
                 out.append((name, value))
         if self.stream_body is not None:
-            out.insert(1 if self._content.startswith(b"Content-Type:") else 0, ("Transfer-Encoding", "chunked"))
+            out.insert(1 if self.content_lines.startswith(b"Content-Type:") else 0, ("Transfer-Encoding", "chunked"))
         return out
 
     def header_block(self) -> bytes:
         """The encoded header lines (Content-Type, Content-Length, extras)."""
-        return self._content + self._extra
+        return self.content_lines + self.extra_lines
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
@@ -360,11 +377,11 @@ def send_whole_if_range_fails(req: Request, resp: Response) -> bool:
     body.offset = 0
     body.length = body.size
     resp.status = 200
-    content = resp._content
+    content = resp.content_lines
     ctype = content[: content.find(b"\r\n") + 2] if content.startswith(b"Content-Type:") else b""
-    resp._content = ctype + content_length_line(body.size)
-    kept = [line for line in resp._extra.split(b"\r\n") if line and not line.lower().startswith(b"content-range:")]
-    resp._extra = b"".join(line + b"\r\n" for line in kept)
+    resp.content_lines = ctype + content_length_line(body.size)
+    kept = [line for line in resp.extra_lines.split(b"\r\n") if line and not line.lower().startswith(b"content-range:")]
+    resp.extra_lines = b"".join(line + b"\r\n" for line in kept)
     return True
 
 

@@ -156,7 +156,7 @@ class Router:
         a directory serves ``index`` or, with ``listing=True``, an HTML listing;
         ``.br``/``.gz`` sidecars are served when the client accepts them.
         """
-        from .files import static_handler
+        from .staticfiles import static_handler
 
         handler = static_handler(prefix, directory, index=index, listing=listing, precompressed=precompressed)
         base = prefix.rstrip("/")

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._wire.ws_frames import check_upgrade, select_subprotocol
 from .response import Response
 
 if TYPE_CHECKING:
     from ._wire.ws_frames import WebSocketConnection
-    from .connection import Connection
     from .context import Context
     from .types import Handler
-    from .worker import Worker
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "Upgrade", "WebSocket", "WebSocketHandler", "websocket_endpoint"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "Outbound", "Upgrade", "WebSocket", "WebSocketHandler", "websocket_endpoint"]
 
 log = logging.getLogger("chopin_core.websocket")
 
@@ -65,6 +63,32 @@ class Upgrade:
         self.max_message_size = max_message_size
 
 
+class Outbound(Protocol):
+    """What a :class:`WebSocket` needs of the engine serving its connection.
+
+    Implemented by :class:`chopin_core._engine.ws_channel.WebSocketOutbound`, so the
+    app layer never names the worker or its connections.
+    """
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is gone."""
+        ...
+
+    @property
+    def topics(self) -> dict[str, set[WebSocket]]:
+        """This worker's topics and their subscribers."""
+        ...
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue ``frame``; False if the connection is closed."""
+        ...
+
+    def start_closing(self) -> None:
+        """A close frame was sent: the peer has ``header_timeout`` to answer."""
+        ...
+
+
 class WebSocket:
     """One open WebSocket, as handlers see it.
 
@@ -74,19 +98,17 @@ class WebSocket:
         state: a dict for the handler's per-connection data.
     """
 
-    __slots__ = ("_conn", "_notified", "_topics", "_worker", "ctx", "handler", "proto", "state", "subprotocol")
+    __slots__ = ("_notified", "_out", "_topics", "ctx", "handler", "proto", "state", "subprotocol")
 
     def __init__(
         self,
-        worker: Worker,
-        conn: Connection,
+        out: Outbound,
         proto: WebSocketConnection,
         handler: WebSocketHandler,
         ctx: Context,
         subprotocol: str | None,
     ) -> None:
-        self._worker = worker
-        self._conn = conn
+        self._out = out
         self.proto = proto
         self.handler = handler
         self.ctx = ctx
@@ -100,52 +122,52 @@ class WebSocket:
         """Whether the connection is gone or closing (nothing more can be sent)."""
         # A broken codec still takes answers to the messages before the failure; the
         # failing close frame follows them, and close_sent is True from then on.
-        return self._conn.closed or self.proto.close_sent
+        return self._out.closed or self.proto.close_sent
 
     def send(self, message: str | bytes) -> bool:
         """Queue a text (``str``) or binary (``bytes``) message; False if the socket is closing."""
         if self.closed:
             return False
         frame = self.proto.send_text(message) if isinstance(message, str) else self.proto.send_binary(message)
-        return self._worker._ws_write(self._conn, frame)
+        return self._out.send_frame(frame)
 
     def ping(self, payload: bytes = b"") -> bool:
         """Send a ping (the client answers with a pong)."""
         if self.closed:
             return False
-        return self._worker._ws_write(self._conn, self.proto.send_ping(payload))
+        return self._out.send_frame(self.proto.send_ping(payload))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the TCP connection ends when the peer answers."""
         if self.closed:
             return
-        self._worker._ws_write(self._conn, self.proto.send_close(code, reason))
-        self._worker._ws_closing(self._conn)
-        self._notify_close(code, reason)
+        self._out.send_frame(self.proto.send_close(code, reason))
+        self._out.start_closing()
+        self.notify_close(code, reason)
 
     def subscribe(self, topic: str) -> None:
         """Receive what :meth:`publish` sends to ``topic`` in this worker."""
         self._topics.add(topic)
-        self._worker._topics.setdefault(topic, set()).add(self)
+        self._out.topics.setdefault(topic, set()).add(self)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``."""
         self._topics.discard(topic)
-        members = self._worker._topics.get(topic)
+        members = self._out.topics.get(topic)
         if members is not None:
             members.discard(self)
             if not members:
-                del self._worker._topics[topic]
+                del self._out.topics[topic]
 
     def publish(self, topic: str, message: str | bytes, *, include_self: bool = False) -> int:
         """Send ``message`` to every subscriber of ``topic`` in this worker; returns how many got it."""
         sent = 0
-        for member in list(self._worker._topics.get(topic, ())):
+        for member in list(self._out.topics.get(topic, ())):
             if (member is not self or include_self) and member.send(message):
                 sent += 1
         return sent
 
-    def _notify_close(self, code: int, reason: str) -> None:
+    def notify_close(self, code: int, reason: str) -> None:
         """Tell the handler once, and leave every topic."""
         if self._notified:
             return

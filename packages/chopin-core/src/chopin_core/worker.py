@@ -23,9 +23,11 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from time import monotonic_ns
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal
 
 from ._body import BodyBudget, BodyIntake, BodySpool
+from ._engine.channel import Channel, SocketIO
+from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from ._wire.h1_writer import (
@@ -49,20 +51,20 @@ from ._wire.ws_frames import (
     WebSocketConnection,
     handshake_response,
 )
-from .connection import Connection, _close_iter, _consume, _pending, open_listener
+from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .errors import ExtractError, ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, MetricsBlock
-from .proxy import forward_blocking
+from .proxy import ProxyPlan, forward_blocking
 from .request import Request
 from .response import Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
-from .websocket import WebSocket
+from .websocket import Upgrade, WebSocket
 
 if TYPE_CHECKING:
     import ssl
@@ -103,38 +105,6 @@ _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
 
 
-class SideConnection(Protocol):
-    """A connection the HTTP/1.1 path does not serve: a TLS handshake or an HTTP/2 session.
-
-    The loop looks these up only when a ready fd is not an HTTP/1.1 connection,
-    so they cost the plain-HTTP path nothing.
-    """
-
-    fd: int
-    peer: object
-
-    @property
-    def sock(self) -> socket.socket: ...
-
-    def on_event(self, events: int) -> None: ...
-
-    def on_tick(self, tick: int) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def abort(self) -> None: ...
-
-
-class SocketIO(Protocol):
-    """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core.tls.TlsIO`."""
-
-    def read(self, fd: int, size: int, /) -> bytes: ...
-
-    def write(self, fd: int, data: bytes | memoryview, /) -> int: ...
-
-    def writev(self, fd: int, buffers: list[bytes | memoryview], /) -> int: ...
-
-
 class _Extensions:
     """A worker's state off the plain HTTP/1.1 hot path, in one attribute (see ``Worker.__init__``).
 
@@ -143,7 +113,7 @@ class _Extensions:
         tls_io: the TLS sockets' I/O once TLS is on.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
         handshake_ticks: ticks a TLS handshake may take.
-        side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`SideConnection`).
+        side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`Channel`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
@@ -162,7 +132,7 @@ class _Extensions:
         self.tls_io = TlsIO() if tls is not None else None
         self.http2 = settings.http2 and h2_available()
         self.handshake_ticks = math.ceil(settings.tls_handshake_timeout) + 1
-        self.side: dict[int, SideConnection] = {}
+        self.side: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
         self.bodies = BodyBudget(
@@ -217,22 +187,22 @@ class Worker:
             settings.max_uri_length,
             settings.max_body_size,
         )
-        self._tick = int(time.monotonic())
-        self._wheel: TimingWheel[Connection] = TimingWheel(256, self._tick)
+        self.tick = int(time.monotonic())
+        self._wheel: TimingWheel[Connection] = TimingWheel(256, self.tick)
         # Ticks are whole seconds of a clock read at an unknown fraction, so a
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
-        self._recv_size = settings.recv_size
+        self.recv_size = settings.recv_size
         self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
         # WebSocket topics of this worker, and the connection whose frames are being
         # dispatched (its sends are written once the read is handled).
-        self._topics: dict[str, set[WebSocket]] = {}
+        self.topics: dict[str, set[WebSocket]] = {}
         self._dispatching: Connection | None = None
         self._lookup = table.lookup
-        self._keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
-        self._server_date = b""
+        self.keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
+        self.date_line = b""
         self._refresh_date()
-        self._stopping = False
+        self.stopping = False
         self._accept_paused = False
         self._stop_deadline = 0.0
         self._ep: select.epoll | None = None
@@ -244,17 +214,17 @@ class Worker:
         # down (measured: 3-6 % more CPU per plaintext request).  So TLS and HTTP/2 add two attributes:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
-        self._io: SocketIO = os
+        self.io: SocketIO = os
         self._ext = _Extensions(self.settings, tls)
         if self._ext.tls_io is not None:
-            self._io = self._ext.tls_io
+            self.io = self._ext.tls_io
 
     # -- lifecycle ---------------------------------------------------------------
 
     def request_stop(self) -> None:
         """Stop accepting; finish in-flight requests within ``shutdown_grace``."""
-        if not self._stopping:
-            self._stopping = True
+        if not self.stopping:
+            self.stopping = True
             self._stop_deadline = time.monotonic() + self.settings.shutdown_grace
 
     def run(self, supervisor: int = 0) -> None:
@@ -279,7 +249,7 @@ class Worker:
         previous = self._install_signals(wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
-        next_tick = (self._tick + 1) * _NS
+        next_tick = (self.tick + 1) * _NS
         on_readable = self._on_readable
         on_writable = self._on_writable
         clock = monotonic_ns
@@ -318,7 +288,7 @@ class Worker:
                             elif ev & (EPOLLERR | EPOLLHUP) and not ev & EPOLLIN and not conn.closed:
                                 self._close(conn)
                         elif fd == lfd:
-                            if not self._stopping:
+                            if not self.stopping:
                                 self._accept(lsock)
                         elif fd == wake_r:
                             try:
@@ -345,7 +315,7 @@ class Worker:
                     except Exception:
                         log.exception("worker %d: timer tick failed", self.index)
                     next_tick = (second + 1) * _NS
-                if self._stopping and self._stop_step(lfd, now / _NS):
+                if self.stopping and self._stop_step(lfd, now / _NS):
                     break
         finally:
             for conn in list(conns.values()):
@@ -385,7 +355,7 @@ class Worker:
             log.exception("worker %d: closing fd %d after an error failed", self.index, fd)
             self.conns.pop(fd, None)
             self._ext.side.pop(fd, None)
-            self._unregister(fd)
+            self.unwatch(fd)
 
     def _install_signals(self, wake_w: int) -> dict[int, object] | None:
         import threading
@@ -439,7 +409,7 @@ class Worker:
         already in its socket (sent while a handler was busy): these are read and
         answered, with ``Connection: close``, like the requests in flight.
         """
-        recent = self._tick - 1
+        recent = self.tick - 1
         idle = [
             conn
             for conn in self.conns.values()
@@ -497,17 +467,17 @@ class Worker:
             if self._ext.tls is not None:
                 self._start_tls(sock, _addr)
                 continue
-            conn = Connection(sock, RequestParser(self._limits), self._tick)
+            conn = Connection(sock, RequestParser(self._limits), self.tick)
             conn.peer = _addr
             conns[conn.fd] = conn
             register(conn.fd, _READ_MASK)
-            self._wheel.schedule(conn, self._tick + self._keepalive_ticks)
+            self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
 
     # -- reading and answering ------------------------------------------------------
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = self._io.read(conn.fd, self._recv_size)
+            data = self.io.read(conn.fd, self.recv_size)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -521,7 +491,7 @@ class Worker:
             else:
                 self._close(conn)
             return
-        conn.last_active = self._tick
+        conn.last_active = self.tick
         if conn.ws is not None:
             self._ws_receive(conn, data)
             return
@@ -543,17 +513,17 @@ class Worker:
                 if conn.stream is None and not conn.big:
                     self._write_small(conn, out)
                 else:
-                    self._flush(conn)
+                    self.flush(conn)
             else:
                 self._answer(conn, events, data)
-        # Reading the parser's fields directly: this runs once per read.
-        if parser._buf or parser._state:
+        # Reading the parser's fields directly: this runs once per read (a property would be a call).
+        if parser._buf or parser._state:  # noqa: SLF001  hot path, see above
             if conn.ws is not None or conn.closed:
                 return
             if parser.paused:
                 # An upgrade request was not upgraded: go on with HTTP.
                 self._answer(conn, parser.resume())
-                if conn.closed or not (parser._buf or parser._state):
+                if conn.closed or not (parser._buf or parser._state):  # noqa: SLF001  hot path, see above
                     conn.head_since = -1
                     return
             if parser.body_pending is not None:
@@ -563,8 +533,8 @@ class Worker:
                 self._body_done(conn)
             if conn.head_since < 0:
                 # A request has begun: its head must be complete within header_timeout.
-                conn.head_since = self._tick
-                self._wheel.schedule(conn, self._tick + self._header_ticks)
+                conn.head_since = self.tick
+                self._wheel.schedule(conn, self.tick + self._header_ticks)
         else:
             conn.head_since = -1
             if conn.body is not None:
@@ -578,7 +548,12 @@ class Worker:
         for event in events:
             if conn.close_after:
                 break  # nothing after "Connection: close" or an error is answered
-            if conn.stream is not None or conn.file is not None or queued or (conn.big and _pending(out) > high_water):
+            if (
+                conn.stream is not None
+                or conn.file is not None
+                or queued
+                or (conn.big and pending_bytes(out) > high_water)
+            ):
                 # A stream is being sent or too much output is pending: later
                 # requests wait their turn, and the connection is not read meanwhile.
                 if event is not CONTINUE:
@@ -598,7 +573,7 @@ class Worker:
                 self._error_response(event, out)
                 conn.close_after = True
                 self._stop_reading(conn)
-        self._flush(conn)
+        self.flush(conn)
 
     def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``."""
@@ -625,7 +600,9 @@ class Worker:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
                 return
-            resp = forward_blocking(resp.proxy, req, conn.peer)  # no loop: the in-process TestClient
+            plan = resp.proxy
+            assert isinstance(plan, ProxyPlan)
+            resp = forward_blocking(plan, req, conn.peer)  # no loop: the in-process TestClient
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
@@ -638,7 +615,7 @@ class Worker:
         if access:
             access(req, resp, monotonic_ns() - started)
         line = STATUS_LINES.get(status) or status_line(status)
-        keep = req.keep_alive and not resp.close and not self._stopping
+        keep = req.keep_alive and not resp.close and not self.stopping
         if keep:
             end = _END if req.http11 else _END_KEEPALIVE
         else:
@@ -651,17 +628,17 @@ class Worker:
             self._upgrade(conn, resp, out)
             return
         if status in _NO_BODY:
-            out += (line, self._server_date, resp._extra, end)
+            out += (line, self.date_line, resp.extra_lines, end)
             if stream is not None:
-                _close_iter(stream)
+                close_stream(stream)
         elif stream is not None:
             if req.http11:
-                out += (line, self._server_date, resp._content, _CHUNKED, resp._extra, end)
+                out += (line, self.date_line, resp.content_lines, _CHUNKED, resp.extra_lines, end)
                 if first:
                     out += (b"%x\r\n" % len(first), first, _END)
             else:
                 # HTTP/1.0 has no chunked coding: the body ends when the connection does.
-                out += (line, self._server_date, resp._content, resp._extra, _END_CLOSE)
+                out += (line, self.date_line, resp.content_lines, resp.extra_lines, _END_CLOSE)
                 if first:
                     out.append(first)
                 keep = False
@@ -669,16 +646,16 @@ class Worker:
             if len(first) >= _JOIN_LIMIT:
                 conn.big = True
             if req.method == "HEAD":
-                _close_iter(stream)
+                close_stream(stream)
             else:
                 conn.stream = stream
                 conn.stream_chunked = req.http11
                 conn.stream_keep = keep
         elif req.method == "HEAD":
-            out += (line, self._server_date, resp._content, resp._extra, end)
+            out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
         else:
             body = resp.body
-            out += (line, self._server_date, resp._content, resp._extra, end, body)
+            out += (line, self.date_line, resp.content_lines, resp.extra_lines, end, body)
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
@@ -689,7 +666,8 @@ class Worker:
         (a 4xx is the client's fault and is not logged); anything else is a 500.
         """
         if isinstance(exc, ExtractError):
-            resp = exc.response or Response.text(exc.message, exc.status)
+            answer = exc.response
+            resp = answer if isinstance(answer, Response) else Response.text(exc.message, exc.status)
             if resp.status < 500:
                 return resp
         else:
@@ -711,12 +689,12 @@ class Worker:
                     return resp, chunk.encode() if isinstance(chunk, str) else chunk
             return resp, b""
         except Exception as exc:
-            _close_iter(stream)
+            close_stream(stream)
             return self._handler_failed(req, exc), b""
 
     def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
         """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._proxy_loop`)."""
-        keep = req.keep_alive and not resp.close and not self._stopping
+        keep = req.keep_alive and not resp.close and not self.stopping
         if not keep:
             conn.close_after = True
         table = self._ext.upstreams
@@ -724,7 +702,7 @@ class Worker:
             table = self._ext.upstreams = UpstreamTable(self)
         table.start(conn, req, resp, keep, started)
 
-    def _account(self, req: Request, resp: Response, started: int) -> None:
+    def account(self, req: Request, resp: Response, started: int) -> None:
         """Metrics and access log for a response finished outside :meth:`_respond` (proxied, HTTP/2)."""
         if self._tally is not None:
             self._tally[resp.status](started)
@@ -758,9 +736,9 @@ class Worker:
             line = status_line(200)
         if resp.status == 200 and req.method in ("GET", "HEAD") and not_modified(req, body):
             body.close()
-            out += (status_line(304), self._server_date, resp._extra, end)
+            out += (status_line(304), self.date_line, resp.extra_lines, end)
             return
-        out += (line, self._server_date, resp._content, resp._extra, end)
+        out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
         if req.method == "HEAD" or body.length == 0:
             body.close()
         elif body.length <= _INLINE_FILE:
@@ -796,7 +774,7 @@ class Worker:
         # The head is in: from here the body's idle timeout applies, not the head's.
         conn.head_since = -1
         bodies = self._ext.bodies
-        self._wheel.schedule(conn, self._tick + bodies.ticks)
+        self._wheel.schedule(conn, self.tick + bodies.ticks)
         parser = conn.parser
         length = parser.body_expected
         if length > bodies.threshold or parser.body_received > bodies.threshold:
@@ -838,7 +816,7 @@ class Worker:
         """Read again the connections whose bodies now fit."""
         for conn in admitted:
             # The wait was ours, not the client's; its wheel entry (see _body_tick) times the body from here.
-            conn.last_active = self._tick
+            conn.last_active = self.tick
             if not conn.reading and not conn.close_after and not conn.queued:
                 conn.reading = True
                 self._set_mask(conn)
@@ -852,7 +830,7 @@ class Worker:
             # The client stopped sending its body: 408, then close.
             if not conn.out and conn.stream is None:
                 try:
-                    self._io.write(conn.fd, timeout_answer(self._server_date))
+                    self.io.write(conn.fd, timeout_answer(self.date_line))
                 except OSError:
                     pass
             self._close(conn)
@@ -864,7 +842,7 @@ class Worker:
     def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
         """Switch ``conn`` to WebSocket: the 101 head, the handler's on_open, then any early frames."""
         up = resp.upgrade
-        assert up is not None
+        assert isinstance(up, Upgrade)
         out.append(handshake_response(up.key, up.subprotocol))
         proto = WebSocketConnection(up.max_message_size)
         try:
@@ -874,7 +852,7 @@ class Worker:
             out.append(proto.send_close(1011, "internal error"))
             conn.close_after = True
             return
-        ws = conn.ws = WebSocket(self, conn, proto, handler, up.ctx, up.subprotocol)
+        ws = conn.ws = WebSocket(WebSocketOutbound(self, conn), proto, handler, up.ctx, up.subprotocol)
         conn.head_since = -1
         if conn.body is not None:
             self._body_done(conn)
@@ -915,32 +893,32 @@ class Worker:
                     # The handshake is complete (or failed): close once our frames are out.
                     conn.close_after = True
                     self._stop_reading(conn)
-                    ws._notify_close(event.code, event.reason)  # type: ignore[union-attr]
+                    ws.notify_close(event.code, event.reason)  # type: ignore[union-attr]
                     break
         finally:
             self._dispatching = previous
         if flush:
-            self._flush(conn)
+            self.flush(conn)
 
-    def _ws_write(self, conn: Connection, frame: bytes) -> bool:
+    def send_frame(self, conn: Connection, frame: bytes) -> bool:
         """Queue a frame; written now unless the connection's own read is being handled."""
         if conn.closed:
             return False
         out = conn.out
         out.append(frame)
-        if len(out) > 64 and _pending(out) > 8 * self.settings.write_high_water:
+        if len(out) > 64 and pending_bytes(out) > 8 * self.settings.write_high_water:
             # A consumer that does not read would make the worker hold everything sent to it.
             log.warning("worker %d: WebSocket client too slow, dropping it", self.index)
             self._close(conn)
             return False
         if self._dispatching is not conn:
-            self._flush(conn)
+            self.flush(conn)
         return True
 
-    def _ws_closing(self, conn: Connection) -> None:
+    def start_closing(self, conn: Connection) -> None:
         """We sent a close: the peer must answer within header_timeout."""
-        conn.head_since = self._tick
-        self._wheel.schedule(conn, self._tick + self._header_ticks)
+        conn.head_since = self.tick
+        self._wheel.schedule(conn, self.tick + self._header_ticks)
 
     def _send_file(self, conn: Connection) -> bool | None:
         """Send the current file region; True when done, False when the socket is full, None if closed."""
@@ -965,17 +943,17 @@ class Worker:
             body.length -= sent
             if self._tally is not None:
                 self._tally[SENT](sent)
-            conn.last_active = self._tick
+            conn.last_active = self.tick
         body.close()
         conn.file = None
         return True
 
     def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
-        out.append(error_answer(exc.status, exc.message.encode("utf-8", "replace"), self._server_date))
+        out.append(error_answer(exc.status, exc.message.encode("utf-8", "replace"), self.date_line))
 
     # -- writing -------------------------------------------------------------------
 
-    def _flush(self, conn: Connection) -> None:
+    def flush(self, conn: Connection) -> None:
         """Write what is pending, pulling stream chunks while the socket takes them."""
         out = conn.out
         while True:
@@ -995,15 +973,15 @@ class Worker:
             try:
                 if len(out) == 1:
                     data = out[0]
-                    written = self._io.write(conn.fd, data)
+                    written = self.io.write(conn.fd, data)
                     total = len(data)
                 elif conn.big:
-                    written = self._io.writev(conn.fd, out[:_IOV_MAX])
+                    written = self.io.writev(conn.fd, out[:_IOV_MAX])
                     total = sum(len(b) for b in out[:_IOV_MAX]) if len(out) > _IOV_MAX else sum(map(len, out))
                 else:
                     data = b"".join(out)
                     out[:] = (data,)
-                    written = self._io.write(conn.fd, data)
+                    written = self.io.write(conn.fd, data)
                     total = len(data)
             except BlockingIOError:
                 written, total = 0, 1
@@ -1011,7 +989,7 @@ class Worker:
                 self._close(conn, exc)
                 return
             if written:
-                conn.last_active = self._tick
+                conn.last_active = self.tick
                 if self._tally is not None:
                     self._tally[SENT](written)
             if written == total and len(out) <= _IOV_MAX:
@@ -1020,7 +998,7 @@ class Worker:
                 if conn.stream is None and conn.file is None and not conn.queued:
                     break
                 continue
-            _consume(out, written)
+            consume(out, written)
             if written and out:
                 continue  # the socket took something; try again until it would block
             self._wait_writable(conn)
@@ -1039,7 +1017,7 @@ class Worker:
         """Write one small response that nothing else is waiting behind."""
         data = b"".join(out)
         try:
-            written = self._io.write(conn.fd, data)
+            written = self.io.write(conn.fd, data)
         except BlockingIOError:
             written = 0
         except OSError:
@@ -1056,7 +1034,7 @@ class Worker:
         self._wait_writable(conn)
 
     def _on_writable(self, conn: Connection) -> None:
-        self._flush(conn)
+        self.flush(conn)
 
     def _pull_stream(self, conn: Connection) -> None:
         stream = conn.stream
@@ -1083,7 +1061,7 @@ class Worker:
                 # message, so no terminal chunk, and the connection is closed once what is
                 # pending (earlier pipelined answers included) has been written.
                 log.exception("worker %d: response stream failed after its head", self.index)
-                _close_iter(stream)
+                close_stream(stream)
                 conn.stream = None
                 conn.queued.clear()
                 conn.close_after = True
@@ -1105,7 +1083,7 @@ class Worker:
         out = conn.out
         high_water = self.settings.write_high_water
         while queued and conn.stream is None and not conn.close_after:
-            if conn.big and _pending(out) > high_water:
+            if conn.big and pending_bytes(out) > high_water:
                 return
             event = queued.pop(0)
             if isinstance(event, Request):
@@ -1120,7 +1098,7 @@ class Worker:
     def _wait_writable(self, conn: Connection) -> None:
         if not conn.waiting_write:
             conn.waiting_write = True
-        if conn.reading and (conn.stream is not None or _pending(conn.out) > self.settings.write_high_water):
+        if conn.reading and (conn.stream is not None or pending_bytes(conn.out) > self.settings.write_high_water):
             conn.reading = False  # back-pressure: stop reading until the output drains
         self._set_mask(conn)
 
@@ -1151,13 +1129,13 @@ class Worker:
         if conn.body is not None:
             self._body_done(conn)
         if conn.stream is not None:
-            _close_iter(conn.stream)
+            close_stream(conn.stream)
             conn.stream = None
         if conn.file is not None:
             conn.file.close()
             conn.file = None
         if conn.ws is not None:
-            conn.ws._notify_close(1006, "connection lost")
+            conn.ws.notify_close(1006, "connection lost")
         try:
             if self._ep is not None:
                 self._ep.unregister(conn.fd)
@@ -1172,11 +1150,6 @@ class Worker:
         conn.out.clear()
 
     # -- in process, no socket ---------------------------------------------------------
-
-    @property
-    def date_line(self) -> bytes:
-        """The ``Server`` and ``Date`` header lines every response carries (rebuilt once a second)."""
-        return self._server_date
 
     def answer(self, data: bytes) -> bytes:
         """Serve ``data`` in this process, with no socket, and return the bytes a client would read.
@@ -1217,7 +1190,7 @@ class Worker:
 
     # -- TLS and HTTP/2 (side connections) ----------------------------------------------
 
-    def route(self, req: Request) -> Response | None:
+    def serve(self, req: Request) -> Response | None:
         """Route one request the way :meth:`_respond` does, for protocols other than HTTP/1.1.
 
         Runs the pre-routing hook, the handler and its middleware, and records
@@ -1249,7 +1222,7 @@ class Worker:
             if first:
                 resp.stream_body = _Primed(first, stream)
         if self._tally is not None or access is not None:
-            self._account(req, resp, started)
+            self.account(req, resp, started)
         return resp
 
     def _start_tls(self, sock: socket.socket, peer: object) -> None:
@@ -1268,7 +1241,7 @@ class Worker:
         shake = TlsHandshake(
             tls_sock,
             peer,
-            self._tick + ext.handshake_ticks,
+            self.tick + ext.handshake_ticks,
             self._tls_established,
             self._tls_failed,
             self._set_handshake_mask,
@@ -1281,7 +1254,7 @@ class Worker:
             self._contain(fd, exc)  # the loop's own containment would blame the listener
 
     def _set_handshake_mask(self, fd: int, want_write: int) -> None:
-        self._set_side_mask(fd, EPOLLOUT if want_write else _READ_MASK)
+        self.rewatch(fd, EPOLLOUT if want_write else _READ_MASK)
 
     def _tls_established(self, shake: object) -> None:
         """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
@@ -1296,10 +1269,10 @@ class Worker:
         if sock.selected_alpn_protocol() == "h2" and ext.http2:
             self._start_h2(sock, shake.peer, b"")
             return
-        conn = Connection(sock, RequestParser(self._limits), self._tick)
+        conn = Connection(sock, RequestParser(self._limits), self.tick)
         conn.peer = shake.peer
         self.conns[fd] = conn
-        self._wheel.schedule(conn, self._tick + self._keepalive_ticks)
+        self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
         if sock.pending():
             self._on_readable(conn)  # a request that came with the handshake's last flight
 
@@ -1308,7 +1281,7 @@ class Worker:
 
         assert isinstance(shake, TlsHandshake)
         self._ext.side.pop(shake.fd, None)
-        self._unregister(shake.fd)
+        self.unwatch(shake.fd)
         shake.sock.close()
         self._side_closed(shake.peer, error)
 
@@ -1323,7 +1296,7 @@ class Worker:
         session.start(initial)
         if initial == b"" and not session.closed:
             session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
-        if self._stopping:
+        if self.stopping:
             session.stop()  # opened by a request that waited for the stop: GOAWAY after its streams
 
     def _h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
@@ -1345,14 +1318,27 @@ class Worker:
         self._start_h2(sock, conn.peer, initial)
         return True
 
-    def _set_side_mask(self, fd: int, mask: int) -> None:
+    # -- the Loop interface (chopin_core._engine.channel.Loop) that channels use ----------------
+
+    @property
+    def secure(self) -> bool:
+        """Whether this worker serves TLS."""
+        return self._ext.tls is not None
+
+    def watch(self, fd: int, mask: int) -> None:
+        """Add ``fd`` to this loop's epoll with event ``mask``."""
+        assert self._ep is not None
+        self._ep.register(fd, mask)
+
+    def rewatch(self, fd: int, mask: int) -> None:
+        """Change the events this loop waits for on ``fd``."""
         assert self._ep is not None
         self._ep.modify(fd, mask)
 
-    def _close_side(self, side: SideConnection, error: BaseException | None = None) -> None:
+    def release(self, side: Channel, error: BaseException | None = None) -> None:
         """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
         self._ext.side.pop(side.fd, None)
-        self._unregister(side.fd)
+        self.unwatch(side.fd)
         tls_io = self._ext.tls_io
         if tls_io is not None and tls_io.socks.pop(side.fd, None) is not None:
             _close_notify(side.sock)
@@ -1368,7 +1354,8 @@ class Worker:
         if self._metrics is not None and self._metrics.counts[ACTIVE]:
             self._metrics.counts[ACTIVE] -= 1
 
-    def _unregister(self, fd: int) -> None:
+    def unwatch(self, fd: int) -> None:
+        """Take ``fd`` out of this loop's epoll (a closed or unknown fd is no error)."""
         try:
             if self._ep is not None:
                 self._ep.unregister(fd)
@@ -1384,7 +1371,7 @@ class Worker:
             if budget <= 0:
                 return False  # let the other connections have a turn; EPOLLOUT brings us back
             try:
-                sent, short = copy_file(self._io.write, conn.fd, body)
+                sent, short = copy_file(self.io.write, conn.fd, body)
             except BlockingIOError:
                 return False
             except OSError as exc:
@@ -1397,7 +1384,7 @@ class Worker:
             budget -= sent
             if self._tally is not None:
                 self._tally[SENT](sent)
-            conn.last_active = self._tick
+            conn.last_active = self.tick
         body.close()
         conn.file = None
         return True
@@ -1405,25 +1392,25 @@ class Worker:
     # -- time ------------------------------------------------------------------------
 
     def _refresh_date(self) -> None:
-        self._server_date = b"Server: chopin\r\nDate: " + http_date() + b"\r\n"
+        self.date_line = b"Server: chopin\r\nDate: " + http_date() + b"\r\n"
 
     def _on_tick(self, tick: int) -> None:
         """Once a second: a new Date line, and idle or slow connections closed."""
-        self._tick = tick
+        self.tick = tick
         self._refresh_date()
         if self._ext.upstreams is not None:
             self._ext.upstreams.on_tick(tick)
         if self._metrics is not None:
             self._metrics.publish()
-        if self._accept_paused and not self._stopping and self.listener is not None and self._ep is not None:
+        if self._accept_paused and not self.stopping and self.listener is not None and self._ep is not None:
             self._accept_paused = False
             self._ep.register(self.listener.fileno(), EPOLLIN)
-        if self._ext.supervisor and not self._stopping and os.getppid() != self._ext.supervisor:
+        if self._ext.supervisor and not self.stopping and os.getppid() != self._ext.supervisor:
             # The supervisor died: PR_SET_PDEATHSIG stops the worker at once on Linux;
             # this check covers other systems and a prctl that failed.
             log.warning("worker %d: supervisor %d is gone; stopping", self.index, self._ext.supervisor)
             self.request_stop()
-        elif self._stopping:
+        elif self.stopping:
             self._close_idle()
         if self._ext.side:
             for side in list(self._ext.side.values()):
@@ -1431,7 +1418,7 @@ class Worker:
                     side.on_tick(tick)
                 except Exception as exc:
                     self._contain(side.fd, exc)
-        keepalive = self._keepalive_ticks
+        keepalive = self.keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
             if conn.closed:
@@ -1441,7 +1428,7 @@ class Worker:
                 # answer an HTTP client 408, then close.
                 if not conn.out and conn.stream is None and conn.ws is None:
                     try:
-                        self._io.write(conn.fd, timeout_answer(self._server_date))
+                        self.io.write(conn.fd, timeout_answer(self.date_line))
                     except OSError:
                         pass
                 self._close(conn)
@@ -1492,7 +1479,7 @@ class _Primed(Iterator["bytes | str"]):
 
     def close(self) -> None:
         """Close the underlying stream (a generator's ``finally`` runs)."""
-        _close_iter(self._rest)
+        close_stream(self._rest)
 
 
 def _close_notify(sock: socket.socket) -> None:

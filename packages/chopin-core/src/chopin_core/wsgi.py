@@ -118,7 +118,7 @@ def wsgi_handler(app: WSGIApp, script_name: str = "") -> Handler:
             raise RuntimeError("WSGI app returned without calling start_response")
         resp = Response.stream(_chunks(start.written, first, iterator, result))
         resp.status = start.status
-        resp._content = b""  # the app's own Content-Type comes with its headers
+        resp.content_lines = b""  # the app's own Content-Type comes with its headers
         return _finish(resp, start)
 
     handle.__name__ = getattr(app, "__name__", "wsgi_app")

@@ -1,0 +1,138 @@
+"""The interface between the worker's loop and the protocols it drives.
+
+The worker serves HTTP/1.1 inline (the measured hot path).  Every other fd in its
+epoll, a TLS handshake, an HTTP/2 session, an upstream socket of the reverse proxy,
+is a :class:`Channel`: the loop calls ``on_event`` when the fd is ready, ``on_tick``
+once a second, ``stop`` on a graceful stop and ``abort`` when the worker exits.  A
+protocol uses its worker only through :class:`Loop`, these typed public names, never
+through the worker's private members, so the worker can change behind them.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..request import Request
+    from ..response import Response
+    from ..settings import Settings
+    from ..websocket import WebSocket
+
+__all__ = ["Channel", "Loop", "SocketIO"]
+
+
+class Channel(Protocol):
+    """An fd in the worker's epoll that is not a plain HTTP/1.1 connection: a TLS handshake or an HTTP/2 session.
+
+    The loop looks these up only when a ready fd is not an HTTP/1.1 connection,
+    so they cost the plain-HTTP path nothing.
+    """
+
+    fd: int
+    peer: object
+
+    @property
+    def sock(self) -> socket.socket:
+        """The channel's socket."""
+        ...
+
+    def on_event(self, events: int) -> None:
+        """The fd is ready: ``events`` is epoll's mask (IN, OUT, ERR, HUP)."""
+        ...
+
+    def on_tick(self, tick: int) -> None:
+        """Once a second: deadlines and idle checks (``tick`` is the loop's clock in seconds)."""
+        ...
+
+    def stop(self) -> None:
+        """Graceful stop: finish what is in flight, then close."""
+        ...
+
+    def abort(self) -> None:
+        """The worker exits now: close at once."""
+        ...
+
+
+class SocketIO(Protocol):
+    """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core.tls.TlsIO`."""
+
+    def read(self, fd: int, size: int, /) -> bytes:
+        """Read up to ``size`` bytes from ``fd``."""
+        ...
+
+    def write(self, fd: int, data: bytes | memoryview, /) -> int:
+        """Write ``data`` to ``fd``; the number of bytes taken."""
+        ...
+
+    def writev(self, fd: int, buffers: list[bytes | memoryview], /) -> int:
+        """Write ``buffers`` to ``fd`` in one call; the number of bytes taken."""
+        ...
+
+
+class Loop(Protocol):
+    """What a protocol may use of the worker that drives it (:class:`~chopin_core.worker.Worker` implements it).
+
+    Attributes:
+        settings: the server's settings.
+        index: the worker's number, for log lines.
+        tick: the loop's clock in whole seconds, advanced once a second.
+        date_line: the ``Server`` and ``Date`` header lines, rebuilt every tick.
+        stopping: the worker is stopping gracefully (answer with ``Connection: close``).
+        io: the socket I/O of the worker's connections (the ``os`` module, or TLS).
+        recv_size: bytes asked for per read.
+        keepalive_ticks: ticks an idle connection is kept.
+        topics: the WebSocket topics of this worker and their subscribers.
+    """
+
+    settings: Settings
+    index: int
+    tick: int
+    date_line: bytes
+    stopping: bool
+    io: SocketIO
+    recv_size: int
+    keepalive_ticks: int
+    topics: dict[str, set[WebSocket]]
+
+    @property
+    def secure(self) -> bool:
+        """Whether the worker serves TLS."""
+        ...
+
+    def watch(self, fd: int, mask: int) -> None:
+        """Add ``fd`` to the loop's epoll with event ``mask``."""
+        ...
+
+    def rewatch(self, fd: int, mask: int) -> None:
+        """Change the events the loop waits for on ``fd``."""
+        ...
+
+    def unwatch(self, fd: int) -> None:
+        """Take ``fd`` out of the loop's epoll."""
+        ...
+
+    def release(self, side: Channel, error: BaseException | None = None) -> None:
+        """Close a channel's socket and forget it (``error``: why, for the teardown hook)."""
+        ...
+
+    def serve(self, req: Request) -> Response | None:
+        """Route and answer one request; None when the pre-routing hook dropped it."""
+        ...
+
+    def account(self, req: Request, resp: Response, started: int) -> None:
+        """Metrics and access log for a response finished outside the HTTP/1.1 path."""
+        ...
+
+    def flush(self, conn: Connection) -> None:
+        """Write what is pending on an HTTP/1.1 connection (an upstream answer was added to it)."""
+        ...
+
+    def send_frame(self, conn: Connection, frame: bytes) -> bool:
+        """Queue a WebSocket frame on ``conn``; False if the connection is closed."""
+        ...
+
+    def start_closing(self, conn: Connection) -> None:
+        """A WebSocket close was sent on ``conn``: the peer must answer within ``header_timeout``."""
+        ...
