@@ -165,4 +165,3 @@ def test_app_layer_does_not_import_the_engine() -> None:
     new, gone = sorted(back - KNOWN_BACK_EDGES), sorted(KNOWN_BACK_EDGES - back)
     assert not new, f"new imports from the app layer into the engine: {new}"
     assert not gone, f"cut now, drop them from KNOWN_BACK_EDGES: {gone}"
-
