@@ -9,10 +9,12 @@ import signal
 import socket
 import struct
 import time
+import zlib
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.sync.client import connect as ws_connect
 
 
@@ -230,3 +232,71 @@ def test_iana_registered_close_codes_complete_the_handshake(server, code: int):
     while ["/echo", code, "restarting"] not in closes(server):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+# -- permessage-deflate (RFC 7692) -------------------------------------------------------
+
+
+def test_compression_is_negotiated_and_echo_works(server):
+    text = "nocturne in e minor " * 5000
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:  # offers permessage-deflate by default
+        assert ws.response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate"
+        assert [type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"]
+        for _ in range(3):  # context takeover both ways: later messages reuse the window
+            ws.send(text)
+            assert ws.recv(timeout=5) == text
+            ws.send(b"\x00\x01" * 40_000)
+            assert ws.recv(timeout=5) == b"\x00\x01" * 40_000
+        ws.send(["frag", "mented"])
+        assert ws.recv(timeout=5) == "fragmented"
+
+
+@pytest.mark.parametrize(
+    ("params", "answer"),
+    [
+        (
+            {"server_no_context_takeover": True, "client_no_context_takeover": True},
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        ({"server_max_window_bits": 10, "client_max_window_bits": 9}, "permessage-deflate; server_max_window_bits=10"),
+    ],
+)
+def test_compression_honours_the_clients_parameters(server, params, answer):
+    factory = ClientPerMessageDeflateFactory(**params)
+    with ws_connect(url(server, "/echo"), open_timeout=5, compression=None, extensions=[factory]) as ws:
+        assert ws.response.headers["Sec-WebSocket-Extensions"] == answer
+        for size in (1, 5000, 200_000):
+            ws.send("ab" * size)
+            assert ws.recv(timeout=5) == "ab" * size
+
+
+def test_compression_can_be_turned_off_per_endpoint(server):
+    with ws_connect(url(server, "/plain"), open_timeout=5) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert ws.protocol.extensions == []
+        ws.send("hello " * 100)
+        assert ws.recv(timeout=5) == "hello " * 100
+
+
+def test_compressed_bomb_closes_with_1009_and_the_worker_keeps_serving(server):
+    deflater = zlib.compressobj(wbits=-15)
+    bomb = deflater.compress(b"\x00" * 1_000_000) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    bomb = bomb[:-4]  # RFC 7692 7.2.1: the sender strips the empty block's tail
+    assert len(bomb) < 1024  # under /small's limit on the wire, 1000 times over it inflated
+    with socket.create_connection((server.host, server.port), timeout=5.0) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET /small HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n".encode()
+        )
+        head = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert b"\r\nSec-WebSocket-Extensions: permessage-deflate" in head
+        mask = b"\x01\x02\x03\x04"
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(bomb))
+        sock.sendall(bytes([0xC2, 0x80 | 126]) + struct.pack("!H", len(bomb)) + mask + body)  # FIN+RSV1, binary
+        assert read_close_code(sock) == 1009
+    with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"

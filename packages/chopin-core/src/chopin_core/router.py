@@ -172,6 +172,7 @@ class Router:
         *,
         subprotocols: Sequence[str] = (),
         max_message_size: int = 16 * 1024 * 1024,
+        compression: bool = True,
     ) -> Router:
         """Serve a WebSocket endpoint at ``path`` (a GET route that upgrades).
 
@@ -179,12 +180,18 @@ class Router:
             factory: called once per connection for its handler (a
                 :class:`~chopin_core.websocket.WebSocketHandler` subclass works).
             subprotocols: the subprotocols offered, in order of preference.
-            max_message_size: a bigger message closes the connection with 1009.
+            max_message_size: a bigger message closes the connection with 1009; for a
+                compressed message this bounds its inflated size.
+            compression: negotiate permessage-deflate (RFC 7692) when the client offers it.
         """
         from .websocket import websocket_endpoint
 
         self.route(
-            "GET", path, websocket_endpoint(factory, subprotocols=subprotocols, max_message_size=max_message_size)
+            "GET",
+            path,
+            websocket_endpoint(
+                factory, subprotocols=subprotocols, max_message_size=max_message_size, compression=compression
+            ),
         )
         return self
 

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from ._wire.ws_deflate import DeflateParams, negotiate
 from ._wire.ws_frames import check_upgrade, select_subprotocol
 from .response import Response
 
@@ -46,7 +47,7 @@ class WebSocketHandler:
 class Upgrade:
     """What an upgrade response carries to the worker."""
 
-    __slots__ = ("ctx", "factory", "key", "max_message_size", "subprotocol")
+    __slots__ = ("ctx", "deflate", "factory", "key", "max_message_size", "subprotocol")
 
     def __init__(
         self,
@@ -55,8 +56,10 @@ class Upgrade:
         key: str,
         subprotocol: str | None,
         max_message_size: int,
+        deflate: DeflateParams | None = None,
     ) -> None:
         self.ctx = ctx
+        self.deflate = deflate
         self.factory = factory
         self.key = key
         self.subprotocol = subprotocol
@@ -188,11 +191,18 @@ def websocket_endpoint(
     *,
     subprotocols: Sequence[str] = (),
     max_message_size: int = DEFAULT_MAX_MESSAGE,
+    compression: bool = True,
 ) -> Handler:
     """A route handler that validates the upgrade and hands the connection to ``factory()``'s handler.
 
     A request that is not a valid upgrade gets 400 (426 with ``Sec-WebSocket-Version: 13``
     for another protocol version).
+
+    Args:
+        factory: called once per connection for its handler.
+        subprotocols: the subprotocols offered, in order of preference.
+        max_message_size: a bigger message (inflated size, when compressed) closes with 1009.
+        compression: accept a client's permessage-deflate offer (RFC 7692).
     """
 
     def upgrade(ctx: Context) -> Response:
@@ -206,7 +216,8 @@ def websocket_endpoint(
         key = req.headers.get("sec-websocket-key") or ""
         chosen = select_subprotocol(req.headers.get("sec-websocket-protocol"), subprotocols)
         resp = Response(101)
-        resp.upgrade = Upgrade(ctx, factory, key, chosen, max_message_size)
+        deflate = negotiate(req.headers.get("sec-websocket-extensions")) if compression else None
+        resp.upgrade = Upgrade(ctx, factory, key, chosen, max_message_size, deflate)
         return resp
 
     upgrade.__doc__ = getattr(factory, "__doc__", None) or "WebSocket endpoint."

@@ -43,6 +43,7 @@ from ._wire.h1_writer import (
     error_answer,
     timeout_answer,
 )
+from ._wire.ws_deflate import PerMessageDeflate
 from ._wire.ws_frames import (
     BinaryMessage,
     CloseReceived,
@@ -843,8 +844,14 @@ class Worker:
         """Switch ``conn`` to WebSocket: the 101 head, the handler's on_open, then any early frames."""
         up = resp.upgrade
         assert isinstance(up, Upgrade)
-        out.append(handshake_response(up.key, up.subprotocol))
-        proto = WebSocketConnection(up.max_message_size)
+        if up.deflate is None:
+            out.append(handshake_response(up.key, up.subprotocol))
+            proto = WebSocketConnection(up.max_message_size)
+        else:
+            # RFC 7692 5: the accepted offer's parameters go back in the 101 head.
+            extensions = (("Sec-WebSocket-Extensions", up.deflate.response_value()),)
+            out.append(handshake_response(up.key, up.subprotocol, extensions))
+            proto = WebSocketConnection(up.max_message_size, deflate=PerMessageDeflate(up.deflate))
         try:
             handler = up.factory()
         except Exception:

@@ -37,6 +37,7 @@ class Room(WebSocketHandler):
 
 router.websocket("/echo", Echo)
 router.websocket("/small", Echo, max_message_size=1024)
+router.websocket("/plain", Echo, compression=False)
 router.websocket("/room/:room", Room, subprotocols=("chat", "superchat"))
 
 

@@ -42,6 +42,7 @@ from typing import Final, NamedTuple, Protocol, TypeAlias
 
 from ..errors import ChopinError
 from ._abnf import TCHARS
+from .ws_deflate import DeflateError, InflatedTooBig, PerMessageDeflate
 
 __all__ = [
     "BinaryMessage",
@@ -417,10 +418,13 @@ def _unmask(payload: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
-def _frame(opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
-    """One unmasked, final server frame (RFC 6455 5.2; servers never mask, 5.1)."""
+def _frame(opcode: int, payload: bytes | bytearray | memoryview, rsv1: int = 0) -> bytes:
+    """One unmasked, final server frame (RFC 6455 5.2; servers never mask, 5.1).
+
+    ``rsv1`` is ``0x40`` for a compressed message (RFC 7692 6), else 0.
+    """
     n = len(payload)
-    b0 = 0x80 | opcode
+    b0 = 0x80 | rsv1 | opcode
     if n < 126:
         head = _HEAD_7.pack(b0, n)
     elif n < 0x10000:
@@ -454,9 +458,15 @@ class WebSocketConnection:
     ERROR, :meth:`receive_data` ignores its input and returns ``[]`` (RFC 6455 5.5.1:
     nothing after a close frame is meaningful).
 
+    With ``deflate`` (permessage-deflate negotiated, RFC 7692), a data message whose first
+    frame has RSV1 set is inflated fragment by fragment, its inflated size bounded by
+    ``max_message_size`` (1009), and every message sent is compressed.  RSV1 on a control
+    frame or a continuation frame is a protocol error (RFC 7692 6.1, 1002).
+
     Args:
-        max_message_size: largest message (sum of its fragments), bytes.
+        max_message_size: largest message (sum of its fragments, inflated), bytes.
         max_frame_size: largest single data frame, bytes; ``None`` for no bound beyond the message's.
+        deflate: the permessage-deflate codec if the handshake negotiated it, else ``None``.
     """
 
     __slots__ = (
@@ -465,7 +475,9 @@ class WebSocketConnection:
         "_checked",
         "_close_received",
         "_close_sent",
+        "_compressed",
         "_decoder",
+        "_deflate",
         "_fin",
         "_mask",
         "_max_frame",
@@ -481,8 +493,15 @@ class WebSocketConnection:
         "_text_parts",
     )
 
-    def __init__(self, max_message_size: int = _DEFAULT_MAX_MESSAGE, max_frame_size: int | None = None) -> None:
+    def __init__(
+        self,
+        max_message_size: int = _DEFAULT_MAX_MESSAGE,
+        max_frame_size: int | None = None,
+        deflate: PerMessageDeflate | None = None,
+    ) -> None:
         self._max_message = max_message_size
+        self._deflate = deflate
+        self._compressed = False  # the message in progress has RSV1 (RFC 7692 6)
         self._max_frame = max_frame_size
         self._state = WebSocketState.OPEN
         self._close_sent = False
@@ -584,7 +603,8 @@ class WebSocketConnection:
                         self._partial = bytearray(memoryview(buf)[pos:end])
                         self._need = length - (end - pos)
                         pos = end
-                        if opcode == OP_TEXT or (opcode == OP_CONTINUATION and self._msg_opcode == OP_TEXT):
+                        text = opcode == OP_TEXT or (opcode == OP_CONTINUATION and self._msg_opcode == OP_TEXT)
+                        if text and not self._compressed:
                             self._start_partial_check(opcode, fin)
                         break
                 if event is not None:
@@ -638,6 +658,7 @@ class WebSocketConnection:
         """Enter ERROR and drop every buffer."""
         self._state = WebSocketState.ERROR
         self._buf = b""
+        self._compressed = False
         self._partial_check = None
         self._partial = bytearray()
         self._need = 0
@@ -658,11 +679,12 @@ class WebSocketConnection:
         b1 = buf[pos + 1]
         fin = bool(b0 & 0x80)
         opcode = b0 & 0x0F
-        if b0 & 0x70:
-            # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them; we negotiate none.
-            raise _Failure(
-                CLOSE_PROTOCOL_ERROR, f"frame has reserved bits set (0x{b0 & 0x70:02x}) without an extension"
-            )
+        rsv = b0 & 0x70
+        if rsv and not (rsv == 0x40 and self._deflate is not None and opcode in (OP_TEXT, OP_BINARY)):
+            # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them.  RFC 7692 6:
+            # permessage-deflate defines RSV1, on the first frame of a data message only
+            # (6.1: never on a control frame or a continuation).
+            raise _Failure(CLOSE_PROTOCOL_ERROR, f"frame (opcode 0x{opcode:x}) has reserved bits set (0x{rsv:02x})")
         if not b1 & 0x80:
             # RFC 6455 5.1: the server MUST close on an unmasked client frame.
             raise _Failure(CLOSE_PROTOCOL_ERROR, "client frame is not masked")
@@ -685,6 +707,8 @@ class WebSocketConnection:
                     raise _Failure(CLOSE_PROTOCOL_ERROR, "continuation frame without a message in progress")
             elif self._msg_opcode:
                 raise _Failure(CLOSE_PROTOCOL_ERROR, "new data frame while a fragmented message is in progress")
+            else:
+                self._compressed = bool(rsv)
             if length == 126:
                 if end - pos < 4:
                     return None
@@ -714,6 +738,8 @@ class WebSocketConnection:
 
     def _on_frame(self, opcode: int, fin: bool, payload: bytes) -> Event | None:
         """Turn one whole, unmasked frame into an event (``None`` for a non-final fragment)."""
+        if self._compressed and opcode <= OP_BINARY:
+            return self._on_compressed(opcode, fin, payload)
         if opcode == OP_TEXT:
             if fin:
                 try:
@@ -755,6 +781,37 @@ class WebSocketConnection:
             return Pong(payload)
         return self._on_close(payload)
 
+    def _on_compressed(self, opcode: int, fin: bool, payload: bytes) -> Event | None:
+        """One frame of a compressed message: inflate it, bounded by the message limit (RFC 7692 7.2.2)."""
+        assert self._deflate is not None
+        if opcode != OP_CONTINUATION:
+            self._msg_opcode = opcode
+            self._msg_size = 0
+            self._msg_parts = []
+        try:
+            data = self._deflate.inflate(payload, fin, self._max_message - self._msg_size)
+        except InflatedTooBig:
+            raise _Failure(
+                CLOSE_TOO_BIG, f"compressed message inflates past the limit of {self._max_message} bytes"
+            ) from None
+        except DeflateError as exc:
+            raise _Failure(CLOSE_INVALID_DATA, str(exc)) from None
+        self._msg_size += len(data)
+        self._msg_parts.append(data)
+        if not fin:
+            return None
+        whole = b"".join(self._msg_parts)
+        text = self._msg_opcode == OP_TEXT
+        self._reset_message()
+        if not text:
+            return BinaryMessage(whole)
+        try:
+            return TextMessage(whole.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise _Failure(
+                CLOSE_INVALID_DATA, f"text message is not valid UTF-8: {exc.reason} at byte {exc.start}"
+            ) from None
+
     def _decode_fragment(self, payload: bytes, final: bool) -> str:
         """UTF-8 decode one fragment; a character may straddle fragments (RFC 6455 8.1)."""
         assert self._decoder is not None
@@ -765,6 +822,7 @@ class WebSocketConnection:
 
     def _reset_message(self) -> None:
         self._msg_opcode = 0
+        self._compressed = False
         self._msg_size = 0
         self._msg_parts = []
         self._text_parts = []
@@ -805,6 +863,8 @@ class WebSocketConnection:
             LocalProtocolError: a close frame was already sent.
         """
         self._check_can_send("a text message")
+        if self._deflate is not None:
+            return _frame(OP_TEXT, self._deflate.compress(text.encode("utf-8")), 0x40)
         return _frame(OP_TEXT, text.encode("utf-8"))
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
@@ -814,6 +874,8 @@ class WebSocketConnection:
             LocalProtocolError: a close frame was already sent.
         """
         self._check_can_send("a binary message")
+        if self._deflate is not None:
+            return _frame(OP_BINARY, self._deflate.compress(data), 0x40)
         return _frame(OP_BINARY, data)
 
     def send_ping(self, payload: bytes = b"") -> bytes:
