@@ -3,7 +3,9 @@
 ``router.websocket("/chat", ChatHandler)`` answers the upgrade (RFC 6455 4.2) and
 then keeps the connection in the same loop as HTTP connections: each read goes
 through the sans-IO codec (:mod:`chopin_core._wire.ws_frames`) and whole messages
-are handed to the handler.  Handlers run synchronously in the worker, so they must
+are handed to the handler; permessage-deflate (RFC 7692,
+:mod:`chopin_core._wire.ws_deflate`) is negotiated when the client offers it, unless the
+endpoint says ``compression=False``.  Handlers run synchronously in the worker, so they must
 not block; ``ws.send`` only queues bytes, which the loop writes as the socket takes
 them.  Topics give a broadcast within the worker (workers share nothing: to reach
 every worker, publish through an outside bus such as PostgreSQL LISTEN/NOTIFY).
