@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from kowito_json import ValidationError, decoder_for
 
+from .cookies import parse_cookie_header
 from .errors import ExtractError
 from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
@@ -50,7 +51,9 @@ class Context:
         state: a dict middleware may use to pass values to handlers.
     """
 
-    __slots__ = ("_state", "params", "req")
+    # _cookies is left unset until asked for: the hot path pays nothing for it.
+    __slots__ = ("_cookies", "_state", "params", "req")
+    _cookies: Mapping[str, str]
 
     def __init__(self, req: Request, params: dict[str, str]) -> None:
         self.req = req
@@ -75,6 +78,19 @@ class Context:
 
             return unquote(value)
         return value
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """The request's cookies by name, parsed from ``Cookie`` on first use (RFC 6265 5.4).
+
+        Malformed pairs are skipped, never guessed at; see
+        :func:`chopin_core.cookies.parse_cookie_header`.
+        """
+        try:
+            return self._cookies
+        except AttributeError:
+            cookies = self._cookies = parse_cookie_header(self.req.headers.get_all("cookie"))
+            return cookies
 
     def header(self, name: str) -> str | None:
         """The request header ``name`` (case-insensitive), or ``None``."""
