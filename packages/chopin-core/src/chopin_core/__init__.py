@@ -35,6 +35,7 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
+from .forms import FormData
 from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
@@ -62,6 +63,7 @@ __all__ = [
     "Context",
     "ExtractError",
     "Extractor",
+    "FormData",
     "Handler",
     "HeadTooLarge",
     "Headers",

@@ -10,6 +10,7 @@ from kowito_json import ValidationError, decoder_for
 
 from .cookies import parse_cookie_header
 from .errors import ExtractError
+from .forms import MAX_FORM_FIELD_SIZE, MAX_FORM_FIELDS, URLENCODED, FormData, parse_urlencoded
 from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
 from .response import Response
@@ -147,6 +148,28 @@ class Context:
         return parse_multipart(
             self.req.body, self.req.headers.get("content-type"), max_parts=max_parts, max_part_header=max_part_header
         )
+
+    def form(self, *, max_fields: int = MAX_FORM_FIELDS, max_field_size: int = MAX_FORM_FIELD_SIZE) -> FormData:
+        """The ``application/x-www-form-urlencoded`` body as a :class:`~chopin_core.forms.FormData`.
+
+        ``form["name"]`` is the first value of a field, ``form.getlist("name")`` all of
+        them (repeated keys are kept, in order).  For ``multipart/form-data`` use
+        :meth:`multipart`.  Left uncaught, the :class:`ExtractError` becomes its response.
+
+        Args:
+            max_fields: fields allowed (413 past it; default ``MAX_FORM_FIELDS``, 1000).
+            max_field_size: bytes of one encoded ``name=value`` pair (413 past it;
+                default ``MAX_FORM_FIELD_SIZE``, 64 KiB).
+
+        Raises:
+            ExtractError: 415 for another content type, 413 past a bound, 400 for
+                bytes that are not UTF-8.
+        """
+        ctype = self.req.headers.get("content-type") or ""
+        if ctype.partition(";")[0].strip().lower() != URLENCODED:
+            hint = "; use ctx.multipart() for multipart/form-data" if "multipart/" in ctype.lower() else ""
+            raise ExtractError(f"form: expected Content-Type {URLENCODED}, got {ctype or 'none'!r}{hint}", 415)
+        return parse_urlencoded(self.req.body, max_fields=max_fields, max_field_size=max_field_size)
 
     def json(self, value: Any, status: int = 200) -> Response:
         """A JSON response of ``value``."""

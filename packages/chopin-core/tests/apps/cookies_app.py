@@ -25,4 +25,14 @@ def set_cookies(ctx: Context) -> Response:
     return resp.delete_cookie("old")
 
 
+@router.post("/form")
+def form(ctx: Context) -> Response:
+    return ctx.json(ctx.form().to_lists())
+
+
+@router.post("/form/limited")
+def limited(ctx: Context) -> Response:
+    return ctx.json(ctx.form(max_fields=2, max_field_size=16).to_lists())
+
+
 app = router
