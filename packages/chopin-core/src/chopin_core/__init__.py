@@ -41,6 +41,7 @@ from .request import Headers, Request
 from .response import Response
 from .router import Router, RouteTable
 from .server import Chopin
+from .sessions import SessionSigner, sessions
 from .settings import Settings
 from .testclient import TestClient, TestResponse
 from .types import Handler, Middleware
@@ -81,6 +82,7 @@ __all__ = [
     "RouteConflict",
     "RouteTable",
     "Router",
+    "SessionSigner",
     "Settings",
     "TestClient",
     "TestResponse",
@@ -101,4 +103,5 @@ __all__ = [
     "proxy",
     "put",
     "route",
+    "sessions",
 ]

@@ -7,7 +7,9 @@ urlencoded form as JSON, lists of values by name).
 
 from __future__ import annotations
 
-from chopin_core import Context, Response, Router
+import os
+
+from chopin_core import Context, Response, Router, sessions
 
 router = Router()
 
@@ -35,4 +37,29 @@ def limited(ctx: Context) -> Response:
     return ctx.json(ctx.form(max_fields=2, max_field_size=16).to_lists())
 
 
+# Sessions: /visit counts visits in a signed cookie, /peek reads it, /logout empties it.
+# SESSION_KEYS (comma-separated, newest first) lets a test restart with rotated keys.
+visits = Router()
+visits.layer(sessions(os.environ.get("SESSION_KEYS", "old-key-0123456789abcdef").split(","), secure=False))
+
+
+@visits.get("/visit")
+def visit(ctx: Context) -> Response:
+    session = ctx.state["session"]
+    session["n"] = session.get("n", 0) + 1
+    return ctx.json(session)
+
+
+@visits.get("/peek")
+def peek(ctx: Context) -> Response:
+    return ctx.json(ctx.state["session"])
+
+
+@visits.get("/logout")
+def logout(ctx: Context) -> Response:
+    ctx.state["session"].clear()
+    return Response.text("bye")
+
+
+router.merge(visits)
 app = router
