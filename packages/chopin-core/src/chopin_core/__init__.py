@@ -35,11 +35,13 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
+from .forms import FormData
 from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
 from .router import Router, RouteTable
 from .server import Chopin
+from .sessions import SessionSigner, sessions
 from .settings import Settings
 from .testclient import TestClient, TestResponse
 from .types import Handler, Middleware
@@ -62,6 +64,7 @@ __all__ = [
     "Context",
     "ExtractError",
     "Extractor",
+    "FormData",
     "Handler",
     "HeadTooLarge",
     "Headers",
@@ -79,6 +82,7 @@ __all__ = [
     "RouteConflict",
     "RouteTable",
     "Router",
+    "SessionSigner",
     "Settings",
     "TestClient",
     "TestResponse",
@@ -99,4 +103,5 @@ __all__ = [
     "proxy",
     "put",
     "route",
+    "sessions",
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from kowito_json import ValidationError, decoder_for
 
+from .cookies import parse_cookie_header
 from .errors import ExtractError
+from .forms import MAX_FORM_FIELD_SIZE, MAX_FORM_FIELDS, URLENCODED, FormData, parse_urlencoded
 from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
 from .response import Response
@@ -50,7 +52,9 @@ class Context:
         state: a dict middleware may use to pass values to handlers.
     """
 
-    __slots__ = ("_state", "params", "req")
+    # _cookies is left unset until asked for: the hot path pays nothing for it.
+    __slots__ = ("_cookies", "_state", "params", "req")
+    _cookies: Mapping[str, str]
 
     def __init__(self, req: Request, params: dict[str, str]) -> None:
         self.req = req
@@ -75,6 +79,19 @@ class Context:
 
             return unquote(value)
         return value
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """The request's cookies by name, parsed from ``Cookie`` on first use (RFC 6265 5.4).
+
+        Malformed pairs are skipped, never guessed at; see
+        :func:`chopin_core.cookies.parse_cookie_header`.
+        """
+        try:
+            return self._cookies
+        except AttributeError:
+            cookies = self._cookies = parse_cookie_header(self.req.headers.get_all("cookie"))
+            return cookies
 
     def header(self, name: str) -> str | None:
         """The request header ``name`` (case-insensitive), or ``None``."""
@@ -131,6 +148,28 @@ class Context:
         return parse_multipart(
             self.req.body, self.req.headers.get("content-type"), max_parts=max_parts, max_part_header=max_part_header
         )
+
+    def form(self, *, max_fields: int = MAX_FORM_FIELDS, max_field_size: int = MAX_FORM_FIELD_SIZE) -> FormData:
+        """The ``application/x-www-form-urlencoded`` body as a :class:`~chopin_core.forms.FormData`.
+
+        ``form["name"]`` is the first value of a field, ``form.getlist("name")`` all of
+        them (repeated keys are kept, in order).  For ``multipart/form-data`` use
+        :meth:`multipart`.  Left uncaught, the :class:`ExtractError` becomes its response.
+
+        Args:
+            max_fields: fields allowed (413 past it; default ``MAX_FORM_FIELDS``, 1000).
+            max_field_size: bytes of one encoded ``name=value`` pair (413 past it;
+                default ``MAX_FORM_FIELD_SIZE``, 64 KiB).
+
+        Raises:
+            ExtractError: 415 for another content type, 413 past a bound, 400 for
+                bytes that are not UTF-8.
+        """
+        ctype = self.req.headers.get("content-type") or ""
+        if ctype.partition(";")[0].strip().lower() != URLENCODED:
+            hint = "; use ctx.multipart() for multipart/form-data" if "multipart/" in ctype.lower() else ""
+            raise ExtractError(f"form: expected Content-Type {URLENCODED}, got {ctype or 'none'!r}{hint}", 415)
+        return parse_urlencoded(self.req.body, max_fields=max_fields, max_field_size=max_field_size)
 
     def json(self, value: Any, status: int = 200) -> Response:
         """A JSON response of ``value``."""

@@ -8,6 +8,7 @@ common ``Content-Length`` lines are pre-encoded tables.
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ import kowito_json
 
 from ._wire._abnf import TCHARS
 from ._wire.h1_writer import CL_LINES, TEXT_PLAIN, content_length_line, status_line
+from .cookies import format_delete_cookie, format_set_cookie
 from .files import FileBody, content_type_line, if_range_holds, open_file, parse_range, validator_lines
 from .files import http_date as format_http_date
 
@@ -291,6 +293,56 @@ class Response:
             self.close = True
             return self
         self.extra_lines += _encode_header(name, value)
+        return self
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        max_age: int | datetime.timedelta | None = None,
+        expires: datetime.datetime | float | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "Lax",
+    ) -> Response:
+        """Add a ``Set-Cookie`` line (RFC 6265 4.1); call it again for more cookies.
+
+        The arguments are those of :func:`chopin_core.cookies.format_set_cookie`:
+        ``samesite="None"`` needs ``secure=True``, names must be tokens and values
+        cookie-octets (encode anything else first).
+
+        Raises:
+            ValueError: a name, value or attribute that cannot be sent safely.
+        """
+        line = format_set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            expires=expires,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+        )
+        self.extra_lines += b"Set-Cookie: " + line.encode("ascii") + b"\r\n"
+        return self
+
+    def delete_cookie(
+        self, name: str, *, path: str | None = "/", domain: str | None = None, secure: bool = False
+    ) -> Response:
+        """Add a ``Set-Cookie`` line that removes cookie ``name`` (``Max-Age=0``, expired).
+
+        ``path`` and ``domain`` must be the ones the cookie was set with.
+
+        Raises:
+            ValueError: ``name``, ``path`` or ``domain`` is malformed.
+        """
+        line = format_delete_cookie(name, path=path, domain=domain, secure=secure)
+        self.extra_lines += b"Set-Cookie: " + line.encode("ascii") + b"\r\n"
         return self
 
     @property
