@@ -2,7 +2,8 @@
 
 Every step is a subprocess: ``chopin new``, ``chopin generate scaffold``, ``chopin generate
 auth``, ``chopin migrate up``, ``chopin check``, then ``pytest`` inside the new project
-(its generated tests use ``TestClient`` against the scratch database), then the app itself
+(its generated tests use ``TestClient`` on a test database of their own, made by the project's
+``tests/conftest.py``, and leave the scratch database alone), then the app itself
 (``python -m shop``, two workers) answering sign-up/sign-in/me/sign-out over a real socket.
 The database is a scratch one on the real server at 127.0.0.1:5432 (trust auth).
 """
@@ -94,10 +95,9 @@ def test_scaffolded_app_with_generated_auth_passes_its_generated_tests_and_serve
     assert passed is not None and int(passed.group(1)) >= 10, tests.stdout  # 5 CRUD + 5 auth, and `chopin new`'s
     assert "test_auth.py" in _run(["-m", "pytest", "--collect-only", "-q"], root, env).stdout
 
-    with chopin_pg.connect(scratch_db) as conn:
-        stored = conn.query_scalar("SELECT password_hash FROM users LIMIT 1")
-        conn.execute("TRUNCATE users RESTART IDENTITY CASCADE")
-    assert str(stored).startswith("$argon2id$")
+    with chopin_pg.connect(scratch_db) as conn:  # the tests ran on a database of their own
+        assert conn.query_scalar("SELECT count(*) FROM users") == 0
+        assert conn.query_scalar("SELECT count(*) FROM products") == 0
 
     port = _free_port()
     log = tmp_path / "serve.log"
@@ -124,6 +124,8 @@ def test_scaffolded_app_with_generated_auth_passes_its_generated_tests_and_serve
             time.sleep(0.1)
         creds = {"email": "ada@example.com", "password": "correct horse battery"}
         assert httpx.post(base + "/auth/sign-up", json=creds, timeout=30).status_code == 201
+        with chopin_pg.connect(scratch_db) as conn:
+            assert str(conn.query_scalar("SELECT password_hash FROM users")).startswith("$argon2id$")
         token = httpx.post(base + "/auth/sign-in", json=creds, timeout=30).json()["access_token"]
         bearer = {"Authorization": f"Bearer {token}"}
         assert httpx.get(base + "/auth/me", headers=bearer, timeout=10).json()["email"] == creds["email"]

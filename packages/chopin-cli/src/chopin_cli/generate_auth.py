@@ -2,8 +2,10 @@
 
 Writes the ``User`` model and its migration (through ``chopin generate model``),
 ``src/<pkg>/auth.py`` (the routes under ``/auth``; the JWT manager is installed when
-``mount_all_routes`` imports the module), the shared ``src/<pkg>/database.py``,
-``tests/test_auth.py``, and a random ``JWT_SECRET`` in ``.env`` when it has none.
+``mount_all_routes`` imports the module) on the project's ``src/<pkg>/db.py`` pool,
+``tests/test_auth.py`` (on ``tests/conftest.py``'s ``client`` and ``database_url``), and a
+random ``JWT_SECRET`` in ``.env`` when it has none.  A project without ``db.py`` or
+``conftest.py`` gets compatible ones, as with ``chopin generate scaffold``.
 Sign-out revokes the token's ``jti`` in PostgreSQL (chopin-auth's ``PgRevocations``),
 so every worker refuses it.
 """
@@ -16,7 +18,7 @@ from string import Template
 
 from .errors import ProjectError
 from .fields import snake_case
-from .generate_scaffold import write_database_module
+from .generate_scaffold import check_db_wiring, write_db_wiring
 from .modelgen import generate_model
 from .project import Project
 
@@ -35,7 +37,9 @@ environment or ``.env``); sign-out revokes the token in PostgreSQL, for every wo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from chopin_auth import Auth, JwtManager, PasswordHasher, TokenBlacklist, init_jwt_manager
 from chopin_auth.registry import has_jwt_manager
@@ -43,10 +47,12 @@ from chopin_auth.revocation_pg import PgRevocations
 from chopin_core import Context, Json, Response, get, post
 from chopin_pg import UniqueViolation
 
-from .database import pool, setting
+from $package import db
+
 from .models.user import User
 
 MIN_PASSWORD_LENGTH = 8
+_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 
 
 @dataclass
@@ -66,14 +72,21 @@ class Claims:
 
 
 def _secret() -> str:
-    secret = setting("JWT_SECRET")
+    # The environment wins; else the project's .env (``python -m`` does not load it).
+    secret = os.environ.get("JWT_SECRET")
+    if secret is None and _ENV_FILE.is_file():
+        for line in _ENV_FILE.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.strip().removeprefix("export ").partition("=")
+            if sep and key.strip() == "JWT_SECRET":
+                secret = value.strip().strip("\\"'")
     if not secret:
         raise RuntimeError("JWT_SECRET is not set (environment or .env); use 32 random bytes or more")
     return secret
 
 
 hasher = PasswordHasher.interactive()
-blacklist = TokenBlacklist(PgRevocations(setting("DATABASE_URL")))
+# Connects on first use, to the database db.pool() uses (DATABASE_URL, then the libpq variables).
+blacklist = TokenBlacklist(PgRevocations())
 manager = JwtManager(_secret()).with_blacklist(blacklist)
 if not has_jwt_manager():
     init_jwt_manager(manager)  # mount_all_routes imports this module before the app serves
@@ -94,7 +107,7 @@ def sign_up(ctx: Context) -> Response:
         return Response.json({"error": f"password: at least {MIN_PASSWORD_LENGTH} characters"}, 422)
     user = User(email=email, password_hash=hasher.hash(body.password))
     try:
-        with pool().get() as conn:
+        with db.pool().get() as conn:
             user.insert(conn)
     except UniqueViolation:
         return Response.json({"error": "email already registered"}, 409)
@@ -105,7 +118,7 @@ def sign_up(ctx: Context) -> Response:
 def sign_in(ctx: Context) -> Response:
     """Exchange an email and password for a bearer token (401 when either is wrong)."""
     body = ctx.extract(Json[Credentials])
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         user = User.query().filter(User.email == body.email.strip().lower()).first(conn)
     if user is None:
         hasher.dummy_verify(body.password)  # as slow as a wrong password: emails stay secret
@@ -130,7 +143,7 @@ def sign_out(ctx: Context) -> Response:
 def me(ctx: Context) -> Response:
     """The signed-in user (401 without a valid token)."""
     auth = ctx.extract(Auth[Claims])
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         user = User.get_or_none(conn, int(auth.claims.sub))
     if user is None:
         return Response.json({"error": "no such user"}, 404)
@@ -138,32 +151,22 @@ def me(ctx: Context) -> Response:
 ''')
 
 AUTH_TEST = Template('''\
-"""Sign-up, sign-in, me and sign-out against the database DATABASE_URL names (migrated here)."""
+"""Sign-up, sign-in, me and sign-out on the test run's own database (``tests/conftest.py``)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import chopin_pg
 import pytest
 from chopin_core import TestClient
-from chopin_orm import Migrator
-
-from $package.app import create_app
-from $package.database import setting
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery"
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    url = setting("DATABASE_URL")
-    assert url, "set DATABASE_URL (or .env) to a database these tests may empty"
-    with chopin_pg.connect(url) as conn:
-        Migrator(conn, Path(__file__).resolve().parents[1] / "migrations").up()
+@pytest.fixture(autouse=True)
+def empty_users(database_url: str) -> None:
+    """Each test starts without accounts (ids from 1 again)."""
+    with chopin_pg.connect(database_url) as conn:
         conn.execute("TRUNCATE users RESTART IDENTITY CASCADE")
-    yield TestClient(create_app())
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -230,7 +233,8 @@ def generate_auth(project: Project) -> tuple[list[Path], bool]:
     """Write the accounts feature; returns the files created, in order, and whether ``.env`` got a secret.
 
     Raises:
-        ProjectError: a file it would write exists (nothing is written then).
+        ProjectError: a file it would write exists, or ``tests/conftest.py`` lacks the
+            fixtures the tests use (nothing is written then).
     """
     auth = project.package_dir / "auth.py"
     test = project.root / "tests" / "test_auth.py"
@@ -238,13 +242,12 @@ def generate_auth(project: Project) -> tuple[list[Path], bool]:
     for path in (auth, test, model):
         if path.exists():
             raise ProjectError(f"{path} already exists (has `chopin generate auth` run already?)")
+    check_db_wiring(project)
     written = list(generate_model(project, "User", list(USER_FIELDS)))
-    database = write_database_module(project)
-    if database is not None:
-        written.append(database)
-    auth.write_text(AUTH_MODULE.substitute(), encoding="utf-8")
+    written += write_db_wiring(project)
+    auth.write_text(AUTH_MODULE.substitute(package=project.package), encoding="utf-8")
     written.append(auth)
     test.parent.mkdir(exist_ok=True)
-    test.write_text(AUTH_TEST.substitute(package=project.package), encoding="utf-8")
+    test.write_text(AUTH_TEST.substitute(), encoding="utf-8")
     written.append(test)
     return written, _ensure_secret(project.root / ".env")

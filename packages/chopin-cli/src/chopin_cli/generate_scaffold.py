@@ -2,14 +2,16 @@
 
 The model and migration are ``chopin generate model``'s (:func:`~chopin_cli.modelgen.generate_model`);
 this module adds ``src/<pkg>/<table>_routes.py`` (list, show, create, update, delete under
-``/<table>``, found by ``mount_all_routes``), the shared ``src/<pkg>/database.py`` (one
-pool per worker process, ``DATABASE_URL`` from the environment or the project's ``.env``)
-and ``tests/test_<table>_routes.py`` (TestClient against the database ``DATABASE_URL`` names,
-migrated by the test itself).  Only validated identifiers are substituted into the text.
+``/<table>``, found by ``mount_all_routes``) on the project's ``src/<pkg>/db.py`` pool
+(``db.pool()``), and ``tests/test_<table>_routes.py`` (the ``client`` and ``database_url``
+fixtures of ``tests/conftest.py``: the test run's own database; the table emptied before
+each test).  A project without ``db.py`` or ``conftest.py`` (made before ``chopin new``
+wrote them) gets compatible ones.  Only validated identifiers are substituted into the text.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from string import Template
 
@@ -17,8 +19,12 @@ from .errors import FieldSpecError, ProjectError
 from .fields import FieldSpec, parse_fields, snake_case, table_name_for, validate_model_name, validate_table_name
 from .modelgen import generate_model
 from .project import Project
+from .templates import CONFTEST
 
-__all__ = ["DATABASE_MODULE", "SAMPLE_JSON", "generate_scaffold", "write_database_module"]
+__all__ = ["DB_MODULE", "SAMPLE_JSON", "check_db_wiring", "generate_scaffold", "write_db_wiring"]
+
+#: The fixtures of ``tests/conftest.py`` the generated tests use.
+_FIXTURES = ("database_url", "client")
 
 #: A JSON value each CLI field type accepts (the generated tests post it).
 SAMPLE_JSON: dict[str, str] = {
@@ -37,45 +43,39 @@ SAMPLE_JSON: dict[str, str] = {
     "bytes": '"aGVsbG8="',
 }
 
-DATABASE_MODULE = Template('''\
-"""The database of $package: one connection pool per worker process, opened on first use.
+DB_MODULE = Template('''\
+"""The database of $package: one connection pool per worker process.
 
-``DATABASE_URL`` comes from the environment, else from the project's ``.env``.
-Written by ``chopin generate``; edit freely.
+Written by ``chopin generate`` for a project that had no ``db.py`` (``chopin new`` writes
+one).  ``open_pool`` may be registered with ``app.on_worker_start``; without it ``pool()``
+opens this process's pool on first use.  The database is found as every Chopin tool finds
+it: ``DATABASE_URL``, then the libpq variables.  Edit freely.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from chopin_pg import PgConfig, PgPool
+from chopin_pg import PgPool, PgPoolConfig
 
-_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
-_pools: dict[int, PgPool] = {}  # by process id: a forked worker never shares its parent's sockets
+#: Each process's pool, by process id: a forked worker never uses its parent's sockets.
+POOLS: dict[int, PgPool] = {}
+#: Connections per worker (a worker runs one handler at a time).
+POOL_SIZE = 4
+#: Seconds a request waits for a free connection before it fails.
+CHECKOUT_TIMEOUT = 2.0
 
 
-def setting(name: str) -> str | None:
-    """``name`` from the environment, else from the project's ``.env`` (``NAME=value`` lines)."""
-    value = os.environ.get(name)
-    if value is not None or not _ENV_FILE.is_file():
-        return value
-    for line in _ENV_FILE.read_text(encoding="utf-8").splitlines():
-        key, sep, raw = line.strip().partition("=")
-        if sep and key.strip() == name:
-            return raw.strip().strip("\\"'")
-    return None
+def open_pool(worker_index: int = 0) -> None:
+    """Give this process its pool (``app.on_worker_start(db.open_pool)``; tests call it too)."""
+    POOLS[os.getpid()] = PgPool(None, PgPoolConfig().max_size(POOL_SIZE).checkout_timeout(CHECKOUT_TIMEOUT))
 
 
 def pool() -> PgPool:
-    """This process's pool on ``DATABASE_URL``."""
-    found = _pools.get(os.getpid())
-    if found is None:
-        url = setting("DATABASE_URL")
-        if not url:
-            raise RuntimeError("DATABASE_URL is not set (in the environment or .env)")
-        found = _pools[os.getpid()] = PgPool(PgConfig.from_url(url))
-    return found
+    """This process's pool: ``with pool().get() as conn: ...`` (opened on first use)."""
+    if os.getpid() not in POOLS:
+        open_pool()
+    return POOLS[os.getpid()]
 ''')
 
 ROUTES_MODULE = Template('''\
@@ -92,7 +92,8 @@ from typing import Any
 $imports
 from chopin_core import Context, Json, Query, Response, delete, get, post, put
 
-from .database import pool
+from $package import db
+
 from .models.$module import $model
 
 
@@ -125,7 +126,7 @@ def list_$table(ctx: Context) -> Response:
     """List $table, oldest first (``limit`` at most 500)."""
     page = ctx.extract(Query[Page])
     limit = min(max(page.limit, 0), 500)
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         rows = $model.query().order_by($model.id).limit(limit).offset(max(page.offset, 0)).all(conn)
     return Response.json([_as_json(row) for row in rows])
 
@@ -134,7 +135,7 @@ def list_$table(ctx: Context) -> Response:
 def show_$singular(ctx: Context) -> Response:
     """One $singular by id (404 if there is none)."""
     key = _id(ctx)
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         row = $model.get_or_none(conn, key) if key is not None else None
     if row is None:
         return Response.json({"error": "not found"}, 404)
@@ -146,7 +147,7 @@ def create_$singular(ctx: Context) -> Response:
     """Create a $singular from the JSON body (201 with the stored row)."""
     body = ctx.extract(Json[${model}Input])
     row = $model($from_body)
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         row.insert(conn)
         row.refresh(conn)  # the stored values (numeric scale, defaults) rather than the sent ones
     return Response.json(_as_json(row), 201)
@@ -157,7 +158,7 @@ def update_$singular(ctx: Context) -> Response:
     """Replace a $singular's fields with the JSON body (404 if there is none)."""
     body = ctx.extract(Json[${model}Input])
     key = _id(ctx)
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         row = $model.get_or_none(conn, key) if key is not None else None
         if row is None:
             return Response.json({"error": "not found"}, 404)
@@ -171,7 +172,7 @@ $assign_from_body
 def delete_$singular(ctx: Context) -> Response:
     """Delete a $singular (204; 404 if there is none)."""
     key = _id(ctx)
-    with pool().get() as conn:
+    with db.pool().get() as conn:
         row = $model.get_or_none(conn, key) if key is not None else None
         if row is None:
             return Response.json({"error": "not found"}, 404)
@@ -180,33 +181,24 @@ def delete_$singular(ctx: Context) -> Response:
 ''')
 
 ROUTES_TEST = Template('''\
-"""The $table routes against the database DATABASE_URL names (migrated here, emptied before each test)."""
+"""The $table routes on the test run's own database (``tests/conftest.py``), emptied before each test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import chopin_pg
 import pytest
 from chopin_core import TestClient
-from chopin_orm import Migrator
-
-from $package.app import create_app
-from $package.database import setting
 
 SAMPLE: dict[str, Any] = {$sample}
 
 
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    url = setting("DATABASE_URL")
-    assert url, "set DATABASE_URL (or .env) to a database these tests may empty"
-    with chopin_pg.connect(url) as conn:
-        Migrator(conn, Path(__file__).resolve().parents[1] / "migrations").up()
+@pytest.fixture(autouse=True)
+def empty_table(database_url: str) -> None:
+    """Each test starts from an empty ``$table`` (ids from 1 again)."""
+    with chopin_pg.connect(database_url) as conn:
         conn.execute("TRUNCATE $table RESTART IDENTITY CASCADE")
-    yield TestClient(create_app())
 
 
 def test_create_then_show(client: TestClient) -> None:
@@ -249,13 +241,40 @@ def test_bad_bodies_are_refused(client: TestClient) -> None:
 ''')
 
 
-def write_database_module(project: Project) -> Path | None:
-    """Write ``src/<pkg>/database.py`` unless it exists; returns the path when written."""
-    path = project.package_dir / "database.py"
-    if path.exists():
-        return None
-    path.write_text(DATABASE_MODULE.substitute(package=project.package), encoding="utf-8")
-    return path
+def check_db_wiring(project: Project) -> None:
+    """Refuse a project whose ``tests/conftest.py`` lacks the fixtures generated tests use.
+
+    Raises:
+        ProjectError: ``tests/conftest.py`` exists without ``database_url`` or ``client``.
+    """
+    conftest = project.root / "tests" / "conftest.py"
+    if not conftest.is_file():
+        return
+    text = conftest.read_text(encoding="utf-8")
+    missing = [name for name in _FIXTURES if not re.search(rf"^def {name}\(", text, re.MULTILINE)]
+    if missing:
+        raise ProjectError(
+            f"{conftest} has no {' or '.join(missing)} fixture, which the generated tests use "
+            "(see the conftest.py `chopin new` writes)"
+        )
+
+
+def write_db_wiring(project: Project) -> list[Path]:
+    """Write ``src/<pkg>/db.py`` and ``tests/conftest.py`` where the project lacks them; returns those written.
+
+    Projects made by ``chopin new`` have both: the generated code then uses them as they are.
+    """
+    written = []
+    db = project.package_dir / "db.py"
+    if not db.exists():
+        db.write_text(DB_MODULE.substitute(package=project.package), encoding="utf-8")
+        written.append(db)
+    conftest = project.root / "tests" / "conftest.py"
+    if not conftest.exists():
+        conftest.parent.mkdir(exist_ok=True)
+        conftest.write_text(CONFTEST.substitute(package=project.package), encoding="utf-8")
+        written.append(conftest)
+    return written
 
 
 def _sample_key(f: FieldSpec) -> str:
@@ -264,14 +283,15 @@ def _sample_key(f: FieldSpec) -> str:
 
 
 def generate_scaffold(project: Project, name: str, specs: list[str], table: str | None = None) -> list[Path]:
-    """Write the model, its migration, the CRUD routes, the database module and the tests.
+    """Write the model, its migration, the CRUD routes and their tests (and ``db.py``/``conftest.py`` if missing).
 
     Returns:
         The files written, in order.
 
     Raises:
         FieldSpecError: a bad model name, table name or field spec.
-        ProjectError: a file it would write exists (nothing is written then).
+        ProjectError: a file it would write exists, or ``tests/conftest.py`` lacks the
+            fixtures the tests use (nothing is written then).
     """
     validate_model_name(name)
     fields = parse_fields(specs)
@@ -284,10 +304,9 @@ def generate_scaffold(project: Project, name: str, specs: list[str], table: str 
     for path in (routes, test):
         if path.exists():
             raise ProjectError(f"{path} already exists")
+    check_db_wiring(project)
     written = list(generate_model(project, name, specs, table))
-    database = write_database_module(project)
-    if database is not None:
-        written.append(database)
+    written += write_db_wiring(project)
     imports = sorted({line for f in fields for line in f.field_type.imports})
     ordered = [f for f in fields if not f.nullable] + [f for f in fields if f.nullable]
     input_fields = "\n".join(
@@ -296,6 +315,7 @@ def generate_scaffold(project: Project, name: str, specs: list[str], table: str 
     routes.write_text(
         ROUTES_MODULE.substitute(
             model=name,
+            package=project.package,
             table=table,
             singular=module,
             module=module,
@@ -310,6 +330,6 @@ def generate_scaffold(project: Project, name: str, specs: list[str], table: str 
     written.append(routes)
     test.parent.mkdir(exist_ok=True)
     sample = ", ".join(f'"{f.name}": {SAMPLE_JSON[_sample_key(f)]}' for f in fields)
-    test.write_text(ROUTES_TEST.substitute(package=project.package, table=table, sample=sample), encoding="utf-8")
+    test.write_text(ROUTES_TEST.substitute(table=table, sample=sample), encoding="utf-8")
     written.append(test)
     return written
