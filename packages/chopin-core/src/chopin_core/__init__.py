@@ -21,6 +21,7 @@ from .client import (
 )
 from .context import Context, Extractor, Json, Query
 from .decorators import delete, get, head, options, patch, post, put, route
+from .error_handlers import ErrorHandler, StatusHandler
 from .errors import (
     AddressInUse,
     BadRequest,
@@ -60,6 +61,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "Context",
+    "ErrorHandler",
     "ExtractError",
     "Extractor",
     "Handler",
@@ -80,6 +82,7 @@ __all__ = [
     "RouteTable",
     "Router",
     "Settings",
+    "StatusHandler",
     "TestClient",
     "TestResponse",
     "UnsupportedTransferCoding",
