@@ -36,6 +36,7 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
+from .middleware import cors
 from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
@@ -92,6 +93,7 @@ __all__ = [
     "WebSocket",
     "WebSocketHandler",
     "__version__",
+    "cors",
     "delete",
     "get",
     "head",
