@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from chopin_core import cors
@@ -93,3 +95,47 @@ def test_cors_any_origin_without_credentials_sends_star() -> None:
 def test_cors_refuses_bad_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="cors"):
         cors(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def rid_server(serve_module):
+    return serve_module("apps.cors_app:rid_app")
+
+
+def test_request_id_incoming_sane_one_is_kept_and_echoed(rid_server) -> None:
+    resp = httpx.get(rid_server.url + "/whoami", headers={"X-Request-ID": "abc-123.def:9"}, timeout=10)
+    assert resp.status_code == 200
+    assert resp.text == "abc-123.def:9"  # on ctx
+    assert resp.headers["x-request-id"] == "abc-123.def:9"
+
+
+@pytest.mark.parametrize("incoming", [None, "a" * 129, "two words", "x<script>", 'a"b', "id\tx"])
+def test_request_id_generated_when_missing_or_unsafe(rid_server, incoming: str | None) -> None:
+    headers = {} if incoming is None else {"X-Request-ID": incoming}
+    resp = httpx.get(rid_server.url + "/whoami", headers=headers, timeout=10)
+    rid = resp.headers["x-request-id"]
+    assert rid == resp.text and rid != incoming
+    assert len(rid) == 32 and int(rid, 16) >= 0
+
+
+def test_request_id_on_error_answers_and_in_access_log(rid_server) -> None:
+    resp = httpx.get(rid_server.url + "/boom", headers={"X-Request-ID": "err-7"}, timeout=10)
+    assert resp.status_code == 500
+    assert resp.headers["x-request-id"] == "err-7"
+    text = rid_server.wait_for_stderr('"request_id":"err-7"')
+    (line,) = [json.loads(x) for x in text.splitlines() if '"request_id":"err-7"' in x]
+    assert (line["logger"], line["path"], line["status"]) == ("chopin_core.access", "/boom", 500)
+
+
+def test_request_id_fresh_per_request_and_untrusted_mode() -> None:
+    from chopin_core import Chopin, Response, Router, TestClient, request_id
+
+    router = Router()
+    router.get("/", lambda ctx: Response.text(ctx.state["request_id"]))
+    router.layer(request_id(trust_incoming=False))
+    client = TestClient(Chopin(router))
+    first = client.get("/", headers={"X-Request-ID": "mine"})
+    second = client.get("/", headers={"X-Request-ID": "mine"})
+    assert first.text != "mine" and first.text != second.text
+    with pytest.raises(ValueError, match="max_length"):
+        request_id(max_length=0)

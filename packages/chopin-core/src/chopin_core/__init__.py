@@ -36,7 +36,7 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
-from .middleware import cors
+from .middleware import cors, request_id
 from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
@@ -103,5 +103,6 @@ __all__ = [
     "post",
     "proxy",
     "put",
+    "request_id",
     "route",
 ]

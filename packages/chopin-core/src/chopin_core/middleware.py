@@ -9,6 +9,8 @@ extractor, the router's 404/405) pass through middleware like any other answer
 
 from __future__ import annotations
 
+import os
+import string
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .types import Handler, Middleware
 
-__all__ = ["cors"]
+__all__ = ["REQUEST_ID_HEADER", "REQUEST_ID_MAX_LENGTH", "cors", "request_id"]
 
 DEFAULT_CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -126,3 +128,44 @@ def cors(
         return resp
 
     return cors_middleware
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+"""The header a request id comes in and goes out in (and that the access log reads)."""
+
+REQUEST_ID_MAX_LENGTH = 128
+"""The longest incoming request id kept; a longer one is replaced."""
+
+# What an incoming id may hold: enough for UUIDs, ULIDs, base64 and the ids proxies
+# make, nothing that could forge a log line or a header (no spaces, quotes, CR/LF).
+_REQUEST_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_.:+=/@")
+
+
+def request_id(*, trust_incoming: bool = True, max_length: int = REQUEST_ID_MAX_LENGTH) -> Middleware:
+    """Give every request an id: the client's ``X-Request-ID`` if sane, else a new one.
+
+    The id is in ``ctx.state["request_id"]`` for handlers, echoed in the answer's
+    ``X-Request-ID`` (errors included) and logged as ``request_id`` by the access log.
+    A new id is 32 random hex digits.
+
+    Args:
+        trust_incoming: keep an incoming id of 1 to ``max_length`` characters from
+            ``A-Z a-z 0-9 - _ . : + = / @``; False always makes a new one.
+        max_length: the longest incoming id kept.
+
+    Raises:
+        ValueError: ``max_length`` is below 1.
+    """
+    if max_length < 1:
+        raise ValueError(f"request_id: max_length must be >= 1, got {max_length}")
+    chars = _REQUEST_ID_CHARS
+    urandom = os.urandom
+
+    def request_id_middleware(ctx: Context, nxt: Handler) -> Response:
+        rid = ctx.req.header(REQUEST_ID_HEADER) if trust_incoming else None
+        if rid is None or not 0 < len(rid) <= max_length or not chars.issuperset(rid):
+            rid = urandom(16).hex()
+        ctx.state["request_id"] = rid
+        return nxt(ctx).with_header(REQUEST_ID_HEADER, rid)
+
+    return request_id_middleware

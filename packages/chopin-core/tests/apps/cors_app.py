@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chopin_core import Chopin, Context, Response, Router, cors
+from chopin_core import Chopin, Context, Response, Router, cors, request_id
 
 router = Router()
 
@@ -33,3 +33,23 @@ router.layer(
     )
 )
 app = Chopin(router)
+
+
+rid_router = Router()
+
+
+@rid_router.get("/whoami")
+def whoami(ctx: Context) -> Response:
+    return Response.text(ctx.state["request_id"])
+
+
+@rid_router.get("/boom")
+def rid_boom(ctx: Context) -> Response:
+    raise ValueError("boom")
+
+
+rid_router.layer(request_id())
+
+
+def rid_app() -> Chopin:
+    return Chopin(rid_router).with_logging(access_log=True)
