@@ -109,3 +109,14 @@ def test_error_handler_in_process_most_specific_class_wins() -> None:
     app.error_handler(KeyError, lambda ctx, exc: Response.text("key", 410))
     resp = TestClient(app).get("/")
     assert (resp.status, resp.text) == (410, "key")
+
+
+def test_router_404_and_405_answer_json_to_a_json_client(bare_server) -> None:
+    accept = {"Accept": "application/json"}
+    missing = httpx.get(bare_server.url + "/no/such", headers=accept, timeout=10)
+    assert (missing.status_code, missing.json()) == (404, {"error": "Not Found"})
+    wrong = httpx.delete(bare_server.url + "/boom", headers=accept, timeout=10)
+    assert (wrong.status_code, wrong.json()) == (405, {"error": "Method Not Allowed"})
+    assert wrong.headers["allow"] == "GET, HEAD"
+    plain = httpx.get(bare_server.url + "/no/such", timeout=10)
+    assert (plain.status_code, plain.text) == (404, "Not Found")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .request import Request
     from .types import Handler
 
-__all__ = ["ErrorHandler", "ErrorHandlers", "StatusHandler", "error_body", "exception_response"]
+__all__ = ["ErrorHandler", "ErrorHandlers", "StatusHandler", "accepts_json", "error_body", "exception_response"]
 
 ErrorHandler: TypeAlias = "Callable[[Context, Exception], Response]"
 """Answers an exception a handler raised: ``fn(ctx, exc) -> Response``."""

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
-from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler
+from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler, accepts_json, error_body
 from .errors import RouteConflict
 from .response import Response
 
@@ -463,6 +463,8 @@ class RouteTable:
         allow = sorted(methods)
 
         def not_allowed(ctx: Context) -> Response:
+            if accepts_json(ctx.req):
+                return error_body(ctx.req, 405, "Method Not Allowed").with_header("Allow", ", ".join(allow))
             return Response.method_not_allowed(allow)
 
         return _compose(self._guard(not_allowed), self._global_layers)
@@ -473,4 +475,7 @@ def _bare(handler: Handler) -> Handler:
 
 
 def _not_found(ctx: Context) -> Response:
+    # Not the hot path: a 404 may read the Accept header to answer in JSON.
+    if accepts_json(ctx.req):
+        return error_body(ctx.req, 404, "Not Found")
     return Response.not_found()
