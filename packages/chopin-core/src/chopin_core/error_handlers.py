@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from .request import Request
     from .types import Handler
 
-__all__ = ["ErrorHandler", "ErrorHandlers", "StatusHandler", "accepts_json", "error_body", "exception_response"]
+__all__ = [
+    "ErrorHandler",
+    "ErrorHandlers",
+    "StatusHandler",
+    "accepts_json",
+    "error_body",
+    "exception_response",
+    "failure_to_log",
+]
 
 ErrorHandler: TypeAlias = "Callable[[Context, Exception], Response]"
 """Answers an exception a handler raised: ``fn(ctx, exc) -> Response``."""
@@ -70,8 +78,18 @@ def exception_response(req: Request, exc: Exception) -> Response:
     return error_body(req, 500, "Internal Server Error")
 
 
+def failure_to_log(exc: BaseException) -> BaseException:
+    """What a 5xx's log record carries: an :class:`ExtractError`'s cause (``raise ... from error``), else ``exc``.
+
+    An extractor that turns a server-side failure into a 5xx ``ExtractError`` (chopin-auth's
+    missing manager) wraps it; the traceback worth reading is the wrapped one.
+    """
+    cause = exc.__cause__
+    return cause if isinstance(exc, ExtractError) and cause is not None else exc
+
+
 def _log_failure(req: Request, exc: BaseException) -> None:
-    log.error("handler for %s %s failed", req.method, req.path, exc_info=exc)
+    log.error("handler for %s %s failed", req.method, req.path, exc_info=failure_to_log(exc))
 
 
 class ErrorHandlers:

@@ -53,7 +53,7 @@ from ._wire.ws_frames import (
 )
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
-from .error_handlers import exception_response
+from .error_handlers import exception_response, failure_to_log
 from .errors import ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
@@ -671,7 +671,7 @@ class Worker:
         resp = exception_response(req, exc)  # the same answer a guarded route gives (error_handlers.py)
         if resp.status < 500:
             return resp
-        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=exc)
+        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=failure_to_log(exc))
         return resp
 
     def _first_chunk(self, req: Request, resp: Response, stream: Iterator[bytes | str]) -> tuple[Response, bytes]:
