@@ -142,7 +142,8 @@ def extract(ctx: Context, kind: type[Auth[C]]) -> Auth[C]:
         token, payload = verified_payload(ctx)
         claims = claims_as(payload, args[0])
     except AuthError as error:
-        raise AuthRejected(error, error_handler()(error)) from None
+        # "from error": a 5xx (no manager, revocation list down) is logged with this cause.
+        raise AuthRejected(error, error_handler()(error)) from error
     return Auth(claims, payload, token)
 
 

@@ -21,6 +21,7 @@ from .client import (
 )
 from .context import Context, Extractor, Json, Query
 from .decorators import delete, get, head, options, patch, post, put, route
+from .error_handlers import ErrorHandler, StatusHandler
 from .errors import (
     AddressInUse,
     BadRequest,
@@ -36,6 +37,7 @@ from .errors import (
     UriTooLong,
 )
 from .forms import FormData
+from .middleware import cors, request_id
 from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
@@ -62,6 +64,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "Context",
+    "ErrorHandler",
     "ExtractError",
     "Extractor",
     "FormData",
@@ -84,6 +87,7 @@ __all__ = [
     "Router",
     "SessionSigner",
     "Settings",
+    "StatusHandler",
     "TestClient",
     "TestResponse",
     "UnsupportedTransferCoding",
@@ -93,6 +97,7 @@ __all__ = [
     "WebSocket",
     "WebSocketHandler",
     "__version__",
+    "cors",
     "delete",
     "get",
     "head",
@@ -102,6 +107,7 @@ __all__ = [
     "post",
     "proxy",
     "put",
+    "request_id",
     "route",
     "sessions",
 ]

@@ -125,14 +125,16 @@ class Context:
                 for path, message in exc.errors:
                     if path == "$" and message.startswith("invalid JSON"):
                         detail = message.removeprefix("invalid JSON").lstrip(": ")
-                        raise ExtractError(f"request body is not valid JSON: {detail}", 400) from None
-                raise ExtractError(str(exc), 422) from None
+                        raise ExtractError(
+                            f"request body is not valid JSON: {detail}", 400, detail=tuple(exc.errors)
+                        ) from None
+                raise ExtractError(str(exc), 422, detail=tuple(exc.errors)) from None
         if origin is Query and len(args) == 1:
             try:
                 return decoder_for(args[0]).from_query(self.req.query_list())
             except ValidationError as exc:
                 lines = [f"query parameter {path.removeprefix('$.')!r}: {message}" for path, message in exc.errors]
-                raise ExtractError("\n".join(lines), 422) from None
+                raise ExtractError("\n".join(lines), 422, detail=tuple(exc.errors)) from None
         hook = getattr(origin if origin is not None else kind, "__chopin_extract__", None)
         if hook is not None:
             return hook(self, kind)

@@ -115,15 +115,23 @@ class ExtractError(ChopinError):
     Attributes:
         status: 400 for unreadable input, 422 for input that fails validation.
         message: what was expected, what came, and where.
+        detail: ``(JSON path, message)`` pairs (kowito-json's), for JSON error bodies.
     """
 
     # Set: the worker answers with this Response, headers included.  Typed object so the
     # error hierarchy imports nothing above it; the worker checks the type.
     response: object | None = None
 
-    def __init__(self, message: str, status: int = 422, response: object | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 422,
+        response: object | None = None,
+        detail: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.detail = detail
         if response is not None:
             self.response = response

@@ -29,6 +29,7 @@ import orjson
 from ._wire.h1_writer import NO_BODY
 from .errors import ConfigError
 from .files import if_range_holds, not_modified
+from .middleware import REQUEST_ID_HEADER
 from .request import Request
 from .response import Response
 
@@ -51,6 +52,8 @@ LEVELS: Final = {
 _NO_BODY: Final = NO_BODY
 _new_record = object.__new__
 _time = time.time
+# The request id header line as chopin_core.request_id() writes it.
+_REQUEST_ID_LINE: Final = REQUEST_ID_HEADER.encode() + b": "
 # Attributes every LogRecord has; anything else on a record came from ``extra=``
 # (or the access log) and becomes a JSON field of its own.
 _STANDARD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -195,6 +198,10 @@ class AccessLog:
         fields["status"] = status
         fields["bytes"] = size
         fields["duration_ms"] = round(elapsed_ns / 1e6, 3)
+        lines = resp.extra_lines
+        if _REQUEST_ID_LINE in lines:  # set by chopin_core.request_id(): one search of a short block
+            start = lines.index(_REQUEST_ID_LINE) + len(_REQUEST_ID_LINE)
+            fields["request_id"] = lines[start : lines.index(b"\r\n", start)].decode("latin-1")
         self._handle(record)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
+from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler, accepts_json, error_body
 from .errors import RouteConflict
 from .response import Response
 
@@ -88,6 +89,8 @@ class Router:
         self._routes: list[Route] = []
         self._layers: list[tuple[str, Middleware]] = []
         self._fallback: Handler | None = None
+        self._by_type: dict[type[Exception], ErrorHandler] = {}
+        self._by_status: dict[int, StatusHandler] = {}
 
     # -- declaring routes --------------------------------------------------------
 
@@ -235,6 +238,46 @@ class Router:
         self._layers.append((prefix, middleware))
         return self
 
+    # -- error handlers -----------------------------------------------------------
+
+    @overload
+    def error_handler(self, key: type[Exception]) -> Callable[[ErrorHandler], ErrorHandler]: ...
+    @overload
+    def error_handler(self, key: int) -> Callable[[StatusHandler], StatusHandler]: ...
+    @overload
+    def error_handler(self, key: type[Exception], handler: ErrorHandler) -> ErrorHandler: ...
+    @overload
+    def error_handler(self, key: int, handler: StatusHandler) -> StatusHandler: ...
+    def error_handler(
+        self, key: type[Exception] | int, handler: ErrorHandler | StatusHandler | None = None
+    ) -> ErrorHandler | StatusHandler | Callable[[Any], Any]:
+        """Answer an exception type, or replace the error answers of a status, app-wide.
+
+        ``@router.error_handler(LookupError)`` registers ``fn(ctx, exc) -> Response``
+        for that class and its subclasses (the most specific wins);
+        ``@router.error_handler(404)`` registers ``fn(ctx, response) -> Response``,
+        called with the error answer of a handler, an extractor or the router.
+        Both run inside the route's middleware.  Only the router that is compiled
+        (the app's) counts: a nested router's error handlers are not carried over.
+
+        Raises:
+            ValueError: ``key`` is neither an exception class nor a status 400-599.
+        """
+        if isinstance(key, int):
+            if not 400 <= key <= 599:
+                raise ValueError(f"error_handler: expected a status 400-599, got {key}")
+        elif not (isinstance(key, type) and issubclass(key, Exception)):
+            raise ValueError(f"error_handler: expected an Exception subclass or a status, got {key!r}")
+
+        def register(fn: Any) -> Any:
+            if isinstance(key, int):
+                self._by_status[key] = fn
+            else:
+                self._by_type[key] = fn
+            return fn
+
+        return register if handler is None else register(handler)
+
     @property
     def routes(self) -> list[Route]:
         """The declared routes, in order."""
@@ -255,11 +298,16 @@ class Router:
             RouteConflict: two routes claim the same method and path.
         """
         table = RouteTable()
+        errors = ErrorHandlers(self._by_type, self._by_status)
         global_layers = tuple(mw for prefix, mw in self._layers if not prefix)
         for route in self._routes:
-            outer = tuple(mw for prefix, mw in self._layers if _under(route.path, prefix))
-            table.add(route.method, route.path, _compose(route.handler, outer + route.layers))
-        table.finish(global_layers, self._fallback)
+            layers = tuple(mw for prefix, mw in self._layers if _under(route.path, prefix)) + route.layers
+            handler = route.handler
+            if layers or errors:
+                # Errors become responses inside the middleware; a bare route is left to the worker.
+                handler = errors.guard(handler)
+            table.add(route.method, route.path, _compose(handler, layers))
+        table.finish(global_layers, self._fallback, errors)
         return table
 
 
@@ -338,9 +386,13 @@ class RouteTable:
         methods[method] = handler
         self.patterns.append((method, path))
 
-    def finish(self, global_layers: tuple[Middleware, ...], fallback: Handler | None) -> None:
+    def finish(
+        self, global_layers: tuple[Middleware, ...], fallback: Handler | None, errors: ErrorHandlers | None = None
+    ) -> None:
         """Fix the not-found answer; GET routes also answer HEAD."""
-        self._not_found = _compose(fallback or _not_found, global_layers)
+        errors = errors if errors is not None else ErrorHandlers()
+        self._guard: Callable[[Handler], Handler] = errors.guard if global_layers or errors else _bare
+        self._not_found = _compose(self._guard(fallback or _not_found), global_layers)
         self._global_layers = global_layers
         self._fallback = fallback
         if "*" not in self.static:
@@ -353,7 +405,7 @@ class RouteTable:
             def server_options(ctx: Context) -> Response:
                 return Response.new(200).with_header("Allow", ", ".join(allow))
 
-            self.static["*"] = {"OPTIONS": _compose(server_options, global_layers)}
+            self.static["*"] = {"OPTIONS": _compose(self._guard(server_options), global_layers)}
         for methods in self.static.values():
             if "GET" in methods and "HEAD" not in methods:
                 methods["HEAD"] = methods["GET"]
@@ -418,10 +470,19 @@ class RouteTable:
         allow = sorted(methods)
 
         def not_allowed(ctx: Context) -> Response:
+            if accepts_json(ctx.req):
+                return error_body(ctx.req, 405, "Method Not Allowed").with_header("Allow", ", ".join(allow))
             return Response.method_not_allowed(allow)
 
-        return _compose(not_allowed, self._global_layers)
+        return _compose(self._guard(not_allowed), self._global_layers)
+
+
+def _bare(handler: Handler) -> Handler:
+    return handler
 
 
 def _not_found(ctx: Context) -> Response:
+    # Not the hot path: a 404 may read the Accept header to answer in JSON.
+    if accepts_json(ctx.req):
+        return error_body(ctx.req, 404, "Not Found")
     return Response.not_found()

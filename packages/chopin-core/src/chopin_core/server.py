@@ -20,11 +20,12 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any, overload
 
 from .connection import open_listener, probe_port
 from .context import Context
 from .decorators import registered_routes
+from .error_handlers import ErrorHandler, StatusHandler
 from .errors import ConfigError
 from .hooks import Hooks, PreRoutingHook, SetupHook, TeardownHook, run_startup_checks
 from .metrics import MetricsBlock, render_prometheus
@@ -173,6 +174,20 @@ class Chopin:
 
         self.on_worker_start(start_logging)
         return self
+
+    @overload
+    def error_handler(self, key: type[Exception]) -> Callable[[ErrorHandler], ErrorHandler]: ...
+    @overload
+    def error_handler(self, key: int) -> Callable[[StatusHandler], StatusHandler]: ...
+    @overload
+    def error_handler(self, key: type[Exception], handler: ErrorHandler) -> ErrorHandler: ...
+    @overload
+    def error_handler(self, key: int, handler: StatusHandler) -> StatusHandler: ...
+    def error_handler(
+        self, key: type[Exception] | int, handler: ErrorHandler | StatusHandler | None = None
+    ) -> ErrorHandler | StatusHandler | Callable[[Any], Any]:
+        """Register an app-wide error handler by exception type or status (see :meth:`Router.error_handler`)."""
+        return self.router.error_handler(key, handler)  # type: ignore[arg-type]
 
     def connection_setup_hook(self, hook: SetupHook) -> SetupHook:
         """Run ``hook(sock, peer)`` for each accepted connection; ``DROP`` closes it at once."""

@@ -54,7 +54,8 @@ from ._wire.ws_frames import (
 )
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
-from .errors import ExtractError, ProtocolError, UnsupportedVersion
+from .error_handlers import exception_response, failure_to_log
+from .errors import ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
@@ -664,16 +665,14 @@ class Worker:
         """The response for a handler's exception; every 5xx one is logged with its traceback.
 
         An :class:`~chopin_core.ExtractError` answers with its own response or status
-        (a 4xx is the client's fault and is not logged); anything else is a 500.
+        (a 4xx is the client's fault and is not logged); anything else is a 500.  Only
+        routes served bare (no middleware, no error handlers) and failing streams come
+        here: the others are answered inside their middleware chain.
         """
-        if isinstance(exc, ExtractError):
-            answer = exc.response
-            resp = answer if isinstance(answer, Response) else Response.text(exc.message, exc.status)
-            if resp.status < 500:
-                return resp
-        else:
-            resp = Response.server_error()
-        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=exc)
+        resp = exception_response(req, exc)  # the same answer a guarded route gives (error_handlers.py)
+        if resp.status < 500:
+            return resp
+        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=failure_to_log(exc))
         return resp
 
     def _first_chunk(self, req: Request, resp: Response, stream: Iterator[bytes | str]) -> tuple[Response, bytes]:
