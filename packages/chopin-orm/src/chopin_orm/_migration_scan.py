@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chopin_pg.sqltext import skip_block_comment, skip_quoted
+
 __all__ = ["NO_TRANSACTION_DIRECTIVE", "Statement", "split_statements", "transaction_control", "wants_no_transaction"]
 
 #: A comment line, before the first statement, asking to run the file outside a transaction.
@@ -25,41 +27,6 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 # Statement-opening words that end, start or abandon the surrounding transaction.
 _CONTROL = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"}
-
-
-def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
-    """Index after the closing quote of the string or identifier opening at ``i``."""
-    i += 1
-    n = len(sql)
-    while i < n:
-        ch = sql[i]
-        if backslash and ch == "\\":
-            i += 2
-            continue
-        if ch == quote:
-            if i + 1 < n and sql[i + 1] == quote:  # doubled quote: an escaped one
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n
-
-
-def _skip_block_comment(sql: str, i: int) -> int:
-    depth = 0
-    n = len(sql)
-    while i < n:
-        if sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +63,7 @@ def split_statements(sql: str) -> list[Statement]:
             i = n if end < 0 else end + 1
             continue
         if sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
+            i = skip_block_comment(sql, i)
             continue
         if ch == ";" and not atomic:
             finish(i)
@@ -107,10 +74,10 @@ def split_statements(sql: str) -> list[Statement]:
             start = i
         if ch == "'":
             backslash = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            i = _skip_quoted(sql, i, "'", backslash)
+            i = skip_quoted(sql, i, "'", backslash)
             at_sub_start = False
         elif ch == '"':
-            i = _skip_quoted(sql, i, '"', False)
+            i = skip_quoted(sql, i, '"', False)
             at_sub_start = False
         elif ch == "$" and (m := _DOLLAR_TAG.match(sql, i)) is not None and not (i > 0 and sql[i - 1].isalnum()):
             close = sql.find(m.group(0), m.end())

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .sqltext import skip_block_comment, skip_quoted
+
 __all__ = ["CompiledQuery", "compile_query", "has_several_statements"]
 
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<conv>.|$)", re.DOTALL)
@@ -120,54 +122,20 @@ def has_several_statements(sql: str) -> bool:
             i = n if end < 0 else end + 1
             continue
         if sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
+            i = skip_block_comment(sql, i)
             continue
         if seen_end:
             return True
         if ch == "'":
             backslash = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            i = _skip_quoted(sql, i, "'", backslash)
+            i = skip_quoted(sql, i, "'", backslash)
         elif ch == '"':
-            i = _skip_quoted(sql, i, '"', False)
+            i = skip_quoted(sql, i, '"', False)
         elif ch == "$":
             i = _skip_dollar(sql, i)
         else:
             i += 1
     return False
-
-
-def _skip_block_comment(sql: str, i: int) -> int:
-    depth = 0
-    n = len(sql)
-    while i < n:
-        if sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return n
-
-
-def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
-    i += 1
-    n = len(sql)
-    while i < n:
-        ch = sql[i]
-        if backslash and ch == "\\":
-            i += 2
-            continue
-        if ch == quote:
-            if sql.startswith(quote, i + 1):
-                i += 2  # a doubled quote stands for itself
-                continue
-            return i + 1
-        i += 1
-    return n
 
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
