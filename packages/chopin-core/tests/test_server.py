@@ -275,14 +275,16 @@ def test_reuse_port_shared_lets_a_second_server_share_the_port(serve, tmp_path):
 
 
 def test_port_env_overrides_the_address_port(serve):
+    # The decoy port stays bound (not listening) for the whole test, so no other process can
+    # take it meanwhile; a server that bound it instead of PORT could not start at all.
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         decoy = probe.getsockname()[1]
-    # serve("127.0.0.1:<decoy>") with PORT=<server.port>: PORT wins.
-    server = serve("apps.basic:app", addr=f"{HOST}:{decoy}")
-    with httpx.Client(base_url=server.url, timeout=5.0) as client:
-        assert client.get("/").status_code == 200
-    assert refused(decoy)
+        # serve("127.0.0.1:<decoy>") with PORT=<server.port>: PORT wins.
+        server = serve("apps.basic:app", addr=f"{HOST}:{decoy}")
+        with httpx.Client(base_url=server.url, timeout=5.0) as client:
+            assert client.get("/").status_code == 200
+        assert refused(decoy)
 
 
 def test_settings_from_env_and_overrides(serve, connect):
