@@ -616,3 +616,56 @@ def test_lookup_returns_a_new_params_dict_every_time() -> None:
         first = table.lookup("GET", path)[1]
         first["user"] = "alice"
         assert "user" not in table.lookup("GET", path)[1]
+
+
+# -- handlers that wait (async def) ------------------------------------------------------
+
+
+def test_a_handler_that_cannot_take_ctx_fails_at_compile_time() -> None:
+    from chopin_core import ConfigError
+
+    router = Router()
+
+    @router.get("/two")
+    def two(ctx: Context, extra: int) -> Response:
+        return Response.text("never")
+
+    with pytest.raises(ConfigError, match=r"GET /two: handler .*two\(ctx: 'Context', extra: 'int'\)"):
+        router.compile()
+
+
+def test_a_plain_middleware_around_a_waiting_handler_fails_at_compile_time() -> None:
+    from chopin_core import ConfigError
+
+    router = Router()
+
+    @router.get("/w")
+    async def waits(ctx: Context) -> Response:
+        return Response.text("w")
+
+    def plain(ctx: Context, nxt: Handler) -> Response:
+        return nxt(ctx)
+
+    router.layer(plain)
+    with pytest.raises(ConfigError, match=r"middleware plain is synchronous.*async def plain"):
+        router.compile()
+
+
+def test_waiting_routes_are_served_through_the_test_client() -> None:
+    from chopin_core import TestClient, sleep
+
+    router = Router()
+
+    @router.get("/w")
+    async def waits(ctx: Context) -> Response:
+        await sleep(0.01)
+        return Response.text("waited")
+
+    async def mark(ctx: Context, nxt: Handler) -> Response:
+        resp = await nxt(ctx)  # type: ignore[misc]
+        return resp.with_header("X-Mark", "1")
+
+    router.layer(mark)
+    client = TestClient(router)
+    resp = client.get("/w")
+    assert (resp.status, resp.body, resp.header("x-mark")) == (200, b"waited", "1")

@@ -18,7 +18,8 @@ from typing import Any, Final, Generic, TypeVar
 
 import kowito_json
 from chopin_core import Context, Response
-from chopin_core.types import Handler
+from chopin_core.middleware import with_async_form
+from chopin_core.types import AsyncHandler, Handler
 
 from .errors import AuthError, AuthRejected, InvalidToken, MissingToken
 from .registry import error_handler, jwt_manager
@@ -147,15 +148,30 @@ def extract(ctx: Context, kind: type[Auth[C]]) -> Auth[C]:
     return Auth(claims, payload, token)
 
 
-def auth_errors(ctx: Context, next: Handler) -> Response:
-    """Middleware: answer an :class:`AuthRejected` with its response (``router.layer(auth_errors)``)."""
+def _rejected(exc: AuthRejected) -> Response:
+    if exc.response.status >= 500:
+        # chopin-core would log this 5xx had it reached the worker: it stops here.
+        log.error("authentication failed on the server side: %s", exc.error, exc_info=exc.error)
+    return exc.response
+
+
+def _auth_errors(ctx: Context, next: Handler) -> Response:
     try:
         return next(ctx)
     except AuthRejected as exc:
-        if exc.response.status >= 500:
-            # chopin-core would log this 5xx had it reached the worker: it stops here.
-            log.error("authentication failed on the server side: %s", exc.error, exc_info=exc.error)
-        return exc.response
+        return _rejected(exc)
+
+
+async def _auth_errors_waiting(ctx: Context, next: AsyncHandler) -> Response:
+    try:
+        return await next(ctx)
+    except AuthRejected as exc:
+        return _rejected(exc)
+
+
+_auth_errors.__name__ = _auth_errors_waiting.__name__ = "auth_errors"
+auth_errors = with_async_form(_auth_errors, _auth_errors_waiting)
+"""Middleware: answer an :class:`AuthRejected` with its response (``router.layer(auth_errors)``)."""
 
 
 def role_value(role: object) -> object:

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from chopin_core import Context, Response
-from chopin_core.types import Handler, Middleware
+from chopin_core.middleware import with_async_form
+from chopin_core.types import AsyncHandler, Handler, Middleware
 
 from .errors import AuthError, Forbidden
 from .extract import claims_as, role_value, verified_payload
@@ -66,7 +67,7 @@ def require_role(
     checker: Callable[[Any, Any], bool] = check if check is not None else has_role
     names = ", ".join(repr(role_value(r)) for r in roles)
 
-    def require_role_middleware(ctx: Context, next: Handler) -> Response:
+    def refusal(ctx: Context) -> Response | None:
         try:
             _, payload = verified_payload(ctx)
             subject = payload if claims is None else claims_as(payload, claims)
@@ -74,10 +75,18 @@ def require_role(
                 raise Forbidden(f"requires role {names}" if len(roles) == 1 else f"requires one of the roles {names}")
         except AuthError as error:
             return respond_to(error)
-        return next(ctx)
+        return None
 
-    require_role_middleware.__name__ = f"require_role({names})"
-    return require_role_middleware
+    def require_role_middleware(ctx: Context, next: Handler) -> Response:
+        refused = refusal(ctx)
+        return refused if refused is not None else next(ctx)
+
+    async def require_role_waiting(ctx: Context, next: AsyncHandler) -> Response:
+        refused = refusal(ctx)
+        return refused if refused is not None else await next(ctx)
+
+    require_role_middleware.__name__ = require_role_waiting.__name__ = f"require_role({names})"
+    return with_async_form(require_role_middleware, require_role_waiting)
 
 
 def granted_scopes(payload: Mapping[str, Any]) -> frozenset[str]:
@@ -106,7 +115,7 @@ def require_scope(*scopes: str) -> Middleware:
             raise ValueError(f"require_scope: {scope!r} is not a scope token (RFC 6749 3.3)")
     needed = tuple(scopes)
 
-    def require_scope_middleware(ctx: Context, next: Handler) -> Response:
+    def refusal(ctx: Context) -> Response | None:
         try:
             _, payload = verified_payload(ctx)
             missing = tuple(s for s in needed if s not in granted_scopes(payload))
@@ -114,7 +123,15 @@ def require_scope(*scopes: str) -> Middleware:
                 raise Forbidden(f"requires scope {' '.join(missing)}", missing_scopes=missing)
         except AuthError as error:
             return respond_to(error)
-        return next(ctx)
+        return None
 
-    require_scope_middleware.__name__ = f"require_scope({' '.join(needed)})"
-    return require_scope_middleware
+    def require_scope_middleware(ctx: Context, next: Handler) -> Response:
+        refused = refusal(ctx)
+        return refused if refused is not None else next(ctx)
+
+    async def require_scope_waiting(ctx: Context, next: AsyncHandler) -> Response:
+        refused = refusal(ctx)
+        return refused if refused is not None else await next(ctx)
+
+    require_scope_middleware.__name__ = require_scope_waiting.__name__ = f"require_scope({' '.join(needed)})"
+    return with_async_form(require_scope_middleware, require_scope_waiting)

@@ -6,6 +6,7 @@ table and route table; the hot path shares nothing and takes no lock.
 
 from __future__ import annotations
 
+from ._engine.tasks import run_blocking
 from .client import (
     ClientError,
     ClientResponse,
@@ -29,6 +30,7 @@ from .errors import (
     ChopinError,
     ConfigError,
     ExtractError,
+    HandlerTimeout,
     HeadTooLarge,
     ProtocolError,
     RouteConflict,
@@ -37,7 +39,7 @@ from .errors import (
     UriTooLong,
 )
 from .forms import FormData
-from .middleware import cors, request_id
+from .middleware import cors, request_id, with_async_form
 from .proxy import mount_proxy, proxy
 from .request import Headers, Request
 from .response import Response
@@ -46,13 +48,16 @@ from .server import Chopin
 from .sessions import SessionSigner, sessions
 from .settings import Settings
 from .testclient import TestClient, TestResponse
-from .types import Handler, Middleware
+from .types import AsyncHandler, AsyncMiddleware, Handler, Middleware
+from .waiting import gather, sleep, to_thread, wait_readable, wait_writable
 from .websocket import WebSocket, WebSocketHandler
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AddressInUse",
+    "AsyncHandler",
+    "AsyncMiddleware",
     "BadRequest",
     "BodyTooLarge",
     "Chopin",
@@ -69,6 +74,7 @@ __all__ = [
     "Extractor",
     "FormData",
     "Handler",
+    "HandlerTimeout",
     "HeadTooLarge",
     "Headers",
     "HttpClient",
@@ -99,6 +105,7 @@ __all__ = [
     "__version__",
     "cors",
     "delete",
+    "gather",
     "get",
     "head",
     "mount_proxy",
@@ -109,5 +116,11 @@ __all__ = [
     "put",
     "request_id",
     "route",
+    "run_blocking",
     "sessions",
+    "sleep",
+    "to_thread",
+    "wait_readable",
+    "wait_writable",
+    "with_async_form",
 ]

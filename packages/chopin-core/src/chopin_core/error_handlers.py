@@ -10,11 +10,12 @@ is served bare, and the worker converts its exceptions the same way
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .errors import ExtractError
+from .errors import ExtractError, HandlerTimeout
 from .response import Response
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ def exception_response(req: Request, exc: Exception) -> Response:
         if isinstance(answer, Response):
             return answer
         return error_body(req, exc.status, exc.message, exc.detail)
+    if isinstance(exc, HandlerTimeout):
+        return error_body(req, 504, "Gateway Timeout: the handler did not answer in time")
     return error_body(req, 500, "Internal Server Error")
 
 
@@ -148,14 +151,42 @@ class ErrorHandlers:
             return error_body(ctx.req, 500, "Internal Server Error")
 
     def guard(self, handler: Handler) -> Handler:
-        """Wrap ``handler`` so that it always returns a response (built once per route, at compile time)."""
+        """Wrap ``handler`` so that it always returns a response (built once per route, at compile time).
+
+        An ``async def`` handler gets an ``async def`` guard (what it raises while it waits is caught too).
+        """
         answer = self.answer
         by_status = self.by_status
         status_answer = self.by_status_answer
+        if inspect.iscoroutinefunction(handler):
+            waiting: Handler = self._guard_waiting(handler)
+            return waiting
 
         def guarded(ctx: Context) -> Response:
             try:
                 resp = handler(ctx)
+                if type(resp) is not Response:
+                    name = getattr(handler, "__name__", handler)
+                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+            except Exception as exc:
+                resp = answer(ctx, exc)
+            if by_status and resp.status in by_status:
+                resp = status_answer(ctx, resp)
+            return resp
+
+        guarded.__name__ = getattr(handler, "__name__", "handler")
+        guarded.__doc__ = handler.__doc__
+        guarded.__wrapped__ = handler  # type: ignore[attr-defined]
+        return guarded
+
+    def _guard_waiting(self, handler: Any) -> Any:
+        answer = self.answer
+        by_status = self.by_status
+        status_answer = self.by_status_answer
+
+        async def guarded(ctx: Context) -> Response:
+            try:
+                resp = await handler(ctx)
                 if type(resp) is not Response:
                     name = getattr(handler, "__name__", handler)
                     raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")

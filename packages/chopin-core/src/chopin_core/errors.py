@@ -16,6 +16,7 @@ __all__ = [
     "ChopinError",
     "ConfigError",
     "ExtractError",
+    "HandlerTimeout",
     "HeadTooLarge",
     "ProtocolError",
     "RouteConflict",
@@ -107,6 +108,15 @@ class UnsupportedVersion(ProtocolError):
     """An HTTP version other than 1.0 or 1.1 (505)."""
 
     status = 505
+
+
+class HandlerTimeout(ChopinError, TimeoutError):
+    """An ``async def`` handler passed ``Settings.handler_timeout``; raised where it waits.
+
+    Left uncaught it is answered 504 (the handler's upstream did not answer in time).
+    """
+
+    status = 504
 
 
 class ExtractError(ChopinError):

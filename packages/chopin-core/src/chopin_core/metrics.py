@@ -55,7 +55,9 @@ BUCKET_BASE: Final = 8
 # (2**(10 + i) ns), i = 0 .. 20 (~1.07 s), then +Inf.
 BUCKETS: Final = 21
 HISTOGRAM_BOUNDS: Final = tuple((1 << i) * 1024 / 1e9 for i in range(BUCKETS))
-_WORDS: Final = BUCKET_BASE + BUCKETS + 1
+# async def handlers waiting (a gauge, sampled once a second).
+WAITING: Final = BUCKET_BASE + BUCKETS + 1
+_WORDS: Final = WAITING + 1
 # STATUS_SLOT[status] is the word of the status's class; BUCKET_SLOT[ns.bit_length()] the
 # duration's bucket, min((ns >> 10).bit_length(), BUCKETS) above BUCKET_BASE (_tally.c
 # files the same way).
@@ -227,6 +229,9 @@ def render_prometheus(block: MetricsBlock) -> bytes:
         "# HELP chopin_active_connections Open client connections.",
         "# TYPE chopin_active_connections gauge",
         f"chopin_active_connections {t[ACTIVE]}",
+        "# HELP chopin_waiting_handlers Handlers (async def) waiting, sampled once a second.",
+        "# TYPE chopin_waiting_handlers gauge",
+        f"chopin_waiting_handlers {t[WAITING]}",
         "# HELP chopin_bytes_sent_total Response bytes written to sockets.",
         "# TYPE chopin_bytes_sent_total counter",
         f"chopin_bytes_sent_total {t[BYTES_SENT]}",
@@ -261,5 +266,6 @@ def health(block: MetricsBlock) -> dict[str, object]:
         "workers": block.workers,
         "requests": _requests(t),
         "active_connections": t[ACTIVE],
+        "waiting_handlers": t[WAITING],
         "bytes_sent": t[BYTES_SENT],
     }

@@ -18,9 +18,25 @@ from .response import Response
 
 if TYPE_CHECKING:
     from .context import Context
-    from .types import Handler, Middleware
+    from .types import AsyncHandler, AsyncMiddleware, Handler, Middleware
 
-__all__ = ["REQUEST_ID_HEADER", "REQUEST_ID_MAX_LENGTH", "cors", "request_id"]
+__all__ = ["REQUEST_ID_HEADER", "REQUEST_ID_MAX_LENGTH", "cors", "request_id", "with_async_form"]
+
+
+def with_async_form(middleware: Middleware, asynchronous: AsyncMiddleware) -> Middleware:
+    """Give a synchronous middleware the form it takes around handlers that wait.
+
+    A route whose handler (or another layer) is ``async def`` is composed from each
+    layer's async form: a plain ``def`` layer without one is refused at start-up.
+    The ready-made layers here carry both forms; write yours as ``async def`` if it
+    only wraps handlers that wait, or give it both with this function.
+
+    Returns:
+        ``middleware``, carrying ``asynchronous`` as its ``asynchronous`` attribute.
+    """
+    middleware.asynchronous = asynchronous  # type: ignore[attr-defined]
+    return middleware
+
 
 DEFAULT_CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -106,7 +122,8 @@ def cors(
             resp.with_header("Vary", "Origin")
         return resp
 
-    def cors_middleware(ctx: Context, nxt: Handler) -> Response:
+    def before(ctx: Context) -> tuple[Response | None, str | None]:
+        """A preflight's answer (or None), and the permitted origin (or None)."""
         req = ctx.req
         origin = req.header("origin")
         permitted = origin is not None and (any_origin or origin in allowed_origins)
@@ -115,11 +132,12 @@ def cors(
             if method is not None:
                 if not permitted:
                     resp = Response.forbidden()
-                    return resp if star else resp.with_header("Vary", "Origin")
-                return preflight(ctx, origin, method)
-        resp = nxt(ctx)
-        if permitted:
-            assert origin is not None
+                    return (resp if star else resp.with_header("Vary", "Origin")), None
+                return preflight(ctx, origin, method), None
+        return None, origin if permitted else None
+
+    def after(resp: Response, origin: str | None) -> Response:
+        if origin is not None:
             allow(resp, origin)
             if exposed:
                 resp.with_header("Access-Control-Expose-Headers", exposed)
@@ -127,7 +145,15 @@ def cors(
             resp.with_header("Vary", "Origin")
         return resp
 
-    return cors_middleware
+    def cors_middleware(ctx: Context, nxt: Handler) -> Response:
+        early, origin = before(ctx)
+        return early if early is not None else after(nxt(ctx), origin)
+
+    async def cors_waiting(ctx: Context, nxt: AsyncHandler) -> Response:
+        early, origin = before(ctx)
+        return early if early is not None else after(await nxt(ctx), origin)
+
+    return with_async_form(cors_middleware, cors_waiting)
 
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -161,11 +187,19 @@ def request_id(*, trust_incoming: bool = True, max_length: int = REQUEST_ID_MAX_
     chars = _REQUEST_ID_CHARS
     urandom = os.urandom
 
-    def request_id_middleware(ctx: Context, nxt: Handler) -> Response:
+    def assign(ctx: Context) -> str:
         rid = ctx.req.header(REQUEST_ID_HEADER) if trust_incoming else None
         if rid is None or not 0 < len(rid) <= max_length or not chars.issuperset(rid):
             rid = urandom(16).hex()
         ctx.state["request_id"] = rid
+        return rid
+
+    def request_id_middleware(ctx: Context, nxt: Handler) -> Response:
+        rid = assign(ctx)
         return nxt(ctx).with_header(REQUEST_ID_HEADER, rid)
 
-    return request_id_middleware
+    async def request_id_waiting(ctx: Context, nxt: AsyncHandler) -> Response:
+        rid = assign(ctx)
+        return (await nxt(ctx)).with_header(REQUEST_ID_HEADER, rid)
+
+    return with_async_form(request_id_middleware, request_id_waiting)

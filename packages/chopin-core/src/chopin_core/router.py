@@ -9,12 +9,13 @@ and then a single call.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler, accepts_json, error_body
-from .errors import RouteConflict
+from .errors import ConfigError, RouteConflict
 from .response import Response
 
 if TYPE_CHECKING:
@@ -303,6 +304,7 @@ class Router:
         for route in self._routes:
             layers = tuple(mw for prefix, mw in self._layers if _under(route.path, prefix)) + route.layers
             handler = route.handler
+            _check_handler(route.method, route.path, handler)
             if layers or errors:
                 # Errors become responses inside the middleware; a bare route is left to the worker.
                 handler = errors.guard(handler)
@@ -311,10 +313,69 @@ class Router:
         return table
 
 
+def _check_handler(method: str, path: str, handler: Handler) -> None:
+    """A handler that cannot be called as ``handler(ctx)`` fails at start-up, not on its first request.
+
+    Raises:
+        ConfigError: ``handler`` is not callable with one positional argument.
+    """
+    if not callable(handler):
+        raise ConfigError(f"route {method} {path}: handler {handler!r} is not callable")
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: it is called and judged per request
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(handler, "__qualname__", repr(handler))
+        raise ConfigError(
+            f"route {method} {path}: handler {name}{signature} cannot be called as handler(ctx); "
+            "a handler takes the request context and returns a Response (async def: awaits, then returns one)"
+        ) from None
+
+
 def _compose(handler: Handler, layers: tuple[Middleware, ...]) -> Handler:
+    """Wrap ``handler`` in ``layers``, outermost first; the chain waits if the handler or a layer does.
+
+    Raises:
+        ConfigError: a synchronous layer without an async form would wrap a handler that waits.
+    """
+    waiting = inspect.iscoroutinefunction(handler)
+    if not waiting and any(inspect.iscoroutinefunction(mw) for mw in layers):
+        handler = _as_waiting(handler)
+        waiting = True
     for mw in reversed(layers):
-        handler = _bind(mw, handler)
+        handler = _bind_waiting(mw, handler) if waiting else _bind(mw, handler)
     return handler
+
+
+def _as_waiting(handler: Handler) -> Any:
+    async def waiting(ctx: Context) -> Response:
+        return handler(ctx)
+
+    waiting.__name__ = getattr(handler, "__name__", "handler")
+    waiting.__doc__ = handler.__doc__
+    waiting.__wrapped__ = handler  # type: ignore[attr-defined]
+    return waiting
+
+
+def _bind_waiting(mw: Middleware, nxt: Any) -> Any:
+    amw: Any = mw if inspect.iscoroutinefunction(mw) else getattr(mw, "asynchronous", None)
+    if amw is None:
+        name = getattr(mw, "__name__", repr(mw))
+        raise ConfigError(
+            f"middleware {name} is synchronous and cannot wrap a handler that waits: write it as "
+            f"`async def {name}(ctx, call_next)` and `return await call_next(ctx)`"
+        )
+
+    async def layered(ctx: Context) -> Response:
+        return await amw(ctx, nxt)  # type: ignore[no-any-return]
+
+    layered.__name__ = getattr(mw, "__name__", "middleware")
+    layered.__doc__ = nxt.__doc__
+    layered.__wrapped__ = nxt  # type: ignore[attr-defined]
+    return layered
 
 
 def _bind(mw: Middleware, nxt: Handler) -> Handler:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from .cookies import format_set_cookie
+from .middleware import with_async_form
 
 if TYPE_CHECKING:
     from .context import Context
     from .response import Response
-    from .types import Handler, Middleware
+    from .types import AsyncHandler, Handler, Middleware
 
 __all__ = ["SESSION_MAX_AGE", "SessionSigner", "sessions"]
 
@@ -136,12 +137,22 @@ def sessions(
     signer = SessionSigner(secret_keys, max_age=max_age)
     format_set_cookie(cookie_name, "x", path=path, domain=domain, secure=secure, samesite=samesite)  # validate now
 
-    def session_layer(ctx: Context, call_next: Handler) -> Response:
+    def load(ctx: Context) -> tuple[dict[str, Any], dict[str, Any] | None]:
         raw = ctx.cookies.get(cookie_name)
         loaded = signer.loads(raw) if raw else None
         session: dict[str, Any] = dict(loaded) if loaded else {}
         ctx.state["session"] = session
-        resp = call_next(ctx)
+        return session, loaded
+
+    def session_layer(ctx: Context, call_next: Handler) -> Response:
+        session, loaded = load(ctx)
+        return store(call_next(ctx), session, loaded)
+
+    async def session_waiting(ctx: Context, call_next: AsyncHandler) -> Response:
+        session, loaded = load(ctx)
+        return store(await call_next(ctx), session, loaded)
+
+    def store(resp: Response, session: dict[str, Any], loaded: dict[str, Any] | None) -> Response:
         if session == (loaded or {}):
             return resp
         if not session:
@@ -160,4 +171,4 @@ def sessions(
             samesite=samesite,
         )
 
-    return session_layer
+    return with_async_form(session_layer, session_waiting)

@@ -50,6 +50,13 @@ class Settings:
         write_high_water: pending output bytes past which a connection stops
             being read until it drains.
         shutdown_grace: seconds in-flight requests get on SIGTERM/SIGINT.
+        max_waiting_handlers: ``async def`` handlers one worker keeps waiting at once;
+            past it a request gets 503 with ``Retry-After`` (``CHOPIN_MAX_WAITING_HANDLERS``).
+        handler_timeout: seconds an ``async def`` handler may take; past it
+            :class:`~chopin_core.HandlerTimeout` is raised where it waits (504 unless
+            it answers otherwise); 0: no deadline (``CHOPIN_HANDLER_TIMEOUT``).
+        worker_threads: threads of a worker's pool for :func:`~chopin_core.to_thread`,
+            started on first use (``CHOPIN_WORKER_THREADS``).
         reuse_port_shared: start even when another process already listens on the
             address, and share its connections through ``SO_REUSEPORT`` (a rolling
             restart: the new server starts before the old one stops).  Off, a
@@ -98,6 +105,9 @@ class Settings:
     header_timeout: float = 10.0
     write_high_water: int = 1024 * 1024
     shutdown_grace: float = 10.0
+    max_waiting_handlers: int = 1024
+    handler_timeout: float = 30.0
+    worker_threads: int = 4
     reuse_port_shared: bool = False
     backlog: int = 1024
     # 64 KiB, not more: os.read(fd, n) allocates n bytes before shrinking them, and past glibc's
@@ -172,11 +182,15 @@ class Settings:
             "CHOPIN_WEBSOCKET_IDLE_TIMEOUT": "websocket_idle_timeout",
             "CHOPIN_HEADER_TIMEOUT": "header_timeout",
             "CHOPIN_SHUTDOWN_GRACE": "shutdown_grace",
+            "CHOPIN_MAX_WAITING_HANDLERS": "max_waiting_handlers",
+            "CHOPIN_HANDLER_TIMEOUT": "handler_timeout",
+            "CHOPIN_WORKER_THREADS": "worker_threads",
             "CHOPIN_TLS_HANDSHAKE_TIMEOUT": "tls_handshake_timeout",
         }
         floats = {"keepalive_timeout", "websocket_idle_timeout", "header_timeout", "shutdown_grace"}
         floats.add("tls_handshake_timeout")
         floats.add("body_timeout")
+        floats.add("handler_timeout")
         for var, name in names.items():
             raw = env.get(var)
             if raw is None or raw == "":

@@ -23,10 +23,12 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from time import monotonic_ns
-from typing import TYPE_CHECKING, Final, Literal
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._body import BodyBudget, BodyIntake, BodySpool
 from ._engine.channel import Channel, SocketIO
+from ._engine.tasks import Scheduler, Task, run_blocking
 from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
@@ -55,11 +57,11 @@ from ._wire.ws_frames import (
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .error_handlers import exception_response, failure_to_log
-from .errors import ProtocolError, UnsupportedVersion
+from .errors import HandlerTimeout, ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
-from .metrics import ACTIVE, FOLD_AT, SENT, MetricsBlock
+from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
 from .proxy import ProxyPlan, forward_blocking
 from .request import Request
 from .response import Response, http_date, send_whole_if_range_fails, status_line
@@ -123,9 +125,25 @@ class _Extensions:
             idle timeout (see :mod:`chopin_core._body`).
         h2_resets: the stream-reset budget all HTTP/2 connections of this worker
             share (:class:`chopin_core.http2.ResetBudget`), made on first use.
+        tasks: the scheduler of ``async def`` handlers that wait, made on first use.
+        waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
+        wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
     """
 
-    __slots__ = ("bodies", "h2_resets", "handshake_ticks", "http2", "side", "supervisor", "tls", "tls_io", "upstreams")
+    __slots__ = (
+        "bodies",
+        "h2_resets",
+        "handshake_ticks",
+        "http2",
+        "side",
+        "supervisor",
+        "tasks",
+        "tls",
+        "tls_io",
+        "upstreams",
+        "waiting",
+        "wake_fd",
+    )
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
@@ -141,6 +159,9 @@ class _Extensions:
             settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
         )
         self.h2_resets: ResetBudget | None = None
+        self.tasks: Scheduler | None = None
+        self.waiting = 0
+        self.wake_fd = -1
 
 
 class Worker:
@@ -248,6 +269,7 @@ class Worker:
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         ep.register(wake_r, EPOLLIN)
+        self._ext.wake_fd = wake_w
         previous = self._install_signals(wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
@@ -264,7 +286,14 @@ class Worker:
         try:
             while True:
                 upstreams = ext.upstreams
-                if upstreams is not None and upstreams.deadlines:
+                tasks = ext.tasks
+                if tasks is not None:
+                    # Handlers that wait: wake for the nearest timer, or at once when one is ready.
+                    wait = tasks.wait_time(timeout)
+                    if upstreams is not None and upstreams.deadlines:
+                        wait = min(wait, upstreams.wait_time(timeout))
+                    ready = ep.poll(wait)
+                elif upstreams is not None and upstreams.deadlines:
                     # Proxy deadlines are kept to the millisecond: wake for the nearest one.
                     ready = ep.poll(upstreams.wait_time(timeout))
                 else:
@@ -297,6 +326,8 @@ class Worker:
                                 os.read(wake_r, 512)
                             except OSError:
                                 pass
+                        elif tasks is not None and fd in tasks.fds:
+                            tasks.on_event(fd, ev)
                         else:
                             side = self._ext.side.get(fd)
                             if side is not None:
@@ -305,6 +336,11 @@ class Worker:
                                 self._ext.upstreams.on_event(fd, ev)
                     except Exception as exc:
                         self._contain(fd, exc)
+                if tasks is not None:
+                    try:
+                        tasks.run_ready()
+                    except Exception:
+                        log.exception("worker %d: resuming waiting handlers failed", self.index)
                 if upstreams is not None and upstreams.deadlines and upstreams.deadlines[0][0] <= now:
                     try:
                         upstreams.expire()
@@ -326,6 +362,9 @@ class Worker:
                 side.abort()
             if self._ext.upstreams is not None:
                 self._ext.upstreams.close()
+            if self._ext.tasks is not None:
+                self._ext.tasks.close()
+                self._ext.tasks = None
             self._restore_signals(previous)
             ep.close()
             os.close(wake_r)
@@ -486,8 +525,11 @@ class Worker:
             self._close(conn, exc)
             return
         if not data:
-            # The peer closed its side: finish what is owed, then close.
-            if conn.out or conn.stream is not None:
+            # The peer closed its side: finish what is owed, then close.  A handler
+            # still waiting is cancelled: its client is gone (uvicorn's disconnect).
+            if type(conn.stream) is _Awaiting:
+                self._close(conn)
+            elif conn.out or conn.stream is not None:
                 conn.close_after = True
                 self._stop_reading(conn)
             else:
@@ -577,27 +619,34 @@ class Worker:
                 self._stop_reading(conn)
         self.flush(conn)
 
-    def _respond(self, conn: Connection, req: Request, out: list[bytes | memoryview]) -> None:
-        """Route ``req``, run its handler and append the serialised response to ``out``."""
+    def _respond(
+        self, conn: Connection, req: Request, out: list[bytes | memoryview], resp: Response | None = None
+    ) -> None:
+        """Route ``req``, run its handler and append the serialised response to ``out``.
+
+        ``resp``: the answer of a handler that waited (see :meth:`_deliver`): only framed.
+        """
         tally = self._tally
         access = self.access_log
         started = self._woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
-        resp: Response | None = None
-        if self._pre_routing is not None:
-            early = self._run_pre_routing(req)
-            if early is Verdict.DROP:
-                conn.close_after = True  # what was answered before still goes out
-                return
-            resp = early
         if resp is None:
-            handler, params = self._lookup(req.method, req.path)
-            try:
-                resp = handler(Context(req, params))
-                if type(resp) is not Response:
-                    name = getattr(handler, "__name__", handler)
-                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
-            except Exception as exc:
-                resp = self._handler_failed(req, exc)
+            if self._pre_routing is not None:
+                early = self._run_pre_routing(req)
+                if early is Verdict.DROP:
+                    conn.close_after = True  # what was answered before still goes out
+                    return
+                resp = early
+            if resp is None:
+                handler, params = self._lookup(req.method, req.path)
+                try:
+                    resp = handler(Context(req, params))
+                    if type(resp) is not Response:
+                        # An async def handler: it waits off this path (None) or answered at once.
+                        resp = self._await_handler(conn, req, handler, resp)
+                        if resp is None:
+                            return
+                except Exception as exc:
+                    resp = self._handler_failed(req, exc)
         if resp.proxy is not None:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
@@ -660,6 +709,83 @@ class Worker:
             out += (line, self.date_line, resp.content_lines, resp.extra_lines, end, body)
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
+
+    def _await_handler(self, conn: Connection | None, req: Request, handler: object, result: object) -> Response | None:
+        """A handler returned something other than a Response: a coroutine waits, anything else is an error.
+
+        The coroutine runs to its first wait now; if it finishes there its answer is
+        returned, else None, and :meth:`_deliver` answers once it has finished.  With
+        no loop (the in-process :meth:`answer`, HTTP/2) it runs to its end here.
+
+        Raises:
+            TypeError: ``result`` is neither a Response nor a coroutine.
+        """
+        if type(result) is not CoroutineType:
+            name = getattr(handler, "__name__", handler)
+            raise TypeError(f"handler {name!r} returned {type(result).__name__}, expected Response")
+        coro: CoroutineType[Any, Any, Any] = result
+        if conn is None or self._ep is None:
+            return _checked(handler, run_blocking(coro, threads=self.settings.worker_threads))
+        ext = self._ext
+        if ext.waiting >= self.settings.max_waiting_handlers:
+            coro.close()
+            log.warning("worker %d: %d handlers waiting, answering 503", self.index, ext.waiting)
+            return Response.text("Service Unavailable: too many requests waiting", 503).with_header("Retry-After", "1")
+        tasks = ext.tasks
+        if tasks is None:
+            tasks = ext.tasks = Scheduler(self._ep, self._wake, self.settings.worker_threads, f"chopin-w{self.index}")
+        waiting = _Awaiting(conn, req, handler, self._woke, Task(coro, None), ext, self._deliver, self._handler_failed)
+        task = waiting.task
+        task.on_done = waiting.done
+        tasks.start(task)
+        if task.finished:
+            return waiting.answer()
+        ext.waiting += 1
+        waiting.counted = True
+        timeout = self.settings.handler_timeout
+        if timeout > 0:
+            # Checked by the timing wheel, at its one-second grain, never early (see _on_tick).
+            waiting.deadline = self.tick + math.ceil(timeout) + 1
+            self._wheel.schedule(conn, waiting.deadline)
+        conn.stream = waiting
+        return None
+
+    def _handler_tick(self, waiting: _Awaiting, tick: int) -> None:
+        """The timing wheel reached a connection whose handler waits: past its deadline, interrupt it."""
+        conn = waiting.conn
+        tasks = self._ext.tasks
+        if waiting.deadline and tick >= waiting.deadline and tasks is not None:
+            waiting.deadline = 0  # once: a handler that catches it gets until the keep-alive timeout
+            late = HandlerTimeout(f"handler deadline of {self.settings.handler_timeout:g} s passed")
+            tasks.interrupt(waiting.task, late)
+            self._wheel.schedule(conn, tick + self.keepalive_ticks)
+            return
+        if not waiting.deadline and tick - conn.last_active >= self.keepalive_ticks:
+            self._close(conn)  # it ignored its deadline, or has none: it may not hold the connection forever
+            return
+        self._wheel.schedule(conn, waiting.deadline or tick + self.keepalive_ticks)
+
+    def _wake(self) -> None:
+        """Wake the loop from another thread (a thread-pool job of a waiting handler finished)."""
+        try:
+            os.write(self._ext.wake_fd, b"\0")
+        except OSError:
+            pass  # the pipe is full: the loop is awake anyway
+
+    def _deliver(self, waiting: _Awaiting) -> None:
+        """A waiting handler finished: frame its answer in order, then answer what queued behind it."""
+        conn = waiting.conn
+        if conn.closed or conn.stream is not waiting:
+            return
+        conn.last_active = self.tick
+        conn.stream = None
+        resp = waiting.answer()
+        woke, self._woke = self._woke, waiting.started  # durations run from when its request was read
+        try:
+            self._respond(conn, waiting.req, conn.out, resp)
+        finally:
+            self._woke = woke
+        self.flush(conn)
 
     def _handler_failed(self, req: Request, exc: Exception) -> Response:
         """The response for a handler's exception; every 5xx one is logged with its traceback.
@@ -1046,6 +1172,8 @@ class Worker:
         stream = conn.stream
         assert stream is not None
         out = conn.out
+        if type(stream) is _Awaiting:
+            return  # its handler still waits: the answer and what queued behind it come later
         pending = sum(map(len, out))
         if type(stream) is UpstreamExchange:
             # The upstream socket feeds the output itself; let it read again once this drains.
@@ -1217,8 +1345,9 @@ class Worker:
             try:
                 resp = handler(Context(req, params))
                 if type(resp) is not Response:
-                    name = getattr(handler, "__name__", handler)
-                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+                    # HTTP/2 does not wait off the loop yet: an async def handler runs to its end here.
+                    resp = self._await_handler(None, req, handler, resp)
+                    assert resp is not None
             except Exception as exc:
                 resp = self._handler_failed(req, exc)
         stream = resp.stream_body
@@ -1407,6 +1536,7 @@ class Worker:
         if self._ext.upstreams is not None:
             self._ext.upstreams.on_tick(tick)
         if self._metrics is not None:
+            self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()
         if self._accept_paused and not self.stopping and self.listener is not None and self._ep is not None:
             self._accept_paused = False
@@ -1442,6 +1572,9 @@ class Worker:
             if conn.body is not None:
                 self._body_tick(conn, tick)
                 continue
+            if type(conn.stream) is _Awaiting:
+                self._handler_tick(conn.stream, tick)
+                continue
             idle = keepalive if conn.ws is None else self._ws_ticks
             if tick - conn.last_active >= idle:
                 self._close(conn)
@@ -1465,6 +1598,80 @@ def _readable(fds: list[int]) -> set[int]:
     for fd in fds:
         poller.register(fd, select.POLLIN)
     return {fd for fd, _ in poller.poll(0)}
+
+
+def _checked(handler: object, resp: object) -> Response:
+    if type(resp) is not Response:
+        name = getattr(handler, "__name__", handler)
+        raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+    return resp
+
+
+class _Awaiting(Iterator["bytes | str"]):
+    """An ``async def`` handler that waits, holding its connection's place in line.
+
+    It sits in ``Connection.stream`` so that requests pipelined behind it queue (as
+    behind a stream), and closing the connection (the client left, the worker stops)
+    cancels it.  It never yields bytes: :meth:`Worker._deliver` frames its answer.
+    """
+
+    __slots__ = ("conn", "counted", "deadline", "deliver", "ext", "failed", "handler", "req", "started", "task")
+
+    def __init__(
+        self,
+        conn: Connection,
+        req: Request,
+        handler: object,
+        started: int,
+        task: Task,
+        ext: _Extensions,
+        deliver: Callable[[_Awaiting], None],
+        failed: Callable[[Request, Exception], Response],
+    ) -> None:
+        self.conn = conn
+        self.req = req
+        self.handler = handler
+        self.started = started
+        self.task = task
+        self.ext = ext
+        self.deliver = deliver
+        self.failed = failed
+        self.counted = False
+        self.deadline = 0  # the tick past which HandlerTimeout is thrown (0: none, or thrown already)
+
+    def __next__(self) -> bytes | str:
+        raise StopIteration
+
+    def answer(self) -> Response:
+        """The finished handler's response, or the answer to what it raised."""
+        task = self.task
+        if task.error is None:
+            try:
+                return _checked(self.handler, task.result)
+            except TypeError as exc:
+                return self.failed(self.req, exc)
+        error = task.error
+        if not isinstance(error, Exception):
+            raise error
+        return self.failed(self.req, error)
+
+    def done(self, task: Task) -> None:
+        """The scheduler's callback: the handler finished."""
+        self._uncount()
+        if self.conn.stream is self:
+            self.deliver(self)
+
+    def close(self) -> None:
+        """The connection closes: cancel the handler where it waits."""
+        self._uncount()
+        tasks = self.ext.tasks
+        if tasks is not None:
+            tasks.cancel(self.task)
+
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.ext.waiting -= 1
 
 
 class _Primed(Iterator["bytes | str"]):
