@@ -37,6 +37,7 @@ import os
 import select
 from collections import deque
 from collections.abc import Iterator
+from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
@@ -54,13 +55,12 @@ from ._wire.h1_writer import NO_BODY
 from .connection import close_stream
 from .files import FileBody, not_modified
 from .request import H2Request, Request
-from .response import send_whole_if_range_fails
+from .response import Response, send_whole_if_range_fails
 
 if TYPE_CHECKING:
     import socket
 
-    from ._engine.channel import Loop
-    from .response import Response
+    from ._engine.channel import Loop, Pending
 
 __all__ = ["PREFACE", "H2Session", "ResetBudget", "preface_rest"]
 
@@ -152,7 +152,7 @@ class ResetBudget:
 class _Stream:
     """One request stream: its head and body as they arrive, then its response body as it leaves."""
 
-    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started")
+    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started", "waiting")
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.headers = headers
@@ -162,6 +162,7 @@ class _Stream:
         self.source: Iterator[bytes | str] | None = None
         self.file: FileBody | None = None
         self.started = False  # response headers sent
+        self.waiting: Pending | None = None  # its async def handler, while it waits
 
 
 class H2Session:
@@ -264,7 +265,12 @@ class H2Session:
             self._fail(exc)
 
     def on_tick(self, tick: int) -> None:
-        """Once a second: close a connection idle past ``keepalive_timeout``."""
+        """Once a second: handler deadlines; close a connection idle past ``keepalive_timeout``."""
+        waiting = [stream.waiting for stream in self._streams.values() if stream.waiting is not None]
+        for pending in waiting:
+            pending.expire(tick)
+        if waiting:
+            return  # not idle: its handlers wait (each within handler_timeout)
         if tick - self.last_active >= self._idle_ticks:
             try:
                 if not self._going_away:
@@ -467,10 +473,25 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.serve(req)
+        resp = self.worker.serve(req, partial(self._answer_later, stream_id, req))
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        if not isinstance(resp, Response):
+            stream.waiting = resp  # an async def handler waits: _answer_later answers
+            return
+        self._answer(stream_id, stream, req, resp)
+
+    def _answer_later(self, stream_id: int, req: Request, resp: Response) -> None:
+        """A handler that waited has finished: answer its stream, if it is still open."""
+        stream = self._streams.get(stream_id)
+        if self.closed or stream is None:
+            return
+        stream.waiting = None
+        self._answer(stream_id, stream, req, resp)
+        self._flush()
+
+    def _answer(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
         try:
             self._start_response(stream_id, stream, req, resp)
         except ValueError as exc:  # a header value h2 refuses
@@ -744,7 +765,7 @@ class H2Session:
                 if more:
                     # Pumping may have flushed, and left bytes the socket did not take, first.
                     self._out = self._out + more if self._out else more
-        if self._going_away and not self._out and not self._blocked and not self._deferred:
+        if self._going_away and not self._out and not self._blocked and not self._deferred and not self._waiting():
             self._close()
             return
         # Stop reading while too much output is pending (a client that does not read).
@@ -752,6 +773,10 @@ class H2Session:
         if mask != self._mask:
             self._mask = mask
             self.worker.rewatch(self.fd, mask)
+
+    def _waiting(self) -> bool:
+        """Whether a handler of this connection still waits (a graceful stop lets it finish)."""
+        return any(stream.waiting is not None for stream in self._streams.values())
 
     def _close(self, error: BaseException | None = None) -> None:
         if self.closed:
@@ -769,6 +794,9 @@ class _BodyFailed(Exception):
 
 
 def _release(stream: _Stream) -> None:
+    if stream.waiting is not None:
+        stream.waiting.cancel()
+        stream.waiting = None
     if stream.source is not None:
         close_stream(stream.source)
         stream.source = None
