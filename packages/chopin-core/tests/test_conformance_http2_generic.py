@@ -94,24 +94,28 @@ class GenericConn(Conn):
     def answer(self, stream_id: int = 1) -> Answer:
         """Read the whole response on ``stream_id``; GOAWAY or RST_STREAM on the way fail."""
         got = Answer()
-        block = b""
+        block, block_stream, block_ends = b"", 0, False
         while True:
             f = self.read()
             assert f is not None, f"closed before the response on stream {stream_id} ended; seen {self.seen}"
             assert f.kind not in (GOAWAY, RST_STREAM), f"unexpected {f!r}; seen {self.seen}"
             if f.kind in (HEADERS, CONTINUATION):
-                # Every block goes through the decoder, in order: HPACK state is per connection.
+                if f.kind == HEADERS:  # END_STREAM is a HEADERS flag, even when CONTINUATION follows
+                    block_stream, block_ends = f.stream_id, bool(f.flags & END_STREAM)
                 block += _unpad(f) if f.kind == HEADERS else f.payload
                 if not f.flags & END_HEADERS:
                     continue
+                # Every block goes through the decoder, in order: HPACK state is per connection.
                 fields = [(str(n), str(v)) for n, v in self.decoder.decode(block)]
                 block = b""
-                if f.stream_id == stream_id:
+                if block_stream == stream_id:
                     got.headers += fields
+                    if block_ends:
+                        return got
             elif f.kind == DATA and f.stream_id == stream_id:
                 got.body += _unpad(f)
-            if f.stream_id == stream_id and f.kind in (HEADERS, CONTINUATION, DATA) and f.flags & END_STREAM:
-                return got
+                if f.flags & END_STREAM:
+                    return got
 
 
 def _unpad(f: Frame) -> bytes:
