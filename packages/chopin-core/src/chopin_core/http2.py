@@ -107,6 +107,21 @@ def _goaway_code(exc: h2.exceptions.ProtocolError) -> int | None:
     return None
 
 
+def _after_peer_goaway(exc: h2.exceptions.ProtocolError) -> bool:
+    """Whether h2 refused a frame only because the peer's GOAWAY, earlier in the same read, closed it.
+
+    h2 enters CLOSED on a received GOAWAY and refuses every later frame (python-hyper/h2
+    #1181 and #1199), where RFC 9113 6.8 lets the GOAWAY's sender go on sending (a PING,
+    WINDOW_UPDATEs): those frames are no protocol error.  h2's refusal is a KeyError on
+    its transition table, chained, whose key holds the state it was in.
+    """
+    cause = exc.__cause__
+    if type(exc) is not h2.exceptions.ProtocolError or not isinstance(cause, KeyError) or not cause.args:
+        return False
+    key = cause.args[0]
+    return isinstance(key, tuple) and bool(key) and key[0] is h2.connection.ConnectionState.CLOSED
+
+
 def preface_rest(data: bytes) -> bytes | None:
     """Given the read in which an HTTP/1.1 parser saw the head ``PRI * HTTP/2.0``,
     rebuild the connection's bytes from the preface on (None if ``data`` does not fit).
@@ -344,8 +359,15 @@ class H2Session:
             events = h2conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             # h2 has queued GOAWAY with the matching error code: send it and close.
-            log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
             self._going_away = True
+            if _after_peer_goaway(exc):
+                # Frames after the peer's GOAWAY are dropped, as on ConnectionTerminated
+                # below; the GOAWAY h2 queued for them says NO_ERROR, not PROTOCOL_ERROR.
+                self._recode_goaway(h2.errors.ErrorCodes.NO_ERROR)
+                self._flush()
+                self._close()
+                return
+            log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
             code = _goaway_code(exc)
             if code is not None:
                 self._recode_goaway(code)
