@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import struct
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from chopin_pg import AuthenticationFailed, PgConfig, connect
+from chopin_pg._session import Session
 from chopin_pg.auth import ScramClient, md5_password, saslprep, tls_server_end_point
-from chopin_pg.errors import ConnectionLost, ErrorClass, InvalidAuthorization
+from chopin_pg.errors import ConfigError, ConnectionLost, ErrorClass, InvalidAuthorization
+from chopin_pg.types import DEFAULT_TYPES
 
 # RFC 7677 §3: user "user", password "pencil".
 RFC_NONCE = "rOprNGfwEbeRWgbNEkqO"
@@ -162,3 +166,148 @@ def test_prefer_and_require_against_plain_server(config: PgConfig) -> None:
         assert conn.query_scalar("SELECT 1") == 1
     with pytest.raises(ConnectionLost, match="does not support TLS"):
         connect(tcp.replace(sslmode="require"))
+
+
+# -- channel_binding (libpq's disable / prefer / require) --------------------------------
+#
+# Sans-IO first: the startup generator against scripted server messages, to pin what is
+# sent (nothing after the StartupMessage when `require` cannot be met); then the real
+# cluster over TLS and plain TCP.
+
+CERT = b"0\x82 a certificate"  # any bytes: the hash is all the client takes from it
+
+
+def backend(tag: bytes, body: bytes) -> bytes:
+    return tag + struct.pack("!i", len(body) + 4) + body
+
+
+def auth_sasl(*mechanisms: str) -> bytes:
+    return backend(b"R", struct.pack("!i", 10) + b"".join(m.encode() + b"\0" for m in mechanisms) + b"\0")
+
+
+AUTH_OK = backend(b"R", struct.pack("!i", 0))
+AUTH_MD5 = backend(b"R", struct.pack("!i", 5) + b"salt")
+AUTH_CLEARTEXT = backend(b"R", struct.pack("!i", 3))
+READY = backend(b"Z", b"I")
+
+
+def run_startup(config: PgConfig, cert: bytes | None, server: bytes) -> Iterator[bytes]:
+    """Drive Session.startup: yield each message the client sends; the server says `server`, then nothing."""
+    gen = Session(config, DEFAULT_TYPES.copy()).startup(cert)
+    pending = [server]
+    request = next(gen)
+    while True:
+        if request is None:
+            request = gen.send(pending.pop() if pending else b"")
+        else:
+            yield request
+            request = gen.send(None)
+
+
+def sent_until_refused(config: PgConfig, cert: bytes | None, server: bytes) -> tuple[list[bytes], str]:
+    sent: list[bytes] = []
+    with pytest.raises(AuthenticationFailed) as info:
+        for message in run_startup(config, cert, server):
+            sent.append(message)
+    return sent, str(info.value)
+
+
+REQUIRE = PgConfig(user="u", password="pw", database="d", channel_binding="require")
+
+
+@pytest.mark.parametrize(
+    ("cert", "server", "reason"),
+    [
+        (None, auth_sasl("SCRAM-SHA-256"), "does not use TLS"),
+        (None, auth_sasl("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"), "does not use TLS"),
+        (CERT, auth_sasl("SCRAM-SHA-256"), "not SCRAM-SHA-256-PLUS"),
+        (CERT, AUTH_MD5, "AuthenticationMD5Password"),
+        (CERT, AUTH_CLEARTEXT, "AuthenticationCleartextPassword"),
+        (CERT, AUTH_OK + READY, "without channel binding (method trust)"),
+    ],
+)
+def test_require_sends_no_password_when_binding_cannot_happen(cert: bytes | None, server: bytes, reason: str) -> None:
+    sent, message = sent_until_refused(REQUIRE, cert, server)
+    assert message.startswith("channel_binding=require: ")
+    assert reason in message
+    assert len(sent) == 1 and sent[0][4:8] == struct.pack("!i", 196608)  # the StartupMessage only
+
+
+@pytest.mark.parametrize(
+    ("mode", "cert", "offer", "mechanism", "gs2"),
+    [
+        ("require", CERT, ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"), b"SCRAM-SHA-256-PLUS", b"p=tls-server-end-point,,"),
+        ("prefer", CERT, ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"), b"SCRAM-SHA-256-PLUS", b"p=tls-server-end-point,,"),
+        ("prefer", CERT, ("SCRAM-SHA-256",), b"SCRAM-SHA-256", b"y,,"),  # could have bound: says so
+        ("prefer", None, ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"), b"SCRAM-SHA-256", b"n,,"),
+        ("disable", CERT, ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"), b"SCRAM-SHA-256", b"n,,"),
+    ],
+)
+def test_mechanism_and_gs2_flag_per_mode(
+    mode: str, cert: bytes | None, offer: tuple[str, ...], mechanism: bytes, gs2: bytes
+) -> None:
+    config = REQUIRE.replace(channel_binding=mode)
+    messages = run_startup(config, cert, auth_sasl(*offer))
+    next(messages)  # StartupMessage
+    initial = next(messages)  # SASLInitialResponse: 'p', length, mechanism NUL, data length, data
+    name, _, rest = initial[5:].partition(b"\0")
+    assert initial[:1] == b"p" and name == mechanism
+    assert rest[4:].startswith(gs2 + b"n=,r="), initial
+
+
+def test_channel_binding_setting_from_url_string_and_environment() -> None:
+    assert PgConfig(user="u").channel_binding == "prefer"
+    assert PgConfig.from_url("postgres://u@h/d?channel_binding=require", environ={}).channel_binding == "require"
+    assert PgConfig.from_url("host=h user=u channel_binding=disable", environ={}).channel_binding == "disable"
+    assert PgConfig.from_env({"PGUSER": "u", "PGCHANNELBINDING": "require"}).channel_binding == "require"
+    with pytest.raises(ConfigError, match="channel_binding: expected one of disable, prefer, require, got 'always'"):
+        PgConfig.from_url("postgres://u@h/d?channel_binding=always", environ={})
+
+
+@pytest.fixture
+def binds_to_server_certificate(pg_cluster: Any) -> None:
+    if getattr(pg_cluster, "tls_front", False):
+        pytest.skip(
+            "embedded fallback: TLS ends at the testkit's front, so the server offers no SCRAM-SHA-256-PLUS "
+            "and cannot check a binding to a certificate it never presented"
+        )
+
+
+@pytest.mark.usefixtures("binds_to_server_certificate")
+@pytest.mark.parametrize("sslmode", ["require", "verify-full"])
+def test_require_binds_over_tls(pg_cluster: Any, sslmode: str) -> None:
+    url = pg_cluster.dsn("scram_user", sslmode=sslmode) + "&channel_binding=require"
+    with connect(url) as conn:
+        assert conn.query_scalar("SELECT current_user") == "scram_user"
+        # The server checked the tls-server-end-point hash inside the proof: success proves it right.
+        assert conn.auth_method == "SCRAM-SHA-256-PLUS"
+
+
+@pytest.mark.usefixtures("binds_to_server_certificate")
+def test_disable_uses_plain_scram_over_tls(pg_cluster: Any) -> None:
+    with connect(cluster_config(pg_cluster, "scram_user", sslmode="require", channel_binding="disable")) as conn:
+        assert conn.query_scalar("SELECT current_user") == "scram_user"
+        assert conn.auth_method == "SCRAM-SHA-256"
+
+
+def test_require_refuses_plain_tcp(pg_cluster: Any) -> None:
+    url = pg_cluster.dsn("scram_user", sslmode="disable") + "&channel_binding=require"
+    with pytest.raises(AuthenticationFailed, match="does not use TLS") as info:
+        connect(url)
+    assert info.value.classify() is ErrorClass.PERMANENT
+
+
+@pytest.mark.parametrize(
+    ("user", "reason"),
+    [("trust_user", "authenticated user 'trust_user' without channel binding"), ("md5_user", "MD5Password")],
+)
+def test_require_refuses_methods_that_cannot_bind(pg_cluster: Any, user: str, reason: str) -> None:
+    config = cluster_config(pg_cluster, user, sslmode="require", channel_binding="require")
+    with pytest.raises(AuthenticationFailed, match=reason):
+        connect(config)
+
+
+def test_disable_and_prefer_over_plain_tcp(pg_cluster: Any) -> None:
+    for mode in ("disable", "prefer"):
+        with connect(cluster_config(pg_cluster, "scram_user", sslmode="disable", channel_binding=mode)) as conn:
+            assert conn.auth_method == "SCRAM-SHA-256"
