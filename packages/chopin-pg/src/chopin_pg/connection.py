@@ -350,6 +350,11 @@ class Connection:
         return self._session.auth_method
 
     @property
+    def ssl_in_use(self) -> bool:
+        """Whether the connection runs over TLS (libpq's ``PQsslInUse``): the client's own view."""
+        return isinstance(self._sock, ssl.SSLSocket)
+
+    @property
     def backend_pid(self) -> int:
         """Process id of the server backend."""
         return self._session.backend_pid
