@@ -91,9 +91,48 @@ def test_config_from_database_url_and_kwargs(monkeypatch: pytest.MonkeyPatch) ->
         conn.close()
 
 
-def test_tls_modes_are_refused_clearly() -> None:
-    with pytest.raises(InterfaceError, match="sslmode=require is not supported yet"):
-        aconnect(local_url(sslmode="require"))
+def cluster_config(pg_cluster: Any, user: str, **kw: Any) -> PgConfig:
+    return PgConfig(
+        host=pg_cluster.host,
+        port=pg_cluster.port,
+        user=user,
+        password=pg_cluster.users.get(user),
+        database=pg_cluster.database,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "require"])
+@pytest.mark.parametrize("user", ["scram_user", "md5_user", "trust_user"])
+def test_password_methods_and_tls(pg_cluster: Any, user: str, sslmode: str) -> None:
+    conn = aconnect(cluster_config(pg_cluster, user, sslmode=sslmode))
+    try:
+        expected = {"scram_user": "SCRAM-SHA-256", "md5_user": "md5", "trust_user": "trust"}[user]
+        if user == "scram_user" and sslmode != "disable":
+            expected = "SCRAM-SHA-256-PLUS"  # channel binding to the certificate the TLS channel saw
+        assert conn.auth_method == expected
+
+        async def main() -> list[Any]:
+            assert await conn.query_scalar("SELECT current_user") == user
+            return await conn.query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+
+        assert run(main()) is (sslmode != "disable")
+        # Pipelined callers, big answers (many TLS records per read) and a big request over TLS.
+        big = "z" * (4 * 1024 * 1024)
+        calls = [conn.query_scalar("SELECT $1::int", (i,)) for i in range(50)]
+        calls.append(conn.query_scalar("SELECT count(*) FROM generate_series(1, 10000) g, repeat('x', 50) r"))
+        calls.append(conn.query_scalar("SELECT length($1::text)", (big,)))
+        calls.append(conn.query("SELECT g, repeat('x', 100) FROM generate_series(1, 10000) g"))
+        results = gather(*calls)
+        assert results[:50] == list(range(50)) and results[50] == 10_000 and results[51] == len(big)
+        assert len(results[52]) == 10_000
+    finally:
+        conn.close()
+
+
+def test_wrong_password_is_the_servers_error(pg_cluster: Any) -> None:
+    with pytest.raises(PgError, match="password authentication failed"):
+        aconnect(cluster_config(pg_cluster, "scram_user", sslmode="disable").replace(password="nope"))
 
 
 def test_many_callers_pipelined_on_one_connection_each_get_their_rows(aconn: AsyncConnection) -> None:

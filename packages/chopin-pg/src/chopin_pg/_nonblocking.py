@@ -1,4 +1,4 @@
-"""The non-blocking I/O shell's pieces: the two awaitables of the wait protocol, and connecting without blocking.
+"""The non-blocking I/O shell's pieces: the wait protocol's two awaitables, connecting, and TLS over memory BIOs.
 
 The wait protocol (chopin-core's worker loop, or any driver that speaks it):
 a coroutine may only await objects whose ``__await__`` yields either a
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -21,7 +22,22 @@ from ._result import Gen
 from .config import PgConfig
 from .errors import ConnectionLost
 
-__all__ = ["ERR", "HUP", "IN", "OUT", "RECV_SIZE", "FdWait", "Signal", "drive", "finish_connect", "open_socket"]
+__all__ = [
+    "ERR",
+    "HUP",
+    "IN",
+    "OUT",
+    "RECV_SIZE",
+    "Channel",
+    "FdWait",
+    "PlainChannel",
+    "Signal",
+    "TlsChannel",
+    "drive",
+    "finish_connect",
+    "open_socket",
+    "read_byte",
+]
 
 IN = 1  # EPOLLIN
 OUT = 4  # EPOLLOUT
@@ -129,8 +145,137 @@ async def finish_connect(sock: socket.socket, where: str) -> None:
         raise ConnectionLost(f"connecting to {where}: {errno.errorcode.get(code, code)} ({code})")
 
 
-async def drive(gen: Gen, sock: socket.socket) -> Any:
-    """Run an operation generator alone on a non-blocking socket (startup, before anyone shares it).
+class PlainChannel:
+    """A connected non-blocking socket as the connection talks to it: ``send``, ``recv``, ``flush``.
+
+    ``send`` and ``recv`` are the socket's own (``BlockingIOError`` when it would block).
+    """
+
+    __slots__ = ("recv", "send", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.send = sock.send
+        self.recv = sock.recv
+
+    def flush(self) -> bool:
+        """Nothing is buffered below ``send``: always flushed."""
+        return True
+
+    def peer_certificate(self) -> bytes | None:
+        """No TLS, no certificate."""
+        return None
+
+
+class TlsChannel:
+    """TLS over a non-blocking socket with :class:`ssl.SSLObject` and memory BIOs (no blocking ``SSLSocket``).
+
+    ``send`` encrypts everything it is given at once (the memory BIO takes it
+    all) and writes what the socket takes; the rest waits in :attr:`raw_out`
+    until :meth:`flush` (the connection waits for EPOLLOUT while it is not
+    empty).  ``recv`` returns decrypted bytes, reading the socket as the TLS
+    records need (``BlockingIOError`` when the socket has nothing more), ``b""``
+    at EOF or close_notify.  A read may also produce bytes to write (TLS 1.3
+    post-handshake messages): they join :attr:`raw_out`.
+
+    Args:
+        sock: The connected socket, after the server answered ``S`` to SSLRequest.
+        context: The TLS context (verification as ``sslmode`` asks).
+        server_hostname: The name checked against the certificate (``verify-full``), or ``None``.
+    """
+
+    __slots__ = ("_incoming", "_obj", "_outgoing", "raw_out", "sock")
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        self.sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._obj = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+        self.raw_out = bytearray()
+
+    async def handshake(self) -> None:
+        """Run the TLS handshake, waiting on the socket as it needs.
+
+        Raises:
+            ssl.SSLError: The handshake failed (certificate, protocol).
+            ConnectionLost: The server closed the connection meanwhile.
+        """
+        fd = self.sock.fileno()
+        while True:
+            try:
+                self._obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                while not self.flush():
+                    await FdWait(fd, OUT)
+                try:
+                    raw = self.sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    await FdWait(fd, IN)
+                    continue
+                if not raw:
+                    raise ConnectionLost("server closed the connection during the TLS handshake") from None
+                self._incoming.write(raw)
+        while not self.flush():
+            await FdWait(fd, OUT)
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Encrypt all of ``data`` and write what the socket takes now; returns ``len(data)``."""
+        self._obj.write(data)
+        self.flush()
+        return len(data)
+
+    def flush(self) -> bool:
+        """Write encrypted bytes waiting to go; return whether none is left.
+
+        Raises:
+            OSError: The socket failed.
+        """
+        pending = self._outgoing.read()
+        out = self.raw_out
+        if pending:
+            out += pending
+        while out:
+            try:
+                sent = self.sock.send(out)
+            except BlockingIOError:
+                return False
+            del out[:sent]
+        return True
+
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` decrypted bytes; ``b""`` at EOF.
+
+        Raises:
+            BlockingIOError: Nothing decrypted is buffered and the socket has nothing more now.
+            OSError: The socket failed (or TLS did: :class:`ssl.SSLError` is one).
+        """
+        obj = self._obj
+        while True:
+            try:
+                data = obj.read(size)
+            except ssl.SSLWantReadError:
+                raw = self.sock.recv(RECV_SIZE)  # BlockingIOError: wait for the socket
+                if not raw:
+                    return b""
+                self._incoming.write(raw)
+                continue
+            except ssl.SSLZeroReturnError:
+                return b""
+            if self._outgoing.pending:
+                self.flush()
+            return data
+
+    def peer_certificate(self) -> bytes | None:
+        """The server's certificate (DER), for SCRAM channel binding."""
+        return self._obj.getpeercert(binary_form=True)
+
+
+Channel = PlainChannel | TlsChannel
+
+
+async def drive(gen: Gen, channel: Channel) -> Any:
+    """Run an operation generator alone over a channel (startup, before anyone shares the connection).
 
     Returns:
         The generator's return value.
@@ -138,14 +283,14 @@ async def drive(gen: Gen, sock: socket.socket) -> Any:
     Raises:
         ConnectionLost: The server closed the connection or the socket failed.
     """
-    fd = sock.fileno()
+    fd = channel.sock.fileno()
     try:
         out = next(gen)
         while True:
             if out is None:
                 while True:
                     try:
-                        data = sock.recv(RECV_SIZE)
+                        data = channel.recv(RECV_SIZE)
                         break
                     except BlockingIOError:
                         await FdWait(fd, IN)
@@ -156,15 +301,37 @@ async def drive(gen: Gen, sock: socket.socket) -> Any:
                 out = gen.send(data)
             else:
                 view = memoryview(out)
-                while view:
-                    try:
-                        view = view[sock.send(view) :]
-                    except BlockingIOError:
+                try:
+                    while view:
+                        try:
+                            view = view[channel.send(view) :]
+                        except BlockingIOError:
+                            await FdWait(fd, OUT)
+                    while not channel.flush():
                         await FdWait(fd, OUT)
-                    except OSError as exc:
-                        raise ConnectionLost(f"socket error while writing: {exc}") from exc
+                except OSError as exc:
+                    raise ConnectionLost(f"socket error while writing: {exc}") from exc
                 out = gen.send(None)
     except StopIteration as stop:
         return stop.value
     finally:
         gen.close()
+
+
+async def read_byte(sock: socket.socket) -> bytes:
+    """One byte from the socket (the server's answer to SSLRequest), waiting for it.
+
+    Raises:
+        ConnectionLost: EOF or a socket error.
+    """
+    while True:
+        try:
+            data = sock.recv(1)
+        except BlockingIOError:
+            await FdWait(sock.fileno(), IN)
+            continue
+        except OSError as exc:
+            raise ConnectionLost(f"socket error while reading: {exc}") from exc
+        if not data:
+            raise ConnectionLost("server closed the connection")
+        return data

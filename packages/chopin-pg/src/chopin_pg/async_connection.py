@@ -40,16 +40,19 @@ How sharing works (many coroutines, one connection, queries pipelined):
   server shutdown, else :class:`~chopin_pg.errors.ConnectionLost`) and closes the
   connection; nothing waits forever.
 
-Not in this shell (yet): TLS (``sslmode`` ``require``/``verify-*`` raise
-:class:`~chopin_pg.errors.InterfaceError` at connect; ``prefer`` and ``allow``
-connect without it), several hosts in one URL, COPY, LISTEN/notifications,
-``connect_timeout`` and ``io_timeout`` (the wait protocol has no timers: the
-worker's per-request deadline cancels a caller instead).
+TLS is negotiated as the blocking shell does (SSLRequest, ``sslmode`` rules,
+SCRAM-SHA-256-PLUS channel binding), over :class:`ssl.SSLObject` and memory
+BIOs so that nothing blocks (:class:`~chopin_pg._nonblocking.TlsChannel`).
+
+Not in this shell (yet): several hosts in one URL, COPY, LISTEN/notifications,
+cancel requests, ``connect_timeout`` and ``io_timeout`` (the wait protocol has
+no timers: the worker's per-request deadline cancels a caller instead).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -57,20 +60,33 @@ from typing import Any
 from . import protocol as p
 from ._bind import execute as execute_batch
 from ._inflight import ParseTable, copy_error, query_request
-from ._nonblocking import ERR, HUP, IN, OUT, RECV_SIZE, FdWait, Signal, drive, finish_connect, open_socket
+from ._nonblocking import (
+    ERR,
+    HUP,
+    IN,
+    OUT,
+    RECV_SIZE,
+    Channel,
+    FdWait,
+    PlainChannel,
+    Signal,
+    TlsChannel,
+    drive,
+    finish_connect,
+    open_socket,
+    read_byte,
+)
 from ._pipeline import PipelineBatch, run_batch
 from ._result import Gen, Result
 from ._session import Session
 from ._statements import is_stale_plan
 from .config import PgConfig
-from .connection import quote_identifier
+from .connection import quote_identifier, ssl_context
 from .errors import ConnectionLost, InterfaceError, NoRows, PgError, TooManyRows
 from .row import Row
 from .types import DEFAULT_TYPES
 
 __all__ = ["AsyncConnection", "AsyncTransaction"]
-
-_TLS_MODES = ("require", "verify-ca", "verify-full")
 
 
 class _Reply:
@@ -109,11 +125,14 @@ class AsyncConnection:
         savepoint_depth: How many savepoints :meth:`transaction` has open.
     """
 
-    def __init__(self, config: PgConfig, sock: socket.socket, session: Session) -> None:
+    def __init__(self, config: PgConfig, channel: Channel, session: Session) -> None:
         self.config = config
         self.types = session.types
-        self._sock = sock
-        self._fd = sock.fileno()
+        self._sock = channel.sock
+        self._fd = channel.sock.fileno()
+        self._send = channel.send
+        self._recv = channel.recv
+        self._tls = channel if isinstance(channel, TlsChannel) else None
         self._session = session
         self._cache = session.cache
         self._parsing: ParseTable = {}
@@ -142,24 +161,24 @@ class AsyncConnection:
             ConnectionLost: The server cannot be reached or closed the connection.
             ServerError: The server refused the session (authentication, unknown database...).
             AuthenticationFailed: The client could not complete authentication.
-            InterfaceError: The settings ask for what this shell does not do (TLS, several hosts).
+            InterfaceError: The URL names several hosts (not supported by this shell yet).
         """
         config = _resolve(config, kwargs)
-        if not config.is_unix_socket and config.sslmode in _TLS_MODES:
-            raise InterfaceError(
-                f"AsyncConnection: sslmode={config.sslmode} is not supported yet (no TLS in the non-blocking "
-                "shell); use the blocking Connection, or sslmode=prefer/disable on a trusted network"
-            )
         where = config.socket_path if config.is_unix_socket else f"{config.host}:{config.port}"
         sock = open_socket(config)
         try:
             await finish_connect(sock, where)
+            channel: Channel = PlainChannel(sock)
+            if not config.is_unix_socket and config.sslmode not in ("disable", "allow"):
+                channel = await _negotiate_tls(sock, config, where)
             session = Session(config, DEFAULT_TYPES.copy())
-            await drive(session.startup(None), sock)
-        except BaseException:
+            await drive(session.startup(channel.peer_certificate()), channel)
+        except BaseException as exc:
             sock.close()
+            if isinstance(exc, ssl.SSLError):
+                raise ConnectionLost(f"TLS with {where}: {exc}") from exc
             raise
-        return cls(config, sock, session)
+        return cls(config, channel, session)
 
     def close(self) -> None:
         """Send Terminate (without waiting) and close the socket; safe to call twice.
@@ -170,7 +189,7 @@ class AsyncConnection:
             return
         if not self._out:
             try:
-                self._sock.send(p.terminate())
+                self._send(p.terminate())
             except OSError:
                 pass
         self._fail_all(lambda: InterfaceError("the connection was closed while this query was pending"))
@@ -282,7 +301,7 @@ class AsyncConnection:
             out += data
             return
         try:
-            sent = self._sock.send(data)
+            sent = self._send(data)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
@@ -293,15 +312,21 @@ class AsyncConnection:
 
     def _flush(self) -> None:
         out = self._out
-        while out:
-            try:
-                sent = self._sock.send(out)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                self._lost(f"socket error while writing: {exc}")
-                return
-            del out[:sent]
+        try:
+            while out:
+                try:
+                    sent = self._send(out)
+                except BlockingIOError:
+                    return
+                del out[:sent]
+            if self._tls is not None:
+                self._tls.flush()
+        except OSError as exc:
+            self._lost(f"socket error while writing: {exc}")
+
+    def _output_pending(self) -> bool:
+        """Whether bytes wait to be written (ours, or TLS records the socket did not take)."""
+        return bool(self._out) or (self._tls is not None and bool(self._tls.raw_out))
 
     async def _wait(self, reply: _Reply) -> Any:
         """Wait for ``reply``, as the reader or woken by it; return its result or raise its error."""
@@ -316,7 +341,7 @@ class AsyncConnection:
                 try:
                     fd = self._fd
                     while not reply.done:
-                        mask = await FdWait(fd, IN | OUT if self._out else IN)
+                        mask = await FdWait(fd, IN | OUT if self._output_pending() else IN)
                         if mask & OUT:
                             self._flush()
                         if mask & (IN | ERR | HUP):
@@ -348,11 +373,12 @@ class AsyncConnection:
 
     def _read_available(self) -> None:
         """Read what the socket holds and complete the replies it answers."""
-        sock = self._sock
+        recv = self._recv
         feed = self._session.parser.feed
+        plain = self._tls is None
         while True:
             try:
-                data = sock.recv(RECV_SIZE)
+                data = recv(RECV_SIZE)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -369,7 +395,8 @@ class AsyncConnection:
             self._pump()
             if self._session.fatal is not None:  # FATAL: the server closes the session next
                 self._lost("the server ended the session")
-            if len(data) < RECV_SIZE or self._closed:
+            # A short read emptied the socket; TLS reads one record at a time, so it reads on to EAGAIN.
+            if (plain and len(data) < RECV_SIZE) or self._closed:
                 return
 
     def _pump(self) -> None:
@@ -680,6 +707,22 @@ class AsyncTransaction:
             await self.rollback()
         else:
             self.rollback_nowait()  # GeneratorExit (cancelled) or an interrupt: nothing may be awaited
+
+
+async def _negotiate_tls(sock: socket.socket, config: PgConfig, where: str) -> Channel:
+    """Send SSLRequest and run the TLS handshake if the server agrees (§55.2.10), as the blocking shell does."""
+    if sock.send(p.ssl_request()) != 8:  # 8 bytes on a fresh socket: the buffer takes them
+        raise ConnectionLost(f"SSLRequest to {where}: short write")
+    answer = await read_byte(sock)
+    if answer == b"S":
+        channel = TlsChannel(sock, ssl_context(config), config.host)
+        await channel.handshake()
+        return channel
+    if answer == b"N":
+        if config.sslmode == "prefer":
+            return PlainChannel(sock)
+        raise ConnectionLost(f"sslmode={config.sslmode}: server at {where} does not support TLS")
+    raise ConnectionLost(f"SSLRequest: expected 'S' or 'N', got {answer!r}")
 
 
 def _resolve(config: PgConfig | str | None, kwargs: dict[str, Any]) -> PgConfig:
