@@ -331,14 +331,17 @@ def test_cancelling_every_caller_then_reusing_the_connection(aconn: AsyncConnect
 def test_a_cancelled_transaction_block_rolls_back_before_the_next_caller(aconn: AsyncConnection) -> None:
     run(aconn.execute("CREATE TEMP TABLE tx (id int)"))
 
+    inserted: list[bool] = []
+
     async def block() -> None:
         async with aconn.transaction():
             await aconn.execute("INSERT INTO tx VALUES (1)")
+            inserted.append(True)
             await aconn.query("SELECT pg_sleep(0.2)")
 
     loop = Loop()
     task = loop.spawn(block())
-    loop.run_until(lambda: loop.parked(task) and aconn.pending == 1 and aconn.in_transaction)
+    loop.run_until(lambda: loop.parked(task) and inserted == [True] and aconn.pending == 1)
     loop.cancel(task)
     assert run(aconn.query_scalar("SELECT count(*) FROM tx")) == 0
     assert aconn.transaction_status == "I"

@@ -139,19 +139,45 @@ def test_shared_queries_wait_while_the_only_connection_is_pinned() -> None:
 
 
 def test_a_cancelled_transaction_block_is_rolled_back_and_unpinned(pool: AsyncPool, table: str) -> None:
+    inserted: list[bool] = []
+
     async def block() -> None:
         async with pool.transaction() as conn:
             await conn.execute(f"INSERT INTO {table} VALUES (9)", ())
+            inserted.append(True)
             await conn.query("SELECT pg_sleep(5)")
 
     loop = Loop()
     task = loop.spawn(block())
-    loop.run_until(lambda: loop.parked(task) and pool.pinned == 1 and pool.pending == 1)
+    loop.run_until(lambda: loop.parked(task) and inserted == [True] and pool.pinned == 1 and pool.pending == 1)
     loop.cancel(task)  # the worker closes the coroutine: nothing may be awaited any more
     assert pool.pinned == 0
     # The rollback is queued behind the sleep; the next users of that connection come after it.
     results = gather(*[pool.query_scalar(f"SELECT count(*) FROM {table}") for _ in range(8)])
     assert results == [0] * 8
+
+
+def test_a_transaction_right_after_a_cancelled_one_on_the_same_connection_begins_afresh(table: str) -> None:
+    pool = AsyncPool(URL, size=1)
+
+    inserted: list[str] = []
+
+    async def block(seconds: float) -> None:
+        async with pool.transaction() as conn:
+            await conn.execute(f"INSERT INTO {table} VALUES (1)", ())
+            inserted.append(conn.transaction_status)
+            await conn.query("SELECT pg_sleep($1::float8)", (seconds,))
+
+    try:
+        loop = Loop()
+        task = loop.spawn(block(0.2))
+        loop.run_until(lambda: loop.parked(task) and inserted == ["T"] and pool.pending == 1)
+        loop.cancel(task)
+        # The ROLLBACK is still unanswered (the status read last says "T"): this must BEGIN, not SAVEPOINT.
+        run(block(0))
+        assert run(pool.query(f"SELECT id FROM {table}")) == [(1,)]
+    finally:
+        pool.close()
 
 
 def _admin_terminate(pids: set[int]) -> None:

@@ -123,6 +123,7 @@ class AsyncConnection:
         config: The settings it was opened with.
         types: This connection's type registry (a copy of the default).
         savepoint_depth: How many savepoints :meth:`transaction` has open.
+        transaction_depth: How many :class:`AsyncTransaction` blocks are open (savepoints included).
     """
 
     def __init__(self, config: PgConfig, channel: Channel, session: Session) -> None:
@@ -142,6 +143,7 @@ class AsyncConnection:
         self._closed = False
         self._sock_open = True
         self.savepoint_depth = 0
+        self.transaction_depth = 0
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -645,9 +647,13 @@ class AsyncTransaction:
         if self._state != "new":
             raise InterfaceError(f"transaction: cannot begin, it is {self._state}")
         conn = self._conn
-        if conn.transaction_status == "I":
+        # The status the last ReadyForQuery read reported lags behind what is written (a rollback
+        # written without waiting, other callers' requests): trust it only with nothing pending.
+        nested = conn.transaction_depth > 0 or (conn.pending == 0 and conn.transaction_status != "I")
+        if not nested:
             level = "" if self._isolation is None else f" ISOLATION LEVEL {self._isolation.upper()}"
             await conn.execute("BEGIN" + level)
+            conn.transaction_depth += 1
         else:
             if self._isolation is not None:
                 raise InterfaceError("transaction: isolation can only be set on an outermost transaction")
@@ -658,6 +664,7 @@ class AsyncTransaction:
             except BaseException:
                 conn.savepoint_depth -= 1
                 raise
+            conn.transaction_depth += 1
             self._savepoint = name
         self._state = "active"
 
@@ -665,6 +672,7 @@ class AsyncTransaction:
         if self._state != "active":
             raise InterfaceError(f"transaction: cannot end, it is {self._state}")
         self._state = "ended"
+        self._conn.transaction_depth -= 1
         if self._savepoint is not None:
             self._conn.savepoint_depth -= 1
         return self._savepoint
