@@ -308,6 +308,21 @@ def test_cancelling_the_reader_mid_flight_hands_the_role_on(aconn: AsyncConnecti
     assert run(aconn.query_scalar("SELECT 6")) == 6
 
 
+def test_a_waiter_cancelled_just_after_being_handed_the_reader_role_passes_it_on(aconn: AsyncConnection) -> None:
+    async def one(i: int, seconds: float) -> Any:
+        return await aconn.query("SELECT $1::int, pg_sleep($2::float8)", (i, seconds))
+
+    loop = Loop()
+    tasks = [loop.spawn(one(0, 0.0)), loop.spawn(one(1, 0.3)), loop.spawn(one(2, 0.0))]
+    loop.run_until(lambda: loop.parked(*tasks))
+    loop.run_until(lambda: tasks[0].done)  # the reader is done: it handed the role to the next caller...
+    assert tasks[1].waiting is None  # ...which is woken but has not run yet
+    loop.cancel(tasks[1])
+    loop.run_until(lambda: tasks[2].done)  # would hang if the role were lost with the cancelled caller
+    assert tasks[2].outcome()[0][0] == 2
+    assert run(aconn.query_scalar("SELECT 8")) == 8 and aconn.pending == 0
+
+
 def test_cancelling_the_only_caller_leaves_its_reply_for_the_next_one(aconn: AsyncConnection) -> None:
     loop = Loop()
     (task,) = _sleepers(loop, aconn, 1)
