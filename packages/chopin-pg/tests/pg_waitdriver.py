@@ -91,15 +91,19 @@ class Loop:
                 task, value = self.ready.popleft()
                 self._step(task, value)
                 continue
-            if not self.fd_waits:
-                raise AssertionError("hung: every task waits on a future nobody will set")
-            poller = select.poll()
-            for fd, (_, events) in self.fd_waits.items():
-                poller.register(fd, events)
-            for fd, mask in poller.poll(100):
-                task, _ = self.fd_waits.pop(fd)
-                task.waiting = None
-                self.ready.append((task, mask))
+            self.poll_once()
+
+    def poll_once(self, timeout_ms: int = 100) -> None:
+        """Wait (up to ``timeout_ms``) for the fds the tasks wait on; make the ready ones ready."""
+        if not self.fd_waits:
+            raise AssertionError("hung: every task waits on a future nobody will set")
+        poller = select.poll()
+        for fd, (_, events) in self.fd_waits.items():
+            poller.register(fd, events)
+        for fd, mask in poller.poll(timeout_ms):
+            task, _ = self.fd_waits.pop(fd)
+            task.waiting = None
+            self.ready.append((task, mask))
 
     def parked(self, *tasks: Task) -> bool:
         """Whether every task waits (on an fd or a future) and none is ready to run."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -321,6 +322,54 @@ def test_a_waiter_cancelled_just_after_being_handed_the_reader_role_passes_it_on
     loop.run_until(lambda: tasks[2].done)  # would hang if the role were lost with the cancelled caller
     assert tasks[2].outcome()[0][0] == 2
     assert run(aconn.query_scalar("SELECT 8")) == 8 and aconn.pending == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_cancellations_among_many_callers_hang_nothing(aconn: AsyncConnection, seed: int) -> None:
+    rng = random.Random(seed)
+
+    async def one(i: int) -> Any:
+        kind = i % 4
+        if kind == 0:
+            return await aconn.query_scalar("SELECT $1::int", (i,))
+        if kind == 1:
+            return await aconn.query_scalar("SELECT $1::int FROM pg_sleep($2::float8)", (i, 0.002))
+        if kind == 2:
+            return len(await aconn.query("SELECT g FROM generate_series(1, $1::int) g", (i * 10,)))
+        return await aconn.query_scalar("SELECT 1 / ($1::int - $1::int)", (i,))
+
+    def expected(i: int) -> Any:
+        return [i, i, i * 10, None][i % 4]
+
+    loop = Loop()
+    tasks = [loop.spawn(one(i)) for i in range(200)]
+    cancelled: set[int] = set()
+    readers = 0
+    deadline = time.monotonic() + 30
+    while not all(t.done for t in tasks):
+        assert time.monotonic() < deadline, "hung"
+        loop.run_until(lambda: loop.parked(*tasks))  # run what is ready; every live task waits now
+        live = [i for i, t in enumerate(tasks) if not t.done]
+        chosen = rng.sample(live, min(len(live), rng.randint(0, 3)))
+        reader = [i for i in live if tasks[i].waiting is not None and tasks[i].waiting[0] == "fd"]
+        if reader and rng.random() < 0.3:
+            chosen = [*set(chosen) | set(reader)]
+        for i in chosen:
+            waiting = tasks[i].waiting
+            readers += waiting is not None and waiting[0] == "fd"
+            loop.cancel(tasks[i])  # the reader or a waiter, whichever it is
+            cancelled.add(i)
+        if not loop.ready and not all(t.done for t in tasks):
+            loop.poll_once()  # fails the test if nobody waits on the socket any more
+    assert 0 < len(cancelled) < 150 and readers > 0, (len(cancelled), readers)
+    for i, task in enumerate(tasks):
+        if i in cancelled:
+            continue
+        if i % 4 == 3:
+            assert isinstance(task.error, DataError), task.error
+        else:
+            assert task.outcome() == expected(i)
+    assert run(aconn.query_scalar("SELECT 9")) == 9 and aconn.pending == 0
 
 
 def test_cancelling_the_only_caller_leaves_its_reply_for_the_next_one(aconn: AsyncConnection) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -256,3 +258,44 @@ def test_an_idle_connection_the_server_ended_is_replaced_without_failing_a_query
         admin.query("SELECT pg_sleep(0.1)")
     second = run(pool.query_scalar("SELECT pg_backend_pid()"))
     assert second != first and pool.lost == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_cancellations_of_queries_and_transactions_on_the_pool(table: str, seed: int) -> None:
+    rng = random.Random(seed)
+    pool = AsyncPool(URL, size=2)
+
+    async def one(i: int) -> Any:
+        if i % 3 == 0:
+            async with pool.transaction() as conn:
+                await conn.execute(f"INSERT INTO {table} VALUES ($1)", (i,))
+                await conn.query("SELECT pg_sleep(0.002)")
+            return "committed"
+        return await pool.query_scalar("SELECT $1::int", (i,))
+
+    try:
+        loop = Loop()
+        tasks = [loop.spawn(one(i)) for i in range(120)]
+        cancelled: set[int] = set()
+        deadline = time.monotonic() + 30
+        while not all(t.done for t in tasks):
+            assert time.monotonic() < deadline, "hung"
+            loop.run_until(lambda: loop.parked(*tasks))
+            live = [i for i, t in enumerate(tasks) if not t.done]
+            for i in rng.sample(live, min(len(live), rng.randint(0, 2))):
+                loop.cancel(tasks[i])
+                cancelled.add(i)
+            if not loop.ready and not all(t.done for t in tasks):
+                loop.poll_once()
+        committed = {i for i, t in enumerate(tasks) if i % 3 == 0 and i not in cancelled and t.outcome() == "committed"}
+        for i, t in enumerate(tasks):
+            if i % 3 and i not in cancelled:
+                assert t.outcome() == i
+        rows = {row[0] for row in run(pool.query(f"SELECT id FROM {table}"))}
+        assert committed <= rows <= {i for i in range(120) if i % 3 == 0}
+        assert pool.pinned == 0
+        # Every connection is back outside a transaction once its queued rollbacks ran.
+        assert gather(*[pool.query_scalar("SELECT $1::int", (i,)) for i in range(20)]) == list(range(20))
+        assert [(c.pending, c.transaction_status) for c in pool._conns] == [(0, "I")] * pool.connections
+    finally:
+        pool.close()
