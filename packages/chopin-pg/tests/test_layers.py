@@ -35,6 +35,7 @@ SHELL_AND_ABOVE = {
         "_nonblocking",
         "connection",
         "async_connection",
+        "async_transaction",
         "async_pool",
         "copy",
         "pipeline",

@@ -11,8 +11,9 @@ from __future__ import annotations
 from ._result import Result
 from ._session import Notification
 from ._statements import PreparedStatement
-from .async_connection import AsyncConnection, AsyncTransaction
+from .async_connection import AsyncConnection
 from .async_pool import AsyncPool, AsyncPoolTransaction
+from .async_transaction import AsyncTransaction
 from .config import PgConfig
 from .connection import Connection, Transaction, connect
 from .copy import CopyReader, CopyWriter

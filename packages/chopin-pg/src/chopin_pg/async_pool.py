@@ -41,7 +41,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from ._nonblocking import Signal
-from .async_connection import AsyncConnection, AsyncTransaction
+from .async_connection import AsyncConnection
+from .async_transaction import AsyncTransaction
 from .config import PgConfig
 from .errors import ConfigError, InterfaceError
 from .row import Row
