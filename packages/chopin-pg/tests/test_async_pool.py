@@ -36,6 +36,8 @@ def table() -> Iterator[str]:
 def test_size_is_checked_and_a_url_or_the_environment_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="size: expected >= 1, got 0"):
         AsyncPool(URL, size=0)
+    with pytest.raises(InterfaceError, match="several hosts"):
+        AsyncPool("postgres://u@h1:5432,h2:5433/db")
     monkeypatch.setenv("DATABASE_URL", local_url(application_name="cpg-async-pool"))
     pool = AsyncPool()
     try:

@@ -87,7 +87,7 @@ from .errors import ConnectionLost, InterfaceError, NoRows, PgError, TooManyRows
 from .row import Row
 from .types import DEFAULT_TYPES
 
-__all__ = ["AsyncConnection"]
+__all__ = ["AsyncConnection", "resolve_config"]
 
 
 class _Reply:
@@ -166,7 +166,7 @@ class AsyncConnection:
             AuthenticationFailed: The client could not complete authentication.
             InterfaceError: The URL names several hosts (not supported by this shell yet).
         """
-        config = _resolve(config, kwargs)
+        config = resolve_config(config, kwargs)
         where = config.socket_path if config.is_unix_socket else f"{config.host}:{config.port}"
         sock = open_socket(config)
         try:
@@ -619,8 +619,13 @@ async def _negotiate_tls(sock: socket.socket, config: PgConfig, where: str) -> C
     raise ConnectionLost(f"SSLRequest: expected 'S' or 'N', got {answer!r}")
 
 
-def _resolve(config: PgConfig | str | None, kwargs: dict[str, Any]) -> PgConfig:
-    """The settings :func:`chopin_pg.connect` would use for the same arguments (one host only)."""
+def resolve_config(config: PgConfig | str | None, kwargs: dict[str, Any]) -> PgConfig:
+    """The settings :func:`chopin_pg.connect` would use for the same arguments (one host only).
+
+    Raises:
+        InterfaceError: The URL names several hosts (or ``target_session_attrs``): not supported here yet.
+        ConfigError: The URL is malformed.
+    """
     if config is None:
         return PgConfig.from_env(**kwargs)
     if isinstance(config, str):

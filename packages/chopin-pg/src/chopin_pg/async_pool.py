@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from ._nonblocking import Signal
-from .async_connection import AsyncConnection
+from .async_connection import AsyncConnection, resolve_config
 from .async_transaction import AsyncTransaction
 from .config import PgConfig
 from .errors import ConfigError, InterfaceError
@@ -60,16 +60,13 @@ class AsyncPool:
 
     Raises:
         ConfigError: ``size`` is below 1, or the URL is malformed.
+        InterfaceError: The URL names several hosts (not supported by the non-blocking shell yet).
     """
 
     def __init__(self, config: PgConfig | str | None = None, *, size: int = 4) -> None:
         if size < 1:
             raise ConfigError(f"size: expected >= 1, got {size}")
-        if config is None:
-            config = PgConfig.from_env()
-        elif isinstance(config, str):
-            config = PgConfig.from_url(config)
-        self.config = config
+        self.config = resolve_config(config, {})
         self.size = size
         self._closed = False
         self._reset_state()
