@@ -481,3 +481,28 @@ def test_stale_plan_is_prepared_again_outside_a_transaction(aconn: AsyncConnecti
         assert await aconn.query("SELECT * FROM sp", ()) == [(1, "x")]
 
     run(main())
+
+
+def test_notices_notifications_and_parameter_changes_between_replies_keep_the_fifo_in_step(
+    aconn: AsyncConnection, admin: Connection
+) -> None:
+    run(aconn.execute("LISTEN cpg_async_chan"))
+
+    async def one(i: int) -> Any:
+        if i % 5 == 0:
+            return await aconn.execute("DO $$ BEGIN RAISE NOTICE 'notice %', 1; END $$")
+        if i % 7 == 0:
+            return await aconn.execute(f"SET application_name = 'cpg{i}'")
+        return await aconn.query_scalar("SELECT $1::int", (i,))
+
+    loop = Loop()
+    tasks = [loop.spawn(one(i)) for i in range(1, 60)]
+    loop.run_until(lambda: loop.parked(*tasks))
+    admin.execute("NOTIFY cpg_async_chan, 'hello'")  # arrives between replies, unprompted
+    loop.run_until(lambda: all(t.done for t in tasks))
+    for i, task in zip(range(1, 60), tasks, strict=True):
+        assert task.outcome() == (-1 if i % 5 == 0 or i % 7 == 0 else i)
+    assert run(aconn.query_scalar("SELECT pg_sleep(0.05)::text || 'x'")) == "x"
+    assert [n.payload for n in aconn.session.notifications] == ["hello"]
+    assert any("notice 1" in n.get("M", "") for n in aconn.session.notices)
+    assert aconn.parameters["application_name"] == "cpg56"

@@ -118,7 +118,8 @@ class AsyncConnection:
     Open it with ``await AsyncConnection.connect(...)``.  The query methods are
     the blocking :class:`~chopin_pg.Connection`'s, awaited, with the same
     results and the same errors.  Any number of coroutines may call them at
-    once: their queries are pipelined (see the module docstring).
+    once: their queries are pipelined (see the module docstring).  It belongs to
+    one loop (one thread), like the worker-local pool that holds it.
 
     Attributes:
         config: The settings it was opened with.
