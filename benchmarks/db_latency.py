@@ -546,7 +546,8 @@ def bench_server(
     proxy_port = proxy[0]
     port = free_port()
     server_env = {**env, "PORT": str(port), "HOST": HOST, "PGHOST": HOST, "PGPORT": str(proxy_port),
-                  "PGUSER": args.user, "PGDATABASE": args.database, "SLOW_URL": slow_url, **dict(server.env)}  # fmt: skip
+                  "PGUSER": args.user, "PGDATABASE": args.database, "SLOW_URL": slow_url,
+                  "SLOW_SECONDS": str(args.slow_ms / 1000), **dict(server.env)}  # fmt: skip
     cmd = ["taskset", "-c", str(args.server_cpu), *server.command(port)]
     log(f"[{server.name}] {server.display()}  (cwd {server.cwd.relative_to(REPO)}, CPU {args.server_cpu})")
 
@@ -675,6 +676,7 @@ def render(results: list[Result], args: argparse.Namespace, rtt: Rtt) -> str:
         if result.skipped:
             notes.append(f"{result.name}: skipped, {result.skipped}")
     cpu = [row.proxy_cpu for r in results for row in r.rows.values() if row.proxy_cpu is not None]
+    targets = target_lines(results)
 
     parts = [
         f"### TechEmpower rows with the database ~{args.db_rtt_ms:g} ms away "
@@ -708,9 +710,36 @@ def render(results: list[Result], args: argparse.Namespace, rtt: Rtt) -> str:
         "`chopin_core.sleep`; peers: asyncio streams). A probe that gets no answer within "
         f'{PROBE_TIMEOUT_S:g} s counts as {PROBE_TIMEOUT_S:g} s, shown as "> {PROBE_TIMEOUT_S:g} s".',
     ]
+    if targets:
+        parts += ["", "Issue 17's targets:", "", *targets]
     if notes:
         parts += ["", "Notes:", "", *(f"- {note}" for note in notes)]
     return "\n".join(parts) + "\n"
+
+
+def target_lines(results: list[Result]) -> list[str]:
+    """Issue 17's targets for each chopin variant that ran: /db >= 2x the best peer with <= 4 connections,
+    /plaintext p99 with handlers waiting within 2x of alone."""
+    lines = []
+    best = best_peer(results, "rps:/db")
+    for chopin in (r for r in results if r.name.startswith("chopin") and not r.skipped):
+        db = chopin.rows.get("/db")
+        conns = max((row.connections for row in chopin.rows.values() if row.connections is not None), default=None)
+        ratio = db.rps / best[0] if db and db.rps and best else None
+        slow = chopin.slow
+        waiting = slow.loaded_p99 / slow.alone_p99 if slow and slow.loaded_p99 and slow.alone_p99 else None
+
+        def verdict(ok: bool | None) -> str:
+            return "n/a" if ok is None else ("met" if ok else "not met")
+
+        lines.append(
+            f"- {chopin.name}: `/db` {'n/a' if ratio is None else f'{ratio:.2f}x'} the best peer (target >= 2x: "
+            f"{verdict(None if ratio is None else ratio >= 2)}) with {conns if conns is not None else 'n/a'} "
+            f"PostgreSQL connections (target <= 4: {verdict(None if conns is None else conns <= 4)}); "
+            f"/plaintext p99 with handlers waiting {slow_ratio(slow)}x alone "
+            f"(target <= 2x: {verdict(None if waiting is None else waiting <= 2)})"
+        )
+    return lines
 
 
 def header(args: argparse.Namespace, versions: dict[str, str], pg_version: str, load: tuple[float, float]) -> str:

@@ -18,7 +18,7 @@ concurrent requests pipelined on them; ``POOL_SIZE``, default 4), which the work
 drives on its own loop while it serves other requests. ``CHOPIN_TE_MODE=blocking``, the
 default, is the variant above. With ``SLOW_URL`` set, ``/slow`` calls that URL (the slow
 upstream of benchmarks/db_latency.py): blocking, with ``HttpClient``; async, with the
-non-blocking client when chopin-core has one, else ``await chopin_core.sleep(0.2)``.
+non-blocking client when chopin-core has one, else ``await chopin_core.sleep(SLOW_SECONDS)`` (0.2).
 """
 
 from __future__ import annotations
@@ -220,8 +220,9 @@ async def slow_async(ctx: Context) -> Response:
             db["client"] = client()
         response = await db["client"].request("GET", SLOW_URL)
         return Response.text(response.body)
-    await chopin_core.sleep(0.2)  # no non-blocking client yet: the same wait, without the upstream
-    return Response.text(b"slept 0.2 s")
+    # No non-blocking client yet: the same wait (SLOW_SECONDS, the upstream's delay), without the upstream.
+    await chopin_core.sleep(float(os.environ.get("SLOW_SECONDS", "0.2")))
+    return Response.text(b"slept")
 
 
 router.get("/plaintext", plaintext)
