@@ -440,11 +440,17 @@ class RttProbe(threading.Thread):
 
     def __init__(self, args: argparse.Namespace, proxy_port: int) -> None:
         super().__init__(daemon=True)
-        self.conn = PgSimple(HOST, proxy_port, args.user, args.database, "chopin-bench-rtt")
+        self.conn: PgSimple | None = None
+        try:
+            self.conn = PgSimple(HOST, proxy_port, args.user, args.database, "chopin-bench-rtt")
+        except (OSError, PgSimpleError) as exc:
+            log(f"  no SELECT 1 probe for this row: {exc}")
         self.stop = threading.Event()
         self.times: list[float] = []
 
     def run(self) -> None:
+        if self.conn is None:
+            return
         try:
             while not self.stop.wait(0.02):
                 start = time.perf_counter()
@@ -475,7 +481,8 @@ def run_row(args: argparse.Namespace, port: int, path: str, proxy: tuple[int, in
     row.proxy_cpu = (cpu_seconds(proxy_pid) - cpu_before) / (time.monotonic() - start)
     row.db_rtt_ms = rtt.median()
     stats = delay_proxy.control(control_port, "stats")
-    row.connections, row.opened = int(stats["peak"]) - 1, int(stats["opened"])  # less the probe's
+    probe_conns = 0 if rtt.conn is None else 1
+    row.connections, row.opened = int(stats["peak"]) - probe_conns, int(stats["opened"])  # less the probe's
     return row
 
 
