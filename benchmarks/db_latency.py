@@ -469,6 +469,9 @@ class RttProbe(threading.Thread):
 
 def run_row(args: argparse.Namespace, port: int, path: str, proxy: tuple[int, int, int]) -> Row:
     proxy_port, control_port, proxy_pid = proxy
+    # The previous row's probe connection closes through the proxy's delay: let it go before the reset,
+    # or it counts in this row's peak.
+    time.sleep(0.2)
     rtt = RttProbe(args, proxy_port)  # connected before the reset: its connection is open all along
     delay_proxy.control(control_port, "reset")
     cpu_before, start = cpu_seconds(proxy_pid), time.monotonic()
