@@ -188,26 +188,32 @@ async def single_query_async(ctx: Context) -> Response:
     return Response.json({"id": row[0], "randomNumber": row[1]})
 
 
+async def _read_worlds(count: int) -> list[Any]:
+    # N separate queries (the rules), awaited together: the pool pipelines them, one round trip.
+    from chopin_core import gather
+
+    return await gather(*(apool.query_one(WORLD_SQL, (random.randint(1, 10000),)) for _ in range(count)))
+
+
 async def queries_async(ctx: Context) -> Response:
-    worlds = []
-    for _ in range(query_count(ctx)):
-        row = await apool.query_one(WORLD_SQL, (random.randint(1, 10000),))
-        worlds.append({"id": row[0], "randomNumber": row[1]})
-    return Response.json(worlds)
+    rows = await _read_worlds(query_count(ctx))
+    return Response.json([{"id": row[0], "randomNumber": row[1]} for row in rows])
 
 
 async def fortunes_async(ctx: Context) -> Response:
+    if model is not None:  # through chopin-orm, as the blocking variant
+        found = await Fortune.query().aall(apool)
+        return fortunes_page([(f.id, f.message) for f in found])
     rows = await apool.query(FORTUNE_SQL)
     return fortunes_page([(row[0], row[1]) for row in rows])
 
 
 async def updates_async(ctx: Context) -> Response:
-    worlds = []
-    for _ in range(query_count(ctx)):
-        row = await apool.query_one(WORLD_SQL, (random.randint(1, 10000),))
-        worlds.append({"id": row[0], "randomNumber": random.randint(1, 10000)})
+    rows = await _read_worlds(query_count(ctx))
+    worlds = [{"id": row[0], "randomNumber": random.randint(1, 10000)} for row in rows]
     # In id order, as the blocking variant and the peers: concurrent requests lock rows in one order.
-    await apool.executemany(UPDATE_SQL, sorted((w["id"], w["randomNumber"]) for w in worlds))
+    # A stable sort by id: an id drawn twice keeps its last value, as in the answer.
+    await apool.executemany(UPDATE_SQL, sorted(((w["id"], w["randomNumber"]) for w in worlds), key=itemgetter(0)))
     return Response.json(worlds)
 
 
@@ -256,11 +262,17 @@ def open_pool(index: int) -> None:
         from chopin_core import HttpClient
 
         db["http"] = HttpClient()
-    if MODE == "async":  # the AsyncPool connects by itself
-        return
     try:
         import chopin_pg
     except ImportError:  # /plaintext and /json need no database
+        return
+    if MODE == "async":  # the AsyncPool connects by itself; the Fortune table is made once, blocking, at start
+        if model is not None:
+            try:
+                with chopin_pg.connect(chopin_pg.PgConfig.from_env()) as conn:
+                    ensure_fortunes(conn)
+            except chopin_pg.PgError as exc:
+                print(f"worker {index}: database not ready ({exc}); /fortunes answers 500 until the table exists")
         return
     # One connection: a worker runs one handler at a time.  reset("none"): these handlers
     # change no session state (no SET, temporary table, LISTEN or session lock), so the
