@@ -136,6 +136,27 @@ def test_wrong_password_is_the_servers_error(pg_cluster: Any) -> None:
         aconnect(cluster_config(pg_cluster, "scram_user", sslmode="disable").replace(password="nope"))
 
 
+def test_the_requests_of_one_loop_turn_leave_in_one_write(aconn: AsyncConnection) -> None:
+    writes: list[int] = []
+    send = aconn._send
+
+    def counted(data: Any) -> int:
+        writes.append(len(data))
+        return send(data)
+
+    aconn._send = counted  # type: ignore[method-assign]
+
+    async def one(i: int) -> int:
+        return await aconn.query_scalar("SELECT $1::int", (i,))  # type: ignore[no-any-return]
+
+    loop = Loop()
+    tasks = [loop.spawn(one(i)) for i in range(50)]  # started in the same turn, as a gather or one epoll wake-up
+    loop.run_until(lambda: all(t.done for t in tasks))
+    assert [t.outcome() for t in tasks] == list(range(50))
+    assert len(writes) == 1, writes  # one syscall for 50 requests, not 50
+    assert run(aconn.query_scalar("SELECT 7")) == 7 and len(writes) == 2  # a lone caller: written on its next turn
+
+
 def test_many_callers_pipelined_on_one_connection_each_get_their_rows(aconn: AsyncConnection) -> None:
     sql = "SELECT $1::int * 2, $2::text, pg_backend_pid()"
 

@@ -30,6 +30,7 @@ __all__ = [
     "RECV_SIZE",
     "Channel",
     "FdWait",
+    "NextTurn",
     "PlainChannel",
     "Signal",
     "TlsChannel",
@@ -335,3 +336,19 @@ async def read_byte(sock: socket.socket) -> bytes:
         if not data:
             raise ConnectionLost("server closed the connection")
         return data
+
+
+class NextTurn:
+    """``await NextTurn()``: go back in line once, behind what the loop already has ready.
+
+    It yields a future that is already set (the wait protocol's second kind), which the
+    loop answers by queueing the caller again: whatever else this loop turn started runs
+    first (the connection uses it to cork one turn's requests into one write).
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        done = Signal()
+        done.set_result()
+        yield done

@@ -8,9 +8,11 @@ worker loop (or any driver of that protocol) runs them without asyncio.
 
 How sharing works (many coroutines, one connection, queries pipelined):
 
-- Each query is written *at once*, as one request ending in its own Sync
-  (:func:`~chopin_pg._inflight.query_request`): nothing waits for an earlier
-  query's answer before sending.  An error in one request is answered with its
+- Each query is written in the loop turn it is made, as one request ending in
+  its own Sync (:func:`~chopin_pg._inflight.query_request`): nothing waits for
+  an earlier query's answer before sending.  The requests of one turn (the
+  handlers one epoll wake-up started, the queries of a ``gather``) leave in one
+  write: the turn's first caller yields once before writing them all.  An error in one request is answered with its
   ReadyForQuery and the server goes on with the next request: it is raised in
   that caller only.
 - The connection keeps a FIFO of pending replies, each with its reader (an
@@ -68,6 +70,7 @@ from ._nonblocking import (
     RECV_SIZE,
     Channel,
     FdWait,
+    NextTurn,
     PlainChannel,
     Signal,
     TlsChannel,
@@ -141,6 +144,8 @@ class AsyncConnection:
         self._parsing: ParseTable = {}
         self._replies: deque[_Reply] = deque()
         self._out = bytearray()
+        # The caller whose request started the batch of this loop turn (see _submit), or None.
+        self._cork: _Reply | None = None
         self._reading = False  # a caller is the reader (waiting on the fd, or processing what it read)
         self._closed = False
         self._sock_open = True
@@ -287,7 +292,13 @@ class AsyncConnection:
     # -- the shared socket ------------------------------------------------------------
 
     def _submit(self, gen: Gen) -> _Reply:
-        """Start ``gen`` (it yields its request), queue its reply, and write the request."""
+        """Start ``gen`` (it yields its request), queue its reply, and buffer the request.
+
+        Requests are corked for one loop turn: the first caller of a turn yields to the
+        loop once before it writes (see :meth:`_wait`), so the requests other callers
+        submit in the same turn (the other handlers woken by the same epoll wake-up,
+        the queries of a ``gather``) leave in the same write: one syscall instead of N.
+        """
         if self._closed:
             gen.close()
             raise InterfaceError("connection is closed")
@@ -295,8 +306,16 @@ class AsyncConnection:
         assert request is not None, "an operation on a shared connection starts with its request"
         reply = _Reply(gen)
         self._replies.append(reply)
-        self._write(request)
+        self._out += request
+        if self._cork is None:
+            self._cork = reply
         return reply
+
+    def _uncork(self) -> None:
+        """Write the turn's batch now."""
+        self._cork = None
+        if self._out and not self._closed:
+            self._flush()
 
     def _write(self, data: bytes) -> None:
         """Write ``data`` after what is buffered; what the socket does not take now waits in the buffer."""
@@ -335,8 +354,14 @@ class AsyncConnection:
     async def _wait(self, reply: _Reply) -> Any:
         """Wait for ``reply``, as the reader or woken by it; return its result or raise its error."""
         try:
+            if self._cork is reply:
+                try:
+                    await NextTurn()  # back in line once: the other callers of this turn add their requests
+                finally:
+                    self._uncork()
             while not reply.done:
-                if self._reading:
+                if self._reading or self._cork is not None:
+                    # Someone reads; or this turn's first caller will write the batch, then read.
                     signal = Signal()
                     reply.waiter = signal
                     await signal
@@ -485,7 +510,9 @@ class AsyncConnection:
         Raises:
             InterfaceError: The connection is closed.
         """
-        self._submit(self._session.simple_query(sql))
+        reply = self._submit(self._session.simple_query(sql))
+        if self._cork is reply:
+            self._uncork()  # nobody waits for it: written now
 
     # -- queries ------------------------------------------------------------------
 
