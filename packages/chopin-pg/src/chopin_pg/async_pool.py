@@ -100,18 +100,28 @@ class AsyncPool:
             if self._closed:
                 raise InterfaceError("pool is closed")
             best: AsyncConnection | None = None
-            for conn in list(self._conns):
+            least = 0
+            dead: list[AsyncConnection] = []
+            for conn in self._conns:
                 if conn in self._pinned:
                     continue
-                if not conn.check_idle():
-                    self._drop(conn)
-                    continue
-                if best is None or conn.pending < best.pending:
-                    best = conn
-                    if best.pending == 0:
+                pending = conn.pending
+                if pending == 0:
+                    # Idle: nobody reads it, so a session the server ended meanwhile is found
+                    # here (one non-blocking recv).  A busy one is being read anyway.
+                    if conn.check_idle():
+                        best = conn
+                        least = 0
                         break
+                    dead.append(conn)
+                elif conn.closed:
+                    dead.append(conn)
+                elif best is None or pending < least:
+                    best, least = conn, pending
+            for conn in dead:
+                self._drop(conn)
             room = len(self._conns) + self._connecting < self.size
-            if best is not None and (best.pending == 0 or not room):
+            if best is not None and (least == 0 or not room):
                 if pin:
                     self._pinned.add(best)
                 return best
