@@ -6,6 +6,7 @@ handlers of a real chopin worker (``apps/client_app.py`` in a subprocess) callin
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -104,6 +105,29 @@ def test_concurrent_requests_wait_together_and_fill_the_pool(upstream: Upstream)
     assert idle == 20
 
 
+def test_stream_reads_the_body_as_it_comes_and_pools_only_a_finished_one(upstream: Upstream) -> None:
+    async def calls(api: AsyncHttpClient):  # type: ignore[no-untyped-def]
+        sizes = []
+        async with await api.stream("GET", f"{upstream.url}/big?size=1000000") as resp:
+            with pytest.raises(RuntimeError, match=r"await resp\.read"):
+                resp.body  # noqa: B018  not read yet
+            async for chunk in resp.aiter_bytes():
+                sizes.append(len(chunk))
+        pooled_after_end = api.idle_count()
+        async with await api.stream("GET", f"{upstream.url}/big?size=1000000") as early:
+            async for _ in early.aiter_bytes():
+                break  # stop after the first chunk: the rest is never read
+        pooled_after_early = api.idle_count()
+        whole = await (await api.stream("GET", f"{upstream.url}/chunked?n=2")).read()
+        return sizes, pooled_after_end, pooled_after_early, whole, api.connections_opened
+
+    sizes, pooled_after_end, pooled_after_early, whole, opened = run(calls)
+    assert sum(sizes) == 1_000_000 and len(sizes) > 1
+    assert (pooled_after_end, pooled_after_early) == (1, 0)  # the early-closed one was closed, not pooled
+    assert whole == b"part0;part1;"
+    assert opened == 2
+
+
 def test_read_timeout(upstream: Upstream) -> None:
     started = time.monotonic()
     with pytest.raises(ReadTimeout, match=r"sent nothing for 0\.3 s"):
@@ -184,6 +208,27 @@ def test_https_with_the_async_client_against_a_chopin_tls_server(serve_module: S
     assert (echoed.body, echoed.header("x-query"), echoed.header("x-custom")) == (b"p" * 100_000, "x=1", "y")
     assert len(big.body) == 2_000_000
     assert opened == 1
+
+
+def test_the_pool_belongs_to_one_process(upstream: Upstream) -> None:
+    api = AsyncHttpClient()
+    try:
+        assert run_blocking(api.get(f"{upstream.url}/echo")).status == 200
+        assert api.idle_count() == 1
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit code
+            try:
+                fresh = api.idle_count() == 0
+                ok = run_blocking(api.get(f"{upstream.url}/echo")).status == 200
+                os._exit(0 if fresh and ok else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert run_blocking(api.get(f"{upstream.url}/echo")).status == 200  # the parent's socket still works
+        assert api.connections_opened == 1
+    finally:
+        api.close()
 
 
 def test_a_plain_script_runs_it_with_run_blocking(upstream: Upstream) -> None:

@@ -34,7 +34,7 @@ from ._client_errors import (
     UpstreamClosed,
 )
 from ._client_pool import ConnectionPool
-from ._wire.h1_response import END, ResponseHead, ResponseParser
+from ._wire.h1_response import END, Event, ResponseHead, ResponseParser
 from .waiting import READABLE, WRITABLE, to_thread, wait_fd
 
 __all__ = ["AsyncHttpClient"]
@@ -100,34 +100,44 @@ class AsyncHttpClient:
             UpstreamClosed: the connection closed before the response was complete.
             ConfigError: the CA bundle or client certificate of the settings cannot be loaded.
         """
-        origin, data = prepare_request(method, url, headers, body)
-        pool = self._pool_here()
-        sock = pool.checkout(origin, time.monotonic())
-        reused = sock is not None
-        while True:
-            if sock is None:
-                sock = await self._connect(origin)
-            parser = ResponseParser(method, self.settings.limits())
-            try:
-                await self._send(sock, data)
-                head, body_bytes = await self._read_response(sock, parser)
-            except (UpstreamClosed, ConnectionError) as exc:
-                sock.close()
-                sock = None
-                if reused and not parser.received and method in IDEMPOTENT:
-                    reused = False  # the idle connection had been closed: once more on a fresh one
-                    continue
-                if isinstance(exc, UpstreamClosed):
-                    raise
-                raise UpstreamClosed(f"connection to {origin[1]}:{origin[2]} lost: {exc}") from exc
-            except BaseException:  # an error, or the handler was cancelled at an await: never pool it
-                sock.close()
-                raise
-            if head.keep_alive:
-                self._pool_here().checkin(origin, sock, time.monotonic())
-            else:
-                sock.close()
-            return ClientResponse(head, iter(()), body_bytes)
+        head, chunks = await self._exchange(method, url, headers, body)
+        limit = self.settings.max_body_size
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLarge(f"response body over max_body_size ({limit} bytes)")
+                parts.append(chunk)
+        finally:
+            chunks.close()
+        return ClientResponse(head, iter(()), b"".join(parts))
+
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes | None = None,
+    ) -> ClientResponse:
+        """Send a request and return once the head is in; the body is read as it is iterated.
+
+        ::
+
+            async with await api.stream("GET", url) as resp:
+                async for chunk in resp.aiter_bytes():
+                    ...
+
+        Read the body with :meth:`ClientResponse.aiter_bytes` (or ``await resp.read()``),
+        then close the response (``async with`` does): a response closed before its end
+        closes its connection, one read to its end returns it to the pool.
+
+        Raises:
+            The same errors as :meth:`request`; body errors surface while iterating.
+        """
+        head, chunks = await self._exchange(method, url, headers, body)
+        return ClientResponse(head, iter(()), None, chunks)
 
     async def get(self, url: str, headers: Iterable[tuple[str, str]] = ()) -> ClientResponse:
         """``await request("GET", url, headers)``."""
@@ -162,6 +172,34 @@ class AsyncHttpClient:
             self._pool = ConnectionPool(self.settings.max_idle_per_host, self.settings.idle_timeout)
             self._pid = pid
         return self._pool
+
+    async def _exchange(
+        self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes | None
+    ) -> tuple[ResponseHead, _AsyncBodyReader]:
+        """Send the request (on a pooled connection, or a new one) and read up to the response head."""
+        origin, data = prepare_request(method, url, headers, body)
+        sock = self._pool_here().checkout(origin, time.monotonic())
+        reused = sock is not None
+        while True:
+            if sock is None:
+                sock = await self._connect(origin)
+            parser = ResponseParser(method, self.settings.limits())
+            try:
+                await self._send(sock, data)
+                head, pending = await self._read_head(sock, parser)
+            except (UpstreamClosed, ConnectionError) as exc:
+                sock.close()
+                sock = None
+                if reused and not parser.received and method in IDEMPOTENT:
+                    reused = False  # the idle connection had been closed: once more on a fresh one
+                    continue
+                if isinstance(exc, UpstreamClosed):
+                    raise
+                raise UpstreamClosed(f"connection to {origin[1]}:{origin[2]} lost: {exc}") from exc
+            except BaseException:  # an error, or the handler was cancelled at an await: never pool it
+                sock.close()
+                raise
+            return head, _AsyncBodyReader(self, sock, parser, pending, origin)
 
     async def _resolve(self, host: str, port: int) -> list[AddrInfo]:
         """``getaddrinfo`` at once for an IP literal, else on the thread pool (it blocks)."""
@@ -267,23 +305,63 @@ class AsyncHttpClient:
             if not await wait_fd(sock.fileno(), events, self.settings.read_timeout):
                 raise ReadTimeout(f"upstream sent nothing for {self.settings.read_timeout} s")
 
-    async def _read_response(self, sock: socket.socket, parser: ResponseParser) -> tuple[ResponseHead, bytes]:
-        """Read one whole response off ``sock``: its head and body (bounded by ``max_body_size``)."""
-        limit = self.settings.max_body_size
-        head: ResponseHead | None = None
-        parts: list[bytes] = []
-        size = 0
+    async def _read_head(self, sock: socket.socket, parser: ResponseParser) -> tuple[ResponseHead, list[Event]]:
+        """Read until the head is framed; return it and the events that came with it."""
         while True:
             data = await self._recv(sock)
-            for event in parser.feed(data) if data else parser.feed_eof():
-                if event is END:
-                    assert head is not None
-                    return head, b"".join(parts)
+            events = parser.feed(data) if data else parser.feed_eof()
+            for i, event in enumerate(events):
                 if isinstance(event, ResponseHead):
-                    head = event
-                elif event:
-                    assert isinstance(event, bytes)
-                    size += len(event)
-                    if size > limit:
-                        raise ResponseTooLarge(f"response body over max_body_size ({limit} bytes)")
-                    parts.append(event)
+                    return event, events[i + 1 :]
+
+
+class _AsyncBodyReader:
+    """Body chunks of one response, read as they are awaited; the socket goes back to the pool at a clean end."""
+
+    def __init__(
+        self, client: AsyncHttpClient, sock: socket.socket, parser: ResponseParser, pending: list[Event], key: Origin
+    ) -> None:
+        self._client = client
+        self._sock: socket.socket | None = sock
+        self._parser = parser
+        self._events = pending
+        self._key = key
+
+    def __aiter__(self) -> _AsyncBodyReader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            sock = self._sock
+            if sock is None:
+                raise StopAsyncIteration
+            events = self._events
+            while events:
+                event = events.pop(0)
+                if event is END:
+                    self._release(finished=True)
+                    raise StopAsyncIteration
+                assert isinstance(event, bytes)
+                if event:
+                    return event
+            try:
+                data = await self._client._recv(sock)  # noqa: SLF001  same module: this reader belongs to the client
+                self._events = self._parser.feed(data) if data else self._parser.feed_eof()
+            except BaseException:  # an error, or cancelled at the await: the connection is not reusable
+                self._release(finished=False)
+                raise
+
+    def close(self) -> None:
+        """Stop reading; an unfinished response's connection is closed."""
+        if self._sock is not None:
+            self._release(finished=False)
+
+    def _release(self, finished: bool) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        head = self._parser.head
+        if finished and head is not None and head.keep_alive:
+            self._client._pool_here().checkin(self._key, sock, time.monotonic())  # noqa: SLF001  same module
+        else:
+            sock.close()

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import os
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
@@ -221,13 +221,20 @@ class ClientResponse:
         headers: ``(name, value)`` pairs as received.
     """
 
-    def __init__(self, head: ResponseHead, chunks: Iterator[bytes], body: bytes | None) -> None:
+    def __init__(
+        self,
+        head: ResponseHead,
+        chunks: Iterator[bytes],
+        body: bytes | None,
+        achunks: AsyncIterator[bytes] | None = None,
+    ) -> None:
         self.status = head.status
         self.reason = head.reason
         self.http11 = head.http11
         self.headers = head.headers
         self._head = head
         self._chunks = chunks
+        self._achunks = achunks  # the body of AsyncHttpClient.stream, read as it is awaited
         self._body = body
 
     def header(self, name: str) -> str | None:
@@ -236,10 +243,22 @@ class ClientResponse:
 
     @property
     def body(self) -> bytes:
-        """The whole body (read on first access for a streamed response)."""
+        """The whole body (read on first access for a response of :meth:`HttpClient.stream`).
+
+        Raises:
+            RuntimeError: a response of ``AsyncHttpClient.stream`` not read yet (``await read()`` first).
+        """
         if self._body is None:
+            if self._achunks is not None:
+                raise RuntimeError("the body of AsyncHttpClient.stream is awaited: use `await resp.read()`")
             self._body = b"".join(self._chunks)
         return self._body
+
+    async def read(self) -> bytes:
+        """The whole body, read to its end (for a response of ``AsyncHttpClient.stream``; any response works)."""
+        if self._body is None and self._achunks is not None:
+            self._body = b"".join([chunk async for chunk in self._achunks])
+        return self.body
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body as it arrives (for a response from :meth:`HttpClient.stream`)."""
@@ -247,18 +266,42 @@ class ClientResponse:
             if self._body:
                 yield self._body
             return
+        if self._achunks is not None:
+            raise RuntimeError("the body of AsyncHttpClient.stream is awaited: use `async for ... in aiter_bytes()`")
         yield from self._chunks
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (for a response of ``AsyncHttpClient.stream``; any response works)."""
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._achunks is not None:
+            async for chunk in self._achunks:
+                yield chunk
+        else:
+            for chunk in self._chunks:
+                yield chunk
 
     def close(self) -> None:
         """Stop reading; the connection is closed unless the body was read to its end."""
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        for chunks in (self._chunks, self._achunks):
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> ClientResponse:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ClientResponse:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
