@@ -29,7 +29,7 @@ from chopin_core.client import (
     ResponseTooLarge,
     UpstreamClosed,
 )
-from conftest import HOST, RawConnection, ServerPool, ServerProcess
+from conftest import HOST, RawConnection, ServerPool, ServerProcess, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +328,26 @@ def test_a_handler_calls_an_https_upstream(serve: ServerPool, chain: Chain) -> N
         "CertificateVerifyError: certificate verify failed: unable to get local issuer certificate"
         f" for host localhost:{tls.port}"
     )
+
+
+def test_a_handler_past_its_deadline_or_left_by_its_client_closes_its_upstream_connection(serve: ServerPool) -> None:
+    upstream = serve("apps.waiting_app:app")
+    server = serve("apps.client_app:app", env={"UPSTREAM": upstream.url}, handler_timeout=1.0)
+
+    def upstream_cancelled() -> int:
+        count: int = httpx.get(f"{upstream.url}/stats", timeout=10).json()["cancelled"]
+        return count
+
+    before = time.monotonic()
+    resp = httpx.get(f"{server.url}/call?path=/sleep%3Fms%3D20000", timeout=10)
+    assert resp.status_code == 504  # HandlerTimeout, thrown in at the client's wait
+    assert time.monotonic() - before < 4.0
+    # The interrupted call closed its connection: the upstream saw its client leave.
+    assert wait_until(lambda: upstream_cancelled() == 1, 5.0)
+    sock = socket.create_connection((HOST, server.port), timeout=5)
+    sock.sendall(RawConnection.build("GET", "/call?path=/sleep%3Fms%3D20000"))
+    time.sleep(0.3)
+    sock.close()  # the caller's client leaves: its handler is cancelled, and so is the upstream call
+    assert wait_until(lambda: upstream_cancelled() == 2, 5.0)
+    assert _stats(server)["idle"] == 0
+    assert httpx.get(f"{server.url}/call?path=/sleep%3Fms%3D10", timeout=10).text == "slept 10"
