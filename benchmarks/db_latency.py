@@ -716,8 +716,8 @@ def render(results: list[Result], args: argparse.Namespace, rtt: Rtt) -> str:
         "- /plaintext is probed by one connection, one request every 10 ms (stdlib, from the runner), "
         f"for {min(5, args.duration)} s alone and for {max(1, args.duration - 2)} s while wrk keeps "
         f"{args.slow_connections} connections on /slow, whose handler calls slow_upstream.py "
-        "(chopin blocking: HttpClient; chopin-async: the non-blocking client if chopin-core has one, else "
-        "`chopin_core.sleep`; peers: asyncio streams). A probe that gets no answer within "
+        "(chopin blocking: HttpClient; chopin-async: AsyncHttpClient; peers: asyncio streams). "
+        "A probe that gets no answer within "
         f'{PROBE_TIMEOUT_S:g} s counts as {PROBE_TIMEOUT_S:g} s, shown as "> {PROBE_TIMEOUT_S:g} s".',
     ]
     if targets:

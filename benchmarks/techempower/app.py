@@ -17,8 +17,8 @@ handlers on ``chopin_pg.AsyncPool`` (a few connections per worker, queries from
 concurrent requests pipelined on them; ``POOL_SIZE``, default 4), which the worker
 drives on its own loop while it serves other requests. ``CHOPIN_TE_MODE=blocking``, the
 default, is the variant above. With ``SLOW_URL`` set, ``/slow`` calls that URL (the slow
-upstream of benchmarks/db_latency.py): blocking, with ``HttpClient``; async, with the
-non-blocking client when chopin-core has one, else ``await chopin_core.sleep(SLOW_SECONDS)`` (0.2).
+upstream of benchmarks/db_latency.py): blocking, with ``HttpClient``; async, with
+``AsyncHttpClient``.
 """
 
 from __future__ import annotations
@@ -220,15 +220,10 @@ async def updates_async(ctx: Context) -> Response:
 async def slow_async(ctx: Context) -> Response:
     import chopin_core
 
-    client = getattr(chopin_core.client, "AsyncHttpClient", None)
-    if client is not None:
-        if "client" not in db:
-            db["client"] = client()
-        response = await db["client"].request("GET", SLOW_URL)
-        return Response.text(response.body)
-    # No non-blocking client yet: the same wait (SLOW_SECONDS, the upstream's delay), without the upstream.
-    await chopin_core.sleep(float(os.environ.get("SLOW_SECONDS", "0.2")))
-    return Response.text(b"slept")
+    if "client" not in db:
+        db["client"] = chopin_core.AsyncHttpClient()  # this worker's keep-alive pool, made on first use
+    response = await db["client"].request("GET", SLOW_URL)
+    return Response.text(response.body)
 
 
 router.get("/plaintext", plaintext)

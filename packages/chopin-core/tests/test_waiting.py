@@ -264,3 +264,35 @@ def test_stale_deadlines_do_not_pile_up_on_the_timer_heap() -> None:
         ep.close()
         a.close()
         b.close()
+
+
+def test_interrupting_a_task_in_gather_cancels_its_children() -> None:
+    import select
+
+    from chopin_core._engine.tasks import Scheduler, Task
+
+    closed: list[int] = []
+
+    async def child(i: int) -> None:
+        try:
+            await sleep(30)
+        finally:
+            closed.append(i)
+
+    async def parent() -> str:
+        try:
+            await gather(child(1), child(2))
+        except TimeoutError:
+            return "interrupted"
+        return "finished"
+
+    ep = select.epoll()
+    try:
+        scheduler = Scheduler(ep, lambda: None)
+        task = Task(parent(), None)
+        scheduler.start(task)
+        scheduler.interrupt(task, TimeoutError("deadline"))
+        scheduler.run_ready()
+        assert (task.finished, task.result, sorted(closed)) == (True, "interrupted", [1, 2])
+    finally:
+        ep.close()

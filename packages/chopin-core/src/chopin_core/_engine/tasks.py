@@ -109,9 +109,18 @@ class Scheduler:
         self._step(task, None, None)
 
     def interrupt(self, task: Task, error: BaseException) -> None:
-        """Throw ``error`` into ``task`` at whatever it awaits (on the next :meth:`run_ready`)."""
+        """Throw ``error`` into ``task`` at whatever it awaits (on the next :meth:`run_ready`).
+
+        A task waiting in a ``gather`` has its children cancelled first (their
+        ``finally`` blocks run), as ``asyncio`` cancels a gather's tasks.
+        """
         if not task.finished:
             self._detach(task)
+            children = task.children
+            task.children = None
+            if children:
+                for child in children:
+                    self.cancel(child)
             self.ready.append((task, task.gen, None, error))
 
     def cancel(self, task: Task) -> None:
