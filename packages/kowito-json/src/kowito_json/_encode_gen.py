@@ -74,8 +74,13 @@ def _native(node: TypeNode, seen: set[type]) -> bool:
         # code on slots dataclasses, which it reads attribute by attribute.
         if "__slots__" in description.cls.__dict__ or _has_extra_attributes(description):
             return False
+        # orjson also skips __dict__ keys starting with "_", which are fields to kowito-json.
         return all(
-            f.json_name == f.name and not f.omit_none and not f.omit_default and _native(f.node, seen)
+            f.json_name == f.name
+            and not f.name.startswith("_")
+            and not f.omit_none
+            and not f.omit_default
+            and _native(f.node, seen)
             for f in description.fields
         )
     return False

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import uuid
+from collections.abc import Iterable
+from itertools import filterfalse
 from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
 from ._describe import describe_type, is_struct
 from ._encode_gen import EncoderFactory, is_native, orjson_default
-from .errors import EncodeError
+from .errors import EncodeError, UnsupportedType
 
 __all__ = ["Encoder", "encode", "encoder_for"]
 
 T = TypeVar("T")
 
 _PASSTHROUGH_DATACLASS = orjson.OPT_PASSTHROUGH_DATACLASS
+_dumps = orjson.dumps
 
 # Generated functions are pure functions of the class, so every encoder shares
 # them: this registry is the one deliberate piece of module state.
 _FACTORY = EncoderFactory()
 _ENCODERS: dict[Any, Encoder[Any]] = {}
+# Types whose values orjson writes, natively, exactly as kowito-json does: scalars that
+# hold nothing, and the dataclasses whose Encoder is native (added as they are built).
+# encode() hands these, and lists, tuples and dicts of them, to orjson as they are.
+_NATIVE_VALUES: set[Any] = {
+    str, int, float, bool, type(None),
+    datetime.datetime, datetime.date, datetime.time, uuid.UUID, decimal.Decimal,
+}  # fmt: skip
 
 
 class Encoder(Generic[T]):
@@ -47,6 +60,8 @@ class Encoder(Generic[T]):
         self._unit = _FACTORY.root_unit(node)
         self.native = is_native(node)
         self._to_builtins = self._unit.function
+        if self.native and is_struct(type):
+            _NATIVE_VALUES.add(type)
 
     @property
     def source(self) -> str:
@@ -134,6 +149,11 @@ def encode(value: Any) -> bytes:
         EncodeError: if the value (or something inside it) cannot be encoded.
     """
     tp = type(value)
+    if tp in _NATIVE_VALUES:  # a native dataclass (or a scalar): orjson alone, no Python in between
+        try:
+            return _dumps(value, default=orjson_default)
+        except Exception as exc:
+            return _encode_failed(value, exc)
     encoder = _ENCODERS.get(tp)
     if encoder is not None:
         return encoder.encode(value)
@@ -141,10 +161,39 @@ def encode(value: Any) -> bytes:
     if tp not in _BUILTINS and is_struct(tp):
         return encoder_for(tp).encode(value)
     try:
-        return orjson.dumps(value, default=orjson_default, option=_PASSTHROUGH_DATACLASS)
+        if (tp is list or tp is tuple or tp is dict) and _all_native(value.values() if tp is dict else value):
+            # Every item is written natively: orjson's own dataclass path, no default= call per item.
+            return _dumps(value, default=orjson_default)
+        return _dumps(value, default=orjson_default, option=_PASSTHROUGH_DATACLASS)
     except Exception as exc:
+        return _encode_failed(value, exc)
+
+
+def _all_native(items: Iterable[Any]) -> bool:
+    """Whether every item's type is in ``_NATIVE_VALUES``, meeting unseen dataclasses on the way.
+
+    Stops at the first other type (a dict, a dataclass with options): a list of
+    dicts costs one look, not a scan.
+    """
+    while True:
+        other = next(filterfalse(_NATIVE_VALUES.__contains__, map(type, items)), None)
+        if other is None:
+            return True
+        if other in _ENCODERS or other in _BUILTINS or not is_struct(other):
+            return False
         try:
-            text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-        except Exception:
-            raise EncodeError(f"cannot encode {type(value).__name__}: {exc}") from exc
-        return text.encode()
+            encoder_for(other)  # first meeting: a native class joins _NATIVE_VALUES
+        except UnsupportedType:
+            return False  # the generic path reports it as it always did
+
+
+def _encode_failed(value: Any, exc: Exception) -> bytes:
+    encoder = _ENCODERS.get(type(value))
+    if encoder is not None:
+        return encoder._encode_slow(value, exc)
+    # orjson refuses integers past 64 bits; the standard library writes them exactly.
+    try:
+        text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    except Exception:
+        raise EncodeError(f"cannot encode {type(value).__name__}: {exc}") from exc
+    return text.encode()
