@@ -202,3 +202,30 @@ def test_native_encode_errors_stay_encode_errors() -> None:
         kj.encode(Node(object()))  # type: ignore[arg-type]
     with pytest.raises(kj.EncodeError, match="cannot encode list"):
         kj.encode([Node(1), object()])
+
+
+@dataclasses.dataclass(slots=True)
+class Box:
+    maybe: Item | None
+    inner: Item
+    many: list[Item]
+
+
+def test_nested_classes_written_inline_give_the_same_output() -> None:
+    tree = Node(1, [Node(2, [Node(3)])])
+    nested = {"value": 1, "children": [{"value": 2, "children": [{"value": 3, "children": []}]}]}
+    assert kj.Encoder(Node).to_builtins(tree) == nested  # recursive: calls itself, not inlined
+    item = Item(name="a", price=1.0)
+    item_json = b'{"name":"a","price":1.0,"qty":0,"tags":[]}'
+    assert "'name': _x" in kj.Encoder(Order).source  # Item written inside Order's list comprehension
+    assert kj.encode(Order(UserId(1), [item])) == b'{"id":1,"items":[' + item_json + b'],"note":null}'
+    assert kj.encode(Box(None, item, [item, item])) == (
+        b'{"maybe":null,"inner":' + item_json + b',"many":[' + item_json + b"," + item_json + b"]}"
+    )
+    assert kj.encode(Box(item, item, [])) == b'{"maybe":' + item_json + b',"inner":' + item_json + b',"many":[]}'
+    one = kj.encode(Box(item, item, []))
+    assert kj.encode([Box(item, item, [])] * 2) == b"[" + one + b"," + one + b"]"  # one class: one call per item
+    with pytest.raises(kj.EncodeError):
+        kj.encode(Box(None, None, []))  # type: ignore[arg-type]
+    with pytest.raises(kj.EncodeError):
+        kj.encode([Box(None, None, [])])  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import decimal
 import types
 from collections.abc import Callable
 from typing import Any
@@ -145,6 +146,7 @@ _RUNTIME: dict[str, Any] = {
     "_parse_time": _parsers.parse_time,
     "_parse_uuid": _parsers.parse_uuid,
     "_parse_decimal": _parsers.parse_decimal,
+    "_Decimal": decimal.Decimal,
     "_int_to_float": _parsers.int_to_float,
     "_coerce_int": _parsers.coerce_int,
     "_coerce_float": _parsers.coerce_float,
@@ -310,8 +312,20 @@ class _Emitter:
 
     def emit_decimal(self, node: TypeNode, value: str, ind: int, path: str, errs: str) -> str:
         out = self.b.var("_r")
-        self.b.line(ind, f"{out} = _parse_decimal({value}, {self.options.allow_nan})")
-        checks = [(f"{out} is None", self.value_message(node, value))]
+        if self.report:
+            self.b.line(ind, f"{out} = _parse_decimal({value}, {self.options.allow_nan})")
+            checks = [(f"{out} is None", self.value_message(node, value))]
+        else:
+            # Strings and ints inline (Decimal's InvalidOperation fails the fast path);
+            # floats need parse_decimal's repr() step.
+            self.b.line(
+                ind,
+                f"{out} = _Decimal({value}) if type({value}) is str or type({value}) is int"
+                f" else _parse_decimal({value}, {self.options.allow_nan})",
+            )
+            checks = [(f"{out} is None", self.value_message(node, value))]
+            if not self.options.allow_nan:
+                checks.append((f"not {out}.is_finite()", self.value_message(node, value)))
         checks += self.constraint_checks(node.constraints, out, sized=False)
         self.chain(ind, checks, path, errs)
         return out

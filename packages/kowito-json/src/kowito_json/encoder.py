@@ -6,8 +6,9 @@ import datetime
 import decimal
 import json
 import uuid
-from collections.abc import Iterable
-from itertools import filterfalse
+from collections.abc import Callable, Iterable
+from itertools import filterfalse, repeat
+from operator import is_
 from typing import Any, Final, Generic, TypeVar
 
 import orjson
@@ -34,6 +35,10 @@ _NATIVE_VALUES: set[Any] = {
     str, int, float, bool, type(None),
     datetime.datetime, datetime.date, datetime.time, uuid.UUID, decimal.Decimal,
 }  # fmt: skip
+# What _default calls for a value of each type: the to_builtins of every dataclass met
+# (orjson calls default= once per dataclass with OPT_PASSTHROUGH_DATACLASS), and the
+# exact types orjson_default converts with one builtin, without its isinstance chain.
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {decimal.Decimal: str, set: list, frozenset: list}
 
 
 class Encoder(Generic[T]):
@@ -60,8 +65,6 @@ class Encoder(Generic[T]):
         self._unit = _FACTORY.root_unit(node)
         self.native = is_native(node)
         self._to_builtins = self._unit.function
-        if self.native and is_struct(type):
-            _NATIVE_VALUES.add(type)
 
     @property
     def source(self) -> str:
@@ -90,8 +93,8 @@ class Encoder(Generic[T]):
         """
         try:
             if self.native:
-                return orjson.dumps(value, default=orjson_default)
-            return orjson.dumps(self._to_builtins(value), default=orjson_default, option=_PASSTHROUGH_DATACLASS)
+                return _dumps(value, default=_default)
+            return _dumps(self._to_builtins(value), default=_default, option=_PASSTHROUGH_DATACLASS)
         except Exception as exc:
             return self._encode_slow(value, exc)
 
@@ -132,7 +135,19 @@ def encoder_for(type: Any) -> Encoder[Any]:
     encoder = _ENCODERS.get(type)
     if encoder is None:
         encoder = _ENCODERS[type] = Encoder(type)
+        if is_struct(type):
+            _CONVERTERS[type] = encoder.to_builtins
+            if encoder.native:
+                _NATIVE_VALUES.add(type)
     return encoder
+
+
+def _default(value: Any) -> Any:
+    """``default=`` for ``orjson.dumps``: :func:`orjson_default`, with a lookup first for the usual types."""
+    convert = _CONVERTERS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    return orjson_default(value)
 
 
 _BUILTINS: Final = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
@@ -151,7 +166,7 @@ def encode(value: Any) -> bytes:
     tp = type(value)
     if tp in _NATIVE_VALUES:  # a native dataclass (or a scalar): orjson alone, no Python in between
         try:
-            return _dumps(value, default=orjson_default)
+            return _dumps(value, default=_default)
         except Exception as exc:
             return _encode_failed(value, exc)
     encoder = _ENCODERS.get(tp)
@@ -163,10 +178,34 @@ def encode(value: Any) -> bytes:
     try:
         if (tp is list or tp is tuple or tp is dict) and _all_native(value.values() if tp is dict else value):
             # Every item is written natively: orjson's own dataclass path, no default= call per item.
-            return _dumps(value, default=orjson_default)
-        return _dumps(value, default=orjson_default, option=_PASSTHROUGH_DATACLASS)
+            return _dumps(value, default=_default)
+        if tp is list or tp is tuple:
+            converted = _one_class_builtins(value)
+            if converted is not None:
+                return _dumps(converted, default=_default, option=_PASSTHROUGH_DATACLASS)
+        return _dumps(value, default=_default, option=_PASSTHROUGH_DATACLASS)
     except Exception as exc:
         return _encode_failed(value, exc)
+
+
+def _one_class_builtins(items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    """``items`` through their generated encoder, when all are of one dataclass that has one.
+
+    A list of slots dataclasses, say: one generated call per item instead of
+    orjson's default= hook reaching the same function through two more calls.
+    ``None`` otherwise, and on any error, so that the general path reports it.
+    """
+    if not items:
+        return None
+    kind = type(items[0])
+    encoder = _ENCODERS.get(kind)
+    if encoder is None or encoder.native or not all(map(is_, map(type, items), repeat(kind))):
+        return None
+    convert = encoder._to_builtins
+    try:
+        return [convert(item) for item in items]
+    except Exception:
+        return None
 
 
 def _all_native(items: Iterable[Any]) -> bool:
