@@ -224,7 +224,7 @@ def decoder_for(type: Any, *, forbid_unknown: bool | None = None, allow_nan: boo
     decoder = _DECODERS.get(key)
     if decoder is None:
         decoder = _DECODERS[key] = Decoder(type, forbid_unknown=forbid_unknown, allow_nan=allow_nan)
-        if forbid_unknown is None and allow_nan is False:
+        if forbid_unknown is None and not allow_nan:
             _DEFAULT_ENTRIES[type] = decoder._decode_json
     return decoder
 

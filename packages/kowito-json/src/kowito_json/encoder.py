@@ -31,9 +31,9 @@ _ENCODERS: dict[Any, Encoder[Any]] = {}
 # Types whose values orjson writes, natively, exactly as kowito-json does: scalars that
 # hold nothing, and the dataclasses whose Encoder is native (added as they are built).
 # encode() hands these, and lists, tuples and dicts of them, to orjson as they are.
+# (Not datetime.time: Encoder(time) writes isoformat(), see _encode_gen.)
 _NATIVE_VALUES: set[Any] = {
-    str, int, float, bool, type(None),
-    datetime.datetime, datetime.date, datetime.time, uuid.UUID, decimal.Decimal,
+    str, int, float, bool, type(None), datetime.datetime, datetime.date, uuid.UUID, decimal.Decimal,
 }  # fmt: skip
 # What _default calls for a value of each type: the to_builtins of every dataclass met
 # (orjson calls default= once per dataclass with OPT_PASSTHROUGH_DATACLASS), and the
