@@ -462,18 +462,21 @@ def commentary(results: dict[tuple[str, str, str, str], float], rows: list[tuple
     )
     lines.append(
         f"- Decode + validate against pydantic v2 ({decode_spans}). The last table shows why the 0.8x target is"
-        " out of reach for generated Python: after `orjson.loads`, the budget left is under half a microsecond"
-        " for a small object and about 1 us per event, which must parse a UUID and a date-time and build two"
+        " out of reach for generated Python: after `orjson.loads`, the budget left is about half a microsecond"
+        " for a small object and 1-1.5 us per event, which must parse a UUID and a date-time and build two"
         " dataclasses; each of those costs a few hundred nanoseconds of CPython on its own. Reaching it needs"
         " compiled code (an accelerator) for the check-and-build step."
     )
     lines += [
-        f"- msgspec is the fastest peer everywhere: kowito-json takes {span('decode', 'msgspec', 'plain')} its"
+        f"- msgspec is the fastest decoder on every shape: kowito-json takes {span('decode', 'msgspec', 'plain')} its"
         f" decode time (plain) and {span('encode', 'msgspec', 'plain')} its encode time. It parses straight"
         " into typed objects in C; kowito-json parses to dicts with orjson and checks them in Python.",
         "- `decode(data, type=T)` against a cached `decoder_for(T).decode`: about 0.1 us, a keyword-argument"
         " call and one dictionary lookup; on the 1 000-item payloads the difference is below the run-to-run"
-        " noise of single cells (5-8%).",
+        " noise of single cells.",
+        "- Noise: with other work on the 2 cores (see the load average above), single cells move by 5-30% between"
+        " runs even timed in CPU time; compare ratios within one run, and several runs before trusting a 10%"
+        " difference.",
         "",
     ]
     return lines
