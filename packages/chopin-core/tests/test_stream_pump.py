@@ -151,15 +151,43 @@ def test_an_idle_event_stream_outlives_the_keep_alive_timeout(serve: ServerPool,
     assert resp.body == b"data: after the silence\n\n"
 
 
-def test_http2_answers_an_async_stream_with_501(serve: ServerPool) -> None:
+def test_http2_streams_events_as_they_are_produced_and_closes_the_producer_on_reset(
+    server: ServerProcess,
+) -> None:
     pytest.importorskip("h2")
-    server = serve("apps.sse_app:app", workers=1)
     with httpx.Client(http1=False, http2=True, timeout=10) as client:
-        resp = client.get(f"{server.url}/ticks?n=1")
-        assert resp.http_version == "HTTP/2"
-        assert resp.status_code == 501
-        assert "HTTP/1.1" in resp.text
+        arrivals = []
+        with client.stream("GET", f"{server.url}/ticks?n=3&every=0.3") as resp:
+            assert resp.http_version == "HTTP/2"
+            assert resp.headers["content-type"] == "text/event-stream"
+            started = time.monotonic()
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    arrivals.append((time.monotonic() - started, line))
+        assert [line for _, line in arrivals] == [f"data: tick {i}" for i in range(3)]
+        assert arrivals[2][0] - arrivals[0][0] > 0.4, f"events were batched: {arrivals}"
+        assert client.get(f"{server.url}/async-fails-at-once").status_code == 500
         assert client.get(f"{server.url}/").text == "hello"
+
+
+def test_http2_reset_of_an_event_stream_closes_its_producer(server: ServerProcess) -> None:
+    pytest.importorskip("h2")
+    import h2.errors
+    import h2.events
+    from apps.tls_support import H2Client
+
+    closed = _stats(server)["closed"]
+    client = H2Client(server.host, server.port)
+    try:
+        stream_id = client.request("/forever")
+        client.until(lambda evs: sum(isinstance(e, h2.events.DataReceived) for e in evs) >= 3)
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+        assert wait_until(lambda: _stats(server)["closed"] > closed, 5), "the producer was not closed"
+        other = client.request("/")
+        assert client.response(other)[1] == b"hello"  # the connection carries on
+    finally:
+        client.close()
 
 
 def test_a_graceful_stop_ends_event_streams_cleanly(serve: ServerPool, connect: Connect) -> None:
@@ -172,3 +200,23 @@ def test_a_graceful_stop_ends_event_streams_cleanly(serve: ServerPool, connect: 
     body = conn.read_until_close(timeout=5)
     assert body.endswith(b"0\r\n\r\n"), body[-100:]  # the terminal chunk: the client reconnects elsewhere
     assert time.monotonic() - started < 4.0
+
+
+def test_a_graceful_stop_ends_http2_event_streams_cleanly(serve: ServerPool) -> None:
+    pytest.importorskip("h2")
+    import h2.events
+    from apps.tls_support import H2Client
+
+    server = serve("apps.sse_app:app", workers=1)
+    client = H2Client(server.host, server.port)
+    try:
+        stream_id = client.request("/forever")
+        client.until(lambda evs: sum(isinstance(e, h2.events.DataReceived) for e in evs) >= 2)
+        started = time.monotonic()
+        assert server.stop() is None
+        assert time.monotonic() - started < 4.0
+        events = client.until(lambda evs: any(isinstance(e, h2.events.StreamEnded) for e in evs), timeout=5)
+        assert any(isinstance(e, h2.events.StreamEnded) and e.stream_id == stream_id for e in events)
+        assert not any(isinstance(e, h2.events.StreamReset) for e in events)
+    finally:
+        client.close()

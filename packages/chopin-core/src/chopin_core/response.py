@@ -173,8 +173,8 @@ class Response:
           worker.  It is not asked for its next chunk while the connection has more
           than ``Settings.write_high_water`` bytes pending (a slow reader), and it is
           closed where it waits when the client leaves (its ``finally`` runs; like a
-          cancelled handler's, it must not wait there).  Served over HTTP/1.1 (and
-          1.0); HTTP/2 answers 501 for now;
+          cancelled handler's, it must not wait there).  Over HTTP/2 it is asked for
+          more only while the stream's window is open;
         * a plain iterable (a ``def`` generator): pulled on the worker's loop, in
           batches of up to 64 KiB as the socket drains.  Each chunk it yields is
           written as soon as the batch is pulled, so a fast generator streams

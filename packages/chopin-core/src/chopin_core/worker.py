@@ -831,13 +831,9 @@ class Worker:
         """Start an async stream: what it produces before it first waits goes out with the head.
 
         On this loop it becomes a :class:`StreamPump` (``resp.stream_body``), pulled by
-        :meth:`_pull_pump`; in process (:meth:`answer`, no loop) each step runs to its
-        end; HTTP/2 (no ``conn``) does not drive async streams yet: 501.
+        :meth:`_pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
+        in process (:meth:`answer`, no loop) each step runs to its end, blocking.
         """
-        if conn is None:
-            body.close()
-            msg = b"Not Implemented: an async response stream (server-sent events) is served over HTTP/1.1 only"
-            return Response(501, msg, b"Content-Type: text/plain; charset=utf-8\r\n"), b""
         if self._ep is None:
             blocking = _Blocking(body, self.settings.worker_threads)
             resp.stream_body = blocking
@@ -847,8 +843,10 @@ class Worker:
         if pump.error is not None:
             pump.close()
             return self._handler_failed(req, pump.error), b""
-        pump.wake = partial(self._pumped, conn, pump)
         resp.stream_body = pump
+        if conn is None:
+            return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
+        pump.wake = partial(self._pumped, conn, pump)
         return resp, pump.take() or b""
 
     def _scheduler(self) -> Scheduler:
