@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from itertools import filterfalse, repeat
@@ -99,14 +98,13 @@ class Encoder(Generic[T]):
             return self._encode_slow(value, exc)
 
     def _encode_slow(self, value: T, first: Exception) -> bytes:
-        # orjson refuses integers past 64 bits; the standard library writes them exactly.
+        # orjson refuses integers past 64 bits: write those exactly, the rest as orjson does.
         try:
-            text = json.dumps(self.to_builtins(value), default=_json_default, ensure_ascii=False, separators=(",", ":"))
+            return _dumps_exact(self.to_builtins(value))
         except EncodeError:
             raise
         except Exception as exc:
             raise EncodeError(f"cannot encode {type(value).__name__} as {self._name}: {first}") from exc
-        return text.encode()
 
     @property
     def _name(self) -> str:
@@ -230,9 +228,39 @@ def _encode_failed(value: Any, exc: Exception) -> bytes:
     encoder = _ENCODERS.get(type(value))
     if encoder is not None:
         return encoder._encode_slow(value, exc)
-    # orjson refuses integers past 64 bits; the standard library writes them exactly.
+    # orjson refuses integers past 64 bits: write those exactly, the rest as orjson does.
     try:
-        text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        return _dumps_exact(value)
     except Exception:
         raise EncodeError(f"cannot encode {type(value).__name__}: {exc}") from exc
-    return text.encode()
+
+
+# The integers orjson writes: 64-bit signed and unsigned.
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
+def _dumps_exact(value: Any) -> bytes:
+    """JSON for ``value`` byte for byte as orjson writes it, except integers past 64 bits, written exactly.
+
+    The slow path of :func:`encode` (orjson refused a big integer somewhere): containers
+    are walked here, every other value goes to orjson, so floats, strings and datetimes
+    come out the same as on the fast path (the standard library writes ``1e-07``, orjson
+    ``1e-7``).
+    """
+    kind = type(value)
+    if kind is int:
+        return str(value).encode() if not _INT_MIN <= value <= _INT_MAX else _dumps(value)
+    if kind is list or kind is tuple:
+        return b"[" + b",".join([_dumps_exact(item) for item in value]) + b"]"
+    if kind is dict:
+        return b"{" + b",".join([_dumps(str(k)) + b":" + _dumps_exact(v) for k, v in value.items()]) + b"}"
+    if is_struct(kind):
+        return _dumps_exact(encoder_for(kind).to_builtins(value))  # its encoder's checks and names
+    try:
+        return _dumps(value, default=_default)
+    except Exception:
+        converted = _json_default(value)
+        if converted is value:
+            raise
+        return _dumps_exact(converted)
