@@ -253,3 +253,12 @@ def test_over_http2_a_reset_stream_cancels_its_handler(serve: ServerPool) -> Non
 
     asyncio.run(run())
     assert wait_until(lambda: _stats(server)["cancelled"] == 1, 5.0)
+
+
+def test_over_http2_a_handler_that_answers_without_waiting_is_answered_once(serve: ServerPool) -> None:
+    server = serve(APP, http2=True)
+    with httpx.Client(http1=False, http2=True, timeout=10) as client:  # h2c, prior knowledge
+        for _ in range(3):
+            resp = client.get(f"{server.url}/at-once")
+            assert (resp.http_version, resp.text) == ("HTTP/2", "answered without waiting")
+    assert "failed" not in server.stderr_text()

@@ -1820,8 +1820,9 @@ class _Awaiting(Iterator["bytes | str"]):
 
     def done(self, task: Task) -> None:
         """The scheduler's callback: the handler finished."""
+        waited = self.counted  # else it finished in its first step, and _await_handler answers it
         self._uncount()
-        if self.conn is None or self.conn.stream is self:
+        if waited and (self.conn is None or self.conn.stream is self):
             self.deliver(self)
 
     def close(self) -> None:
