@@ -581,3 +581,20 @@ def test_query_many_prepares_a_stale_plan_again_outside_a_transaction(aconn: Asy
         return await aconn.query_many("SELECT * FROM qs WHERE a = $1", [(1,), (2,), (1,)])
 
     assert run(main()) == [[(1, "x")], [], [(1, "x")]]
+
+
+def test_query_many_cancelled_midway_hangs_nothing_and_other_callers_get_their_rows(aconn: AsyncConnection) -> None:
+    loop = Loop()
+    many = loop.spawn(aconn.query_many("SELECT $1::int, pg_sleep($2::float8)", [(i, 0.05) for i in range(4)]))
+
+    async def other() -> Any:
+        return await aconn.query_scalar("SELECT $1::int * 3", (7,))
+
+    lone = loop.spawn(other())  # the same loop turn: its request leaves in the same write, after the four
+    loop.run_until(lambda: loop.parked(many, lone))
+    assert aconn.pending == 5
+    loop.cancel(many)  # its four replies are read and dropped in turn
+    loop.run_until(lambda: lone.done)
+    assert lone.outcome() == 21
+    assert aconn.pending == 0 and not aconn.closed
+    assert run(aconn.query_many("SELECT $1::int", [(1,), (2,)])) == [[(1,)], [(2,)]]

@@ -244,8 +244,11 @@ class AsyncPool:
         Returns:
             One list of rows per parameter set.
         """
+        sets = list(param_sets)
+        if not sets:
+            return []  # no connection opened for nothing
         conn = await self._acquire(False)
-        return await conn.query_many(sql, param_sets)
+        return await conn.query_many(sql, sets)
 
     def transaction(self, isolation: str | None = None) -> AsyncPoolTransaction:
         """Return ``async with pool.transaction() as conn:``: a connection pinned to the block, in a transaction.
