@@ -410,7 +410,11 @@ class SaOrm(SaCore):
             owner_id = orm.mapped_column(sa.Integer, sa.ForeignKey(f"{OWNER_TABLE}.id"), nullable=False)
             name = orm.mapped_column(sa.Text, nullable=False)
 
-        self.owner_model = Owner
+        # The registry holds mapped classes weakly and resolves "Child" when the mappers are first
+        # configured: without this reference a GC before that (the insert scenarios build 10 000
+        # objects first) collected Child, and the first flush failed to locate it.
+        self.owner_model, self.child_model = Owner, Child
+        orm.configure_mappers()
 
     def fetch(self) -> int:
         with self.orm.Session(self.conn) as session:

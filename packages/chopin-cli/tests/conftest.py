@@ -8,9 +8,12 @@ auth, user postgres); each test gets a database of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +64,53 @@ def run_chopin(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+def run_chopin_on_a_terminal(
+    *args: str, cwd: Path, env: dict[str, str], answers: list[tuple[str, str]], timeout: float = RUN_TIMEOUT
+) -> tuple[int, str]:
+    """Run ``python -m chopin_cli ARGS`` with a pseudo-terminal as stdin, stdout and stderr.
+
+    ``answers`` are ``(prompt, reply)`` pairs, in order: each reply (and a newline) is typed
+    once its prompt has appeared since the previous reply.  Returns the exit code and all
+    the terminal showed (echoed replies included, ``\r\n`` line ends).
+    """
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chopin_cli", *args], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    shown = b""
+    since = 0  # where the next prompt is looked for
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: every descriptor of the terminal's other side is closed
+                break
+            if not data:
+                break
+            shown += data
+            if pending and pending[0][0].encode() in shown[since:]:
+                os.write(master, pending.pop(0)[1].encode() + b"\n")
+                since = len(shown)
+        else:
+            raise AssertionError(f"chopin {' '.join(args)}: no exit within {timeout}s; the terminal showed {shown!r}")
+        code = proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert not pending, f"never prompted {pending}; the terminal showed {shown!r}"
+    return code, shown.decode(errors="replace")
 
 
 def assert_one_line_error(run: Run, *fragments: str) -> None:

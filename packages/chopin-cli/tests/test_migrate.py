@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import clean_env, query, run_chopin
+import chopin_pg
+from conftest import clean_env, query, run_chopin, run_chopin_on_a_terminal
 
 
 def _columns(url: str, table: str) -> list[tuple[object, ...]]:
@@ -101,3 +102,75 @@ def test_migrate_make_writes_the_difference_between_models_and_database(project:
     assert ("note", "text", "YES") in _columns(scratch_db, "items")
     assert run_chopin("migrate", "down", cwd=project, env=env).code == 0
     assert ("note", "text", "YES") not in _columns(scratch_db, "items")
+
+
+def _renamed_quantity_project(project: Path, scratch_db: str) -> dict[str, str]:
+    """items(name, quantity) applied with a row in it, then the model's quantity renamed to stock."""
+    env = clean_env(DATABASE_URL=scratch_db)
+    assert run_chopin("generate", "model", "Item", "name:str", "quantity:int", cwd=project, env=env).code == 0
+    assert run_chopin("migrate", "up", cwd=project, env=env).code == 0
+    with chopin_pg.connect(scratch_db) as conn:
+        conn.execute("INSERT INTO items (name, quantity) VALUES ('pen', 7)")
+    model = project / "src/shop/models/item.py"
+    text = model.read_text()
+    assert "    quantity: int" in text, text
+    model.write_text(text.replace("    quantity: int", "    stock: int"))
+    return env
+
+
+def _written(project: Path, name: str, *, remove: bool = True) -> str:
+    (up,) = (project / "migrations").glob(f"*_{name}.up.sql")
+    text = up.read_text()
+    if remove:  # not applied: gone again, so the next make sees the same difference
+        up.unlink()
+        up.with_name(up.name.replace(".up.sql", ".down.sql")).unlink()
+    return text
+
+
+def test_migrate_make_asks_about_a_likely_rename_on_a_terminal(project: Path, scratch_db: str) -> None:
+    env = _renamed_quantity_project(project, scratch_db)
+    question = "Rename items.quantity to items.stock? [y/N]"
+
+    # Not a terminal: no question; drop + add, with the suggestion and its data loss in a warning.
+    run = run_chopin("migrate", "make", "piped", cwd=project, env=env)
+    assert run.code == 0, run
+    assert "Rename" not in run.err
+    assert "possible rename items.quantity to items.stock not taken" in run.err, run
+    assert "the data in quantity is lost" in run.err and "--renames=accept" in run.err, run
+    up = _written(project, "piped")
+    assert 'DROP COLUMN "quantity"' in up and "-- possible rename, column items.quantity -> stock" in up
+
+    # --renames=accept: no question either, a RENAME.
+    run = run_chopin("migrate", "make", "--renames=accept", "accepted", cwd=project, env=env)
+    assert run.code == 0, run
+    assert "rename items.quantity to items.stock" in run.err
+    assert 'RENAME COLUMN "quantity" TO "stock"' in _written(project, "accepted")
+
+    # On a terminal the default is to ask; Enter (no answer) keeps today's drop + add.
+    code, shown = run_chopin_on_a_terminal(
+        "migrate", "make", "declined", cwd=project, env=env, answers=[(question, "")]
+    )
+    assert code == 0, shown
+    assert "the data in quantity is lost" in shown, shown
+    assert 'DROP COLUMN "quantity"' in _written(project, "declined")
+
+    # --renames=never on a terminal: not asked.
+    code, shown = run_chopin_on_a_terminal(
+        "migrate", "make", "--renames=never", "never", cwd=project, env=env, answers=[]
+    )
+    assert code == 0 and question not in shown, shown
+    assert 'DROP COLUMN "quantity"' in _written(project, "never")
+
+    # "y": the column is renamed, and the row keeps its value through up, down and up.
+    code, shown = run_chopin_on_a_terminal("migrate", "make", "stock", cwd=project, env=env, answers=[(question, "y")])
+    assert code == 0, shown
+    assert "not taken" not in shown, shown
+    up = _written(project, "stock", remove=False)
+    assert 'RENAME COLUMN "quantity" TO "stock"' in up and "DROP COLUMN" not in up, up
+    assert run_chopin("migrate", "up", cwd=project, env=env).code == 0
+    assert query(scratch_db, "SELECT name, stock FROM items") == [("pen", 7)]
+    assert run_chopin("migrate", "down", cwd=project, env=env).code == 0
+    assert query(scratch_db, "SELECT name, quantity FROM items") == [("pen", 7)]
+    assert run_chopin("migrate", "up", cwd=project, env=env).code == 0
+    same = run_chopin("migrate", "make", "nothing", cwd=project, env=env)
+    assert same.code == 0 and "matches" in same.err, same

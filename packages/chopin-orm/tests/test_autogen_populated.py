@@ -330,6 +330,53 @@ def test_make_migration_names_likely_renames_it_was_not_told_about(
     assert "-- possible rename, table tags -> labels" in up
 
 
+def test_confirm_renames_is_asked_about_the_unhinted_ones_and_what_it_accepts_is_renamed(
+    conn: Connection, schema: str, tmp_path: Path
+) -> None:
+    conn.execute(
+        "CREATE TABLE people (id integer PRIMARY KEY, full_name text NOT NULL);"
+        "CREATE TABLE tags (id integer PRIMARY KEY, label text NOT NULL);"
+        "INSERT INTO people VALUES (1, 'Ann'); INSERT INTO tags VALUES (7, 'red')"
+    )
+
+    @model(table="people")
+    @dataclass
+    class Person:
+        id: int = column(primary_key=True)
+        name: str = ""
+
+    @model(table="labels")
+    @dataclass
+    class Label:
+        id: int = column(primary_key=True)
+        label: str = ""
+
+    asked: list[MigrationHints] = []
+
+    def accept_the_table_only(suggested: MigrationHints) -> MigrationHints:
+        asked.append(suggested)
+        return MigrationHints(renamed_tables=suggested.renamed_tables)
+
+    paths = make_migration([Person, Label], conn, tmp_path, "ask", confirm_renames=accept_the_table_only)
+    assert paths is not None
+    suggested = MigrationHints(renamed_tables={"tags": "labels"}, renamed_columns={"people": {"full_name": "name"}})
+    assert asked == [suggested]
+    up = paths[0].read_text()
+    assert '."tags" RENAME TO "labels";' in up, up
+    assert "-- possible rename, table" not in up
+    assert "-- possible rename, column people.full_name -> name" in up  # declined: drop + add, and said so
+    Migrator(conn, tmp_path).up()
+    assert rows(conn, "SELECT id, label FROM labels") == [(7, "red")]
+    assert rows(conn, "SELECT id, name FROM people") == [(1, "")]  # the declined rename lost full_name's data
+    # A hinted rename is not asked about again; with nothing left to ask, the callback is not called.
+    conn.execute("ALTER TABLE people RENAME COLUMN name TO full_name")
+    asked.clear()
+    hints = MigrationHints(renamed_columns={"people": {"full_name": "name"}})
+    again = make_migration([Person, Label], conn, tmp_path, "again", hints=hints, confirm_renames=accept_the_table_only)
+    assert again is not None and asked == []
+    assert 'RENAME COLUMN "full_name" TO "name"' in again[0].read_text()
+
+
 def test_a_rename_hint_naming_nothing_is_refused(conn: Connection, schema: str, tmp_path: Path) -> None:
     @model(table="t")
     @dataclass

@@ -527,3 +527,74 @@ def test_notices_notifications_and_parameter_changes_between_replies_keep_the_fi
     assert [n.payload for n in aconn.session.notifications] == ["hello"]
     assert any("notice 1" in n.get("M", "") for n in aconn.session.notices)
     assert aconn.parameters["application_name"] == "cpg56"
+
+
+def test_query_many_writes_every_set_at_once_and_answers_each_in_order(aconn: AsyncConnection) -> None:
+    writes: list[int] = []
+    send = aconn._send
+
+    def counted(data: Any) -> int:
+        writes.append(len(data))
+        return send(data)
+
+    aconn._send = counted  # type: ignore[method-assign]
+    sql = "SELECT g, $1::text FROM generate_series(1, $2::int) AS g"
+    sets = [(f"n{i}", i % 4) for i in range(40)]
+    expected = [[(g, f"n{i}") for g in range(1, i % 4 + 1)] for i in range(40)]
+    assert run(aconn.query_many(sql, sets)) == expected  # parsed in flight: text format
+    assert len(writes) == 1, writes  # 40 requests, one write
+    assert run(aconn.query_many(sql, sets)) == expected  # from the statement cache: binary
+    assert len(writes) == 2 and aconn.statement_cache_size == 1
+    assert run(aconn.query_many(sql, [])) == []
+    assert run(aconn.query_many("SELECT 1", [None, ()])) == [[(1,)], [(1,)]]
+    assert aconn.pending == 0
+
+
+def test_query_many_one_failing_set_does_not_stop_the_others(aconn: AsyncConnection) -> None:
+    run(aconn.execute("CREATE TEMP TABLE qm (id int PRIMARY KEY)"))
+    run(aconn.execute("INSERT INTO qm VALUES (3)"))
+    sql = "INSERT INTO qm VALUES ($1) RETURNING id"
+    with pytest.raises(UniqueViolation):
+        run(aconn.query_many(sql, [(1,), (3,), (5,), (3,), (7,)]))
+    # Each set is its own request with its own Sync: the failing ones took nothing else with them.
+    assert run(aconn.query("SELECT id FROM qm ORDER BY id")) == [(1,), (3,), (5,), (7,)]
+    assert aconn.transaction_status == "I" and aconn.pending == 0
+
+
+def test_query_many_refusing_a_set_before_sending_still_answers_the_queued_ones(aconn: AsyncConnection) -> None:
+    sql = "SELECT $1::int + 1"
+    assert run(aconn.query_many(sql, [(1,)])) == [[(2,)]]  # cached: Bind checks the count before sending
+    with pytest.raises(DataError):
+        run(aconn.query_many(sql, [(1,), (2,), (1, 2)]))
+    # The two sets queued before the refusal were written and their answers dropped in turn.
+    assert run(aconn.query_scalar(sql, (41,))) == 42
+    assert aconn.pending == 0
+
+
+def test_query_many_prepares_a_stale_plan_again_outside_a_transaction(aconn: AsyncConnection) -> None:
+    async def main() -> list[list[Any]]:
+        await aconn.execute("CREATE TEMP TABLE qs (a int)")
+        await aconn.execute("INSERT INTO qs VALUES (1)")
+        assert await aconn.query_many("SELECT * FROM qs WHERE a = $1", [(1,)]) == [[(1,)]]
+        assert await aconn.query_many("SELECT * FROM qs WHERE a = $1", [(1,)]) == [[(1,)]]
+        await aconn.execute("ALTER TABLE qs ADD COLUMN b text DEFAULT 'x'")
+        return await aconn.query_many("SELECT * FROM qs WHERE a = $1", [(1,), (2,), (1,)])
+
+    assert run(main()) == [[(1, "x")], [], [(1, "x")]]
+
+
+def test_query_many_cancelled_midway_hangs_nothing_and_other_callers_get_their_rows(aconn: AsyncConnection) -> None:
+    loop = Loop()
+    many = loop.spawn(aconn.query_many("SELECT $1::int, pg_sleep($2::float8)", [(i, 0.05) for i in range(4)]))
+
+    async def other() -> Any:
+        return await aconn.query_scalar("SELECT $1::int * 3", (7,))
+
+    lone = loop.spawn(other())  # the same loop turn: its request leaves in the same write, after the four
+    loop.run_until(lambda: loop.parked(many, lone))
+    assert aconn.pending == 5
+    loop.cancel(many)  # its four replies are read and dropped in turn
+    loop.run_until(lambda: lone.done)
+    assert lone.outcome() == 21
+    assert aconn.pending == 0 and not aconn.closed
+    assert run(aconn.query_many("SELECT $1::int", [(1,), (2,)])) == [[(1,)], [(2,)]]

@@ -304,3 +304,9 @@ def test_random_cancellations_of_queries_and_transactions_on_the_pool(table: str
         assert [(c.pending, c.transaction_status) for c in pool._conns] == [(0, "I")] * pool.connections
     finally:
         pool.close()
+
+
+def test_query_many_runs_every_set_on_one_connection(pool: AsyncPool) -> None:
+    rows = run(pool.query_many("SELECT $1::int, pg_backend_pid()", [(i,) for i in range(30)]))
+    assert [r[0][0] for r in rows] == list(range(30))
+    assert len({r[0][1] for r in rows}) == 1 and pool.connections == 1 and pool.pending == 0

@@ -281,17 +281,25 @@ def migrate_down_command(ctx: click.Context, database_url: str | None, steps: in
 
 @migrate.command("make")
 @_db_option
+@click.option(
+    "--renames",
+    type=click.Choice(["ask", "accept", "never"]),
+    help="A likely rename (a vanished column or table matching a new one): ask (the default on a terminal), "
+    "accept it (RENAME keeps the data), or never (drop + add; the default otherwise, with a warning).",
+)
 @click.argument("name")
 @click.pass_context
-def migrate_make_command(ctx: click.Context, database_url: str | None, name: str) -> None:
+def migrate_make_command(ctx: click.Context, database_url: str | None, renames: str | None, name: str) -> None:
     """Write migration NAME for what the models declare and the database lacks (review it, then `up`)."""
     from .discovery import find_models
-    from .migrate import migrate_make
+    from .migrate import RENAME_MODES, RenamePrompt, migrate_make
 
     project = _project()
     output = _output(ctx)
     models = find_models(project.package, [project.source_dir, project.root])
-    written = migrate_make(project.database_url(database_url), project.migrations_dir, models, name)
+    mode = next((m for m in RENAME_MODES if m == renames), "ask" if sys.stdin.isatty() else "never")
+    prompt = RenamePrompt(mode, output)
+    written = migrate_make(project.database_url(database_url), project.migrations_dir, models, name, prompt)
     if written is None:
         output.done(f"the database matches the {len(models)} model(s); no migration written")
         return

@@ -1,26 +1,44 @@
-"""``chopin migrate up|down|status``: the project's SQL migrations through chopin-orm's ``Migrator``.
+"""``chopin migrate up|down|status|make``: the project's SQL migrations through chopin-orm's ``Migrator``.
 
 One connection (chopin-pg, from ``DATABASE_URL``) per command; ``up``/``down`` show a
 progress bar with one step per migration and, under ``-v``, the SQL each one runs.
+``make`` asks about each likely rename (a vanished column or table matching a new one)
+before it writes drop + add for it (:class:`RenamePrompt`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, TextIO
 
 import chopin_pg
+from chopin_orm.autogen import MigrationHints
 from chopin_orm.migrations import Migration, MigrationStatus, Migrator
 from chopin_pg import Connection
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .console import Output, progress_bar
+from .console import Output, escape, progress_bar
 from .errors import CliError, ProjectError
 from .pgtools import CONNECT_TIMEOUT, parse_url, ping
 
-__all__ = ["migrate_down", "migrate_make", "migrate_status", "migrate_up", "status_table"]
+__all__ = [
+    "RENAME_MODES",
+    "RenameMode",
+    "RenamePrompt",
+    "migrate_down",
+    "migrate_make",
+    "migrate_status",
+    "migrate_up",
+    "status_table",
+]
+
+#: What ``chopin migrate make --renames`` does with a likely rename.
+RenameMode = Literal["ask", "accept", "never"]
+RENAME_MODES: tuple[RenameMode, ...] = ("ask", "accept", "never")
 
 
 @contextmanager
@@ -117,8 +135,71 @@ def status_table(rows: list[MigrationStatus]) -> Table:
     return table
 
 
-def migrate_make(url: str, directory: Path, models: list[type], name: str) -> tuple[Path, Path] | None:
+class RenamePrompt:
+    """Decides the likely renames ``make_migration`` found (its ``confirm_renames`` callback).
+
+    ``ask``: one ``Rename orders.qty to orders.quantity? [y/N]`` question per rename on
+    stderr, the answer read from ``answers`` (a line; ``y``/``yes`` accepts, anything else
+    or end of input declines); ``accept``: every one; ``never``: none.  A declined rename
+    is written as drop + add and said so, with its data loss, in a warning.
+
+    Args:
+        mode: ``ask``, ``accept`` or ``never``.
+        output: Where the questions and notes go.
+        answers: Where answers are read from (default: stdin).
+    """
+
+    def __init__(self, mode: RenameMode, output: Output, answers: TextIO | None = None) -> None:
+        self.mode = mode
+        self.output = output
+        self.answers = answers if answers is not None else sys.stdin
+
+    def __call__(self, suggested: MigrationHints) -> MigrationHints:
+        """The renames of ``suggested`` to apply."""
+        tables: dict[str, str] = {}
+        columns: dict[str, dict[str, str]] = {}
+        for old, new in sorted(suggested.renamed_tables.items()):
+            if self._decide(f"table {old} to {new}", f"table {old} would be dropped and {new} created empty"):
+                tables[old] = new
+        for table, renamed in sorted(suggested.renamed_columns.items()):
+            for old, new in sorted(renamed.items()):
+                question = f"{table}.{old} to {table}.{new}"
+                loss = f"column {table}.{old} would be dropped and {table}.{new} added: the data in {old} is lost"
+                if self._decide(question, loss):
+                    columns.setdefault(table, {})[old] = new
+        return MigrationHints(renamed_tables=tables, renamed_columns=columns)
+
+    def _decide(self, what: str, loss: str) -> bool:
+        if self.mode == "accept":
+            self.output.note(f"  [cyan]rename[/cyan] {escape(what)}")
+            return True
+        if self.mode == "ask" and self._ask(f"Rename {what}? [y/N] "):
+            return True
+        hint = "" if self.mode == "ask" else " (answer on a terminal, or pass --renames=accept)"
+        self.output.warn(f"possible rename {what} not taken: {loss}{hint}")
+        return False
+
+    def _ask(self, question: str) -> bool:
+        err = self.output.err.file
+        err.write(question)
+        err.flush()
+        line = self.answers.readline()
+        if not line:
+            err.write("\n")  # end of input: the answer is the default
+        return line.strip().lower() in ("y", "yes")
+
+
+def migrate_make(
+    url: str,
+    directory: Path,
+    models: list[type],
+    name: str,
+    confirm_renames: Callable[[MigrationHints], MigrationHints] | None = None,
+) -> tuple[Path, Path] | None:
     """Write a migration taking the database's schema to what ``models`` declare (None: nothing differs).
+
+    ``confirm_renames`` decides the likely renames (see :class:`RenamePrompt`); without it
+    they are written as drop + add, named in comments atop the up file.
 
     Raises:
         CliError: no models, or migrations are pending (the diff would repeat them).
@@ -135,4 +216,4 @@ def migrate_make(url: str, directory: Path, models: list[type], name: str) -> tu
                 f"{len(pending)} migration(s) are pending ({pending[0].filename_stem} ...); "
                 "apply them first with `chopin migrate up`"
             )
-        return make_migration(models, conn, directory, name)
+        return make_migration(models, conn, directory, name, confirm_renames=confirm_renames)

@@ -45,10 +45,13 @@ from .persistence import (
     Model,
     adelete,
     aget,
+    aget_many,
     aget_or_none,
     ainsert,
+    ainsert_many,
     arefresh,
     aupdate,
+    aupdate_many,
     aupsert,
     delete,
     get,
@@ -63,13 +66,14 @@ from .persistence import (
 )
 from .query import Query, ValuesQuery, related
 from .schema import Check, ColumnMeta, CompositeForeignKey, ForeignKey, TableMeta, table_meta
-from .transaction import Transaction, transaction
+from .transaction import AsyncTransaction, Transaction, atransaction, transaction
 
 #: The distribution version (also in pyproject.toml; tests/integration/test_packaging.py keeps them equal).
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncExecutor",
+    "AsyncTransaction",
     "Check",
     "ChecksumMismatch",
     "Column",
@@ -101,11 +105,15 @@ __all__ = [
     "__version__",
     "adelete",
     "aget",
+    "aget_many",
     "aget_or_none",
     "agg",
     "ainsert",
+    "ainsert_many",
     "arefresh",
+    "atransaction",
     "aupdate",
+    "aupdate_many",
     "aupsert",
     "col",
     "column",

@@ -26,7 +26,9 @@ __all__ = [
     "Executor",
     "acquire",
     "arun_execute",
+    "arun_executemany",
     "arun_query",
+    "arun_query_many",
     "checked_out",
     "run_execute",
     "run_query",
@@ -107,3 +109,13 @@ async def arun_query(executor: AsyncExecutor, sql: str, params: Sequence[Any] | 
 async def arun_execute(executor: AsyncExecutor, sql: str, params: Sequence[Any] | None = None) -> int:
     """``sql``'s affected row count, run on an async executor (see :func:`run_execute`)."""
     return await _waiting(executor, "execute").execute(sql, params)
+
+
+async def arun_query_many(executor: AsyncExecutor, sql: str, param_sets: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Each parameter set's rows: one query per set, all written at once (``query_many``: one round trip)."""
+    return await _waiting(executor, "query_many").query_many(sql, param_sets)
+
+
+async def arun_executemany(executor: AsyncExecutor, sql: str, param_sets: Sequence[Sequence[Any]]) -> int:
+    """``sql`` once per parameter set in one request (one implicit transaction); the affected row count."""
+    return await _waiting(executor, "executemany").executemany(sql, param_sets)

@@ -5,19 +5,25 @@ commit releases the savepoint, its rollback rolls back to it. Given a pool, a
 transaction checks a connection out for its whole duration.  The SQL side (BEGIN,
 savepoint names, COMMIT/ROLLBACK) is the driver's :class:`chopin_pg.Transaction`;
 this class adds executors, the state machine and the refusal to commit a failed block.
+
+From ``async def`` code, ``async with atransaction(pool) as conn:`` pins one of an
+``AsyncPool``'s connections for the block (chopin-pg's ``pool.transaction()``); given an
+``AsyncConnection`` (the ``conn`` of an outer block) it nests as a savepoint.  It refuses
+to commit a failed block the same way.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
 
-from chopin_pg import Connection, PooledConnection
+from chopin_pg import AsyncConnection, AsyncPool, AsyncPoolTransaction, Connection, PooledConnection
+from chopin_pg import AsyncTransaction as PgAsyncTransaction
 from chopin_pg import Transaction as PgTransaction
 
 from .errors import OrmError
-from .executor import Executor, acquire
+from .executor import AsyncExecutor, Executor, acquire
 
-__all__ = ["Transaction", "transaction"]
+__all__ = ["AsyncTransaction", "Transaction", "atransaction", "transaction"]
 
 _ISOLATION = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED")
 
@@ -155,3 +161,71 @@ def transaction(executor: Executor, isolation: str | None = None) -> Transaction
     Nested (``executor`` already in a transaction, or a ``Transaction``) it is a savepoint.
     """
     return Transaction(executor, isolation)
+
+
+class AsyncTransaction:
+    """``async with atransaction(executor) as conn:``: a transaction (or savepoint) from ``async def`` code.
+
+    On an ``AsyncPool`` it pins one connection for the block and begins a transaction
+    there; on an ``AsyncConnection`` it begins one, or a savepoint when the connection
+    is already in a transaction (the ``conn`` of an outer block).  The block commits on
+    success and rolls back when it raises; a cancelled block's rollback is written
+    before the connection is shared again (chopin-pg's transaction blocks do that).
+
+    A block whose statement failed while the block went on (the error was caught) is
+    rolled back, not committed, and :class:`OrmError` says so, as :class:`Transaction` does.
+    """
+
+    __slots__ = ("_block", "_conn", "_executor", "_isolation")
+
+    def __init__(self, executor: AsyncExecutor, isolation: str | None = None) -> None:
+        if isolation is not None and isolation.upper() not in _ISOLATION:
+            raise OrmError(f"isolation: expected one of {_ISOLATION}, got {isolation!r}")
+        if not isinstance(executor, AsyncConnection | AsyncPool):
+            raise OrmError(
+                f"atransaction: expected a chopin_pg AsyncPool or AsyncConnection, got {type(executor).__name__} "
+                "(with a blocking connection or pool, use transaction())"
+            )
+        self._executor = executor
+        self._isolation = isolation
+        self._block: AsyncPoolTransaction | PgAsyncTransaction | None = None
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        if self._block is not None:
+            raise OrmError("atransaction: already entered (make a new one per block)")
+        block = self._executor.transaction(self._isolation)
+        self._block = block
+        try:
+            self._conn = await block.__aenter__()
+        except BaseException:
+            self._block = None
+            raise
+        return self._conn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        block, conn = self._block, self._conn
+        self._block = self._conn = None
+        if block is None or conn is None:
+            return
+        if exc_type is None and not conn.closed and conn.pending == 0 and conn.transaction_status == "E":
+            failed = OrmError("transaction: a statement failed inside it, so it was rolled back, not committed")
+            await block.__aexit__(OrmError, failed, None)
+            raise failed
+        await block.__aexit__(exc_type, exc, tb)
+
+
+def atransaction(executor: AsyncExecutor, isolation: str | None = None) -> AsyncTransaction:
+    """A transaction for ``async def`` code: ``async with atransaction(pool) as conn: await item.ainsert(conn)``.
+
+    Args:
+        executor: An ``AsyncPool`` (a connection is pinned for the block) or an
+            ``AsyncConnection`` (nested inside a transaction: a savepoint).
+        isolation: ``SERIALIZABLE``, ``REPEATABLE READ`` or ``READ COMMITTED`` (outermost only).
+
+    Raises:
+        OrmError: ``executor`` is a blocking connection or pool, or ``isolation`` is unknown.
+    """
+    return AsyncTransaction(executor, isolation)

@@ -615,6 +615,62 @@ class AsyncConnection:
             return await self.executemany(sql, sets)
         return sum(max(r.rowcount, 0) for r in results)
 
+    async def query_many(self, sql: str, param_sets: Iterable[Sequence[Any] | None]) -> list[list[Row]]:
+        """Run one statement once per parameter set, every request written at once; each set's rows, in order.
+
+        Unlike :meth:`executemany` (one request, one implicit transaction, a row count),
+        each set is its own query with its own Sync, as if :meth:`query` were called
+        for each in the same loop turn: they leave in one write and are answered in
+        one round trip, and an error in one set does not stop the others.
+
+        Args:
+            sql: One statement with ``$1..$n`` placeholders.
+            param_sets: One sequence of values per query (``None``: no parameters).
+
+        Returns:
+            One list of rows per parameter set.
+
+        Raises:
+            PgError: The first failing set's error, raised once every answer is read.
+        """
+        sets: list[Sequence[Any]] = [() if params is None else params for params in param_sets]
+        session = self._session
+        replies: list[_Reply] = []
+        try:
+            for params in sets:
+                replies.append(self._submit(query_request(session, self._parsing, sql, params)))
+        except BaseException:
+            # A set refused before it was queued (DataError): the ones queued still go out, read and
+            # dropped in their turn; if this call holds the turn's cork nobody else would write them.
+            if self._cork is not None and any(self._cork is reply for reply in replies):
+                self._uncork()
+            raise
+        out: list[list[Row]] = []
+        first: BaseException | None = None
+        evicted = False
+        for params, reply in zip(sets, replies, strict=True):
+            try:
+                result: Result = await self._wait(reply)
+            except PgError as exc:
+                if is_stale_plan(exc) and session.status == "I" and not self._closed:
+                    if not evicted:  # the later sets bound the same stale plan: the first retry re-prepared it
+                        self._cache.evict(sql)
+                        evicted = True
+                    try:
+                        result = await self._result(sql, params)  # prepared afresh, as query() does
+                    except PgError as again:
+                        first = first or again
+                        out.append([])
+                        continue
+                else:
+                    first = first or exc
+                    out.append([])
+                    continue
+            out.append(result.rows)
+        if first is not None:
+            raise first
+        return out
+
     # -- transactions -------------------------------------------------------------
 
     def transaction(self, isolation: str | None = None) -> AsyncTransaction:

@@ -236,6 +236,20 @@ class AsyncPool:
         conn = await self._acquire(False)
         return await conn.executemany(sql, param_sets)
 
+    async def query_many(self, sql: str, param_sets: Iterable[Sequence[Any] | None]) -> list[list[Row]]:
+        """Run a statement once per parameter set, on one connection in one write.
+
+        See :meth:`AsyncConnection.query_many`.
+
+        Returns:
+            One list of rows per parameter set.
+        """
+        sets = list(param_sets)
+        if not sets:
+            return []  # no connection opened for nothing
+        conn = await self._acquire(False)
+        return await conn.query_many(sql, sets)
+
     def transaction(self, isolation: str | None = None) -> AsyncPoolTransaction:
         """Return ``async with pool.transaction() as conn:``: a connection pinned to the block, in a transaction.
 
