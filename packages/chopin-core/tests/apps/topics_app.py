@@ -1,0 +1,67 @@
+"""Topics across workers, for the real-socket tests (serve with WORKERS=2 or 4)."""
+
+from __future__ import annotations
+
+import os
+
+from chopin_core import Context, Response, Router, sleep, topics
+from chopin_core.websocket import WebSocket, WebSocketHandler
+
+router = Router()
+
+
+class Member(WebSocketHandler):
+    """Says which worker it is on, then hears topic "t"; what it sends goes to "t" (itself included)."""
+
+    def on_open(self, ws: WebSocket) -> None:
+        ws.send(f"pid {os.getpid()}")
+        ws.subscribe("t")
+
+    def on_message(self, ws: WebSocket, message: str | bytes) -> None:
+        ws.publish("t", message, include_self=True)
+
+
+router.websocket("/ws", Member)
+
+
+@router.get("/pid")
+def pid(ctx: Context) -> Response:
+    return Response.text(str(os.getpid()))
+
+
+@router.post("/say")
+def say(ctx: Context) -> Response:
+    body = ctx.req.body
+    message: str | bytes = body if ctx.req.headers.get("content-type") == "application/octet-stream" else body.decode()
+    try:
+        topics.publish("t", message)
+    except topics.MessageTooLarge as exc:
+        return Response.text(str(exc), 413)
+    return Response(204)
+
+
+@router.post("/flood")
+def flood(ctx: Context) -> Response:
+    """Publish ``n`` messages of ``size`` bytes: "<i>:xxx..."."""
+    n = int(ctx.req.query_params().get("n", "100"))
+    size = int(ctx.req.query_params().get("size", "16"))
+    for i in range(n):
+        head = f"{i}:"
+        topics.publish("t", head + "x" * max(0, size - len(head)))
+    return Response(204)
+
+
+@router.post("/later")
+async def later(ctx: Context) -> Response:
+    """An ``async def`` handler that publishes after waiting on the worker's loop."""
+    await sleep(0.05)
+    topics.publish("t", "later")
+    return Response(204)
+
+
+@router.get("/members")
+def members(ctx: Context) -> Response:
+    return Response.text(str(len(topics.current().members.get("t", ()))))
+
+
+app = router
