@@ -35,7 +35,7 @@ from collections import deque
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from .._wire.resp import RespError, RespParser, command
+from .._wire.resp import RespError, RespParser, RespValue, command
 from .._wire.topic_frames import HEAD, FrameError, decode_text, encode_frame, encode_text, text_size
 from ..errors import ConfigError
 from ..topics import BackplaneUnavailable, MessageTooLarge, check_backplane_url
@@ -228,62 +228,76 @@ class Backplane:
         return sock in readable
 
 
+class _RespConnection:
+    """A blocking socket to Redis and the replies read from it but not yet taken."""
+
+    __slots__ = ("parser", "replies", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.parser = RespParser()
+        self.replies: deque[RespValue] = deque()
+
+    def reply(self) -> RespValue:
+        """The next reply, reading as needed."""
+        while not self.replies:
+            self.read()
+        return self.replies.popleft()
+
+    def read(self) -> None:
+        """Read what is there (blocking until something is) into :attr:`replies`."""
+        data = self.sock.recv(262144)
+        if not data:
+            raise ConnectionError("Redis closed the connection")
+        self.replies.extend(self.parser.feed(data))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class RedisBackplane(Backplane):
     """Redis pub/sub on :data:`REDIS_CHANNEL`: one subscribed connection, one that publishes."""
 
-    def _connect(self) -> tuple[socket.socket, RespParser]:
+    def _connect(self) -> _RespConnection:
         parts = urlsplit(self.url)
         sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=_IO_TIMEOUT)
-        parser = RespParser()
+        conn = _RespConnection(sock)
         try:
-            setup: list[bytes] = []
             if parts.password is not None:
                 user = unquote(parts.username) if parts.username else "default"
-                setup.append(command("AUTH", user, unquote(parts.password)))
-            for request in setup:
-                sock.sendall(request)
-                reply = self._reply(sock, parser)
+                sock.sendall(command("AUTH", user, unquote(parts.password)))
+                reply = conn.reply()
                 if isinstance(reply, RespError):
                     raise reply
         except BaseException:
             sock.close()
             raise
-        return sock, parser
-
-    @staticmethod
-    def _reply(sock: socket.socket, parser: RespParser) -> object:
-        replies = parser.feed(b"")
-        while not replies:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("Redis closed the connection")
-            replies = parser.feed(data)
-        return replies[0]
+        return conn
 
     def _session(self) -> None:
-        sub, sub_parser = self._connect()
-        pub: socket.socket | None = None
+        sub = self._connect()
+        pub: _RespConnection | None = None
         try:
-            sub.sendall(command("SUBSCRIBE", REDIS_CHANNEL))
-            reply = self._reply(sub, sub_parser)
+            sub.sock.sendall(command("SUBSCRIBE", REDIS_CHANNEL))
+            reply = sub.reply()
             if not (isinstance(reply, list) and reply and reply[0] == b"subscribe"):
                 raise ConnectionError(f"SUBSCRIBE answered {reply!r}")
-            pub, pub_parser = self._connect()
+            pub = self._connect()
             self._up()
             while not self.stopping:
                 batch = self._take()
                 if batch:
-                    pub.sendall(b"".join(command("PUBLISH", REDIS_CHANNEL, item) for item in batch))
+                    # Pipelined: one write for the batch, then its replies.
+                    pub.sock.sendall(b"".join(command("PUBLISH", REDIS_CHANNEL, item) for item in batch))
                     for _ in batch:
-                        answer = self._reply(pub, pub_parser)
+                        answer = pub.reply()
                         if isinstance(answer, RespError):
                             log.error("topics: worker %d: Redis refused PUBLISH: %s", self.index, answer)
-                    continue
-                if self._wait(sub):
-                    data = sub.recv(262144)
-                    if not data:
-                        raise ConnectionError("Redis closed the connection")
-                    for push in sub_parser.feed(data):
+                if sub.replies or self._wait(sub.sock):
+                    if not sub.replies:
+                        sub.read()
+                    while sub.replies:
+                        push = sub.replies.popleft()
                         if isinstance(push, list) and len(push) == 3 and push[0] == b"message":
                             payload = push[2]
                             if isinstance(payload, bytes):

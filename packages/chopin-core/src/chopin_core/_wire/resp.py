@@ -18,6 +18,8 @@ RespValue = Union[bytes, int, str, None, "RespError", list["RespValue"]]
 
 # A bulk string or array larger than this is refused (the backplane's frames are far smaller).
 _MAX_BULK: Final = 16 * 1024 * 1024
+# A simple string, error or length line (error messages are the long ones).
+_MAX_LINE: Final = 4096
 
 
 class RespError(ChopinError):
@@ -66,8 +68,8 @@ class RespParser:
     def _line(self, pos: int) -> tuple[bytes, int] | None:
         end = self._buf.find(b"\r\n", pos)
         if end < 0:
-            if len(self._buf) - pos > 64:
-                raise RespProtocolError("RESP: a header line longer than 64 bytes")
+            if len(self._buf) - pos > _MAX_LINE:
+                raise RespProtocolError(f"RESP: a line longer than {_MAX_LINE} bytes")
             return None
         return bytes(self._buf[pos:end]), end + 2
 
