@@ -47,6 +47,7 @@ from .router import Router, RouteTable
 from .server import Chopin
 from .sessions import SessionSigner, sessions
 from .settings import Settings
+from .sse import ServerSentEvent, last_event_id
 from .testclient import TestClient, TestResponse
 from .types import AsyncHandler, AsyncMiddleware, Handler, Middleware
 from .waiting import gather, sleep, to_thread, wait_readable, wait_writable
@@ -91,6 +92,7 @@ __all__ = [
     "RouteConflict",
     "RouteTable",
     "Router",
+    "ServerSentEvent",
     "SessionSigner",
     "Settings",
     "StatusHandler",
@@ -108,6 +110,7 @@ __all__ = [
     "gather",
     "get",
     "head",
+    "last_event_id",
     "mount_proxy",
     "options",
     "patch",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from .context import Context
     from .response import Response
-    from .types import Handler, Middleware
+    from .types import AsyncHandler, Handler, Middleware
 
-__all__ = ["compression", "gzip_stream", "is_compressible"]
+__all__ = ["compression", "gzip_async_stream", "gzip_stream", "is_compressible"]
 
 _TEXT_LIKE: Final = (
     "application/json",
@@ -24,10 +24,12 @@ _TEXT_LIKE: Final = (
 
 
 def is_compressible(content_type: str | None) -> bool:
-    """Whether a body of ``content_type`` is text-like, so gzip pays."""
+    """Whether a body of ``content_type`` is text-like, so gzip pays (server-sent events are not compressed)."""
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
+    if media == "text/event-stream":
+        return False  # events must leave as produced, and keep-alive comments between them
     return media.startswith("text/") or media in _TEXT_LIKE or media.endswith(("+json", "+xml"))
 
 
@@ -57,6 +59,21 @@ def gzip_stream(chunks: Iterable[bytes | str], level: int = 6) -> Iterator[bytes
             close()
 
 
+async def gzip_async_stream(chunks: AsyncIterator[bytes | str], level: int = 6) -> AsyncIterator[bytes]:
+    """:func:`gzip_stream` for an async producer; closing this closes ``chunks``."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    try:
+        async for chunk in chunks:
+            data = chunk.encode() if isinstance(chunk, str) else chunk
+            if data:
+                yield compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        yield compressor.flush()
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def compression(min_size: int = 1024, level: int = 6) -> Middleware:
     """Middleware that gzips text-like responses when the client accepts gzip.
 
@@ -71,7 +88,12 @@ def compression(min_size: int = 1024, level: int = 6) -> Middleware:
     """
 
     def compress(ctx: Context, call_next: Handler) -> Response:
-        resp = call_next(ctx)
+        return _compressed(ctx, call_next(ctx))
+
+    async def compress_waiting(ctx: Context, call_next: AsyncHandler) -> Response:
+        return _compressed(ctx, await call_next(ctx))
+
+    def _compressed(ctx: Context, resp: Response) -> Response:
         if resp.file_body is not None or resp.status in (204, 304) or resp.status < 200:
             return resp
         if resp.content_encoding is not None or not is_compressible(resp.content_type):
@@ -83,4 +105,7 @@ def compression(min_size: int = 1024, level: int = 6) -> Middleware:
             resp.gzip(level)
         return resp
 
+    # Its async form, for routes whose handler waits (as middleware.with_async_form attaches it;
+    # not imported from there: middleware imports response, which imports this module).
+    compress.asynchronous = compress_waiting  # type: ignore[attr-defined]
     return compress

@@ -37,6 +37,7 @@ import os
 import select
 from collections import deque
 from collections.abc import Iterator
+from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
@@ -50,6 +51,7 @@ import hpack.exceptions
 import hyperframe.exceptions
 import hyperframe.frame
 
+from ._engine.stream_pump import StreamPump
 from ._wire.h1_writer import NO_BODY
 from .connection import close_stream
 from .files import FileBody, not_modified
@@ -299,6 +301,12 @@ class H2Session:
         goaway = hyperframe.frame.GoAwayFrame(0)
         goaway.last_stream_id = self._h2.highest_inbound_stream_id
         goaway.error_code = h2.errors.ErrorCodes.NO_ERROR
+        for stream_id, stream in list(self._blocked.items()):
+            if type(stream.source) is StreamPump:
+                # An event stream never ends by itself: end it, before the GOAWAY (clients reconnect elsewhere).
+                stream.source.close()
+                stream.source = None
+                self._pump(stream_id, stream)
         self._out += self._h2.data_to_send() + goaway.serialize()
         self._flush()
 
@@ -543,6 +551,8 @@ class H2Session:
             stream.file = file
         elif source is not None:
             stream.source = source
+            if type(source) is StreamPump:
+                source.wake = partial(self._pumped, stream_id, stream)  # an async body: see _pull_pump
         else:
             stream.pending.append(resp.body)  # by reference: sliced frame by frame as windows open
             self._held += len(resp.body)
@@ -605,7 +615,10 @@ class H2Session:
                         # Pull a body only once its bytes can leave: a peer that opens
                         # no window makes us produce (and hold) nothing more.
                         return
-                    if not self._pull(stream):
+                    pulled = self._pull(stream)
+                    if pulled is None:
+                        return  # an async body waits for its producer, which wakes it (_pumped)
+                    if not pulled:
                         h2conn.end_stream(stream_id)
                         self._blocked.pop(stream_id, None)
                         self._streams.pop(stream_id, None)
@@ -640,13 +653,17 @@ class H2Session:
         except _BodyFailed:
             self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
-    def _pull(self, stream: _Stream) -> bool:
+    def _pull(self, stream: _Stream) -> bool | None:
         """Refill a stream's pending bytes from its stream or file; False when the body is done.
+
+        None: an async body's producer is still producing (see :meth:`_pull_pump`).
 
         Raises:
             _BodyFailed: the stream iterator raised, or the file shrank.
         """
         source = stream.source
+        if type(source) is StreamPump:
+            return self._pull_pump(stream, source)
         if source is not None:
             while True:
                 try:
@@ -682,6 +699,44 @@ class H2Session:
             self._held += len(data)
             return True
         return False
+
+    def _pull_pump(self, stream: _Stream, pump: StreamPump) -> bool | None:
+        """Take what an async body produced; ask its producer for more (called only when the bytes can leave).
+
+        Returns True with a chunk pending, False at the body's end, None while the
+        producer waits: it calls :meth:`_pumped` once it has produced.
+
+        Raises:
+            _BodyFailed: the producer raised.
+        """
+        while True:
+            chunk = pump.take()
+            if chunk is not None:
+                stream.pending.append(chunk)
+                self._held += len(chunk)
+                return True
+            if pump.error is not None:
+                log.error("worker %d: response stream failed", self.worker.index, exc_info=pump.error)
+                pump.close()
+                stream.source = None
+                raise _BodyFailed from pump.error
+            if pump.ended:
+                pump.close()  # its keep-alive ticker
+                stream.source = None
+                return False
+            if pump.producing:
+                return None
+            pump.start()
+
+    def _pumped(self, stream_id: int, stream: _Stream) -> None:
+        """An async body's producer produced (or ended, or failed) after waiting: send it now."""
+        if self.closed or self._streams.get(stream_id) is not stream:
+            return
+        try:
+            self._pump(stream_id, stream)
+            self._flush()
+        except Exception as exc:
+            self._fail(exc)
 
     def _on_window(self, stream_id: int) -> None:
         if stream_id:

@@ -9,9 +9,10 @@ common ``Content-Length`` lines are pre-encoded tables.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import kowito_json
@@ -24,8 +25,11 @@ from .files import http_date as format_http_date
 
 if TYPE_CHECKING:
     from .request import Request
+    from .sse import ServerSentEvent
 
-__all__ = ["Response", "send_whole_if_range_fails", "status_line"]
+__all__ = ["AsyncStream", "Response", "send_whole_if_range_fails", "status_line"]
+
+log = logging.getLogger("chopin_core.worker")
 
 _CL_LINES: Final = CL_LINES
 _BAD_VALUE_CHARS: Final = "\r\n\x00"
@@ -154,12 +158,83 @@ class Response:
         return cls(status).with_header("Location", location)
 
     @classmethod
-    def stream(cls, chunks: Iterable[bytes | str], content_type: str = "application/octet-stream") -> Response:
-        """A body sent with chunked transfer-coding, pulled from ``chunks`` as the socket drains."""
+    def stream(
+        cls,
+        chunks: Iterable[bytes | str] | AsyncIterable[bytes | str],
+        content_type: str = "application/octet-stream",
+    ) -> Response:
+        """A body sent with chunked transfer-coding (HTTP/1.0: ended by closing the connection).
+
+        ``chunks`` is either
+
+        * an **async** iterable (an ``async def`` generator): the worker drives it on
+          its loop, and each chunk goes out as soon as it is produced; the producer
+          may wait (``await sleep(...)``, a query, a topic) without holding the
+          worker.  It is not asked for its next chunk while the connection has more
+          than ``Settings.write_high_water`` bytes pending (a slow reader), and it is
+          closed where it waits when the client leaves (its ``finally`` runs; like a
+          cancelled handler's, it must not wait there).  Over HTTP/2 it is asked for
+          more only while the stream's window is open;
+        * a plain iterable (a ``def`` generator): pulled on the worker's loop, in
+          batches of up to 64 KiB as the socket drains.  Each chunk it yields is
+          written as soon as the batch is pulled, so a fast generator streams
+          promptly, but one that blocks (``time.sleep`` between chunks) stalls the
+          whole worker meanwhile: produce over time with an async generator.
+
+        A producer that raises before its first chunk is answered 500 like a failing
+        handler (an async one: before it first waits); after, the connection is
+        closed without the terminal chunk, so the client sees an incomplete body.
+        """
         resp = cls(200)
         # The worker adds Transfer-Encoding: chunked (HTTP/1.1) or closes after the body (HTTP/1.0).
         resp.content_lines = _encode_header("Content-Type", content_type)
-        resp.stream_body = iter(chunks)
+        if isinstance(chunks, AsyncIterable):
+            resp.stream_body = AsyncStream(aiter(chunks))
+        else:
+            resp.stream_body = iter(chunks)
+        return resp
+
+    @classmethod
+    def sse(
+        cls,
+        events: AsyncIterable[ServerSentEvent | str] | Iterable[ServerSentEvent | str],
+        *,
+        keepalive: float = 15.0,
+        retry: int | None = None,
+    ) -> Response:
+        """A stream of server-sent events (``text/event-stream``), each sent as soon as it is produced.
+
+        ``events`` yields :class:`~chopin_core.sse.ServerSentEvent` objects, or strings
+        (an event of that data).  Give an async generator to produce over time (see
+        :meth:`stream`); it is closed when the client leaves.  The response says
+        ``Cache-Control: no-cache`` and ``X-Accel-Buffering: no`` (proxies must not
+        hold events back) and is never compressed.  A reconnecting client's
+        ``Last-Event-ID``: :func:`chopin_core.sse.last_event_id`.
+
+        Args:
+            events: the events.
+            keepalive: while an async producer waits this many seconds without an
+                event, a ``: keep-alive`` comment is sent (so idle proxies keep the
+                connection, and a client that left is noticed); 0 turns it off.
+                A plain iterable cannot wait, and gets none.
+            retry: sent first as the ``retry`` field: the client's reconnection delay (ms).
+
+        Raises:
+            ValueError: ``keepalive`` is negative.
+        """
+        from .sse import encode_events, encode_events_async
+
+        if keepalive < 0:
+            raise ValueError(f"keepalive: expected seconds >= 0, got {keepalive!r}")
+        resp = cls(200)
+        resp.content_lines = b"Content-Type: text/event-stream\r\n"
+        resp.extra_lines = b"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+        if isinstance(events, AsyncIterable):
+            from ._wire.sse import KEEPALIVE
+
+            resp.stream_body = AsyncStream(encode_events_async(events, retry), keepalive, KEEPALIVE)
+        else:
+            resp.stream_body = encode_events(events, retry)
         return resp
 
     @classmethod
@@ -377,11 +452,19 @@ class Response:
 
         if self.file_body is not None:
             raise ValueError("gzip(): file responses are sent as they are; serve a precompressed .gz file")
+        if self.content_type == "text/event-stream":
+            raise ValueError("gzip(): server-sent events are sent uncompressed (keep-alives, prompt delivery)")
         if self.content_encoding is not None:
             raise ValueError(f"gzip(): body is already encoded ({self.content_encoding})")
         ctype = self.content_lines[: self.content_lines.find(b"\r\n") + 2] if self.content_type is not None else b""
-        if self.stream_body is not None:
-            self.stream_body = gzip_stream(self.stream_body, level)
+        stream = self.stream_body
+        if type(stream) is AsyncStream:
+            from .compress import gzip_async_stream
+
+            self.stream_body = AsyncStream(gzip_async_stream(stream.source, level), stream.keepalive, b"")
+            self.content_lines = ctype
+        elif stream is not None:
+            self.stream_body = gzip_stream(stream, level)
             self.content_lines = ctype
         else:
             self.body = gzip_body(self.body, level)
@@ -410,6 +493,54 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
+
+
+class AsyncStream(Iterator["bytes | str"]):
+    """A response body produced over time by an async iterator (see :meth:`Response.stream`).
+
+    It sits in :attr:`Response.stream_body` so that everything treating a response
+    as a stream (HEAD, bodiless statuses, framing, pipelining) treats this one so
+    too; the worker recognises it and drives :attr:`source` on its loop.  It cannot
+    be iterated synchronously.
+
+    Attributes:
+        source: the async iterator of chunks.
+        keepalive: seconds of the producer's silence after which ``keepalive_chunk``
+            is sent; 0: never.
+        keepalive_chunk: what is sent then (for server-sent events, a comment).
+    """
+
+    __slots__ = ("keepalive", "keepalive_chunk", "source")
+
+    def __init__(
+        self, source: AsyncIterator[bytes | str], keepalive: float = 0.0, keepalive_chunk: bytes = b""
+    ) -> None:
+        self.source = source
+        self.keepalive = keepalive if keepalive_chunk else 0.0
+        self.keepalive_chunk = keepalive_chunk
+
+    def __next__(self) -> bytes | str:
+        raise TypeError("an async response stream is driven by the worker's loop: iterate .source with async for")
+
+    def close(self) -> None:
+        """Close a producer that is not waiting (never started, or between chunks): its ``finally`` runs.
+
+        A ``finally`` that waits cannot finish here (there is no loop): it is closed
+        at that wait, and the failure logged.
+        """
+        aclose = getattr(self.source, "aclose", None)
+        if aclose is None:
+            return
+        step = aclose().__await__()
+        try:
+            step.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            log.exception("closing an async response stream failed")
+            return
+        step.close()
+        log.error("an async response stream waited in its finally while being closed outside the loop")
 
 
 def send_whole_if_range_fails(req: Request, resp: Response) -> bool:

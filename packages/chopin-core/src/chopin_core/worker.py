@@ -22,6 +22,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from time import monotonic_ns
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from ._body import BodyBudget, BodyIntake, BodySpool
 from ._engine.channel import Channel, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
+from ._engine.stream_pump import NextChunk, StreamPump
 from ._engine.tasks import Scheduler, Task, run_blocking
 from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
@@ -65,7 +67,7 @@ from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
 from .proxy import ProxyPlan, forward_blocking
 from .request import Request
-from .response import Response, http_date, send_whole_if_range_fails, status_line
+from .response import AsyncStream, Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
@@ -453,6 +455,8 @@ class Worker:
             for conn in list(self.conns.values()):
                 if conn.ws is not None:
                     conn.ws.close(1001, "server shutting down")
+                elif type(conn.stream) is StreamPump:
+                    self._end_pump(conn, conn.stream)
             self._close_idle()
             for side in list(self._ext.side.values()):
                 side.stop()  # HTTP/2: GOAWAY, then finish the open streams
@@ -544,7 +548,7 @@ class Worker:
         if not data:
             # The peer closed its side: finish what is owed, then close.  A handler
             # still waiting is cancelled: its client is gone (uvicorn's disconnect).
-            if type(conn.stream) is _Awaiting:
+            if type(conn.stream) is _Awaiting or type(conn.stream) is StreamPump:
                 self._close(conn)
             elif conn.out or conn.stream is not None:
                 conn.close_after = True
@@ -674,7 +678,7 @@ class Worker:
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
-            resp, first = self._first_chunk(req, resp, stream)
+            resp, first = self._first_chunk(req, resp, stream, conn)
             stream = resp.stream_body
         status = resp.status
         # Truth tests, not "is not None": the fewest bytecodes on the path every request takes.
@@ -748,9 +752,7 @@ class Worker:
             coro.close()
             log.warning("worker %d: %d handlers waiting, answering 503", self.index, ext.waiting)
             return Response.text("Service Unavailable: too many requests waiting", 503).with_header("Retry-After", "1")
-        tasks = ext.tasks
-        if tasks is None:
-            tasks = ext.tasks = Scheduler(self._ep, self._wake, self.settings.worker_threads, f"chopin-w{self.index}")
+        tasks = self._scheduler()
         waiting = _Awaiting(conn, req, handler, self._woke, Task(coro, None), ext, self._deliver, self._handler_failed)
         task = waiting.task
         task.on_done = waiting.done
@@ -818,14 +820,19 @@ class Worker:
         log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=failure_to_log(exc))
         return resp
 
-    def _first_chunk(self, req: Request, resp: Response, stream: Iterator[bytes | str]) -> tuple[Response, bytes]:
+    def _first_chunk(
+        self, req: Request, resp: Response, stream: Iterator[bytes | str], conn: Connection | None = None
+    ) -> tuple[Response, bytes]:
         """Pull a stream's first non-empty chunk (``b""`` if it has none); a 500 instead if the stream fails.
 
         Nothing of the response is written yet, so a failure here is answered like a
         handler's.  HEAD and bodiless statuses pull nothing (their stream is closed).
+        An async stream is started by :meth:`_first_async` (``conn``: the connection it is for).
         """
         if req.method == "HEAD" or resp.status in _NO_BODY:
             return resp, b""
+        if type(stream) is AsyncStream:
+            return self._first_async(req, resp, stream, conn)
         try:
             for chunk in stream:
                 if chunk:
@@ -834,6 +841,39 @@ class Worker:
         except Exception as exc:
             close_stream(stream)
             return self._handler_failed(req, exc), b""
+
+    def _first_async(
+        self, req: Request, resp: Response, body: AsyncStream, conn: Connection | None
+    ) -> tuple[Response, bytes]:
+        """Start an async stream: what it produces before it first waits goes out with the head.
+
+        On this loop it becomes a :class:`StreamPump` (``resp.stream_body``), pulled by
+        :meth:`_pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
+        in process (:meth:`answer`, no loop) each step runs to its end, blocking.
+        """
+        if self._ep is None:
+            blocking = _Blocking(body, self.settings.worker_threads)
+            resp.stream_body = blocking
+            return self._first_chunk(req, resp, blocking)
+        pump = StreamPump(body, self._scheduler())
+        pump.start()
+        if pump.error is not None:
+            pump.close()
+            return self._handler_failed(req, pump.error), b""
+        resp.stream_body = pump
+        if conn is None:
+            return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
+        pump.wake = partial(self._pumped, conn, pump)
+        return resp, pump.take() or b""
+
+    def _scheduler(self) -> Scheduler:
+        """The scheduler of this worker's waiting coroutines, made on first use."""
+        ext = self._ext
+        tasks = ext.tasks
+        if tasks is None:
+            assert self._ep is not None
+            tasks = ext.tasks = Scheduler(self._ep, self._wake, self.settings.worker_threads, f"chopin-w{self.index}")
+        return tasks
 
     def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
         """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._proxy_loop`)."""
@@ -1218,6 +1258,9 @@ class Worker:
         out = conn.out
         if type(stream) is _Awaiting:
             return  # its handler still waits: the answer and what queued behind it come later
+        if type(stream) is StreamPump:
+            self._pull_pump(conn, stream)
+            return
         pending = sum(map(len, out))
         if type(stream) is UpstreamExchange:
             # The upstream socket feeds the output itself; let it read again once this drains.
@@ -1254,6 +1297,69 @@ class Worker:
                 out.append(chunk)
             pending += len(chunk)
             conn.big = True
+
+    def _pull_pump(self, conn: Connection, pump: StreamPump) -> None:
+        """Frame what an async stream produced; ask for more while the output is under the batch size.
+
+        Below ``min(write_high_water, 64 KiB)`` pending bytes the next chunk is asked
+        for at once (a producer that does not wait fills the batch, as a generator
+        does); at or past it the producer is left alone until the socket drains and
+        :meth:`flush` comes back here.  A chunk produced after a wait arrives through
+        :meth:`_pumped`.
+        """
+        out = conn.out
+        chunked = conn.stream_chunked
+        pending = pending_bytes(out)
+        batch = min(self.settings.write_high_water, _STREAM_BATCH)
+        while True:
+            chunk = pump.take()
+            if chunk is not None:
+                if chunked:
+                    out += (b"%x\r\n" % len(chunk), chunk, _END)
+                else:
+                    out.append(chunk)
+                pending += len(chunk)
+                if pending >= _JOIN_LIMIT:
+                    conn.big = True
+                continue
+            if pump.error is not None:
+                # As for a generator (see _pull_stream): no terminal chunk, close once what is pending is out.
+                log.error("worker %d: response stream failed after its head", self.index, exc_info=pump.error)
+                pump.close()
+                conn.stream = None
+                conn.queued.clear()
+                conn.close_after = True
+                return
+            if pump.ended:
+                pump.close()  # its keep-alive ticker
+                conn.stream = None
+                if chunked:
+                    out.append(_LAST_CHUNK)
+                if not conn.stream_keep:
+                    conn.close_after = True
+                return
+            if pump.producing or pending >= batch:
+                return
+            pump.start()
+
+    def _end_pump(self, conn: Connection, pump: StreamPump) -> None:
+        """A graceful stop: end an async stream cleanly (server-sent event clients reconnect to another worker)."""
+        pump.close()
+        conn.stream = None
+        if conn.stream_chunked:
+            conn.out.append(_LAST_CHUNK)
+        if not conn.queued:
+            conn.close_after = True  # requests queued behind it are answered first, with Connection: close
+        self.flush(conn)
+
+    def _pumped(self, conn: Connection, pump: StreamPump) -> None:
+        """An async stream produced (or ended, or failed) after waiting: write it now."""
+        if conn.closed or conn.stream is not pump:
+            return
+        try:
+            self.flush(conn)
+        except Exception as exc:
+            self._contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
 
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream or the output is over high water."""
@@ -1630,6 +1736,10 @@ class Worker:
             if type(conn.stream) is _Awaiting:
                 self._handler_tick(conn.stream, tick)
                 continue
+            if type(conn.stream) is StreamPump and not conn.out:
+                # Its producer waits (events to come): not idle.  Keep-alives notice a client that left.
+                self._wheel.schedule(conn, tick + keepalive)
+                continue
             idle = keepalive if conn.ws is None else self._ws_ticks
             if tick - conn.last_active >= idle:
                 self._close(conn)
@@ -1727,6 +1837,27 @@ class _Awaiting(Iterator["bytes | str"]):
         if self.counted:
             self.counted = False
             self.ext.waiting -= 1
+
+
+class _Blocking(Iterator["bytes | str"]):
+    """An async stream served in process (:meth:`Worker.answer`, no loop): each chunk is waited for, blocking."""
+
+    __slots__ = ("_body", "_threads")
+
+    def __init__(self, body: AsyncStream, threads: int) -> None:
+        self._body = body
+        self._threads = threads
+
+    def __next__(self) -> bytes | str:
+        try:
+            chunk: bytes | str = run_blocking(NextChunk(self._body.source), threads=self._threads)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        return chunk
+
+    def close(self) -> None:
+        """Close the producer (its ``finally`` runs)."""
+        self._body.close()
 
 
 class _Primed(Iterator["bytes | str"]):
