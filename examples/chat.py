@@ -50,13 +50,6 @@ class ChatSocket(WebSocketHandler):
 router.websocket("/ws", ChatSocket)
 
 
-def sse_event(message: str | bytes) -> str:
-    """One server-sent event carrying ``message`` (a line of it per ``data:`` field)."""
-    text = message if isinstance(message, str) else message.decode("utf-8", "replace")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "".join(f"data: {line}\n" for line in lines) + "\n"
-
-
 @router.get("/events")
 def events(ctx: Context) -> Response:
     """The room as a server-sent event stream."""
@@ -64,12 +57,10 @@ def events(ctx: Context) -> Response:
 
     async def feed() -> AsyncIterator[str]:
         with subscription:
-            yield ": joined\n\n"  # a comment: the stream is open
             async for message in subscription:
-                yield sse_event(message)
+                yield message if isinstance(message, str) else message.decode("utf-8", "replace")
 
-    resp = Response.stream(feed(), content_type="text/event-stream")  # type: ignore[arg-type]
-    return resp.with_header("Cache-Control", "no-cache")
+    return Response.sse(feed())
 
 
 @router.post("/say")

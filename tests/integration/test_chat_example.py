@@ -1,7 +1,7 @@
 """examples/chat.py, checked from outside as its contract says: WORKERS=4, and two servers on one backplane.
 
 Every client here is a real one on a real socket: the ``websockets`` library for
-``/ws``, httpx for ``/say`` and ``/events``.  The backplanes are real servers private to
+``/ws``, httpx and ``curl -N`` for ``/say`` and ``/events``.  The backplanes are real servers private to
 this module: a Redis started on a free port (``--save ''``), and chopin-testkit's
 ``PgCluster``; both are restarted mid-test.
 """
@@ -9,9 +9,11 @@ this module: a Redis started on a free port (``--save ''``), and chopin-testkit'
 from __future__ import annotations
 
 import contextlib
+import queue
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -86,7 +88,7 @@ def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/ws"
 
 
-def receive(ws: ClientConnection, count: int, timeout: float = 10.0) -> list[str | bytes]:
+def receive(ws: ClientConnection | SseListener, count: int, timeout: float = 10.0) -> list[str | bytes]:
     got: list[str | bytes] = []
     deadline = time.monotonic() + timeout
     while len(got) < count:
@@ -94,7 +96,7 @@ def receive(ws: ClientConnection, count: int, timeout: float = 10.0) -> list[str
     return got
 
 
-def quiet(ws: ClientConnection, wait: float = 0.3) -> list[str | bytes]:
+def quiet(ws: ClientConnection | SseListener, wait: float = 0.3) -> list[str | bytes]:
     """What else arrives within ``wait`` seconds (nothing, when every message was counted)."""
     extra: list[str | bytes] = []
     with contextlib.suppress(TimeoutError):
@@ -103,11 +105,36 @@ def quiet(ws: ClientConnection, wait: float = 0.3) -> list[str | bytes]:
     return extra
 
 
+class SseListener:
+    """An ``/events`` client read on a thread, with the ``recv(timeout)`` of a WebSocket client."""
+
+    def __init__(self, base: str, stack: ExitStack) -> None:
+        http = stack.enter_context(httpx.Client(base_url=base, timeout=30))
+        response = stack.enter_context(http.stream("GET", "/events"))
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.lines = response.iter_lines()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            for line in self.lines:
+                if line.startswith("data: "):
+                    self.queue.put(line[6:])
+
+    def recv(self, timeout: float) -> str:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+
+
 def clients(base: str, count: int, stack: ExitStack) -> list[ClientConnection]:
     return [stack.enter_context(ws_connect(ws_url(base), open_timeout=5)) for _ in range(count)]
 
 
-def wait_subscribed(bases: list[str], listeners: list[ClientConnection]) -> None:
+def wait_subscribed(bases: list[str], listeners: list[ClientConnection] | list[ClientConnection | SseListener]) -> None:
     """Publish probes until every listener hears one from every server (backplanes connect after start-up)."""
     deadline = time.monotonic() + 20
     for base in bases:
@@ -184,15 +211,16 @@ def test_two_servers_on_one_backplane_deliver_every_message_to_every_client(
     bases = [serve_script(CHAT, workers=2, extra_env={"CHAT_BACKPLANE": backplane}) for _ in range(2)]
     with ExitStack() as stack:
         members = [ws for base in bases for ws in clients(base, 4, stack)]
-        wait_subscribed(bases, members)
+        streams = [SseListener(base, stack) for base in bases for _ in range(2)]
+        wait_subscribed(bases, [*members, *streams])
         for index, ws in enumerate(members):
             ws.send(f"client {index}")
         for base in bases:
             assert httpx.post(f"{base}/say", content=f"say on {base}", timeout=5).status_code == 204
         expected = sorted([f"client {i}" for i in range(8)] + [f"say on {base}" for base in bases])
-        for ws in members:
-            assert sorted(receive(ws, 10)) == expected  # type: ignore[type-var]
-            assert quiet(ws) == []  # no duplicates: a server skips its own messages coming back
+        for listener in [*members, *streams]:
+            assert sorted(receive(listener, 10)) == expected  # type: ignore[type-var]
+            assert quiet(listener) == []  # no duplicates: a server skips its own messages coming back
 
 
 def test_postgres_notify_limit_refuses_a_larger_message_with_413(
@@ -287,7 +315,6 @@ def test_publishing_while_the_redis_backplane_is_down_queues_then_answers_503(
 # -- server-sent events -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(reason="needs Response.stream over an async generator (the SSE branch, s5-sse)", strict=True)
 def test_events_stream_every_message_as_one_data_event(serve_script: ServeScript) -> None:
     base = serve_script(CHAT, workers=4)
     with ExitStack() as stack:
@@ -296,8 +323,7 @@ def test_events_stream_every_message_as_one_data_event(serve_script: ServeScript
         events = stack.enter_context(http.stream("GET", "/events"))
         assert events.status_code == 200
         assert events.headers["content-type"].startswith("text/event-stream")
-        lines = events.iter_lines()
-        assert next(lines).startswith(":")  # the opening comment: the stream is live
+        lines = events.iter_lines()  # the head is here: the handler has subscribed
         ws.send("from a socket")
         assert httpx.post(f"{base}/say", content="two\nlines", timeout=5).status_code == 204
         got = []
@@ -305,4 +331,78 @@ def test_events_stream_every_message_as_one_data_event(serve_script: ServeScript
             got.append(line)
             if line == "data: lines":
                 break
-        assert got == ["", "data: from a socket", "", "data: two", "data: lines"]
+        assert [line for line in got if not line.startswith(":")] == [
+            "data: from a socket",
+            "",
+            "data: two",
+            "data: lines",
+        ]
+
+
+def sse_data(lines: Iterator[str], count: int) -> list[str]:
+    """The next ``count`` data fields of an event stream (comments and blank lines skipped)."""
+    got: list[str] = []
+    for line in lines:
+        if line.startswith("data: "):
+            got.append(line[6:])
+            if len(got) == count:
+                break
+    return got
+
+
+def test_say_reaches_websocket_and_sse_clients_on_every_worker(serve_script: ServeScript) -> None:
+    base = serve_script(CHAT, workers=4)
+    with ExitStack() as stack:
+        sockets = clients(base, 6, stack)
+        streams = []
+        for _ in range(6):  # each on its own connection: the kernel spreads them over the workers
+            http = stack.enter_context(httpx.Client(base_url=base, timeout=10))
+            events = stack.enter_context(http.stream("GET", "/events"))
+            assert events.status_code == 200
+            streams.append(events.iter_lines())
+        sockets[0].send("from a socket")
+        assert httpx.post(f"{base}/say", content="from a post", timeout=5).status_code == 204
+        for ws in sockets:
+            assert receive(ws, 2) == ["from a socket", "from a post"]
+        for lines in streams:
+            assert sse_data(lines, 2) == ["from a socket", "from a post"]
+
+
+def test_curl_n_sees_each_event_as_it_is_published(serve_script: ServeScript) -> None:
+    base = serve_script(CHAT, workers=2)
+    curl = subprocess.Popen(
+        ["curl", "-sN", "--max-time", "10", f"{base}/events"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert curl.stdout is not None
+        time.sleep(0.5)  # curl has connected and the handler subscribed
+        seen = []
+        for text in ("first", "second"):
+            sent = time.monotonic()
+            assert httpx.post(f"{base}/say", content=text, timeout=5).status_code == 204
+            line = curl.stdout.readline()
+            while line.strip() == b"" or line.startswith(b":"):
+                line = curl.stdout.readline()
+            seen.append((line, time.monotonic() - sent))
+            time.sleep(0.5)  # nothing flushes the first event but its own write
+        assert [line for line, _ in seen] == [b"data: first\n", b"data: second\n"]
+        assert all(delay < 1.0 for _, delay in seen), seen
+    finally:
+        curl.kill()
+        curl.wait(5)
+        curl.stdout.close()  # type: ignore[union-attr]
+
+
+def test_an_sse_client_that_leaves_is_unsubscribed(serve_script: ServeScript) -> None:
+    base = serve_script(CHAT, workers=1)
+    with ExitStack() as stack:
+        (ws,) = clients(base, 1, stack)
+        for _ in range(5):
+            with httpx.Client(base_url=base, timeout=10) as http, http.stream("GET", "/events") as events:
+                assert events.status_code == 200
+                ws.send("while listening")
+                assert sse_data(events.iter_lines(), 1) == ["while listening"]
+        assert receive(ws, 5) == ["while listening"] * 5
+        # The worker still serves, and a message now goes to the one socket left (no error for the gone streams).
+        assert httpx.post(f"{base}/say", content="after", timeout=5).status_code == 204
+        assert receive(ws, 1) == ["after"]

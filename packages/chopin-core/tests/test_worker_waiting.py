@@ -68,9 +68,7 @@ def test_many_waiting_handlers_wait_together_and_others_are_served_meanwhile(
     assert probe_ms < 1500, f"/plaintext took {probe_ms:.0f} ms while 100 handlers waited"
 
 
-def test_a_blocking_call_on_the_thread_pool_does_not_hold_the_worker(
-    server: ServerProcess, connect: Connect
-) -> None:
+def test_a_blocking_call_on_the_thread_pool_does_not_hold_the_worker(server: ServerProcess, connect: Connect) -> None:
     waiting = socket.create_connection((HOST, server.port), timeout=10)
     try:
         waiting.sendall(RawConnection.build("GET", "/thread?s=1.0"))
