@@ -245,8 +245,9 @@ def test_plain_and_async_handlers_publish_to_every_worker(four: object) -> None:
             assert http.post("/later").status_code == 204
             binary = http.post("/say", content=b"\x00\x01", headers={"content-type": "application/octet-stream"})
             assert binary.status_code == 204
+            assert http.post("/from-thread").status_code == 204
         for ws, _ in clients:
-            assert receive(ws, 3) == ["said", "later", b"\x00\x01"]
+            assert receive(ws, 4) == ["said", "later", b"\x00\x01", "from a thread"]
 
 
 def test_a_message_past_the_limit_is_refused_with_413_and_reaches_nobody(four: object) -> None:

@@ -43,6 +43,7 @@ The registry is per process, deliberately: outside a worker (a script, the
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Final, Protocol
@@ -130,12 +131,16 @@ class Hub:
         origin: this server's id on the backplane (8 bytes; random when omitted).
     """
 
-    __slots__ = ("members", "origin", "relays")
+    __slots__ = ("handoff", "members", "origin", "relays", "thread")
 
     def __init__(self, members: dict[str, set[Subscriber]] | None = None, origin: bytes | None = None) -> None:
         self.members: dict[str, set[Subscriber]] = members if members is not None else {}
         self.origin = origin if origin is not None else os.urandom(8)
         self.relays: list[Relay] = []
+        # The thread that owns the subscribers (the worker's loop), and how another thread
+        # hands it a message to deliver (set by the worker; None: deliver on any thread).
+        self.thread = 0
+        self.handoff: Callable[[str, str | bytes], None] | None = None
 
     def subscribe(self, topic: str, member: Subscriber) -> None:
         """Have ``member`` receive ``topic``'s messages."""
@@ -157,8 +162,11 @@ class Hub:
             message: text (sent to WebSockets as a text frame) or bytes (a binary frame).
             skip: a local subscriber not to deliver to (a WebSocket publishing to the others).
 
+        Safe to call from any thread of the worker: off the loop's thread (a
+        :func:`~chopin_core.to_thread` job) the local delivery is handed to the loop.
+
         Returns:
-            How many subscribers of this process took it.
+            How many subscribers of this process took it (0 when handed to the loop).
 
         Raises:
             MessageTooLarge: the message or topic is too large for a path it must take; nobody got it.
@@ -178,7 +186,12 @@ class Hub:
         relays = self.relays
         for relay in relays:
             relay.check(topic, message)
-        sent = self.deliver(topic, message, skip)
+        if self.handoff is not None and threading.get_ident() != self.thread:
+            # A thread-pool job (to_thread): subscribers belong to the loop's thread.
+            self.handoff(topic, message)
+            sent = 0
+        else:
+            sent = self.deliver(topic, message, skip)
         failure: BackplaneUnavailable | None = None
         for relay in relays:
             try:

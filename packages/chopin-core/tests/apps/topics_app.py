@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from chopin_core import Context, Response, Router, sleep, topics
+from chopin_core import Context, Response, Router, sleep, to_thread, topics
 from chopin_core.websocket import WebSocket, WebSocketHandler
 
 router = Router()
@@ -56,6 +56,13 @@ async def later(ctx: Context) -> Response:
     """An ``async def`` handler that publishes after waiting on the worker's loop."""
     await sleep(0.05)
     topics.publish("t", "later")
+    return Response(204)
+
+
+@router.post("/from-thread")
+async def from_thread(ctx: Context) -> Response:
+    """Publish from a thread-pool job: the delivery is handed to the worker's loop."""
+    await to_thread(topics.publish, "t", "from a thread")
     return Response(204)
 
 

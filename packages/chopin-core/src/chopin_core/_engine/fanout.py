@@ -21,6 +21,7 @@ import logging
 import os
 import select
 import socket
+import threading
 from typing import TYPE_CHECKING, Final
 
 from .._wire.topic_frames import HEAD, MAX_TOPIC_BYTES, FrameError, decode_frame, encode_frame
@@ -198,11 +199,15 @@ class TopicService:
         wiring: how this worker reaches the others.
     """
 
-    __slots__ = ("_previous", "hub", "inboxes")
+    __slots__ = ("_handoff", "_previous", "hub", "inboxes")
 
     def __init__(self, loop: Loop, members: dict[str, set[Subscriber]], wiring: TopicWiring) -> None:
         hub = self.hub = Hub(members, wiring.origin)
-        self.inboxes: list[Inbox] = []
+        # Messages published on another thread of this worker reach its loop through this pair.
+        recv_end, self._handoff = datagram_pair()
+        self.inboxes: list[Inbox] = [Inbox(loop, recv_end, hub, "thread")]
+        hub.thread = threading.get_ident()
+        hub.handoff = self._hand_off
         link = wiring.link
         if link is not None:
             hub.relays.append(SiblingRelay(link.outboxes))
@@ -217,10 +222,18 @@ class TopicService:
             loop.attach(inbox, select.EPOLLIN)
         self._previous = install(hub)
 
+    def _hand_off(self, topic: str, message: str | bytes) -> None:
+        try:
+            self._handoff.send(encode_frame(self.hub.origin, topic, message))
+        except OSError as exc:  # full (the loop is that far behind) or closed (the worker exits)
+            log.warning("topics: a message published off the loop's thread was dropped: %s", exc)
+
     def close(self) -> None:
         """The worker exits: stop the backplane, give the process its previous hub back."""
+        self.hub.handoff = None
         self.hub.close()
         install(self._previous)
+        self._handoff.close()
         for inbox in self.inboxes:
-            if inbox.what == "backplane":
+            if inbox.what != "sibling":
                 inbox.sock.close()
