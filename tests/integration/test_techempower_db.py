@@ -17,14 +17,16 @@ def expected(world_id: int) -> int:
     return 1 + (world_id * 7919) % 10_000
 
 
-@pytest.fixture(scope="module")
-def base_url(pg_cluster, serve_script) -> str:
+@pytest.fixture(scope="module", params=["blocking", "async"])
+def base_url(request, pg_cluster, serve_script) -> str:
+    """The app served both ways: blocking handlers, and async def handlers on chopin_pg.AsyncPool."""
     pg_cluster.psql(
         "DROP TABLE IF EXISTS world;"
         "CREATE TABLE world (id integer PRIMARY KEY, randomnumber integer NOT NULL);"
         f"INSERT INTO world SELECT i, 1 + (i * 7919) % 10000 FROM generate_series(1, {ROWS}) AS i;"
     )
-    return serve_script("benchmarks/techempower/app.py", workers=2, extra_env=pg_cluster.libpq_env())
+    env = {**pg_cluster.libpq_env(), "CHOPIN_TE_MODE": request.param}
+    return serve_script("benchmarks/techempower/app.py", workers=2, extra_env=env)
 
 
 def test_db_returns_one_world_row(base_url):

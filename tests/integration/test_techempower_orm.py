@@ -31,9 +31,10 @@ def database(pg_cluster) -> str:
     return pg_cluster.dsn(database=DATABASE)
 
 
-@pytest.fixture(scope="module")
-def base_url(pg_cluster, database, serve_script) -> str:
-    env = {**pg_cluster.libpq_env(), "PGDATABASE": DATABASE}
+@pytest.fixture(scope="module", params=["blocking", "async"])
+def base_url(request, pg_cluster, database, serve_script) -> str:
+    """The app served both ways: blocking handlers, and async def handlers on chopin_pg.AsyncPool."""
+    env = {**pg_cluster.libpq_env(), "PGDATABASE": DATABASE, "CHOPIN_TE_MODE": request.param}
     return serve_script("benchmarks/techempower/app.py", workers=2, extra_env=env)
 
 

@@ -105,3 +105,45 @@ def test_custom_parameters_are_checked(args: tuple[int, int, int], message: str)
 def test_wrong_password_type() -> None:
     with pytest.raises(TypeError, match="expected str or bytes"):
         FAST.hash(123)  # type: ignore[arg-type]
+
+
+# -- off the worker's loop ------------------------------------------------------------------
+
+
+def test_averify_and_ahash_run_on_a_thread_and_agree_with_the_blocking_calls() -> None:
+    import threading
+
+    from chopin_core import run_blocking
+
+    hasher = PasswordHasher.custom(memory_kib=8 * 1024, iterations=1, parallelism=1)
+    seen: list[int] = []
+
+    async def main() -> tuple[str, bool, bool]:
+        seen.append(threading.get_ident())
+        hashed = await hasher.ahash("pw")
+        return hashed, await hasher.averify("pw", hashed), await hasher.averify("other", hashed)
+
+    hashed, good, bad = run_blocking(main())
+    assert hasher.verify("pw", hashed) and good and not bad
+
+
+def test_sign_ins_that_hash_do_not_hold_the_worker(serve_auth_app) -> None:  # type: ignore[no-untyped-def]
+    import concurrent.futures
+    import time
+
+    import httpx
+
+    base = serve_auth_app("auth_apps.signin:router")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        started = time.monotonic()
+        signins = [pool.submit(httpx.post, f"{base}/signin", content=b"correct horse", timeout=30) for _ in range(4)]
+        time.sleep(0.05)
+        before = time.monotonic()
+        posts = httpx.get(f"{base}/posts", timeout=30)
+        waited = time.monotonic() - before
+        answers = [f.result() for f in signins]
+        all_done = time.monotonic() - started
+    assert posts.status_code == 200
+    assert [a.text for a in answers] == ["welcome"] * 4
+    # Four interactive() hashes hold the worker's thread pool, not the worker: /posts does not queue behind them.
+    assert waited < all_done / 2, f"/posts waited {waited:.2f} s while the sign-ins took {all_done:.2f} s"

@@ -56,7 +56,7 @@ def test_get_and_post(client, upstream):
 def test_keep_alive_pool_reuses_one_connection(client, upstream):
     ports = {json.loads(client.request("GET", f"{upstream.url}/echo").body)["peer_port"] for _ in range(5)}
     assert len(ports) == 1
-    assert client._pool.idle_count(("127.0.0.1", upstream.server_address[1])) == 1
+    assert client._pool.idle_count(("http", "127.0.0.1", upstream.server_address[1])) == 1
 
 
 def test_a_stale_pooled_connection_is_replaced_for_idempotent_requests(client, upstream):
@@ -85,7 +85,7 @@ def test_stream_reads_as_it_arrives(client, chopin):
 
 
 def test_a_stream_closed_early_does_not_return_its_connection(client, chopin):
-    key = ("127.0.0.1", chopin.port)
+    key = ("http", "127.0.0.1", chopin.port)
     client.close()
     resp = client.stream("GET", f"{chopin.url}/big?size=1000000")
     next(iter(resp.iter_bytes()))
@@ -181,7 +181,7 @@ def test_parse_url():
     assert parse_url("http://127.0.0.1:8080/a/b?c=d") == ("127.0.0.1", 8080, "/a/b?c=d", "127.0.0.1:8080")
     assert parse_url("http://[::1]:81/") == ("::1", 81, "/", "[::1]:81")
     for bad, message in [
-        ("https://x/", "https is not supported"),
+        ("https://x/", "https is not supported here"),
         ("ftp://x/", "http://"),
         ("http:///path", "no host"),
         ("http://x:99999/", "Port out of range"),

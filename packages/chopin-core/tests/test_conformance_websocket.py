@@ -10,11 +10,9 @@ same frames, the same expectation per case.  A case ends in one of Autobahn's ve
 * ``INFORMATIONAL``: the RFC leaves it open; recorded, never a failure.
 
 A failed expectation raises.  :data:`BEHAVIOUR` pins each case's verdict (``OK`` unless
-listed), so a case that gets worse (or better) fails its test.  Of sections 12 and 13
-(permessage-deflate, RFC 7692) a representative part of 13 runs: every offer chopin
-accepts, with the smallest messages and with auto-fragmented ones, on generated JSON in
-place of Autobahn's ``data1.json``.  13.3 and 13.5 ask for an 8-bit server window, which
-chopin declines (zlib has no raw 8-bit compressor); section 12 needs Autobahn's corpus files.
+listed), so a case that gets worse (or better) fails its test.  Sections 12 and 13
+(permessage-deflate, RFC 7692) are in ``test_conformance_websocket_deflate.py``, which
+uses this module's :class:`Client`.
 
 Section 9 (limits and performance) runs its cases up to 4 MiB by default; the 8 and
 16 MiB messages (9.1.5, 9.1.6, 9.2.5, 9.2.6) run with ``CONFORMANCE_LONG=1``.
@@ -123,6 +121,8 @@ class Client:
         params = {p.strip() for p in self.accepted.split(";")}
         self.server_reset = "server_no_context_takeover" in params
         self.client_reset = "client_no_context_takeover" in params
+        # The windows both sides agreed to (RFC 7692 7.1.2); a subclass may narrow them.
+        self.server_bits = self.client_bits = 15
         self.compressor = zlib.compressobj(wbits=-15)
         self.inflater = zlib.decompressobj(wbits=-15)
 
@@ -228,14 +228,14 @@ class Client:
     def _inflate(self, payload: bytes) -> bytes:
         """RFC 7692 7.2.2: append the tail and inflate; a fresh window if the server resets its own."""
         if self.server_reset:
-            self.inflater = zlib.decompressobj(wbits=-15)
+            self.inflater = zlib.decompressobj(wbits=-self.server_bits)
         return self.inflater.decompress(payload + b"\x00\x00\xff\xff")
 
     def compressed(self, op: int, data: bytes, fragment: int = 0) -> bytes:
         """One compressed message (RFC 7692 7.2.1), in frames of ``fragment`` bytes if given."""
         body = self.compressor.compress(data) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
         if self.client_reset:
-            self.compressor = zlib.compressobj(wbits=-15)
+            self.compressor = zlib.compressobj(wbits=-self.client_bits)
         body = body[:-4]
         step = fragment or len(body)
         pieces = [body[i : i + step] for i in range(0, len(body), step)]
@@ -945,59 +945,21 @@ def _autofragmented(c: Client) -> str:
     return closes_cleanly(c, [text(data)])
 
 
-# 13 permessage-deflate with the client's parameters: 1000 text messages echoed one by one,
-# each compressed.  Autobahn's offers (13.j) with our header spelling; sizes and
-# auto-fragment sizes of Autobahn's MSG_SIZES (13.j.1: 16 bytes whole, 13.j.11: 8 KiB in
-# frames of 256 bytes).
-OFFERS: dict[str, str] = {}
-_DEFLATE_OFFERS = {
-    1: "permessage-deflate; client_no_context_takeover; client_max_window_bits",
-    2: "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover",
-    4: "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_max_window_bits=15",
-    6: "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; "
-    "server_max_window_bits=15",
-    7: "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; "
-    "server_max_window_bits=8, permessage-deflate; client_no_context_takeover; client_max_window_bits; "
-    "server_no_context_takeover, permessage-deflate; client_no_context_takeover; client_max_window_bits",
-}
-_JSON_TEXT = ("[" + ",".join(f'{{"id":{i},"name":"user{i}","score":{i * 7 % 101}}}' for i in range(400)) + "]").encode()
-
-
-def _compressed_echo(size: int, fragment: int) -> Case:
-    def run(c: Client) -> str:
-        start = 0
-        for _ in range(1000):
-            data = (_JSON_TEXT * 2)[start : start + size]  # Autobahn's sliding read of its data file
-            start = (start + size) % len(_JSON_TEXT)
-            c.send(c.compressed(OP_TEXT, data, fragment))
-            assert c.read_frame() == (OP_TEXT, data), "message not echoed"
-        return closes_cleanly(c, [])
-
-    return run
-
-
-for _j, _offer in _DEFLATE_OFFERS.items():
-    for _i, _size, _fragment in ((1, 16, 0), (11, 8192, 256)):
-        add(f"13.{_j}.{_i}", _compressed_echo(_size, _fragment))
-        OFFERS[f"13.{_j}.{_i}"] = _offer
-
-
 # Where chopin's verdict is not plain OK, and why.
 BEHAVIOUR: dict[str, str] = {
     "7.1.6": INFORMATIONAL,
     "7.13.1": INFORMATIONAL,
     "7.13.2": INFORMATIONAL,
 }
-# Not run: section 12 (Autobahn's corpus files), 13.3 and 13.5 (an 8-bit server window,
-# declined), and the other message sizes of 13.
-NOT_APPLICABLE = {"12": 90, "13": 116}
+# Not run here: none (sections 12 and 13 are in test_conformance_websocket_deflate.py).
+NOT_APPLICABLE: dict[str, int] = {}
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_autobahn_case(server, case_id: str) -> None:
     if case_id in LONG_CASES and not LONG:
         pytest.skip("long variant: set CONFORMANCE_LONG=1")
-    c = Client(server.host, server.port, extensions=OFFERS.get(case_id))
+    c = Client(server.host, server.port)
     try:
         verdict = CASES[case_id](c)
     finally:
@@ -1009,8 +971,8 @@ def test_case_list_matches_autobahn() -> None:
     sections: dict[str, int] = {}
     for case_id in CASES:
         sections[case_id.split(".")[0]] = sections.get(case_id.split(".")[0], 0) + 1
-    # Autobahn's counts for sections 1-7, 9 and 10 (301 cases), and the part of 13 that runs.
-    assert sections == {"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54, "10": 1, "13": 10}
+    # Autobahn's counts for sections 1-7, 9 and 10 (301 cases).
+    assert sections == {"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54, "10": 1}
 
 
 SECTION_TITLES = {
@@ -1023,8 +985,6 @@ SECTION_TITLES = {
     "7": "Close handling",
     "9": "Limits/performance",
     "10": "Misc",
-    "12": "permessage-deflate",
-    "13": "permessage-deflate",
 }
 
 

@@ -555,6 +555,40 @@ def test_client_goaway_with_requests_in_the_same_write(h2c_server) -> None:
     assert h2c_server.process.poll() is None
 
 
+def test_frames_after_the_client_goaway_are_no_protocol_error(h2c_server) -> None:
+    # RFC 9113 6.8: the sender of a GOAWAY may go on sending (a PING here, as h2spec's
+    # generic/3.8/1 does).  h2 refuses every frame after a received GOAWAY; in the same
+    # read as the GOAWAY that refusal used to go out as GOAWAY PROTOCOL_ERROR.
+    for _ in range(3):
+        with socket.create_connection((HOST, h2c_server.port), timeout=10.0) as sock:
+            goaway = hyperframe.frame.GoAwayFrame(0)
+            ping = hyperframe.frame.PingFrame(0)
+            ping.opaque_data = b"h2spec\x00\x00"
+            settings = hyperframe.frame.SettingsFrame(0)
+            sock.sendall(PREFACE + settings.serialize() + goaway.serialize() + ping.serialize())
+            received = b""
+            sock.settimeout(10.0)
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except ConnectionResetError:
+                pass
+        codes = _goaway_codes(received)
+        assert codes in ([], [h2.errors.ErrorCodes.NO_ERROR]), codes
+    assert httpx.get(f"http://127.0.0.1:{h2c_server.port}/", timeout=10.0).text == "hello"
+
+
+def _goaway_codes(received: bytes) -> list[int]:
+    """The error codes of the GOAWAY frames in ``received`` (whole frames only)."""
+    codes, at = [], 0
+    while at + 9 <= len(received):
+        length = int.from_bytes(received[at : at + 3])
+        if received[at + 3] == 0x7 and at + 9 + 8 <= len(received):
+            codes.append(int.from_bytes(received[at + 13 : at + 17]))
+        at += 9 + length
+    return codes
+
+
 def _drain(sock: socket.socket) -> None:
     sock.settimeout(10.0)
     try:

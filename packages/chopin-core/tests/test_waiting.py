@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
 import time
@@ -10,7 +11,8 @@ from collections.abc import Generator
 from concurrent.futures import Future
 
 import pytest
-from chopin_core import gather, run_blocking, sleep, to_thread, wait_readable, wait_writable
+from chopin_core import gather, run_blocking, sleep, to_thread, wait_fd, wait_readable, wait_writable
+from chopin_core._engine.tasks import Scheduler
 
 
 async def _double_later(n: int, seconds: float = 0.05) -> int:
@@ -173,3 +175,124 @@ def test_two_waiters_on_one_fd_is_an_error_for_the_second() -> None:
     finally:
         a.close()
         b.close()
+
+
+# -- wait_fd: a wait on an fd with a timeout ----------------------------------------------
+
+
+def test_wait_fd_gives_the_mask_when_ready_and_0_once_its_timeout_passed() -> None:
+    a, b = socket.socketpair()
+
+    async def main() -> tuple[int, float, int]:
+        before = time.monotonic()
+        timed_out = await wait_fd(a.fileno(), select.EPOLLIN, 0.1)
+        waited = time.monotonic() - before
+        b.send(b"x")
+        return timed_out, waited, await wait_fd(a.fileno(), select.EPOLLIN, 5.0)
+
+    try:
+        timed_out, waited, ready = run_blocking(main())
+    finally:
+        a.close()
+        b.close()
+    assert timed_out == 0
+    assert 0.09 <= waited < 1.0
+    assert ready & select.EPOLLIN
+
+
+def test_a_timed_out_wait_fd_releases_the_fd_for_the_next_waiter() -> None:
+    a, b = socket.socketpair()
+
+    async def gives_up() -> int:
+        return await wait_fd(a.fileno(), select.EPOLLIN, 0.05)
+
+    async def waits_after() -> int:
+        await sleep(0.1)
+        b.send(b"x")
+        return await wait_readable(a.fileno())  # refused ("already awaited") if the first still held it
+
+    async def main() -> list[int]:
+        return await gather(gives_up(), waits_after())
+
+    try:
+        first, second = run_blocking(main())
+    finally:
+        a.close()
+        b.close()
+    assert first == 0
+    assert second & select.EPOLLIN
+
+
+def test_a_wait_fd_that_came_ready_is_not_woken_again_by_its_deadline() -> None:
+    a, b = socket.socketpair()
+    b.send(b"x")
+
+    async def main() -> tuple[int, float]:
+        mask = await wait_fd(a.fileno(), select.EPOLLIN, 0.05)  # ready at once; its deadline stays on the heap
+        before = time.monotonic()
+        await sleep(0.2)  # the stale deadline passes meanwhile and must not cut this short
+        return mask, time.monotonic() - before
+
+    try:
+        mask, slept = run_blocking(main())
+    finally:
+        a.close()
+        b.close()
+    assert mask & select.EPOLLIN
+    assert slept >= 0.19
+
+
+def test_stale_deadlines_do_not_pile_up_on_the_timer_heap() -> None:
+    ep = select.epoll()
+    scheduler = Scheduler(ep, lambda: None)
+    a, b = socket.socketpair()
+    b.send(b"x")  # a stays readable: every wait ends at once, long before its 60 s deadline
+
+    async def one() -> int:
+        return await wait_fd(a.fileno(), select.EPOLLIN, 60.0)
+
+    try:
+        for _ in range(5000):
+            task = scheduler.spawn(one())
+            for fd, events in ep.poll(1.0):
+                scheduler.on_event(fd, events)
+            assert task.finished and task.result & select.EPOLLIN
+        assert len(scheduler.timers) <= 2048  # compacted, not 5000
+        assert scheduler.wait_time(10.0) == 10.0  # and none of them shortens the loop's sleep
+        assert scheduler.timers == []
+    finally:
+        ep.close()
+        a.close()
+        b.close()
+
+
+def test_interrupting_a_task_in_gather_cancels_its_children() -> None:
+    import select
+
+    from chopin_core._engine.tasks import Scheduler, Task
+
+    closed: list[int] = []
+
+    async def child(i: int) -> None:
+        try:
+            await sleep(30)
+        finally:
+            closed.append(i)
+
+    async def parent() -> str:
+        try:
+            await gather(child(1), child(2))
+        except TimeoutError:
+            return "interrupted"
+        return "finished"
+
+    ep = select.epoll()
+    try:
+        scheduler = Scheduler(ep, lambda: None)
+        task = Task(parent(), None)
+        scheduler.start(task)
+        scheduler.interrupt(task, TimeoutError("deadline"))
+        scheduler.run_ready()
+        assert (task.finished, task.result, sorted(closed)) == (True, "interrupted", [1, 2])
+    finally:
+        ep.close()

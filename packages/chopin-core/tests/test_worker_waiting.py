@@ -212,3 +212,44 @@ def test_metrics_show_the_handlers_waiting(serve: ServerPool) -> None:
     for sock in socks:
         sock.close()
     assert wait_until(lambda: waiting() == 0, 3.0)
+
+
+def test_over_http2_waiting_handlers_share_one_connection_and_the_worker(serve: ServerPool) -> None:
+    import h2.events
+    from apps.tls_support import H2Client
+
+    server = serve(APP, http2=True)
+    client = H2Client(HOST, server.port)  # h2c, prior knowledge
+    started = time.monotonic()
+    sleepers = [client.request("/sleep?ms=1000") for _ in range(30)]
+    time.sleep(0.2)
+    probe = client.request("/plaintext")  # the same connection, while 30 handlers wait
+    ended: dict[int, float] = {}
+
+    def all_ended(events: list[object]) -> bool:
+        for event in events:
+            if isinstance(event, h2.events.StreamEnded) and event.stream_id not in ended:
+                ended[event.stream_id] = time.monotonic() - started
+        return len(ended) == 31
+
+    try:
+        client.until(all_ended, 20.0)
+    finally:
+        client.sock.close()
+    first_sleeper = min(ended[i] for i in sleepers)
+    assert ended[probe] < first_sleeper, f"/plaintext at {ended[probe]:.2f} s, a 1 s handler at {first_sleeper:.2f} s"
+    assert max(ended[i] for i in sleepers) < 6.0  # 30 waits of 1 s together, not one after another
+
+
+def test_over_http2_a_reset_stream_cancels_its_handler(serve: ServerPool) -> None:
+    import asyncio
+
+    server = serve(APP, http2=True)
+
+    async def run() -> None:
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=30.0) as client:
+            with pytest.raises(httpx.TimeoutException):
+                await client.get(f"{server.url}/sleep?ms=30000", timeout=0.5)  # httpx resets the stream
+
+    asyncio.run(run())
+    assert wait_until(lambda: _stats(server)["cancelled"] == 1, 5.0)

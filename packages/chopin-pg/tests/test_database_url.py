@@ -57,7 +57,9 @@ def no_pg_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def _who(conn: Any) -> tuple[str, str, str]:
-    row = conn.query_one("SELECT current_user, current_database(), inet_server_port()::text")
+    # The server's port setting, not inet_server_port(): behind the testkit's TLS front (the
+    # embedded fallback) the server sees a Unix-socket client, whose inet_server_port() is NULL.
+    row = conn.query_one("SELECT current_user, current_database(), current_setting('port')")
     return row[0], row[1], row[2]
 
 

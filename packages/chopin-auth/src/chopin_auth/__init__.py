@@ -36,7 +36,14 @@ from .extract import Auth, auth_errors, bearer_token, extract, verified_payload
 from .jwks import JWKS_PATH, JwksClient, jwks_document, mount_jwks
 from .keys import MIN_HMAC_KEY_BYTES, MIN_RSA_KEY_BITS, Algorithm, KeySet, SigningKey, VerificationKey
 from .oauth import AuthorizationRequest, OAuthClient, OAuthClientConfig, TokenResponse
-from .passwords import MAX_PASSWORD_BYTES, PasswordHasher, hash_password, verify_password
+from .passwords import (
+    MAX_PASSWORD_BYTES,
+    PasswordHasher,
+    ahash_password,
+    averify_password,
+    hash_password,
+    verify_password,
+)
 from .pkce import PkcePair, code_challenge, code_verifier, generate_nonce, generate_state, verify_code_challenge
 from .registry import error_handler, init_jwt_manager, jwt_manager, set_error_handler
 from .responses import default_error_response
@@ -98,7 +105,9 @@ __all__ = [
     "Validation",
     "VerificationKey",
     "__version__",
+    "ahash_password",
     "auth_errors",
+    "averify_password",
     "bearer_token",
     "code_challenge",
     "code_verifier",

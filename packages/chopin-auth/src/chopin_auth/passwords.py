@@ -13,6 +13,7 @@ from typing import Final
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from chopin_core.waiting import to_thread
 
 from .errors import InvalidParameters, MalformedHash, PasswordTooLong
 
@@ -20,6 +21,8 @@ __all__ = [
     "MAX_MEMORY_KIB",
     "MAX_PASSWORD_BYTES",
     "PasswordHasher",
+    "ahash_password",
+    "averify_password",
     "hash_password",
     "verify_password",
 ]
@@ -149,6 +152,22 @@ class PasswordHasher:
         self.verify(password, self._dummy)
         return False
 
+    async def ahash(self, password: str | bytes) -> str:
+        """:meth:`hash` on the worker's thread pool, for ``async def`` handlers.
+
+        Argon2 releases the GIL, so the worker serves its other connections while
+        this hashes (``chopin_core.to_thread``).
+        """
+        return await to_thread(self.hash, password)
+
+    async def averify(self, password: str | bytes, hashed: str) -> bool:
+        """:meth:`verify` on the worker's thread pool, for ``async def`` handlers (a sign-in)."""
+        return await to_thread(self.verify, password, hashed)
+
+    async def adummy_verify(self, password: str | bytes) -> bool:
+        """:meth:`dummy_verify` on the worker's thread pool."""
+        return await to_thread(self.dummy_verify, password)
+
     def needs_rehash(self, hashed: str) -> bool:
         """Whether ``hashed`` was made with other parameters or another Argon2 variant.
 
@@ -181,3 +200,13 @@ def hash_password(password: str | bytes) -> str:
 def verify_password(password: str | bytes, hashed: str) -> bool:
     """``PasswordHasher.interactive().verify(password, hashed)``."""
     return _default().verify(password, hashed)
+
+
+async def ahash_password(password: str | bytes) -> str:
+    """``await PasswordHasher.interactive().ahash(password)``: off the worker's loop."""
+    return await _default().ahash(password)
+
+
+async def averify_password(password: str | bytes, hashed: str) -> bool:
+    """``await PasswordHasher.interactive().averify(password, hashed)``: off the worker's loop."""
+    return await _default().averify(password, hashed)

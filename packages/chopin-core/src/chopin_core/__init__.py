@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ._engine.tasks import run_blocking
 from .client import (
+    AsyncHttpClient,
+    CertificateVerifyError,
     ClientError,
     ClientResponse,
     ClientSettings,
@@ -18,6 +20,7 @@ from .client import (
     ReadTimeout,
     ResponseProtocolError,
     ResponseTooLarge,
+    TlsError,
     UpstreamClosed,
 )
 from .context import Context, Extractor, Json, Query
@@ -50,7 +53,7 @@ from .settings import Settings
 from .sse import ServerSentEvent, last_event_id
 from .testclient import TestClient, TestResponse
 from .types import AsyncHandler, AsyncMiddleware, Handler, Middleware
-from .waiting import gather, sleep, to_thread, wait_readable, wait_writable
+from .waiting import gather, sleep, to_thread, wait_fd, wait_readable, wait_writable
 from .websocket import WebSocket, WebSocketHandler
 
 __version__ = "0.1.0"
@@ -58,9 +61,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AddressInUse",
     "AsyncHandler",
+    "AsyncHttpClient",
     "AsyncMiddleware",
     "BadRequest",
     "BodyTooLarge",
+    "CertificateVerifyError",
     "Chopin",
     "ChopinError",
     "ClientError",
@@ -98,6 +103,7 @@ __all__ = [
     "StatusHandler",
     "TestClient",
     "TestResponse",
+    "TlsError",
     "UnsupportedTransferCoding",
     "UnsupportedVersion",
     "UpstreamClosed",
@@ -123,6 +129,7 @@ __all__ = [
     "sessions",
     "sleep",
     "to_thread",
+    "wait_fd",
     "wait_readable",
     "wait_writable",
     "with_async_form",

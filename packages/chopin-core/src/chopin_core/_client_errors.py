@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import ChopinError
 
 __all__ = [
+    "CertificateVerifyError",
     "ClientError",
     "ConnectError",
     "ConnectTimeout",
@@ -17,12 +18,13 @@ __all__ = [
     "ReadTimeout",
     "ResponseProtocolError",
     "ResponseTooLarge",
+    "TlsError",
     "UpstreamClosed",
 ]
 
 
 class ClientError(ChopinError):
-    """Root of every error raised by :class:`~chopin_core.client.HttpClient` and the proxy.
+    """Root of every error raised by :class:`~chopin_core.client.HttpClient`, ``AsyncHttpClient`` and the proxy.
 
     Attributes:
         status: the status a proxy answers with when this error ends an exchange.
@@ -32,11 +34,27 @@ class ClientError(ChopinError):
 
 
 class InvalidURL(ClientError, ValueError):
-    """A URL the client cannot use: not ``http://``, no host, a bad port."""
+    """A URL the client cannot use: not ``http://`` or ``https://``, no host, a bad port."""
 
 
 class ConnectError(ClientError, OSError):
     """The upstream could not be connected to (refused, unreachable, unresolvable) (502)."""
+
+    status = 502
+
+
+class TlsError(ConnectError):
+    """The TLS handshake with an ``https://`` upstream failed (protocol, cipher, a refused client certificate) (502)."""
+
+    status = 502
+
+
+class CertificateVerifyError(TlsError):
+    """The upstream's certificate did not verify: an unknown CA, a wrong host name, expired (502).
+
+    The message names the reason and the host: ``certificate verify failed: Hostname
+    mismatch, certificate is not valid for 'x'. for host x:443``.
+    """
 
     status = 502
 

@@ -1,7 +1,8 @@
 """Idle keep-alive connections to upstreams, kept by one process for reuse.
 
 A :class:`ConnectionPool` holds sockets that finished a response and may carry
-another request, keyed by ``(host, port)``, newest last.  It never reads a clock:
+another request, keyed by ``(host, port)`` (the proxy) or ``(scheme, host, port)`` (the clients),
+newest last; a TLS connection is an :class:`ssl.SSLSocket`.  It never reads a clock:
 callers pass ``now`` (seconds, any monotonic scale).  A socket is handed out
 only if it is younger than ``idle_timeout`` and the peer has not closed it or
 sent anything unasked (checked with a non-blocking ``MSG_PEEK``).
@@ -10,10 +11,13 @@ sent anything unasked (checked with a non-blocking ``MSG_PEEK``).
 from __future__ import annotations
 
 import socket
+import ssl
+from collections.abc import Hashable
 
 __all__ = ["ConnectionPool"]
 
-Key = tuple[str, int]
+# (host, port) for the proxy's upstreams, (scheme, host, port) for the clients.
+Key = Hashable
 
 
 class ConnectionPool:
@@ -83,11 +87,15 @@ def _still_open(sock: socket.socket) -> bool:
     """Whether an idle socket is still usable: no EOF, no error, no unasked bytes."""
     # A socket with a timeout waits for readability before recv, whatever the flags: peek
     # without one (the worker's sockets are non-blocking already: no fcntl round trips then).
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return False  # decrypted bytes nobody asked for
     timeout = sock.gettimeout()
     if timeout != 0.0:
         sock.setblocking(False)
     try:
-        data = sock.recv(1, socket.MSG_PEEK)
+        # The plain socket's recv, also for an SSLSocket (which refuses flags): any raw
+        # byte on an idle TLS connection (a close_notify alert, a stray record) disqualifies it.
+        data = socket.socket.recv(sock, 1, socket.MSG_PEEK)
     except BlockingIOError:
         return True
     except OSError:

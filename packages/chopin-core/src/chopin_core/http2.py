@@ -56,13 +56,12 @@ from ._wire.h1_writer import NO_BODY
 from .connection import close_stream
 from .files import FileBody, not_modified
 from .request import H2Request, Request
-from .response import send_whole_if_range_fails
+from .response import Response, send_whole_if_range_fails
 
 if TYPE_CHECKING:
     import socket
 
-    from ._engine.channel import Loop
-    from .response import Response
+    from ._engine.channel import Loop, Pending
 
 __all__ = ["PREFACE", "H2Session", "ResetBudget", "preface_rest"]
 
@@ -107,6 +106,21 @@ def _goaway_code(exc: h2.exceptions.ProtocolError) -> int | None:
     if isinstance(cause, hyperframe.exceptions.InvalidDataError) and "SETTINGS ack" in str(cause):
         return h2.errors.ErrorCodes.FRAME_SIZE_ERROR
     return None
+
+
+def _after_peer_goaway(exc: h2.exceptions.ProtocolError) -> bool:
+    """Whether h2 refused a frame only because the peer's GOAWAY, earlier in the same read, closed it.
+
+    h2 enters CLOSED on a received GOAWAY and refuses every later frame (python-hyper/h2
+    #1181 and #1199), where RFC 9113 6.8 lets the GOAWAY's sender go on sending (a PING,
+    WINDOW_UPDATEs): those frames are no protocol error.  h2's refusal is a KeyError on
+    its transition table, chained, whose key holds the state it was in.
+    """
+    cause = exc.__cause__
+    if type(exc) is not h2.exceptions.ProtocolError or not isinstance(cause, KeyError) or not cause.args:
+        return False
+    key = cause.args[0]
+    return isinstance(key, tuple) and bool(key) and key[0] is h2.connection.ConnectionState.CLOSED
 
 
 def preface_rest(data: bytes) -> bytes | None:
@@ -154,7 +168,7 @@ class ResetBudget:
 class _Stream:
     """One request stream: its head and body as they arrive, then its response body as it leaves."""
 
-    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started")
+    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started", "waiting")
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.headers = headers
@@ -164,6 +178,7 @@ class _Stream:
         self.source: Iterator[bytes | str] | None = None
         self.file: FileBody | None = None
         self.started = False  # response headers sent
+        self.waiting: Pending | None = None  # its async def handler, while it waits
 
 
 class H2Session:
@@ -266,7 +281,12 @@ class H2Session:
             self._fail(exc)
 
     def on_tick(self, tick: int) -> None:
-        """Once a second: close a connection idle past ``keepalive_timeout``."""
+        """Once a second: handler deadlines; close a connection idle past ``keepalive_timeout``."""
+        waiting = [stream.waiting for stream in self._streams.values() if stream.waiting is not None]
+        for pending in waiting:
+            pending.expire(tick)
+        if waiting:
+            return  # not idle: its handlers wait (each within handler_timeout)
         if tick - self.last_active >= self._idle_ticks:
             try:
                 if not self._going_away:
@@ -346,8 +366,15 @@ class H2Session:
             events = h2conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             # h2 has queued GOAWAY with the matching error code: send it and close.
-            log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
             self._going_away = True
+            if _after_peer_goaway(exc):
+                # Frames after the peer's GOAWAY are dropped, as on ConnectionTerminated
+                # below; the GOAWAY h2 queued for them says NO_ERROR, not PROTOCOL_ERROR.
+                self._recode_goaway(h2.errors.ErrorCodes.NO_ERROR)
+                self._flush()
+                self._close()
+                return
+            log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
             code = _goaway_code(exc)
             if code is not None:
                 self._recode_goaway(code)
@@ -475,10 +502,25 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.serve(req)
+        resp = self.worker.serve(req, partial(self._answer_later, stream_id, req))
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        if not isinstance(resp, Response):
+            stream.waiting = resp  # an async def handler waits: _answer_later answers
+            return
+        self._answer(stream_id, stream, req, resp)
+
+    def _answer_later(self, stream_id: int, req: Request, resp: Response) -> None:
+        """A handler that waited has finished: answer its stream, if it is still open."""
+        stream = self._streams.get(stream_id)
+        if self.closed or stream is None:
+            return
+        stream.waiting = None
+        self._answer(stream_id, stream, req, resp)
+        self._flush()
+
+    def _answer(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
         try:
             self._start_response(stream_id, stream, req, resp)
         except ValueError as exc:  # a header value h2 refuses
@@ -799,7 +841,7 @@ class H2Session:
                 if more:
                     # Pumping may have flushed, and left bytes the socket did not take, first.
                     self._out = self._out + more if self._out else more
-        if self._going_away and not self._out and not self._blocked and not self._deferred:
+        if self._going_away and not self._out and not self._blocked and not self._deferred and not self._waiting():
             self._close()
             return
         # Stop reading while too much output is pending (a client that does not read).
@@ -807,6 +849,10 @@ class H2Session:
         if mask != self._mask:
             self._mask = mask
             self.worker.rewatch(self.fd, mask)
+
+    def _waiting(self) -> bool:
+        """Whether a handler of this connection still waits (a graceful stop lets it finish)."""
+        return any(stream.waiting is not None for stream in self._streams.values())
 
     def _close(self, error: BaseException | None = None) -> None:
         if self.closed:
@@ -824,6 +870,9 @@ class _BodyFailed(Exception):
 
 
 def _release(stream: _Stream) -> None:
+    if stream.waiting is not None:
+        stream.waiting.cancel()
+        stream.waiting = None
     if stream.source is not None:
         close_stream(stream.source)
         stream.source = None

@@ -14,7 +14,7 @@ the *wait protocol* every awaitable of the stack keeps to (chopin-pg's
   loop's thread or any other; the awaitable then reads its outcome.
 
 The helpers here yield those, or one of three kinds only chopin-core's own
-schedulers know (:class:`Timer`, :class:`Offload`, :class:`Gather`).  Awaiting
+schedulers know (:class:`Timer`, :class:`FdDeadline`, :class:`Offload`, :class:`Gather`).  Awaiting
 anything else (an asyncio future) raises ``TypeError`` at the ``await``.  Outside
 a worker, :func:`chopin_core.run_blocking` drives the same coroutines (scripts,
 tests).
@@ -28,12 +28,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Final, Generic, ParamSpec, TypeVar
 
 __all__ = [
+    "FdDeadline",
     "Gather",
     "Offload",
     "Timer",
     "gather",
     "sleep",
     "to_thread",
+    "wait_fd",
     "wait_readable",
     "wait_writable",
 ]
@@ -55,6 +57,25 @@ class Timer:
 
     def __await__(self) -> Generator[Timer, None, None]:
         yield self
+
+
+class FdDeadline:
+    """Wait for ``(fd, events)`` as the wait protocol does, but no later than ``deadline`` (``time.monotonic()``).
+
+    The awaiting coroutine is resumed with the epoll mask, or with ``0`` once the
+    deadline passed first (the fd is then no longer awaited).
+    """
+
+    __slots__ = ("deadline", "events", "fd")
+
+    def __init__(self, fd: int, events: int, deadline: float) -> None:
+        self.fd = fd
+        self.events = events
+        self.deadline = deadline
+
+    def __await__(self) -> Generator[FdDeadline, int, int]:
+        mask: int = yield self
+        return mask
 
 
 class Offload(Generic[T]):
@@ -148,3 +169,15 @@ async def wait_readable(fd: int) -> int:
 async def wait_writable(fd: int) -> int:
     """Wait until ``fd`` can be written (or has an error or hang-up); the epoll mask of what happened."""
     return await _FdWait(fd, WRITABLE)
+
+
+async def wait_fd(fd: int, events: int, timeout: float) -> int:
+    """Wait until ``fd`` is ready for ``events`` (``select.EPOLLIN``/``EPOLLOUT``), at most ``timeout`` seconds.
+
+    For network clients that need a read or connect timeout (``AsyncHttpClient``).
+
+    Returns:
+        The epoll mask of what happened (it may include ``EPOLLERR``/``EPOLLHUP``),
+        or ``0`` when ``timeout`` passed first.
+    """
+    return await FdDeadline(fd, events, time.monotonic() + max(0.0, timeout))

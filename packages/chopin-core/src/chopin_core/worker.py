@@ -28,7 +28,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._body import BodyBudget, BodyIntake, BodySpool
-from ._engine.channel import Channel, SocketIO
+from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.stream_pump import NextChunk, StreamPump
 from ._engine.tasks import Scheduler, Task, run_blocking
@@ -663,9 +663,10 @@ class Worker:
                     resp = handler(Context(req, params))
                     if type(resp) is not Response:
                         # An async def handler: it waits off this path (None) or answered at once.
-                        resp = self._await_handler(conn, req, handler, resp)
-                        if resp is None:
+                        answered = self._await_handler(conn, req, handler, resp)
+                        if type(answered) is not Response:
                             return
+                        resp = answered
                 except Exception as exc:
                     resp = self._handler_failed(req, exc)
         if resp.proxy is not None:
@@ -731,12 +732,22 @@ class Worker:
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
-    def _await_handler(self, conn: Connection | None, req: Request, handler: object, result: object) -> Response | None:
+    def _await_handler(
+        self,
+        conn: Connection | None,
+        req: Request,
+        handler: object,
+        result: object,
+        later: Callable[[Response], None] | None = None,
+        started: int = 0,
+    ) -> Response | _Awaiting | None:
         """A handler returned something other than a Response: a coroutine waits, anything else is an error.
 
         The coroutine runs to its first wait now; if it finishes there its answer is
-        returned, else None, and :meth:`_deliver` answers once it has finished.  With
-        no loop (the in-process :meth:`answer`, HTTP/2) it runs to its end here.
+        returned.  Else, on an HTTP/1.1 connection, None (:meth:`_deliver` answers
+        once it has finished); for another protocol (``later``), the waiting handler,
+        whose response goes to ``later``.  With no loop (the in-process :meth:`answer`)
+        or neither, it runs to its end here.
 
         Raises:
             TypeError: ``result`` is neither a Response nor a coroutine.
@@ -745,7 +756,7 @@ class Worker:
             name = getattr(handler, "__name__", handler)
             raise TypeError(f"handler {name!r} returned {type(result).__name__}, expected Response")
         coro: CoroutineType[Any, Any, Any] = result
-        if conn is None or self._ep is None:
+        if (conn is None and later is None) or self._ep is None:
             return _checked(handler, run_blocking(coro, threads=self.settings.worker_threads))
         ext = self._ext
         if ext.waiting >= self.settings.max_waiting_handlers:
@@ -753,7 +764,14 @@ class Worker:
             log.warning("worker %d: %d handlers waiting, answering 503", self.index, ext.waiting)
             return Response.text("Service Unavailable: too many requests waiting", 503).with_header("Retry-After", "1")
         tasks = self._scheduler()
-        waiting = _Awaiting(conn, req, handler, self._woke, Task(coro, None), ext, self._deliver, self._handler_failed)
+        if conn is None:
+            assert later is not None
+            deliver = self._deliver_later(req, started, later)
+            waiting = _Awaiting(conn, req, handler, started, Task(coro, None), ext, deliver, self._handler_failed)
+        else:
+            waiting = _Awaiting(
+                conn, req, handler, self._woke, Task(coro, None), ext, self._deliver, self._handler_failed
+            )
         task = waiting.task
         task.on_done = waiting.done
         tasks.start(task)
@@ -762,6 +780,10 @@ class Worker:
         ext.waiting += 1
         waiting.counted = True
         timeout = self.settings.handler_timeout
+        if conn is None:
+            waiting.deadline = self.tick + math.ceil(timeout) + 1 if timeout > 0 else 0
+            waiting.timeout = timeout
+            return waiting
         if timeout > 0:
             # Checked by the timing wheel, at its one-second grain, never early (see _on_tick).
             waiting.deadline = self.tick + math.ceil(timeout) + 1
@@ -772,6 +794,7 @@ class Worker:
     def _handler_tick(self, waiting: _Awaiting, tick: int) -> None:
         """The timing wheel reached a connection whose handler waits: past its deadline, interrupt it."""
         conn = waiting.conn
+        assert conn is not None
         tasks = self._ext.tasks
         if waiting.deadline and tick >= waiting.deadline and tasks is not None:
             waiting.deadline = 0  # once: a handler that catches it gets until the keep-alive timeout
@@ -791,10 +814,18 @@ class Worker:
         except OSError:
             pass  # the pipe is full: the loop is awake anyway
 
+    def _deliver_later(
+        self, req: Request, started: int, later: Callable[[Response], None]
+    ) -> Callable[[_Awaiting], None]:
+        def deliver(waiting: _Awaiting) -> None:
+            later(self._served(req, waiting.answer(), started))
+
+        return deliver
+
     def _deliver(self, waiting: _Awaiting) -> None:
         """A waiting handler finished: frame its answer in order, then answer what queued behind it."""
         conn = waiting.conn
-        if conn.closed or conn.stream is not waiting:
+        if conn is None or conn.closed or conn.stream is not waiting:
             return
         conn.last_active = self.tick
         conn.stream = None
@@ -1474,13 +1505,16 @@ class Worker:
 
     # -- TLS and HTTP/2 (side connections) ----------------------------------------------
 
-    def serve(self, req: Request) -> Response | None:
+    def serve(self, req: Request, later: Callable[[Response], None] | None = None) -> Response | Pending | None:
         """Route one request the way :meth:`_respond` does, for protocols other than HTTP/1.1.
 
         Runs the pre-routing hook, the handler and its middleware, and records
         metrics and the access log; returns the response, or None when the
         pre-routing hook said DROP.  (:meth:`_respond` inlines these steps: it
-        is the plain-HTTP hot path.)
+        is the plain-HTTP hot path.)  An ``async def`` handler that waits returns
+        a :class:`Pending` (cancel it if the stream goes away; its ``expire`` once a
+        second enforces ``handler_timeout``) and its response goes to ``later``;
+        without ``later`` it runs to its end here.
         """
         access = self.access_log
         started = monotonic_ns() if self._tally is not None or access is not None else 0
@@ -1495,18 +1529,24 @@ class Worker:
             try:
                 resp = handler(Context(req, params))
                 if type(resp) is not Response:
-                    # HTTP/2 does not wait off the loop yet: an async def handler runs to its end here.
-                    resp = self._await_handler(None, req, handler, resp)
-                    assert resp is not None
+                    waited = self._await_handler(None, req, handler, resp, later, started)
+                    if type(waited) is _Awaiting:
+                        return waited
+                    assert isinstance(waited, Response)
+                    resp = waited
             except Exception as exc:
                 resp = self._handler_failed(req, exc)
+        return self._served(req, resp, started)
+
+    def _served(self, req: Request, resp: Response, started: int) -> Response:
+        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
         stream = resp.stream_body
         if stream is not None:
             # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
             resp, first = self._first_chunk(req, resp, stream)
             if first:
                 resp.stream_body = _Primed(first, stream)
-        if self._tally is not None or access is not None:
+        if self._tally is not None or self.access_log is not None:
             self.account(req, resp, started)
         return resp
 
@@ -1780,11 +1820,23 @@ class _Awaiting(Iterator["bytes | str"]):
     cancels it.  It never yields bytes: :meth:`Worker._deliver` frames its answer.
     """
 
-    __slots__ = ("conn", "counted", "deadline", "deliver", "ext", "failed", "handler", "req", "started", "task")
+    __slots__ = (
+        "conn",
+        "counted",
+        "deadline",
+        "deliver",
+        "ext",
+        "failed",
+        "handler",
+        "req",
+        "started",
+        "task",
+        "timeout",
+    )
 
     def __init__(
         self,
-        conn: Connection,
+        conn: Connection | None,
         req: Request,
         handler: object,
         started: int,
@@ -1803,6 +1855,7 @@ class _Awaiting(Iterator["bytes | str"]):
         self.failed = failed
         self.counted = False
         self.deadline = 0  # the tick past which HandlerTimeout is thrown (0: none, or thrown already)
+        self.timeout = 0.0
 
     def __next__(self) -> bytes | str:
         raise StopIteration
@@ -1823,7 +1876,7 @@ class _Awaiting(Iterator["bytes | str"]):
     def done(self, task: Task) -> None:
         """The scheduler's callback: the handler finished."""
         self._uncount()
-        if self.conn.stream is self:
+        if self.conn is None or self.conn.stream is self:
             self.deliver(self)
 
     def close(self) -> None:
@@ -1832,6 +1885,15 @@ class _Awaiting(Iterator["bytes | str"]):
         tasks = self.ext.tasks
         if tasks is not None:
             tasks.cancel(self.task)
+
+    cancel = close
+
+    def expire(self, tick: int) -> None:
+        """Once a second (a protocol other than HTTP/1.1): past the deadline, interrupt the handler."""
+        tasks = self.ext.tasks
+        if self.deadline and tick >= self.deadline and tasks is not None:
+            self.deadline = 0
+            tasks.interrupt(self.task, HandlerTimeout(f"handler deadline of {self.timeout:g} s passed"))
 
     def _uncount(self) -> None:
         if self.counted:

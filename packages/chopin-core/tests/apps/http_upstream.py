@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -127,18 +128,25 @@ class Upstream(ThreadingHTTPServer):
         # A client (the proxy) that hangs up early is part of several tests, not an error.
         import sys
 
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+        # A TLS client that refuses the certificate ends the handshake too.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ssl.SSLError)):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    scheme = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 @contextmanager
-def running_upstream() -> Iterator[Upstream]:
-    """Serve :class:`UpstreamHandler` on a free port of 127.0.0.1 until the block ends."""
+def running_upstream(tls: ssl.SSLContext | None = None) -> Iterator[Upstream]:
+    """Serve :class:`UpstreamHandler` on a free port of 127.0.0.1 until the block ends (over TLS with ``tls``)."""
     server = Upstream(("127.0.0.1", 0), UpstreamHandler)
+    if tls is not None:
+        # The handshake runs in the handler's thread (on first read), not in the accepting one.
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        server.scheme = "https"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:

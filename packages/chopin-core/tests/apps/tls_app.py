@@ -1,9 +1,10 @@
 """The app the TLS and HTTP/2 tests serve, over TLS when ``TLS_CERT``/``TLS_KEY`` are set.
 
 Routes: ``/`` (hello), ``/echo`` (POST: the body back, with request facts in headers),
-``/big`` (``size`` bytes of a pattern), ``/stream`` (``n`` chunks), ``/file`` (the file
-named by ``TLS_APP_FILE``), ``/boom`` (the handler raises), ``/stream-boom`` (the body
-fails after its first chunk), ``/slow`` (sleeps ``ms`` milliseconds), ``/ws`` (WebSocket echo).
+``/headers`` (the request's header fields as a JSON list of pairs), ``/big`` (``size``
+bytes of a pattern), ``/stream`` (``n`` chunks), ``/file`` (the file named by
+``TLS_APP_FILE``), ``/boom`` (the handler raises), ``/stream-boom`` (the body fails after
+its first chunk), ``/slow`` (sleeps ``ms`` milliseconds), ``/ws`` (WebSocket echo).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def echo(ctx: Context) -> Response:
         .with_header("X-Custom", req.header("x-custom") or "")
         .with_header("X-Version", req.version)
     )
+
+
+def headers(ctx: Context) -> Response:
+    return Response.json([list(pair) for pair in ctx.req.headers.items()])
 
 
 def big(ctx: Context) -> Response:
@@ -84,6 +89,7 @@ class Echo(WebSocketHandler):
 router.get("/", hello)
 router.post("/echo", echo)
 router.get("/echo", echo)
+router.get("/headers", headers)
 router.get("/big", big)
 router.get("/stream", stream)
 router.get("/file", file)

@@ -51,6 +51,7 @@ def _cert(
     *,
     ca: bool,
     sans: tuple[str, ...] = (),
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -76,8 +77,9 @@ def _cert(
                 names.append(x509.IPAddress(ipaddress.ip_address(san)))
             except ValueError:
                 names.append(x509.DNSName(san))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     return builder.sign(signer, hashes.SHA256())
 
 
@@ -96,6 +98,22 @@ def write_chain(directory: Path, hostnames: tuple[str, ...] = ("localhost", "127
     (directory / "chain.pem").write_bytes(leaf_pem + inter_pem)
     (directory / "key.pem").write_bytes(key_pem)
     return Chain(directory / "root.pem", directory / "chain.pem", directory / "key.pem", leaf_pem, inter_pem, key_pem)
+
+
+def write_client_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """Write a client CA and a client certificate it signs (for mutual TLS): ``(ca.pem, cert.pem, key.pem)``."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("test client CA", "test client CA", ca_key.public_key(), ca_key, ca=True)
+    leaf = _cert(
+        "test client", "test client CA", leaf_key.public_key(), ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (directory / "client-ca.pem").write_bytes(ca.public_bytes(pem))
+    (directory / "client-cert.pem").write_bytes(leaf.public_bytes(pem))
+    (directory / "client-key.pem").write_bytes(key_pem)
+    return directory / "client-ca.pem", directory / "client-cert.pem", directory / "client-key.pem"
 
 
 def client_context(cafile: Path, alpn: tuple[str, ...] = ("h2",)) -> ssl.SSLContext:

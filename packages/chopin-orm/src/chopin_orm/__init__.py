@@ -27,7 +27,7 @@ from .autogen import (
     suggest_renames,
 )
 from .errors import MigrationError, ModelError, MultipleRows, NotFound, OrmError
-from .executor import Executor
+from .executor import AsyncExecutor, Executor
 from .expr import Column, Expr, Ordering, Raw, col
 from .fields import ColumnOptions, column
 from .migrations import (
@@ -43,6 +43,13 @@ from .migrations import (
 from .model import ModelInfo, model, model_info
 from .persistence import (
     Model,
+    adelete,
+    aget,
+    aget_or_none,
+    ainsert,
+    arefresh,
+    aupdate,
+    aupsert,
     delete,
     get,
     get_many,
@@ -62,6 +69,7 @@ from .transaction import Transaction, transaction
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncExecutor",
     "Check",
     "ChecksumMismatch",
     "Column",
@@ -91,7 +99,14 @@ __all__ = [
     "Transaction",
     "ValuesQuery",
     "__version__",
+    "adelete",
+    "aget",
+    "aget_or_none",
     "agg",
+    "ainsert",
+    "arefresh",
+    "aupdate",
+    "aupsert",
     "col",
     "column",
     "create_table_sql",

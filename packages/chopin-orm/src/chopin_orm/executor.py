@@ -2,7 +2,10 @@
 
 ``acquire(executor)`` returns the connection plus the pool guard to release afterwards
 (only when the executor is a pool: one checkout per operation); ``checked_out(executor)``
-does both around a ``with`` block.
+does both around a ``with`` block.  From ``async def`` code the ORM's ``a``-prefixed calls
+(``await query.aall(pool)``, ``await obj.ainsert(pool)``) run on an :data:`AsyncExecutor`:
+chopin-pg's ``AsyncPool`` (queries of concurrent requests pipelined over a few shared
+connections) or one ``AsyncConnection`` (``async with pool.transaction() as conn``).
 """
 
 from __future__ import annotations
@@ -11,17 +14,29 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Union
 
-from chopin_pg import Connection, PgPool, PooledConnection
+from chopin_pg import AsyncConnection, AsyncPool, Connection, PgPool, PooledConnection
 
 from .errors import OrmError
 
 if TYPE_CHECKING:
     from .transaction import Transaction
 
-__all__ = ["Executor", "acquire", "checked_out", "run_execute", "run_query"]
+__all__ = [
+    "AsyncExecutor",
+    "Executor",
+    "acquire",
+    "arun_execute",
+    "arun_query",
+    "checked_out",
+    "run_execute",
+    "run_query",
+]
 
 #: Anything the ORM can run a statement on.
 Executor = Union[Connection, PooledConnection, PgPool, "Transaction"]
+
+#: What the ORM's ``a``-prefixed calls run on, from ``async def`` code.
+AsyncExecutor = AsyncConnection | AsyncPool
 
 
 def acquire(executor: Executor) -> tuple[Connection, PooledConnection | None]:
@@ -73,3 +88,22 @@ def run_execute(executor: Executor, sql: str, params: Sequence[Any] | None = Non
     """
     with checked_out(executor) as conn:
         return conn.execute(sql, params)
+
+
+def _waiting(executor: object, call: str) -> AsyncConnection | AsyncPool:
+    if isinstance(executor, AsyncConnection | AsyncPool):
+        return executor
+    raise OrmError(
+        f"{call}: expected a chopin_pg AsyncPool or AsyncConnection, got {type(executor).__name__} "
+        "(with a blocking connection or pool, call the method without the 'a' prefix)"
+    )
+
+
+async def arun_query(executor: AsyncExecutor, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+    """``sql``'s rows, run on an async executor (see :func:`run_query`)."""
+    return await _waiting(executor, "query").query(sql, params)
+
+
+async def arun_execute(executor: AsyncExecutor, sql: str, params: Sequence[Any] | None = None) -> int:
+    """``sql``'s affected row count, run on an async executor (see :func:`run_execute`)."""
+    return await _waiting(executor, "execute").execute(sql, params)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chopin_pg import Connection
 
 from .errors import ModelError, NotFound
-from .executor import Executor, checked_out, run_execute, run_query
+from .executor import AsyncExecutor, Executor, arun_execute, arun_query, checked_out, run_execute, run_query
 from .expr import quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 
@@ -24,7 +24,14 @@ __all__ = [
     "INSERT_MANY_BATCH",
     "MAX_PARAMETERS",
     "Model",
+    "adelete",
+    "aget",
+    "aget_or_none",
+    "ainsert",
+    "arefresh",
     "attach_methods",
+    "aupdate",
+    "aupsert",
     "delete",
     "get",
     "get_many",
@@ -118,14 +125,25 @@ def insert(obj: Any, executor: Executor) -> None:
     Raises:
         chopin_pg.UniqueViolation: A unique or primary key already holds the value (and other server errors).
     """
+    _write(executor, *_insert_job(obj))
+
+
+async def ainsert(obj: Any, executor: AsyncExecutor) -> None:
+    """:func:`insert` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    await _awrite(executor, *_insert_job(obj))
+
+
+_Job = tuple[ModelInfo, Any, str, list[FieldInfo], list[FieldInfo]]
+
+
+def _insert_job(obj: Any) -> _Job:
     info = model_info(type(obj))
     inserted, returned, override = _insert_plan(info, obj)
-    sql = _insert_sql(info, inserted, returned, override)
-    _write(info, obj, executor, sql, inserted, returned)
+    return info, obj, _insert_sql(info, inserted, returned, override), inserted, returned
 
 
 def _write(
-    info: ModelInfo, obj: Any, executor: Executor, sql: str, inserted: list[FieldInfo], returned: list[FieldInfo]
+    executor: Executor, info: ModelInfo, obj: Any, sql: str, inserted: list[FieldInfo], returned: list[FieldInfo]
 ) -> None:
     """Run an INSERT (or upsert) of ``inserted``'s values; fill ``returned`` columns back into ``obj``."""
     values = _values_of(obj, inserted)
@@ -136,6 +154,17 @@ def _write(
         run_execute(executor, sql, values)
 
 
+async def _awrite(
+    executor: AsyncExecutor, info: ModelInfo, obj: Any, sql: str, inserted: list[FieldInfo], returned: list[FieldInfo]
+) -> None:
+    values = _values_of(obj, inserted)
+    if returned:
+        rows = await arun_query(executor, sql, values)
+        _set_from_row(info, obj, returned, tuple(rows[0]))
+    else:
+        await arun_execute(executor, sql, values)
+
+
 def update(obj: Any, executor: Executor) -> None:
     """``UPDATE`` every non-key column of the row with the instance's primary key.
 
@@ -143,6 +172,19 @@ def update(obj: Any, executor: Executor) -> None:
         NotFound: No row has that primary key.
         ModelError: The model has no primary key, or the key is ``None``.
     """
+    info, sql, values, pk_values = _update_job(obj)
+    if run_execute(executor, sql, values) == 0:
+        raise NotFound(f"{info.cls.__qualname__}.update: no row with primary key {pk_values}")
+
+
+async def aupdate(obj: Any, executor: AsyncExecutor) -> None:
+    """:func:`update` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    info, sql, values, pk_values = _update_job(obj)
+    if await arun_execute(executor, sql, values) == 0:
+        raise NotFound(f"{info.cls.__qualname__}.update: no row with primary key {pk_values}")
+
+
+def _update_job(obj: Any) -> tuple[ModelInfo, str, list[Any], list[Any]]:
     info = model_info(type(obj))
     pk_values = _pk_values(info, obj, "update")
     fields = [f for f in info.fields if not f.options.primary_key and not f.generated]
@@ -152,8 +194,7 @@ def update(obj: Any, executor: Executor) -> None:
     if sql is None:
         sets = ", ".join(f"{f.quoted} = ${i + 1}" for i, f in enumerate(fields))
         sql = info.sql_cache["update"] = f"UPDATE {info.table_sql} SET {sets} WHERE {_pk_where(info, len(fields) + 1)}"
-    if run_execute(executor, sql, _values_of(obj, fields) + pk_values) == 0:
-        raise NotFound(f"{info.cls.__qualname__}.update: no row with primary key {pk_values}")
+    return info, sql, _values_of(obj, fields) + pk_values, pk_values
 
 
 def update_many(cls: type[M], executor: Executor, objs: Iterable[M]) -> int:
@@ -212,6 +253,17 @@ def upsert(
     Raises:
         ModelError: ``on`` names no field, or both ``on`` and ``constraint`` are given.
     """
+    _write(executor, *_upsert_job(obj, on, constraint))
+
+
+async def aupsert(
+    obj: Any, executor: AsyncExecutor, on: str | Sequence[str] | None = None, *, constraint: str | None = None
+) -> None:
+    """:func:`upsert` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    await _awrite(executor, *_upsert_job(obj, on, constraint))
+
+
+def _upsert_job(obj: Any, on: str | Sequence[str] | None, constraint: str | None) -> _Job:
     info = model_info(type(obj))
     if constraint is not None and on is not None:
         raise ModelError(f"{info.cls.__qualname__}.upsert: give on= or constraint=, not both")
@@ -243,7 +295,7 @@ def upsert(
         if returned:
             sql += " RETURNING " + ", ".join(f.quoted for f in returned)
         info.sql_cache[key] = sql
-    _write(info, obj, executor, sql, inserted, returned)
+    return info, obj, sql, inserted, returned
 
 
 def delete(obj: Any, executor: Executor) -> None:
@@ -252,13 +304,25 @@ def delete(obj: Any, executor: Executor) -> None:
     Raises:
         NotFound: No row has that primary key.
     """
+    info, sql, pk_values = _delete_job(obj)
+    if run_execute(executor, sql, pk_values) == 0:
+        raise NotFound(f"{info.cls.__qualname__}.delete: no row with primary key {pk_values}")
+
+
+async def adelete(obj: Any, executor: AsyncExecutor) -> None:
+    """:func:`delete` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    info, sql, pk_values = _delete_job(obj)
+    if await arun_execute(executor, sql, pk_values) == 0:
+        raise NotFound(f"{info.cls.__qualname__}.delete: no row with primary key {pk_values}")
+
+
+def _delete_job(obj: Any) -> tuple[ModelInfo, str, list[Any]]:
     info = model_info(type(obj))
     pk_values = _pk_values(info, obj, "delete")
     sql = info.sql_cache.get("delete")
     if sql is None:
         sql = info.sql_cache["delete"] = f"DELETE FROM {info.table_sql} WHERE {_pk_where(info, 1)}"
-    if run_execute(executor, sql, pk_values) == 0:
-        raise NotFound(f"{info.cls.__qualname__}.delete: no row with primary key {pk_values}")
+    return info, sql, pk_values
 
 
 def _select_by_pk(info: ModelInfo) -> str:
@@ -276,7 +340,17 @@ def refresh(obj: Any, executor: Executor) -> None:
     """
     info = model_info(type(obj))
     pk_values = _pk_values(info, obj, "refresh")
-    rows = run_query(executor, _select_by_pk(info), pk_values)
+    _refreshed(info, obj, pk_values, run_query(executor, _select_by_pk(info), pk_values))
+
+
+async def arefresh(obj: Any, executor: AsyncExecutor) -> None:
+    """:func:`refresh` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    info = model_info(type(obj))
+    pk_values = _pk_values(info, obj, "refresh")
+    _refreshed(info, obj, pk_values, await arun_query(executor, _select_by_pk(info), pk_values))
+
+
+def _refreshed(info: ModelInfo, obj: Any, pk_values: list[Any], rows: list[Any]) -> None:
     if not rows:
         raise NotFound(f"{info.cls.__qualname__}.refresh: no row with primary key {pk_values}")
     _set_from_row(info, obj, info.fields, tuple(rows[0]))
@@ -297,13 +371,28 @@ def get_or_none(cls: type[M], executor: Executor, pk: Any) -> M | None:
     return info.decode(rows[0]._values) if rows else None  # noqa: SLF001  measured: r._values 0.05 us, tuple(r) 0.96 us (get: once per request)
 
 
+async def aget_or_none(cls: type[M], executor: AsyncExecutor, pk: Any) -> M | None:
+    """:func:`get_or_none` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    info = model_info(cls)
+    rows = await arun_query(executor, _select_by_pk(info), _key_params(info, pk))
+    return info.decode(rows[0]._values) if rows else None  # noqa: SLF001  measured: see get_or_none
+
+
 def get(cls: type[M], executor: Executor, pk: Any) -> M:
     """The instance with primary key ``pk`` (a tuple for a composite key).
 
     Raises:
         NotFound: No row has that key.
     """
-    obj = get_or_none(cls, executor, pk)
+    return _found(cls, get_or_none(cls, executor, pk), pk)
+
+
+async def aget(cls: type[M], executor: AsyncExecutor, pk: Any) -> M:
+    """:func:`get` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+    return _found(cls, await aget_or_none(cls, executor, pk), pk)
+
+
+def _found(cls: type[M], obj: M | None, pk: Any) -> M:
     if obj is None:
         raise NotFound(f"{cls.__qualname__}: no row with primary key {pk!r}")
     return obj
@@ -534,6 +623,38 @@ class Model:
         """See :func:`chopin_orm.persistence.insert_many`."""
         return insert_many(cls, executor, objs, returning=returning, batch_size=batch_size)
 
+    async def ainsert(self, executor: AsyncExecutor) -> None:
+        """See :func:`chopin_orm.persistence.ainsert`."""
+        await ainsert(self, executor)
+
+    async def aupdate(self, executor: AsyncExecutor) -> None:
+        """See :func:`chopin_orm.persistence.aupdate`."""
+        await aupdate(self, executor)
+
+    async def aupsert(
+        self, executor: AsyncExecutor, on: str | Sequence[str] | None = None, *, constraint: str | None = None
+    ) -> None:
+        """See :func:`chopin_orm.persistence.aupsert`."""
+        await aupsert(self, executor, on, constraint=constraint)
+
+    async def adelete(self, executor: AsyncExecutor) -> None:
+        """See :func:`chopin_orm.persistence.adelete`."""
+        await adelete(self, executor)
+
+    async def arefresh(self, executor: AsyncExecutor) -> None:
+        """See :func:`chopin_orm.persistence.arefresh`."""
+        await arefresh(self, executor)
+
+    @classmethod
+    async def aget(cls: type[M], executor: AsyncExecutor, pk: Any) -> M:
+        """See :func:`chopin_orm.persistence.aget`."""
+        return await aget(cls, executor, pk)
+
+    @classmethod
+    async def aget_or_none(cls: type[M], executor: AsyncExecutor, pk: Any) -> M | None:
+        """See :func:`chopin_orm.persistence.aget_or_none`."""
+        return await aget_or_none(cls, executor, pk)
+
     @classmethod
     def query(cls: type[M]) -> Query[M]:
         """A :class:`~chopin_orm.query.Query` over this model."""
@@ -554,6 +675,13 @@ _METHODS = (
     "get_or_none",
     "insert_many",
     "query",
+    "ainsert",
+    "aupdate",
+    "aupsert",
+    "adelete",
+    "arefresh",
+    "aget",
+    "aget_or_none",
 )
 
 

@@ -20,7 +20,7 @@ from chopin_pg import Connection
 
 from .agg import Aggregate
 from .errors import ModelError, MultipleRows, NotFound, OrmError
-from .executor import Executor, acquire, run_execute, run_query
+from .executor import AsyncExecutor, Executor, acquire, arun_execute, arun_query, run_execute, run_query
 from .expr import Column, Expr, Ordering, Params, Raw, quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 from .schema import ForeignKey
@@ -37,6 +37,7 @@ A2 = TypeVar("A2")
 A3 = TypeVar("A3")
 A4 = TypeVar("A4")
 A5 = TypeVar("A5")
+V = TypeVar("V")
 
 #: Rows fetched per round trip by ``Query.iter`` (its server-side cursor).
 ITER_BATCH = 1000
@@ -117,23 +118,43 @@ class _Prefetch:
 
     def load(self, executor: Executor, parents: list[Any], batch: int = PREFETCH_BATCH) -> list[list[Any]]:
         """The children of each parent, in the parents' order (one statement per ``batch`` parent keys)."""
+        by_key: dict[Any, list[Any]] = {}
+        for query, sql, params in self._statements(parents, batch):
+            self._file(query, run_query(executor, sql, params), by_key)
+        return self._by_parent(parents, by_key)
+
+    async def aload(self, executor: AsyncExecutor, parents: list[Any], batch: int = PREFETCH_BATCH) -> list[list[Any]]:
+        """:meth:`load` from ``async def`` code."""
+        by_key: dict[Any, list[Any]] = {}
+        for query, sql, params in self._statements(parents, batch):
+            self._file(query, await arun_query(executor, sql, params), by_key)
+        return self._by_parent(parents, by_key)
+
+    def _statements(self, parents: list[Any], batch: int) -> Iterator[tuple[Query[Any], str, list[Any]]]:
         key = self.parent_key.attr
         keys = list(dict.fromkeys(k for k in (getattr(p, key) for p in parents) if k is not None))
-        by_key: dict[Any, list[Any]] = {}
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
             if self.through_left is None:
                 query = self.query.filter(self.query.model_info.column(self.child_fk.attr).in_(chunk))
-                for child in query.all(executor):
-                    by_key.setdefault(getattr(child, self.child_fk.attr), []).append(child)
+                sql, values = query.sql()
             else:
                 query = self.query.filter(self.through_left.in_(chunk))
                 params = Params()
-                sql = query.select_statement(params, extra=", " + self.through_left.sql)
-                rows = run_query(executor, sql, params.values)
-                width = len(query.model_info.fields)
-                for row, child in zip(rows, query.model_info.decode_rows(rows), strict=True):
-                    by_key.setdefault(row[width], []).append(child)
+                sql, values = query.select_statement(params, extra=", " + self.through_left.sql), params.values
+            yield query, sql, values
+
+    def _file(self, query: Query[Any], rows: list[Any], by_key: dict[Any, list[Any]]) -> None:
+        if self.through_left is None:
+            for child in query.finish(rows):
+                by_key.setdefault(getattr(child, self.child_fk.attr), []).append(child)
+        else:
+            width = len(query.model_info.fields)
+            for row, child in zip(rows, query.model_info.decode_rows(rows), strict=True):
+                by_key.setdefault(row[width], []).append(child)
+
+    def _by_parent(self, parents: list[Any], by_key: dict[Any, list[Any]]) -> list[list[Any]]:
+        key = self.parent_key.attr
         return [by_key.get(getattr(p, key), []) for p in parents]
 
 
@@ -435,16 +456,39 @@ class Query(Generic[R]):
     def all(self, executor: Executor) -> list[R]:
         """Every matching row (then one statement per ``prefetch``)."""
         sql, params = self.sql()
-        rows = self._decode_all(run_query(executor, sql, params))
+        rows = self.finish(run_query(executor, sql, params))
         if not self._prefetch or not rows:
             return rows
-        parents = [r[0] for r in rows] if self._related() else rows  # (instance, related...) tuples
-        children = [p.load(executor, parents) for p in self._prefetch]
+        parents = self._parents(rows)
+        return self._with_children(rows, [p.load(executor, parents) for p in self._prefetch])
+
+    async def aall(self, executor: AsyncExecutor) -> list[R]:
+        """:meth:`all` from ``async def`` code, on an ``AsyncPool`` or ``AsyncConnection``."""
+        sql, params = self.sql()
+        rows = self.finish(await arun_query(executor, sql, params))
+        if not self._prefetch or not rows:
+            return rows
+        parents = self._parents(rows)
+        return self._with_children(rows, [await p.aload(executor, parents) for p in self._prefetch])
+
+    def finish(self, rows: list[Any]) -> list[R]:
+        """The driver's rows of :meth:`sql` as this query's results (before ``prefetch``)."""
+        return self._decode_all(rows)
+
+    def _parents(self, rows: list[Any]) -> list[Any]:
+        return [r[0] for r in rows] if self._related() else rows  # (instance, related...) tuples
+
+    def _with_children(self, rows: list[Any], children: list[list[list[Any]]]) -> list[R]:
         return [(r, *(c[i] for c in children)) for i, r in enumerate(rows)]  # type: ignore[misc]
 
     def first(self, executor: Executor) -> R | None:
         """The first row (``LIMIT 1``), or ``None``."""
         rows = self.limit(1).all(executor)
+        return rows[0] if rows else None
+
+    async def afirst(self, executor: AsyncExecutor) -> R | None:
+        """:meth:`first` from ``async def`` code."""
+        rows = await self.limit(1).aall(executor)
         return rows[0] if rows else None
 
     def one(self, executor: Executor) -> R:
@@ -454,7 +498,13 @@ class Query(Generic[R]):
             NotFound: No row matches.
             MultipleRows: More than one row matches.
         """
-        rows = self.limit(2).all(executor) if self._limit is None else self.all(executor)
+        return self._only(self.limit(2).all(executor) if self._limit is None else self.all(executor))
+
+    async def aone(self, executor: AsyncExecutor) -> R:
+        """:meth:`one` from ``async def`` code."""
+        return self._only(await (self.limit(2).aall(executor) if self._limit is None else self.aall(executor)))
+
+    def _only(self, rows: list[R]) -> R:
         if not rows:
             raise NotFound(f"{self._info.cls.__qualname__}: no row matches the query")
         if len(rows) > 1:
@@ -463,6 +513,15 @@ class Query(Generic[R]):
 
     def count(self, executor: Executor) -> int:
         """How many rows match (honouring ``limit``/``offset`` and ``distinct``)."""
+        sql, params = self._count_sql()
+        return int(run_query(executor, sql, params)[0][0])
+
+    async def acount(self, executor: AsyncExecutor) -> int:
+        """:meth:`count` from ``async def`` code."""
+        sql, params = self._count_sql()
+        return int((await arun_query(executor, sql, params))[0][0])
+
+    def _count_sql(self) -> tuple[str, list[Any]]:
         params = Params()
         inner = f"FROM {self._from(params)}{self._where_sql(params)}"
         if self._distinct:
@@ -472,13 +531,22 @@ class Query(Generic[R]):
             sql = f"SELECT count(*) FROM (SELECT 1 {inner}{self._tail(params, order=False)}) AS q"
         else:
             sql = f"SELECT count(*) {inner}"
-        return int(run_query(executor, sql, params.values)[0][0])
+        return sql, params.values
 
     def exists(self, executor: Executor) -> bool:
         """Whether any row matches."""
+        sql, params = self._exists_sql()
+        return bool(run_query(executor, sql, params)[0][0])
+
+    async def aexists(self, executor: AsyncExecutor) -> bool:
+        """:meth:`exists` from ``async def`` code."""
+        sql, params = self._exists_sql()
+        return bool((await arun_query(executor, sql, params))[0][0])
+
+    def _exists_sql(self) -> tuple[str, list[Any]]:
         params = Params()
         sql = f"SELECT EXISTS (SELECT 1 FROM {self._from(params)}{self._where_sql(params)}{self._tail(params)})"
-        return bool(run_query(executor, sql, params.values)[0][0])
+        return sql, params.values
 
     def _target(self, params: Params) -> str:
         """The WHERE clause of an UPDATE/DELETE: direct, or by key through a sub-select."""
@@ -496,6 +564,15 @@ class Query(Generic[R]):
         Returns:
             The number of rows updated.
         """
+        sql, params = self._update_sql(values)
+        return run_execute(executor, sql, params)
+
+    async def aupdate(self, executor: AsyncExecutor, **values: Any) -> int:
+        """:meth:`update` from ``async def`` code."""
+        sql, params = self._update_sql(values)
+        return await arun_execute(executor, sql, params)
+
+    def _update_sql(self, values: dict[str, Any]) -> tuple[str, list[Any]]:
         if not values:
             raise OrmError("update(): give at least one field=value")
         info = self._info
@@ -512,7 +589,7 @@ class Query(Generic[R]):
             else:
                 sets.append(f"{quote_identifier(column.name)} = {params.add(column.to_db(value))}")
         sql = f"UPDATE {info.table_sql} SET {', '.join(sets)}{self._target(params)}"
-        return run_execute(executor, sql, params.values)
+        return sql, params.values
 
     def delete(self, executor: Executor) -> int:
         """``DELETE`` the matching rows.
@@ -520,9 +597,17 @@ class Query(Generic[R]):
         Returns:
             The number of rows deleted.
         """
+        sql, params = self._delete_sql()
+        return run_execute(executor, sql, params)
+
+    async def adelete(self, executor: AsyncExecutor) -> int:
+        """:meth:`delete` from ``async def`` code."""
+        sql, params = self._delete_sql()
+        return await arun_execute(executor, sql, params)
+
+    def _delete_sql(self) -> tuple[str, list[Any]]:
         params = Params()
-        sql = f"DELETE FROM {self._info.table_sql}{self._target(params)}"
-        return run_execute(executor, sql, params.values)
+        return f"DELETE FROM {self._info.table_sql}{self._target(params)}", params.values
 
     def iter(self, executor: Executor, batch_size: int = ITER_BATCH) -> Iterator[R]:
         """Stream the rows through a server-side cursor, ``batch_size`` per round trip.
@@ -688,7 +773,14 @@ class ValuesQuery(Generic[R]):
     def all(self, executor: Executor) -> list[R]:
         """Every row, as a tuple of the selected values (or an ``into`` object)."""
         sql, params = self.sql()
-        rows = run_query(executor, sql, params)
+        return self._convert(run_query(executor, sql, params))
+
+    async def aall(self, executor: AsyncExecutor) -> list[R]:
+        """:meth:`all` from ``async def`` code."""
+        sql, params = self.sql()
+        return self._convert(await arun_query(executor, sql, params))
+
+    def _convert(self, rows: list[Any]) -> list[R]:
         converters = self._converters()
         if any(c is not None for c in converters):
             values = [
@@ -714,15 +806,28 @@ class ValuesQuery(Generic[R]):
             NotFound: No row.
             MultipleRows: More than one row.
         """
-        rows = self.limit(2).all(executor) if not self._query.limited else self.all(executor)
-        if not rows:
-            raise NotFound("select(): no row matches the query")
-        if len(rows) > 1:
-            raise MultipleRows("select(): more than one row matches the query")
-        return rows[0]
+        return _only_value(self.limit(2).all(executor) if not self._query.limited else self.all(executor))
+
+    async def afirst(self, executor: AsyncExecutor) -> R | None:
+        """:meth:`first` from ``async def`` code."""
+        rows = await self.limit(1).aall(executor)
+        return rows[0] if rows else None
+
+    async def aone(self, executor: AsyncExecutor) -> R:
+        """:meth:`one` from ``async def`` code."""
+        limited = self._query.limited
+        return _only_value(await (self.limit(2).aall(executor) if not limited else self.aall(executor)))
 
     def __repr__(self) -> str:
         return f"<ValuesQuery {self.sql()[0]!r}>"
+
+
+def _only_value(rows: list[V]) -> V:
+    if not rows:
+        raise NotFound("select(): no row matches the query")
+    if len(rows) > 1:
+        raise MultipleRows("select(): more than one row matches the query")
+    return rows[0]
 
 
 def related(instance: Any, child: type[N], *, through: type | None = None) -> Query[N]:

@@ -1,7 +1,9 @@
 """chopin-pg: a PostgreSQL driver written on the wire protocol.
 
 A sans-IO protocol core (:mod:`chopin_pg.protocol`, :mod:`chopin_pg._session`)
-driven by a small blocking shell (:mod:`chopin_pg.connection`).
+driven by a small blocking shell (:mod:`chopin_pg.connection`) and a non-blocking
+one (:mod:`chopin_pg.async_connection`, :mod:`chopin_pg.async_pool`) whose
+awaitables speak chopin's wait protocol.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from ._result import Result
 from ._session import Notification
 from ._statements import PreparedStatement
+from .async_connection import AsyncConnection
+from .async_pool import AsyncPool, AsyncPoolTransaction
+from .async_transaction import AsyncTransaction
 from .config import PgConfig
 from .connection import Connection, Transaction, connect
 from .copy import CopyReader, CopyWriter
@@ -43,6 +48,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TYPES",
+    "AsyncConnection",
+    "AsyncPool",
+    "AsyncPoolTransaction",
+    "AsyncTransaction",
     "AuthenticationFailed",
     "ConfigError",
     "Connection",

@@ -45,6 +45,7 @@ SUPPORTED_KEYWORDS = frozenset(
         "dbname",
         "sslmode",
         "sslrootcert",
+        "channel_binding",
         "application_name",
         "connect_timeout",
         "service",
@@ -83,7 +84,6 @@ UNSUPPORTED_LIBPQ_KEYWORDS = frozenset(
         "gssdelegation",
         "target_session_attrs",
         "load_balance_hosts",
-        "channel_binding",
         "require_auth",
         "sslnegotiation",
     }

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from . import protocol as p
@@ -161,23 +161,41 @@ class Session:
     def startup(self, tls_certificate: bytes | None) -> Gen:
         """Send StartupMessage, authenticate, and read until the first ReadyForQuery.
 
+        ``channel_binding`` follows libpq: with ``require``, no password leaves the client
+        unless it goes into a SCRAM-SHA-256-PLUS exchange, and an AuthenticationOk that
+        did not come after one (trust, a server that skipped SCRAM) is refused.
+
         Args:
             tls_certificate: The server certificate (DER) when on TLS, for channel binding.
+
+        Raises:
+            AuthenticationFailed: The exchange could not complete, or ``channel_binding=require``
+                could not be met (before any password is sent).
         """
         config = self.config
+        require_binding = config.channel_binding == "require"
         yield p.startup_message(config.startup_params())
         scram: ScramClient | None = None
+        bound = False  # a SCRAM-SHA-256-PLUS exchange completed, its server signature checked
         while True:
             tag, body = yield from self.next_message()
             if tag == AUTHENTICATION:
                 msg = p.decode_message(tag, body)
                 if isinstance(msg, p.AuthenticationOk):
+                    if require_binding and not bound:
+                        raise AuthenticationFailed(
+                            f"channel_binding=require: the server authenticated user {config.user!r} without "
+                            f"channel binding (method {self.auth_method}); connection refused"
+                        )
                     continue
                 if isinstance(msg, p.AuthenticationSASLFinal):
                     if scram is None:
                         raise AuthenticationFailed("SCRAM: server-final-message without an exchange")
                     scram.verify_server_final(msg.data)
+                    bound = scram.mechanism == SCRAM_SHA_256_PLUS
                     continue
+                if require_binding:
+                    _check_binding_possible(msg, tls_certificate)
                 password = config.password
                 if password is None:
                     raise AuthenticationFailed(
@@ -190,12 +208,7 @@ class Session:
                     self.auth_method = "md5"
                     yield p.password_message(md5_password(config.user, password, msg.salt))
                 elif isinstance(msg, p.AuthenticationSASL):
-                    if tls_certificate is not None and SCRAM_SHA_256_PLUS in msg.mechanisms:
-                        scram = ScramClient(password, channel_binding=tls_server_end_point(tls_certificate))
-                    elif SCRAM_SHA_256 in msg.mechanisms:
-                        scram = ScramClient(password, client_supports_binding=tls_certificate is not None)
-                    else:
-                        raise AuthenticationFailed(f"SASL: no supported mechanism in {msg.mechanisms}")
+                    scram = _scram_client(password, msg.mechanisms, tls_certificate, config.channel_binding)
                     self.auth_method = scram.mechanism
                     yield p.sasl_initial_response(scram.mechanism, scram.client_first())
                 elif isinstance(msg, p.AuthenticationSASLContinue):
@@ -395,3 +408,51 @@ class Session:
         parser.feed(data)
         while (raw := parser.next_raw()) is not None:
             self.handle_async(*raw)
+
+
+# -- channel binding (libpq's channel_binding, PostgreSQL docs §34.1.2 and §55.3.1) ---
+
+
+def _scram_client(
+    password: str, mechanisms: Sequence[str], tls_certificate: bytes | None, channel_binding: str
+) -> ScramClient:
+    """The SCRAM client for an AuthenticationSASL offer.
+
+    ``prefer`` and ``require`` bind to the TLS channel when the server offers -PLUS;
+    without it, the GS2 flag says whether the client could have bound (``y``: it is on
+    TLS, so a server that stripped -PLUS from the offer is caught) or not (``n``).
+    ``disable`` never binds and says ``n``, as libpq does.
+    """
+    binding_allowed = channel_binding != "disable" and tls_certificate is not None
+    if binding_allowed and SCRAM_SHA_256_PLUS in mechanisms:
+        assert tls_certificate is not None
+        return ScramClient(password, channel_binding=tls_server_end_point(tls_certificate))
+    if SCRAM_SHA_256 in mechanisms:
+        return ScramClient(password, client_supports_binding=binding_allowed)
+    raise AuthenticationFailed(f"SASL: no supported mechanism in {list(mechanisms)}")
+
+
+def _check_binding_possible(msg: object, tls_certificate: bytes | None) -> None:
+    """Refuse, before any password is sent, a request that cannot end in a bound SCRAM exchange.
+
+    Raises:
+        AuthenticationFailed: not on TLS, SCRAM-SHA-256-PLUS not offered, or a password method.
+    """
+    if isinstance(msg, p.AuthenticationSASLContinue):
+        return  # the exchange already started with -PLUS (checked at AuthenticationSASL)
+    if isinstance(msg, p.AuthenticationSASL):
+        if tls_certificate is None:
+            raise AuthenticationFailed(
+                "channel_binding=require: the connection does not use TLS, so SCRAM cannot be bound to it "
+                "(use sslmode=require or verify-full over TCP); no password was sent"
+            )
+        if SCRAM_SHA_256_PLUS not in msg.mechanisms:
+            raise AuthenticationFailed(
+                f"channel_binding=require: the server offers {list(msg.mechanisms)}, not {SCRAM_SHA_256_PLUS}; "
+                "no password was sent"
+            )
+        return
+    raise AuthenticationFailed(
+        f"channel_binding=require: the server asked for {type(msg).__name__}, which cannot bind to the "
+        f"channel (only {SCRAM_SHA_256_PLUS} can); no password was sent"
+    )

@@ -6,7 +6,7 @@ socket is ``{host}/.s.PGSQL.{port}``.
 Finding the database follows one convention across Chopin (the driver, the pool, the
 CLI and generated apps): ``DATABASE_URL`` when it is set, then the libpq environment
 variables ``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``,
-``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGAPPNAME`` and ``PGCONNECT_TIMEOUT`` for what the
+``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGCHANNELBINDING``, ``PGAPPNAME`` and ``PGCONNECT_TIMEOUT`` for what the
 URL leaves out, then libpq's defaults.  libpq ``key=value`` strings, service files
 (``service=``, ``PGSERVICE``) and the password file (``PGPASSFILE``, ``~/.pgpass``) are read by
 :mod:`chopin_pg._conninfo`.
@@ -24,13 +24,16 @@ from . import _conninfo
 from .errors import ConfigError
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["DATABASE_URL_ENV", "SSL_MODES", "PgConfig"]
+__all__ = ["CHANNEL_BINDING_MODES", "DATABASE_URL_ENV", "SSL_MODES", "PgConfig"]
 
 #: The variable holding the connection URL, read before the libpq variables.
 DATABASE_URL_ENV = "DATABASE_URL"
 
 #: The sslmode values libpq knows.  ``allow`` is treated as ``disable``.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+#: The channel_binding values libpq knows (PostgreSQL docs §34.1.2).
+CHANNEL_BINDING_MODES = ("disable", "prefer", "require")
 
 
 def _env(name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -50,6 +53,10 @@ class PgConfig:
         database: Database name; defaults to the user name.
         sslmode: One of :data:`SSL_MODES`.
         sslrootcert: CA bundle for ``verify-ca`` / ``verify-full``.
+        channel_binding: One of :data:`CHANNEL_BINDING_MODES`, as libpq: ``prefer`` binds
+            SCRAM to the TLS connection (SCRAM-SHA-256-PLUS, ``tls-server-end-point``) when
+            the server offers it; ``require`` refuses to authenticate otherwise (no TLS, no
+            -PLUS offered, or a method other than SCRAM, trust included); ``disable`` never binds.
         application_name: Reported in ``pg_stat_activity``.
         connect_timeout: Seconds allowed for connecting and authenticating; ``None`` waits forever.
         io_timeout: Seconds a socket read or write may block once connected; ``None`` waits forever.
@@ -65,6 +72,7 @@ class PgConfig:
     database: str = ""
     sslmode: str = "prefer"
     sslrootcert: str | None = None
+    channel_binding: str = "prefer"
     application_name: str | None = None
     connect_timeout: float | None = None
     io_timeout: float | None = None
@@ -75,6 +83,10 @@ class PgConfig:
     def __post_init__(self) -> None:
         if self.sslmode not in SSL_MODES:
             raise ConfigError(f"sslmode: expected one of {', '.join(SSL_MODES)}, got {self.sslmode!r}")
+        if self.channel_binding not in CHANNEL_BINDING_MODES:
+            raise ConfigError(
+                f"channel_binding: expected one of {', '.join(CHANNEL_BINDING_MODES)}, got {self.channel_binding!r}"
+            )
         if not 0 < self.port < 65536:
             raise ConfigError(f"port: expected 1..65535, got {self.port}")
         if self.statement_cache_capacity < 0:
@@ -146,7 +158,7 @@ class PgConfig:
         Missing parts fall back to the libpq environment (not to ``DATABASE_URL``: the
         URL given is the one used).  A libpq ``key=value`` string is read the same way.
         Query parameters:
-        ``sslmode``, ``sslrootcert``, ``application_name``, ``connect_timeout``,
+        ``sslmode``, ``sslrootcert``, ``channel_binding``, ``application_name``, ``connect_timeout``,
         ``host`` (a socket directory, for URLs with an empty host), ``port``,
         ``user``, ``password``, ``dbname``, ``statement_cache_capacity``; any
         other parameter is sent as a startup option (``options`` style GUCs such
@@ -179,6 +191,7 @@ class PgConfig:
             ("PGDATABASE", "database"),
             ("PGSSLMODE", "sslmode"),
             ("PGSSLROOTCERT", "sslrootcert"),
+            ("PGCHANNELBINDING", "channel_binding"),
             ("PGAPPNAME", "application_name"),
         ):
             if (value := _env(var, environ)) is not None:
@@ -229,7 +242,7 @@ def _url_values(url: str, environ: Mapping[str, str]) -> tuple[dict[str, object]
         match key:
             case "service" | "passfile":
                 libpq[key] = value
-            case "sslmode" | "sslrootcert" | "application_name" | "host" | "user" | "password":
+            case "sslmode" | "sslrootcert" | "channel_binding" | "application_name" | "host" | "user" | "password":
                 values[key] = value
             case "dbname":
                 values["database"] = value

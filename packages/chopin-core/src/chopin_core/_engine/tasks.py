@@ -4,7 +4,9 @@ How it works: a :class:`Task` wraps a coroutine.  :meth:`Scheduler.spawn` runs i
 to its first ``await``; what it yields says what it waits for (the wait protocol of
 :mod:`chopin_core.waiting`): an ``(fd, events)`` pair arms that fd in the epoll
 (one-shot), a future gets a done-callback, a :class:`~chopin_core.waiting.Timer`
-goes on a heap, an :class:`~chopin_core.waiting.Offload` goes to the thread pool,
+goes on a heap, a :class:`~chopin_core.waiting.FdDeadline` does both (whichever
+comes first resumes the task; a deadline resumes it with mask 0), an
+:class:`~chopin_core.waiting.Offload` goes to the thread pool,
 a :class:`~chopin_core.waiting.Gather` spawns child tasks.  The loop that owns the
 epoll hands ready fds to :meth:`Scheduler.on_event` and calls
 :meth:`Scheduler.run_ready` once per turn: due timers, futures completed on other
@@ -29,7 +31,7 @@ from functools import partial
 from time import monotonic_ns
 from typing import Any, Final, TypeVar
 
-from ..waiting import Gather, Offload, Timer
+from ..waiting import FdDeadline, Gather, Offload, Timer
 
 __all__ = ["Scheduler", "Task", "run_blocking"]
 
@@ -39,6 +41,7 @@ T = TypeVar("T")
 
 _ONESHOT: Final = select.EPOLLONESHOT
 _NS: Final = 1_000_000_000
+_TIMERS_MIN: Final = 1024
 
 
 class Task:
@@ -87,6 +90,8 @@ class Scheduler:
         self.timers: list[tuple[int, int, Task, int]] = []
         self.remote: list[tuple[Task, int]] = []
         self._seq = 0
+        # The timer heap is compacted when it grows past this (see _push_timer).
+        self._timers_cap = _TIMERS_MIN
         self._lock = threading.Lock()
         self._thread = threading.get_ident()
         self._pool: ThreadPoolExecutor | None = None
@@ -104,9 +109,18 @@ class Scheduler:
         self._step(task, None, None)
 
     def interrupt(self, task: Task, error: BaseException) -> None:
-        """Throw ``error`` into ``task`` at whatever it awaits (on the next :meth:`run_ready`)."""
+        """Throw ``error`` into ``task`` at whatever it awaits (on the next :meth:`run_ready`).
+
+        A task waiting in a ``gather`` has its children cancelled first (their
+        ``finally`` blocks run), as ``asyncio`` cancels a gather's tasks.
+        """
         if not task.finished:
             self._detach(task)
+            children = task.children
+            task.children = None
+            if children:
+                for child in children:
+                    self.cancel(child)
             self.ready.append((task, task.gen, None, error))
 
     def cancel(self, task: Task) -> None:
@@ -142,8 +156,13 @@ class Scheduler:
         """How long the owner may block in ``epoll.poll`` (seconds), at most ``timeout``."""
         if self.ready or self.remote:
             return 0.0
-        if self.timers:
-            due = (self.timers[0][0] - monotonic_ns()) / _NS
+        timers = self.timers
+        # Entries of waits that ended otherwise (an fd came ready before its deadline)
+        # must not wake the loop: drop them from the top.
+        while timers and timers[0][2].gen != timers[0][3]:
+            heapq.heappop(timers)
+        if timers:
+            due = (timers[0][0] - monotonic_ns()) / _NS
             return max(0.0, min(timeout, due + 0.0005))
         return timeout
 
@@ -167,7 +186,12 @@ class Scheduler:
             now = monotonic_ns()
             while timers and timers[0][0] <= now:
                 _, _, task, gen = heapq.heappop(timers)
-                self.ready.append((task, gen, None, None))
+                if task.fd >= 0 and gen == task.gen:
+                    # An FdDeadline whose deadline came first: stop waiting on the fd, resume with 0.
+                    self._detach(task)
+                    self.ready.append((task, task.gen, 0, None))
+                else:
+                    self.ready.append((task, gen, None, None))
         ready = self.ready
         # Only what is ready now: a task that re-queues itself runs on the next turn.
         for _ in range(len(ready)):
@@ -206,27 +230,13 @@ class Scheduler:
             pair: tuple[Any, ...] = yielded  # type: ignore[assignment]
             fd: int = pair[0] if len(pair) == 2 else -1
             events: int = pair[1] if len(pair) == 2 else 0
-            if type(fd) is not int or type(events) is not int or not events or fd < 0:
-                self._refuse(task, f"awaited {yielded!r}: a wait on an fd is (fd, events) with events non-zero")
-                return
-            owner = self.fds.get(fd)
-            if owner is not None and owner is not task:
-                self._refuse(task, f"fd {fd} is already awaited by another task", RuntimeError)
-                return
-            try:
-                try:
-                    self.ep.modify(fd, events | _ONESHOT)
-                except FileNotFoundError:
-                    self.ep.register(fd, events | _ONESHOT)
-            except OSError as exc:
-                self.ready.append((task, gen, None, exc))
-                return
-            self.fds[fd] = task
-            task.fd = fd
+            self._arm(task, gen, fd, events, yielded)
         elif kind is Timer:
-            self._seq += 1
-            when = int(yielded.deadline * _NS)  # type: ignore[attr-defined]
-            heapq.heappush(self.timers, (when, self._seq, task, gen))
+            self._push_timer(int(yielded.deadline * _NS), task, gen)  # type: ignore[attr-defined]
+        elif kind is FdDeadline:
+            wait: FdDeadline = yielded  # type: ignore[assignment]
+            if self._arm(task, gen, wait.fd, wait.events, yielded):
+                self._push_timer(int(wait.deadline * _NS), task, gen)
         elif kind is Offload:
             self._offload(task, gen, yielded)  # type: ignore[arg-type]
         elif kind is Gather:
@@ -237,6 +247,39 @@ class Scheduler:
             what = "bare yield (asyncio.sleep(0)?)" if yielded is None else f"{kind.__module__}.{kind.__qualname__}"
             hint = " (asyncio objects cannot be awaited here: chopin runs handlers on its own loop)"
             self._refuse(task, f"awaited a {what}, which chopin's loop cannot wait for{hint}")
+
+    def _arm(self, task: Task, gen: int, fd: object, events: object, yielded: object) -> bool:
+        """Arm ``fd`` one-shot for ``task``; False (and the task gets an error) if it cannot be."""
+        if type(fd) is not int or type(events) is not int or not events or fd < 0:
+            self._refuse(task, f"awaited {yielded!r}: a wait on an fd is (fd, events) with events non-zero")
+            return False
+        owner = self.fds.get(fd)
+        if owner is not None and owner is not task:
+            self._refuse(task, f"fd {fd} is already awaited by another task", RuntimeError)
+            return False
+        try:
+            try:
+                self.ep.modify(fd, events | _ONESHOT)
+            except FileNotFoundError:
+                self.ep.register(fd, events | _ONESHOT)
+        except OSError as exc:
+            self.ready.append((task, gen, None, exc))
+            return False
+        self.fds[fd] = task
+        task.fd = fd
+        return True
+
+    def _push_timer(self, when: int, task: Task, gen: int) -> None:
+        """Put a deadline (monotonic ns) on the heap for ``task``'s wait number ``gen``."""
+        self._seq += 1
+        timers = self.timers
+        heapq.heappush(timers, (when, self._seq, task, gen))
+        if len(timers) > self._timers_cap:
+            # An FdDeadline's entry stays on the heap when its fd comes ready first (most
+            # do): drop the stale ones now and then so a busy client does not grow it.
+            timers[:] = [entry for entry in timers if entry[2].gen == entry[3]]
+            heapq.heapify(timers)
+            self._timers_cap = max(_TIMERS_MIN, 2 * len(timers))
 
     def _refuse(self, task: Task, message: str, kind: type[Exception] = TypeError) -> None:
         self.ready.append((task, task.gen, None, kind(message)))
