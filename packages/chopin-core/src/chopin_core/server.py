@@ -133,9 +133,10 @@ class Chopin:
         Within one server, topics reach every worker without a backplane.  With one,
         each worker also publishes to, and listens on, ``url``: ``postgres://…``
         (LISTEN/NOTIFY on the channel ``chopin_topics``; a message is then at most
-        about 7,980 bytes, NOTIFY's limit) or ``redis://host:port[/db]`` (pub/sub on
-        ``chopin:topics``).  While the backplane is down, up to 1,024 messages per
-        worker wait for it and are sent once it is back; past that, publishing raises
+        about 7,970 bytes of text, NOTIFY's limit) or ``redis://[user:password@]host:port``
+        (pub/sub on ``chopin:topics``; channels span Redis's databases).  While the
+        backplane is down, up to 1,024 messages per worker wait for it and are sent
+        once it is back; past that, publishing raises
         :class:`~chopin_core.topics.BackplaneUnavailable`.  What other servers publish
         meanwhile is missed.  ``None`` (or ``""``) turns it off.
 

@@ -184,7 +184,9 @@ class TopicWiring:
 
     __slots__ = ("backplane", "link", "origin")
 
-    def __init__(self, origin: bytes | None = None, link: SiblingLink | None = None, backplane: str | None = None):
+    def __init__(
+        self, origin: bytes | None = None, link: SiblingLink | None = None, backplane: str | None = None
+    ) -> None:
         self.origin = origin if origin is not None else os.urandom(8)
         self.link = link
         self.backplane = backplane
