@@ -150,6 +150,9 @@ def test_sibling_mesh_carries_frames_between_workers_in_order() -> None:
             def detach(self, channel: object) -> None:
                 pass
 
+            def cork(self) -> bool:
+                return False
+
         for link in links[1:]:
             hub = Hub()
             member = Collector()

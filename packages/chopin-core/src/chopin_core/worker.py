@@ -133,11 +133,13 @@ class _Extensions:
         waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
         wiring: how this worker's topics reach its siblings and the backplane.
+        corked: connections with WebSocket frames held until a batch is handled (see ``Worker.cork``).
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
     """
 
     __slots__ = (
         "bodies",
+        "corked",
         "h2_resets",
         "handshake_ticks",
         "http2",
@@ -171,6 +173,7 @@ class _Extensions:
         self.waiting = 0
         self.wake_fd = -1
         self.wiring: TopicWiring | None = None
+        self.corked: set[Connection] | None = None
         self.topics: TopicService | None = None
 
 
@@ -1096,6 +1099,7 @@ class Worker:
         proto = ws.proto
         out = conn.out
         previous, self._dispatching = self._dispatching, conn
+        corked = self.cork()  # what its messages send to other connections leaves once, at the end
         try:
             for event in proto.receive_data(data):
                 reply = proto.reply_to(event)
@@ -1117,8 +1121,29 @@ class Worker:
                     break
         finally:
             self._dispatching = previous
+            if corked:
+                self.uncork(None if flush else conn)
         if flush:
             self.flush(conn)
+
+    def cork(self) -> bool:
+        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks).
+
+        A batch of messages (one read of a WebSocket, one read of the topic inbox)
+        then leaves in one write per connection instead of one per frame.
+        """
+        if self._ext.corked is not None:
+            return False
+        self._ext.corked = set()
+        return True
+
+    def uncork(self, skip: Connection | None = None) -> None:
+        """Write what was held since :meth:`cork` (``skip``: a connection its caller flushes itself)."""
+        corked, self._ext.corked = self._ext.corked, None
+        if corked:
+            for conn in corked:
+                if conn is not skip and not conn.closed:
+                    self.flush(conn)
 
     def send_frame(self, conn: Connection, frame: bytes) -> bool:
         """Queue a frame; written now unless the connection's own read is being handled."""
@@ -1135,7 +1160,10 @@ class Worker:
                 self._drop_slow(conn)
                 return False
             return True
-        if self._dispatching is not conn:
+        corked = self._ext.corked
+        if corked is not None:
+            corked.add(conn)  # written once the batch is handled (see cork)
+        elif self._dispatching is not conn:
             self.flush(conn)
         return True
 

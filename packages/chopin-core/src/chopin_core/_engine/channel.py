@@ -122,6 +122,14 @@ class Loop(Protocol):
         """Change the events the loop waits for on ``fd``."""
         ...
 
+    def cork(self) -> bool:
+        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
+        ...
+
+    def uncork(self) -> None:
+        """Write the WebSocket frames held since :meth:`cork`, one write per connection."""
+        ...
+
     def attach(self, channel: Channel, mask: int) -> None:
         """Serve ``channel`` from the loop: its fd joins the epoll with ``mask``."""
         ...

@@ -149,17 +149,22 @@ class Inbox:
         """Read what is there (a bounded batch) and deliver it."""
         recv = self.sock.recv
         deliver = self.hub.deliver
-        for _ in range(_READ_BATCH):
-            try:
-                frame = recv(MAX_FRAME)
-            except (BlockingIOError, InterruptedError):
-                return
-            try:
-                _, topic, message = decode_frame(frame)
-            except FrameError as exc:
-                log.error("topics: worker %d dropped a %s frame: %s", self.loop.index, self.what, exc)
-                continue
-            deliver(topic, message)
+        corked = self.loop.cork()  # the batch leaves in one write per subscriber
+        try:
+            for _ in range(_READ_BATCH):
+                try:
+                    frame = recv(MAX_FRAME)
+                except (BlockingIOError, InterruptedError):
+                    return
+                try:
+                    _, topic, message = decode_frame(frame)
+                except FrameError as exc:
+                    log.error("topics: worker %d dropped a %s frame: %s", self.loop.index, self.what, exc)
+                    continue
+                deliver(topic, message)
+        finally:
+            if corked:
+                self.loop.uncork()
 
     def on_tick(self, tick: int) -> None:
         """Nothing to time out."""
