@@ -11,6 +11,8 @@ import pytest
 from chopin_core.context import Context, Json, Query
 from chopin_core.errors import ExtractError
 from chopin_core.request import Request
+from chopin_core.response import Response
+from chopin_core.router import Router
 
 T = TypeVar("T")
 
@@ -277,3 +279,40 @@ def test_an_extract_error_with_a_response_is_answered_as_is() -> None:
     assert refused.status == 401
     assert refused.header("WWW-Authenticate") == "Bearer"
     assert refused.text == "no token"
+
+
+# -- extractors that wait -------------------------------------------------------------------
+
+
+class _User:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    async def __chopin_extract__(cls, ctx: Context, kind: object) -> _User:
+        from chopin_core import sleep
+
+        await sleep(0.01)  # say, a database lookup
+        name = ctx.header("x-user")
+        if name is None:
+            raise ExtractError("who are you?", 401)
+        return cls(name)
+
+
+def test_aextract_awaits_an_extractor_that_waits_and_extract_refuses_it() -> None:
+    from chopin_core import TestClient, run_blocking
+
+    router = Router()
+
+    @router.get("/me")
+    async def me(ctx: Context) -> Response:
+        user = await ctx.aextract(_User)
+        return Response.text(user.name)
+
+    client = TestClient(router)
+    assert client.get("/me", headers={"X-User": "ada"}).text == "ada"
+    assert client.get("/me").status == 401
+    ctx = Context(Request("GET", "/", "/", None, True, True, [b"x-user: ada"], b""), {})
+    with pytest.raises(TypeError, match=r"await ctx\.aextract"):
+        ctx.extract(_User)
+    assert run_blocking(ctx.aextract(_User)).name == "ada"

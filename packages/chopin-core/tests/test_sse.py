@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from apps.tls_support import Chain, client_context
 from chopin_core import Context, Response, Router, TestClient, sleep
 from chopin_core._wire import sse as wire
 from chopin_core.compress import is_compressible
@@ -235,3 +236,21 @@ def test_head_of_an_event_stream_never_starts_the_producer(server: ServerProcess
     assert resp.status == 200 and resp.header("content-type") == "text/event-stream"
     assert conn.request("GET", "/").body == b"hello"
     assert _stats(server)["forever_started"] == before["forever_started"]
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2"])
+def test_events_over_tls_as_a_browser_gets_them(serve: ServerPool, chain: Chain, http2: bool) -> None:
+    server = serve("apps.sse_app:app", workers=1, env={"TLS_CERT": str(chain.chain), "TLS_KEY": str(chain.key)})
+    alpn = ("h2", "http/1.1") if http2 else ("http/1.1",)
+    url = f"https://127.0.0.1:{server.port}/ticks?n=3&every=0.3"
+    arrivals = []
+    with httpx.Client(http2=http2, verify=client_context(chain.root, alpn), timeout=10) as client:
+        with client.stream("GET", url) as resp:
+            assert resp.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            assert resp.headers["content-type"] == "text/event-stream"
+            started = time.monotonic()
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    arrivals.append((time.monotonic() - started, line))
+    assert [line for _, line in arrivals] == [f"data: tick {i}" for i in range(3)]
+    assert arrivals[2][0] - arrivals[0][0] > 0.4, f"events were batched: {arrivals}"

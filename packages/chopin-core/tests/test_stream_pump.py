@@ -9,14 +9,150 @@ read stops the producer.  One worker (``apps/sse_app.py``), raw sockets and http
 from __future__ import annotations
 
 import gzip
+import select
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
+from chopin_core import sleep
+from chopin_core._engine.stream_pump import StreamPump
+from chopin_core._engine.tasks import Scheduler
+from chopin_core.response import AsyncStream
 from conftest import RawConnection, ServerPool, ServerProcess, wait_until
 
 Connect = Callable[..., RawConnection]
+
+# -- the pump on a scheduler of its own, no sockets --------------------------------------------
+
+
+@pytest.fixture
+def tasks() -> Iterator[Scheduler]:
+    ep = select.epoll()
+    scheduler = Scheduler(ep, lambda: None, 1)
+    yield scheduler
+    scheduler.close()
+    ep.close()
+
+
+def _run(tasks: Scheduler, until: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "the condition did not come true"
+        for fd, events in tasks.ep.poll(tasks.wait_time(0.05)):
+            tasks.on_event(fd, events)
+        tasks.run_ready()
+
+
+def test_a_chunk_produced_without_waiting_is_ready_at_once(tasks: Scheduler) -> None:
+    async def produce() -> AsyncIterator[bytes | str]:
+        yield "text"
+        yield b""
+        yield b"bytes"
+
+    pump = StreamPump(AsyncStream(produce()), tasks)
+    woken: list[int] = []
+    pump.wake = lambda: woken.append(1)
+    pump.start()
+    assert pump.take() == b"text" and not pump.producing
+    pump.start()  # the empty chunk: nothing to take, ask again
+    assert pump.take() is None and not pump.producing
+    pump.start()
+    assert pump.take() == b"bytes"
+    pump.start()
+    assert pump.ended and pump.take() is None
+    assert woken == []  # produced inline: the caller looks, no wake
+
+
+def test_a_producer_that_waits_wakes_the_worker_once_it_has_produced(tasks: Scheduler) -> None:
+    async def produce() -> AsyncIterator[bytes]:
+        await sleep(0.05)
+        yield b"later"
+
+    pump = StreamPump(AsyncStream(produce()), tasks)
+    woken: list[int] = []
+    pump.wake = lambda: woken.append(1)
+    pump.start()
+    assert pump.producing and pump.take() is None
+    _run(tasks, lambda: bool(woken))
+    assert pump.take() == b"later" and not pump.producing
+
+
+def test_closing_while_the_producer_waits_runs_its_finally_at_once(tasks: Scheduler) -> None:
+    seen: list[str] = []
+
+    async def produce() -> AsyncIterator[bytes]:
+        try:
+            await sleep(10)
+            yield b"never"
+        finally:
+            seen.append("finally")
+
+    source = produce()
+    pump = StreamPump(AsyncStream(source), tasks)
+    pump.start()
+    pump.close()
+    assert seen == ["finally"]
+    # Closed for good, not left marked running (Python 3.11's asend.close() would).
+    assert not source.ag_running and source.ag_frame is None
+
+
+def test_closing_between_chunks_acloses_the_producer_whose_finally_may_wait(tasks: Scheduler) -> None:
+    seen: list[str] = []
+
+    async def produce() -> AsyncIterator[bytes]:
+        try:
+            yield b"one"
+            yield b"two"
+        finally:
+            await sleep(0.01)  # allowed here: aclose is driven on the scheduler
+            seen.append("finally")
+
+    pump = StreamPump(AsyncStream(produce()), tasks)
+    pump.start()
+    assert pump.take() == b"one"
+    pump.close()
+    _run(tasks, lambda: bool(seen))
+
+
+def test_keep_alive_chunks_while_the_producer_waits(tasks: Scheduler) -> None:
+    async def produce() -> AsyncIterator[bytes]:
+        await sleep(0.35)
+        yield b"event"
+
+    pump = StreamPump(AsyncStream(produce(), 0.1, b":\n\n"), tasks)
+    taken: list[bytes] = []
+
+    def wake() -> None:
+        while (chunk := pump.take()) is not None:
+            taken.append(chunk)
+
+    pump.wake = wake
+    pump.start()
+    _run(tasks, lambda: b"event" in taken)
+    assert 2 <= taken.count(b":\n\n") <= 3, taken
+    pump.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [("raises", "RuntimeError: boom"), ("number", "TypeError: an async response stream yielded int")],
+)
+def test_what_the_producer_did_wrong_is_kept_for_the_worker(tasks: Scheduler, body: str, error: str) -> None:
+    async def produce() -> AsyncIterator[object]:
+        await sleep(0.01)
+        if body == "raises":
+            raise RuntimeError("boom")
+        yield 42
+
+    pump = StreamPump(AsyncStream(produce()), tasks)  # type: ignore[arg-type]
+    pump.wake = lambda: None
+    pump.start()
+    _run(tasks, lambda: pump.error is not None)
+    assert f"{type(pump.error).__name__}: {pump.error}".startswith(error)
+
+
+# -- on a real server ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -262,3 +262,65 @@ class Mixed:
 def test_keyword_only_fields_before_positional_ones() -> None:
     assert kj.decode(b'{"a": 1, "b": "x", "c": 2}', type=Mixed) == Mixed(1, 2.0, b="x")
     assert "_cls0(_a0, _a2, b=_a1)" in kj.Decoder(Mixed).source
+
+
+def test_decode_shortcut_caches_per_type_and_settings_in_both_orders() -> None:
+    data = b'{"name": "a", "price": 1, "extra": 1}'
+    for _ in range(2):
+        assert kj.decode(data, type=Item) == Item(name="a", price=1.0)
+        assert problems(data, Item, forbid_unknown=True) == [("$.extra", "unknown field")]
+        assert kj.decode(data, type=Item, forbid_unknown=False) == Item(name="a", price=1.0)
+        assert kj.decoder_for(Item).decode(data) == Item(name="a", price=1.0)
+        assert kj.decode(b"[1]", type=list[int]) == [1]
+        assert problems(b"[1", list[int])[0][1].startswith("invalid JSON")
+
+
+class _Counted(type):
+    calls = 0
+
+    def __call__(cls, *args: object, **kwargs: object) -> object:
+        _Counted.calls += 1
+        return super().__call__(*args, **kwargs)
+
+
+@dataclasses.dataclass
+class Metered(metaclass=_Counted):
+    n: int
+
+
+@dataclasses.dataclass
+class OwnNew:
+    n: int
+
+    def __new__(cls, *args: object, **kwargs: object) -> OwnNew:
+        instance = super().__new__(cls)
+        instance.tagged = True  # type: ignore[attr-defined]
+        return instance
+
+
+@dataclasses.dataclass
+class ReturnsValue:
+    n: int
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        return 1  # type: ignore[return-value]  # noqa: PLE0101 (what the decoder must refuse)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenChecked:
+    n: int
+    doubled: int = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "doubled", self.n * 2)
+
+
+def test_construction_runs_what_calling_the_class_runs() -> None:
+    before = _Counted.calls
+    assert kj.decode(b'{"n": 1}', type=Metered) == Metered(1)
+    assert _Counted.calls == before + 2  # the decoder's call and the comparison's
+    assert kj.decode(b'{"n": 1}', type=OwnNew).tagged  # type: ignore[attr-defined]
+    assert problems(b'{"n": 1}', ReturnsValue) == [("$", "TypeError: __init__() should return None, not 'int'")]
+    assert kj.decode(b'{"n": 2}', type=FrozenChecked).doubled == 4
+    assert kj.decode(b'[{"n": 3}]', type=list[FrozenChecked])[0].doubled == 6

@@ -141,3 +141,91 @@ def test_json_names_outside_the_safe_alphabet_travel_as_globals() -> None:
     assert "odd" not in encoder.source
     assert orjson.loads(encoder.encode(Odd())) == {'it\'s "odd"\n': 1}
     assert kj.decode(encoder.encode(Odd(5)), type=Odd) == Odd(5)
+
+
+@dataclasses.dataclass
+class Underscored:
+    a: int
+    _b: int
+
+
+def test_underscore_fields_are_written() -> None:
+    # orjson's native path skips "_" keys of __dict__; such a class must use generated code.
+    assert not kj.Encoder(Underscored).native
+    assert kj.encode(Underscored(1, 2)) == b'{"a":1,"_b":2}'
+    assert kj.decode(kj.encode(Underscored(1, 2)), type=Underscored) == Underscored(1, 2)
+
+
+def test_containers_of_native_and_generated_classes_in_both_orders() -> None:
+    # encode() hands lists of native dataclasses to orjson as they are; a class with
+    # options anywhere in the list must still go through its generated encoder.
+    nodes = [Node(1), Node(2, [Node(3)])]
+    profile = Profile(user_id=1, display_name="A")
+    native = b'[{"value":1,"children":[]},{"value":2,"children":[{"value":3,"children":[]}]}]'
+    mixed = b'[{"value":1,"children":[]},{"userId":1,"displayName":"A"}]'
+    for _ in range(2):
+        assert kj.encode(nodes) == native
+        assert kj.encode(tuple(nodes)) == native
+        assert kj.encode([nodes[0], profile]) == mixed
+        assert kj.encode([profile, nodes[0]]) == b'[{"userId":1,"displayName":"A"},{"value":1,"children":[]}]'
+        assert (
+            kj.encode({"n": nodes[0], "p": profile})
+            == b'{"n":{"value":1,"children":[]},"p":{"userId":1,"displayName":"A"}}'
+        )
+        assert kj.encode({"n": nodes[0], "x": None}) == b'{"n":{"value":1,"children":[]},"x":null}'
+        assert kj.encode([nodes[0], 2**70]) == b'[{"value":1,"children":[]},1180591620717411303424]'
+        assert kj.encode([]) == b"[]"
+
+
+def test_first_meeting_with_a_class_inside_a_list() -> None:
+    @dataclasses.dataclass
+    class Fresh:
+        when: datetime.datetime
+        uid: uuid.UUID
+
+    value = Fresh(datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC), uuid.UUID(int=1))
+    expected = b'[{"when":"2024-01-02T00:00:00+00:00","uid":"00000000-0000-0000-0000-000000000001"}]'
+    assert kj.encode([value]) == expected
+    assert kj.encode([value]) == expected
+    assert kj.encode(value) == expected[1:-1]
+
+    @dataclasses.dataclass
+    class Unsupported:
+        x: complex
+
+    with pytest.raises(kj.EncodeError):
+        kj.encode([Unsupported(1j)])
+
+
+def test_native_encode_errors_stay_encode_errors() -> None:
+    with pytest.raises(kj.EncodeError, match="cannot encode Node as Node"):
+        kj.encode(Node(object()))  # type: ignore[arg-type]
+    with pytest.raises(kj.EncodeError, match="cannot encode list"):
+        kj.encode([Node(1), object()])
+
+
+@dataclasses.dataclass(slots=True)
+class Box:
+    maybe: Item | None
+    inner: Item
+    many: list[Item]
+
+
+def test_nested_classes_written_inline_give_the_same_output() -> None:
+    tree = Node(1, [Node(2, [Node(3)])])
+    nested = {"value": 1, "children": [{"value": 2, "children": [{"value": 3, "children": []}]}]}
+    assert kj.Encoder(Node).to_builtins(tree) == nested  # recursive: calls itself, not inlined
+    item = Item(name="a", price=1.0)
+    item_json = b'{"name":"a","price":1.0,"qty":0,"tags":[]}'
+    assert "'name': _x" in kj.Encoder(Order).source  # Item written inside Order's list comprehension
+    assert kj.encode(Order(UserId(1), [item])) == b'{"id":1,"items":[' + item_json + b'],"note":null}'
+    assert kj.encode(Box(None, item, [item, item])) == (
+        b'{"maybe":null,"inner":' + item_json + b',"many":[' + item_json + b"," + item_json + b"]}"
+    )
+    assert kj.encode(Box(item, item, [])) == b'{"maybe":' + item_json + b',"inner":' + item_json + b',"many":[]}'
+    one = kj.encode(Box(item, item, []))
+    assert kj.encode([Box(item, item, [])] * 2) == b"[" + one + b"," + one + b"]"  # one class: one call per item
+    with pytest.raises(kj.EncodeError):
+        kj.encode(Box(None, None, []))  # type: ignore[arg-type]
+    with pytest.raises(kj.EncodeError):
+        kj.encode([Box(None, None, [])])  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar, overload
@@ -137,8 +138,38 @@ class Context:
                 raise ExtractError("\n".join(lines), 422, detail=tuple(exc.errors)) from None
         hook = getattr(origin if origin is not None else kind, "__chopin_extract__", None)
         if hook is not None:
-            return hook(self, kind)
+            value = hook(self, kind)
+            if inspect.isawaitable(value):
+                close = getattr(value, "close", None)
+                if close is not None:
+                    close()  # never awaited: do not leave a coroutine behind
+                raise TypeError(
+                    f"extract: {kind!r} waits (its __chopin_extract__ is async): use await ctx.aextract(...)"
+                )
+            return value
         raise TypeError(f"extract: expected Json[T], Query[T] or a type with __chopin_extract__, got {kind!r}")
+
+    @overload
+    async def aextract(self, kind: type[Json[T]]) -> T: ...
+    @overload
+    async def aextract(self, kind: type[Query[T]]) -> T: ...
+    @overload
+    async def aextract(self, kind: type[E]) -> E: ...
+    async def aextract(self, kind: Any) -> Any:
+        """:meth:`extract` for ``async def`` handlers: an extractor whose hook waits is awaited.
+
+        ``__chopin_extract__`` may be ``async def`` (an extractor that loads the user
+        from the database, say); plain extractors work here too.
+
+        Raises:
+            ExtractError: the request does not fit.
+        """
+        origin = typing.get_origin(kind)
+        hook = getattr(origin if origin is not None else kind, "__chopin_extract__", None)
+        if hook is not None and origin is not Json and origin is not Query:
+            value = hook(self, kind)
+            return await value if inspect.isawaitable(value) else value
+        return self.extract(kind)
 
     def multipart(self, *, max_parts: int = MAX_PARTS, max_part_header: int = MAX_PART_HEADER) -> Iterator[Part]:
         """Iterate the parts of a ``multipart/form-data`` body (RFC 7578).

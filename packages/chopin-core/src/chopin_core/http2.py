@@ -525,6 +525,8 @@ class H2Session:
             self._start_response(stream_id, stream, req, resp)
         except ValueError as exc:  # a header value h2 refuses
             log.error("worker %d: cannot send the response on stream %d: %s", self.worker.index, stream_id, exc)
+            if resp.stream_body is not None and stream.source is not resp.stream_body:
+                close_stream(resp.stream_body)  # not attached yet: _reset would not close it (an async one waits)
             self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
     def _request(self, stream_id: int, stream: _Stream) -> Request | None:

@@ -6,6 +6,7 @@ Served by one worker; ``/stats`` reports what the producers of this process saw
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 from chopin_core import Chopin, Context, Response, Router, sleep
@@ -137,4 +138,10 @@ def async_bad_chunk(ctx: Context) -> Response:
     return Response.stream(_yields_a_number())  # type: ignore[arg-type]
 
 
-app = Chopin(router)
+class _Tls(Chopin):
+    def serve(self, addr: str | None = None) -> None:
+        self.serve_tls(addr, os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+
+
+# Over TLS (HTTP/1.1 and h2 by ALPN) when TLS_CERT/TLS_KEY are set.
+app = _Tls(router) if os.environ.get("TLS_CERT") else Chopin(router)

@@ -75,6 +75,9 @@ class AsyncPool:
         self._pid = os.getpid()
         self._conns: list[AsyncConnection] = []
         self._pinned: set[AsyncConnection] = set()
+        # Given back by a cancelled transaction block with its query still running on the
+        # server (and the ROLLBACK queued behind it): not shared until those answers are read.
+        self._draining: set[AsyncConnection] = set()
         self._connecting = 0
         self._waiters: list[Signal] = []
         self.opened = 0  # connections opened (since the pool was made, or since fork)
@@ -102,9 +105,18 @@ class AsyncPool:
             best: AsyncConnection | None = None
             least = 0
             dead: list[AsyncConnection] = []
+            busy: AsyncConnection | None = None  # a draining one, if nothing else will do
             for conn in self._conns:
                 if conn in self._pinned:
                     continue
+                if conn in self._draining:
+                    if not conn.check_idle():  # reads, without waiting, what has come back
+                        dead.append(conn)
+                        continue
+                    if conn.pending:
+                        busy = conn
+                        continue  # still busy with the cancelled block's query
+                    self._draining.discard(conn)
                 pending = conn.pending
                 if pending == 0:
                     # Idle: nobody reads it, so a session the server ended meanwhile is found
@@ -121,6 +133,8 @@ class AsyncPool:
             for conn in dead:
                 self._drop(conn)
             room = len(self._conns) + self._connecting < self.size
+            if best is None and not room and busy is not None:
+                best, least = busy, busy.pending  # queue behind its query rather than wait for a free one
             if best is not None and (least == 0 or not room):
                 if pin:
                     self._pinned.add(best)
@@ -159,6 +173,9 @@ class AsyncPool:
         self._pinned.discard(conn)
         if conn.closed:
             self._drop(conn)
+        elif conn.pending:
+            self._draining.add(conn)
+
         self._wake()
 
     def _drop(self, conn: AsyncConnection) -> None:
@@ -166,6 +183,7 @@ class AsyncPool:
             self._conns.remove(conn)
             self.lost += 1
         self._pinned.discard(conn)
+        self._draining.discard(conn)
         conn.close()
         self._wake()
 

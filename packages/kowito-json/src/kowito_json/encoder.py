@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import uuid
+from collections.abc import Callable, Iterable
+from itertools import filterfalse, repeat
+from operator import is_
 from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
 from ._describe import describe_type, is_struct
 from ._encode_gen import EncoderFactory, is_native, orjson_default
-from .errors import EncodeError
+from .errors import EncodeError, UnsupportedType
 
 __all__ = ["Encoder", "encode", "encoder_for"]
 
 T = TypeVar("T")
 
 _PASSTHROUGH_DATACLASS = orjson.OPT_PASSTHROUGH_DATACLASS
+_dumps = orjson.dumps
 
 # Generated functions are pure functions of the class, so every encoder shares
 # them: this registry is the one deliberate piece of module state.
 _FACTORY = EncoderFactory()
 _ENCODERS: dict[Any, Encoder[Any]] = {}
+# Types whose values orjson writes, natively, exactly as kowito-json does: scalars that
+# hold nothing, and the dataclasses whose Encoder is native (added as they are built).
+# encode() hands these, and lists, tuples and dicts of them, to orjson as they are.
+# (Not datetime.time: Encoder(time) writes isoformat(), see _encode_gen.)
+_NATIVE_VALUES: set[Any] = {
+    str, int, float, bool, type(None), datetime.datetime, datetime.date, uuid.UUID, decimal.Decimal,
+}  # fmt: skip
+# What _default calls for a value of each type: the to_builtins of every dataclass met
+# (orjson calls default= once per dataclass with OPT_PASSTHROUGH_DATACLASS), and the
+# exact types orjson_default converts with one builtin, without its isinstance chain.
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {decimal.Decimal: str, set: list, frozenset: list}
 
 
 class Encoder(Generic[T]):
@@ -75,8 +93,8 @@ class Encoder(Generic[T]):
         """
         try:
             if self.native:
-                return orjson.dumps(value, default=orjson_default)
-            return orjson.dumps(self._to_builtins(value), default=orjson_default, option=_PASSTHROUGH_DATACLASS)
+                return _dumps(value, default=_default)
+            return _dumps(self._to_builtins(value), default=_default, option=_PASSTHROUGH_DATACLASS)
         except Exception as exc:
             return self._encode_slow(value, exc)
 
@@ -117,7 +135,19 @@ def encoder_for(type: Any) -> Encoder[Any]:
     encoder = _ENCODERS.get(type)
     if encoder is None:
         encoder = _ENCODERS[type] = Encoder(type)
+        if is_struct(type):
+            _CONVERTERS[type] = encoder.to_builtins
+            if encoder.native:
+                _NATIVE_VALUES.add(type)
     return encoder
+
+
+def _default(value: Any) -> Any:
+    """``default=`` for ``orjson.dumps``: :func:`orjson_default`, with a lookup first for the usual types."""
+    convert = _CONVERTERS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    return orjson_default(value)
 
 
 _BUILTINS: Final = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
@@ -134,6 +164,11 @@ def encode(value: Any) -> bytes:
         EncodeError: if the value (or something inside it) cannot be encoded.
     """
     tp = type(value)
+    if tp in _NATIVE_VALUES:  # a native dataclass (or a scalar): orjson alone, no Python in between
+        try:
+            return _dumps(value, default=_default)
+        except Exception as exc:
+            return _encode_failed(value, exc)
     encoder = _ENCODERS.get(tp)
     if encoder is not None:
         return encoder.encode(value)
@@ -141,10 +176,63 @@ def encode(value: Any) -> bytes:
     if tp not in _BUILTINS and is_struct(tp):
         return encoder_for(tp).encode(value)
     try:
-        return orjson.dumps(value, default=orjson_default, option=_PASSTHROUGH_DATACLASS)
+        if (tp is list or tp is tuple or tp is dict) and _all_native(value.values() if tp is dict else value):
+            # Every item is written natively: orjson's own dataclass path, no default= call per item.
+            return _dumps(value, default=_default)
+        if tp is list or tp is tuple:
+            converted = _one_class_builtins(value)
+            if converted is not None:
+                return _dumps(converted, default=_default, option=_PASSTHROUGH_DATACLASS)
+        return _dumps(value, default=_default, option=_PASSTHROUGH_DATACLASS)
     except Exception as exc:
+        return _encode_failed(value, exc)
+
+
+def _one_class_builtins(items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    """``items`` through their generated encoder, when all are of one dataclass that has one.
+
+    A list of slots dataclasses, say: one generated call per item instead of
+    orjson's default= hook reaching the same function through two more calls.
+    ``None`` otherwise, and on any error, so that the general path reports it.
+    """
+    if not items:
+        return None
+    kind = type(items[0])
+    encoder = _ENCODERS.get(kind)
+    if encoder is None or encoder.native or not all(map(is_, map(type, items), repeat(kind))):
+        return None
+    convert = encoder._to_builtins
+    try:
+        return [convert(item) for item in items]
+    except Exception:
+        return None
+
+
+def _all_native(items: Iterable[Any]) -> bool:
+    """Whether every item's type is in ``_NATIVE_VALUES``, meeting unseen dataclasses on the way.
+
+    Stops at the first other type (a dict, a dataclass with options): a list of
+    dicts costs one look, not a scan.
+    """
+    while True:
+        other = next(filterfalse(_NATIVE_VALUES.__contains__, map(type, items)), None)
+        if other is None:
+            return True
+        if other in _ENCODERS or other in _BUILTINS or not is_struct(other):
+            return False
         try:
-            text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-        except Exception:
-            raise EncodeError(f"cannot encode {type(value).__name__}: {exc}") from exc
-        return text.encode()
+            encoder_for(other)  # first meeting: a native class joins _NATIVE_VALUES
+        except UnsupportedType:
+            return False  # the generic path reports it as it always did
+
+
+def _encode_failed(value: Any, exc: Exception) -> bytes:
+    encoder = _ENCODERS.get(type(value))
+    if encoder is not None:
+        return encoder._encode_slow(value, exc)
+    # orjson refuses integers past 64 bits; the standard library writes them exactly.
+    try:
+        text = json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    except Exception:
+        raise EncodeError(f"cannot encode {type(value).__name__}: {exc}") from exc
+    return text.encode()

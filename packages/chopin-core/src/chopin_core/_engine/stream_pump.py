@@ -203,6 +203,7 @@ class StreamPump(Iterator["bytes | str"]):
             return
         self.closed = True
         self.ready.clear()
+        self.wake = None  # the worker's callback holds this pump: no cycle left behind
         tasks = self.tasks
         task, self.task = self.task, None
         if task is not None:
