@@ -238,7 +238,7 @@ def test_messages_of_one_publisher_arrive_in_order_everywhere(four: object) -> N
             assert receive(ws, 200) == [f"{i}" for i in range(200)]
 
 
-def test_plain_and_async_handlers_publish_to_every_worker(four: object) -> None:
+def test_handlers_middleware_and_thread_jobs_publish_to_every_worker(four: object) -> None:
     with ExitStack() as stack:
         clients = clients_on_workers(four, stack, want=3)
         base = four.url  # type: ignore[attr-defined]
@@ -249,8 +249,9 @@ def test_plain_and_async_handlers_publish_to_every_worker(four: object) -> None:
             binary = http.post("/say", content=b"\x00\x01", headers={"content-type": "application/octet-stream"})
             assert binary.status_code == 204
             assert http.post("/from-thread").status_code == 204
+            assert http.get("/announced", headers={"x-announce": "from middleware"}).status_code == 200
         for ws, _ in clients:
-            assert receive(ws, 4) == ["said", "later", b"\x00\x01", "from a thread"]
+            assert receive(ws, 5) == ["said", "later", b"\x00\x01", "from a thread", "from middleware"]
 
 
 def test_a_message_past_the_limit_is_refused_with_413_and_reaches_nobody(four: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from chopin_core import Context, Response, Router, sleep, to_thread, topics
+from chopin_core.types import Handler
 from chopin_core.websocket import WebSocket, WebSocketHandler
 
 router = Router()
@@ -22,6 +23,26 @@ class Member(WebSocketHandler):
 
 
 router.websocket("/ws", Member)
+
+
+def announce(ctx: Context, handler: Handler) -> Response:
+    """Middleware that publishes its request's ``X-Announce`` header, if any."""
+    note = ctx.req.headers.get("x-announce")
+    if note:
+        topics.publish("t", note)
+    return handler(ctx)
+
+
+announced = Router()
+announced.layer(announce)
+
+
+@announced.get("/announced")
+def announced_page(ctx: Context) -> Response:
+    return Response.text("announced")
+
+
+router.merge(announced)
 
 
 @router.get("/pid")
