@@ -339,6 +339,21 @@ def test_a_subscriber_that_never_reads_is_closed_with_1008_and_the_worker_stays_
         assert httpx.get(f"{server.url}/pid", timeout=5).status_code == 200
 
 
+def test_an_sse_subscriber_that_never_reads_is_dropped_and_the_worker_stays_up(serve: object) -> None:
+    server = serve("apps.topics_app:app", workers=1, write_high_water=64 * 1024)  # type: ignore[operator]
+    with socket.create_connection((server.host, server.port), timeout=10) as stuck:
+        stuck.sendall(b"GET /events?pending=16 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: httpx.get(f"{server.url}/members", timeout=5).text == "1", 5)
+        rss = server.rss_kib(server.pid)
+        with httpx.Client(base_url=server.url, timeout=20.0) as http:
+            for _ in range(3):  # 300 x 64 KiB: the stream stops being pulled, its queue passes 16
+                assert http.post("/flood", params={"n": "100", "size": str(64 * 1024 - 16)}).status_code == 204
+            # Dropped: it left the topic (its stream ends), and the worker holds no more of it.
+            assert http.get("/members").text == "0"
+            assert server.rss_kib(server.pid) - rss < 16 * 1024
+            assert http.get("/pid").text == str(server.pid)
+
+
 def test_a_restarted_worker_rejoins_the_fan_out(serve: object) -> None:
     server = serve("apps.topics_app:app", workers=2)  # type: ignore[operator]
     old = server.wait_for_children(2)

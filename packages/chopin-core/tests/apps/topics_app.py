@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 
 from chopin_core import Context, Response, Router, sleep, to_thread, topics
 from chopin_core.types import Handler
@@ -85,6 +86,19 @@ async def from_thread(ctx: Context) -> Response:
     """Publish from a thread-pool job: the delivery is handed to the worker's loop."""
     await to_thread(topics.publish, "t", "from a thread")
     return Response(204)
+
+
+@router.get("/events")
+def events(ctx: Context) -> Response:
+    """Topic "t" as server-sent events; a reader more than ``pending`` messages behind is dropped."""
+    subscription = topics.subscribe("t", max_pending=int(ctx.req.query_params().get("pending", "1024")))
+
+    async def feed() -> AsyncIterator[str]:
+        with subscription:
+            async for message in subscription:
+                yield message if isinstance(message, str) else message.hex()
+
+    return Response.sse(feed())
 
 
 @router.get("/members")
