@@ -26,6 +26,7 @@ ENGINE = frozenset({"worker", "connection", "timer", "tls", "http2", "_proxy_loo
 # client calls Worker.answer.
 KNOWN_BACK_EDGES = frozenset(
     {
+        ("server", "_engine.fanout"),
         ("server", "connection"),
         ("server", "tls"),
         ("server", "worker"),

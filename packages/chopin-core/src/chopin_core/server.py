@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, overload
 
+from ._engine.fanout import SiblingMesh, TopicWiring
 from .connection import open_listener, probe_port
 from .context import Context
 from .decorators import registered_routes
@@ -78,6 +79,7 @@ class Chopin:
         self._metrics_block: MetricsBlock | None = None
         self.hooks = Hooks()
         self._metrics_wanted = False
+        self._backplane: str | None = None
 
     def mount_all_routes(self, package: str | None = None) -> Chopin:
         """Mount every handler declared with the route decorators.
@@ -123,6 +125,29 @@ class Chopin:
             return Response.json(health_document(block))
 
         self.router.get(path, health)
+        return self
+
+    def with_backplane(self, url: str | None) -> Chopin:
+        """Carry topics (:mod:`chopin_core.topics`) to every server sharing ``url``, a PostgreSQL or Redis server.
+
+        Within one server, topics reach every worker without a backplane.  With one,
+        each worker also publishes to, and listens on, ``url``: ``postgres://…``
+        (LISTEN/NOTIFY on the channel ``chopin_topics``; a message is then at most
+        about 7,970 bytes of text, NOTIFY's limit) or ``redis://[user:password@]host:port``
+        (pub/sub on ``chopin:topics``; channels span Redis's databases).  While the
+        backplane is down, up to 1,024 messages per worker wait for it and are sent
+        once it is back; past that, publishing raises
+        :class:`~chopin_core.topics.BackplaneUnavailable`.  What other servers publish
+        meanwhile is missed.  ``None`` (or ``""``) turns it off.
+
+        Raises:
+            ConfigError: ``url`` is neither a ``postgres://`` nor a ``redis://`` URL.
+        """
+        from .topics import check_backplane_url
+
+        if url:
+            check_backplane_url(url)
+        self._backplane = url or None
         return self
 
     def with_openapi(
@@ -288,9 +313,10 @@ class Chopin:
             port = listener.getsockname()[1]
             scheme = "https" if tls is not None else "http"
             log.info("chopin serving %s on %s:%d (1 worker, pid %d)", scheme, settings.host, port, os.getpid())
-            Worker(table, settings, 0, listener, block, self.hooks, tls).run()
+            wiring = TopicWiring(backplane=self._backplane)
+            Worker(table, settings, 0, listener, block, self.hooks, tls, wiring).run()
             return
-        Supervisor(table, settings, self._start_worker, block, self.hooks, tls).run()
+        Supervisor(table, settings, self._start_worker, block, self.hooks, tls, self._backplane).run()
 
     def _start_worker(self, index: int, settings: Settings) -> None:
         if settings.pin_workers and hasattr(os, "sched_setaffinity"):
@@ -352,6 +378,10 @@ class Supervisor:
         table: the compiled routes every worker serves.
         settings: the port, worker count and grace period.
         start_hook: called in each child before it serves.
+        metrics: the shared metrics block, if metrics are on.
+        hooks: the app's lifecycle hooks.
+        tls: serve TLS with this context.
+        backplane: the topics' backplane URL (see :meth:`Chopin.with_backplane`).
     """
 
     def __init__(
@@ -362,9 +392,13 @@ class Supervisor:
         metrics: MetricsBlock | None = None,
         hooks: Hooks | None = None,
         tls: ssl.SSLContext | None = None,
+        backplane: str | None = None,
     ) -> None:
         self.table = table
         self.tls = tls
+        self.backplane = backplane
+        # The workers' topic fan-out, made before the first fork and kept for restarts.
+        self.mesh: SiblingMesh | None = None
         self.metrics = metrics
         self.hooks = hooks
         self.settings = settings
@@ -394,6 +428,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGCHLD, on_child)
+        self.mesh = SiblingMesh(settings.worker_count)
         for index in range(settings.worker_count):
             self._spawn(index)
         log.info(
@@ -418,6 +453,9 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             os.close(wake_r)
             os.close(wake_w)
+            if self.mesh is not None:
+                self.mesh.close()
+                self.mesh = None
 
     def _spawn(self, index: int) -> None:
         supervisor = os.getpid()
@@ -434,7 +472,9 @@ class Supervisor:
                     return  # the supervisor died before the line above could take effect
                 self.start_hook(index, self.settings)
                 listener = open_listener(self.settings.host, self.settings.port, self.settings.backlog)
-                worker = Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls)
+                assert self.mesh is not None
+                wiring = TopicWiring(self.mesh.origin, self.mesh.link(index), self.backplane)
+                worker = Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls, wiring)
                 worker.run(supervisor=supervisor)
             except BaseException:
                 log.exception("worker %d failed", index)

@@ -7,8 +7,8 @@ are handed to the handler; permessage-deflate (RFC 7692,
 :mod:`chopin_core._wire.ws_deflate`) is negotiated when the client offers it, unless the
 endpoint says ``compression=False``.  Handlers run synchronously in the worker, so they must
 not block; ``ws.send`` only queues bytes, which the loop writes as the socket takes
-them.  Topics give a broadcast within the worker (workers share nothing: to reach
-every worker, publish through an outside bus such as PostgreSQL LISTEN/NOTIFY).
+them.  Topics (:mod:`chopin_core.topics`) reach every subscriber of every worker of
+the server, and of every server sharing a backplane.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .response import Response
 if TYPE_CHECKING:
     from ._wire.ws_frames import WebSocketConnection
     from .context import Context
+    from .topics import Subscriber
     from .types import Handler
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "Outbound", "Upgrade", "WebSocket", "WebSocketHandler", "websocket_endpoint"]
@@ -81,7 +82,7 @@ class Outbound(Protocol):
         ...
 
     @property
-    def topics(self) -> dict[str, set[WebSocket]]:
+    def topics(self) -> dict[str, set[Subscriber]]:
         """This worker's topics and their subscribers."""
         ...
 
@@ -151,7 +152,11 @@ class WebSocket:
         self.notify_close(code, reason)
 
     def subscribe(self, topic: str) -> None:
-        """Receive what :meth:`publish` sends to ``topic`` in this worker."""
+        """Receive what is published to ``topic`` (:meth:`publish`, :func:`chopin_core.topics.publish`).
+
+        Each message arrives as a frame (text or binary, as published).  If this
+        client's unsent output passes ``8 * write_high_water`` it is closed with 1008.
+        """
         self._topics.add(topic)
         self._out.topics.setdefault(topic, set()).add(self)
 
@@ -165,12 +170,18 @@ class WebSocket:
                 del self._out.topics[topic]
 
     def publish(self, topic: str, message: str | bytes, *, include_self: bool = False) -> int:
-        """Send ``message`` to every subscriber of ``topic`` in this worker; returns how many got it."""
-        sent = 0
-        for member in list(self._out.topics.get(topic, ())):
-            if (member is not self or include_self) and member.send(message):
-                sent += 1
-        return sent
+        """Send ``message`` to every subscriber of ``topic``, on every worker (see :func:`chopin_core.topics.publish`).
+
+        Returns:
+            How many subscribers of this worker got it.
+
+        Raises:
+            MessageTooLarge: the message is too large for a path it must take; nobody got it.
+            BackplaneUnavailable: the backplane is down and its queue is full (this server's subscribers got it).
+        """
+        from .topics import current
+
+        return current().publish(topic, message, skip=None if include_self else self)
 
     def notify_close(self, code: int, reason: str) -> None:
         """Tell the handler once, and leave every topic."""

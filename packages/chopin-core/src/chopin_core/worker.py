@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._body import BodyBudget, BodyIntake, BodySpool
 from ._engine.channel import Channel, Pending, SocketIO
+from ._engine.fanout import TopicService, TopicWiring
 from ._engine.stream_pump import NextChunk, StreamPump
 from ._engine.tasks import Scheduler, Task, run_blocking
 from ._engine.ws_channel import WebSocketOutbound
@@ -70,6 +71,7 @@ from .response import AsyncStream, Response, http_date, send_whole_if_range_fail
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
+from .topics import Subscriber
 from .websocket import Upgrade, WebSocket
 
 if TYPE_CHECKING:
@@ -130,10 +132,14 @@ class _Extensions:
         tasks: the scheduler of ``async def`` handlers that wait, made on first use.
         waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
+        wiring: how this worker's topics reach its siblings and the backplane.
+        corked: connections with WebSocket frames held until a batch is handled (see ``Worker.cork``).
+        topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
     """
 
     __slots__ = (
         "bodies",
+        "corked",
         "h2_resets",
         "handshake_ticks",
         "http2",
@@ -142,9 +148,11 @@ class _Extensions:
         "tasks",
         "tls",
         "tls_io",
+        "topics",
         "upstreams",
         "waiting",
         "wake_fd",
+        "wiring",
     )
 
     def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
@@ -164,6 +172,9 @@ class _Extensions:
         self.tasks: Scheduler | None = None
         self.waiting = 0
         self.wake_fd = -1
+        self.wiring: TopicWiring | None = None
+        self.corked: set[Connection] | None = None
+        self.topics: TopicService | None = None
 
 
 class Worker:
@@ -177,6 +188,8 @@ class Worker:
         metrics: the shared :class:`~chopin_core.metrics.MetricsBlock` (its slot ``index`` is this worker's).
         hooks: the app's lifecycle hooks (:mod:`chopin_core.hooks`).
         tls: serve TLS with this context (:func:`chopin_core.tls.server_context`).
+        topics: how this worker's topics reach its sibling workers and the backplane
+            (made by the supervisor; None: this worker alone, no backplane).
     """
 
     def __init__(
@@ -188,6 +201,7 @@ class Worker:
         metrics: MetricsBlock | None = None,
         hooks: Hooks | None = None,
         tls: ssl.SSLContext | None = None,
+        topics: TopicWiring | None = None,
     ) -> None:
         self.table = table
         hooks = hooks or Hooks()
@@ -221,7 +235,7 @@ class Worker:
         self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
         # WebSocket topics of this worker, and the connection whose frames are being
         # dispatched (its sends are written once the read is handled).
-        self.topics: dict[str, set[WebSocket]] = {}
+        self.topics: dict[str, set[Subscriber]] = {}
         self._dispatching: Connection | None = None
         self._lookup = table.lookup
         self.keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
@@ -243,6 +257,7 @@ class Worker:
         self._ext = _Extensions(self.settings, tls)
         if self._ext.tls_io is not None:
             self.io = self._ext.tls_io
+        self._ext.wiring = topics
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -272,6 +287,8 @@ class Worker:
         os.set_blocking(wake_w, False)
         ep.register(wake_r, EPOLLIN)
         self._ext.wake_fd = wake_w
+        # Topics: the sibling inbox (and a backplane's) join the epoll as channels.
+        self._ext.topics = TopicService(self, self.topics, self._ext.wiring or TopicWiring())
         previous = self._install_signals(wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
@@ -367,6 +384,9 @@ class Worker:
             if self._ext.tasks is not None:
                 self._ext.tasks.close()
                 self._ext.tasks = None
+            if self._ext.topics is not None:
+                self._ext.topics.close()
+                self._ext.topics = None
             self._restore_signals(previous)
             ep.close()
             os.close(wake_r)
@@ -1079,6 +1099,7 @@ class Worker:
         proto = ws.proto
         out = conn.out
         previous, self._dispatching = self._dispatching, conn
+        corked = self.cork()  # what its messages send to other connections leaves once, at the end
         try:
             for event in proto.receive_data(data):
                 reply = proto.reply_to(event)
@@ -1100,8 +1121,29 @@ class Worker:
                     break
         finally:
             self._dispatching = previous
+            if corked:
+                self.uncork(None if flush else conn)
         if flush:
             self.flush(conn)
+
+    def cork(self) -> bool:
+        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks).
+
+        A batch of messages (one read of a WebSocket, one read of the topic inbox)
+        then leaves in one write per connection instead of one per frame.
+        """
+        if self._ext.corked is not None:
+            return False
+        self._ext.corked = set()
+        return True
+
+    def uncork(self, skip: Connection | None = None) -> None:
+        """Write what was held since :meth:`cork` (``skip``: a connection its caller flushes itself)."""
+        corked, self._ext.corked = self._ext.corked, None
+        if corked:
+            for conn in corked:
+                if conn is not skip and not conn.closed:
+                    self.flush(conn)
 
     def send_frame(self, conn: Connection, frame: bytes) -> bool:
         """Queue a frame; written now unless the connection's own read is being handled."""
@@ -1109,14 +1151,44 @@ class Worker:
             return False
         out = conn.out
         out.append(frame)
-        if len(out) > 64 and pending_bytes(out) > 8 * self.settings.write_high_water:
-            # A consumer that does not read would make the worker hold everything sent to it.
-            log.warning("worker %d: WebSocket client too slow, dropping it", self.index)
-            self._close(conn)
-            return False
-        if self._dispatching is not conn:
+        if conn.waiting_write:
+            # The socket is full: EPOLLOUT writes what is queued (flushing here would copy it
+            # all again for every frame).  A consumer that does not read would make the worker
+            # hold everything sent to it, so the pending total is checked every 64 frames and
+            # on large ones (summing a long list on every frame would cost as much).
+            if (len(out) & 63 == 0 or len(frame) > 16384) and pending_bytes(out) > 8 * self.settings.write_high_water:
+                self._drop_slow(conn)
+                return False
+            return True
+        corked = self._ext.corked
+        if corked is not None:
+            corked.add(conn)  # written once the batch is handled (see cork)
+        elif self._dispatching is not conn:
             self.flush(conn)
         return True
+
+    def _drop_slow(self, conn: Connection) -> None:
+        """Close a WebSocket whose unsent output passed ``8 * write_high_water``: 1008, nothing more queued.
+
+        The close frame goes after what is queued (a slow reader still gets it); one
+        that reads nothing is cut after ``header_timeout`` like any unanswered close.
+        """
+        ws = conn.ws
+        log.warning(
+            "worker %d: WebSocket client too slow (%d bytes unsent), closing it with 1008",
+            self.index,
+            pending_bytes(conn.out),
+        )
+        if ws is None or ws.proto.close_sent:
+            self._close(conn)
+            return
+        conn.out.append(ws.proto.send_close(1008, "too slow: messages not read"))  # RFC 6455 7.4.1
+        conn.close_after = True
+        self._stop_reading(conn)
+        self.start_closing(conn)
+        ws.notify_close(1008, "too slow")
+        if self._dispatching is not conn:
+            self.flush(conn)
 
     def start_closing(self, conn: Connection) -> None:
         """We sent a close: the peer must answer within header_timeout."""
@@ -1615,6 +1687,17 @@ class Worker:
         """Change the events this loop waits for on ``fd``."""
         assert self._ep is not None
         self._ep.modify(fd, mask)
+
+    def attach(self, channel: Channel, mask: int) -> None:
+        """Serve ``channel`` from this loop: its fd joins the epoll with ``mask`` (not a client connection)."""
+        self._ext.side[channel.fd] = channel
+        self.watch(channel.fd, mask)
+
+    def detach(self, channel: Channel) -> None:
+        """Stop serving ``channel`` (its socket stays open: it belongs to whoever attached it)."""
+        if self._ext.side.get(channel.fd) is channel:
+            del self._ext.side[channel.fd]
+            self.unwatch(channel.fd)
 
     def release(self, side: Channel, error: BaseException | None = None) -> None:
         """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..request import Request
     from ..response import Response
     from ..settings import Settings
-    from ..websocket import WebSocket
+    from ..topics import Subscriber
 
 __all__ = ["Channel", "Loop", "Pending", "SocketIO"]
 
@@ -107,7 +107,7 @@ class Loop(Protocol):
     io: SocketIO
     recv_size: int
     keepalive_ticks: int
-    topics: dict[str, set[WebSocket]]
+    topics: dict[str, set[Subscriber]]
 
     @property
     def secure(self) -> bool:
@@ -120,6 +120,22 @@ class Loop(Protocol):
 
     def rewatch(self, fd: int, mask: int) -> None:
         """Change the events the loop waits for on ``fd``."""
+        ...
+
+    def cork(self) -> bool:
+        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
+        ...
+
+    def uncork(self) -> None:
+        """Write the WebSocket frames held since :meth:`cork`, one write per connection."""
+        ...
+
+    def attach(self, channel: Channel, mask: int) -> None:
+        """Serve ``channel`` from the loop: its fd joins the epoll with ``mask``."""
+        ...
+
+    def detach(self, channel: Channel) -> None:
+        """Stop serving ``channel``; its socket stays open (it belongs to whoever attached it)."""
         ...
 
     def unwatch(self, fd: int) -> None:

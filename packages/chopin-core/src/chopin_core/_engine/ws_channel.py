@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..connection import Connection
-    from ..websocket import WebSocket
+    from ..topics import Subscriber
     from .channel import Loop
 
 __all__ = ["WebSocketOutbound"]
@@ -32,7 +32,7 @@ class WebSocketOutbound:
         return self.conn.closed
 
     @property
-    def topics(self) -> dict[str, set[WebSocket]]:
+    def topics(self) -> dict[str, set[Subscriber]]:
         """The worker's topics and their subscribers."""
         return self.loop.topics
 
