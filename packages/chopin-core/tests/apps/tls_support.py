@@ -51,6 +51,7 @@ def _cert(
     *,
     ca: bool,
     sans: tuple[str, ...] = (),
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -76,8 +77,9 @@ def _cert(
                 names.append(x509.IPAddress(ipaddress.ip_address(san)))
             except ValueError:
                 names.append(x509.DNSName(san))
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     return builder.sign(signer, hashes.SHA256())
 
 
@@ -96,6 +98,32 @@ def write_chain(directory: Path, hostnames: tuple[str, ...] = ("localhost", "127
     (directory / "chain.pem").write_bytes(leaf_pem + inter_pem)
     (directory / "key.pem").write_bytes(key_pem)
     return Chain(directory / "root.pem", directory / "chain.pem", directory / "key.pem", leaf_pem, inter_pem, key_pem)
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    """Paths of the files :func:`write_client_cert` wrote."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def write_client_cert(directory: Path, name: str = "alice", ca_name: str = "test client CA") -> ClientCert:
+    """Write a client CA (``client-ca.pem``) and a client certificate it signs (``<name>.pem``, ``<name>.key``).
+
+    The client certificate's subject CN is ``name``; its extended key usage is TLS client auth.
+    """
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    cert = _cert(name, ca_name, key.public_key(), ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    pem = serialization.Encoding.PEM
+    paths = ClientCert(directory / f"{name}-ca.pem", directory / f"{name}.pem", directory / f"{name}.key")
+    paths.ca.write_bytes(ca.public_bytes(pem))
+    paths.cert.write_bytes(cert.public_bytes(pem))
+    paths.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
 
 
 def client_context(cafile: Path, alpn: tuple[str, ...] = ("h2",)) -> ssl.SSLContext:
