@@ -316,3 +316,32 @@ def test_aextract_awaits_an_extractor_that_waits_and_extract_refuses_it() -> Non
     with pytest.raises(TypeError, match=r"await ctx\.aextract"):
         ctx.extract(_User)
     assert run_blocking(ctx.aextract(_User)).name == "ada"
+
+
+def test_the_workers_inlined_context_matches_context_init() -> None:
+    """Worker._respond builds a Context without calling the class: it must set what __init__ sets."""
+    import inspect
+
+    from chopin_core import worker
+
+    source = inspect.getsource(worker.Worker._respond)
+    req = Request("GET", "/", "/", None, True, True, [b"Host: x"])
+    origin = object()
+    made = Context(req, {"a": "1"}, origin)  # type: ignore[arg-type]
+    inlined = object.__new__(Context)
+    assigned = []
+    for line in source.splitlines():
+        line = line.strip()
+        if line.startswith("ctx.") and " = " in line:
+            name, _, value = line.partition(" = ")
+            assigned.append(name.removeprefix("ctx."))
+            setattr(
+                inlined,
+                name.removeprefix("ctx."),
+                {"req": req, "params": made.params, "conn": origin}[value.split()[0]],
+            )
+    assert assigned == ["req", "params", "_origin"]
+    for slot in Context.__slots__:
+        assert hasattr(made, slot) == hasattr(inlined, slot), slot
+        if hasattr(made, slot):
+            assert getattr(made, slot) is getattr(inlined, slot), slot

@@ -15,7 +15,7 @@ from chopin_core.logs import AccessLog, JsonFormatter, JsonHandler, configure, l
 from chopin_core.worker import Worker
 
 REQUIRED = ("timestamp", "level", "worker", "message")
-ACCESS_FIELDS = ("method", "path", "status", "bytes", "duration_ms")
+ACCESS_FIELDS = ("method", "path", "status", "bytes", "duration_ms", "client", "client_port")
 
 
 def record(msg: str = "hello %s", args: tuple[object, ...] = ("world",), **extra: object) -> logging.LogRecord:
@@ -245,6 +245,7 @@ def test_access_records_carry_the_request_and_the_response(access):
     first = handler.records[0]
     assert first.name == "test_logs.access" and first.levelno == logging.INFO
     assert first.getMessage() == "GET / 200"
+    assert (first.client, first.client_port) == ("testclient", 50000)  # type: ignore[attr-defined]
     assert isinstance(first.duration_ms, float) and 0 <= first.duration_ms < 1000  # type: ignore[attr-defined]
     # The record is a complete LogRecord: a plain text formatter can use any field.
     text = logging.Formatter("%(asctime)s %(process)d %(threadName)s %(name)s %(levelname)s %(message)s")
@@ -321,6 +322,8 @@ def test_server_access_log(serve, connect):
         ("GET", "/nope", 404, 9),
     ]
     assert access[0]["message"] == "GET /user/42 200" and access[0]["worker"] == 0 and access[0]["level"] == "info"
+    # The client: the connection's peer (no trusted proxies configured).
+    assert {(d["client"], d["client_port"]) for d in access} == {conn.sock.getsockname()}
     assert all(isinstance(d["duration_ms"], float) and d["duration_ms"] >= 0 for d in access)
 
 

@@ -22,6 +22,7 @@ from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
 from chopin_core.server import parse_address
 from chopin_core.worker import Worker
+from conftest import wait_until
 
 HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parent
@@ -351,3 +352,19 @@ def test_parse_address(addr, expected):
 def test_parse_address_refuses_malformed_addresses(addr):
     with pytest.raises(ConfigError, match="address"):
         parse_address(addr)
+
+
+def test_on_worker_stop_runs_in_each_worker_when_it_stops(serve, tmp_path) -> None:
+    marker = tmp_path / "stopped.txt"
+    server = serve("apps.clients_app:app", workers=2, env={"STOP_MARKER": str(marker)})
+    pids = server.wait_for_children(2)
+    assert wait_until(lambda: marker.exists() and len(marker.read_text().splitlines()) == 2, 10.0)
+    time.sleep(0.5)  # past the start hooks, into the loops (a worker stopped while starting skips its stop hooks)
+    assert server.stop() is None
+    lines = [line for line in marker.read_text().splitlines() if not line.startswith("start")]
+    # Each worker ran both hooks, the last registered first.
+    assert len(lines) == 4, (lines, server.stderr_text())
+    for index in (0, 1):
+        mine = [line for line in lines if line.split()[1] == str(index)]
+        assert [line.split()[0] for line in mine] == ["first", "stop"], lines
+    assert {int(line.split()[2]) for line in lines if line.startswith("stop")} == set(pids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import socket
 import ssl
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from apps.tls_app import pattern
-from apps.tls_support import Chain, write_chain
+from apps.tls_support import Chain, ClientCert, write_chain, write_client_cert
 from chopin_core import ConfigError
 from chopin_core.tls import server_context
 
@@ -231,3 +232,94 @@ def test_shutdown_with_a_handshake_pending(serve, chain: Chain, big_file: Path) 
         time.sleep(0.2)
         assert server.stop() is None  # SIGTERM: exits 0 although a handshake is in flight
         assert silent.recv(1) == b""
+
+
+# -- client certificates (mTLS) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clients(tmp_path_factory: pytest.TempPathFactory) -> tuple[ClientCert, ClientCert]:
+    """alice, signed by the CA the server trusts; mallory, signed by another CA."""
+    directory = tmp_path_factory.mktemp("clients")
+    return write_client_cert(directory, "alice"), write_client_cert(directory, "mallory", "another CA")
+
+
+def mtls_server(serve, chain: Chain, alice: ClientCert, auth: str):
+    env = {"TLS_CERT": str(chain.chain), "TLS_KEY": str(chain.key), "TLS_CLIENT_CA": str(alice.ca)}
+    return serve("apps.clients_app:app", workers=1, env={**env, "TLS_CLIENT_AUTH": auth}, tls_handshake_timeout=2.0)
+
+
+def curl_cert(server, chain: Chain, *options: str, path: str = "/cert") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "--cacert", str(chain.root), *options, url(server, path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def subject_cn(cert: dict[str, object]) -> str:
+    return dict(pair[0] for pair in cert["subject"])["commonName"]  # type: ignore[attr-defined]
+
+
+def test_mtls_required_verifies_curl_client_certificates(serve, chain: Chain, clients) -> None:
+    alice, mallory = clients
+    server = mtls_server(serve, chain, alice, "required")
+    for flag in ("--http1.1", "--http2"):
+        got = curl_cert(server, chain, flag, "--cert", str(alice.cert), "--key", str(alice.key))
+        assert got.returncode == 0, got.stderr
+        cert = json.loads(got.stdout)
+        assert (
+            subject_cn(cert) == "alice" and dict(pair[0] for pair in cert["issuer"])["commonName"] == "test client CA"
+        )
+    # No certificate, or one from a CA the server does not trust: refused in the handshake.
+    for options in ((), ("--cert", str(mallory.cert), "--key", str(mallory.key))):
+        refused = curl_cert(server, chain, *options)
+        assert refused.returncode != 0 and refused.stdout == "", refused
+    # The server goes on serving.
+    got = curl_cert(server, chain, "--cert", str(alice.cert), "--key", str(alice.key), path="/client")
+    assert json.loads(got.stdout)["host"] == "127.0.0.1"
+
+
+def test_mtls_optional_lets_clients_without_a_certificate_in(serve, chain: Chain, clients) -> None:
+    alice, mallory = clients
+    server = mtls_server(serve, chain, alice, "optional")
+    anonymous = curl_cert(server, chain)
+    assert anonymous.returncode == 0 and json.loads(anonymous.stdout) is None, anonymous
+    got = curl_cert(server, chain, "--cert", str(alice.cert), "--key", str(alice.key))
+    assert subject_cn(json.loads(got.stdout)) == "alice"
+    # A certificate that is sent must still verify.
+    refused = curl_cert(server, chain, "--cert", str(mallory.cert), "--key", str(mallory.key))
+    assert refused.returncode != 0 and refused.stdout == "", refused
+    # httpx over HTTP/2 with a client certificate: ctx.peer_cert on a stream.
+    ctx = ssl.create_default_context(cafile=str(chain.root))
+    ctx.load_cert_chain(alice.cert, alice.key)
+    with httpx.Client(verify=ctx, http2=True, timeout=10.0) as client:
+        answer = client.get(url(server, "/cert"))
+        assert answer.http_version == "HTTP/2" and subject_cn(answer.json()) == "alice"
+
+
+def test_tls_without_client_ca_asks_for_no_certificate(serve, chain: Chain, clients) -> None:
+    alice, _ = clients
+    server = serve("apps.clients_app:app", workers=1, env={"TLS_CERT": str(chain.chain), "TLS_KEY": str(chain.key)})
+    assert json.loads(curl_cert(server, chain).stdout) is None
+    # A certificate the client offers anyway is never asked for, so never seen.
+    assert json.loads(curl_cert(server, chain, "--cert", str(alice.cert), "--key", str(alice.key)).stdout) is None
+    assert server_context(chain.chain, chain.key).verify_mode == ssl.CERT_NONE
+
+
+def test_client_auth_configuration_errors(chain: Chain, clients, tmp_path: Path) -> None:
+    alice, _ = clients
+    ctx = server_context(chain.chain, chain.key, client_ca=alice.ca)
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    ctx = server_context(chain.chain, chain.key, client_ca=alice.ca.read_bytes(), client_auth="optional")
+    assert ctx.verify_mode == ssl.CERT_OPTIONAL
+    with pytest.raises(ConfigError, match="client_auth='required' needs client_ca"):
+        server_context(chain.chain, chain.key, client_auth="required")
+    with pytest.raises(ConfigError, match="expected 'none', 'optional' or 'required', got 'yes'"):
+        server_context(chain.chain, chain.key, client_ca=alice.ca, client_auth="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no such file"):
+        server_context(chain.chain, chain.key, client_ca=tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match="expected PEM bytes"):
+        server_context(chain.chain, chain.key, client_ca=b"not pem")

@@ -44,6 +44,7 @@ from .errors import (
 from .forms import FormData
 from .middleware import cors, request_id, with_async_form
 from .proxy import mount_proxy, proxy
+from .ratelimit import rate_limit
 from .request import Headers, Request
 from .response import Response
 from .router import Router, RouteTable
@@ -123,6 +124,7 @@ __all__ = [
     "post",
     "proxy",
     "put",
+    "rate_limit",
     "request_id",
     "route",
     "run_blocking",

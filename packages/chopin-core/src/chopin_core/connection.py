@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._wire.h1_request import RequestParser
     from .errors import ProtocolError
     from .files import FileBody
+    from .forwarded import TrustedProxies
     from .request import Request
     from .websocket import WebSocket
 
@@ -109,6 +110,8 @@ class Connection:
         ws: the WebSocket once the connection has switched protocols.
         queued: pipelined requests (and a final protocol error) waiting for a
             stream to finish or for pending output to drain.
+        peer: the client's socket address as ``accept()`` gave it.
+        proxies: the worker's trusted proxies (``Settings.trusted_proxies``), or None.
     """
 
     __slots__ = (
@@ -123,6 +126,7 @@ class Connection:
         "out",
         "parser",
         "peer",
+        "proxies",
         "queued",
         "reading",
         "sock",
@@ -139,6 +143,7 @@ class Connection:
         self.parser = parser
         self.out: list[bytes | memoryview] = []
         self.peer: object = None
+        self.proxies: TrustedProxies | None = None
         self.big = False
         self.last_active = tick
         self.head_since = -1

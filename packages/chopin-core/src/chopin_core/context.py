@@ -12,6 +12,7 @@ from kowito_json import ValidationError, decoder_for
 from .cookies import parse_cookie_header
 from .errors import ExtractError
 from .forms import MAX_FORM_FIELD_SIZE, MAX_FORM_FIELDS, URLENCODED, FormData, parse_urlencoded
+from .forwarded import Origin, client_of
 from .multipart import MAX_PART_HEADER, MAX_PARTS, Part, parse_multipart
 from .request import Request
 from .response import Response
@@ -51,24 +52,65 @@ class Context:
         req: the :class:`~chopin_core.request.Request`.
         params: path parameters by name (still percent-encoded; see :meth:`param`).
         state: a dict middleware may use to pass values to handlers.
+
+    Args:
+        req: the request.
+        params: its path parameters.
+        origin: the connection (or HTTP/2 session) it came over, which
+            :attr:`client` and :attr:`peer_cert` read; None: no client is known.
     """
 
-    # _cookies is left unset until asked for: the hot path pays nothing for it.
-    __slots__ = ("_cookies", "_state", "params", "req")
+    # The hot path builds one Context per request, and each attribute set here costs it
+    # (measured with benchmarks/metrics_cost.py): _state and _cookies are left unset
+    # until asked for, and the origin is stored as is, its address resolved on demand.
+    __slots__ = ("_cookies", "_origin", "_state", "params", "req")
     _cookies: Mapping[str, str]
+    _state: dict[str, Any]
 
-    def __init__(self, req: Request, params: dict[str, str]) -> None:
+    def __init__(self, req: Request, params: dict[str, str], origin: Origin | None = None) -> None:
         self.req = req
         self.params = params
-        self._state: dict[str, Any] | None = None
+        self._origin = origin
+
+    @property
+    def client(self) -> tuple[str, int]:
+        """The client's ``(host, port)``.
+
+        The connection's peer, or, when that peer is one of ``Settings.trusted_proxies``,
+        the rightmost hop of ``Settings.forwarded_header`` that is not a trusted proxy
+        (its port is 0 when the header gives none).  ``("", 0)`` when unknown (a Unix
+        socket, a context built by hand); ``TestClient`` requests come from
+        ``("testclient", 50000)``.
+        """
+        return client_of(self._origin, self.req)
+
+    @property
+    def peer_cert(self) -> dict[str, Any] | None:
+        """The client's verified TLS certificate, as :meth:`ssl.SSLSocket.getpeercert` gives it, or None.
+
+        None on plain HTTP, and under TLS when the client sent no certificate
+        (``serve_tls(..., client_auth="optional")``; with ``"required"`` such a
+        client never gets this far).  A certificate is only ever here once it
+        verified against ``client_ca``.
+        """
+        sock = getattr(self._origin, "sock", None)
+        getpeercert = getattr(sock, "getpeercert", None)
+        if getpeercert is None:
+            return None
+        try:
+            cert = getpeercert()
+        except (OSError, ValueError):  # the connection closed under a waiting handler
+            return None
+        return dict(cert) if cert else None
 
     @property
     def state(self) -> dict[str, Any]:
         """Per-request storage for middleware and handlers."""
-        state = self._state
-        if state is None:
+        try:
+            return self._state
+        except AttributeError:
             state = self._state = {}
-        return state
+            return state
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """The path parameter ``name``, percent-decoded, or ``default``."""

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     import socket
 
     from ._engine.channel import Loop, Pending
+    from .forwarded import TrustedProxies
 
 __all__ = ["PREFACE", "H2Session", "ResetBudget", "preface_rest"]
 
@@ -202,6 +203,8 @@ class H2Session:
         self.sock = sock
         self.fd = sock.fileno()
         self.peer = peer
+        # Settings.trusted_proxies parsed, for ctx.client (the worker sets it; Origin).
+        self.proxies: TrustedProxies | None = None
         self.closed = False
         self._io = worker.io
         self._high_water = settings.write_high_water
@@ -502,7 +505,7 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.serve(req, partial(self._answer_later, stream_id, req))
+        resp = self.worker.serve(req, partial(self._answer_later, stream_id, req), self)
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return

@@ -29,6 +29,7 @@ import orjson
 from ._wire.h1_writer import NO_BODY
 from .errors import ConfigError
 from .files import if_range_holds, not_modified
+from .forwarded import Origin, client_of
 from .middleware import REQUEST_ID_HEADER
 from .request import Request
 from .response import Response
@@ -164,12 +165,16 @@ class AccessLog:
         # The template already holds the access fields: dict.copy() of it is one
         # memcpy, where update() or {**...} would insert key by key.
         template = logging.LogRecord(logger.name, logging.INFO, "", 0, "%s %s %d", (), None).__dict__
-        template.update(method="", path="", status=0, bytes=None, duration_ms=0.0)
+        template.update(method="", path="", status=0, bytes=None, duration_ms=0.0, client="", client_port=0)
         self._template = template
         self._start = template["created"] - template["relativeCreated"] / 1000
 
-    def emit(self, req: Request, resp: Response, elapsed_ns: int) -> None:
-        """Log ``req`` answered by ``resp`` after ``elapsed_ns``."""
+    def emit(self, req: Request, resp: Response, elapsed_ns: int, origin: Origin | None = None) -> None:
+        """Log ``req``, which came over ``origin``, answered by ``resp`` after ``elapsed_ns``.
+
+        The client (``client``, ``client_port``) is ``ctx.client``'s: the peer, or the
+        hop trusted proxies report (:mod:`chopin_core.forwarded`).
+        """
         status = resp.status
         file = resp.file_body
         if file is not None:
@@ -198,6 +203,8 @@ class AccessLog:
         fields["status"] = status
         fields["bytes"] = size
         fields["duration_ms"] = round(elapsed_ns / 1e6, 3)
+        if origin is not None:
+            fields["client"], fields["client_port"] = client_of(origin, req)
         lines = resp.extra_lines
         if _REQUEST_ID_LINE in lines:  # set by chopin_core.request_id(): one search of a short block
             start = lines.index(_REQUEST_ID_LINE) + len(_REQUEST_ID_LINE)
@@ -223,7 +230,7 @@ class _ProcessLogging:
 PROCESS: Final = _ProcessLogging()
 
 
-def worker_access_log() -> Callable[[Request, Response, int], None] | None:
+def worker_access_log() -> Callable[[Request, Response, int, Origin | None], None] | None:
     """The access-log callable a worker built now should use, or None (off, or INFO disabled)."""
     if not PROCESS.access:
         return None

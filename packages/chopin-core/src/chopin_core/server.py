@@ -20,7 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any, overload
+from typing import IO, TYPE_CHECKING, Any, overload
 
 from ._engine.fanout import SiblingMesh, TopicWiring
 from .connection import open_listener, probe_port
@@ -35,6 +35,9 @@ from .response import Response
 from .router import Router, RouteTable
 from .settings import Settings
 from .worker import Worker
+
+if TYPE_CHECKING:
+    from .tls import ClientAuth
 
 __all__ = ["Chopin", "parse_address"]
 
@@ -76,6 +79,7 @@ class Chopin:
         self.router = router if router is not None else Router()
         self.settings = settings
         self._on_worker_start: list[Callable[[int], None]] = []
+        self._on_worker_stop: list[Callable[[int], None]] = []
         self._metrics_block: MetricsBlock | None = None
         self.hooks = Hooks()
         self._metrics_wanted = False
@@ -234,6 +238,17 @@ class Chopin:
         self._on_worker_start.append(hook)
         return hook
 
+    def on_worker_stop(self, hook: Callable[[int], None]) -> Callable[[int], None]:
+        """Run ``hook(worker_index)`` in each worker once its loop has stopped (close pools here).
+
+        It runs after a graceful stop (SIGTERM/SIGINT, or the supervisor gone), when
+        every connection of the worker is closed, and after a worker's loop failed;
+        not when the worker is killed (nor stopped while still starting).  Hooks run in reverse order of registration,
+        each once; one that raises is logged and the others still run.
+        """
+        self._on_worker_stop.append(hook)
+        return hook
+
     def compile(self) -> RouteTable:
         """The route table the workers serve, once the extensions' start-up checks pass.
 
@@ -272,6 +287,8 @@ class Chopin:
         *,
         password: str | None = None,
         minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+        client_ca: str | os.PathLike[str] | bytes | None = None,
+        client_auth: ClientAuth | None = None,
     ) -> None:
         """Serve HTTPS until SIGTERM/SIGINT: TLS 1.2+ in each worker's epoll loop.
 
@@ -285,15 +302,31 @@ class Chopin:
             key_pem: the private key, as a file path or PEM bytes.
             password: the key's password, if it is encrypted.
             minimum_version: the oldest TLS version accepted.
+            client_ca: mTLS: the CA certificates (PEM path or bytes) client
+                certificates must chain to.  A verified client certificate is at
+                ``ctx.peer_cert``.
+            client_auth: ``"required"`` (the default with ``client_ca``: a client
+                without a valid certificate fails the handshake), ``"optional"`` (a
+                client may send none: ``ctx.peer_cert`` is then None; one it sends
+                must verify) or ``"none"``.
 
         Raises:
-            ConfigError: the certificate or key is missing or does not load.
+            ConfigError: the certificate, key or CA is missing or does not load, or
+                ``client_auth`` asks for certificates without ``client_ca``.
         """
         from .tls import h2_available, server_context
 
         settings = self.resolve_settings(addr)
         alpn = ("h2", "http/1.1") if settings.http2 and h2_available() else ("http/1.1",)
-        ctx = server_context(cert_pem, key_pem, password=password, alpn=alpn, minimum_version=minimum_version)
+        ctx = server_context(
+            cert_pem,
+            key_pem,
+            password=password,
+            alpn=alpn,
+            minimum_version=minimum_version,
+            client_ca=client_ca,
+            client_auth=client_auth,
+        )
         self._serve(addr, ctx)
 
     def _serve(self, addr: str | None, tls: ssl.SSLContext | None) -> None:
@@ -314,9 +347,14 @@ class Chopin:
             scheme = "https" if tls is not None else "http"
             log.info("chopin serving %s on %s:%d (1 worker, pid %d)", scheme, settings.host, port, os.getpid())
             wiring = TopicWiring(backplane=self._backplane)
-            Worker(table, settings, 0, listener, block, self.hooks, tls, wiring).run()
+            try:
+                Worker(table, settings, 0, listener, block, self.hooks, tls, wiring).run()
+            finally:
+                self._stop_worker(0)
             return
-        Supervisor(table, settings, self._start_worker, block, self.hooks, tls, self._backplane).run()
+        Supervisor(
+            table, settings, self._start_worker, block, self.hooks, tls, self._backplane, self._stop_worker
+        ).run()
 
     def _start_worker(self, index: int, settings: Settings) -> None:
         if settings.pin_workers and hasattr(os, "sched_setaffinity"):
@@ -324,6 +362,13 @@ class Chopin:
             os.sched_setaffinity(0, {cpus[index % len(cpus)]})
         for hook in self._on_worker_start:
             hook(index)
+
+    def _stop_worker(self, index: int) -> None:
+        for hook in reversed(self._on_worker_stop):
+            try:
+                hook(index)
+            except Exception:
+                log.exception("worker %d: on_worker_stop hook %r failed", index, hook)
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -382,6 +427,7 @@ class Supervisor:
         hooks: the app's lifecycle hooks.
         tls: serve TLS with this context.
         backplane: the topics' backplane URL (see :meth:`Chopin.with_backplane`).
+        stop_hook: called in each child once its loop has stopped (or failed).
     """
 
     def __init__(
@@ -393,10 +439,12 @@ class Supervisor:
         hooks: Hooks | None = None,
         tls: ssl.SSLContext | None = None,
         backplane: str | None = None,
+        stop_hook: Callable[[int], None] | None = None,
     ) -> None:
         self.table = table
         self.tls = tls
         self.backplane = backplane
+        self.stop_hook = stop_hook
         # The workers' topic fan-out, made before the first fork and kept for restarts.
         self.mesh: SiblingMesh | None = None
         self.metrics = metrics
@@ -475,7 +523,11 @@ class Supervisor:
                 assert self.mesh is not None
                 wiring = TopicWiring(self.mesh.origin, self.mesh.link(index), self.backplane)
                 worker = Worker(self.table, self.settings, index, listener, self.metrics, self.hooks, self.tls, wiring)
-                worker.run(supervisor=supervisor)
+                try:
+                    worker.run(supervisor=supervisor)
+                finally:
+                    if self.stop_hook is not None:
+                        self.stop_hook(index)
             except BaseException:
                 log.exception("worker %d failed", index)
                 code = 1

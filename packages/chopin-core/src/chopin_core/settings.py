@@ -15,6 +15,9 @@ from .errors import ConfigError
 
 __all__ = ["Settings"]
 
+# Fields that are not limits (every other field is a number >= 0).
+_NOT_NUMBERS = frozenset({"host", "trusted_proxies", "forwarded_header"})
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
@@ -49,6 +52,10 @@ class Settings:
         websocket_idle_timeout: seconds a WebSocket may stay silent both ways.
         write_high_water: pending output bytes past which a connection stops
             being read until it drains.
+        max_pipeline_depth: pipelined requests one connection gets answered in one
+            turn; the rest wait, unread, until the worker has served the other
+            connections ready at that moment (fairness under pipelining); 0: no limit
+            (``CHOPIN_MAX_PIPELINE_DEPTH``).
         shutdown_grace: seconds in-flight requests get on SIGTERM/SIGINT.
         max_waiting_handlers: ``async def`` handlers one worker keeps waiting at once;
             past it a request gets 503 with ``Retry-After`` (``CHOPIN_MAX_WAITING_HANDLERS``).
@@ -85,6 +92,13 @@ class Settings:
         h2_max_request_buffer: request-body bytes one HTTP/2 connection may hold across
             its unfinished streams (413 for the stream past it; never below
             ``max_body_size``).
+        trusted_proxies: addresses or CIDR networks of the reverse proxies in front of
+            the server.  When a connection's peer is one of them, the client address
+            (``ctx.client``, ``REMOTE_ADDR``, the access log) is read from
+            ``forwarded_header``: the rightmost hop that is not a trusted proxy.  Empty
+            (the default): no header is believed (``CHOPIN_TRUSTED_PROXIES``, comma-separated).
+        forwarded_header: the header those proxies append to: ``"x-forwarded-for"``
+            or ``"forwarded"`` (RFC 7239); only this one is read (``CHOPIN_FORWARDED_HEADER``).
     """
 
     host: str = "0.0.0.0"
@@ -104,6 +118,7 @@ class Settings:
     websocket_idle_timeout: float = 300.0
     header_timeout: float = 10.0
     write_high_water: int = 1024 * 1024
+    max_pipeline_depth: int = 64
     shutdown_grace: float = 10.0
     max_waiting_handlers: int = 1024
     handler_timeout: float = 30.0
@@ -124,11 +139,13 @@ class Settings:
     h2_worker_max_resets_per_second: int = 1000
     h2_max_pending_output: int = 4 * 1024 * 1024
     h2_max_request_buffer: int = 16 * 1024 * 1024
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: str = "x-forwarded-for"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, bool) or field.name == "host":
+            if isinstance(value, bool) or field.name in _NOT_NUMBERS:
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"setting {field.name}: expected a finite number, got {value!r}")
@@ -147,6 +164,13 @@ class Settings:
             raise ConfigError(f"setting h2_max_frame_size: expected 16384..16777215, got {self.h2_max_frame_size}")
         if self.tls_handshake_timeout <= 0:
             raise ConfigError(f"setting tls_handshake_timeout: expected > 0, got {self.tls_handshake_timeout}")
+        proxies: object = self.trusted_proxies  # a str is a sequence too: refuse it, not its characters
+        if isinstance(proxies, str):
+            raise ConfigError(f"setting trusted_proxies: expected a sequence of networks, got {proxies!r}")
+        object.__setattr__(self, "trusted_proxies", tuple(self.trusted_proxies))  # a list given: frozen as a tuple
+        from .forwarded import TrustedProxies
+
+        TrustedProxies(self.trusted_proxies, self.forwarded_header)  # raises ConfigError on a bad entry
 
     @property
     def worker_count(self) -> int:
@@ -185,6 +209,7 @@ class Settings:
             "CHOPIN_MAX_WAITING_HANDLERS": "max_waiting_handlers",
             "CHOPIN_HANDLER_TIMEOUT": "handler_timeout",
             "CHOPIN_WORKER_THREADS": "worker_threads",
+            "CHOPIN_MAX_PIPELINE_DEPTH": "max_pipeline_depth",
             "CHOPIN_TLS_HANDSHAKE_TIMEOUT": "tls_handshake_timeout",
         }
         floats = {"keepalive_timeout", "websocket_idle_timeout", "header_timeout", "shutdown_grace"}
@@ -218,5 +243,11 @@ class Settings:
             else:
                 expected = "1/0, true/false, yes/no or on/off"
                 raise ConfigError(f"environment {var}: expected {expected}, got {flag!r}")
+        proxies = env.get("CHOPIN_TRUSTED_PROXIES", "").strip()
+        if proxies:
+            values["trusted_proxies"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
+        header = env.get("CHOPIN_FORWARDED_HEADER", "").strip()
+        if header:
+            values["forwarded_header"] = header.lower()
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -24,14 +24,23 @@ import ssl
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .files import FileBody
 
-__all__ = ["TlsHandshake", "TlsIO", "copy_file", "h2_available", "send_close_notify", "server_context", "wrap"]
+__all__ = [
+    "ClientAuth",
+    "TlsHandshake",
+    "TlsIO",
+    "copy_file",
+    "h2_available",
+    "send_close_notify",
+    "server_context",
+    "wrap",
+]
 
 log = logging.getLogger("chopin_core.tls")
 
@@ -39,6 +48,11 @@ log = logging.getLogger("chopin_core.tls")
 COPY_CHUNK: Final = 64 * 1024
 
 PemSource = str | os.PathLike[str] | bytes
+
+ClientAuth = Literal["none", "optional", "required"]
+"""Whether a TLS server asks clients for a certificate (mTLS), and whether it insists."""
+
+_VERIFY_MODES: Final = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 def h2_available() -> bool:
@@ -71,6 +85,21 @@ def _load_chain(ctx: ssl.SSLContext, cert: PemSource, key: PemSource, password: 
         ) from None
 
 
+def _load_client_ca(ctx: ssl.SSLContext, source: PemSource) -> None:
+    """Trust ``source`` (a PEM path or PEM bytes) for client certificates."""
+    try:
+        if isinstance(source, bytes):
+            if b"-----BEGIN " not in source:
+                raise ConfigError(f"TLS client_ca: expected PEM bytes (-----BEGIN ...), got {source[:20]!r}")
+            ctx.load_verify_locations(cadata=source.decode("ascii"))
+        else:
+            if not os.path.isfile(source):
+                raise ConfigError(f"TLS client_ca {os.fspath(source)!r}: no such file")
+            ctx.load_verify_locations(cafile=source)
+    except (ssl.SSLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"TLS client_ca: cannot load ({getattr(exc, 'reason', None) or exc})") from None
+
+
 def _as_path(source: PemSource, target: Path) -> PemSource:
     if not isinstance(source, bytes):
         return source
@@ -89,8 +118,10 @@ def server_context(
     password: str | None = None,
     alpn: Sequence[str] = ("h2", "http/1.1"),
     minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    client_ca: PemSource | None = None,
+    client_auth: ClientAuth | None = None,
 ) -> ssl.SSLContext:
-    """A server :class:`ssl.SSLContext`: TLS 1.2+, the given chain, ALPN.
+    """A server :class:`ssl.SSLContext`: TLS 1.2+, the given chain, ALPN, and optionally mTLS.
 
     Args:
         cert: the certificate chain (leaf first, then intermediates) as a path or PEM bytes.
@@ -98,11 +129,24 @@ def server_context(
         password: the key's password, if it is encrypted.
         alpn: protocols offered, most preferred first.
         minimum_version: the oldest TLS version accepted (TLS 1.2 or later).
+        client_ca: the CA certificates (a PEM path or PEM bytes) that client
+            certificates must chain to; None: no client certificates are asked for.
+        client_auth: ``"required"`` (the default with ``client_ca``) refuses a
+            handshake without a valid client certificate; ``"optional"`` asks for one
+            and accepts a client that sends none (a certificate that is sent must
+            still verify); ``"none"`` (the default without ``client_ca``) asks for none.
 
     Raises:
         ConfigError: a file is missing, the PEM does not load, the key does not
-            match the certificate, or ``minimum_version`` is older than TLS 1.2.
+            match the certificate, ``minimum_version`` is older than TLS 1.2,
+            ``client_auth`` is unknown, or it asks for certificates without ``client_ca``.
     """
+    if client_auth is None:
+        client_auth = "none" if client_ca is None else "required"
+    if client_auth not in _VERIFY_MODES:
+        raise ConfigError(f"TLS client_auth: expected 'none', 'optional' or 'required', got {client_auth!r}")
+    if client_auth != "none" and client_ca is None:
+        raise ConfigError(f"TLS client_auth={client_auth!r} needs client_ca: the CA client certificates must chain to")
     if minimum_version < ssl.TLSVersion.TLSv1_2:
         raise ConfigError(f"TLS minimum_version: expected TLS 1.2 or later, got {minimum_version.name}")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -111,6 +155,9 @@ def server_context(
     # compression invites CRIME.
     ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     _load_chain(ctx, cert, key, password)
+    if client_ca is not None and client_auth != "none":
+        _load_client_ca(ctx, client_ca)
+        ctx.verify_mode = _VERIFY_MODES[client_auth]
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx

@@ -62,6 +62,7 @@ from .context import Context
 from .error_handlers import exception_response, failure_to_log
 from .errors import HandlerTimeout, ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
+from .forwarded import Origin, TrustedProxies
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
@@ -111,6 +112,8 @@ _CHUNKED: Final = CHUNKED
 _LAST_CHUNK: Final = LAST_CHUNK
 _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
+# Context(req, params, conn) on the hot path without the class call (see _respond).
+_new_object: Final = object.__new__
 
 
 class _Extensions:
@@ -135,6 +138,10 @@ class _Extensions:
         wiring: how this worker's topics reach its siblings and the backplane.
         corked: connections with WebSocket frames held until a batch is handled (see ``Worker.cork``).
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
+        proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
+            each connection gets it (``Connection.proxies``) for ``ctx.client``.
+        turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
+            waiting (with their requests queued, unread) for the loop's next pass.
     """
 
     __slots__ = (
@@ -143,12 +150,14 @@ class _Extensions:
         "h2_resets",
         "handshake_ticks",
         "http2",
+        "proxies",
         "side",
         "supervisor",
         "tasks",
         "tls",
         "tls_io",
         "topics",
+        "turns",
         "upstreams",
         "waiting",
         "wake_fd",
@@ -175,6 +184,10 @@ class _Extensions:
         self.wiring: TopicWiring | None = None
         self.corked: set[Connection] | None = None
         self.topics: TopicService | None = None
+        self.turns: dict[Connection, None] = {}
+        self.proxies = (
+            TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
+        )
 
 
 class Worker:
@@ -247,7 +260,7 @@ class Worker:
         self._ep: select.epoll | None = None
         # emit(request, response, handler_ns) per response, or None: access log off
         # (with_logging(access_log=True) switches it on in each worker process).
-        self.access_log: Callable[[Request, Response, int], None] | None = worker_access_log()
+        self.access_log: Callable[[Request, Response, int, Origin | None], None] | None = worker_access_log()
         # CPython 3.11 keeps up to 29 instance attributes in the shared-key layout
         # that makes every `self.x` on the hot path fast; past it all of them slow
         # down (measured: 3-6 % more CPU per plaintext request).  So TLS and HTTP/2 add two attributes:
@@ -345,6 +358,8 @@ class Worker:
                                 os.read(wake_r, 512)
                             except OSError:
                                 pass
+                            if ext.turns:
+                                self._take_turns()
                         elif tasks is not None and fd in tasks.fds:
                             tasks.on_event(fd, ev)
                         else:
@@ -534,6 +549,7 @@ class Worker:
                 continue
             conn = Connection(sock, RequestParser(self._limits), self.tick)
             conn.peer = _addr
+            conn.proxies = self._ext.proxies
             conns[conn.fd] = conn
             register(conn.fd, _READ_MASK)
             self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
@@ -613,6 +629,9 @@ class Worker:
         queued = conn.queued
         respond = self._respond
         high_water = self.settings.write_high_water
+        # Pipelined requests answered in this turn (no limit without a loop: answer()).
+        depth = self.settings.max_pipeline_depth if self._ep is not None else 0
+        answered = 0
         for event in events:
             if conn.close_after:
                 break  # nothing after "Connection: close" or an error is answered
@@ -621,19 +640,23 @@ class Worker:
                 or conn.file is not None
                 or queued
                 or (conn.big and pending_bytes(out) > high_water)
+                or (depth and answered >= depth)
             ):
-                # A stream is being sent or too much output is pending: later
-                # requests wait their turn, and the connection is not read meanwhile.
+                # A stream is being sent, too much output is pending or this connection's
+                # turn is over (max_pipeline_depth): later requests wait their turn, and
+                # the connection is not read meanwhile.
                 if event is not CONTINUE:
                     queued.append(event)  # type: ignore[arg-type]
                 self._stop_reading(conn)
                 continue
             if type(event) is Request:
                 respond(conn, event, out)
+                answered += 1
             elif event is CONTINUE:
                 out.append(_CONTINUE_LINE)
             elif isinstance(event, Request):  # a SpooledRequest: its body is in a temporary file
                 respond(conn, event, out)
+                answered += 1
             else:
                 assert isinstance(event, ProtocolError)
                 if type(event) is UnsupportedVersion and self._ext.http2 and self._h2_prior_knowledge(conn, data):
@@ -641,6 +664,8 @@ class Worker:
                 self._error_response(event, out)
                 conn.close_after = True
                 self._stop_reading(conn)
+        if depth and answered >= depth and queued and not conn.close_after:
+            self._end_turn(conn)  # the rest wait until the other connections ready now are served
         self.flush(conn)
 
     def _respond(
@@ -663,7 +688,15 @@ class Worker:
             if resp is None:
                 handler, params = self._lookup(req.method, req.path)
                 try:
-                    resp = handler(Context(req, params))
+                    # Context(req, params, conn), built without the class call: object.__new__
+                    # and the three slot stores of Context.__init__ cost ~400 instructions less
+                    # per request than type.__call__ + __init__ (benchmarks/metrics_cost.py).
+                    # tests/test_context.py pins this twin to Context.__init__.
+                    ctx = _new_object(Context)
+                    ctx.req = req
+                    ctx.params = params
+                    ctx._origin = conn  # noqa: SLF001  the twin of Context.__init__, see above
+                    resp = handler(ctx)
                     if type(resp) is not Response:
                         # An async def handler: it waits off this path (None) or answered at once.
                         answered = self._await_handler(conn, req, handler, resp)
@@ -689,7 +722,7 @@ class Worker:
         if tally:
             tally[status](started)  # reads the clock itself: see WorkerMetrics
         if access:
-            access(req, resp, monotonic_ns() - started)
+            access(req, resp, monotonic_ns() - started, conn)
         line = STATUS_LINES.get(status) or status_line(status)
         keep = req.keep_alive and not resp.close and not self.stopping
         if keep:
@@ -743,6 +776,7 @@ class Worker:
         result: object,
         later: Callable[[Response], None] | None = None,
         started: int = 0,
+        origin: Origin | None = None,
     ) -> Response | _Awaiting | None:
         """A handler returned something other than a Response: a coroutine waits, anything else is an error.
 
@@ -769,7 +803,7 @@ class Worker:
         tasks = self._scheduler()
         if conn is None:
             assert later is not None
-            deliver = self._deliver_later(req, started, later)
+            deliver = self._deliver_later(req, started, later, origin)
             waiting = _Awaiting(conn, req, handler, started, Task(coro, None), ext, deliver, self._handler_failed)
         else:
             waiting = _Awaiting(
@@ -818,10 +852,10 @@ class Worker:
             pass  # the pipe is full: the loop is awake anyway
 
     def _deliver_later(
-        self, req: Request, started: int, later: Callable[[Response], None]
+        self, req: Request, started: int, later: Callable[[Response], None], origin: Origin | None
     ) -> Callable[[_Awaiting], None]:
         def deliver(waiting: _Awaiting) -> None:
-            later(self._served(req, waiting.answer(), started))
+            later(self._served(req, waiting.answer(), started, origin))
 
         return deliver
 
@@ -919,12 +953,12 @@ class Worker:
             table = self._ext.upstreams = UpstreamTable(self)
         table.start(conn, req, resp, keep, started)
 
-    def account(self, req: Request, resp: Response, started: int) -> None:
+    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
         """Metrics and access log for a response finished outside :meth:`_respond` (proxied, HTTP/2)."""
         if self._tally is not None:
             self._tally[resp.status](started)
         if self.access_log is not None:
-            self.access_log(req, resp, monotonic_ns() - started)
+            self.access_log(req, resp, monotonic_ns() - started, origin)
 
     def _run_pre_routing(self, req: Request) -> Response | Literal[Verdict.DROP] | None:
         """The pre-routing hook's answer: a response, DROP, or None to route as usual."""
@@ -1421,13 +1455,22 @@ class Worker:
             self._contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
 
     def _resume_queued(self, conn: Connection) -> None:
-        """Answer waiting requests until one starts a stream or the output is over high water."""
+        """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
+        turns = self._ext.turns
+        if conn in turns:
+            return  # waiting for the loop's next pass (max_pipeline_depth)
         queued = conn.queued
         out = conn.out
         high_water = self.settings.write_high_water
+        depth = self.settings.max_pipeline_depth if self._ep is not None else 0
+        answered = 0
         while queued and conn.stream is None and not conn.close_after:
             if conn.big and pending_bytes(out) > high_water:
                 return
+            if depth and answered >= depth:
+                self._end_turn(conn)
+                return
+            answered += 1
             event = queued.pop(0)
             if isinstance(event, Request):
                 self._respond(conn, event, out)
@@ -1437,6 +1480,30 @@ class Worker:
                 conn.close_after = True
         if conn.close_after:
             queued.clear()
+
+    def _end_turn(self, conn: Connection) -> None:
+        """``conn`` had ``max_pipeline_depth`` requests answered: the rest wait for the loop's next pass.
+
+        The wake-up pipe makes that pass come at once, after the connections that are
+        ready now; meanwhile ``conn`` is not read (its queued requests are answered first).
+        """
+        turns = self._ext.turns
+        if not turns:
+            self._wake()
+        turns[conn] = None
+        self._stop_reading(conn)
+
+    def _take_turns(self) -> None:
+        """The loop's next pass: answer the next turn of each connection that waited (see :meth:`_end_turn`)."""
+        ext = self._ext
+        waiting, ext.turns = ext.turns, {}
+        for conn in waiting:
+            if conn.closed:
+                continue
+            try:
+                self.flush(conn)  # answers up to max_pipeline_depth more, then writes
+            except Exception as exc:
+                self._contain(conn.fd, exc)
 
     def _wait_writable(self, conn: Connection) -> None:
         if not conn.waiting_write:
@@ -1494,7 +1561,7 @@ class Worker:
 
     # -- in process, no socket ---------------------------------------------------------
 
-    def answer(self, data: bytes) -> bytes:
+    def answer(self, data: bytes, peer: tuple[str, int] = ("testclient", 50000)) -> bytes:
         """Serve ``data`` in this process, with no socket, and return the bytes a client would read.
 
         ``data`` is one or more HTTP/1.1 requests (pipelined, or malformed): each is
@@ -1507,11 +1574,14 @@ class Worker:
 
         Args:
             data: the bytes a client sends.
+            peer: the client address the requests come from (``ctx.client``).
 
         Returns:
             Every response's bytes, in order.
         """
         conn = Connection(None, RequestParser(self._limits), 0)
+        conn.peer = peer
+        conn.proxies = self._ext.proxies
         out = conn.out
         for event in conn.parser.feed(data):
             if isinstance(event, Request):
@@ -1533,7 +1603,9 @@ class Worker:
 
     # -- TLS and HTTP/2 (side connections) ----------------------------------------------
 
-    def serve(self, req: Request, later: Callable[[Response], None] | None = None) -> Response | Pending | None:
+    def serve(
+        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
+    ) -> Response | Pending | None:
         """Route one request the way :meth:`_respond` does, for protocols other than HTTP/1.1.
 
         Runs the pre-routing hook, the handler and its middleware, and records
@@ -1542,7 +1614,8 @@ class Worker:
         is the plain-HTTP hot path.)  An ``async def`` handler that waits returns
         a :class:`Pending` (cancel it if the stream goes away; its ``expire`` once a
         second enforces ``handler_timeout``) and its response goes to ``later``;
-        without ``later`` it runs to its end here.
+        without ``later`` it runs to its end here.  ``origin`` (the HTTP/2 session)
+        is what ``ctx.client`` and ``ctx.peer_cert`` read.
         """
         access = self.access_log
         started = monotonic_ns() if self._tally is not None or access is not None else 0
@@ -1555,18 +1628,18 @@ class Worker:
         if resp is None:
             handler, params = self._lookup(req.method, req.path)
             try:
-                resp = handler(Context(req, params))
+                resp = handler(Context(req, params, origin))
                 if type(resp) is not Response:
-                    waited = self._await_handler(None, req, handler, resp, later, started)
+                    waited = self._await_handler(None, req, handler, resp, later, started, origin)
                     if type(waited) is _Awaiting:
                         return waited
                     assert isinstance(waited, Response)
                     resp = waited
             except Exception as exc:
                 resp = self._handler_failed(req, exc)
-        return self._served(req, resp, started)
+        return self._served(req, resp, started, origin)
 
-    def _served(self, req: Request, resp: Response, started: int) -> Response:
+    def _served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
         """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
         stream = resp.stream_body
         if stream is not None:
@@ -1575,7 +1648,7 @@ class Worker:
             if first:
                 resp.stream_body = _Primed(first, stream)
         if self._tally is not None or self.access_log is not None:
-            self.account(req, resp, started)
+            self.account(req, resp, started, origin)
         return resp
 
     def _start_tls(self, sock: socket.socket, peer: object) -> None:
@@ -1624,6 +1697,7 @@ class Worker:
             return
         conn = Connection(sock, RequestParser(self._limits), self.tick)
         conn.peer = shake.peer
+        conn.proxies = ext.proxies
         self.conns[fd] = conn
         self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
         if sock.pending():
@@ -1645,6 +1719,7 @@ class Worker:
         if ext.h2_resets is None:
             ext.h2_resets = ResetBudget(self.settings.h2_worker_max_resets_per_second)
         session = H2Session(self, sock, peer, ext.h2_resets)
+        session.proxies = ext.proxies
         self._ext.side[session.fd] = session
         session.start(initial)
         if initial == b"" and not session.closed:

@@ -33,8 +33,13 @@ _ENGINE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"
 
 
 def environ_for(ctx: Context, script_name: str = "", server: tuple[str, int] = ("localhost", 80)) -> dict[str, Any]:
-    """The PEP 3333 environ of ``ctx``'s request, mounted at ``script_name``."""
+    """The PEP 3333 environ of ``ctx``'s request, mounted at ``script_name``.
+
+    ``REMOTE_ADDR`` and ``REMOTE_PORT`` are ``ctx.client``'s (trusted-proxy aware; the
+    port is ``"0"`` when a proxy did not report it).
+    """
     req = ctx.req
+    remote_addr, remote_port = ctx.client
     # PATH_INFO is the decoded path as latin-1 text (PEP 3333 "native strings").
     path = unquote_to_bytes(req.path).decode("latin-1")
     if script_name and path.startswith(script_name):
@@ -47,6 +52,8 @@ def environ_for(ctx: Context, script_name: str = "", server: tuple[str, int] = (
         "SERVER_NAME": server[0],
         "SERVER_PORT": str(server[1]),
         "SERVER_PROTOCOL": req.version,
+        "REMOTE_ADDR": remote_addr,
+        "REMOTE_PORT": str(remote_port),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.input": io.BytesIO(req.body),

@@ -15,7 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h2.config
 import h2.connection
@@ -100,20 +100,29 @@ def write_chain(directory: Path, hostnames: tuple[str, ...] = ("localhost", "127
     return Chain(directory / "root.pem", directory / "chain.pem", directory / "key.pem", leaf_pem, inter_pem, key_pem)
 
 
-def write_client_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """Write a client CA and a client certificate it signs (for mutual TLS): ``(ca.pem, cert.pem, key.pem)``."""
+class ClientCert(NamedTuple):
+    """Paths of the files :func:`write_client_cert` wrote (unpacks as ``ca, cert, key``)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def write_client_cert(directory: Path, name: str = "alice", ca_name: str = "test client CA") -> ClientCert:
+    """Write a client CA (``client-ca.pem``) and a client certificate it signs (``<name>.pem``, ``<name>.key``).
+
+    The client certificate's subject CN is ``name``; its extended key usage is TLS client auth.
+    """
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("test client CA", "test client CA", ca_key.public_key(), ca_key, ca=True)
-    leaf = _cert(
-        "test client", "test client CA", leaf_key.public_key(), ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH
-    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    cert = _cert(name, ca_name, key.public_key(), ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     pem = serialization.Encoding.PEM
-    key_pem = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    (directory / "client-ca.pem").write_bytes(ca.public_bytes(pem))
-    (directory / "client-cert.pem").write_bytes(leaf.public_bytes(pem))
-    (directory / "client-key.pem").write_bytes(key_pem)
-    return directory / "client-ca.pem", directory / "client-cert.pem", directory / "client-key.pem"
+    paths = ClientCert(directory / f"{name}-ca.pem", directory / f"{name}.pem", directory / f"{name}.key")
+    paths.ca.write_bytes(ca.public_bytes(pem))
+    paths.cert.write_bytes(cert.public_bytes(pem))
+    paths.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
 
 
 def client_context(cafile: Path, alpn: tuple[str, ...] = ("h2",)) -> ssl.SSLContext:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..forwarded import Origin
     from ..request import Request
     from ..response import Response
     from ..settings import Settings
@@ -146,16 +147,18 @@ class Loop(Protocol):
         """Close a channel's socket and forget it (``error``: why, for the teardown hook)."""
         ...
 
-    def serve(self, req: Request, later: Callable[[Response], None] | None = None) -> Response | Pending | None:
-        """Route and answer one request; None when the pre-routing hook dropped it.
+    def serve(
+        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
+    ) -> Response | Pending | None:
+        """Route and answer one request that came over ``origin``; None when the pre-routing hook dropped it.
 
         An ``async def`` handler that waits gives a :class:`Pending`; its response goes
         to ``later`` once it has finished (without ``later`` it runs to its end first).
         """
         ...
 
-    def account(self, req: Request, resp: Response, started: int) -> None:
-        """Metrics and access log for a response finished outside the HTTP/1.1 path."""
+    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
+        """Metrics and access log for a response finished outside the HTTP/1.1 path (``origin``: its connection)."""
         ...
 
     def flush(self, conn: Connection) -> None:
