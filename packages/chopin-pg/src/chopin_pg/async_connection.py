@@ -286,6 +286,8 @@ class AsyncConnection:
         if self._closed:
             return False
         if not self._reading:
+            if self._out and self._cork is None:
+                self._flush()  # what a cancelled reader left unwritten (the socket was full)
             self._read_available()
         return not self._closed
 

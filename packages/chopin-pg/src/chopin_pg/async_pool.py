@@ -106,17 +106,18 @@ class AsyncPool:
             least = 0
             dead: list[AsyncConnection] = []
             busy: AsyncConnection | None = None  # a draining one, if nothing else will do
+            for conn in list(self._draining):
+                # Read, without waiting, what came back for it; done: shared again.
+                if not conn.check_idle():
+                    dead.append(conn)
+                elif not conn.pending:
+                    self._draining.discard(conn)
             for conn in self._conns:
-                if conn in self._pinned:
+                if conn in self._pinned or conn in dead:
                     continue
                 if conn in self._draining:
-                    if not conn.check_idle():  # reads, without waiting, what has come back
-                        dead.append(conn)
-                        continue
-                    if conn.pending:
-                        busy = conn
-                        continue  # still busy with the cancelled block's query
-                    self._draining.discard(conn)
+                    busy = conn
+                    continue  # still busy with the cancelled block's query
                 pending = conn.pending
                 if pending == 0:
                     # Idle: nobody reads it, so a session the server ended meanwhile is found
