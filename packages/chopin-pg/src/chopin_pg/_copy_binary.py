@@ -66,13 +66,17 @@ class FieldCodec:
         name: The type's name, for error messages.
         accepts: Python types :attr:`encode` takes (checked with ``isinstance``).
         encode: Returns the field's bytes (without the length).
-        exact: The one Python type the compiled loop encodes inline (``type(v) is exact``), or ``None``.
+        exact: The Python type the compiled loop encodes inline, or ``None`` (it calls :attr:`encode`).
+        strict: Whether a value must be an instance of :attr:`accepts` before :attr:`encode` sees it
+            (``bool``, whose encoder would take anything); integers, floats and text are judged by
+            their encoder (what ``struct`` packs, what has ``encode()``), so the compiled loop
+            need not check their types.
         fixed: The struct format character of that inline value (``"i"``, ``"d"``...), or ``""`` for
             a variable-length value (``str``, encoded as UTF-8).
         size: The byte size of a fixed inline value.
     """
 
-    __slots__ = ("accepts", "encode", "exact", "fixed", "name", "size")
+    __slots__ = ("accepts", "encode", "exact", "fixed", "name", "size", "strict")
 
     def __init__(
         self,
@@ -88,6 +92,7 @@ class FieldCodec:
         self.exact = exact
         self.fixed = fixed
         self.size = struct.calcsize("!" + fixed) if fixed else 0
+        self.strict = exact is None or exact is bool
 
 
 def _encode_str(value: Any) -> bytes:
@@ -180,13 +185,13 @@ def encode_row(codecs: Sequence[FieldCodec], values: Sequence[Any]) -> bytes:
         if value is None:
             append(_NULL)
             continue
-        if not isinstance(value, codec.accepts):
-            expected = " or ".join(kind.__name__ for kind in codec.accepts)
-            message = f"COPY column {i + 1} ({codec.name}): expected {expected}, got {type(value).__name__}"
-            raise DataError({"M": message, "C": "22P03"})
+        if codec.strict and not isinstance(value, codec.accepts):
+            raise _wrong_type(i, codec, value)
         try:
             data = codec.encode(value)
-        except (struct.error, OverflowError, ValueError) as exc:
+        except (struct.error, OverflowError, ValueError, TypeError, AttributeError) as exc:
+            if not isinstance(value, codec.accepts):
+                raise _wrong_type(i, codec, value) from None
             raise DataError(
                 {"M": f"COPY column {i + 1} ({codec.name}): cannot encode {value!r}: {exc}", "C": "22003"}
             ) from None
@@ -195,11 +200,17 @@ def encode_row(codecs: Sequence[FieldCodec], values: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
+def _wrong_type(i: int, codec: FieldCodec, value: Any) -> DataError:
+    expected = " or ".join(kind.__name__ for kind in codec.accepts)
+    message = f"COPY column {i + 1} ({codec.name}): expected {expected}, got {type(value).__name__}"
+    return DataError({"M": message, "C": "22P03"})
+
+
 def _source(codecs: Sequence[FieldCodec]) -> tuple[str, list[str]]:
     """The generated ``write_rows`` source and the struct formats it uses as ``pack0, pack1...`` (pure).
 
-    Every piece of a row is computed before the first is appended, so a value that
-    cannot be encoded leaves the buffer as it was and the generic encoder reports it.
+    The row's bytes are built before they are appended, so a value that cannot be
+    encoded leaves the buffer as it was and the generic encoder encodes or reports it.
     """
     count = len(codecs)
     names = [f"v{i}" for i in range(count)]
@@ -220,7 +231,11 @@ def _source(codecs: Sequence[FieldCodec]) -> tuple[str, list[str]]:
 
     for i, codec in enumerate(codecs):
         name = names[i]
-        guards.append(f"type({name}) is not {codec.exact.__name__}" if codec.exact is not None else f"{name} is None")
+        if codec.exact is None:
+            guards.append(f"{name} is None")
+        elif codec.strict:
+            guards.append(f"type({name}) is not {codec.exact.__name__}")
+        # else: struct (or str.encode) refuses a value it cannot encode, None included.
         if codec.exact is not None and codec.fixed:
             fmt += "i" + codec.fixed
             args += [str(codec.size), name]
@@ -241,15 +256,15 @@ def _source(codecs: Sequence[FieldCodec]) -> tuple[str, list[str]]:
         "        except (TypeError, ValueError):",
         "            buffer += generic(values)",
         "        else:",
-        f"            if {' or '.join(guards)}:",
+        f"            if {' or '.join(guards) or 'False'}:",
         "                buffer += generic(values)",
         "            else:",
         "                try:",
         *(f"                    {line}" for line in compute),
+        f"                    row = {' + '.join(pieces)}",
         "                except (struct_error, OverflowError, TypeError, ValueError, AttributeError):",
-        "                    buffer += generic(values)  # out of range or not encodable: it says why",
-        "                else:",
-        *(f"                    buffer += {piece}" for piece in pieces),
+        "                    row = generic(values)  # a NULL, another type, out of range: it knows",
+        "                buffer += row",
         "        if len(buffer) >= limit:",
         "            flush()",
     ]

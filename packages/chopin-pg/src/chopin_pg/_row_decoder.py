@@ -109,8 +109,8 @@ _STATEMENTS: dict[str, tuple[str, ...]] = {
     "jsonb": (
         "raw = body[pos + 1 : pos + size]",
         # c.may_lose_precision, inlined: the call cost as much as the test.
-        "shape = raw.translate(NUMBER_SHAPE)",
-        "if size and body[pos] == 1 and not (NINETEEN_DIGITS in shape or b'e000' in shape or b'e+000' in shape):",
+        "shape = raw.translate(NUMBER_SHAPE).decode('latin-1')",
+        "if size and body[pos] == 1 and not (NINETEEN_DIGITS in shape or 'e000' in shape or 'e+000' in shape):",
         "    try:",
         "        v{i} = orjson_loads(raw)",
         "    except JSONDecodeError:",
