@@ -20,7 +20,11 @@ the socket only when no complete message is buffered (§55.2.6 "COPY Operations"
 COPY, "Text Format"): columns separated by tab, rows ended by newline, NULL as
 ``\\N``, and backslash, tab, newline and carriage return escaped.  The writer
 uses an equivalent encoder specialised to the shape of its first row
-(:mod:`chopin_pg._copy_text`).
+(:mod:`chopin_pg._copy_text`).  For a binary COPY, :meth:`CopyWriter.set_types`
+names the column types and the rows are encoded in the binary format
+(:mod:`chopin_pg._copy_binary`); :meth:`Connection.copy_records
+<chopin_pg.connection.Connection.copy_records>` does that for a table, reading its
+column types first.
 """
 
 from __future__ import annotations
