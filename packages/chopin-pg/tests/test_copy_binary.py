@@ -182,3 +182,19 @@ def test_set_types_binary_copy_with_write_row_and_write_rows(conn: Connection, s
         with pytest.raises(InterfaceError, match="no binary COPY encoder for type OID 1700"):
             binary_writer.set_types([oids.NUMERIC, oids.TEXT])
         binary_writer.fail()
+
+
+def test_naive_datetime_into_timestamptz_is_in_the_session_zone_as_in_text(conn: Connection, schema: str) -> None:
+    conn.execute("SET TimeZone TO 'Europe/Paris'")
+    conn.execute("CREATE TABLE t (k text, tz timestamptz)")
+    naive = datetime.datetime(2024, 7, 1, 12, 30)
+    conn.copy_records("t", [("binary", naive)])  # binary format: the encoder applies the zone
+    with conn.copy_in("COPY t FROM STDIN") as writer:  # text format: the server applies it
+        writer.write_row(("text", naive))
+    got = dict(conn.query("SELECT k, tz FROM t"))  # type: ignore[arg-type]
+    assert got["binary"] == got["text"]
+    assert got["binary"].utcoffset() == datetime.timedelta(hours=2)
+    # Twice on one connection, after the zone changed: the writer follows the session zone.
+    conn.execute("SET TimeZone TO 'UTC'; TRUNCATE t")
+    conn.copy_records("t", [("binary", naive)])
+    assert conn.query_scalar("SELECT tz FROM t") == naive.replace(tzinfo=datetime.UTC)

@@ -163,8 +163,14 @@ def field_codec(oid: int, zone: tzinfo = UTC) -> FieldCodec | None:
         zone: The session time zone (naive datetimes written to a timestamptz column are in it).
     """
     if oid == oids.TIMESTAMPTZ:
-        return FieldCodec("timestamptz", (datetime,), _timestamptz_encoder(zone))
+        return _timestamptz_codec(zone)
     return _CODECS.get(oid)
+
+
+@functools.lru_cache(maxsize=32)
+def _timestamptz_codec(zone: tzinfo) -> FieldCodec:
+    # One codec per zone, so that rows_writer's cache finds the writers compiled for it.
+    return FieldCodec("timestamptz", (datetime,), _timestamptz_encoder(zone))
 
 
 def encode_row(codecs: Sequence[FieldCodec], values: Sequence[Any]) -> bytes:
