@@ -496,6 +496,9 @@ def markdown(
         f"- Drivers: best of {args.repeat} runs after an untimed warm-up, one connection, no TLS, "
         "each (driver, scenario) in a fresh process; tables UNLOGGED for COPY and INSERT. "
         "Ratios are chopin_pg's throughput over the peer's (above 1: chopin_pg faster).",
+        "- chopin_pg's calls (benchmarks/pg_chopin.py): `query` for fetch, `copy_records` (binary COPY, as "
+        "asyncpg's `copy_records_to_table`) for COPY IN, `executemany` (one write, one Sync) for the pipelined "
+        "INSERTs, `execute` per row for the serial ones.",
     ]
     if args.scale != 1:
         out.append(f"- **Scaled run**: every count multiplied by {args.scale}; the labels show full-size counts.")

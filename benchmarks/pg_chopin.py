@@ -65,6 +65,17 @@ def copy_in(conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     writer.finish()
 
 
+def copy_records(conn: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY IN as asyncpg's copy_records_to_table: ``conn.copy_records`` (binary COPY, types read from the table).
+
+    Set CHOPIN_COPY_TEXT=1 (or use a driver without copy_records) to time the text-format writer instead.
+    """
+    if hasattr(conn, "copy_records") and not os.environ.get("CHOPIN_COPY_TEXT"):
+        conn.copy_records(table, rows, columns=list(columns))
+    else:
+        copy_in(conn, f"COPY {table} ({', '.join(columns)}) FROM STDIN", rows)
+
+
 def insert_one_by_one(conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     """One INSERT per round trip, inside one transaction."""
     conn.execute("BEGIN")
@@ -74,8 +85,16 @@ def insert_one_by_one(conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> Non
 
 
 def insert_pipelined(conn: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-    """All INSERTs sent before the results are read (pipeline mode), inside one transaction."""
+    """All INSERTs sent before the results are read, inside one transaction.
+
+    ``conn.executemany`` (one write, one Sync: the call that matches asyncpg's executemany);
+    set CHOPIN_INSERT_PIPELINE=1 to time a ``conn.pipeline()`` block with one execute per row instead.
+    """
     conn.execute("BEGIN")
+    if hasattr(conn, "executemany") and not os.environ.get("CHOPIN_INSERT_PIPELINE"):
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+        return
     with conn.pipeline() as pipe:
         # psycopg style (the connection queues while the pipeline is open) or a pipeline object.
         target = pipe if pipe is not None and hasattr(pipe, "execute") else conn

@@ -282,7 +282,7 @@ class Chopin:
         return result
 
     def copy_in(self, rows: list[tuple[Any, ...]]) -> None:
-        self.adapter.copy_in(self.conn, COPY_SQL, rows)
+        self.adapter.copy_records(self.conn, "bench_copy", ["id", "value", "label"], rows)
 
     def insert_serial(self, rows: list[tuple[Any, ...]]) -> None:
         self.adapter.insert_one_by_one(self.conn, insert_sql("numeric"), rows)

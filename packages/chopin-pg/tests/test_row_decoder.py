@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import linecache
 import struct
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 from chopin_pg import _codecs as c
+from chopin_pg import oids
 from chopin_pg._row_decoder import MAX_UNROLLED_COLUMNS, decode_row, row_decoder
-from chopin_pg.types import Decoder
+from chopin_pg.types import DEFAULT_TYPES, Decoder
 from hypothesis import given
 from hypothesis import strategies as st
+
+TIMESTAMPTZ = DEFAULT_TYPES.binary[oids.TIMESTAMPTZ]
+# Microseconds from 2000-01-01: inside datetime's range, at its ends, past them, and the infinities.
+TIMESTAMPS = st.sampled_from([-63082281600000000, 252455615999999999, 2**63 - 1, -(2**63)]) | st.integers(
+    -63082281600000000, 252455615999999999
+)
+TIMESTAMPS = TIMESTAMPS.map(struct.Struct("!q").pack)
+JSON_TEXTS = st.sampled_from(
+    [b'{"a": 1}', b"[1e400]", b"12345678901234567890123", b"1e-400", b'"x"', b"null", b"[1.5, true]"]
+)
 
 # (decoder, strategy of raw values): the inlined kinds, text, and decoders that are called.
 COLUMNS: list[tuple[Decoder, st.SearchStrategy[bytes]]] = [
@@ -25,6 +39,10 @@ COLUMNS: list[tuple[Decoder, st.SearchStrategy[bytes]]] = [
     (c.text_any, st.text(max_size=20).map(str.encode)),
     (c.bytea_binary, st.binary(max_size=20)),
     (c.numeric_text, st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: str(d).encode())),
+    (c.uuid_binary, st.uuids().map(lambda u: u.bytes)),
+    (c.jsonb_binary, JSON_TEXTS.map(lambda t: b"\x01" + t)),
+    (c.timestamp_binary, TIMESTAMPS),
+    (TIMESTAMPTZ, TIMESTAMPS),
 ]
 
 
@@ -53,7 +71,7 @@ def test_unrolled_matches_the_loop(shape: tuple[list[Decoder], list[bytes | None
     assert list(row) == expected
     assert row == decode_row(body, decoders, names)
     for value in row:
-        assert type(value) in (type(None), int, float, bool, str, bytes, type(c.numeric_text(b"1")))
+        assert type(value) in (type(None), int, float, bool, str, bytes, Decimal, UUID, datetime, dict, list)
     if raw:
         assert row["c0"] == expected[0]
 
@@ -67,6 +85,14 @@ def test_unrolled_matches_the_loop(shape: tuple[list[Decoder], list[bytes | None
         (c.bool_binary, b"\x01\x01"),
         (c.text_any, b"\xff"),
         (c.numeric_text, b"abc"),
+        (c.uuid_binary, b"\x00" * 15),
+        (c.jsonb_binary, b"\x02{}"),
+        (c.jsonb_binary, b"\x01{"),
+        (c.jsonb_binary, b""),
+        (c.timestamp_binary, b"\x00" * 7),
+        (c.timestamp_binary, b"\x7f" + b"\x00" * 7),
+        (TIMESTAMPTZ, b"\x80" + b"\x00" * 7),
+        (TIMESTAMPTZ, b"\x7f" + b"\xff" * 7),
     ],
 )
 def test_a_value_of_the_wrong_size_raises_the_decoders_error(decoder: Decoder, raw: bytes) -> None:
@@ -89,3 +115,20 @@ def test_generated_source_shows_in_tracebacks() -> None:
     assert "def decode_row(body, pos):" in source
     assert "unpack_i32(body, pos)[0]" in source
     assert "d2(body[pos : pos + size])" in source
+
+
+@given(st.binary(max_size=40) | st.text("0123456789eE+-.x ", max_size=40).map(str.encode))
+def test_may_lose_precision_is_the_regex(data: bytes) -> None:
+    assert c.may_lose_precision(data) == (c._MAY_LOSE_PRECISION.search(data) is not None)
+
+
+def test_timestamptz_in_another_zone_is_the_decoders() -> None:
+    registry = DEFAULT_TYPES.copy()
+    registry.set_timezone("Europe/Paris")  # changes offset: not inlined, the decoder converts
+    decoder = registry.binary[oids.TIMESTAMPTZ]
+    raw = struct.pack("!q", 10**15)
+    row = row_decoder([decoder], {})(data_row([raw]), 2)
+    assert row[0] == decoder(raw)
+    assert row[0].utcoffset() == decoder(raw).utcoffset()
+    registry.set_timezone("UTC")  # the same decoder, now on its fixed-epoch case
+    assert row_decoder([decoder], {})(data_row([raw]), 2)[0] == decoder(raw)

@@ -14,12 +14,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
-from ._codecs import encode_text
 from ._result import Result
 from ._statements import PreparedStatement, StatementCache
 from .protocol import BIND_COMPLETE, CLOSE_COMPLETE, COMMAND_COMPLETE, DATA_ROW
 from .row import Row
-from .types import encode_params
 
 if TYPE_CHECKING:
     from ._result import Gen
@@ -50,9 +48,9 @@ def execute(session: Session, stmt: PreparedStatement, param_sets: Iterable[Sequ
     """
     parts = [session.cache.take_pending_close()]
     execute = _EXECUTE_UNNAMED
-    bind = bind_message
+    bind = stmt.encode_bind
     for params in param_sets:
-        parts.append(bind(stmt, params))
+        parts.append(bind(params))
         parts.append(execute)
     parts.append(p.sync())
     # One write for the whole batch: Bind+Execute(+...)+Sync.
@@ -66,60 +64,19 @@ def bind_one(cache: StatementCache, stmt: PreparedStatement, params: Sequence[An
     Raises:
         DataError: The number of values does not match the statement.
     """
-    return cache.take_pending_close() + bind_message(stmt, params) + _EXECUTE_SYNC
+    return cache.take_pending_close() + stmt.encode_bind(params) + _EXECUTE_SYNC
 
 
 def bind_message(stmt: PreparedStatement, params: Sequence[Any]) -> bytes:
     """Encode Bind (unnamed portal) for a prepared statement and one parameter set.
 
-    Built in one pass, without the intermediate lists of :func:`encode_params`
-    and :func:`protocol.bind`; the bytes are theirs.
+    The statement's own encoder (:mod:`chopin_pg._bind_encoder`): compiled for its
+    parameter types where it can be, the generic value-by-value loop otherwise.
 
     Raises:
         DataError: The number of values does not match the statement.
     """
-    encoders = stmt.param_encoders
-    count = len(encoders)
-    if len(params) != count:
-        encode_params(encoders, params)  # raises the count mismatch
-    values: list[bytes] = [_pack_i16(count)]
-    append = values.append
-    codes: list[bytes] = []  # one format code per parameter (§55.7 Bind)
-    code = codes.append
-    binary = 0
-    for enc, value in zip(encoders, params, strict=True):
-        if value is None:
-            code(_TEXT_CODE)
-            append(_NULL)
-            continue
-        accepts = enc.accepts
-        encoded = False
-        if accepts is None or type(value) in accepts:
-            try:
-                data = enc.encode(value)
-                encoded = True
-            except (struct.error, OverflowError, AttributeError, TypeError):
-                pass  # out of range or wrong shape: let the server judge the text form
-        if encoded:
-            if enc.format:
-                binary += 1
-                code(_BINARY_CODE)
-            else:
-                code(_TEXT_CODE)
-        else:
-            data = encode_text(value)
-            code(_TEXT_CODE)
-        append(_pack_i32(len(data)))
-        append(data)
-    # The format block as protocol.format_codes shortens it: all text "0 codes", all binary one code.
-    if binary == 0:
-        formats = _ALL_TEXT
-    elif binary == count:
-        formats = _ALL_BINARY
-    else:
-        formats = _pack_i16(count) + b"".join(codes)
-    body = b"".join((stmt.bind_prefix, formats, *values, stmt.result_formats))
-    return _typed_header(b"B", len(body) + 4) + body
+    return stmt.encode_bind(params)
 
 
 def take_reply(session: Session, data: bytes, stmt: PreparedStatement) -> Result | None:

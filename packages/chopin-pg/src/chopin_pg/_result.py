@@ -31,8 +31,10 @@ class Result:
 
     __slots__ = ("columns", "rowcount", "rows", "tag")
 
-    def __init__(self, rows: list[Row], tag: str, columns: list[p.ColumnDescription]) -> None:
+    def __init__(
+        self, rows: list[Row], tag: str, columns: list[p.ColumnDescription], rowcount: int | None = None
+    ) -> None:
         self.rows = rows
         self.tag = tag
-        self.rowcount = p.parse_command_tag(tag)
+        self.rowcount = p.parse_command_tag(tag) if rowcount is None else rowcount
         self.columns = columns

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from . import protocol as p
+from ._bind_encoder import BindEncoder, bind_encoder
 from ._row_decoder import RowDecoder, row_decoder
 from .errors import FeatureNotSupported, InterfaceError, InvalidStatementName, PgError
-from .types import Decoder, ParamEncoder, TypeRegistry
+from .types import STR_PARAM, Decoder, ParamEncoder, TypeRegistry
 
 __all__ = ["PreparedStatement", "StatementCache", "is_stale_plan"]
 
@@ -41,6 +42,7 @@ class PreparedStatement:
         decoders: One decoder per column, chosen once.
         result_formats: Pre-encoded format-code block for Bind.
         param_encoders: One encoder per parameter, chosen once.
+        encode_bind: Encodes one parameter set as a Bind message (:mod:`chopin_pg._bind_encoder`).
     """
 
     __slots__ = (
@@ -48,6 +50,7 @@ class PreparedStatement:
         "columns",
         "decode_row",
         "decoders",
+        "encode_bind",
         "name",
         "names",
         "param_encoders",
@@ -73,6 +76,9 @@ class PreparedStatement:
         self.param_encoders: list[ParamEncoder] = [types.param_encoder(oid) for oid in param_oids]
         # Bind's unnamed portal and this statement's name, encoded once (§55.7 Bind).
         self.bind_prefix = b"\x00" + name.encode() + b"\x00"
+        self.encode_bind: BindEncoder = bind_encoder(
+            self.bind_prefix, self.param_encoders, self.result_formats, STR_PARAM.encode
+        )
 
 
 class StatementCache:

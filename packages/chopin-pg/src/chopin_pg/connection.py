@@ -21,6 +21,7 @@ from typing import IO, Any, NoReturn, TypeVar, cast, overload
 
 from . import protocol as p
 from ._bind import bind_one, execute, take_reply
+from ._copy_binary import field_codec
 from ._result import Gen, Result
 from ._session import Notification, Session
 from ._statements import PreparedStatement, is_stale_plan
@@ -873,6 +874,53 @@ class Connection:
             InterfaceError: The statement is not a COPY FROM STDIN.
         """
         return CopyWriter(self, sql)
+
+    def copy_records(
+        self,
+        table: str,
+        records: Iterable[Sequence[Any]],
+        *,
+        columns: Sequence[str] | None = None,
+        schema: str | None = None,
+    ) -> int:
+        """Copy rows of Python values into a table (``COPY ... FROM STDIN``): the fastest way to load many rows.
+
+        The column types are read first (one round trip: the server describes
+        ``SELECT <columns> FROM <table>``).  When every column type has a binary
+        COPY encoder (integers, floats, bool, text types, bytea, uuid, json, jsonb,
+        date, timestamp, timestamptz) the rows travel in the binary format
+        (:meth:`CopyWriter.set_types`), else in the text format
+        (:meth:`CopyWriter.write_rows`).  If a row cannot be encoded the COPY is
+        failed: nothing is copied and the connection stays usable.
+
+        Args:
+            table: The table's name (quoted as an identifier).
+            records: The rows, one value per column (``None`` for NULL).
+            columns: The columns the values are for (default: all, in table order).
+            schema: The table's schema (default: found on the search path).
+
+        Returns:
+            The number of rows copied.
+
+        Raises:
+            DataError: A value does not suit its column's type (binary format).
+            ServerError: The table or a column does not exist, or the server refused the data.
+            InterfaceError: ``columns`` is empty.
+        """
+        if columns is not None and not columns:
+            raise InterfaceError("copy_records: columns is empty; name at least one column, or pass None for all")
+        target = quote_identifier(table) if schema is None else f"{quote_identifier(schema)}.{quote_identifier(table)}"
+        listed = "*" if columns is None else ", ".join(map(quote_identifier, columns))
+        described: PreparedStatement = self._run(self._session.prepare(f"SELECT {listed} FROM {target}", cache=False))
+        type_oids = [col.type_oid for col in described.columns]
+        zone = self._session.types.tz
+        use_binary = all(field_codec(oid, zone) is not None for oid in type_oids)
+        names = ", ".join(quote_identifier(col.name) for col in described.columns)
+        with self.copy_in(f"COPY {target} ({names}) FROM STDIN{' (FORMAT binary)' if use_binary else ''}") as writer:
+            if use_binary:
+                writer.set_types(type_oids)
+            writer.write_rows(iter(records))
+            return writer.finish()
 
     def copy_out(self, sql: str) -> CopyReader:
         """Start ``COPY ... TO STDOUT`` and return a reader (iterate for chunks, or ``read_all``).

@@ -20,7 +20,11 @@ the socket only when no complete message is buffered (§55.2.6 "COPY Operations"
 COPY, "Text Format"): columns separated by tab, rows ended by newline, NULL as
 ``\\N``, and backslash, tab, newline and carriage return escaped.  The writer
 uses an equivalent encoder specialised to the shape of its first row
-(:mod:`chopin_pg._copy_text`).
+(:mod:`chopin_pg._copy_text`).  For a binary COPY, :meth:`CopyWriter.set_types`
+names the column types and the rows are encoded in the binary format
+(:mod:`chopin_pg._copy_binary`); :meth:`Connection.copy_records
+<chopin_pg.connection.Connection.copy_records>` does that for a table, reading its
+column types first.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _copy_binary as binary
 from . import _copy_ops as ops
 from . import protocol as p
-from ._copy_text import RowFormatter, format_copy_row, row_formatter, rows_writer
+from ._copy_text import RowFormatter, RowsWriter, format_copy_row, row_formatter, rows_writer
 from ._result import Result
 from .errors import InterfaceError, PgError, QueryCanceled
 
@@ -62,6 +67,7 @@ class CopyWriter:
         self._rows_open = False  # open and in text format: write_row's one check
         self._format_row: RowFormatter = self._format_first_row
         self._shape: tuple[type, ...] | None = None  # the types of the first row
+        self._binary_rows: RowsWriter | None = None  # binary COPY with set_types: the rows' encoder
         self.rowcount = -1
         conn.enter_busy("COPY FROM STDIN")
         try:
@@ -98,15 +104,52 @@ class CopyWriter:
         self._format_row = row_formatter(self._shape)
         return format_copy_row(values)
 
-    def write_row(self, values: Sequence[Any]) -> None:
-        """Buffer one row in text format (see :func:`format_copy_row`); sent once 64 KiB are buffered.
+    def set_types(self, type_oids: Sequence[int]) -> None:
+        """Say the column types of a binary COPY, so that :meth:`write_row` and :meth:`write_rows` can encode rows.
+
+        Writes the binary file header: call it before writing any data.  :meth:`finish`
+        then writes the trailer.  Values must suit their column type (``int`` for
+        integers, ``float`` or ``int`` for floats, ``str`` for text, ``datetime``
+        for timestamps...); anything else raises :class:`~chopin_pg.errors.DataError`.
+
+        Args:
+            type_oids: One type OID per column (:mod:`chopin_pg.oids`), in the COPY's column order.
 
         Raises:
-            InterfaceError: The COPY is binary, or already ended.
+            InterfaceError: The COPY is not binary, already ended, or a type has no binary encoder.
+        """
+        self._check()
+        if self.format != 1:
+            raise InterfaceError("set_types: the COPY is in text format; write_row encodes text rows as they are")
+        zone = self._conn.session.types.tz
+        codecs = []
+        for oid in type_oids:
+            codec = binary.field_codec(oid, zone)
+            if codec is None:
+                raise InterfaceError(f"set_types: no binary COPY encoder for type OID {oid}; use the text format")
+            codecs.append(codec)
+        shape = tuple(codecs)
+        self._binary_rows = binary.rows_writer(shape)
+
+        def format_row(values: Sequence[Any]) -> bytes:
+            return binary.encode_row(shape, values)
+
+        self._format_row = format_row
+        self._shape = ()
+        self._rows_open = True
+        self.write(binary.HEADER)
+
+    def write_row(self, values: Sequence[Any]) -> None:
+        """Buffer one row (text format, see :func:`format_copy_row`; binary after :meth:`set_types`).
+
+        The buffer is sent once 64 KiB are buffered.
+
+        Raises:
+            InterfaceError: The COPY is binary without :meth:`set_types`, or already ended.
         """
         if not self._rows_open:
             self._check()
-            raise InterfaceError("write_row: the COPY is in binary format; use write() with binary data")
+            raise InterfaceError("write_row: the COPY is in binary format; call set_types() first, or use write()")
         buffer = self._buffer
         buffer += self._format_row(values)
         if len(buffer) >= FLUSH_SIZE:
@@ -116,8 +159,11 @@ class CopyWriter:
         """Buffer many rows (see :meth:`write_row`); cheaper per row than calling :meth:`write_row` for each.
 
         Raises:
-            InterfaceError: The COPY is binary, or already ended.
+            InterfaceError: The COPY is binary without :meth:`set_types`, or already ended.
         """
+        if self._binary_rows is not None and self._rows_open:
+            self._binary_rows(rows, self._buffer, self._flush, FLUSH_SIZE)
+            return
         iterator = iter(rows)
         if self._shape is None:  # no row yet: the first one sets the shape
             for first in iterator:
@@ -147,6 +193,8 @@ class CopyWriter:
             ServerError: The server rejected the data (the connection stays usable).
         """
         self._check()
+        if self._binary_rows is not None:
+            self._buffer += binary.TRAILER
         data = bytes(self._buffer)
         self._buffer.clear()
         message = (p.copy_data(data) if data else b"") + p.copy_done()

@@ -6,7 +6,9 @@ type on one connection never leaks into another.
 
 Result columns use the binary format when the registry has a binary decoder
 for the column type and text otherwise, so unknown types (enums, domains over
-unknown types, user types) come back as ``str``.  Parameters are encoded by
+unknown types, user types) come back as ``str``; types listed in
+:attr:`TypeRegistry.text_results` (numeric: ``Decimal`` parses its text in C, a
+tenth of the cost of rebuilding it from base-10000 digits) come back in text.  Parameters are encoded by
 the type the server inferred for each ``$n``: binary where it pays and the
 Python value fits, the text input form otherwise.  NULL is ``None`` both ways.
 """
@@ -27,7 +29,7 @@ from ._codecs import PG_EPOCH_UTC
 from ._records import make_record_binary, make_record_text
 from .errors import DataError
 
-__all__ = ["DEFAULT_TYPES", "Decoder", "Encoder", "ParamEncoder", "TypeRegistry"]
+__all__ = ["DEFAULT_TYPES", "STR_PARAM", "Decoder", "Encoder", "ParamEncoder", "TypeRegistry"]
 
 #: Turns a column's raw bytes into a Python value.
 Decoder = Callable[[bytes], Any]
@@ -60,6 +62,8 @@ def _str_param(value: Any) -> bytes:
 
 
 _STR_PARAM = ParamEncoder(None, _str_param, 0)
+#: How a parameter of a text-like or unknown type is sent (text format; ``str`` as UTF-8).
+STR_PARAM = _STR_PARAM
 
 
 def _array_param(value: Any) -> bytes:
@@ -75,6 +79,9 @@ class TypeRegistry:
         self.params: dict[int, ParamEncoder] = {}
         self.tz: tzinfo = UTC
         self.fixed_epoch: datetime | None = PG_EPOCH_UTC
+        #: Types read in text format even though a binary decoder exists (arrays, records
+        #: and ranges of them still use the binary one).
+        self.text_results: set[int] = set()
 
     def copy(self) -> TypeRegistry:
         """Return an independent copy (the timestamptz and array codecs are rebuilt to use the copy)."""
@@ -84,6 +91,7 @@ class TypeRegistry:
         new.params = dict(self.params)
         new.tz = self.tz
         new.fixed_epoch = self.fixed_epoch
+        new.text_results = set(self.text_results)
         new._install_context_codecs()
         return new
 
@@ -143,6 +151,7 @@ class TypeRegistry:
             self.text[oid] = text
         if binary is not None:
             self.binary[oid] = binary
+            self.text_results.discard(oid)  # a binary decoder registered on purpose is used
         if param is not None:
             self.params[oid] = param
         if array_oid is not None:
@@ -153,6 +162,8 @@ class TypeRegistry:
 
     def column_codec(self, oid: int) -> tuple[int, Decoder]:
         """Return ``(format, decoder)`` for a result column: binary if possible, else text."""
+        if oid in self.text_results and oid in self.text:
+            return 0, self.text[oid]
         decoder = self.binary.get(oid)
         if decoder is not None:
             return 1, decoder
@@ -263,6 +274,7 @@ def _default_registry() -> TypeRegistry:
     }
     reg.binary.update(binary)
     reg.text.update(text)
+    reg.text_results.add(oids.NUMERIC)
     ints = (int,)
     reg.params.update(
         {
