@@ -200,6 +200,32 @@ def test_reflection(engine: sa.Engine) -> None:
     assert set(reflected.tables) == {"authors", "books", "items"}
 
 
+def test_column_defaults_reflect_on_every_use_of_a_connection(engine: sa.Engine) -> None:
+    """The second reflection on a connection runs the prepared query (binary results).
+
+    It reflected every default as None ("char" attgenerated came back "\\x00"): found by
+    SQLAlchemy's dialect suite (tests/sqla_suite).
+    """
+    with engine.connect() as conn:
+        for default in ("10", "true", "now()"):
+            conn.exec_driver_sql(f"CREATE TABLE d (id int PRIMARY KEY, v text DEFAULT {default})")
+            column = sa.inspect(conn).get_columns("d")[1]
+            assert (column["default"], column.get("computed")) == (default, None)
+            conn.exec_driver_sql("DROP TABLE d")
+        conn.exec_driver_sql("CREATE TABLE g (a int, b int GENERATED ALWAYS AS (a * 2) STORED)")
+        computed = sa.inspect(conn).get_columns("g")[1]["computed"]
+        assert (computed["sqltext"], computed["persisted"]) == ("(a * 2)", True)
+        conn.rollback()
+
+
+def test_sqlalchemy_test_provisioning_is_postgresql_s() -> None:
+    """SQLAlchemy's dialect suite asks the dialect to load its provisioning hooks."""
+    from sqlalchemy.testing import provision
+
+    ChopinDialect.load_provisioning()
+    assert "postgresql" in provision.temp_table_keyword_args.fns
+
+
 def test_stream_results_uses_a_server_side_cursor(engine: sa.Engine) -> None:
     with engine.connect() as c:
         result = c.execute(

@@ -240,6 +240,16 @@ class ChopinDialect(PGDialect):
     )
 
     @classmethod
+    def load_provisioning(cls) -> None:
+        """Load SQLAlchemy's PostgreSQL test provisioning, for its dialect suite (``sqlalchemy.testing``).
+
+        The default looks for a ``provision`` module beside the dialect's own (``chopin_pg.provision``);
+        this dialect is SQLAlchemy's PostgreSQL one, so its provisioning is too (temporary
+        tables, schemas, dropping what a test left).
+        """
+        import sqlalchemy.dialects.postgresql.provision  # noqa: F401
+
+    @classmethod
     def import_dbapi(cls) -> ModuleType:
         """Return :mod:`chopin_pg.dbapi`."""
         return dbapi
