@@ -263,7 +263,9 @@ class Session:
                     names.setdefault(col.name, i)
                 decode_row = row_decoder([self.types.text_decoder(col.type_oid) for col in columns], names)
             elif tag in (COMMAND_COMPLETE, EMPTY_QUERY):
-                results.append(Result(rows, body[:-1].decode() if tag == COMMAND_COMPLETE else "", columns))
+                command = body[:-1].decode() if tag == COMMAND_COMPLETE else ""
+                self.cache.note_command(command)
+                results.append(Result(rows, command, columns))
                 rows, columns = [], []
             elif tag == READY:
                 self.status = chr(body[0])
@@ -352,7 +354,9 @@ class Session:
                 except Exception as exc:  # keep reading to ReadyForQuery, then raise
                     failure = failure or exc
             elif tag == COMMAND_COMPLETE:
-                results.append(Result(rows, body[:-1].decode(), columns))
+                command = body[:-1].decode()
+                self.cache.note_command(command)
+                results.append(Result(rows, command, columns))
                 rows = []
                 append = rows.append
             elif tag in (BIND_COMPLETE, CLOSE_COMPLETE):
