@@ -257,7 +257,9 @@ def test_create_engine_json_deserializer_is_used(url: str) -> None:
                     conn.exec_driver_sql(sql).scalar()
             assert conn.exec_driver_sql("""SELECT '{"a": 1}'::jsonb""").scalar() == {"wrapped": {"a": 1}}
             assert conn.exec_driver_sql("SELECT ARRAY['[1]'::jsonb]").scalar() == [{"wrapped": [1]}]
-        assert len(seen) == 8
+            typed = sa.select(sa.literal_column("""'{"a": 1}'::jsonb""", sa.JSON))  # not decoded twice
+            assert conn.scalar(typed) == {"wrapped": {"a": 1}}
+        assert len(seen) == 9
     finally:
         engine.dispose()
 

@@ -220,6 +220,7 @@ class ChopinDialect(PGDialect):
     supports_server_side_cursors = True
     supports_native_json_serialization = False
     supports_native_json_deserialization = True
+    dialect_injects_custom_json_deserializer = True  # on_connect gives it to the driver
     render_bind_cast = True
     description_encoding = None
     execution_ctx_cls = ChopinExecutionContext
