@@ -15,6 +15,9 @@ from collections.abc import Iterator
 import pytest
 from chopin_pg import Connection, PgConfig, connect
 
+# SQLAlchemy's dialect suite runs in its own pytest invocation (see sqla_suite/setup.cfg).
+collect_ignore = ["sqla_suite"]
+
 LOCAL = PgConfig(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable")
 if _url := os.environ.get("CHOPIN_TEST_DATABASE_URL"):
     LOCAL = PgConfig.from_url(_url, environ={})

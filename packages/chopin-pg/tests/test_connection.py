@@ -175,15 +175,54 @@ def test_stale_plan_is_reprepared_outside_transaction(conn: Connection, schema: 
     assert conn.query("SELECT * FROM t") == [(1, "x")]
 
 
-def test_stale_plan_inside_transaction_raises_then_recovers(conn: Connection, schema: str) -> None:
+def test_stale_plan_inside_transaction_raises_then_recovers(conn: Connection, config: PgConfig, schema: str) -> None:
+    # Another connection changes the table: this one cannot know before the server says so.
     conn.execute("CREATE TABLE t (a int)")
     assert conn.query("SELECT * FROM t") == []
     conn.begin()
-    conn.execute("ALTER TABLE t ADD COLUMN b int")
+    with connect(config) as other:
+        other.execute(f"ALTER TABLE {schema}.t ADD COLUMN b int")
     with pytest.raises(ProgrammingError, match="cached plan"):
         conn.query("SELECT * FROM t")
     conn.rollback()
-    assert conn.query("SELECT * FROM t") == []
+    assert conn.query("SELECT * FROM t") == [] and conn.query("SELECT * FROM t") == []
+
+
+@pytest.mark.parametrize("path", ["query", "pipeline", "simple"])
+def test_own_ddl_clears_the_statement_cache_even_inside_a_transaction(conn: Connection, schema: str, path: str) -> None:
+    """DROP/ALTER, or ROLLBACK of a CREATE, on this connection: the next use prepares afresh.
+
+    What SQLAlchemy's dialect suite does (a table made, dropped or rolled back, and made again
+    with other column types under the same name, all inside transactions) failed with
+    0A000 "cached plan must not change result type" before.
+    """
+
+    def run(sql: str) -> None:
+        if path == "pipeline":
+            with conn.pipeline() as pl:
+                pl.execute(sql)
+        elif path == "simple":
+            conn.execute(sql + ";" + "SELECT 1")  # several statements: the simple protocol
+        else:
+            conn.execute(sql)
+
+    select = "SELECT * FROM t"
+    for shape in ("a int", "a text", "a int, b int"):  # the same name, three result shapes
+        conn.begin()
+        run(f"CREATE TABLE t ({shape})")
+        assert conn.query(select) == [] and conn.query(select) == []  # the second use is the cached statement
+        conn.rollback()
+    conn.begin()
+    run("CREATE TABLE t (a int)")
+    conn.query(select)
+    run("ALTER TABLE t ALTER COLUMN a TYPE text")
+    conn.execute("INSERT INTO t VALUES ('x')")
+    assert conn.query(select) == [("x",)]
+    run("DROP TABLE t")
+    run("CREATE TABLE t (a bool)")
+    conn.commit()  # COMMIT after CREATE clears nothing: the table stays
+    before = conn.statement_cache_size
+    assert conn.query(select) == [] and conn.statement_cache_size == before + 1
 
 
 def test_transaction_block_and_failed_statement(conn: Connection, schema: str) -> None:

@@ -223,3 +223,43 @@ def test_server_side_cursor_fetchall_and_withhold_past_commit(db: dbapi.Connecti
     plain.close()
     assert db.cursor().execute("SELECT 1").fetchone() == (1,)
     db.rollback()
+
+
+def test_a_statement_made_stale_by_another_connection_is_run_again_when_it_opens_the_transaction(
+    db: dbapi.Connection,
+) -> None:
+    """Another connection drops and makes again a table with other column types (a migration).
+
+    The first use of the cached SELECT fails on the server (0A000); when that use opened the
+    transaction (or autocommit) nothing else ran in it, so the cursor runs it again prepared
+    afresh. Later in a transaction the block is aborted and the error stands. (SQLAlchemy's
+    dialect suite met the first case once per pooled connection.)
+    """
+    schema = db.native.query_scalar("SELECT current_schema()")
+    cur = db.cursor()
+    cur.execute("CREATE TABLE t (a int)")
+    cur.execute("INSERT INTO t VALUES (1)")
+    db.commit()
+
+    def migrate(shape: str, value: str) -> None:
+        with chopin_pg.connect(LOCAL) as other:
+            other.execute(f"DROP TABLE {schema}.t")
+            other.execute(f"CREATE TABLE {schema}.t ({shape})")
+            other.execute(f"INSERT INTO {schema}.t VALUES ({value})")
+
+    for _ in range(2):  # prepared and cached
+        assert cur.execute("SELECT * FROM t").fetchall() == [(1,)]
+        db.rollback()
+    migrate("a text", "'x'")
+    assert cur.execute("SELECT * FROM t").fetchall() == [("x",)]  # this call opened the transaction
+    db.rollback()
+    migrate("a bool", "true")
+    db.autocommit = True
+    assert cur.execute("SELECT * FROM t").fetchall() == [(True,)]
+    db.autocommit = False
+    cur.execute("SELECT 1")  # the transaction is open: a stale statement aborts it
+    migrate("a date", "'2024-01-01'")
+    with pytest.raises(dbapi.NotSupportedError, match="cached plan"):
+        cur.execute("SELECT * FROM t")
+    db.rollback()
+    assert cur.execute("SELECT * FROM t").fetchall() == [(dt.date(2024, 1, 1),)]

@@ -3,14 +3,15 @@ or read-write per database (a role setting), and a pool that follows a simulated
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import chopin_pg
 import pytest
 from chopin_pg import ConfigError, ConnectionLost, PgConfig, PgPool, PgPoolConfig
 from chopin_pg._multihost import split_hosts
-from chopin_testkit import LocalPg, PgCluster
+from chopin_testkit import ClusterError, LocalPg, PgCluster
 
 
 def test_host_lists_are_split_per_host() -> None:
@@ -145,3 +146,112 @@ def test_sqlalchemy_urls_with_several_hosts(
             assert int(c.exec_driver_sql("SELECT current_setting('port')").scalar_one()) == pg_cluster.port
     finally:
         engine.dispose()
+
+
+# -- a real primary and a streaming-replication standby -------------------------------------------
+
+
+def _wait_until(what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+
+
+def _replayed(standby: PgCluster, sql: str, expected: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return standby.psql(sql) == expected
+        except ClusterError:  # the table has not reached the standby yet
+            return False
+
+    return check
+
+
+@pytest.fixture
+def primary_and_standby() -> Iterator[tuple[PgCluster, PgCluster]]:
+    """A private primary and a hot standby streaming from it (pg_basebackup), both stopped after."""
+    primary = PgCluster(replication=True).start()
+    try:
+        standby = primary.standby().start()
+        try:
+            yield primary, standby
+        finally:
+            standby.stop()
+    finally:
+        primary.stop()
+
+
+def test_target_session_attrs_and_pools_across_a_real_failover(
+    primary_and_standby: tuple[PgCluster, PgCluster],
+) -> None:
+    """Both roles told apart by the server itself (in_hot_standby), then a promotion.
+
+    The incident of issue 21 (a pool pinned to a demoted primary for days) is the middle
+    part: the old primary is fenced read-only by a reload, not stopped, so the pooled
+    sessions on it stay open; the pool's checkout re-check drops them and reconnects
+    to the promoted standby.
+    """
+    primary, standby = primary_and_standby
+    p, s = primary.port, standby.port
+    host = primary.host
+
+    def url(target: str, ports: tuple[int, int] = (p, s)) -> str:
+        hosts = ",".join(f"{host}:{port}" for port in ports)
+        return f"postgres://postgres@{hosts}/test?sslmode=disable&connect_timeout=3&target_session_attrs={target}"
+
+    primary.psql("CREATE TABLE events (id int)")
+    _wait_until("the standby replays", _replayed(standby, "SELECT count(*) FROM events", "0"))
+    expected = {"any": p, "read-write": p, "primary": p, "read-only": s, "standby": s, "prefer-standby": s}
+    for ports in ((p, s), (s, p)):  # the answer does not depend on the order of the hosts
+        for target, port in expected.items():
+            if target == "any":
+                port = ports[0]
+            with chopin_pg.connect(url(target, ports)) as conn:
+                assert _port(conn) == port, (target, ports)
+                assert conn.target_session_attrs == target
+
+    pool_config = PgPoolConfig().min_size(2).max_size(2).checkout_timeout(5)
+    writers = PgPool(url("read-write"), pool_config)  # used across the fence and promotion
+    idle_writers = PgPool(url("read-write"), pool_config)  # untouched until the old primary is gone
+    readers = PgPool(url("standby"), pool_config)
+    either = PgPool(url("prefer-standby"), pool_config)
+    try:
+        for pool in (writers, idle_writers, readers, either):
+            pool.fill()
+        with writers.get() as conn:
+            assert _port(conn) == p
+            conn.execute("INSERT INTO events VALUES (1)")
+        _wait_until("the insert replays", _replayed(standby, "SELECT count(*) FROM events", "1"))
+        with readers.get() as conn, either.get() as other:
+            assert _port(conn) == _port(other) == s
+            assert conn.query_scalar("SELECT count(*) FROM events") == 1
+
+        # Failover: the old primary is fenced (its sessions stay open), the standby promoted.
+        primary.psql("ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();")
+        standby.promote()
+        with writers.get() as first, writers.get() as second:  # both pooled sessions were on the old primary
+            assert _port(first) == _port(second) == s
+            first.execute("INSERT INTO events VALUES (2)")
+        assert writers.stats().broken == 2
+        with chopin_pg.connect(url("read-write")) as conn:
+            assert _port(conn) == s
+        # No standby is left: a standby pool says so rather than hand out the new primary.
+        with pytest.raises(ConnectionLost, match="no server with target_session_attrs=standby"):
+            readers.get()
+        with either.get() as conn:  # prefer-standby: a session on the new primary is still the best there is
+            assert _port(conn) == s
+
+        # The old primary goes away: sessions on it die, and new ones find the new primary.
+        primary.stop()
+        with chopin_pg.connect(url("read-write")) as conn:
+            assert _port(conn) == s
+            assert conn.query_scalar("SELECT sum(id) FROM events") == 3
+        with idle_writers.get() as first, idle_writers.get() as second:
+            assert _port(first) == _port(second) == s
+            second.execute("INSERT INTO events VALUES (3)")
+        assert idle_writers.stats().broken == 2
+    finally:
+        for pool in (writers, idle_writers, readers, either):
+            pool.close()

@@ -200,11 +200,12 @@ def test_large_pipeline_does_not_deadlock(config: PgConfig) -> None:
         assert conn.query_scalar("SELECT 1") == 1
 
 
-def test_stale_cached_statement_is_evicted_in_pipeline(conn: Connection, schema: str) -> None:
+def test_stale_cached_statement_is_evicted_in_pipeline(conn: Connection, config: PgConfig, schema: str) -> None:
     conn.execute("CREATE TABLE t (a int)")
     conn.execute("INSERT INTO t VALUES (1)")
     assert conn.query("SELECT * FROM t", ())[0][0] == 1
-    conn.execute("ALTER TABLE t ADD COLUMN b int")
+    with connect(config) as other:  # another connection's DDL: found out when the server refuses
+        other.execute(f"ALTER TABLE {schema}.t ADD COLUMN b int")
     with pytest.raises(ProgrammingError):
         with conn.pipeline() as pl:
             pl.query("SELECT * FROM t")

@@ -67,6 +67,9 @@ EXPRESSIONS = [
     "ARRAY['{\"k\": 1}']::jsonb[]",
     "ARRAY['2024-02-29 13:45:10+02']::timestamptz[]",
     "42::oid",
+    "'s'::\"char\"",
+    "''::\"char\"",  # the zero byte: pg_attribute.attgenerated of an ordinary column
+    "E'\\\\351'::\"char\"",  # a byte with the high bit set: text form \351
 ]
 
 

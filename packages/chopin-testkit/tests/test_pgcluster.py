@@ -302,3 +302,14 @@ def test_restart_of_a_stopped_cluster_raises() -> None:
 def test_pguser_validation(name: str, method: str, password: str | None) -> None:
     with pytest.raises(ValueError, match=r"role '"):
         PgUser(name, method, password)  # type: ignore[arg-type]
+
+
+def test_a_standby_needs_a_primary_made_for_replication() -> None:
+    """standby() and promote() refuse early; the real primary/standby pair is exercised by
+    chopin-pg's tests/test_multihost.py (target_session_attrs across a promotion)."""
+    with pytest.raises(ClusterError, match="replication=True"):
+        PgCluster().standby()
+    with pytest.raises(ClusterError, match="not running"):
+        PgCluster(replication=True).standby().promote()
+    with pytest.raises(ClusterError, match="its primary is not running"):
+        PgCluster(replication=True).standby().start()

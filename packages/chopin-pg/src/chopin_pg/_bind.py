@@ -123,4 +123,5 @@ def take_reply(session: Session, data: bytes, stmt: PreparedStatement) -> Result
     if tag is None:
         return None
     session.status = chr(data[limit + 5])
+    session.cache.note_command(tag)
     return Result(rows, tag, stmt.columns)

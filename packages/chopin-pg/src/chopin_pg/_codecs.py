@@ -222,6 +222,19 @@ def text_any(data: bytes) -> str:
     return data.decode()
 
 
+def char_binary(data: bytes) -> str:
+    """ "char" (the one-byte catalog type) as its text form, as ``charout`` writes it.
+
+    The binary form is the byte itself; text mode gives ``""`` for the zero byte (what
+    ``pg_attribute.attgenerated`` holds for an ordinary column) and ``\\ooo`` for a byte
+    with the high bit set, so a statement gives the same value in both formats.
+    """
+    if not data or data == b"\x00":
+        return ""
+    byte = data[0]
+    return f"\\{byte:03o}" if byte & 0x80 else chr(byte)
+
+
 def bytea_binary(data: bytes) -> bytes:
     """bytea: the bytes themselves."""
     return data

@@ -159,7 +159,9 @@ def _read_parsed(session: Session, table: ParseTable, parsing: ParseInFlight, fi
             except Exception as exc:  # keep reading to ReadyForQuery, then raise
                 failure = failure or exc
         elif tag == COMMAND_COMPLETE:
-            result = Result(rows, body[:-1].decode(), parsing.columns)
+            command = body[:-1].decode()
+            session.cache.note_command(command)
+            result = Result(rows, command, parsing.columns)
         elif tag in (EMPTY_QUERY, PORTAL_SUSPENDED):
             result = Result(rows, "", parsing.columns)
         elif tag in (BIND_COMPLETE, PARSE_COMPLETE, CLOSE_COMPLETE):

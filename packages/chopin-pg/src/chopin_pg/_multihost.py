@@ -25,7 +25,7 @@ from .config import PgConfig
 from .connection import Connection
 from .errors import AuthenticationFailed, ConfigError, ConnectionLost, InvalidAuthorization, PgError
 
-__all__ = ["TARGET_SESSION_ATTRS", "connect_any", "split_hosts"]
+__all__ = ["TARGET_SESSION_ATTRS", "connect_any", "split_hosts", "still_fits"]
 
 TARGET_SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 
@@ -108,6 +108,22 @@ def _attributes(conn: Connection) -> tuple[bool, bool]:
     return standby == "on", read_only == "on" or standby == "on"
 
 
+def still_fits(conn: Connection) -> bool:
+    """Whether an open session still has the attributes it was chosen for (a pool's re-check).
+
+    The server reports ``in_hot_standby`` (a standby promoted) and
+    ``default_transaction_read_only`` (a primary fenced read-only by ``ALTER SYSTEM`` and a
+    reload) to open sessions with its next reply, so the caller makes one round trip first.
+    ``any`` and ``prefer-standby`` always fit: a ``prefer-standby`` session on a primary
+    was the best there was, and dropping it would only find the same.
+
+    Raises:
+        PgError: The round trip of an older server (before 14) failed.
+    """
+    target = conn.target_session_attrs
+    return target in ("any", "prefer-standby") or _fits(conn, target)
+
+
 def _fits(conn: Connection, target: str) -> bool:
     if target == "any":
         return True
@@ -155,6 +171,7 @@ def connect_any(hosts: list[str], target: str, **overrides: Any) -> Connection:
                 tried.append(f"{where}: {exc}")
                 continue
             if fits:
+                conn.target_session_attrs = target
                 return conn
             conn.close()
             tried.append(f"{where}: not {wanted}")

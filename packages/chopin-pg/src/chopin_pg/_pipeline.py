@@ -233,7 +233,9 @@ def run_batch(session: Session, batch: PipelineBatch) -> Gen:
             except Exception as exc:  # keep reading; this op fails alone
                 decode_error = decode_error or exc
         elif tag == COMMAND_COMPLETE:
-            finish(Result(rows, body[:-1].decode(), columns), None)
+            command = body[:-1].decode()
+            session.cache.note_command(command)
+            finish(Result(rows, command, columns), None)
         elif tag == EMPTY_QUERY:
             finish(Result([], "", columns), None)
         elif tag == PORTAL_SUSPENDED:

@@ -265,7 +265,9 @@ class Session:
                     names.setdefault(col.name, i)
                 decode_row = row_decoder([self.types.text_decoder(col.type_oid) for col in columns], names)
             elif tag in (COMMAND_COMPLETE, EMPTY_QUERY):
-                results.append(Result(rows, body[:-1].decode() if tag == COMMAND_COMPLETE else "", columns))
+                command = body[:-1].decode() if tag == COMMAND_COMPLETE else ""
+                self.cache.note_command(command)
+                results.append(Result(rows, command, columns))
                 rows, columns = [], []
             elif tag == READY:
                 self.status = chr(body[0])
@@ -385,6 +387,7 @@ class Session:
                     count = counts.get(text)
                     if count is None:
                         count = counts[text] = p.parse_command_tag(text)
+                    self.cache.note_command(text)  # DDL and ROLLBACK may leave cached plans stale
                     results.append(Result(rows, text, columns, count))
                     rows = []
                     append = rows.append

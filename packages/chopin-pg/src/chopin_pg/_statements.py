@@ -5,6 +5,15 @@ server until it is closed.  Evicting one (capacity, a stale plan, a new type
 registry) only queues its name; the Close messages travel in front of the next
 command (:meth:`StatementCache.take_pending_close`), so eviction never costs a
 round trip of its own.
+
+Schema changes make cached statements stale: PostgreSQL refuses to run a prepared
+statement whose result columns changed (0A000 "cached plan must not change result
+type"), and inside a transaction that error aborts the block, so it cannot be retried.
+So, as psycopg does for DROP, the cache is cleared when the connection itself runs
+``DROP ...`` or ``ALTER ...``, and at ``ROLLBACK`` of a transaction that ran ``CREATE ...``
+(what it created is gone; a table made again under the same name is a new one).
+Statements made stale by another connection are re-prepared and retried once outside
+a transaction (:func:`is_stale_plan`).
 """
 
 from __future__ import annotations
@@ -92,13 +101,14 @@ class StatementCache:
         capacity: The configured capacity.
     """
 
-    __slots__ = ("_counter", "_pending_close", "capacity", "statements")
+    __slots__ = ("_counter", "_created_in_transaction", "_pending_close", "capacity", "statements")
 
     def __init__(self, capacity: int) -> None:
         self.statements: OrderedDict[str, PreparedStatement] = OrderedDict()
         self.capacity = capacity
         self._counter = 0
         self._pending_close: list[str] = []
+        self._created_in_transaction = False  # a CREATE since the last COMMIT/ROLLBACK (see note_command)
 
     def take_pending_close(self) -> bytes:
         """Return Close messages for statements evicted since the last command (sent before the next one)."""
@@ -120,6 +130,25 @@ class StatementCache:
         stmt = self.statements.pop(sql, None)
         if stmt is not None and stmt.name:
             self._pending_close.append(stmt.name)
+
+    def note_command(self, tag: str) -> None:
+        """See a CommandComplete tag: clear the cache after DDL that can change a result's shape.
+
+        Called for every command, so the common tags (SELECT, INSERT, UPDATE...) leave at once.
+        """
+        if not tag or tag[0] not in "ACDR":
+            return
+        if tag.startswith(("DROP ", "ALTER ")):
+            self.clear()
+            self._created_in_transaction = False
+        elif tag.startswith("CREATE "):
+            self._created_in_transaction = True
+        elif tag == "ROLLBACK":
+            if self._created_in_transaction:
+                self.clear()
+            self._created_in_transaction = False
+        elif tag == "COMMIT":
+            self._created_in_transaction = False
 
     def clear(self) -> None:
         """Forget every cached statement; they are closed on the server with the next command."""

@@ -229,6 +229,9 @@ class Connection:
         config: The settings it was opened with.
         types: This connection's type registry (a copy of the default).
         savepoint_depth: How many savepoints :meth:`transaction` has open (it names them ``_cpg_sp<n>``).
+        target_session_attrs: What the session was chosen for when the conninfo named several
+            hosts or ``target_session_attrs`` (``"read-write"``...); ``"any"`` otherwise.  A
+            :class:`~chopin_pg.PgPool` re-checks it at each checkout.
     """
 
     def __init__(self, config: PgConfig, sock: socket.socket | ssl.SSLSocket, session: Session) -> None:
@@ -239,6 +242,7 @@ class Connection:
         self._closed = False
         self._cache = session.cache  # the statement cache, one load on the per-query path
         self.savepoint_depth = 0
+        self.target_session_attrs = "any"
         self._busy: str | None = None  # "a pipeline" / "COPY FROM STDIN"... while one is open
         self._commands = 0  # exchanges with the server, so a pool can tell an unused checkout
 

@@ -57,6 +57,7 @@ from ._dbapi_types import (
     describe,
 )
 from ._paramstyle import CompiledQuery, compile_query, has_several_statements
+from ._statements import is_stale_plan
 from .connection import quote_identifier
 
 __all__ = [
@@ -394,12 +395,30 @@ class Cursor:
             return self
         sql, values = self._params(operation, parameters)
         begin = self.connection.begin_due
+        try:
+            result = self._run_one(native, sql, values, begin)
+        except Error as exc:
+            # A statement cached on this connection and made stale by another connection's
+            # DDL fails at its first use after it (0A000; the pipeline evicted it). When
+            # nothing else ran in its transaction (this call opened it, or autocommit), run
+            # it again, prepared afresh: what psycopg does not need (it prepares late) and
+            # SQLAlchemy users would otherwise see once per pooled connection after a
+            # migration. Later in a transaction the block is aborted: the error stands.
+            if not (begin or self.connection.autocommit) or not is_stale_plan(exc):
+                raise
+            if begin:
+                with _translated:
+                    native.rollback()
+            result = self._run_one(native, sql, values, begin)
+        self._set_result(result)
+        return self
+
+    def _run_one(self, native: PgConnection, sql: str, values: Sequence[Any], begin: bool) -> Result:
         with _translated, native.pipeline() as pl:
             if begin:
                 pl.execute("BEGIN")
             handle = pl.query(sql, values)
-        self._set_result(handle.result())
-        return self
+        return handle.result()
 
     def executemany(self, operation: str, seq_of_parameters: Iterator[Any] | Sequence[Any]) -> None:
         """Run one statement once per parameter set, all in one pipeline (one round trip).

@@ -30,6 +30,14 @@ tables, ``LISTEN``, prepared statements...) must not reach the next user, so a
 returned connection that was used gets ``DISCARD ALL`` by default
 (:meth:`PgPoolConfig.reset` says what it costs and how to opt out); a
 connection whose reset fails is closed instead of returned.
+
+Failover: given a URL naming several hosts with ``target_session_attrs`` (or a
+``connection_info`` source returning one), each new connection goes to the first host
+that fits, and each checkout re-checks that the session still fits: one round trip
+brings the server's latest ``in_hot_standby`` and ``default_transaction_read_only``,
+so a pool of ``read-write`` sessions drops those on a primary that was fenced
+read-only and a pool of ``standby`` sessions drops those on a promoted standby, and
+reconnects to the host that fits now (``any`` and ``prefer-standby`` are not re-checked).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
+from ._multihost import split_hosts, still_fits
 from .config import PgConfig
 from .connection import Connection
 from .errors import ConfigError, InterfaceError, PoolTimeout
@@ -268,8 +277,10 @@ class PgPool:
     """Connections to one server, reused across requests of one worker.
 
     Args:
-        config: How to connect: a :class:`PgConfig`, a ``postgres://`` URL, or ``None`` for
-            the environment (``DATABASE_URL``, then the libpq variables).
+        config: How to connect: a :class:`PgConfig`, a ``postgres://`` URL or ``key=value``
+            string (which may name several hosts and ``target_session_attrs``: see the module
+            docstring on failover), or ``None`` for the environment (``DATABASE_URL``, then
+            the libpq variables).
         pool_config: Pool settings.
     """
 
@@ -283,10 +294,17 @@ class PgPool:
             raise ConfigError(f"reset: expected one of {RESET_MODES}, got {settings.reset!r}")
         if settings.checkout_timeout < 0:
             raise ConfigError(f"checkout_timeout: expected >= 0, got {settings.checkout_timeout}")
+        # A conninfo naming several hosts (or target_session_attrs) is kept as given and
+        # resolved at each connect; `config` then describes its first host.
+        self._conninfo: str | None = None
         if config is None:
             config = PgConfig.from_env()
         elif isinstance(config, str):
-            config = PgConfig.from_url(config)
+            if (hosts := split_hosts(config)) is not None:
+                self._conninfo = config
+                config = PgConfig.from_url(hosts[0][0])
+            else:
+                config = PgConfig.from_url(config)
         self.config = config.replace(connect_timeout=settings.connection_timeout)
         self.settings = settings
         self._closed = False
@@ -374,6 +392,8 @@ class PgPool:
     def _connect(self) -> Connection:
         source = self.settings.connection_info
         if source is None:
+            if self._conninfo is not None:
+                return Connection.connect(self._conninfo, connect_timeout=self.settings.connection_timeout)
             return Connection.connect(self.config)
         info = source()  # a str may name several hosts (target_session_attrs): Connection.connect tries them
         timeout = self.settings.connection_timeout
@@ -464,8 +484,11 @@ class PgPool:
             # An idle session has nothing to say: a readable socket means EOF, a FATAL
             # message (server restart, idle_session_timeout) or a stray notification.
             conn.drain_pending()
-            if self.settings.test_on_checkout:
-                conn.execute("")
+            recheck = conn.target_session_attrs not in ("any", "prefer-standby")
+            if self.settings.test_on_checkout or recheck:
+                conn.execute("")  # also brings ParameterStatus changes the server holds back until a reply
+            if recheck and not still_fits(conn):
+                return False  # a failover moved the role this session was chosen for
             if self.settings.check is not None:
                 self.settings.check(conn)
         except Exception:  # a check hook may raise anything: the connection is replaced either way

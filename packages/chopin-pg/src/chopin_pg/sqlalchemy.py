@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import decimal
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 from sqlalchemy import util
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import INTERVAL, JSON, JSONB
 from sqlalchemy.dialects.postgresql import ranges as sa_ranges
 from sqlalchemy.dialects.postgresql.base import PGDialect, PGExecutionContext
 from sqlalchemy.dialects.postgresql.pg_catalog import INT2VECTOR, OIDVECTOR
@@ -38,9 +38,11 @@ from sqlalchemy.engine import URL, processors
 from sqlalchemy.engine.interfaces import ConnectArgsType, DBAPIConnection, DBAPICursor, IsolationLevel
 from sqlalchemy.sql import sqltypes
 
-from . import dbapi
+from . import dbapi, oids
 from .errors import ErrorClass, PgError
 from .ranges import Range
+
+_JSON_ARRAY, _JSONB_ARRAY = 199, 3807  # json[] and jsonb[] (pg_type.typarray)
 
 __all__ = ["ChopinDialect", "dialect"]
 
@@ -106,8 +108,16 @@ class _Time(sqltypes.Time):
     render_bind_cast = True
 
 
-class _Interval(sqltypes.Interval):
+class _Interval(INTERVAL):
+    # PostgreSQL's native INTERVAL, as psycopg's dialect: sqltypes.Interval itself is the
+    # emulation over DateTime (binds cast ::TIMESTAMP, literals rendered as timestamps).
     render_bind_cast = True
+
+    @classmethod
+    def adapt_emulated_to_native(cls, interval: sqltypes.Interval, **kw: Any) -> INTERVAL:  # type: ignore[override]
+        # INTERVAL's own returns a plain INTERVAL, which would lose the bind cast: a
+        # timedelta goes as text, and `date + $1` is then ambiguous to the server.
+        return cls(precision=interval.second_precision)
 
 
 class _JSON(JSON):
@@ -210,6 +220,7 @@ class ChopinDialect(PGDialect):
     supports_server_side_cursors = True
     supports_native_json_serialization = False
     supports_native_json_deserialization = True
+    dialect_injects_custom_json_deserializer = True  # on_connect gives it to the driver
     render_bind_cast = True
     description_encoding = None
     execution_ctx_cls = ChopinExecutionContext
@@ -228,6 +239,7 @@ class ChopinDialect(PGDialect):
             sqltypes.Date: _Date,
             sqltypes.Time: _Time,
             sqltypes.Interval: _Interval,
+            INTERVAL: _Interval,
             sqltypes.JSON: _JSON,
             JSONB: _JSONB,
             sqltypes.JSON.JSONIntIndexType: _JSONIntIndex,
@@ -238,6 +250,43 @@ class ChopinDialect(PGDialect):
             **dict.fromkeys(_MULTIRANGES, _MultiRange),
         },
     )
+
+    def on_connect(self) -> Callable[[Any], None] | None:
+        """Give each new connection the engine's ``json_deserializer``, when one was set.
+
+        chopin-pg decodes json and jsonb itself (``supports_native_json_deserialization``),
+        so SQLAlchemy would never call a ``create_engine(json_deserializer=...)``: the
+        connection's json/jsonb decoders (and their arrays') call it instead.
+        """
+        base = super().on_connect()
+        loads = self._json_deserializer
+        if loads is None:
+            return base
+
+        def json_text(data: bytes) -> Any:
+            return loads(data.decode())
+
+        def jsonb_binary(data: bytes) -> Any:
+            return loads(data[1:].decode())  # a version byte (1), then the text
+
+        def connect(dbapi_connection: Any) -> None:
+            if base is not None:
+                base(dbapi_connection)
+            types = dbapi_connection.native.types
+            types.register(oids.JSON, text=json_text, binary=json_text, array_oid=_JSON_ARRAY)
+            types.register(oids.JSONB, text=json_text, binary=jsonb_binary, array_oid=_JSONB_ARRAY)
+
+        return connect
+
+    @classmethod
+    def load_provisioning(cls) -> None:
+        """Load SQLAlchemy's PostgreSQL test provisioning, for its dialect suite (``sqlalchemy.testing``).
+
+        The default looks for a ``provision`` module beside the dialect's own (``chopin_pg.provision``);
+        this dialect is SQLAlchemy's PostgreSQL one, so its provisioning is too (temporary
+        tables, schemas, dropping what a test left).
+        """
+        import sqlalchemy.dialects.postgresql.provision  # noqa: F401
 
     @classmethod
     def import_dbapi(cls) -> ModuleType:

@@ -233,7 +233,7 @@ def _default_registry() -> TypeRegistry:
         oids.VARCHAR: c.text_any,
         oids.BPCHAR: c.text_any,
         oids.NAME: c.text_any,
-        oids.CHAR: c.text_any,
+        oids.CHAR: c.char_binary,
         oids.BYTEA: c.bytea_binary,
         oids.DATE: c.date_binary,
         oids.TIME: c.time_binary,

