@@ -114,6 +114,18 @@ def test_path_parameters_and_wildcards() -> None:
     validate(doc)
 
 
+def test_typed_path_parameters_have_their_schema() -> None:
+    router = Router()
+    router.get("/orders/:id<int>/lines/:line<uuid>", plain)
+    doc = openapi.document(router, title="T", version="1")
+    assert list(doc["paths"]) == ["/orders/{id}/lines/{line}"]
+    assert op(doc, "/orders/{id}/lines/{line}")["parameters"] == [
+        {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+        {"name": "line", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+    ]
+    validate(doc)
+
+
 def test_methods_head_implied_by_get_is_not_listed() -> None:
     router = Router()
     router.get("/a", plain)

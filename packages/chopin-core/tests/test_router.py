@@ -669,3 +669,67 @@ def test_waiting_routes_are_served_through_the_test_client() -> None:
     client = TestClient(router)
     resp = client.get("/w")
     assert (resp.status, resp.body, resp.header("x-mark")) == (200, b"waited", "1")
+
+
+# -- typed path parameters ----------------------------------------------------------------
+
+
+def test_a_typed_parameter_matches_only_its_type_and_else_404() -> None:
+    from chopin_core import TestClient
+
+    router = Router()
+
+    @router.get("/users/:id<int>")
+    def by_id(ctx: Context) -> Response:
+        return Response.text(f"id {ctx.param_parse('id', int) + 1}")
+
+    @router.get("/keys/:key<uuid>")
+    def by_key(ctx: Context) -> Response:
+        return Response.text(f"key {ctx.param('key')}")
+
+    client = TestClient(router)
+    assert client.get("/users/41").body == b"id 42"
+    assert client.get("/users/-3").body == b"id -2"
+    assert client.get("/users/abc").status == 404
+    assert client.get("/users/4%D9%A2").status == 404  # percent-encoded non-ASCII digits are not an int
+    key = "12345678-1234-5678-1234-567812345678"
+    assert client.get(f"/keys/{key}").body == f"key {key}".encode()
+    assert client.get("/keys/not-a-uuid").status == 404
+
+
+def test_a_typed_parameter_of_an_unknown_type_or_a_clash_fails_at_declaration() -> None:
+    router = Router()
+    with pytest.raises(RouteConflict, match="unknown type 'date'"):
+        router.get("/d/:when<date>", lambda ctx: Response.text(""))
+    table = RouteTable()
+    table.add("GET", "/u/:id<int>", lambda ctx: Response.text(""))
+    with pytest.raises(RouteConflict, match="clashes"):
+        table.add("GET", "/u/:id/x", lambda ctx: Response.text(""))
+
+
+def test_param_parse_body_json_and_query_sugar() -> None:
+    import dataclasses
+
+    from chopin_core import TestClient
+
+    @dataclasses.dataclass
+    class Page:
+        n: int = 1
+
+    @dataclasses.dataclass
+    class Item:
+        name: str
+
+    router = Router()
+
+    @router.post("/items/:id")
+    def make(ctx: Context) -> Response:
+        item = ctx.body_json(Item)
+        page = ctx.query(Page)
+        return Response.text(f"{ctx.param_parse('id', int)} {item.name} {page.n}")
+
+    client = TestClient(router)
+    assert client.post("/items/7?n=3", json={"name": "pen"}).body == b"7 pen 3"
+    bad = client.post("/items/x", json={"name": "pen"})
+    assert bad.status == 400 and b"path parameter 'id': expected int, got 'x'" in bad.body
+    assert client.post("/items/7", json={"nome": "pen"}).status == 422

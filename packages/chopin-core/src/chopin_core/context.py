@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from kowito_json import ValidationError, decoder_for
@@ -20,6 +20,7 @@ from .response import Response
 __all__ = ["Context", "Extractor", "Json", "Query"]
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class Extractor(Protocol):
@@ -122,6 +123,32 @@ class Context:
 
             return unquote(value)
         return value
+
+    def param_parse(self, name: str, kind: Callable[[str], P]) -> P:
+        """The path parameter ``name`` converted by ``kind`` (``int``, ``uuid.UUID``, ``Decimal``...).
+
+        Raises:
+            ExtractError: 400 when the parameter is missing or ``kind`` refuses it
+                (``path parameter 'id': expected int, got 'abc'``).
+        """
+        value = self.param(name)
+        what = getattr(kind, "__name__", repr(kind))
+        if value is None:
+            raise ExtractError(f"path parameter {name!r}: missing (expected {what})", 400)
+        try:
+            return kind(value)
+        except (ValueError, TypeError, ArithmeticError):
+            raise ExtractError(f"path parameter {name!r}: expected {what}, got {value!r}", 400) from None
+
+    def body_json(self, kind: type[T]) -> T:
+        """The body decoded as JSON into ``kind``: ``ctx.extract(Json[kind])`` (400 unreadable, 422 wrong shape)."""
+        result: T = self.extract(Json[kind])  # type: ignore[valid-type]
+        return result
+
+    def query(self, kind: type[T]) -> T:
+        """Dataclass ``kind`` built from the query string: ``ctx.extract(Query[kind])`` (422 when it does not fit)."""
+        result: T = self.extract(Query[kind])  # type: ignore[valid-type]
+        return result
 
     @property
     def cookies(self) -> Mapping[str, str]:

@@ -244,11 +244,29 @@ def _openapi_path(path: str) -> tuple[str, list[str]]:
     parts = []
     for seg in path.split("/"):
         if seg[:1] in (":", "*"):
-            names.append(seg[1:])
-            parts.append("{" + seg[1:] + "}")
+            name = seg[1:].partition("<")[0]
+            names.append(name)
+            parts.append("{" + name + "}")
         else:
             parts.append(seg)
     return "/".join(parts), names
+
+
+# The OpenAPI schema of a typed path parameter (``:id<int>``).
+_PARAM_SCHEMAS: dict[str, dict[str, str]] = {
+    "int": {"type": "integer"},
+    "uuid": {"type": "string", "format": "uuid"},
+    "str": {"type": "string"},
+}
+
+
+def _param_kinds(path: str) -> dict[str, str]:
+    kinds = {}
+    for seg in path.split("/"):
+        if seg[:1] in (":", "*"):
+            name, _, kind = seg[1:].partition("<")
+            kinds[name] = kind.rstrip(">") or "str"
+    return kinds
 
 
 def _router_of(target: Router | Any) -> Router:
@@ -321,8 +339,10 @@ def _operation_object(
     if meta.description or description:
         op["description"] = meta.description or description
     _, names = _openapi_path(d.path)
+    kinds = _param_kinds(d.path)
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names
+        {"name": name, "in": "path", "required": True, "schema": dict(_PARAM_SCHEMAS[kinds.get(name, "str")])}
+        for name in names
     ]
     if d.query is not None:
         params += _query_parameters(schemas[id(d.query)], definitions)

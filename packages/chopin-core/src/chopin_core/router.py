@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
@@ -45,6 +46,33 @@ class Route(NamedTuple):
     layers: tuple[Middleware, ...] = ()
 
 
+def _is_int(text: str) -> bool:
+    digits = text[1:] if text[:1] == "-" else text
+    return digits.isascii() and digits.isdigit()
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+# The types a path parameter may declare (``/users/:id<int>``): a segment that does not
+# fit is not a match, so the request goes on to other routes, then 404.
+PARAM_TYPES: dict[str, Callable[[str], bool]] = {"int": _is_int, "uuid": _is_uuid, "str": bool}
+
+
+def split_param(seg: str) -> tuple[str, str]:
+    """``":id<int>"`` → ``("id", "int")``; an untyped ``":id"`` or ``"*rest"`` → ``(name, "str")``."""
+    name = seg[1:]
+    if name.endswith(">") and "<" in name:
+        name, _, kind = name[:-1].partition("<")
+        return name, kind
+    return name, "str"
+
+
 def _check_pattern(path: str) -> None:
     if not path.startswith("/"):
         raise RouteConflict(f"route {path!r}: a path must start with '/'")
@@ -52,7 +80,12 @@ def _check_pattern(path: str) -> None:
     names: set[str] = set()
     for i, seg in enumerate(segments):
         if seg[:1] in (":", "*"):
-            name = seg[1:]
+            name, kind = split_param(seg)
+            if kind not in PARAM_TYPES or (seg[0] == "*" and kind != "str"):
+                raise RouteConflict(
+                    f"route {path!r}: parameter {seg!r}: unknown type {kind!r} "
+                    f"(expected one of {', '.join(PARAM_TYPES)})"
+                )
             if not name.isidentifier():
                 raise RouteConflict(f"route {path!r}: parameter {seg!r} needs a name")
             if name in names:
@@ -391,12 +424,23 @@ def _bind(mw: Middleware, nxt: Handler) -> Handler:
 class _Node:
     """A trie node: static children by segment, then one :param child, then a *wildcard."""
 
-    __slots__ = ("children", "handlers", "param", "param_name", "wild_handlers", "wild_name")
+    __slots__ = (
+        "children",
+        "handlers",
+        "param",
+        "param_check",
+        "param_kind",
+        "param_name",
+        "wild_handlers",
+        "wild_name",
+    )
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.param: _Node | None = None
         self.param_name = ""
+        self.param_kind = "str"
+        self.param_check: Callable[[str], bool] | None = None  # None: any non-empty segment
         self.handlers: dict[str, Handler] = {}
         self.wild_name = ""
         self.wild_handlers: dict[str, Handler] = {}
@@ -425,12 +469,16 @@ class RouteTable:
             methods = node.handlers
             for seg in segments:
                 if seg[0] == ":":
+                    name, kind = split_param(seg)
                     if node.param is None:
                         node.param = _Node()
-                        node.param_name = seg[1:]
-                    elif node.param_name != seg[1:]:
+                        node.param_name = name
+                        node.param_kind = kind
+                        node.param_check = None if kind == "str" else PARAM_TYPES[kind]
+                    elif node.param_name != name or node.param_kind != kind:
                         raise RouteConflict(
-                            f"route {path!r}: parameter :{seg[1:]} clashes with :{node.param_name} at the same place"
+                            f"route {path!r}: parameter {seg} clashes with :{node.param_name}"
+                            f"{'' if node.param_kind == 'str' else '<' + node.param_kind + '>'} at the same place"
                         )
                     node = node.param
                     methods = node.handlers
@@ -515,7 +563,7 @@ class RouteTable:
             found = self._walk(child, segs, i + 1, params)
             if found is not None:
                 return found
-        if node.param is not None and seg:
+        if node.param is not None and seg and (node.param_check is None or node.param_check(seg)):
             found = self._walk(node.param, segs, i + 1, params)
             if found is not None:
                 params[node.param_name] = seg
