@@ -174,7 +174,7 @@ def test_json_body_detected_from_source() -> None:
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Shape"}}},
     }
-    assert set(operation["responses"]) == {"200", "400", "422"}
+    assert set(operation["responses"]) == {"200", "400", "422", "500"}
     assert "Shape" in doc["components"]["schemas"]
     validate(doc)
 
@@ -294,7 +294,8 @@ def test_return_annotation_describes_the_response() -> None:
     assert op(doc, "/shape")["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Shape"
     }
-    assert op(doc, "/plain")["responses"] == {"200": {"description": "Success"}}
+    assert op(doc, "/plain")["responses"]["200"] == {"description": "Success"}
+    assert set(op(doc, "/plain")["responses"]) == {"200", "500"}  # every operation may fail
 
 
 def test_operation_ids_are_unique() -> None:
@@ -312,7 +313,7 @@ def test_operation_ids_are_unique() -> None:
 def test_component_schemas_cover_the_supported_types() -> None:
     doc = openapi.document(build(a=("POST", "/shapes", detected_body)))
     schemas = doc["components"]["schemas"]
-    assert set(schemas) == {"Shape", "Point"}
+    assert set(schemas) == {"Shape", "Point", "ErrorBody"}
     shape = schemas["Shape"]
     assert shape["description"] == "A named shape."
     props = shape["properties"]
@@ -474,3 +475,26 @@ def test_headless_chromium_renders_the_reference_page(serve: Any, tmp_path: Path
     assert outside == []  # everything came from our server: the page works offline
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_servers_security_schemes_and_error_bodies() -> None:
+    router = Router()
+    router.get("/private", plain)
+    router.get("/public", openapi.operation(security=[])(lambda ctx: Response.text("")))
+    doc = openapi.document(
+        router,
+        servers=["https://api.example.com"],
+        security_schemes={"bearer": openapi.BEARER_JWT},
+        security=[{"bearer": []}],
+    )
+    assert doc["servers"] == [{"url": "https://api.example.com"}]
+    assert doc["security"] == [{"bearer": []}]
+    assert doc["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    assert "security" not in op(doc, "/private")  # the document's applies
+    assert op(doc, "/public")["security"] == []  # public: no requirement
+    error = op(doc, "/private")["responses"]["500"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    assert doc["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
+    validate(doc)

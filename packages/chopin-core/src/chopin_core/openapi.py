@@ -29,7 +29,7 @@ import html
 import inspect
 import textwrap
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,11 +44,35 @@ if TYPE_CHECKING:
     from .router import Router
     from .types import Handler
 
-__all__ = ["Operation", "document", "mount", "operation"]
+__all__ = ["BEARER_JWT", "Operation", "document", "mount", "operation"]
 
 OPENAPI_VERSION = "3.1.0"
 SCALAR_VERSION = "1.72.1"
 """The version of ``@scalar/api-reference`` bundled in ``_scalar/``."""
+
+BEARER_JWT: Mapping[str, str] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+"""The security scheme of chopin-auth's bearer tokens: ``document(security_schemes={"bearer": BEARER_JWT})``."""
+
+# The JSON error body every error answer has when the client accepts JSON (error_handlers.error_body).
+_ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "message"],
+                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_ERROR_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
+    "text/plain": {"schema": {"type": "string"}},
+}
 
 _SCALAR_JS = Path(__file__).with_name("_scalar") / "standalone.js"
 _REF_TEMPLATE = "#/components/schemas/{name}"
@@ -74,6 +98,8 @@ class Operation:
         operation_id: a unique id; the handler's name by default.
         deprecated: marks the operation as deprecated.
         hidden: leaves the route out of the document.
+        security: the security requirements of this operation (``[{"bearer": []}]``), overriding
+            the document's; ``[]`` for none (a public route); None: the document's.
     """
 
     body: Any = None
@@ -86,6 +112,7 @@ class Operation:
     operation_id: str | None = None
     deprecated: bool = False
     hidden: bool = False
+    security: tuple[Mapping[str, Sequence[str]], ...] | None = None
 
 
 def operation(
@@ -100,6 +127,7 @@ def operation(
     operation_id: str | None = None,
     deprecated: bool = False,
     hidden: bool = False,
+    security: Sequence[Mapping[str, Sequence[str]]] | None = None,
 ) -> Callable[[H], H]:
     """Describe a handler for :func:`document`; the handler itself is returned unchanged.
 
@@ -120,11 +148,24 @@ def operation(
         operation_id: overrides the handler's name.
         deprecated: marks the operation deprecated.
         hidden: leaves the route out of the document.
+        security: this operation's security requirements (``[{"bearer": []}]``; ``[]``: public).
 
     Returns:
         A decorator that records an :class:`Operation` on the handler.
     """
-    meta = Operation(body, query, response, status, tuple(tags), summary, description, operation_id, deprecated, hidden)
+    meta = Operation(
+        body,
+        query,
+        response,
+        status,
+        tuple(tags),
+        summary,
+        description,
+        operation_id,
+        deprecated,
+        hidden,
+        None if security is None else tuple(security),
+    )
 
     def attach(handler: H) -> H:
         setattr(handler, _ATTRIBUTE, meta)
@@ -356,18 +397,18 @@ def _operation_object(
         ok["content"] = {"application/json": {"schema": schemas[id(d.response)]}}
     responses: dict[str, Any] = {status: ok}
     if d.body is not None:
-        responses["400"] = {
-            "description": "The body is not JSON",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
+        responses["400"] = {"description": "The body is not JSON", "content": _ERROR_CONTENT}
     if d.body is not None or d.query is not None:
         responses["422"] = {
             "description": "The request does not fit its type; every problem is named with its path",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "content": _ERROR_CONTENT,
         }
+    responses["500"] = {"description": "The handler failed (logged with its traceback)", "content": _ERROR_CONTENT}
     op["responses"] = responses
     if meta.deprecated:
         op["deprecated"] = True
+    if meta.security is not None:
+        op["security"] = [{name: list(scopes) for name, scopes in req.items()} for req in meta.security]
     return op
 
 
@@ -396,6 +437,9 @@ def document(
     title: str = "Chopin API",
     version: str = "0.1.0",
     description: str | None = None,
+    servers: Sequence[str | Mapping[str, Any]] = (),
+    security_schemes: Mapping[str, Mapping[str, Any]] | None = None,
+    security: Sequence[Mapping[str, Sequence[str]]] = (),
 ) -> dict[str, Any]:
     """An OpenAPI 3.1 document describing every route of a router or app.
 
@@ -409,6 +453,11 @@ def document(
         title: ``info.title``.
         version: ``info.version`` (the API's version, not OpenAPI's).
         description: ``info.description``.
+        servers: where the API is served (``"https://api.example.com"`` or a Server Object).
+        security_schemes: ``components.securitySchemes`` by name (:data:`BEARER_JWT` for
+            chopin-auth's tokens).
+        security: the document's default security requirements (``[{"bearer": []}]``);
+            an operation's own (:func:`operation`) override it.
 
     Returns:
         The document as plain dicts and lists, ready for ``json.dumps``.
@@ -428,11 +477,22 @@ def document(
         paths.setdefault(path, {})[d.method.lower()] = _operation_object(d, schemas, definitions, op_id)
         tags.update(dict.fromkeys(d.meta.tags))
     doc: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": info}
+    if servers:
+        doc["servers"] = [{"url": server} if isinstance(server, str) else dict(server) for server in servers]
+    if security:
+        doc["security"] = [{name: list(scopes) for name, scopes in req.items()} for req in security]
     if tags:
         doc["tags"] = [{"name": tag} for tag in tags]
     doc["paths"] = paths
-    if definitions:
-        doc["components"] = {"schemas": definitions}
+    components: dict[str, Any] = {"schemas": {**definitions}}
+    if paths:
+        components["schemas"]["ErrorBody"] = _ERROR_BODY
+    if security_schemes:
+        components["securitySchemes"] = {name: dict(scheme) for name, scheme in security_schemes.items()}
+    if components["schemas"] or len(components) > 1:
+        if not components["schemas"]:
+            del components["schemas"]
+        doc["components"] = components
     return doc
 
 
@@ -482,6 +542,7 @@ def mount(
     docs_path: str | None = "/docs",
     title: str | None = None,
     version: str | None = None,
+    **options: Any,
 ) -> None:
     """Serve the OpenAPI document at ``spec_path`` and the reference page at ``docs_path``.
 
@@ -497,6 +558,7 @@ def mount(
         docs_path: where the reference page is served; None for no page.
         title: ``info.title`` (``"Chopin API"`` by default).
         version: ``info.version`` (``"0.1.0"`` by default).
+        **options: :func:`document`'s ``description``, ``servers``, ``security_schemes``, ``security``.
     """
     router = _router_of(app)
     cached: list[bytes] = []
@@ -504,7 +566,7 @@ def mount(
     @operation(hidden=True)
     def openapi_json(ctx: Context) -> Response:
         if not cached:
-            doc = document(router, title=title or "Chopin API", version=version or "0.1.0")
+            doc = document(router, title=title or "Chopin API", version=version or "0.1.0", **options)
             cached.append(orjson.dumps(doc))
         return Response.json_bytes(cached[0])
 

@@ -161,6 +161,7 @@ class Chopin:
         *,
         title: str | None = None,
         version: str | None = None,
+        **options: Any,
     ) -> Chopin:
         """Serve the app's OpenAPI 3.1 document at ``spec_path`` and a Scalar reference page at ``docs``.
 
@@ -170,8 +171,8 @@ class Chopin:
         """
         from . import openapi
 
-        openapi.mount(self, spec_path, docs, title=title, version=version)
-        openapi.document(self)
+        openapi.mount(self, spec_path, docs, title=title, version=version, **options)
+        openapi.document(self, **options)  # options: servers, security_schemes, security, description
         return self
 
     def with_logging(
