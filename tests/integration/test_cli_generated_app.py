@@ -5,7 +5,7 @@ auth``, ``chopin migrate up``, ``chopin check``, then ``pytest`` inside the new 
 (its generated tests use ``TestClient`` on a test database of their own, made by the project's
 ``tests/conftest.py``, and leave the scratch database alone), then the app itself
 (``python -m shop``, two workers) answering sign-up/sign-in/me/sign-out over a real socket.
-The database is a scratch one on the real server at 127.0.0.1:5432 (trust auth).
+The database is a scratch one on the shared test server (chopin-testkit's ``local_pg``).
 """
 
 from __future__ import annotations
@@ -24,20 +24,20 @@ from pathlib import Path
 import chopin_pg
 import httpx
 import pytest
+from chopin_testkit import LocalPg
 
-PG = "postgres://postgres@127.0.0.1:5432"
 TIMEOUT = 300.0
 
 
 @pytest.fixture
-def scratch_db() -> Iterator[str]:
+def scratch_db(local_pg: LocalPg) -> Iterator[str]:
     name = f"chopin_gen_{uuid.uuid4().hex[:12]}"
-    with chopin_pg.connect(f"{PG}/test") as admin:
+    with chopin_pg.connect(local_pg.dsn()) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{PG}/{name}"
+        yield local_pg.with_database(name).dsn()
     finally:
-        with chopin_pg.connect(f"{PG}/test") as admin:
+        with chopin_pg.connect(local_pg.dsn()) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -11,9 +11,8 @@ from decimal import Decimal
 
 import chopin_pg
 import pytest
-from chopin_pg import PgConfig, dbapi
-
-LOCAL = PgConfig(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable")
+from chopin_pg import dbapi
+from conftest import LOCAL  # the shared test server ($CHOPIN_TEST_DATABASE_URL, else the local socket)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import uuid
 from typing import Any
 
 import dbapi20  # type: ignore[import-untyped]
-from chopin_pg import PgConfig, dbapi
+from chopin_pg import dbapi
+from conftest import LOCAL  # the shared test server ($CHOPIN_TEST_DATABASE_URL, else the local socket)
 
-LOCAL = PgConfig(host="/var/run/postgresql", port=5432, user="root", database="test", sslmode="disable")
 _PREFIX = f"dbapi20_{uuid.uuid4().hex[:8]}_"
 
 

