@@ -296,3 +296,27 @@ def test_interrupting_a_task_in_gather_cancels_its_children() -> None:
         assert (task.finished, task.result, sorted(closed)) == (True, "interrupted", [1, 2])
     finally:
         ep.close()
+
+
+def test_deferred_work_runs_after_the_task_and_its_errors_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from chopin_core import defer
+
+    order: list[str] = []
+
+    async def later(name: str) -> None:
+        await sleep(0.01)
+        order.append(name)
+
+    async def broken() -> None:
+        raise RuntimeError("background failure")
+
+    async def handler() -> str:
+        await defer(later("mail"))
+        await defer(broken())
+        order.append("answered")
+        return "response"
+
+    assert run_blocking(handler()) == "response"  # run_blocking waits for the background work too
+    assert order == ["answered", "mail"]
+    assert "a background task (defer) failed" in caplog.text
+    assert "background failure" in caplog.text

@@ -262,3 +262,10 @@ def test_over_http2_a_handler_that_answers_without_waiting_is_answered_once(serv
             resp = client.get(f"{server.url}/at-once")
             assert (resp.http_version, resp.text) == ("HTTP/2", "answered without waiting")
     assert "failed" not in server.stderr_text()
+
+
+def test_background_work_runs_after_the_answer_is_sent(server: ServerProcess) -> None:
+    before = time.monotonic()
+    assert _get(server, "/defer").text == "accepted"
+    assert time.monotonic() - before < 0.4  # the answer did not wait for the 0.5 s of background work
+    assert wait_until(lambda: "mail sent" in _get(server, "/deferred").json(), 5.0)

@@ -54,7 +54,7 @@ from .settings import Settings
 from .sse import ServerSentEvent, last_event_id
 from .testclient import TestClient, TestResponse
 from .types import AsyncHandler, AsyncMiddleware, Handler, Middleware
-from .waiting import gather, sleep, to_thread, wait_fd, wait_readable, wait_writable
+from .waiting import defer, gather, sleep, to_thread, wait_fd, wait_readable, wait_writable
 from .websocket import WebSocket, WebSocketHandler
 
 __version__ = "0.1.0"
@@ -113,6 +113,7 @@ __all__ = [
     "WebSocketHandler",
     "__version__",
     "cors",
+    "defer",
     "delete",
     "gather",
     "get",

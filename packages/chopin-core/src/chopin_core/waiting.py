@@ -28,10 +28,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Final, Generic, ParamSpec, TypeVar
 
 __all__ = [
+    "Defer",
     "FdDeadline",
     "Gather",
     "Offload",
     "Timer",
+    "defer",
     "gather",
     "sleep",
     "to_thread",
@@ -116,6 +118,32 @@ class Gather:
         if self.error is not None:
             raise self.error
         return self.results
+
+
+class Defer:
+    """Run ``coro`` once the awaiting task has finished (its answer written), on the same loop."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
+
+    def __await__(self) -> Generator[Defer, None, None]:
+        yield self
+
+
+async def defer(coro: Coroutine[Any, Any, Any]) -> None:
+    """Schedule ``coro`` to run after this handler's answer is written: a background task.
+
+    It runs on the same worker once the handler has returned and its response has gone
+    to the socket (sending a welcome mail, warming a cache); the client does not wait
+    for it. What it raises is logged with its traceback; nothing else sees it. For a
+    blocking call, defer ``to_thread(fn, ...)``. A worker that stops does not wait for
+    background tasks: keep them short, or make them safe to lose.
+    """
+    if not isinstance(coro, Coroutine):
+        raise TypeError(f"defer: expected a coroutine (call the async function), got {type(coro).__name__}")
+    await Defer(coro)
 
 
 async def sleep(seconds: float) -> None:

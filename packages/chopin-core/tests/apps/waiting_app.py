@@ -134,3 +134,23 @@ layered.layer(timing)
 router.merge(layered)
 
 app = Chopin(router).with_metrics()
+
+
+deferred: list[str] = []
+
+
+@router.get("/defer")
+async def with_background(ctx: Context) -> Response:
+    from chopin_core import defer
+
+    async def slow_mail() -> None:
+        await sleep(0.5)
+        deferred.append("mail sent")
+
+    await defer(slow_mail())
+    return Response.text("accepted")
+
+
+@router.get("/deferred")
+def deferred_done(ctx: Context) -> Response:
+    return Response.json(deferred)

@@ -31,7 +31,7 @@ from functools import partial
 from time import monotonic_ns
 from typing import Any, Final, TypeVar
 
-from ..waiting import FdDeadline, Gather, Offload, Timer
+from ..waiting import Defer, FdDeadline, Gather, Offload, Timer
 
 __all__ = ["Scheduler", "Task", "run_blocking"]
 
@@ -55,7 +55,7 @@ class Task:
         cancelled: it was cancelled (closed) before it finished.
     """
 
-    __slots__ = ("cancelled", "children", "coro", "error", "fd", "finished", "gen", "on_done", "result")
+    __slots__ = ("afterwards", "cancelled", "children", "coro", "error", "fd", "finished", "gen", "on_done", "result")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], on_done: Callable[[Task], None] | None) -> None:
         self.coro = coro
@@ -67,6 +67,7 @@ class Task:
         self.result: Any = None
         self.error: BaseException | None = None
         self.children: list[Task] | None = None
+        self.afterwards: list[Coroutine[Any, Any, Any]] | None = None  # defer(): run once this one finished
 
 
 class Scheduler:
@@ -90,6 +91,7 @@ class Scheduler:
         self.timers: list[tuple[int, int, Task, int]] = []
         self.remote: list[tuple[Task, int]] = []
         self._seq = 0
+        self.detached = 0  # background tasks (defer) still running
         # The timer heap is compacted when it grows past this (see _push_timer).
         self._timers_cap = _TIMERS_MIN
         self._lock = threading.Lock()
@@ -219,7 +221,28 @@ class Scheduler:
         task.error = error
         task.gen += 1
         if task.on_done is not None:
-            task.on_done(task)
+            task.on_done(task)  # a handler's answer is framed and written here
+        afterwards = task.afterwards
+        if afterwards:
+            task.afterwards = None
+            for coro in afterwards:
+                self.background(coro)
+
+    def background(self, coro: Coroutine[Any, Any, Any]) -> Task:
+        """Run ``coro`` detached, from the loop's next pass: what it raises is logged, nobody waits for it.
+
+        Started from the ready queue, not here: a handler that finished in its first step
+        has its answer framed and written by the worker before this runs.
+        """
+        self.detached += 1
+        task = Task(coro, self._background_done)
+        self.ready.append((task, task.gen, None, None))
+        return task
+
+    def _background_done(self, task: Task) -> None:
+        self.detached -= 1
+        if task.error is not None:
+            log.error("a background task (defer) failed", exc_info=task.error)
 
     def _park(self, task: Task, yielded: object) -> None:
         """Wait for what ``task`` yielded (see the module docstring)."""
@@ -241,6 +264,11 @@ class Scheduler:
             self._offload(task, gen, yielded)  # type: ignore[arg-type]
         elif kind is Gather:
             self._gather(task, gen, yielded)  # type: ignore[arg-type]
+        elif kind is Defer:
+            if task.afterwards is None:
+                task.afterwards = []
+            task.afterwards.append(yielded.coro)  # type: ignore[attr-defined]
+            self.ready.append((task, gen, None, None))  # the caller goes on at once
         elif callable(getattr(yielded, "add_done_callback", None)) and "asyncio" not in kind.__module__:
             yielded.add_done_callback(partial(self._resolved, task, gen))  # type: ignore[attr-defined]
         else:
@@ -374,7 +402,7 @@ def run_blocking(coro: Coroutine[Any, Any, T], *, threads: int = 4) -> T:
     root = Task(coro, None)
     try:
         scheduler.start(root)
-        while not root.finished:
+        while not root.finished or scheduler.detached:
             for fd, events in ep.poll(scheduler.wait_time(3600.0)):
                 if fd == wake_r:
                     try:
