@@ -361,7 +361,7 @@ class Worker:
                             if ext.turns:
                                 self._take_turns()
                         elif tasks is not None and fd in tasks.fds:
-                            tasks.on_event(fd, ev)
+                            tasks.on_event_later(fd, ev)  # after this wake-up's requests are answered
                         else:
                             side = self._ext.side.get(fd)
                             if side is not None:

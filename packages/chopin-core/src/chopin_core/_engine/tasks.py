@@ -168,6 +168,19 @@ class Scheduler:
             return max(0.0, min(timeout, due + 0.0005))
         return timeout
 
+    def on_event_later(self, fd: int, events: int) -> None:
+        """``fd`` is ready: resume its task in :meth:`run_ready`, after the rest of this wake-up's events.
+
+        The worker's loop uses it so that new requests of the same wake-up are answered
+        before a wave of waiting handlers resumes (a burst of upstream answers would
+        otherwise hold a cheap request behind all of them).
+        """
+        task = self.fds.pop(fd, None)
+        if task is None:
+            return
+        task.fd = -1
+        self.ready.append((task, task.gen, events, None))
+
     def on_event(self, fd: int, events: int) -> None:
         """``fd`` is ready: resume the task waiting on it with ``events``."""
         task = self.fds.pop(fd, None)
