@@ -413,7 +413,7 @@ def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> s
 
 # ---------------------------------------------------------------- RESULTS.md
 
-ORDER = ("http", "metrics", "gates", "json", "static", "pg", "db-latency", "orm")
+ORDER = ("http", "metrics", "gates", "json", "static", "pg", "db-latency", "orm", "fanout")
 TITLE = "# Benchmark results\n\nEach section was written by the command it names, on this project's 2-core machine.\n"
 
 
@@ -422,7 +422,8 @@ def write_section(path: Path, name: str, text: str) -> None:
     sections: dict[str, str] = {}
     if path.exists():
         content = path.read_text()
-        for other in {*ORDER, name}:
+        # Every section the file has, not only the known ones: a script's rewrite keeps the others'.
+        for other in {*ORDER, name, *re.findall(r"<!-- section:([\w-]+) -->", content)}:
             start, end = f"<!-- section:{other} -->", f"<!-- /section:{other} -->"
             if start in content and end in content:
                 sections[other] = content.split(start, 1)[1].split(end, 1)[0].strip("\n")
