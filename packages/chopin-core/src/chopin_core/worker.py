@@ -24,14 +24,14 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from time import monotonic_ns
-from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from ._body import BodyBudget, BodyIntake, BodySpool
+from ._engine.awaiting import Awaiting, await_handler
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.stream_pump import NextChunk, StreamPump
-from ._engine.tasks import Scheduler, Task, run_blocking
+from ._engine.tasks import Scheduler, run_blocking
 from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
@@ -60,7 +60,7 @@ from ._wire.ws_frames import (
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .error_handlers import exception_response, failure_to_log
-from .errors import HandlerTimeout, ProtocolError, UnsupportedVersion
+from .errors import ProtocolError, UnsupportedVersion
 from .files import FileBody, not_modified
 from .forwarded import Origin, TrustedProxies
 from .hooks import DROP, PROCEED, Hooks, Verdict
@@ -349,7 +349,7 @@ class Worker:
                             if ev & EPOLLOUT and not conn.closed:
                                 on_writable(conn)
                             elif ev & (EPOLLERR | EPOLLHUP) and not ev & EPOLLIN and not conn.closed:
-                                self._close(conn)
+                                self.close(conn)
                         elif fd == lfd:
                             if not self.stopping:
                                 self._accept(lsock)
@@ -391,7 +391,7 @@ class Worker:
                     break
         finally:
             for conn in list(conns.values()):
-                self._close(conn)
+                self.close(conn)
             for side in list(self._ext.side.values()):
                 side.abort()
             if self._ext.upstreams is not None:
@@ -417,7 +417,7 @@ class Worker:
         try:
             conn = self.conns.get(fd)
             if conn is not None:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return
             side = self._ext.side.get(fd)
             if side is not None:
@@ -426,7 +426,7 @@ class Worker:
             upstreams = self._ext.upstreams
             exchange = upstreams.by_fd.get(fd) if upstreams is not None else None
             if exchange is not None:
-                self._close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
+                self.close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
                 exchange.close()
         except Exception:
             # Closing failed as well: at least forget the fd, so it cannot fail again on every turn.
@@ -503,7 +503,7 @@ class Worker:
         unread = _readable([conn.fd for conn in idle])
         for conn in idle:
             if conn.fd not in unread:
-                self._close(conn)
+                self.close(conn)
 
     # -- accepting -----------------------------------------------------------------
 
@@ -562,18 +562,18 @@ class Worker:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._close(conn, exc)
+            self.close(conn, exc)
             return
         if not data:
             # The peer closed its side: finish what is owed, then close.  A handler
             # still waiting is cancelled: its client is gone (uvicorn's disconnect).
-            if type(conn.stream) is _Awaiting or type(conn.stream) is StreamPump:
-                self._close(conn)
+            if type(conn.stream) is Awaiting or type(conn.stream) is StreamPump:
+                self.close(conn)
             elif conn.out or conn.stream is not None:
                 conn.close_after = True
                 self._stop_reading(conn)
             else:
-                self._close(conn)
+                self.close(conn)
             return
         conn.last_active = self.tick
         if conn.ws is not None:
@@ -673,7 +673,7 @@ class Worker:
     ) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``.
 
-        ``resp``: the answer of a handler that waited (see :meth:`_deliver`): only framed.
+        ``resp``: the answer of a handler that waited (see :meth:`respond_with`): only framed.
         """
         tally = self._tally
         access = self.access_log
@@ -699,12 +699,12 @@ class Worker:
                     resp = handler(ctx)
                     if type(resp) is not Response:
                         # An async def handler: it waits off this path (None) or answered at once.
-                        answered = self._await_handler(conn, req, handler, resp)
+                        answered = await_handler(self, conn, req, handler, resp, started)
                         if type(answered) is not Response:
                             return
                         resp = answered
                 except Exception as exc:
-                    resp = self._handler_failed(req, exc)
+                    resp = self.handler_failed(req, exc)
         if resp.proxy is not None:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
@@ -768,82 +768,6 @@ class Worker:
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
-    def _await_handler(
-        self,
-        conn: Connection | None,
-        req: Request,
-        handler: object,
-        result: object,
-        later: Callable[[Response], None] | None = None,
-        started: int = 0,
-        origin: Origin | None = None,
-    ) -> Response | _Awaiting | None:
-        """A handler returned something other than a Response: a coroutine waits, anything else is an error.
-
-        The coroutine runs to its first wait now; if it finishes there its answer is
-        returned.  Else, on an HTTP/1.1 connection, None (:meth:`_deliver` answers
-        once it has finished); for another protocol (``later``), the waiting handler,
-        whose response goes to ``later``.  With no loop (the in-process :meth:`answer`)
-        or neither, it runs to its end here.
-
-        Raises:
-            TypeError: ``result`` is neither a Response nor a coroutine.
-        """
-        if type(result) is not CoroutineType:
-            name = getattr(handler, "__name__", handler)
-            raise TypeError(f"handler {name!r} returned {type(result).__name__}, expected Response")
-        coro: CoroutineType[Any, Any, Any] = result
-        if (conn is None and later is None) or self._ep is None:
-            return _checked(handler, run_blocking(coro, threads=self.settings.worker_threads))
-        ext = self._ext
-        if ext.waiting >= self.settings.max_waiting_handlers:
-            coro.close()
-            log.warning("worker %d: %d handlers waiting, answering 503", self.index, ext.waiting)
-            return Response.text("Service Unavailable: too many requests waiting", 503).with_header("Retry-After", "1")
-        tasks = self._scheduler()
-        if conn is None:
-            assert later is not None
-            deliver = self._deliver_later(req, started, later, origin)
-            waiting = _Awaiting(conn, req, handler, started, Task(coro, None), ext, deliver, self._handler_failed)
-        else:
-            waiting = _Awaiting(
-                conn, req, handler, self._woke, Task(coro, None), ext, self._deliver, self._handler_failed
-            )
-        task = waiting.task
-        task.on_done = waiting.done
-        tasks.start(task)
-        if task.finished:
-            return waiting.answer()
-        ext.waiting += 1
-        waiting.counted = True
-        timeout = self.settings.handler_timeout
-        if conn is None:
-            waiting.deadline = self.tick + math.ceil(timeout) + 1 if timeout > 0 else 0
-            waiting.timeout = timeout
-            return waiting
-        if timeout > 0:
-            # Checked by the timing wheel, at its one-second grain, never early (see _on_tick).
-            waiting.deadline = self.tick + math.ceil(timeout) + 1
-            self._wheel.schedule(conn, waiting.deadline)
-        conn.stream = waiting
-        return None
-
-    def _handler_tick(self, waiting: _Awaiting, tick: int) -> None:
-        """The timing wheel reached a connection whose handler waits: past its deadline, interrupt it."""
-        conn = waiting.conn
-        assert conn is not None
-        tasks = self._ext.tasks
-        if waiting.deadline and tick >= waiting.deadline and tasks is not None:
-            waiting.deadline = 0  # once: a handler that catches it gets until the keep-alive timeout
-            late = HandlerTimeout(f"handler deadline of {self.settings.handler_timeout:g} s passed")
-            tasks.interrupt(waiting.task, late)
-            self._wheel.schedule(conn, tick + self.keepalive_ticks)
-            return
-        if not waiting.deadline and tick - conn.last_active >= self.keepalive_ticks:
-            self._close(conn)  # it ignored its deadline, or has none: it may not hold the connection forever
-            return
-        self._wheel.schedule(conn, waiting.deadline or tick + self.keepalive_ticks)
-
     def _wake(self) -> None:
         """Wake the loop from another thread (a thread-pool job of a waiting handler finished)."""
         try:
@@ -851,30 +775,7 @@ class Worker:
         except OSError:
             pass  # the pipe is full: the loop is awake anyway
 
-    def _deliver_later(
-        self, req: Request, started: int, later: Callable[[Response], None], origin: Origin | None
-    ) -> Callable[[_Awaiting], None]:
-        def deliver(waiting: _Awaiting) -> None:
-            later(self._served(req, waiting.answer(), started, origin))
-
-        return deliver
-
-    def _deliver(self, waiting: _Awaiting) -> None:
-        """A waiting handler finished: frame its answer in order, then answer what queued behind it."""
-        conn = waiting.conn
-        if conn is None or conn.closed or conn.stream is not waiting:
-            return
-        conn.last_active = self.tick
-        conn.stream = None
-        resp = waiting.answer()
-        woke, self._woke = self._woke, waiting.started  # durations run from when its request was read
-        try:
-            self._respond(conn, waiting.req, conn.out, resp)
-        finally:
-            self._woke = woke
-        self.flush(conn)
-
-    def _handler_failed(self, req: Request, exc: Exception) -> Response:
+    def handler_failed(self, req: Request, exc: Exception) -> Response:
         """The response for a handler's exception; every 5xx one is logged with its traceback.
 
         An :class:`~chopin_core.ExtractError` answers with its own response or status
@@ -908,7 +809,7 @@ class Worker:
             return resp, b""
         except Exception as exc:
             close_stream(stream)
-            return self._handler_failed(req, exc), b""
+            return self.handler_failed(req, exc), b""
 
     def _first_async(
         self, req: Request, resp: Response, body: AsyncStream, conn: Connection | None
@@ -923,18 +824,18 @@ class Worker:
             blocking = _Blocking(body, self.settings.worker_threads)
             resp.stream_body = blocking
             return self._first_chunk(req, resp, blocking)
-        pump = StreamPump(body, self._scheduler())
+        pump = StreamPump(body, self.scheduler())
         pump.start()
         if pump.error is not None:
             pump.close()
-            return self._handler_failed(req, pump.error), b""
+            return self.handler_failed(req, pump.error), b""
         resp.stream_body = pump
         if conn is None:
             return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
         pump.wake = partial(self._pumped, conn, pump)
         return resp, pump.take() or b""
 
-    def _scheduler(self) -> Scheduler:
+    def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
         ext = self._ext
         tasks = ext.tasks
@@ -1084,7 +985,7 @@ class Worker:
                     self.io.write(conn.fd, timeout_answer(self.date_line))
                 except OSError:
                     pass
-            self._close(conn)
+            self.close(conn)
             return
         self._wheel.schedule(conn, (tick if body.waiting else conn.last_active) + ticks)
 
@@ -1214,7 +1115,7 @@ class Worker:
             pending_bytes(conn.out),
         )
         if ws is None or ws.proto.close_sent:
-            self._close(conn)
+            self.close(conn)
             return
         conn.out.append(ws.proto.send_close(1008, "too slow: messages not read"))  # RFC 6455 7.4.1
         conn.close_after = True
@@ -1241,12 +1142,12 @@ class Worker:
             except BlockingIOError:
                 return False
             except OSError as exc:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return None
             if sent == 0:
                 # The file shrank under us: the promised length cannot be sent.
                 log.error("worker %d: file ended %d bytes early", self.index, body.length)
-                self._close(conn)
+                self.close(conn)
                 return None
             body.offset += sent
             body.length -= sent
@@ -1295,7 +1196,7 @@ class Worker:
             except BlockingIOError:
                 written, total = 0, 1
             except OSError as exc:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return
             if written:
                 conn.last_active = self.tick
@@ -1317,7 +1218,7 @@ class Worker:
             conn.waiting_write = False
             self._set_mask(conn)
         if conn.close_after and conn.stream is None:
-            self._close(conn)
+            self.close(conn)
         elif not conn.reading and not conn.close_after and not conn.queued and not _body_waits(conn):
             conn.reading = True
             self._set_mask(conn)
@@ -1330,14 +1231,14 @@ class Worker:
         except BlockingIOError:
             written = 0
         except OSError:
-            self._close(conn)
+            self.close(conn)
             return
         if written and self._tally:
             self._tally[SENT](written)
         if written == len(data):
             out.clear()
             if conn.close_after:
-                self._close(conn)
+                self.close(conn)
             return
         out[:] = (memoryview(data)[written:],)
         self._wait_writable(conn)
@@ -1349,7 +1250,7 @@ class Worker:
         stream = conn.stream
         assert stream is not None
         out = conn.out
-        if type(stream) is _Awaiting:
+        if type(stream) is Awaiting:
             return  # its handler still waits: the answer and what queued behind it come later
         if type(stream) is StreamPump:
             self._pull_pump(conn, stream)
@@ -1524,7 +1425,8 @@ class Worker:
         assert self._ep is not None
         self._ep.modify(conn.fd, mask)
 
-    def _close(self, conn: Connection, error: BaseException | None = None) -> None:
+    def close(self, conn: Connection, error: BaseException | None = None) -> None:
+        """Close an HTTP/1.1 connection now (``error``: why, for the teardown hook)."""
         if conn.closed:
             return
         conn.closed = True
@@ -1630,16 +1532,16 @@ class Worker:
             try:
                 resp = handler(Context(req, params, origin))
                 if type(resp) is not Response:
-                    waited = self._await_handler(None, req, handler, resp, later, started, origin)
-                    if type(waited) is _Awaiting:
+                    waited = await_handler(self, None, req, handler, resp, started, later, origin)
+                    if type(waited) is Awaiting:
                         return waited
                     assert isinstance(waited, Response)
                     resp = waited
             except Exception as exc:
-                resp = self._handler_failed(req, exc)
-        return self._served(req, resp, started, origin)
+                resp = self.handler_failed(req, exc)
+        return self.served(req, resp, started, origin)
 
-    def _served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
+    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
         """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
         stream = resp.stream_body
         if stream is not None:
@@ -1801,6 +1703,37 @@ class Worker:
         except (OSError, ValueError):
             pass
 
+    @property
+    def running(self) -> bool:
+        """Whether the loop runs (False: serving in process, :meth:`answer`)."""
+        return self._ep is not None
+
+    @property
+    def waiting(self) -> int:
+        """``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``)."""
+        return self._ext.waiting
+
+    @waiting.setter
+    def waiting(self, count: int) -> None:
+        self._ext.waiting = count
+
+    def schedule(self, conn: Connection, tick: int) -> None:
+        """Have the timing wheel look at ``conn`` at ``tick`` (see :meth:`_on_tick`)."""
+        self._wheel.schedule(conn, tick)
+
+    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn``, and write it.
+
+        Durations run from ``started``, when its request was read; what queued behind
+        it is answered next.
+        """
+        woke, self._woke = self._woke, started
+        try:
+            self._respond(conn, req, conn.out, resp)
+        finally:
+            self._woke = woke
+        self.flush(conn)
+
     def _copy_file(self, conn: Connection, body: FileBody) -> bool | None:
         """The TLS file path: read and encrypt (no sendfile); like :meth:`_send_file`."""
         from .tls import copy_file
@@ -1814,11 +1747,11 @@ class Worker:
             except BlockingIOError:
                 return False
             except OSError as exc:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return None
             if short:
                 log.error("worker %d: file ended %d bytes early", self.index, body.length)
-                self._close(conn)
+                self.close(conn)
                 return None
             budget -= sent
             if self._tally is not None:
@@ -1871,13 +1804,13 @@ class Worker:
                         self.io.write(conn.fd, timeout_answer(self.date_line))
                     except OSError:
                         pass
-                self._close(conn)
+                self.close(conn)
                 continue
             if conn.body is not None:
                 self._body_tick(conn, tick)
                 continue
-            if type(conn.stream) is _Awaiting:
-                self._handler_tick(conn.stream, tick)
+            if type(conn.stream) is Awaiting:
+                conn.stream.on_tick(tick)
                 continue
             if type(conn.stream) is StreamPump and not conn.out:
                 # Its producer waits (events to come): not idle.  Keep-alives notice a client that left.
@@ -1885,7 +1818,7 @@ class Worker:
                 continue
             idle = keepalive if conn.ws is None else self._ws_ticks
             if tick - conn.last_active >= idle:
-                self._close(conn)
+                self.close(conn)
                 continue
             due = conn.last_active + idle
             if conn.head_since >= 0:
@@ -1906,103 +1839,6 @@ def _readable(fds: list[int]) -> set[int]:
     for fd in fds:
         poller.register(fd, select.POLLIN)
     return {fd for fd, _ in poller.poll(0)}
-
-
-def _checked(handler: object, resp: object) -> Response:
-    if type(resp) is not Response:
-        name = getattr(handler, "__name__", handler)
-        raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
-    return resp
-
-
-class _Awaiting(Iterator["bytes | str"]):
-    """An ``async def`` handler that waits, holding its connection's place in line.
-
-    It sits in ``Connection.stream`` so that requests pipelined behind it queue (as
-    behind a stream), and closing the connection (the client left, the worker stops)
-    cancels it.  It never yields bytes: :meth:`Worker._deliver` frames its answer.
-    """
-
-    __slots__ = (
-        "conn",
-        "counted",
-        "deadline",
-        "deliver",
-        "ext",
-        "failed",
-        "handler",
-        "req",
-        "started",
-        "task",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        conn: Connection | None,
-        req: Request,
-        handler: object,
-        started: int,
-        task: Task,
-        ext: _Extensions,
-        deliver: Callable[[_Awaiting], None],
-        failed: Callable[[Request, Exception], Response],
-    ) -> None:
-        self.conn = conn
-        self.req = req
-        self.handler = handler
-        self.started = started
-        self.task = task
-        self.ext = ext
-        self.deliver = deliver
-        self.failed = failed
-        self.counted = False
-        self.deadline = 0  # the tick past which HandlerTimeout is thrown (0: none, or thrown already)
-        self.timeout = 0.0
-
-    def __next__(self) -> bytes | str:
-        raise StopIteration
-
-    def answer(self) -> Response:
-        """The finished handler's response, or the answer to what it raised."""
-        task = self.task
-        if task.error is None:
-            try:
-                return _checked(self.handler, task.result)
-            except TypeError as exc:
-                return self.failed(self.req, exc)
-        error = task.error
-        if not isinstance(error, Exception):
-            raise error
-        return self.failed(self.req, error)
-
-    def done(self, task: Task) -> None:
-        """The scheduler's callback: the handler finished."""
-        waited = self.counted  # else it finished in its first step, and _await_handler answers it
-        self._uncount()
-        if waited and (self.conn is None or self.conn.stream is self):
-            self.deliver(self)
-
-    def close(self) -> None:
-        """The connection closes: cancel the handler where it waits."""
-        self._uncount()
-        tasks = self.ext.tasks
-        if tasks is not None:
-            tasks.cancel(self.task)
-
-    cancel = close
-
-    def expire(self, tick: int) -> None:
-        """Once a second (a protocol other than HTTP/1.1): past the deadline, interrupt the handler."""
-        tasks = self.ext.tasks
-        if self.deadline and tick >= self.deadline and tasks is not None:
-            self.deadline = 0
-            tasks.interrupt(self.task, HandlerTimeout(f"handler deadline of {self.timeout:g} s passed"))
-
-    def _uncount(self) -> None:
-        if self.counted:
-            self.counted = False
-            self.ext.waiting -= 1
 
 
 class _Blocking(Iterator["bytes | str"]):

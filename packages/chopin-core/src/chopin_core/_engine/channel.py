@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..response import Response
     from ..settings import Settings
     from ..topics import Subscriber
+    from .tasks import Scheduler
 
 __all__ = ["Channel", "Loop", "Pending", "SocketIO"]
 
@@ -98,6 +99,7 @@ class Loop(Protocol):
         recv_size: bytes asked for per read.
         keepalive_ticks: ticks an idle connection is kept.
         topics: the WebSocket topics of this worker and their subscribers.
+        waiting: ``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``).
     """
 
     settings: Settings
@@ -109,10 +111,40 @@ class Loop(Protocol):
     recv_size: int
     keepalive_ticks: int
     topics: dict[str, set[Subscriber]]
+    waiting: int
 
     @property
     def secure(self) -> bool:
         """Whether the worker serves TLS."""
+        ...
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop runs (False: the worker serves in process, with no socket)."""
+        ...
+
+    def scheduler(self) -> Scheduler:
+        """The scheduler of the worker's waiting coroutines, made on first use (only while the loop runs)."""
+        ...
+
+    def schedule(self, conn: Connection, tick: int) -> None:
+        """Have the timing wheel look at an HTTP/1.1 connection at ``tick``."""
+        ...
+
+    def close(self, conn: Connection, error: BaseException | None = None) -> None:
+        """Close an HTTP/1.1 connection now (``error``: why, for the teardown hook)."""
+        ...
+
+    def handler_failed(self, req: Request, exc: Exception) -> Response:
+        """The response for a handler's exception (a 5xx is logged with its traceback)."""
+        ...
+
+    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
+        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+        ...
+
+    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn`` (timed from ``started``)."""
         ...
 
     def watch(self, fd: int, mask: int) -> None:
