@@ -26,8 +26,9 @@ from functools import partial
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final, Literal
 
-from ._body import BodyBudget, BodyIntake, BodySpool
+from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
+from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.stream_pump import NextChunk, StreamPump
@@ -129,7 +130,7 @@ class _Extensions:
             (:mod:`chopin_core._proxy_loop`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
-            idle timeout (see :mod:`chopin_core._body`).
+            idle timeout (see :mod:`chopin_core._engine.bodies`).
         h2_resets: the stream-reset budget all HTTP/2 connections of this worker
             share (:class:`chopin_core.http2.ResetBudget`), made on first use.
         tasks: the scheduler of ``async def`` handlers that wait, made on first use.
@@ -164,7 +165,7 @@ class _Extensions:
         "wiring",
     )
 
-    def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
 
         self.tls = tls
@@ -174,9 +175,10 @@ class _Extensions:
         self.side: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
-        self.bodies = BodyBudget(
+        budget = BodyBudget(
             settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
         )
+        self.bodies = RequestBodies(loop, budget)
         self.h2_resets: ResetBudget | None = None
         self.tasks: Scheduler | None = None
         self.waiting = 0
@@ -267,7 +269,7 @@ class Worker:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
-        self._ext = _Extensions(self.settings, tls)
+        self._ext = _Extensions(self, self.settings, tls)
         if self._ext.tls_io is not None:
             self.io = self._ext.tls_io
         self._ext.wiring = topics
@@ -571,7 +573,7 @@ class Worker:
                 self.close(conn)
             elif conn.out or conn.stream is not None:
                 conn.close_after = True
-                self._stop_reading(conn)
+                self.stop_reading(conn)
             else:
                 self.close(conn)
             return
@@ -611,10 +613,10 @@ class Worker:
                     conn.head_since = -1
                     return
             if parser.body_pending is not None:
-                self._body_progress(conn)
+                self._ext.bodies.progress(conn)
                 return
             if conn.body is not None:
-                self._body_done(conn)
+                self._ext.bodies.done(conn)
             if conn.head_since < 0:
                 # A request has begun: its head must be complete within header_timeout.
                 conn.head_since = self.tick
@@ -622,7 +624,7 @@ class Worker:
         else:
             conn.head_since = -1
             if conn.body is not None:
-                self._body_done(conn)
+                self._ext.bodies.done(conn)
 
     def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError], data: bytes = b"") -> None:
         out = conn.out
@@ -647,7 +649,7 @@ class Worker:
                 # the connection is not read meanwhile.
                 if event is not CONTINUE:
                     queued.append(event)  # type: ignore[arg-type]
-                self._stop_reading(conn)
+                self.stop_reading(conn)
                 continue
             if type(event) is Request:
                 respond(conn, event, out)
@@ -663,7 +665,7 @@ class Worker:
                     return
                 self._error_response(event, out)
                 conn.close_after = True
-                self._stop_reading(conn)
+                self.stop_reading(conn)
         if depth and answered >= depth and queued and not conn.close_after:
             self._end_turn(conn)  # the rest wait until the other connections ready now are served
         self.flush(conn)
@@ -906,89 +908,6 @@ class Worker:
             conn.file = body
             conn.big = True
 
-    # -- request bodies over more than one read (see _body) ---------------------------------
-
-    def _body_progress(self, conn: Connection) -> None:
-        """A read left a body in progress: account it, spool it, or make it wait."""
-        parser = conn.parser
-        req = parser.body_pending
-        assert req is not None
-        body = conn.body
-        if body is not None and body.request is not req:
-            self._body_done(conn)  # the previous body ended in this read and the next began
-            body = None
-        if body is None:
-            self._body_begin(conn, req)
-        elif body.spool is None and not body.waiting and parser.body_received > self._ext.bodies.threshold:
-            self._body_spool(conn, body)  # a chunked body passed the threshold
-
-    def _body_begin(self, conn: Connection, req: Request) -> None:
-        # The head is in: from here the body's idle timeout applies, not the head's.
-        conn.head_since = -1
-        bodies = self._ext.bodies
-        self._wheel.schedule(conn, self.tick + bodies.ticks)
-        parser = conn.parser
-        length = parser.body_expected
-        if length > bodies.threshold or parser.body_received > bodies.threshold:
-            body = conn.body = BodyIntake(req, 0)
-            self._body_spool(conn, body)
-            return
-        body = conn.body = BodyIntake(req, length if length >= 0 else bodies.threshold)
-        if not bodies.admit(body):
-            # No room in this worker's body memory: leave the rest in the socket until there is.
-            body.waiting = True
-            bodies.waiting.append(conn)
-            self._stop_reading(conn)
-
-    def _body_spool(self, conn: Connection, body: BodyIntake) -> None:
-        """Send the rest of ``conn``'s body to a temporary file; its memory reservation is given back."""
-        try:
-            spool = body.spool = BodySpool()
-            conn.parser.divert_body(spool)
-        except (OSError, ProtocolError) as exc:
-            if isinstance(exc, OSError):
-                log.error("worker %d: no temporary file for a request body: %s", self.index, exc)
-            self._answer(conn, [ProtocolError("request body could not be stored", 503)])
-            return
-        if body.reserved:
-            self._body_admit(self._ext.bodies.release(body))
-
-    def _body_done(self, conn: Connection) -> None:
-        """``conn``'s body is complete, or the connection is gone: give back its memory and file."""
-        body = conn.body
-        assert body is not None
-        conn.body = None
-        if body.spool is not None:
-            body.spool.discard()  # a no-op once the request has taken the file
-        if body.waiting:
-            self._ext.bodies.waiting.remove(conn)  # those behind it may fit now
-        self._body_admit(self._ext.bodies.release(body))
-
-    def _body_admit(self, admitted: list[Connection]) -> None:
-        """Read again the connections whose bodies now fit."""
-        for conn in admitted:
-            # The wait was ours, not the client's; its wheel entry (see _body_tick) times the body from here.
-            conn.last_active = self.tick
-            if not conn.reading and not conn.close_after and not conn.queued:
-                conn.reading = True
-                self._set_mask(conn)
-
-    def _body_tick(self, conn: Connection, tick: int) -> None:
-        """The timing wheel reached a connection whose body is in progress."""
-        body = conn.body
-        assert body is not None
-        ticks = self._ext.bodies.ticks
-        if not body.waiting and tick - conn.last_active >= ticks:
-            # The client stopped sending its body: 408, then close.
-            if not conn.out and conn.stream is None:
-                try:
-                    self.io.write(conn.fd, timeout_answer(self.date_line))
-                except OSError:
-                    pass
-            self.close(conn)
-            return
-        self._wheel.schedule(conn, (tick if body.waiting else conn.last_active) + ticks)
-
     # -- WebSocket ---------------------------------------------------------------------
 
     def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
@@ -1013,7 +932,7 @@ class Worker:
         ws = conn.ws = WebSocket(WebSocketOutbound(self, conn), proto, handler, up.ctx, up.subprotocol)
         conn.head_since = -1
         if conn.body is not None:
-            self._body_done(conn)
+            self._ext.bodies.done(conn)
         conn.queued.clear()
         previous, self._dispatching = self._dispatching, conn
         try:
@@ -1051,7 +970,7 @@ class Worker:
                 elif kind is CloseReceived or kind is ProtocolFailure:
                     # The handshake is complete (or failed): close once our frames are out.
                     conn.close_after = True
-                    self._stop_reading(conn)
+                    self.stop_reading(conn)
                     ws.notify_close(event.code, event.reason)  # type: ignore[union-attr]
                     break
         finally:
@@ -1119,7 +1038,7 @@ class Worker:
             return
         conn.out.append(ws.proto.send_close(1008, "too slow: messages not read"))  # RFC 6455 7.4.1
         conn.close_after = True
-        self._stop_reading(conn)
+        self.stop_reading(conn)
         self.start_closing(conn)
         ws.notify_close(1008, "too slow")
         if self._dispatching is not conn:
@@ -1216,12 +1135,12 @@ class Worker:
         # Everything is written.
         if conn.waiting_write:
             conn.waiting_write = False
-            self._set_mask(conn)
+            self.set_mask(conn)
         if conn.close_after and conn.stream is None:
             self.close(conn)
         elif not conn.reading and not conn.close_after and not conn.queued and not _body_waits(conn):
             conn.reading = True
-            self._set_mask(conn)
+            self.set_mask(conn)
 
     def _write_small(self, conn: Connection, out: list[bytes | memoryview]) -> None:
         """Write one small response that nothing else is waiting behind."""
@@ -1392,7 +1311,7 @@ class Worker:
         if not turns:
             self._wake()
         turns[conn] = None
-        self._stop_reading(conn)
+        self.stop_reading(conn)
 
     def _take_turns(self) -> None:
         """The loop's next pass: answer the next turn of each connection that waited (see :meth:`_end_turn`)."""
@@ -1411,14 +1330,16 @@ class Worker:
             conn.waiting_write = True
         if conn.reading and (conn.stream is not None or pending_bytes(conn.out) > self.settings.write_high_water):
             conn.reading = False  # back-pressure: stop reading until the output drains
-        self._set_mask(conn)
+        self.set_mask(conn)
 
-    def _stop_reading(self, conn: Connection) -> None:
+    def stop_reading(self, conn: Connection) -> None:
+        """Leave ``conn`` unread until something reads it again."""
         if conn.reading:
             conn.reading = False
-            self._set_mask(conn)
+            self.set_mask(conn)
 
-    def _set_mask(self, conn: Connection) -> None:
+    def set_mask(self, conn: Connection) -> None:
+        """Make the epoll wait for what ``conn`` wants now (its ``reading`` and ``waiting_write``)."""
         if conn.closed:
             return
         mask = (_READ_MASK if conn.reading else 0) | (EPOLLOUT if conn.waiting_write else 0)
@@ -1439,7 +1360,7 @@ class Worker:
             self._metrics.counts[ACTIVE] -= 1
         self.conns.pop(conn.fd, None)
         if conn.body is not None:
-            self._body_done(conn)
+            self._ext.bodies.done(conn)
         if conn.stream is not None:
             close_stream(conn.stream)
             conn.stream = None
@@ -1734,6 +1655,10 @@ class Worker:
             self._woke = woke
         self.flush(conn)
 
+    def refuse(self, conn: Connection, error: ProtocolError) -> None:
+        """Answer ``error`` on ``conn`` after what is owed, then close it (nothing more is read)."""
+        self._answer(conn, [error])
+
     def _copy_file(self, conn: Connection, body: FileBody) -> bool | None:
         """The TLS file path: read and encrypt (no sendfile); like :meth:`_send_file`."""
         from .tls import copy_file
@@ -1807,7 +1732,7 @@ class Worker:
                 self.close(conn)
                 continue
             if conn.body is not None:
-                self._body_tick(conn, tick)
+                self._ext.bodies.on_tick(conn, tick)
                 continue
             if type(conn.stream) is Awaiting:
                 conn.stream.on_tick(tick)

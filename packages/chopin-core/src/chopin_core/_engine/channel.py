@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..errors import ProtocolError
     from ..forwarded import Origin
     from ..request import Request
     from ..response import Response
@@ -133,6 +134,18 @@ class Loop(Protocol):
 
     def close(self, conn: Connection, error: BaseException | None = None) -> None:
         """Close an HTTP/1.1 connection now (``error``: why, for the teardown hook)."""
+        ...
+
+    def stop_reading(self, conn: Connection) -> None:
+        """Leave an HTTP/1.1 connection unread until something reads it again."""
+        ...
+
+    def set_mask(self, conn: Connection) -> None:
+        """Make the epoll wait for what an HTTP/1.1 connection wants now (its ``reading`` and ``waiting_write``)."""
+        ...
+
+    def refuse(self, conn: Connection, error: ProtocolError) -> None:
+        """Answer ``error`` on an HTTP/1.1 connection after what is owed, then close it."""
         ...
 
     def handler_failed(self, req: Request, exc: Exception) -> Response:
