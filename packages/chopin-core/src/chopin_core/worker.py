@@ -31,6 +31,7 @@ from ._engine.awaiting import Awaiting, await_handler
 from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
+from ._engine.protocols import Protocols
 from ._engine.stream_pump import NextChunk, StreamPump
 from ._engine.tasks import Scheduler, run_blocking
 from ._engine.ws_channel import WebSocketOutbound
@@ -62,7 +63,7 @@ from .connection import Connection, close_stream, consume, open_listener, pendin
 from .context import Context
 from .error_handlers import exception_response, failure_to_log
 from .errors import ProtocolError, UnsupportedVersion
-from .files import FileBody, not_modified
+from .files import not_modified
 from .forwarded import Origin, TrustedProxies
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
@@ -79,7 +80,6 @@ from .websocket import Upgrade, WebSocket
 if TYPE_CHECKING:
     import ssl
 
-    from .http2 import ResetBudget
 
 __all__ = ["Worker"]
 
@@ -124,15 +124,12 @@ class _Extensions:
         tls: the server context, or None for plain HTTP.
         tls_io: the TLS sockets' I/O once TLS is on.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
-        handshake_ticks: ticks a TLS handshake may take.
         side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`Channel`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
             idle timeout (see :mod:`chopin_core._engine.bodies`).
-        h2_resets: the stream-reset budget all HTTP/2 connections of this worker
-            share (:class:`chopin_core.http2.ResetBudget`), made on first use.
         tasks: the scheduler of ``async def`` handlers that wait, made on first use.
         waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
@@ -141,6 +138,8 @@ class _Extensions:
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
         proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
+        protocols: TLS handshakes, HTTP/2 sessions and TLS file copies
+            (:mod:`chopin_core._engine.protocols`).
         turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
             waiting (with their requests queued, unread) for the loop's next pass.
     """
@@ -148,9 +147,8 @@ class _Extensions:
     __slots__ = (
         "bodies",
         "corked",
-        "h2_resets",
-        "handshake_ticks",
         "http2",
+        "protocols",
         "proxies",
         "side",
         "supervisor",
@@ -171,7 +169,6 @@ class _Extensions:
         self.tls = tls
         self.tls_io = TlsIO() if tls is not None else None
         self.http2 = settings.http2 and h2_available()
-        self.handshake_ticks = math.ceil(settings.tls_handshake_timeout) + 1
         self.side: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
@@ -179,7 +176,6 @@ class _Extensions:
             settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
         )
         self.bodies = RequestBodies(loop, budget)
-        self.h2_resets: ResetBudget | None = None
         self.tasks: Scheduler | None = None
         self.waiting = 0
         self.wake_fd = -1
@@ -189,6 +185,9 @@ class _Extensions:
         self.turns: dict[Connection, None] = {}
         self.proxies = (
             TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
+        )
+        self.protocols = Protocols(
+            loop, tls, self.tls_io, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1
         )
 
 
@@ -371,7 +370,7 @@ class Worker:
                             elif self._ext.upstreams is not None:
                                 self._ext.upstreams.on_event(fd, ev)
                     except Exception as exc:
-                        self._contain(fd, exc)
+                        self.contain(fd, exc)
                 if tasks is not None:
                     try:
                         tasks.run_ready()
@@ -413,7 +412,7 @@ class Worker:
             if self._metrics is not None:
                 self._metrics.publish()  # what was answered since the last tick
 
-    def _contain(self, fd: int, exc: Exception) -> None:
+    def contain(self, fd: int, exc: Exception) -> None:
         """An unexpected exception while serving ``fd``: log it, close that connection, carry on."""
         log.error("worker %d: unexpected error on fd %d; closing that connection", self.index, fd, exc_info=exc)
         try:
@@ -547,7 +546,7 @@ class Worker:
             if self._metrics is not None:
                 self._metrics.counts[ACTIVE] += 1
             if self._ext.tls is not None:
-                self._start_tls(sock, _addr)
+                self._ext.protocols.start_tls(sock, _addr)
                 continue
             conn = Connection(sock, RequestParser(self._limits), self.tick)
             conn.peer = _addr
@@ -661,7 +660,11 @@ class Worker:
                 answered += 1
             else:
                 assert isinstance(event, ProtocolError)
-                if type(event) is UnsupportedVersion and self._ext.http2 and self._h2_prior_knowledge(conn, data):
+                if (
+                    type(event) is UnsupportedVersion
+                    and self._ext.http2
+                    and self._ext.protocols.h2_prior_knowledge(conn, data)
+                ):
                     return
                 self._error_response(event, out)
                 conn.close_after = True
@@ -1054,7 +1057,7 @@ class Worker:
         body = conn.file
         assert body is not None
         if self._ext.tls is not None:
-            return self._copy_file(conn, body)
+            return self._ext.protocols.copy_file(conn, body)
         while body.length > 0:
             try:
                 sent = os.sendfile(conn.fd, body.fd, body.offset, min(body.length, _SENDFILE_CHUNK))
@@ -1272,7 +1275,7 @@ class Worker:
         try:
             self.flush(conn)
         except Exception as exc:
-            self._contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
+            self.contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
 
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
@@ -1323,7 +1326,7 @@ class Worker:
             try:
                 self.flush(conn)  # answers up to max_pipeline_depth more, then writes
             except Exception as exc:
-                self._contain(conn.fd, exc)
+                self.contain(conn.fd, exc)
 
     def _wait_writable(self, conn: Connection) -> None:
         if not conn.waiting_write:
@@ -1474,101 +1477,6 @@ class Worker:
             self.account(req, resp, started, origin)
         return resp
 
-    def _start_tls(self, sock: socket.socket, peer: object) -> None:
-        """Wrap an accepted socket and start its handshake in this loop."""
-        from .tls import TlsHandshake, wrap
-
-        ext = self._ext
-        assert ext.tls is not None and self._ep is not None
-        fd = sock.fileno()
-        try:
-            tls_sock = wrap(ext.tls, sock)
-        except (OSError, ValueError) as exc:
-            sock.close()
-            self._side_closed(peer, exc)
-            return
-        shake = TlsHandshake(
-            tls_sock,
-            peer,
-            self.tick + ext.handshake_ticks,
-            self._tls_established,
-            self._tls_failed,
-            self._set_handshake_mask,
-        )
-        ext.side[fd] = shake
-        self._ep.register(fd, _READ_MASK)
-        try:
-            shake.step()  # may finish the handshake and serve a first request
-        except Exception as exc:
-            self._contain(fd, exc)  # the loop's own containment would blame the listener
-
-    def _set_handshake_mask(self, fd: int, want_write: int) -> None:
-        self.rewatch(fd, EPOLLOUT if want_write else _READ_MASK)
-
-    def _tls_established(self, shake: object) -> None:
-        """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
-        from .tls import TlsHandshake
-
-        ext = self._ext
-        assert isinstance(shake, TlsHandshake) and ext.tls_io is not None and self._ep is not None
-        sock, fd = shake.sock, shake.fd
-        del ext.side[fd]
-        ext.tls_io.socks[fd] = sock
-        self._ep.modify(fd, _READ_MASK)
-        if sock.selected_alpn_protocol() == "h2" and ext.http2:
-            self._start_h2(sock, shake.peer, b"")
-            return
-        conn = Connection(sock, RequestParser(self._limits), self.tick)
-        conn.peer = shake.peer
-        conn.proxies = ext.proxies
-        self.conns[fd] = conn
-        self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
-        if sock.pending():
-            self._on_readable(conn)  # a request that came with the handshake's last flight
-
-    def _tls_failed(self, shake: object, error: BaseException | None) -> None:
-        from .tls import TlsHandshake
-
-        assert isinstance(shake, TlsHandshake)
-        self._ext.side.pop(shake.fd, None)
-        self.unwatch(shake.fd)
-        shake.sock.close()
-        self._side_closed(shake.peer, error)
-
-    def _start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
-        from .http2 import H2Session, ResetBudget
-
-        ext = self._ext
-        if ext.h2_resets is None:
-            ext.h2_resets = ResetBudget(self.settings.h2_worker_max_resets_per_second)
-        session = H2Session(self, sock, peer, ext.h2_resets)
-        session.proxies = ext.proxies
-        self._ext.side[session.fd] = session
-        session.start(initial)
-        if initial == b"" and not session.closed:
-            session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
-        if self.stopping:
-            session.stop()  # opened by a request that waited for the stop: GOAWAY after its streams
-
-    def _h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
-        """Switch a fresh cleartext connection that opened with the HTTP/2 preface to HTTP/2 (RFC 9113 3.3)."""
-        from .http2 import preface_rest
-
-        if conn.out or conn.stream is not None or conn.file is not None or conn.queued or conn.sock is None:
-            return False
-        initial = preface_rest(data)
-        if initial is None:
-            return False
-        sock = conn.sock
-        # The Connection object is done; the socket and its epoll entry move to the session.
-        conn.closed = True
-        conn.sock = None
-        del self.conns[conn.fd]
-        assert self._ep is not None
-        self._ep.modify(conn.fd, _READ_MASK)
-        self._start_h2(sock, conn.peer, initial)
-        return True
-
     # -- the Loop interface (chopin_core._engine.channel.Loop) that channels use ----------------
 
     @property
@@ -1605,9 +1513,10 @@ class Worker:
         if tls_io is not None and tls_io.socks.pop(side.fd, None) is not None:
             _close_notify(side.sock)
         side.sock.close()
-        self._side_closed(side.peer, error)
+        self.teardown(side.peer, error)
 
-    def _side_closed(self, peer: object, error: BaseException | None) -> None:
+    def teardown(self, peer: object, error: BaseException | None) -> None:
+        """A connection closed outside :meth:`close` (a channel's): the teardown hook, and one active fewer."""
         if self._teardown_hook is not None:
             try:
                 self._teardown_hook(peer, error)
@@ -1659,32 +1568,36 @@ class Worker:
         """Answer ``error`` on ``conn`` after what is owed, then close it (nothing more is read)."""
         self._answer(conn, [error])
 
-    def _copy_file(self, conn: Connection, body: FileBody) -> bool | None:
-        """The TLS file path: read and encrypt (no sendfile); like :meth:`_send_file`."""
-        from .tls import copy_file
+    @property
+    def channels(self) -> dict[int, Channel]:
+        """The loop's channels by fd (TLS handshakes, HTTP/2 sessions): see :meth:`attach`."""
+        return self._ext.side
 
-        budget = _SENDFILE_CHUNK
-        while body.length > 0:
-            if budget <= 0:
-                return False  # let the other connections have a turn; EPOLLOUT brings us back
-            try:
-                sent, short = copy_file(self.io.write, conn.fd, body)
-            except BlockingIOError:
-                return False
-            except OSError as exc:
-                self.close(conn, exc)
-                return None
-            if short:
-                log.error("worker %d: file ended %d bytes early", self.index, body.length)
-                self.close(conn)
-                return None
-            budget -= sent
-            if self._tally is not None:
-                self._tally[SENT](sent)
-            conn.last_active = self.tick
-        body.close()
-        conn.file = None
-        return True
+    def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
+        """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
+        conn = Connection(sock, RequestParser(self._limits), self.tick)
+        conn.peer = peer
+        conn.proxies = self._ext.proxies
+        self.conns[conn.fd] = conn
+        self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
+        if sock.pending():
+            self._on_readable(conn)  # a request that came with the handshake's last flight
+
+    def disown(self, conn: Connection) -> socket.socket:
+        """Give up HTTP/1.1 on ``conn``: its socket, still watched for reading, goes to another protocol."""
+        sock = conn.sock
+        assert sock is not None and self._ep is not None
+        # The Connection object is done; the socket and its epoll entry move on.
+        conn.closed = True
+        conn.sock = None
+        del self.conns[conn.fd]
+        self._ep.modify(conn.fd, _READ_MASK)
+        return sock
+
+    def count_sent(self, nbytes: int) -> None:
+        """Count ``nbytes`` written (metrics; nothing when they are off)."""
+        if self._tally is not None:
+            self._tally[SENT](nbytes)
 
     # -- time ------------------------------------------------------------------------
 
@@ -1715,7 +1628,7 @@ class Worker:
                 try:
                     side.on_tick(tick)
                 except Exception as exc:
-                    self._contain(side.fd, exc)
+                    self.contain(side.fd, exc)
         keepalive = self.keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):

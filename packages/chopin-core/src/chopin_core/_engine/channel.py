@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import ssl
+
     from ..connection import Connection
     from ..errors import ProtocolError
     from ..forwarded import Origin
@@ -146,6 +148,31 @@ class Loop(Protocol):
 
     def refuse(self, conn: Connection, error: ProtocolError) -> None:
         """Answer ``error`` on an HTTP/1.1 connection after what is owed, then close it."""
+        ...
+
+    @property
+    def channels(self) -> dict[int, Channel]:
+        """The loop's channels by fd (see :meth:`attach`)."""
+        ...
+
+    def contain(self, fd: int, exc: Exception) -> None:
+        """An unexpected exception while serving ``fd``: log it, close that connection or channel, carry on."""
+        ...
+
+    def teardown(self, peer: object, error: BaseException | None) -> None:
+        """A channel's connection closed: run the teardown hook and count one active connection fewer."""
+        ...
+
+    def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
+        """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
+        ...
+
+    def disown(self, conn: Connection) -> socket.socket:
+        """Give up HTTP/1.1 on ``conn``: its socket, still watched for reading, goes to another protocol."""
+        ...
+
+    def count_sent(self, nbytes: int) -> None:
+        """Count ``nbytes`` written (metrics; nothing when they are off)."""
         ...
 
     def handler_failed(self, req: Request, exc: Exception) -> Response:
