@@ -32,8 +32,8 @@ from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
-from ._engine.stream_pump import NextChunk, StreamPump
-from ._engine.tasks import Scheduler, run_blocking
+from ._engine.stream_pump import JOIN_LIMIT, STREAM_BATCH, BlockingStream, StreamPump, end_pump, pull_pump, pumped
+from ._engine.tasks import Scheduler
 from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
@@ -94,9 +94,9 @@ _READ_MASK: Final = EPOLLIN | EPOLLRDHUP
 _IOV_MAX: Final = 1024
 _NS: Final = 1_000_000_000  # the loop's clock is monotonic_ns
 # Bodies at least this large are written with writev instead of being joined.
-_JOIN_LIMIT: Final = 64 * 1024
+_JOIN_LIMIT: Final = JOIN_LIMIT
 # A stream is pulled until this much is pending, then only when the socket drains.
-_STREAM_BATCH: Final = 64 * 1024
+_STREAM_BATCH: Final = STREAM_BATCH
 
 # sendfile is asked for at most this much at a time, so one big file cannot
 # keep the loop from the other connections for long.
@@ -475,7 +475,7 @@ class Worker:
                 if conn.ws is not None:
                     conn.ws.close(1001, "server shutting down")
                 elif type(conn.stream) is StreamPump:
-                    self._end_pump(conn, conn.stream)
+                    end_pump(self, conn, conn.stream)
             self._close_idle()
             for side in list(self._ext.side.values()):
                 side.stop()  # HTTP/2: GOAWAY, then finish the open streams
@@ -822,11 +822,11 @@ class Worker:
         """Start an async stream: what it produces before it first waits goes out with the head.
 
         On this loop it becomes a :class:`StreamPump` (``resp.stream_body``), pulled by
-        :meth:`_pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
+        :func:`~chopin_core._engine.stream_pump.pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
         in process (:meth:`answer`, no loop) each step runs to its end, blocking.
         """
         if self._ep is None:
-            blocking = _Blocking(body, self.settings.worker_threads)
+            blocking = BlockingStream(body, self.settings.worker_threads)
             resp.stream_body = blocking
             return self._first_chunk(req, resp, blocking)
         pump = StreamPump(body, self.scheduler())
@@ -837,7 +837,7 @@ class Worker:
         resp.stream_body = pump
         if conn is None:
             return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
-        pump.wake = partial(self._pumped, conn, pump)
+        pump.wake = partial(pumped, self, conn, pump)
         return resp, pump.take() or b""
 
     def scheduler(self) -> Scheduler:
@@ -1175,7 +1175,7 @@ class Worker:
         if type(stream) is Awaiting:
             return  # its handler still waits: the answer and what queued behind it come later
         if type(stream) is StreamPump:
-            self._pull_pump(conn, stream)
+            pull_pump(self, conn, stream)
             return
         pending = sum(map(len, out))
         if type(stream) is UpstreamExchange:
@@ -1213,69 +1213,6 @@ class Worker:
                 out.append(chunk)
             pending += len(chunk)
             conn.big = True
-
-    def _pull_pump(self, conn: Connection, pump: StreamPump) -> None:
-        """Frame what an async stream produced; ask for more while the output is under the batch size.
-
-        Below ``min(write_high_water, 64 KiB)`` pending bytes the next chunk is asked
-        for at once (a producer that does not wait fills the batch, as a generator
-        does); at or past it the producer is left alone until the socket drains and
-        :meth:`flush` comes back here.  A chunk produced after a wait arrives through
-        :meth:`_pumped`.
-        """
-        out = conn.out
-        chunked = conn.stream_chunked
-        pending = pending_bytes(out)
-        batch = min(self.settings.write_high_water, _STREAM_BATCH)
-        while True:
-            chunk = pump.take()
-            if chunk is not None:
-                if chunked:
-                    out += (b"%x\r\n" % len(chunk), chunk, _END)
-                else:
-                    out.append(chunk)
-                pending += len(chunk)
-                if pending >= _JOIN_LIMIT:
-                    conn.big = True
-                continue
-            if pump.error is not None:
-                # As for a generator (see _pull_stream): no terminal chunk, close once what is pending is out.
-                log.error("worker %d: response stream failed after its head", self.index, exc_info=pump.error)
-                pump.close()
-                conn.stream = None
-                conn.queued.clear()
-                conn.close_after = True
-                return
-            if pump.ended:
-                pump.close()  # its keep-alive ticker
-                conn.stream = None
-                if chunked:
-                    out.append(_LAST_CHUNK)
-                if not conn.stream_keep:
-                    conn.close_after = True
-                return
-            if pump.producing or pending >= batch:
-                return
-            pump.start()
-
-    def _end_pump(self, conn: Connection, pump: StreamPump) -> None:
-        """A graceful stop: end an async stream cleanly (server-sent event clients reconnect to another worker)."""
-        pump.close()
-        conn.stream = None
-        if conn.stream_chunked:
-            conn.out.append(_LAST_CHUNK)
-        if not conn.queued:
-            conn.close_after = True  # requests queued behind it are answered first, with Connection: close
-        self.flush(conn)
-
-    def _pumped(self, conn: Connection, pump: StreamPump) -> None:
-        """An async stream produced (or ended, or failed) after waiting: write it now."""
-        if conn.closed or conn.stream is not pump:
-            return
-        try:
-            self.flush(conn)
-        except Exception as exc:
-            self.contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
 
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
@@ -1427,7 +1364,7 @@ class Worker:
                 break
         return b"".join(out)
 
-    # -- TLS and HTTP/2 (side connections) ----------------------------------------------
+    # -- requests of other protocols (HTTP/2): Loop.serve ------------------------------------
 
     def serve(
         self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
@@ -1677,27 +1614,6 @@ def _readable(fds: list[int]) -> set[int]:
     for fd in fds:
         poller.register(fd, select.POLLIN)
     return {fd for fd, _ in poller.poll(0)}
-
-
-class _Blocking(Iterator["bytes | str"]):
-    """An async stream served in process (:meth:`Worker.answer`, no loop): each chunk is waited for, blocking."""
-
-    __slots__ = ("_body", "_threads")
-
-    def __init__(self, body: AsyncStream, threads: int) -> None:
-        self._body = body
-        self._threads = threads
-
-    def __next__(self) -> bytes | str:
-        try:
-            chunk: bytes | str = run_blocking(NextChunk(self._body.source), threads=self._threads)
-        except StopAsyncIteration:
-            raise StopIteration from None
-        return chunk
-
-    def close(self) -> None:
-        """Close the producer (its ``finally`` runs)."""
-        self._body.close()
 
 
 class _Primed(Iterator["bytes | str"]):
