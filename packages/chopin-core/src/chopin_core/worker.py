@@ -24,14 +24,16 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from time import monotonic_ns
-from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from ._body import BodyBudget, BodyIntake, BodySpool
+from ._body import BodyBudget
+from ._engine.awaiting import Awaiting, await_handler
+from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
-from ._engine.stream_pump import NextChunk, StreamPump
-from ._engine.tasks import Scheduler, Task, run_blocking
+from ._engine.protocols import Protocols
+from ._engine.stream_pump import JOIN_LIMIT, STREAM_BATCH, BlockingStream, StreamPump, end_pump, pull_pump, pumped
+from ._engine.tasks import Scheduler
 from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
@@ -60,8 +62,8 @@ from ._wire.ws_frames import (
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .error_handlers import exception_response, failure_to_log
-from .errors import HandlerTimeout, ProtocolError, UnsupportedVersion
-from .files import FileBody, not_modified
+from .errors import ProtocolError, UnsupportedVersion
+from .files import not_modified
 from .forwarded import Origin, TrustedProxies
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
@@ -78,7 +80,6 @@ from .websocket import Upgrade, WebSocket
 if TYPE_CHECKING:
     import ssl
 
-    from .http2 import ResetBudget
 
 __all__ = ["Worker"]
 
@@ -93,9 +94,9 @@ _READ_MASK: Final = EPOLLIN | EPOLLRDHUP
 _IOV_MAX: Final = 1024
 _NS: Final = 1_000_000_000  # the loop's clock is monotonic_ns
 # Bodies at least this large are written with writev instead of being joined.
-_JOIN_LIMIT: Final = 64 * 1024
+_JOIN_LIMIT: Final = JOIN_LIMIT
 # A stream is pulled until this much is pending, then only when the socket drains.
-_STREAM_BATCH: Final = 64 * 1024
+_STREAM_BATCH: Final = STREAM_BATCH
 
 # sendfile is asked for at most this much at a time, so one big file cannot
 # keep the loop from the other connections for long.
@@ -123,15 +124,12 @@ class _Extensions:
         tls: the server context, or None for plain HTTP.
         tls_io: the TLS sockets' I/O once TLS is on.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
-        handshake_ticks: ticks a TLS handshake may take.
         side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`Channel`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
             (:mod:`chopin_core._proxy_loop`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
-            idle timeout (see :mod:`chopin_core._body`).
-        h2_resets: the stream-reset budget all HTTP/2 connections of this worker
-            share (:class:`chopin_core.http2.ResetBudget`), made on first use.
+            idle timeout (see :mod:`chopin_core._engine.bodies`).
         tasks: the scheduler of ``async def`` handlers that wait, made on first use.
         waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
@@ -140,6 +138,8 @@ class _Extensions:
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
         proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
+        protocols: TLS handshakes, HTTP/2 sessions and TLS file copies
+            (:mod:`chopin_core._engine.protocols`).
         turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
             waiting (with their requests queued, unread) for the loop's next pass.
     """
@@ -147,9 +147,8 @@ class _Extensions:
     __slots__ = (
         "bodies",
         "corked",
-        "h2_resets",
-        "handshake_ticks",
         "http2",
+        "protocols",
         "proxies",
         "side",
         "supervisor",
@@ -164,20 +163,19 @@ class _Extensions:
         "wiring",
     )
 
-    def __init__(self, settings: Settings, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None) -> None:
         from .tls import TlsIO, h2_available
 
         self.tls = tls
         self.tls_io = TlsIO() if tls is not None else None
         self.http2 = settings.http2 and h2_available()
-        self.handshake_ticks = math.ceil(settings.tls_handshake_timeout) + 1
         self.side: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
-        self.bodies = BodyBudget(
+        budget = BodyBudget(
             settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
         )
-        self.h2_resets: ResetBudget | None = None
+        self.bodies = RequestBodies(loop, budget)
         self.tasks: Scheduler | None = None
         self.waiting = 0
         self.wake_fd = -1
@@ -187,6 +185,9 @@ class _Extensions:
         self.turns: dict[Connection, None] = {}
         self.proxies = (
             TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
+        )
+        self.protocols = Protocols(
+            loop, tls, self.tls_io, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1
         )
 
 
@@ -267,7 +268,7 @@ class Worker:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
-        self._ext = _Extensions(self.settings, tls)
+        self._ext = _Extensions(self, self.settings, tls)
         if self._ext.tls_io is not None:
             self.io = self._ext.tls_io
         self._ext.wiring = topics
@@ -349,7 +350,7 @@ class Worker:
                             if ev & EPOLLOUT and not conn.closed:
                                 on_writable(conn)
                             elif ev & (EPOLLERR | EPOLLHUP) and not ev & EPOLLIN and not conn.closed:
-                                self._close(conn)
+                                self.close(conn)
                         elif fd == lfd:
                             if not self.stopping:
                                 self._accept(lsock)
@@ -369,7 +370,7 @@ class Worker:
                             elif self._ext.upstreams is not None:
                                 self._ext.upstreams.on_event(fd, ev)
                     except Exception as exc:
-                        self._contain(fd, exc)
+                        self.contain(fd, exc)
                 if tasks is not None:
                     try:
                         tasks.run_ready()
@@ -391,7 +392,7 @@ class Worker:
                     break
         finally:
             for conn in list(conns.values()):
-                self._close(conn)
+                self.close(conn)
             for side in list(self._ext.side.values()):
                 side.abort()
             if self._ext.upstreams is not None:
@@ -411,13 +412,13 @@ class Worker:
             if self._metrics is not None:
                 self._metrics.publish()  # what was answered since the last tick
 
-    def _contain(self, fd: int, exc: Exception) -> None:
+    def contain(self, fd: int, exc: Exception) -> None:
         """An unexpected exception while serving ``fd``: log it, close that connection, carry on."""
         log.error("worker %d: unexpected error on fd %d; closing that connection", self.index, fd, exc_info=exc)
         try:
             conn = self.conns.get(fd)
             if conn is not None:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return
             side = self._ext.side.get(fd)
             if side is not None:
@@ -426,7 +427,7 @@ class Worker:
             upstreams = self._ext.upstreams
             exchange = upstreams.by_fd.get(fd) if upstreams is not None else None
             if exchange is not None:
-                self._close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
+                self.close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
                 exchange.close()
         except Exception:
             # Closing failed as well: at least forget the fd, so it cannot fail again on every turn.
@@ -474,7 +475,7 @@ class Worker:
                 if conn.ws is not None:
                     conn.ws.close(1001, "server shutting down")
                 elif type(conn.stream) is StreamPump:
-                    self._end_pump(conn, conn.stream)
+                    end_pump(self, conn, conn.stream)
             self._close_idle()
             for side in list(self._ext.side.values()):
                 side.stop()  # HTTP/2: GOAWAY, then finish the open streams
@@ -503,7 +504,7 @@ class Worker:
         unread = _readable([conn.fd for conn in idle])
         for conn in idle:
             if conn.fd not in unread:
-                self._close(conn)
+                self.close(conn)
 
     # -- accepting -----------------------------------------------------------------
 
@@ -545,7 +546,7 @@ class Worker:
             if self._metrics is not None:
                 self._metrics.counts[ACTIVE] += 1
             if self._ext.tls is not None:
-                self._start_tls(sock, _addr)
+                self._ext.protocols.start_tls(sock, _addr)
                 continue
             conn = Connection(sock, RequestParser(self._limits), self.tick)
             conn.peer = _addr
@@ -562,18 +563,18 @@ class Worker:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._close(conn, exc)
+            self.close(conn, exc)
             return
         if not data:
             # The peer closed its side: finish what is owed, then close.  A handler
             # still waiting is cancelled: its client is gone (uvicorn's disconnect).
-            if type(conn.stream) is _Awaiting or type(conn.stream) is StreamPump:
-                self._close(conn)
+            if type(conn.stream) is Awaiting or type(conn.stream) is StreamPump:
+                self.close(conn)
             elif conn.out or conn.stream is not None:
                 conn.close_after = True
-                self._stop_reading(conn)
+                self.stop_reading(conn)
             else:
-                self._close(conn)
+                self.close(conn)
             return
         conn.last_active = self.tick
         if conn.ws is not None:
@@ -611,10 +612,10 @@ class Worker:
                     conn.head_since = -1
                     return
             if parser.body_pending is not None:
-                self._body_progress(conn)
+                self._ext.bodies.progress(conn)
                 return
             if conn.body is not None:
-                self._body_done(conn)
+                self._ext.bodies.done(conn)
             if conn.head_since < 0:
                 # A request has begun: its head must be complete within header_timeout.
                 conn.head_since = self.tick
@@ -622,7 +623,7 @@ class Worker:
         else:
             conn.head_since = -1
             if conn.body is not None:
-                self._body_done(conn)
+                self._ext.bodies.done(conn)
 
     def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError], data: bytes = b"") -> None:
         out = conn.out
@@ -647,7 +648,7 @@ class Worker:
                 # the connection is not read meanwhile.
                 if event is not CONTINUE:
                     queued.append(event)  # type: ignore[arg-type]
-                self._stop_reading(conn)
+                self.stop_reading(conn)
                 continue
             if type(event) is Request:
                 respond(conn, event, out)
@@ -659,11 +660,15 @@ class Worker:
                 answered += 1
             else:
                 assert isinstance(event, ProtocolError)
-                if type(event) is UnsupportedVersion and self._ext.http2 and self._h2_prior_knowledge(conn, data):
+                if (
+                    type(event) is UnsupportedVersion
+                    and self._ext.http2
+                    and self._ext.protocols.h2_prior_knowledge(conn, data)
+                ):
                     return
                 self._error_response(event, out)
                 conn.close_after = True
-                self._stop_reading(conn)
+                self.stop_reading(conn)
         if depth and answered >= depth and queued and not conn.close_after:
             self._end_turn(conn)  # the rest wait until the other connections ready now are served
         self.flush(conn)
@@ -673,7 +678,7 @@ class Worker:
     ) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``.
 
-        ``resp``: the answer of a handler that waited (see :meth:`_deliver`): only framed.
+        ``resp``: the answer of a handler that waited (see :meth:`respond_with`): only framed.
         """
         tally = self._tally
         access = self.access_log
@@ -699,12 +704,12 @@ class Worker:
                     resp = handler(ctx)
                     if type(resp) is not Response:
                         # An async def handler: it waits off this path (None) or answered at once.
-                        answered = self._await_handler(conn, req, handler, resp)
+                        answered = await_handler(self, conn, req, handler, resp, started)
                         if type(answered) is not Response:
                             return
                         resp = answered
                 except Exception as exc:
-                    resp = self._handler_failed(req, exc)
+                    resp = self.handler_failed(req, exc)
         if resp.proxy is not None:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
@@ -768,82 +773,6 @@ class Worker:
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
-    def _await_handler(
-        self,
-        conn: Connection | None,
-        req: Request,
-        handler: object,
-        result: object,
-        later: Callable[[Response], None] | None = None,
-        started: int = 0,
-        origin: Origin | None = None,
-    ) -> Response | _Awaiting | None:
-        """A handler returned something other than a Response: a coroutine waits, anything else is an error.
-
-        The coroutine runs to its first wait now; if it finishes there its answer is
-        returned.  Else, on an HTTP/1.1 connection, None (:meth:`_deliver` answers
-        once it has finished); for another protocol (``later``), the waiting handler,
-        whose response goes to ``later``.  With no loop (the in-process :meth:`answer`)
-        or neither, it runs to its end here.
-
-        Raises:
-            TypeError: ``result`` is neither a Response nor a coroutine.
-        """
-        if type(result) is not CoroutineType:
-            name = getattr(handler, "__name__", handler)
-            raise TypeError(f"handler {name!r} returned {type(result).__name__}, expected Response")
-        coro: CoroutineType[Any, Any, Any] = result
-        if (conn is None and later is None) or self._ep is None:
-            return _checked(handler, run_blocking(coro, threads=self.settings.worker_threads))
-        ext = self._ext
-        if ext.waiting >= self.settings.max_waiting_handlers:
-            coro.close()
-            log.warning("worker %d: %d handlers waiting, answering 503", self.index, ext.waiting)
-            return Response.text("Service Unavailable: too many requests waiting", 503).with_header("Retry-After", "1")
-        tasks = self._scheduler()
-        if conn is None:
-            assert later is not None
-            deliver = self._deliver_later(req, started, later, origin)
-            waiting = _Awaiting(conn, req, handler, started, Task(coro, None), ext, deliver, self._handler_failed)
-        else:
-            waiting = _Awaiting(
-                conn, req, handler, self._woke, Task(coro, None), ext, self._deliver, self._handler_failed
-            )
-        task = waiting.task
-        task.on_done = waiting.done
-        tasks.start(task)
-        if task.finished:
-            return waiting.answer()
-        ext.waiting += 1
-        waiting.counted = True
-        timeout = self.settings.handler_timeout
-        if conn is None:
-            waiting.deadline = self.tick + math.ceil(timeout) + 1 if timeout > 0 else 0
-            waiting.timeout = timeout
-            return waiting
-        if timeout > 0:
-            # Checked by the timing wheel, at its one-second grain, never early (see _on_tick).
-            waiting.deadline = self.tick + math.ceil(timeout) + 1
-            self._wheel.schedule(conn, waiting.deadline)
-        conn.stream = waiting
-        return None
-
-    def _handler_tick(self, waiting: _Awaiting, tick: int) -> None:
-        """The timing wheel reached a connection whose handler waits: past its deadline, interrupt it."""
-        conn = waiting.conn
-        assert conn is not None
-        tasks = self._ext.tasks
-        if waiting.deadline and tick >= waiting.deadline and tasks is not None:
-            waiting.deadline = 0  # once: a handler that catches it gets until the keep-alive timeout
-            late = HandlerTimeout(f"handler deadline of {self.settings.handler_timeout:g} s passed")
-            tasks.interrupt(waiting.task, late)
-            self._wheel.schedule(conn, tick + self.keepalive_ticks)
-            return
-        if not waiting.deadline and tick - conn.last_active >= self.keepalive_ticks:
-            self._close(conn)  # it ignored its deadline, or has none: it may not hold the connection forever
-            return
-        self._wheel.schedule(conn, waiting.deadline or tick + self.keepalive_ticks)
-
     def _wake(self) -> None:
         """Wake the loop from another thread (a thread-pool job of a waiting handler finished)."""
         try:
@@ -851,30 +780,7 @@ class Worker:
         except OSError:
             pass  # the pipe is full: the loop is awake anyway
 
-    def _deliver_later(
-        self, req: Request, started: int, later: Callable[[Response], None], origin: Origin | None
-    ) -> Callable[[_Awaiting], None]:
-        def deliver(waiting: _Awaiting) -> None:
-            later(self._served(req, waiting.answer(), started, origin))
-
-        return deliver
-
-    def _deliver(self, waiting: _Awaiting) -> None:
-        """A waiting handler finished: frame its answer in order, then answer what queued behind it."""
-        conn = waiting.conn
-        if conn is None or conn.closed or conn.stream is not waiting:
-            return
-        conn.last_active = self.tick
-        conn.stream = None
-        resp = waiting.answer()
-        woke, self._woke = self._woke, waiting.started  # durations run from when its request was read
-        try:
-            self._respond(conn, waiting.req, conn.out, resp)
-        finally:
-            self._woke = woke
-        self.flush(conn)
-
-    def _handler_failed(self, req: Request, exc: Exception) -> Response:
+    def handler_failed(self, req: Request, exc: Exception) -> Response:
         """The response for a handler's exception; every 5xx one is logged with its traceback.
 
         An :class:`~chopin_core.ExtractError` answers with its own response or status
@@ -908,7 +814,7 @@ class Worker:
             return resp, b""
         except Exception as exc:
             close_stream(stream)
-            return self._handler_failed(req, exc), b""
+            return self.handler_failed(req, exc), b""
 
     def _first_async(
         self, req: Request, resp: Response, body: AsyncStream, conn: Connection | None
@@ -916,25 +822,25 @@ class Worker:
         """Start an async stream: what it produces before it first waits goes out with the head.
 
         On this loop it becomes a :class:`StreamPump` (``resp.stream_body``), pulled by
-        :meth:`_pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
+        :func:`~chopin_core._engine.stream_pump.pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
         in process (:meth:`answer`, no loop) each step runs to its end, blocking.
         """
         if self._ep is None:
-            blocking = _Blocking(body, self.settings.worker_threads)
+            blocking = BlockingStream(body, self.settings.worker_threads)
             resp.stream_body = blocking
             return self._first_chunk(req, resp, blocking)
-        pump = StreamPump(body, self._scheduler())
+        pump = StreamPump(body, self.scheduler())
         pump.start()
         if pump.error is not None:
             pump.close()
-            return self._handler_failed(req, pump.error), b""
+            return self.handler_failed(req, pump.error), b""
         resp.stream_body = pump
         if conn is None:
             return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
-        pump.wake = partial(self._pumped, conn, pump)
+        pump.wake = partial(pumped, self, conn, pump)
         return resp, pump.take() or b""
 
-    def _scheduler(self) -> Scheduler:
+    def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
         ext = self._ext
         tasks = ext.tasks
@@ -1005,89 +911,6 @@ class Worker:
             conn.file = body
             conn.big = True
 
-    # -- request bodies over more than one read (see _body) ---------------------------------
-
-    def _body_progress(self, conn: Connection) -> None:
-        """A read left a body in progress: account it, spool it, or make it wait."""
-        parser = conn.parser
-        req = parser.body_pending
-        assert req is not None
-        body = conn.body
-        if body is not None and body.request is not req:
-            self._body_done(conn)  # the previous body ended in this read and the next began
-            body = None
-        if body is None:
-            self._body_begin(conn, req)
-        elif body.spool is None and not body.waiting and parser.body_received > self._ext.bodies.threshold:
-            self._body_spool(conn, body)  # a chunked body passed the threshold
-
-    def _body_begin(self, conn: Connection, req: Request) -> None:
-        # The head is in: from here the body's idle timeout applies, not the head's.
-        conn.head_since = -1
-        bodies = self._ext.bodies
-        self._wheel.schedule(conn, self.tick + bodies.ticks)
-        parser = conn.parser
-        length = parser.body_expected
-        if length > bodies.threshold or parser.body_received > bodies.threshold:
-            body = conn.body = BodyIntake(req, 0)
-            self._body_spool(conn, body)
-            return
-        body = conn.body = BodyIntake(req, length if length >= 0 else bodies.threshold)
-        if not bodies.admit(body):
-            # No room in this worker's body memory: leave the rest in the socket until there is.
-            body.waiting = True
-            bodies.waiting.append(conn)
-            self._stop_reading(conn)
-
-    def _body_spool(self, conn: Connection, body: BodyIntake) -> None:
-        """Send the rest of ``conn``'s body to a temporary file; its memory reservation is given back."""
-        try:
-            spool = body.spool = BodySpool()
-            conn.parser.divert_body(spool)
-        except (OSError, ProtocolError) as exc:
-            if isinstance(exc, OSError):
-                log.error("worker %d: no temporary file for a request body: %s", self.index, exc)
-            self._answer(conn, [ProtocolError("request body could not be stored", 503)])
-            return
-        if body.reserved:
-            self._body_admit(self._ext.bodies.release(body))
-
-    def _body_done(self, conn: Connection) -> None:
-        """``conn``'s body is complete, or the connection is gone: give back its memory and file."""
-        body = conn.body
-        assert body is not None
-        conn.body = None
-        if body.spool is not None:
-            body.spool.discard()  # a no-op once the request has taken the file
-        if body.waiting:
-            self._ext.bodies.waiting.remove(conn)  # those behind it may fit now
-        self._body_admit(self._ext.bodies.release(body))
-
-    def _body_admit(self, admitted: list[Connection]) -> None:
-        """Read again the connections whose bodies now fit."""
-        for conn in admitted:
-            # The wait was ours, not the client's; its wheel entry (see _body_tick) times the body from here.
-            conn.last_active = self.tick
-            if not conn.reading and not conn.close_after and not conn.queued:
-                conn.reading = True
-                self._set_mask(conn)
-
-    def _body_tick(self, conn: Connection, tick: int) -> None:
-        """The timing wheel reached a connection whose body is in progress."""
-        body = conn.body
-        assert body is not None
-        ticks = self._ext.bodies.ticks
-        if not body.waiting and tick - conn.last_active >= ticks:
-            # The client stopped sending its body: 408, then close.
-            if not conn.out and conn.stream is None:
-                try:
-                    self.io.write(conn.fd, timeout_answer(self.date_line))
-                except OSError:
-                    pass
-            self._close(conn)
-            return
-        self._wheel.schedule(conn, (tick if body.waiting else conn.last_active) + ticks)
-
     # -- WebSocket ---------------------------------------------------------------------
 
     def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
@@ -1112,7 +935,7 @@ class Worker:
         ws = conn.ws = WebSocket(WebSocketOutbound(self, conn), proto, handler, up.ctx, up.subprotocol)
         conn.head_since = -1
         if conn.body is not None:
-            self._body_done(conn)
+            self._ext.bodies.done(conn)
         conn.queued.clear()
         previous, self._dispatching = self._dispatching, conn
         try:
@@ -1150,7 +973,7 @@ class Worker:
                 elif kind is CloseReceived or kind is ProtocolFailure:
                     # The handshake is complete (or failed): close once our frames are out.
                     conn.close_after = True
-                    self._stop_reading(conn)
+                    self.stop_reading(conn)
                     ws.notify_close(event.code, event.reason)  # type: ignore[union-attr]
                     break
         finally:
@@ -1214,11 +1037,11 @@ class Worker:
             pending_bytes(conn.out),
         )
         if ws is None or ws.proto.close_sent:
-            self._close(conn)
+            self.close(conn)
             return
         conn.out.append(ws.proto.send_close(1008, "too slow: messages not read"))  # RFC 6455 7.4.1
         conn.close_after = True
-        self._stop_reading(conn)
+        self.stop_reading(conn)
         self.start_closing(conn)
         ws.notify_close(1008, "too slow")
         if self._dispatching is not conn:
@@ -1234,19 +1057,19 @@ class Worker:
         body = conn.file
         assert body is not None
         if self._ext.tls is not None:
-            return self._copy_file(conn, body)
+            return self._ext.protocols.copy_file(conn, body)
         while body.length > 0:
             try:
                 sent = os.sendfile(conn.fd, body.fd, body.offset, min(body.length, _SENDFILE_CHUNK))
             except BlockingIOError:
                 return False
             except OSError as exc:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return None
             if sent == 0:
                 # The file shrank under us: the promised length cannot be sent.
                 log.error("worker %d: file ended %d bytes early", self.index, body.length)
-                self._close(conn)
+                self.close(conn)
                 return None
             body.offset += sent
             body.length -= sent
@@ -1295,7 +1118,7 @@ class Worker:
             except BlockingIOError:
                 written, total = 0, 1
             except OSError as exc:
-                self._close(conn, exc)
+                self.close(conn, exc)
                 return
             if written:
                 conn.last_active = self.tick
@@ -1315,12 +1138,12 @@ class Worker:
         # Everything is written.
         if conn.waiting_write:
             conn.waiting_write = False
-            self._set_mask(conn)
+            self.set_mask(conn)
         if conn.close_after and conn.stream is None:
-            self._close(conn)
+            self.close(conn)
         elif not conn.reading and not conn.close_after and not conn.queued and not _body_waits(conn):
             conn.reading = True
-            self._set_mask(conn)
+            self.set_mask(conn)
 
     def _write_small(self, conn: Connection, out: list[bytes | memoryview]) -> None:
         """Write one small response that nothing else is waiting behind."""
@@ -1330,14 +1153,14 @@ class Worker:
         except BlockingIOError:
             written = 0
         except OSError:
-            self._close(conn)
+            self.close(conn)
             return
         if written and self._tally:
             self._tally[SENT](written)
         if written == len(data):
             out.clear()
             if conn.close_after:
-                self._close(conn)
+                self.close(conn)
             return
         out[:] = (memoryview(data)[written:],)
         self._wait_writable(conn)
@@ -1349,10 +1172,10 @@ class Worker:
         stream = conn.stream
         assert stream is not None
         out = conn.out
-        if type(stream) is _Awaiting:
+        if type(stream) is Awaiting:
             return  # its handler still waits: the answer and what queued behind it come later
         if type(stream) is StreamPump:
-            self._pull_pump(conn, stream)
+            pull_pump(self, conn, stream)
             return
         pending = sum(map(len, out))
         if type(stream) is UpstreamExchange:
@@ -1391,69 +1214,6 @@ class Worker:
             pending += len(chunk)
             conn.big = True
 
-    def _pull_pump(self, conn: Connection, pump: StreamPump) -> None:
-        """Frame what an async stream produced; ask for more while the output is under the batch size.
-
-        Below ``min(write_high_water, 64 KiB)`` pending bytes the next chunk is asked
-        for at once (a producer that does not wait fills the batch, as a generator
-        does); at or past it the producer is left alone until the socket drains and
-        :meth:`flush` comes back here.  A chunk produced after a wait arrives through
-        :meth:`_pumped`.
-        """
-        out = conn.out
-        chunked = conn.stream_chunked
-        pending = pending_bytes(out)
-        batch = min(self.settings.write_high_water, _STREAM_BATCH)
-        while True:
-            chunk = pump.take()
-            if chunk is not None:
-                if chunked:
-                    out += (b"%x\r\n" % len(chunk), chunk, _END)
-                else:
-                    out.append(chunk)
-                pending += len(chunk)
-                if pending >= _JOIN_LIMIT:
-                    conn.big = True
-                continue
-            if pump.error is not None:
-                # As for a generator (see _pull_stream): no terminal chunk, close once what is pending is out.
-                log.error("worker %d: response stream failed after its head", self.index, exc_info=pump.error)
-                pump.close()
-                conn.stream = None
-                conn.queued.clear()
-                conn.close_after = True
-                return
-            if pump.ended:
-                pump.close()  # its keep-alive ticker
-                conn.stream = None
-                if chunked:
-                    out.append(_LAST_CHUNK)
-                if not conn.stream_keep:
-                    conn.close_after = True
-                return
-            if pump.producing or pending >= batch:
-                return
-            pump.start()
-
-    def _end_pump(self, conn: Connection, pump: StreamPump) -> None:
-        """A graceful stop: end an async stream cleanly (server-sent event clients reconnect to another worker)."""
-        pump.close()
-        conn.stream = None
-        if conn.stream_chunked:
-            conn.out.append(_LAST_CHUNK)
-        if not conn.queued:
-            conn.close_after = True  # requests queued behind it are answered first, with Connection: close
-        self.flush(conn)
-
-    def _pumped(self, conn: Connection, pump: StreamPump) -> None:
-        """An async stream produced (or ended, or failed) after waiting: write it now."""
-        if conn.closed or conn.stream is not pump:
-            return
-        try:
-            self.flush(conn)
-        except Exception as exc:
-            self._contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
-
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
         turns = self._ext.turns
@@ -1491,7 +1251,7 @@ class Worker:
         if not turns:
             self._wake()
         turns[conn] = None
-        self._stop_reading(conn)
+        self.stop_reading(conn)
 
     def _take_turns(self) -> None:
         """The loop's next pass: answer the next turn of each connection that waited (see :meth:`_end_turn`)."""
@@ -1503,28 +1263,31 @@ class Worker:
             try:
                 self.flush(conn)  # answers up to max_pipeline_depth more, then writes
             except Exception as exc:
-                self._contain(conn.fd, exc)
+                self.contain(conn.fd, exc)
 
     def _wait_writable(self, conn: Connection) -> None:
         if not conn.waiting_write:
             conn.waiting_write = True
         if conn.reading and (conn.stream is not None or pending_bytes(conn.out) > self.settings.write_high_water):
             conn.reading = False  # back-pressure: stop reading until the output drains
-        self._set_mask(conn)
+        self.set_mask(conn)
 
-    def _stop_reading(self, conn: Connection) -> None:
+    def stop_reading(self, conn: Connection) -> None:
+        """Leave ``conn`` unread until something reads it again."""
         if conn.reading:
             conn.reading = False
-            self._set_mask(conn)
+            self.set_mask(conn)
 
-    def _set_mask(self, conn: Connection) -> None:
+    def set_mask(self, conn: Connection) -> None:
+        """Make the epoll wait for what ``conn`` wants now (its ``reading`` and ``waiting_write``)."""
         if conn.closed:
             return
         mask = (_READ_MASK if conn.reading else 0) | (EPOLLOUT if conn.waiting_write else 0)
         assert self._ep is not None
         self._ep.modify(conn.fd, mask)
 
-    def _close(self, conn: Connection, error: BaseException | None = None) -> None:
+    def close(self, conn: Connection, error: BaseException | None = None) -> None:
+        """Close an HTTP/1.1 connection now (``error``: why, for the teardown hook)."""
         if conn.closed:
             return
         conn.closed = True
@@ -1537,7 +1300,7 @@ class Worker:
             self._metrics.counts[ACTIVE] -= 1
         self.conns.pop(conn.fd, None)
         if conn.body is not None:
-            self._body_done(conn)
+            self._ext.bodies.done(conn)
         if conn.stream is not None:
             close_stream(conn.stream)
             conn.stream = None
@@ -1601,7 +1364,7 @@ class Worker:
                 break
         return b"".join(out)
 
-    # -- TLS and HTTP/2 (side connections) ----------------------------------------------
+    # -- requests of other protocols (HTTP/2): Loop.serve ------------------------------------
 
     def serve(
         self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
@@ -1630,16 +1393,16 @@ class Worker:
             try:
                 resp = handler(Context(req, params, origin))
                 if type(resp) is not Response:
-                    waited = self._await_handler(None, req, handler, resp, later, started, origin)
-                    if type(waited) is _Awaiting:
+                    waited = await_handler(self, None, req, handler, resp, started, later, origin)
+                    if type(waited) is Awaiting:
                         return waited
                     assert isinstance(waited, Response)
                     resp = waited
             except Exception as exc:
-                resp = self._handler_failed(req, exc)
-        return self._served(req, resp, started, origin)
+                resp = self.handler_failed(req, exc)
+        return self.served(req, resp, started, origin)
 
-    def _served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
+    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
         """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
         stream = resp.stream_body
         if stream is not None:
@@ -1650,101 +1413,6 @@ class Worker:
         if self._tally is not None or self.access_log is not None:
             self.account(req, resp, started, origin)
         return resp
-
-    def _start_tls(self, sock: socket.socket, peer: object) -> None:
-        """Wrap an accepted socket and start its handshake in this loop."""
-        from .tls import TlsHandshake, wrap
-
-        ext = self._ext
-        assert ext.tls is not None and self._ep is not None
-        fd = sock.fileno()
-        try:
-            tls_sock = wrap(ext.tls, sock)
-        except (OSError, ValueError) as exc:
-            sock.close()
-            self._side_closed(peer, exc)
-            return
-        shake = TlsHandshake(
-            tls_sock,
-            peer,
-            self.tick + ext.handshake_ticks,
-            self._tls_established,
-            self._tls_failed,
-            self._set_handshake_mask,
-        )
-        ext.side[fd] = shake
-        self._ep.register(fd, _READ_MASK)
-        try:
-            shake.step()  # may finish the handshake and serve a first request
-        except Exception as exc:
-            self._contain(fd, exc)  # the loop's own containment would blame the listener
-
-    def _set_handshake_mask(self, fd: int, want_write: int) -> None:
-        self.rewatch(fd, EPOLLOUT if want_write else _READ_MASK)
-
-    def _tls_established(self, shake: object) -> None:
-        """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
-        from .tls import TlsHandshake
-
-        ext = self._ext
-        assert isinstance(shake, TlsHandshake) and ext.tls_io is not None and self._ep is not None
-        sock, fd = shake.sock, shake.fd
-        del ext.side[fd]
-        ext.tls_io.socks[fd] = sock
-        self._ep.modify(fd, _READ_MASK)
-        if sock.selected_alpn_protocol() == "h2" and ext.http2:
-            self._start_h2(sock, shake.peer, b"")
-            return
-        conn = Connection(sock, RequestParser(self._limits), self.tick)
-        conn.peer = shake.peer
-        conn.proxies = ext.proxies
-        self.conns[fd] = conn
-        self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
-        if sock.pending():
-            self._on_readable(conn)  # a request that came with the handshake's last flight
-
-    def _tls_failed(self, shake: object, error: BaseException | None) -> None:
-        from .tls import TlsHandshake
-
-        assert isinstance(shake, TlsHandshake)
-        self._ext.side.pop(shake.fd, None)
-        self.unwatch(shake.fd)
-        shake.sock.close()
-        self._side_closed(shake.peer, error)
-
-    def _start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
-        from .http2 import H2Session, ResetBudget
-
-        ext = self._ext
-        if ext.h2_resets is None:
-            ext.h2_resets = ResetBudget(self.settings.h2_worker_max_resets_per_second)
-        session = H2Session(self, sock, peer, ext.h2_resets)
-        session.proxies = ext.proxies
-        self._ext.side[session.fd] = session
-        session.start(initial)
-        if initial == b"" and not session.closed:
-            session.on_event(EPOLLIN)  # frames that came with the handshake's last flight
-        if self.stopping:
-            session.stop()  # opened by a request that waited for the stop: GOAWAY after its streams
-
-    def _h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
-        """Switch a fresh cleartext connection that opened with the HTTP/2 preface to HTTP/2 (RFC 9113 3.3)."""
-        from .http2 import preface_rest
-
-        if conn.out or conn.stream is not None or conn.file is not None or conn.queued or conn.sock is None:
-            return False
-        initial = preface_rest(data)
-        if initial is None:
-            return False
-        sock = conn.sock
-        # The Connection object is done; the socket and its epoll entry move to the session.
-        conn.closed = True
-        conn.sock = None
-        del self.conns[conn.fd]
-        assert self._ep is not None
-        self._ep.modify(conn.fd, _READ_MASK)
-        self._start_h2(sock, conn.peer, initial)
-        return True
 
     # -- the Loop interface (chopin_core._engine.channel.Loop) that channels use ----------------
 
@@ -1782,9 +1450,10 @@ class Worker:
         if tls_io is not None and tls_io.socks.pop(side.fd, None) is not None:
             _close_notify(side.sock)
         side.sock.close()
-        self._side_closed(side.peer, error)
+        self.teardown(side.peer, error)
 
-    def _side_closed(self, peer: object, error: BaseException | None) -> None:
+    def teardown(self, peer: object, error: BaseException | None) -> None:
+        """A connection closed outside :meth:`close` (a channel's): the teardown hook, and one active fewer."""
         if self._teardown_hook is not None:
             try:
                 self._teardown_hook(peer, error)
@@ -1801,32 +1470,71 @@ class Worker:
         except (OSError, ValueError):
             pass
 
-    def _copy_file(self, conn: Connection, body: FileBody) -> bool | None:
-        """The TLS file path: read and encrypt (no sendfile); like :meth:`_send_file`."""
-        from .tls import copy_file
+    @property
+    def running(self) -> bool:
+        """Whether the loop runs (False: serving in process, :meth:`answer`)."""
+        return self._ep is not None
 
-        budget = _SENDFILE_CHUNK
-        while body.length > 0:
-            if budget <= 0:
-                return False  # let the other connections have a turn; EPOLLOUT brings us back
-            try:
-                sent, short = copy_file(self.io.write, conn.fd, body)
-            except BlockingIOError:
-                return False
-            except OSError as exc:
-                self._close(conn, exc)
-                return None
-            if short:
-                log.error("worker %d: file ended %d bytes early", self.index, body.length)
-                self._close(conn)
-                return None
-            budget -= sent
-            if self._tally is not None:
-                self._tally[SENT](sent)
-            conn.last_active = self.tick
-        body.close()
-        conn.file = None
-        return True
+    @property
+    def waiting(self) -> int:
+        """``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``)."""
+        return self._ext.waiting
+
+    @waiting.setter
+    def waiting(self, count: int) -> None:
+        self._ext.waiting = count
+
+    def schedule(self, conn: Connection, tick: int) -> None:
+        """Have the timing wheel look at ``conn`` at ``tick`` (see :meth:`_on_tick`)."""
+        self._wheel.schedule(conn, tick)
+
+    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn``, and write it.
+
+        Durations run from ``started``, when its request was read; what queued behind
+        it is answered next.
+        """
+        woke, self._woke = self._woke, started
+        try:
+            self._respond(conn, req, conn.out, resp)
+        finally:
+            self._woke = woke
+        self.flush(conn)
+
+    def refuse(self, conn: Connection, error: ProtocolError) -> None:
+        """Answer ``error`` on ``conn`` after what is owed, then close it (nothing more is read)."""
+        self._answer(conn, [error])
+
+    @property
+    def channels(self) -> dict[int, Channel]:
+        """The loop's channels by fd (TLS handshakes, HTTP/2 sessions): see :meth:`attach`."""
+        return self._ext.side
+
+    def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
+        """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
+        conn = Connection(sock, RequestParser(self._limits), self.tick)
+        conn.peer = peer
+        conn.proxies = self._ext.proxies
+        self.conns[conn.fd] = conn
+        self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
+        if sock.pending():
+            self._on_readable(conn)  # a request that came with the handshake's last flight
+
+    def disown(self, conn: Connection) -> socket.socket:
+        """Give up HTTP/1.1 on ``conn``: its socket, still watched for reading, goes to another protocol."""
+        sock = conn.sock
+        assert sock is not None and self._ep is not None
+        # The Connection object is done; the socket and its epoll entry move on.
+        conn.closed = True
+        conn.sock = None
+        del self.conns[conn.fd]
+        self._ep.modify(conn.fd, _READ_MASK)
+        return sock
+
+    def count_sent(self, nbytes: int) -> None:
+        """Count ``nbytes`` written (metrics; nothing when they are off)."""
+        if self._tally is not None:
+            self._tally[SENT](nbytes)
 
     # -- time ------------------------------------------------------------------------
 
@@ -1857,7 +1565,7 @@ class Worker:
                 try:
                     side.on_tick(tick)
                 except Exception as exc:
-                    self._contain(side.fd, exc)
+                    self.contain(side.fd, exc)
         keepalive = self.keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
@@ -1871,13 +1579,13 @@ class Worker:
                         self.io.write(conn.fd, timeout_answer(self.date_line))
                     except OSError:
                         pass
-                self._close(conn)
+                self.close(conn)
                 continue
             if conn.body is not None:
-                self._body_tick(conn, tick)
+                self._ext.bodies.on_tick(conn, tick)
                 continue
-            if type(conn.stream) is _Awaiting:
-                self._handler_tick(conn.stream, tick)
+            if type(conn.stream) is Awaiting:
+                conn.stream.on_tick(tick)
                 continue
             if type(conn.stream) is StreamPump and not conn.out:
                 # Its producer waits (events to come): not idle.  Keep-alives notice a client that left.
@@ -1885,7 +1593,7 @@ class Worker:
                 continue
             idle = keepalive if conn.ws is None else self._ws_ticks
             if tick - conn.last_active >= idle:
-                self._close(conn)
+                self.close(conn)
                 continue
             due = conn.last_active + idle
             if conn.head_since >= 0:
@@ -1906,124 +1614,6 @@ def _readable(fds: list[int]) -> set[int]:
     for fd in fds:
         poller.register(fd, select.POLLIN)
     return {fd for fd, _ in poller.poll(0)}
-
-
-def _checked(handler: object, resp: object) -> Response:
-    if type(resp) is not Response:
-        name = getattr(handler, "__name__", handler)
-        raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
-    return resp
-
-
-class _Awaiting(Iterator["bytes | str"]):
-    """An ``async def`` handler that waits, holding its connection's place in line.
-
-    It sits in ``Connection.stream`` so that requests pipelined behind it queue (as
-    behind a stream), and closing the connection (the client left, the worker stops)
-    cancels it.  It never yields bytes: :meth:`Worker._deliver` frames its answer.
-    """
-
-    __slots__ = (
-        "conn",
-        "counted",
-        "deadline",
-        "deliver",
-        "ext",
-        "failed",
-        "handler",
-        "req",
-        "started",
-        "task",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        conn: Connection | None,
-        req: Request,
-        handler: object,
-        started: int,
-        task: Task,
-        ext: _Extensions,
-        deliver: Callable[[_Awaiting], None],
-        failed: Callable[[Request, Exception], Response],
-    ) -> None:
-        self.conn = conn
-        self.req = req
-        self.handler = handler
-        self.started = started
-        self.task = task
-        self.ext = ext
-        self.deliver = deliver
-        self.failed = failed
-        self.counted = False
-        self.deadline = 0  # the tick past which HandlerTimeout is thrown (0: none, or thrown already)
-        self.timeout = 0.0
-
-    def __next__(self) -> bytes | str:
-        raise StopIteration
-
-    def answer(self) -> Response:
-        """The finished handler's response, or the answer to what it raised."""
-        task = self.task
-        if task.error is None:
-            try:
-                return _checked(self.handler, task.result)
-            except TypeError as exc:
-                return self.failed(self.req, exc)
-        error = task.error
-        if not isinstance(error, Exception):
-            raise error
-        return self.failed(self.req, error)
-
-    def done(self, task: Task) -> None:
-        """The scheduler's callback: the handler finished."""
-        waited = self.counted  # else it finished in its first step, and _await_handler answers it
-        self._uncount()
-        if waited and (self.conn is None or self.conn.stream is self):
-            self.deliver(self)
-
-    def close(self) -> None:
-        """The connection closes: cancel the handler where it waits."""
-        self._uncount()
-        tasks = self.ext.tasks
-        if tasks is not None:
-            tasks.cancel(self.task)
-
-    cancel = close
-
-    def expire(self, tick: int) -> None:
-        """Once a second (a protocol other than HTTP/1.1): past the deadline, interrupt the handler."""
-        tasks = self.ext.tasks
-        if self.deadline and tick >= self.deadline and tasks is not None:
-            self.deadline = 0
-            tasks.interrupt(self.task, HandlerTimeout(f"handler deadline of {self.timeout:g} s passed"))
-
-    def _uncount(self) -> None:
-        if self.counted:
-            self.counted = False
-            self.ext.waiting -= 1
-
-
-class _Blocking(Iterator["bytes | str"]):
-    """An async stream served in process (:meth:`Worker.answer`, no loop): each chunk is waited for, blocking."""
-
-    __slots__ = ("_body", "_threads")
-
-    def __init__(self, body: AsyncStream, threads: int) -> None:
-        self._body = body
-        self._threads = threads
-
-    def __next__(self) -> bytes | str:
-        try:
-            chunk: bytes | str = run_blocking(NextChunk(self._body.source), threads=self._threads)
-        except StopAsyncIteration:
-            raise StopIteration from None
-        return chunk
-
-    def close(self) -> None:
-        """Close the producer (its ``finally`` runs)."""
-        self._body.close()
 
 
 class _Primed(Iterator["bytes | str"]):

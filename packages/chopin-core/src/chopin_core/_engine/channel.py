@@ -15,12 +15,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import ssl
+
     from ..connection import Connection
+    from ..errors import ProtocolError
     from ..forwarded import Origin
     from ..request import Request
     from ..response import Response
     from ..settings import Settings
     from ..topics import Subscriber
+    from .tasks import Scheduler
 
 __all__ = ["Channel", "Loop", "Pending", "SocketIO"]
 
@@ -98,6 +102,7 @@ class Loop(Protocol):
         recv_size: bytes asked for per read.
         keepalive_ticks: ticks an idle connection is kept.
         topics: the WebSocket topics of this worker and their subscribers.
+        waiting: ``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``).
     """
 
     settings: Settings
@@ -109,10 +114,77 @@ class Loop(Protocol):
     recv_size: int
     keepalive_ticks: int
     topics: dict[str, set[Subscriber]]
+    waiting: int
 
     @property
     def secure(self) -> bool:
         """Whether the worker serves TLS."""
+        ...
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop runs (False: the worker serves in process, with no socket)."""
+        ...
+
+    def scheduler(self) -> Scheduler:
+        """The scheduler of the worker's waiting coroutines, made on first use (only while the loop runs)."""
+        ...
+
+    def schedule(self, conn: Connection, tick: int) -> None:
+        """Have the timing wheel look at an HTTP/1.1 connection at ``tick``."""
+        ...
+
+    def close(self, conn: Connection, error: BaseException | None = None) -> None:
+        """Close an HTTP/1.1 connection now (``error``: why, for the teardown hook)."""
+        ...
+
+    def stop_reading(self, conn: Connection) -> None:
+        """Leave an HTTP/1.1 connection unread until something reads it again."""
+        ...
+
+    def set_mask(self, conn: Connection) -> None:
+        """Make the epoll wait for what an HTTP/1.1 connection wants now (its ``reading`` and ``waiting_write``)."""
+        ...
+
+    def refuse(self, conn: Connection, error: ProtocolError) -> None:
+        """Answer ``error`` on an HTTP/1.1 connection after what is owed, then close it."""
+        ...
+
+    @property
+    def channels(self) -> dict[int, Channel]:
+        """The loop's channels by fd (see :meth:`attach`)."""
+        ...
+
+    def contain(self, fd: int, exc: Exception) -> None:
+        """An unexpected exception while serving ``fd``: log it, close that connection or channel, carry on."""
+        ...
+
+    def teardown(self, peer: object, error: BaseException | None) -> None:
+        """A channel's connection closed: run the teardown hook and count one active connection fewer."""
+        ...
+
+    def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
+        """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
+        ...
+
+    def disown(self, conn: Connection) -> socket.socket:
+        """Give up HTTP/1.1 on ``conn``: its socket, still watched for reading, goes to another protocol."""
+        ...
+
+    def count_sent(self, nbytes: int) -> None:
+        """Count ``nbytes`` written (metrics; nothing when they are off)."""
+        ...
+
+    def handler_failed(self, req: Request, exc: Exception) -> Response:
+        """The response for a handler's exception (a 5xx is logged with its traceback)."""
+        ...
+
+    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
+        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+        ...
+
+    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn`` (timed from ``started``)."""
         ...
 
     def watch(self, fd: int, mask: int) -> None:

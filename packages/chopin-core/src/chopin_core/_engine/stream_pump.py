@@ -18,15 +18,26 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
+from .._wire.h1_writer import END, LAST_CHUNK
+from ..connection import pending_bytes
 from ..response import AsyncStream
 from ..waiting import Timer
-from .tasks import Scheduler, Task
+from .tasks import Scheduler, Task, run_blocking
 
-__all__ = ["StreamPump"]
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from .channel import Loop
+
+__all__ = ["JOIN_LIMIT", "STREAM_BATCH", "BlockingStream", "NextChunk", "StreamPump", "end_pump", "pull_pump", "pumped"]
 
 log = logging.getLogger("chopin_core.worker")
+
+# A stream is pulled until this much is pending, then only when the socket drains.
+STREAM_BATCH: Final = 64 * 1024
+# Output at least this large is written with writev instead of being joined.
+JOIN_LIMIT: Final = 64 * 1024
 
 
 class NextChunk(Coroutine[Any, Any, Any]):
@@ -213,3 +224,93 @@ class StreamPump(Iterator["bytes | str"]):
         ticker = self.ticker
         if ticker is not None and not self.ticking:
             tasks.cancel(ticker)  # (a ticker closing us from inside its own step ends on `closed`)
+
+
+# -- the worker's side: framing what a pump produced on an HTTP/1.1 connection -------------------
+
+
+def pull_pump(loop: Loop, conn: Connection, pump: StreamPump) -> None:
+    """Frame what an async stream produced; ask for more while the output is under the batch size.
+
+    Below ``min(write_high_water, 64 KiB)`` pending bytes the next chunk is asked
+    for at once (a producer that does not wait fills the batch, as a generator
+    does); at or past it the producer is left alone until the socket drains and the
+    worker's ``flush`` comes back here.  A chunk produced after a wait arrives through
+    :func:`pumped`.
+    """
+    out = conn.out
+    chunked = conn.stream_chunked
+    pending = pending_bytes(out)
+    batch = min(loop.settings.write_high_water, STREAM_BATCH)
+    while True:
+        chunk = pump.take()
+        if chunk is not None:
+            if chunked:
+                out += (b"%x\r\n" % len(chunk), chunk, END)
+            else:
+                out.append(chunk)
+            pending += len(chunk)
+            if pending >= JOIN_LIMIT:
+                conn.big = True
+            continue
+        if pump.error is not None:
+            # As for a generator (see Worker._pull_stream): no terminal chunk, close once what is pending is out.
+            log.error("worker %d: response stream failed after its head", loop.index, exc_info=pump.error)
+            pump.close()
+            conn.stream = None
+            conn.queued.clear()
+            conn.close_after = True
+            return
+        if pump.ended:
+            pump.close()  # its keep-alive ticker
+            conn.stream = None
+            if chunked:
+                out.append(LAST_CHUNK)
+            if not conn.stream_keep:
+                conn.close_after = True
+            return
+        if pump.producing or pending >= batch:
+            return
+        pump.start()
+
+
+def end_pump(loop: Loop, conn: Connection, pump: StreamPump) -> None:
+    """A graceful stop: end an async stream cleanly (server-sent event clients reconnect to another worker)."""
+    pump.close()
+    conn.stream = None
+    if conn.stream_chunked:
+        conn.out.append(LAST_CHUNK)
+    if not conn.queued:
+        conn.close_after = True  # requests queued behind it are answered first, with Connection: close
+    loop.flush(conn)
+
+
+def pumped(loop: Loop, conn: Connection, pump: StreamPump) -> None:
+    """An async stream produced (or ended, or failed) after waiting: write it now (the pump's ``wake``)."""
+    if conn.closed or conn.stream is not pump:
+        return
+    try:
+        loop.flush(conn)
+    except Exception as exc:
+        loop.contain(conn.fd, exc)  # called from the scheduler, outside the loop's own containment
+
+
+class BlockingStream(Iterator["bytes | str"]):
+    """An async stream served in process (``Worker.answer``, no loop): each chunk is waited for, blocking."""
+
+    __slots__ = ("_body", "_threads")
+
+    def __init__(self, body: AsyncStream, threads: int) -> None:
+        self._body = body
+        self._threads = threads
+
+    def __next__(self) -> bytes | str:
+        try:
+            chunk: bytes | str = run_blocking(NextChunk(self._body.source), threads=self._threads)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        return chunk
+
+    def close(self) -> None:
+        """Close the producer (its ``finally`` runs)."""
+        self._body.close()

@@ -1,0 +1,182 @@
+"""How a connection leaves plain HTTP/1.1: TLS handshakes, HTTP/2 sessions, TLS file copies.
+
+How it works: with TLS on, an accepted socket is wrapped and its handshake becomes a
+channel of the loop (:meth:`Protocols.start_tls`).  Once it is done, ALPN decides:
+``h2`` starts an :class:`~chopin_core.http2.H2Session`, anything else becomes an
+HTTP/1.1 connection of the loop (:meth:`~chopin_core._engine.channel.Loop.adopt`).  A
+cleartext connection that opens with the HTTP/2 preface is handed to a session too
+(:meth:`Protocols.h2_prior_knowledge`, RFC 9113 3.3).  The TLS and HTTP/2 modules are
+imported on first use: ``h2`` is optional.  The loop is reached only through
+:class:`~chopin_core._engine.channel.Loop`.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ..connection import Connection
+    from ..files import FileBody
+    from ..forwarded import TrustedProxies
+    from ..http2 import ResetBudget
+    from ..tls import TlsIO
+    from .channel import Loop
+
+__all__ = ["Protocols"]
+
+# The worker's logger: these messages were the worker's before they moved here.
+log = logging.getLogger("chopin_core.worker")
+
+_READ_MASK: Final = select.EPOLLIN | select.EPOLLRDHUP
+# sendfile's grain in the worker: at most this much of one file per turn of the loop.
+_SENDFILE_CHUNK: Final = 1 << 20
+
+
+class Protocols:
+    """The protocols of one worker beyond plain HTTP/1.1, and their shared state.
+
+    Args:
+        loop: the worker.
+        tls: the server's TLS context, or None for plain HTTP.
+        tls_io: the TLS sockets' I/O (None without TLS).
+        http2: whether HTTP/2 is served.
+        proxies: the trusted proxies each connection gets (``ctx.client``), or None.
+        handshake_ticks: ticks a TLS handshake may take.
+    """
+
+    __slots__ = ("h2_resets", "handshake_ticks", "http2", "loop", "proxies", "tls", "tls_io")
+
+    def __init__(
+        self,
+        loop: Loop,
+        tls: ssl.SSLContext | None,
+        tls_io: TlsIO | None,
+        http2: bool,
+        proxies: TrustedProxies | None,
+        handshake_ticks: int,
+    ) -> None:
+        self.loop = loop
+        self.tls = tls
+        self.tls_io = tls_io
+        self.http2 = http2
+        self.proxies = proxies
+        self.handshake_ticks = handshake_ticks
+        # The stream-reset budget all HTTP/2 connections of this worker share, made on first use.
+        self.h2_resets: ResetBudget | None = None
+
+    def start_tls(self, sock: socket.socket, peer: object) -> None:
+        """Wrap an accepted socket and start its handshake in this loop."""
+        from ..tls import TlsHandshake, wrap
+
+        loop = self.loop
+        assert self.tls is not None and loop.running
+        fd = sock.fileno()
+        try:
+            tls_sock = wrap(self.tls, sock)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            loop.teardown(peer, exc)
+            return
+        shake = TlsHandshake(
+            tls_sock,
+            peer,
+            loop.tick + self.handshake_ticks,
+            self._established,
+            self._failed,
+            self._set_handshake_mask,
+        )
+        loop.attach(shake, _READ_MASK)
+        try:
+            shake.step()  # may finish the handshake and serve a first request
+        except Exception as exc:
+            loop.contain(fd, exc)  # the loop's own containment would blame the listener
+
+    def _set_handshake_mask(self, fd: int, want_write: int) -> None:
+        self.loop.rewatch(fd, select.EPOLLOUT if want_write else _READ_MASK)
+
+    def _established(self, shake: object) -> None:
+        """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
+        from ..tls import TlsHandshake
+
+        loop = self.loop
+        assert isinstance(shake, TlsHandshake) and self.tls_io is not None and loop.running
+        sock, fd = shake.sock, shake.fd
+        del loop.channels[fd]
+        self.tls_io.socks[fd] = sock
+        loop.rewatch(fd, _READ_MASK)
+        if sock.selected_alpn_protocol() == "h2" and self.http2:
+            self.start_h2(sock, shake.peer, b"")
+            return
+        loop.adopt(sock, shake.peer)
+
+    def _failed(self, shake: object, error: BaseException | None) -> None:
+        from ..tls import TlsHandshake
+
+        assert isinstance(shake, TlsHandshake)
+        loop = self.loop
+        loop.channels.pop(shake.fd, None)
+        loop.unwatch(shake.fd)
+        shake.sock.close()
+        loop.teardown(shake.peer, error)
+
+    def start_h2(self, sock: socket.socket, peer: object, initial: bytes) -> None:
+        """Serve ``sock`` (its fd already in the epoll) as HTTP/2; ``initial``: bytes read after the preface."""
+        from ..http2 import H2Session, ResetBudget
+
+        loop = self.loop
+        if self.h2_resets is None:
+            self.h2_resets = ResetBudget(loop.settings.h2_worker_max_resets_per_second)
+        session = H2Session(loop, sock, peer, self.h2_resets)
+        session.proxies = self.proxies
+        loop.channels[session.fd] = session
+        session.start(initial)
+        if initial == b"" and not session.closed:
+            session.on_event(select.EPOLLIN)  # frames that came with the handshake's last flight
+        if loop.stopping:
+            session.stop()  # opened by a request that waited for the stop: GOAWAY after its streams
+
+    def h2_prior_knowledge(self, conn: Connection, data: bytes) -> bool:
+        """Switch a fresh cleartext connection that opened with the HTTP/2 preface to HTTP/2 (RFC 9113 3.3)."""
+        from ..http2 import preface_rest
+
+        if conn.out or conn.stream is not None or conn.file is not None or conn.queued or conn.sock is None:
+            return False
+        initial = preface_rest(data)
+        if initial is None:
+            return False
+        peer = conn.peer
+        sock = self.loop.disown(conn)  # the socket and its epoll entry move to the session
+        self.start_h2(sock, peer, initial)
+        return True
+
+    def copy_file(self, conn: Connection, body: FileBody) -> bool | None:
+        """The TLS file path: read and encrypt (no sendfile); True once sent, False to wait, None if closed."""
+        from ..tls import copy_file
+
+        loop = self.loop
+        budget = _SENDFILE_CHUNK
+        while body.length > 0:
+            if budget <= 0:
+                return False  # let the other connections have a turn; EPOLLOUT brings us back
+            try:
+                sent, short = copy_file(loop.io.write, conn.fd, body)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                loop.close(conn, exc)
+                return None
+            if short:
+                log.error("worker %d: file ended %d bytes early", loop.index, body.length)
+                loop.close(conn)
+                return None
+            budget -= sent
+            loop.count_sent(sent)
+            conn.last_active = loop.tick
+        body.close()
+        conn.file = None
+        return True
