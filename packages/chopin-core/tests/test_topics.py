@@ -359,8 +359,16 @@ def test_a_restarted_worker_rejoins_the_fan_out(serve: object) -> None:
     old = server.wait_for_children(2)
     victim = old[0]
     os.kill(victim, signal.SIGKILL)
-    assert wait_until(lambda: len(server.children()) == 2 and victim not in server.children(), 10)
-    (new,) = set(server.children()) - set(old)
+    seen: list[set[int]] = []
+
+    def replaced() -> bool:
+        # One listing per check: two calls could see the victim gone before its replacement exists.
+        kids = set(server.children())
+        seen.append(kids)
+        return len(kids) == 2 and victim not in kids and bool(kids - set(old))
+
+    assert wait_until(replaced, 10)
+    (new,) = seen[-1] - set(old)
     with ExitStack() as stack:
         clients: list[tuple[ClientConnection, int]] = []
         while {new, old[1]} - {pid for _, pid in clients}:
