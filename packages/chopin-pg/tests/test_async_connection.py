@@ -375,9 +375,10 @@ def test_random_cancellations_among_many_callers_hang_nothing(aconn: AsyncConnec
         assert time.monotonic() < deadline, "hung"
         loop.run_until(lambda: loop.parked(*tasks))  # run what is ready; every live task waits now
         live = [i for i, t in enumerate(tasks) if not t.done]
-        chosen = rng.sample(live, min(len(live), rng.randint(0, 3)))
+        budget = 150 - len(cancelled)  # enough callers survive to check their rows, however many turns it takes
+        chosen = rng.sample(live, min(len(live), rng.randint(0, 3), max(budget, 0)))
         reader = [i for i in live if tasks[i].waiting is not None and tasks[i].waiting[0] == "fd"]
-        if reader and (readers == 0 or rng.random() < 0.3):  # the first reader always: the case this is for
+        if reader and budget > 0 and (readers == 0 or rng.random() < 0.3):  # the first reader always: the case
             chosen = [*set(chosen) | set(reader)]
         for i in chosen:
             waiting = tasks[i].waiting
@@ -386,7 +387,7 @@ def test_random_cancellations_among_many_callers_hang_nothing(aconn: AsyncConnec
             cancelled.add(i)
         if not loop.ready and not all(t.done for t in tasks):
             loop.poll_once()  # fails the test if nobody waits on the socket any more
-    assert 0 < len(cancelled) < 150 and readers > 0, (len(cancelled), readers)
+    assert 0 < len(cancelled) <= 151 and readers > 0, (len(cancelled), readers)
     for i, task in enumerate(tasks):
         if i in cancelled:
             continue
