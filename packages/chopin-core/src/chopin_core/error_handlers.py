@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from .errors import ExtractError, HandlerTimeout
 from .response import Response
@@ -31,6 +31,8 @@ __all__ = [
     "error_body",
     "exception_response",
     "failure_to_log",
+    "not_a_response",
+    "wrapper_of",
 ]
 
 ErrorHandler: TypeAlias = "Callable[[Context, Exception], Response]"
@@ -41,6 +43,22 @@ StatusHandler: TypeAlias = "Callable[[Context, Response], Response]"
 
 # The worker's logger: 5xx tracebacks land where they always have.
 log = logging.getLogger("chopin_core.worker")
+
+W = TypeVar("W", bound=Callable[..., Any])
+
+
+def not_a_response(handler: object, value: object) -> TypeError:
+    """The error for a handler that returned ``value``, not a Response (the message names the handler)."""
+    name = getattr(handler, "__name__", handler)
+    return TypeError(f"handler {name!r} returned {type(value).__name__}, expected Response")
+
+
+def wrapper_of(wrapper: W, wrapped: object, name: str) -> W:
+    """Give ``wrapper`` the ``__name__`` (``name``), ``__doc__`` and ``__wrapped__`` of a composed handler."""
+    wrapper.__name__ = name
+    wrapper.__doc__ = getattr(wrapped, "__doc__", None)
+    wrapper.__wrapped__ = wrapped  # type: ignore[attr-defined]
+    return wrapper
 
 
 def accepts_json(req: Request) -> bool:
@@ -166,18 +184,14 @@ class ErrorHandlers:
             try:
                 resp = handler(ctx)
                 if type(resp) is not Response:
-                    name = getattr(handler, "__name__", handler)
-                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+                    raise not_a_response(handler, resp)
             except Exception as exc:
                 resp = answer(ctx, exc)
             if by_status and resp.status in by_status:
                 resp = status_answer(ctx, resp)
             return resp
 
-        guarded.__name__ = getattr(handler, "__name__", "handler")
-        guarded.__doc__ = handler.__doc__
-        guarded.__wrapped__ = handler  # type: ignore[attr-defined]
-        return guarded
+        return wrapper_of(guarded, handler, getattr(handler, "__name__", "handler"))
 
     def _guard_waiting(self, handler: Any) -> Any:
         answer = self.answer
@@ -188,15 +202,11 @@ class ErrorHandlers:
             try:
                 resp = await handler(ctx)
                 if type(resp) is not Response:
-                    name = getattr(handler, "__name__", handler)
-                    raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+                    raise not_a_response(handler, resp)
             except Exception as exc:
                 resp = answer(ctx, exc)
             if by_status and resp.status in by_status:
                 resp = status_answer(ctx, resp)
             return resp
 
-        guarded.__name__ = getattr(handler, "__name__", "handler")
-        guarded.__doc__ = handler.__doc__
-        guarded.__wrapped__ = handler  # type: ignore[attr-defined]
-        return guarded
+        return wrapper_of(guarded, handler, getattr(handler, "__name__", "handler"))

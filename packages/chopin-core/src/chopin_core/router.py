@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
-from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler, accepts_json, error_body
+from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler, accepts_json, error_body, wrapper_of
 from .errors import ConfigError, RouteConflict
 from .response import Response
 
@@ -387,10 +387,7 @@ def _as_waiting(handler: Handler) -> Any:
     async def waiting(ctx: Context) -> Response:
         return handler(ctx)
 
-    waiting.__name__ = getattr(handler, "__name__", "handler")
-    waiting.__doc__ = handler.__doc__
-    waiting.__wrapped__ = handler  # type: ignore[attr-defined]
-    return waiting
+    return wrapper_of(waiting, handler, getattr(handler, "__name__", "handler"))
 
 
 def _bind_waiting(mw: Middleware, nxt: Any) -> Any:
@@ -405,20 +402,14 @@ def _bind_waiting(mw: Middleware, nxt: Any) -> Any:
     async def layered(ctx: Context) -> Response:
         return await amw(ctx, nxt)  # type: ignore[no-any-return]
 
-    layered.__name__ = getattr(mw, "__name__", "middleware")
-    layered.__doc__ = nxt.__doc__
-    layered.__wrapped__ = nxt  # type: ignore[attr-defined]
-    return layered
+    return wrapper_of(layered, nxt, getattr(mw, "__name__", "middleware"))
 
 
 def _bind(mw: Middleware, nxt: Handler) -> Handler:
     def layered(ctx: Context) -> Response:
         return mw(ctx, nxt)
 
-    layered.__name__ = getattr(mw, "__name__", "middleware")
-    layered.__doc__ = nxt.__doc__
-    layered.__wrapped__ = nxt  # type: ignore[attr-defined]
-    return layered
+    return wrapper_of(layered, nxt, getattr(mw, "__name__", "middleware"))
 
 
 class _Node:

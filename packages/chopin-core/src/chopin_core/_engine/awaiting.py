@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from ..error_handlers import not_a_response
 from ..errors import HandlerTimeout
 from ..response import Response
 from .tasks import Scheduler, Task, run_blocking
@@ -71,8 +72,7 @@ def await_handler(
         TypeError: ``result`` is neither a Response nor a coroutine.
     """
     if type(result) is not CoroutineType:
-        name = getattr(handler, "__name__", handler)
-        raise TypeError(f"handler {name!r} returned {type(result).__name__}, expected Response")
+        raise not_a_response(handler, result)
     coro: CoroutineType[Any, Any, Any] = result
     settings = loop.settings
     if (conn is None and later is None) or not loop.running:
@@ -115,8 +115,7 @@ def checked(handler: object, resp: object) -> Response:
         TypeError: it is not (the message names the handler).
     """
     if type(resp) is not Response:
-        name = getattr(handler, "__name__", handler)
-        raise TypeError(f"handler {name!r} returned {type(resp).__name__}, expected Response")
+        raise not_a_response(handler, resp)
     return resp
 
 
