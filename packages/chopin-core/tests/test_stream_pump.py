@@ -9,6 +9,7 @@ read stops the producer.  One worker (``apps/sse_app.py``), raw sockets and http
 from __future__ import annotations
 
 import gzip
+import itertools
 import select
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -175,6 +176,19 @@ def test_chunks_leave_as_they_are_produced(server: ServerProcess) -> None:
             arrivals.append((time.monotonic() - started, line))
     assert [line for _, line in arrivals] == ["line 0", "line 1", "line 2"]
     assert arrivals[2][0] - arrivals[0][0] > 0.4, f"chunks were batched: {arrivals}"
+
+
+def test_a_sync_generator_s_chunks_leave_as_they_are_produced(server: ServerProcess) -> None:
+    """Each chunk is written before the generator is asked for the next (no 64 KiB batching)."""
+    arrivals = []
+    with httpx.stream("GET", f"{server.url}/sync-text", headers={"Accept-Encoding": "identity"}, timeout=10) as resp:
+        assert resp.headers["transfer-encoding"] == "chunked"
+        started = time.monotonic()
+        for line in resp.iter_lines():
+            arrivals.append((time.monotonic() - started, line))
+    assert [line for _, line in arrivals] == ["line 0", "line 1", "line 2"]
+    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) > 0.2, f"chunks were batched: {arrivals}"
 
 
 def test_an_async_stream_under_the_compression_layer_is_gzipped_chunk_by_chunk(server: ServerProcess) -> None:

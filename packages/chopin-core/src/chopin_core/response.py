@@ -175,11 +175,11 @@ class Response:
           closed where it waits when the client leaves (its ``finally`` runs; like a
           cancelled handler's, it must not wait there).  Over HTTP/2 it is asked for
           more only while the stream's window is open;
-        * a plain iterable (a ``def`` generator): pulled on the worker's loop, in
-          batches of up to 64 KiB as the socket drains.  Each chunk it yields is
-          written as soon as the batch is pulled, so a fast generator streams
-          promptly, but one that blocks (``time.sleep`` between chunks) stalls the
-          whole worker meanwhile: produce over time with an async generator.
+        * a plain iterable (a ``def`` generator): pulled on the worker's loop,
+          one chunk at a time as the socket drains: each chunk it yields is written
+          before the next is asked for, so it leaves as soon as it is produced, but
+          a generator that blocks (``time.sleep`` between chunks) stalls the whole
+          worker meanwhile: produce over time with an async generator.
 
         A producer that raises before its first chunk is answered 500 like a failing
         handler (an async one: before it first waits); after, the connection is

@@ -32,7 +32,7 @@ from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
-from ._engine.stream_pump import JOIN_LIMIT, STREAM_BATCH, BlockingStream, StreamPump, end_pump, pull_pump, pumped
+from ._engine.stream_pump import JOIN_LIMIT, BlockingStream, StreamPump, end_pump, pull_pump, pumped
 from ._engine.tasks import Scheduler
 from ._engine.ws_channel import WebSocketOutbound
 from ._proxy_loop import UpstreamExchange, UpstreamTable
@@ -96,7 +96,6 @@ _NS: Final = 1_000_000_000  # the loop's clock is monotonic_ns
 # Bodies at least this large are written with writev instead of being joined.
 _JOIN_LIMIT: Final = JOIN_LIMIT
 # A stream is pulled until this much is pending, then only when the socket drains.
-_STREAM_BATCH: Final = STREAM_BATCH
 
 # sendfile is asked for at most this much at a time, so one big file cannot
 # keep the loop from the other connections for long.
@@ -1177,13 +1176,17 @@ class Worker:
         if type(stream) is StreamPump:
             pull_pump(self, conn, stream)
             return
-        pending = sum(map(len, out))
         if type(stream) is UpstreamExchange:
             # The upstream socket feeds the output itself; let it read again once this drains.
-            stream.drained(pending)
+            stream.drained(sum(map(len, out)))
             return
+        if out:
+            return  # written first: the head and earlier chunks go out before the producer runs again
+        # One chunk per pull: flush() writes it before the producer is asked for the next, so a
+        # chunk is on the wire as soon as it is produced, however long the next one takes, and a
+        # socket that stops taking bytes stops the pulling (back-pressure).
         chunked = conn.stream_chunked
-        while pending < _STREAM_BATCH:
+        while True:
             try:
                 chunk = next(stream)
             except StopIteration:
@@ -1207,12 +1210,12 @@ class Worker:
                 chunk = chunk.encode()
             if not chunk:
                 continue
-            if chunked:
-                out += (b"%x\r\n" % len(chunk), chunk, _END)
+            if len(chunk) >= _JOIN_LIMIT:
+                out += (b"%x\r\n" % len(chunk), chunk, _END) if chunked else (chunk,)
+                conn.big = True  # written with writev, not copied
             else:
-                out.append(chunk)
-            pending += len(chunk)
-            conn.big = True
+                out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            return
 
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
@@ -1346,6 +1349,7 @@ class Worker:
         conn.peer = peer
         conn.proxies = self._ext.proxies
         out = conn.out
+        answered: list[bytes | memoryview] = []
         for event in conn.parser.feed(data):
             if isinstance(event, Request):
                 if conn.close_after:
@@ -1353,6 +1357,8 @@ class Worker:
                 self._woke = monotonic_ns()  # the loop's wake-up clock, which durations start from
                 self._respond(conn, event, out)
                 while conn.stream is not None:
+                    answered += out  # "written": a stream is pulled once what is pending is out
+                    out.clear()
                     self._pull_stream(conn)
                 if conn.file is not None:
                     out.append(conn.file.read_all())
@@ -1362,7 +1368,7 @@ class Worker:
                 assert isinstance(event, ProtocolError)
                 self._error_response(event, out)
                 break
-        return b"".join(out)
+        return b"".join(answered + out)
 
     # -- requests of other protocols (HTTP/2): Loop.serve ------------------------------------
 

@@ -7,7 +7,8 @@ Served by one worker; ``/stats`` reports what the producers of this process saw
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 
 from chopin_core import Chopin, Context, Response, Router, sleep
 from chopin_core.compress import compression
@@ -101,6 +102,22 @@ async def async_text(ctx: Context) -> Response:
     async def produce() -> AsyncIterator[str]:
         for i in range(3):
             await sleep(0.3)
+            yield f"line {i}\n"
+
+    return Response.stream(produce(), "text/plain; charset=utf-8")
+
+
+@router.get("/sync-text")
+def sync_text(ctx: Context) -> Response:
+    """Three text lines 0.3 s apart from a plain (sync) generator.
+
+    Its sleep blocks this one-worker server between lines, as any sync producer's work does.
+    """
+
+    def produce() -> Iterator[str]:
+        for i in range(3):
+            if i:
+                time.sleep(0.3)
             yield f"line {i}\n"
 
     return Response.stream(produce(), "text/plain; charset=utf-8")
