@@ -23,7 +23,16 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Final
 
-from ._client_base import IDEMPOTENT, ClientResponse, ClientSettings, Origin, prepare_request, tls_context, tls_failure
+from ._client_base import (
+    IDEMPOTENT,
+    BodyReaderBase,
+    ClientResponse,
+    ClientSettings,
+    Origin,
+    prepare_request,
+    tls_context,
+    tls_failure,
+)
 from ._client_errors import (
     ClientError,
     ConnectError,
@@ -34,7 +43,7 @@ from ._client_errors import (
     UpstreamClosed,
 )
 from ._client_pool import ConnectionPool
-from ._wire.h1_response import END, Event, ResponseHead, ResponseParser
+from ._wire.h1_response import Event, ResponseHead, ResponseParser
 from .waiting import READABLE, WRITABLE, to_thread, wait_fd
 
 __all__ = ["AsyncHttpClient"]
@@ -315,53 +324,34 @@ class AsyncHttpClient:
                     return event, events[i + 1 :]
 
 
-class _AsyncBodyReader:
+class _AsyncBodyReader(BodyReaderBase):
     """Body chunks of one response, read as they are awaited; the socket goes back to the pool at a clean end."""
 
     def __init__(
-        self, client: AsyncHttpClient, sock: socket.socket, parser: ResponseParser, pending: list[Event], key: Origin
+        self,
+        client: AsyncHttpClient,
+        sock: socket.socket,
+        parser: ResponseParser,
+        pending: Iterable[object],
+        key: Origin,
     ) -> None:
+        super().__init__(sock, parser, pending, key, client._pool_here)  # noqa: SLF001  same module
         self._client = client
-        self._sock: socket.socket | None = sock
-        self._parser = parser
-        self._events = pending
-        self._key = key
 
     def __aiter__(self) -> _AsyncBodyReader:
         return self
 
     async def __anext__(self) -> bytes:
         while True:
-            sock = self._sock
-            if sock is None:
+            chunk = self._parsed_chunk()
+            if chunk is not None:
+                if chunk:
+                    return chunk
                 raise StopAsyncIteration
-            events = self._events
-            while events:
-                event = events.pop(0)
-                if event is END:
-                    self._release(finished=True)
-                    raise StopAsyncIteration
-                assert isinstance(event, bytes)
-                if event:
-                    return event
+            sock = self._sock
+            assert sock is not None
             try:
-                data = await self._client._recv(sock)  # noqa: SLF001  same module: this reader belongs to the client
-                self._events = self._parser.feed(data) if data else self._parser.feed_eof()
+                self._feed(await self._client._recv(sock))  # noqa: SLF001  same module: this reader belongs to the client
             except BaseException:  # an error, or cancelled at the await: the connection is not reusable
                 self._release(finished=False)
                 raise
-
-    def close(self) -> None:
-        """Stop reading; an unfinished response's connection is closed."""
-        if self._sock is not None:
-            self._release(finished=False)
-
-    def _release(self, finished: bool) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        head = self._parser.head
-        if finished and head is not None and head.keep_alive:
-            self._client._pool_here().checkin(self._key, sock, time.monotonic())  # noqa: SLF001  same module
-        else:
-            sock.close()

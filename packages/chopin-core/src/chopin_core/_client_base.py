@@ -14,18 +14,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
 
 from ._client_errors import CertificateVerifyError, InvalidURL, TlsError
-from ._wire.h1_response import ResponseHead, ResponseLimits, build_request
+from ._client_pool import ConnectionPool
+from ._wire.h1_response import END, ResponseHead, ResponseLimits, ResponseParser, build_request
 from .errors import ConfigError
 
 __all__ = [
     "IDEMPOTENT",
+    "BodyReaderBase",
     "ClientResponse",
     "ClientSettings",
     "Origin",
@@ -306,3 +310,60 @@ class ClientResponse:
 
     def __repr__(self) -> str:
         return f"<ClientResponse {self.status} {self.reason!r}>"
+
+
+class BodyReaderBase:
+    """What the blocking and the awaited body readers share: the parsed events and the socket's release.
+
+    A subclass reads more bytes its own way (a blocking ``recv`` or an awaited one)
+    when :meth:`_parsed_chunk` has nothing ready, hands them to :meth:`_feed`, and
+    calls :meth:`_release` with ``finished=False`` when that read fails.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        parser: ResponseParser,
+        pending: Iterable[object],
+        key: Origin,
+        pool: Callable[[], ConnectionPool],
+    ) -> None:
+        self._sock: socket.socket | None = sock
+        self._parser = parser
+        self._events = list(pending)
+        self._key = key
+        self._pool = pool  # the pool a cleanly ended response's socket goes back to
+
+    def close(self) -> None:
+        """Stop reading; an unfinished response's connection is closed."""
+        if self._sock is not None:
+            self._release(finished=False)
+
+    def _parsed_chunk(self) -> bytes | None:
+        """The next body chunk already parsed; ``b""`` once the body ended (or was closed), None to read more."""
+        if self._sock is None:
+            return b""
+        events = self._events
+        while events:
+            event = events.pop(0)
+            if event is END:
+                self._release(finished=True)
+                return b""
+            assert isinstance(event, bytes)
+            if event:
+                return event
+        return None
+
+    def _feed(self, data: bytes) -> None:
+        """Parse bytes read from the socket (``b""``: the upstream closed it)."""
+        self._events = list(self._parser.feed(data) if data else self._parser.feed_eof())
+
+    def _release(self, finished: bool) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        head = self._parser.head
+        if finished and head is not None and head.keep_alive:
+            self._pool().checkin(self._key, sock, time.monotonic())
+        else:
+            sock.close()

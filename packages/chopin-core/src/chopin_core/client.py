@@ -34,6 +34,7 @@ from types import TracebackType
 from ._client_async import AsyncHttpClient
 from ._client_base import (
     IDEMPOTENT,
+    BodyReaderBase,
     ClientResponse,
     ClientSettings,
     Origin,
@@ -56,7 +57,7 @@ from ._client_errors import (
     UpstreamClosed,
 )
 from ._client_pool import ConnectionPool
-from ._wire.h1_response import END, ResponseHead, ResponseParser
+from ._wire.h1_response import ResponseHead, ResponseParser
 
 __all__ = [
     "AsyncHttpClient",
@@ -278,58 +279,29 @@ class HttpClient:
         return _BodyReader(self, sock, parser, pending, key)
 
 
-class _BodyReader:
-    """Body chunks of one response; gives the socket back to the pool once the response ended cleanly."""
+class _BodyReader(BodyReaderBase):
+    """Body chunks of one response, read with blocking ``recv``; the socket goes back to the pool at a clean end."""
 
     def __init__(
-        self,
-        client: HttpClient,
-        sock: socket.socket,
-        parser: ResponseParser,
-        pending: list[bytes | object],
-        key: Origin,
+        self, client: HttpClient, sock: socket.socket, parser: ResponseParser, pending: Iterable[object], key: Origin
     ) -> None:
+        super().__init__(sock, parser, pending, key, client._pool_here)  # noqa: SLF001  same module
         self._client = client
-        self._sock: socket.socket | None = sock
-        self._parser = parser
-        self._events = pending
-        self._key = key
 
     def __iter__(self) -> _BodyReader:
         return self
 
     def __next__(self) -> bytes:
         while True:
-            sock = self._sock
-            if sock is None:
+            chunk = self._parsed_chunk()
+            if chunk is not None:
+                if chunk:
+                    return chunk
                 raise StopIteration
-            events = self._events
-            while events:
-                event = events.pop(0)
-                if event is END:
-                    self._release(finished=True)
-                    raise StopIteration
-                assert isinstance(event, bytes)
-                if event:
-                    return event
+            sock = self._sock
+            assert sock is not None
             try:
-                data = self._client._recv(sock)  # noqa: SLF001  same module: this iterator belongs to the client
-                self._events = list(self._parser.feed(data) if data else self._parser.feed_eof())
+                self._feed(self._client._recv(sock))  # noqa: SLF001  same module: this iterator belongs to the client
             except BaseException:
                 self._release(finished=False)
                 raise
-
-    def close(self) -> None:
-        """Stop reading; an unfinished response's connection is closed."""
-        if self._sock is not None:
-            self._release(finished=False)
-
-    def _release(self, finished: bool) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        head = self._parser.head
-        if finished and head is not None and head.keep_alive:
-            self._client._pool_here().checkin(self._key, sock, time.monotonic())  # noqa: SLF001  same module
-        else:
-            sock.close()
