@@ -82,6 +82,7 @@ from ._nonblocking import (
 from ._pipeline import PipelineBatch, run_batch
 from ._result import Gen, Result
 from ._session import Session
+from ._session_view import SessionView
 from ._statements import is_stale_plan
 from .async_transaction import AsyncTransaction
 from .config import PgConfig
@@ -115,7 +116,7 @@ class _Reply:
             waiter.set_result()
 
 
-class AsyncConnection:
+class AsyncConnection(SessionView):
     """One PostgreSQL session on a non-blocking socket, shared by the coroutines that use it.
 
     Open it with ``await AsyncConnection.connect(...)``.  The query methods are
@@ -228,49 +229,14 @@ class AsyncConnection:
             self._sock.close()
 
     @property
-    def closed(self) -> bool:
-        """Whether the connection was closed (by :meth:`close` or because it was lost)."""
-        return self._closed
-
-    @property
     def pending(self) -> int:
         """How many requests are written (or buffered) and not answered yet."""
         return len(self._replies)
 
     @property
-    def transaction_status(self) -> str:
-        """``I`` idle, ``T`` in a transaction block, ``E`` in a failed block (from the last ReadyForQuery read)."""
-        return self._session.status
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether a transaction block is open (possibly failed)."""
-        return self._session.status != "I"
-
-    @property
-    def backend_pid(self) -> int:
-        """Process id of the server backend."""
-        return self._session.backend_pid
-
-    @property
-    def auth_method(self) -> str:
-        """How the session authenticated (``trust``, ``md5``, ``SCRAM-SHA-256``...)."""
-        return self._session.auth_method
-
-    @property
     def ssl_in_use(self) -> bool:
         """Whether the connection runs over TLS (libpq's ``PQsslInUse``): the client's own view."""
         return self._tls is not None
-
-    @property
-    def parameters(self) -> dict[str, str]:
-        """Server parameters reported by ParameterStatus (``server_version``, ``TimeZone``...)."""
-        return dict(self._session.parameters)
-
-    @property
-    def session(self) -> Session:
-        """The sans-IO protocol state (shared with every pending request)."""
-        return self._session
 
     @property
     def statement_cache_size(self) -> int:

@@ -24,6 +24,7 @@ from ._bind import bind_one, execute, take_reply
 from ._copy_binary import field_codec
 from ._result import Gen, Result
 from ._session import Notification, Session
+from ._session_view import SessionView
 from ._statements import PreparedStatement, is_stale_plan
 from ._waiting import DUPLEX_THRESHOLD, RECV_SIZE, exchange, run
 from .config import PgConfig
@@ -219,7 +220,7 @@ class Transaction:
             self.rollback()
 
 
-class Connection:
+class Connection(SessionView):
     """One PostgreSQL session over a blocking socket.
 
     Open it with :func:`connect` or :meth:`Connection.connect`; use it as a
@@ -325,21 +326,6 @@ class Connection:
             self._sock.close()
 
     @property
-    def closed(self) -> bool:
-        """Whether the connection was closed (by :meth:`close` or by a lost connection)."""
-        return self._closed
-
-    @property
-    def transaction_status(self) -> str:
-        """``I`` idle, ``T`` in a transaction block, ``E`` in a failed block (from ReadyForQuery)."""
-        return self._session.status
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether a transaction block is open (possibly failed)."""
-        return self._session.status != "I"
-
-    @property
     def command_count(self) -> int:
         """How many exchanges with the server this connection has had (queries, COPY steps, pipeline batches...).
 
@@ -348,36 +334,13 @@ class Connection:
         return self._commands
 
     @property
-    def auth_method(self) -> str:
-        """How the session authenticated.
-
-        One of ``trust``, ``cleartext``, ``md5``, ``SCRAM-SHA-256``, ``SCRAM-SHA-256-PLUS``.
-        """
-        return self._session.auth_method
-
-    @property
     def ssl_in_use(self) -> bool:
         """Whether the connection runs over TLS (libpq's ``PQsslInUse``): the client's own view."""
         return isinstance(self._sock, ssl.SSLSocket)
 
-    @property
-    def backend_pid(self) -> int:
-        """Process id of the server backend."""
-        return self._session.backend_pid
-
-    @property
-    def parameters(self) -> dict[str, str]:
-        """Server parameters reported by ParameterStatus (``server_version``, ``TimeZone``...)."""
-        return dict(self._session.parameters)
-
     def fileno(self) -> int:
         """The socket's file descriptor, to wait for notifications with ``select``."""
         return self._sock.fileno()
-
-    @property
-    def session(self) -> Session:
-        """The sans-IO protocol state: what the operation generators given to :meth:`wait` run on."""
-        return self._session
 
     @property
     def busy(self) -> str | None:
