@@ -181,7 +181,8 @@ REFUSALS: dict[str, str] = {
     r"Transfer-Encoding in an HTTP/1.0": "RFC 9112 6.1: TE in HTTP/1.0 means faulty framing",
     r"chunked trailer": "RFC 9112 7.1.2: trailer lines are field lines (name: value)",
     r"bad chunk size": "RFC 9112 7.1: hex digits only; more than 16 would overflow (must be guarded)",
-    r"exactly one Host header|more than one Host": "RFC 9112 3.2: 400 for a missing or repeated Host",
+    r"exactly one Host header|more than one Host|Host header: expected": "RFC 9112 3.2: 400 for a missing or "
+    'repeated Host, or one whose value is not uri-host [":" port] (RFC 9110 7.2)',
     r"Content-Length: (expected digits|differing)": "RFC 9110 8.6: 1*DIGIT, identical repeats only",
     r"Transfer-Encoding: (empty value|chunked applied more than once)": "RFC 9112 6.1/7: chunked once, last",
     r"transfer-coding .* not supported": "RFC 9112 6.1: 501 for a transfer coding we do not implement",

@@ -506,6 +506,17 @@ BAD_INPUTS: list[tuple[str, bytes, int]] = [
     ("missing-host-http11", b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 400),
     ("two-host-http11", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("two-host-same-value", b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+    # RFC 9112 3.2: a Host field with an invalid value (RFC 9110 7.2: uri-host [":" port])
+    ("host-obs-text", b"GET / HTTP/1.1\r\nHost: \xffa\xff\r\n\r\n", 400),
+    ("host-nbsp", b"GET / HTTP/1.1\r\nHost: \xa0a\r\n\r\n", 400),
+    ("host-inner-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host-userinfo", b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+    ("host-path", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("host-port-not-digits", b"GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", 400),
+    ("host-two-ports", b"GET / HTTP/1.1\r\nHost: a:80:81\r\n\r\n", 400),
+    ("host-unclosed-ip-literal", b"GET / HTTP/1.1\r\nHost: [::1:80\r\n\r\n", 400),
+    ("host-stray-bracket", b"GET / HTTP/1.1\r\nHost: a]\r\n\r\n", 400),
+    ("host-http10-invalid", b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400),
     # framing (RFC 9112 6)
     ("cl-and-te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
     ("te-and-cl", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
@@ -566,6 +577,31 @@ def test_bad_input_is_refused_with_its_status(data: bytes, status: int) -> None:
 @pytest.mark.parametrize(("data", "status"), [(d, s) for _, d, s in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
 def test_bad_input_fed_byte_by_byte_is_refused_with_the_same_status(data: bytes, status: int) -> None:
     assert error_of(feed_bytewise(data)).status == status
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "example.com",
+        "example.com:8080",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::1]:8080",
+        "",
+        "a.example:",
+        "xn--bcher-kva.example",
+    ],
+)
+def test_valid_host_values_are_accepted(host: str) -> None:
+    # RFC 9110 7.2: Host = uri-host [":" port]; empty for a target without an authority.
+    req = only_request(get("/", host=False).replace(b"\r\n\r\n", f"\r\nHost: {host}\r\n\r\n".encode()))
+    assert req.headers.get("host") == host
+
+
+def test_invalid_host_message_shows_the_value() -> None:
+    assert error_of(feed_whole(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n")).message == (
+        "Host header: expected host[:port], got 'a b'"
+    )
 
 
 def test_error_classes_carry_their_status() -> None:

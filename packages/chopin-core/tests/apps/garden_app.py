@@ -1,7 +1,9 @@
 """The server of the HTTP Garden cases (test_conformance_http11.py): it logs every request it parses.
 
 Every path but ``/__log`` is answered ``200`` with ``METHOD path body-length``; ``GET
-/__log`` returns the requests seen since the last call, as JSON, and forgets them.
+/__log`` returns the requests seen since the last call, as JSON, and forgets them: each
+as ``[method, path, body length, body digest, [[name, value], ...]]`` (the header fields
+as the handler sees them, latin-1).
 Serve with one worker (the log is this process's).
 """
 
@@ -25,7 +27,8 @@ def log(ctx: Context) -> Response:
 @router.fallback
 def record(ctx: Context) -> Response:
     req = ctx.req
-    seen.append([req.method, req.path, len(req.body), hashlib.sha256(req.body).hexdigest()[:16]])
+    digest = hashlib.sha256(req.body).hexdigest()[:16]
+    seen.append([req.method, req.path, len(req.body), digest, [list(item) for item in req.headers.items()]])
     return Response.text(f"{req.method} {req.path} {len(req.body)}")
 
 

@@ -409,6 +409,13 @@ class RequestParser:
         hosts = lhead.count(b"\r\nhost:")
         if hosts != 1 and (http11 or hosts > 1):
             raise BadRequest("request needs exactly one Host header" if http11 else "more than one Host header")
+        if hosts:
+            # RFC 9112 3.2: 400 for a Host field with an invalid value, not a guess at
+            # what it meant (a front end that strips or keeps odd bytes routes elsewhere).
+            host_value = _field_lines(lhead, lhead.find(b"\r\nhost:"), b"\r\nhost:")[0]
+            if not _is_host(host_value):
+                shown = host_value[:40].decode("latin-1")
+                raise BadRequest(f"Host header: expected host[:port], got {shown!r}")
         if target_host is not None:
             # RFC 9112 3.2.2: with an absolute-form target its authority is the host, and
             # Host is replaced by it, so a handler never sees a Host the target contradicts.
@@ -517,6 +524,31 @@ def _field_lines(lhead: bytes, at: int, prefix: bytes) -> list[bytes]:
         values.append((lhead[start:] if eol < 0 else lhead[start:eol]).strip(b" \t"))
         at = lhead.find(prefix, start)
     return values
+
+
+def _is_host(value: bytes) -> bool:
+    """Whether ``value`` is ``uri-host [":" port]`` (RFC 9110 7.2, RFC 3986 3.2.2-3.2.3), or empty.
+
+    An empty Host is what a client sends for a target without an authority (RFC 9110 7.2).
+    The host is an ``[IP-literal]`` or a reg-name / IPv4 address (unreserved, pct-encoded
+    and sub-delims characters; no userinfo), the port digits only.
+    """
+    if value.translate(None, _AUTHORITY_CHARS):
+        return False
+    if value[:1] == b"[":
+        close = value.find(b"]")
+        if close < 0 or b"[" in value[1:close]:
+            return False
+        port = value[close + 1 :]
+        if b"[" in port or b"]" in port:
+            return False
+    elif b"[" in value or b"]" in value:
+        return False
+    else:
+        colon = value.find(b":")
+        port = value[colon:] if colon >= 0 else b""
+    # port = *DIGIT, after the one ":" (a reg-name holds no ":").
+    return not port or (port[:1] == b":" and (len(port) == 1 or port[1:].isdigit()))
 
 
 def _header_problem(number: int, line: bytes, colon: int) -> str:
