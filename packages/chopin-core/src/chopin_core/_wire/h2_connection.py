@@ -278,7 +278,8 @@ class H2ServerConnection:
         self.closed = False
         self._peer_gone = False  # the peer sent GOAWAY
         self.streams: dict[int, _Stream] = {}
-        self._closed_ids: dict[int, None] = {}  # recently closed, in closing order
+        # Recently closed stream ids, in closing order: True for those we reset.
+        self._closed_ids: dict[int, bool] = {}
         self.highest_inbound_stream_id = 0
         self._max_frame = settings.get(_MAX_FRAME_SIZE, _DEFAULT_FRAME)
         self._local_initial = settings.get(_INITIAL_WINDOW_SIZE, _DEFAULT_WINDOW)
@@ -331,11 +332,11 @@ class H2ServerConnection:
             raise StreamClosedError(stream_id)
         return stream
 
-    def _closing(self, stream_id: int, stream: _Stream) -> None:
-        """Forget a stream both sides are done with; remember its id for a while."""
+    def _closing(self, stream_id: int, stream: _Stream, reset: bool = False) -> None:
+        """Forget a stream both sides are done with (or that ``reset`` by us); remember its id for a while."""
         del self.streams[stream_id]
         closed = self._closed_ids
-        closed[stream_id] = None
+        closed[stream_id] = reset
         if len(closed) > _CLOSED_KEPT:
             del closed[next(iter(closed))]
 
@@ -401,7 +402,7 @@ class H2ServerConnection:
         if stream is None or self.closed:
             raise StreamClosedError(stream_id)
         self._out.append(_frame(_RST_STREAM, 0, stream_id, 4) + _U32.pack(error_code))
-        self._closing(stream_id, stream)
+        self._closing(stream_id, stream, reset=True)
 
     def local_flow_control_window(self, stream_id: int) -> int:
         """How many bytes of DATA the peer lets us send on the stream now.
@@ -518,7 +519,7 @@ class H2ServerConnection:
         self._out.append(_frame(_RST_STREAM, 0, stream_id, 4) + _U32.pack(code))
         stream = self.streams.get(stream_id)
         if stream is not None:
-            self._closing(stream_id, stream)
+            self._closing(stream_id, stream, reset=True)
             events.append(StreamReset(stream_id, code, False))
 
     @staticmethod
@@ -585,7 +586,12 @@ class H2ServerConnection:
         stream = self.streams.get(stream_id)
         if stream is None:
             if stream_id <= self.highest_inbound_stream_id:
-                if stream_id in self._closed_ids:
+                reset = self._closed_ids.get(stream_id)
+                if reset:
+                    # RFC 9113 5.1: frames in flight on a stream we reset are ignored (once decoded).
+                    self._decode_block(block)
+                    return
+                if reset is not None:
                     self._fail(ErrorCodes.STREAM_CLOSED, f"HEADERS on closed stream {stream_id}")
                 self._fail(ErrorCodes.PROTOCOL_ERROR, f"stream {stream_id} not above {self.highest_inbound_stream_id}")
             if not stream_id & 1:
@@ -637,6 +643,8 @@ class H2ServerConnection:
             if stream is None and stream_id > self.highest_inbound_stream_id:
                 self._fail(ErrorCodes.PROTOCOL_ERROR, f"DATA on idle stream {stream_id}")
             self.acknowledge_received_data(size, 0)  # the connection window stays in step
+            if stream is None and self._closed_ids.get(stream_id):
+                return  # RFC 9113 5.1: frames in flight on a stream we reset are ignored
             raise _StreamError(ErrorCodes.STREAM_CLOSED)
         try:
             data = self._unpad(flags, payload)
