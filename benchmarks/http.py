@@ -69,7 +69,7 @@ JSON_BODY = {"message": "Hello, World!"}
 ACCEPT_PLAINTEXT = "text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
 PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson", "gunicorn")
 PEER_MODULES = PEER_PACKAGES  # each imports under its distribution's name
-# The HTTP/2 rows' peer, and the h2 library both it and chopin-core[http2] use.
+# The HTTP/2 rows' peer and the h2 library it uses (chopin-core[http2] brings hpack, which h2 needs too).
 H2_REQUIREMENTS = ("hypercorn>=0.17,<1", "h2>=4.1,<5")
 
 
@@ -915,7 +915,8 @@ def render_h2(results: list[ServerResult], args: argparse.Namespace) -> str:
         (
             f"h2load `-t1 -c{args.h2_connections} -m{args.h2_streams} -D{args.duration}` on /plaintext after a "
             f"{args.warmup} s warm-up; h2c rows use prior knowledge, TLS rows ALPN h2 with a self-signed P-256 "
-            "certificate. Both servers run one worker on one CPU and serve HTTP/2 with the pure-Python h2 library."
+            "certificate. Both servers run one worker on one CPU; hypercorn serves HTTP/2 with the pure-Python h2 "
+            "library, chopin with its own sans-IO connection core (HPACK decoding by hpack)."
         ),
     ]
     if extra := notes(results):

@@ -154,13 +154,34 @@ class ResetBudget:
         return True
 
 
+class _Head:
+    """A request's pseudo-header fields and header lines, as :class:`H2Request` takes them.
+
+    Built once per distinct field section on a connection (clients repeat theirs).
+    """
+
+    __slots__ = ("lines", "method", "query", "raw_path", "target")
+
+    def __init__(self, method: str, target: str, lines: list[bytes]) -> None:
+        self.method = method
+        self.target = target
+        raw_path, sep, query = target.partition("?")
+        self.raw_path = raw_path
+        self.query = query if sep else None
+        self.lines = lines
+
+
+# A request the engine answers itself: its status and message (see H2Session._head).
+_Refusal = tuple[int, bytes]
+
+
 class _Stream:
     """One request stream: its head and body as they arrive, then its response body as it leaves."""
 
-    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started", "waiting")
+    __slots__ = ("body", "file", "head", "pending", "size", "source", "started", "waiting")
 
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self.headers = headers
+    def __init__(self, head: _Head | _Refusal) -> None:
+        self.head = head
         self.body: list[bytes] = []
         self.size = 0
         self.pending: deque[bytes | memoryview] = deque()
@@ -238,8 +259,10 @@ class H2Session:
             max_header_block=self._max_header_list + _BLOCK_SLACK,
         )
         conn.header_table_size = partial(setattr, encoder, "header_table_size")
-        # Field sections already found well formed on this connection (request_problem).
-        self._checked: set[tuple[tuple[bytes, bytes], ...]] = set()
+        # Field sections already checked and parsed on this connection, and response
+        # field lists already built (keyed by status, Date line and Response lines).
+        self._heads: dict[tuple[tuple[bytes, bytes], ...], _Head | _Refusal] = {}
+        self._fields: dict[tuple[int, bytes, bytes, bytes], list[tuple[bytes, bytes]]] = {}
 
     def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         """A header block's fields (hpack, cached); HeaderBlockError with the code RFC 9113 asks for."""
@@ -412,17 +435,18 @@ class H2Session:
             self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         key = tuple(headers)
-        if key not in self._checked:
+        head = self._heads.get(key)
+        if head is None:
             problem = request_problem(headers)
             if problem is not None:
                 # RFC 9113 8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
                 log.info("worker %d: malformed HTTP/2 request from %s: %s", self.worker.index, self.peer, problem)
                 self._reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
                 return
-            if len(self._checked) >= _CHECKED_SECTIONS:
-                self._checked.clear()
-            self._checked.add(key)
-        self._streams[stream_id] = _Stream(headers)
+            if len(self._heads) >= _CHECKED_SECTIONS:
+                self._heads.clear()
+            head = self._heads[key] = self._head(headers)
+        self._streams[stream_id] = _Stream(head)
 
     def _on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
         problem = trailers_problem(headers)
@@ -512,14 +536,14 @@ class H2Session:
                 close_stream(resp.stream_body)  # not attached yet: _reset would not close it (an async one waits)
             self._reset(stream_id, ErrorCodes.INTERNAL_ERROR)
 
-    def _request(self, stream_id: int, stream: _Stream) -> Request | None:
-        """The :class:`Request` for a finished request stream, or None after answering an error."""
+    def _head(self, headers: list[tuple[bytes, bytes]]) -> _Head | _Refusal:
+        """A well-formed field section as :class:`H2Request` takes it, or the refusal the engine answers."""
         method = path = b""
         authority: bytes | None = None
         lines: list[bytes] = []
         cookies: list[bytes] = []
         # The header list size was bounded by hpack while decoding (h2_max_header_list_size).
-        for name, value in stream.headers:
+        for name, value in headers:
             if name[:1] == b":":
                 if name == b":method":
                     method = value
@@ -538,18 +562,22 @@ class H2Session:
         if authority is not None and not any(line.startswith(b"host: ") for line in lines):
             lines.insert(0, b"host: " + authority)
         if not method or method.translate(None, _METHOD_CHARS):
-            self._send_simple(stream_id, stream, 400, b"request :method is not a token")
-            return None
+            return 400, b"request :method is not a token"
         if not path or not (path[:1] == b"/" or (path == b"*" and method == b"OPTIONS")):
-            self._send_simple(stream_id, stream, 400, b"request :path must start with /")
-            return None
+            return 400, b"request :path must start with /"
         if len(path) > self.worker.settings.max_uri_length:
-            self._send_simple(stream_id, stream, 414, b"request target too long")
+            return 414, b"request target too long"
+        return _Head(method.decode("ascii"), path.decode("latin-1"), lines)
+
+    def _request(self, stream_id: int, stream: _Stream) -> Request | None:
+        """The :class:`Request` for a finished request stream, or None after answering an error."""
+        head = stream.head
+        if type(head) is tuple:
+            self._send_simple(stream_id, stream, head[0], head[1])
             return None
-        target = path.decode("latin-1")
-        raw_path, sep, query = target.partition("?")
+        assert isinstance(head, _Head)
         body = self._take_body(stream)
-        return H2Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
+        return H2Request(head.method, head.target, head.raw_path, head.query, True, True, list(head.lines), body)
 
     def _start_response(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
         status = resp.status
@@ -580,6 +608,20 @@ class H2Session:
                 file.close()
             self._streams.pop(stream_id, None)
             return
+        body = resp.body
+        if (
+            source is None
+            and file is None
+            and len(body) <= h2conn.max_outbound_frame_size
+            and len(body) <= h2conn.local_flow_control_window(stream_id)
+            and len(self._out) <= self._high_water
+        ):
+            # The common answer: a bytes body within one frame and the window goes out
+            # with its HEADERS now, END_STREAM on it (what _pump would do, in two calls).
+            h2conn.send_headers(stream_id, head)
+            h2conn.send_data(stream_id, body, end_stream=True)
+            self._streams.pop(stream_id, None)
+            return
         h2conn.send_headers(stream_id, head)
         if file is not None:
             stream.file = file
@@ -594,15 +636,24 @@ class H2Session:
         self._pump(stream_id, stream)
 
     def _headers(self, status: int, resp: Response) -> list[tuple[bytes, bytes]]:
+        """The response's fields, :status first; built once per distinct status, Date and lines."""
+        date = self.worker.date_line
+        key = (status, date, resp.content_lines, resp.extra_lines)
+        head = self._fields.get(key)
+        if head is not None:
+            return head
         block = resp.extra_lines if status in _NO_BODY else resp.content_lines + resp.extra_lines
         head = [(b":status", b"%d" % status)]
-        for line in (self.worker.date_line + block).split(b"\r\n"):
+        for line in (date + block).split(b"\r\n"):
             if not line:
                 continue
             name, _, value = line.partition(b": ")
             name = name.lower()
             if name not in _HOP_BY_HOP:
                 head.append((name, value))
+        if len(self._fields) >= _CHECKED_SECTIONS:
+            self._fields.clear()
+        self._fields[key] = head
         return head
 
     def _send_simple(self, stream_id: int, stream: _Stream, status: int, body: bytes) -> None:
