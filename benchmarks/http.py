@@ -931,6 +931,26 @@ def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before:
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     where = "" if Path.cwd() == REPO else f" (run from {Path.cwd()})"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if all(SPEC[name].category == "h2" for name in args.only):
+        # Only the HTTP/2 rows: a section of their own, so the HTTP/1.1 tables stay as they were.
+        h2_header = [
+            "## HTTP/2 engine: chopin-core against hypercorn (h2load)",
+            "",
+            f"- Command: `{command}`{where}",
+            f"- Date: {now}",
+            f"- Python: {python} (benchmarks/.venv, every server)",
+            f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; "
+            f"each server pinned to CPU {args.server_cpu}, h2load to CPU {args.client_cpu}",
+            f"- Kernel: {os.uname().sysname} {os.uname().release}; 1-minute load average "
+            f"{load_before:.2f} before the run (other work on the machine skews every number)",
+            "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
+            f"- Servers, each under `taskset -c {args.server_cpu}` in its own process group:",
+            *(f"  - {s.name} (in {s.cwd.relative_to(REPO)}): `{s.display()}`" for s in SERVERS if s.name in args.only),
+            "",
+        ]
+        write_section(path, "http2", "\n".join(h2_header) + "\n" + body)
+        log(f"wrote {path}")
+        return
     header = [
         "## HTTP engine: chopin-core against uvicorn, granian, socketify and a bare epoll loop",
         "",

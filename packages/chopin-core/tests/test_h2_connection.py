@@ -17,6 +17,8 @@ import h2.settings
 import hpack
 import pytest
 from chopin_core._wire import h2_connection as core
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from chopin_core._wire.hpack import FieldEncoder
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"example.com")]
@@ -195,3 +197,49 @@ def test_two_connections_with_one_encoder_type_do_not_share_state() -> None:
             assert pair.to_server()[0].headers == REQUEST  # type: ignore[attr-defined]
             pair.server.send_headers(stream_id, RESPONSE, end_stream=True)
             assert pair.to_client()[0].headers == RESPONSE
+
+
+def _valid_exchange() -> bytes:
+    """A client's bytes: preface, SETTINGS, requests with bodies, trailers, PING, WINDOW_UPDATE, PRIORITY, RST."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    for n in range(3):
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(stream_id, [(b":method", b"POST"), *REQUEST[1:], (b"x-n", b"%d" % n)])
+        client.send_data(stream_id, b"body" * n, pad_length=n)
+        client.send_headers(stream_id, [(b"x-trailer", b"t")], end_stream=True)
+    client.ping(b"pingpong")
+    client.increment_flow_control_window(1000)
+    client.prioritize(1, weight=20)
+    stream_id = client.get_next_available_stream_id()
+    client.send_headers(stream_id, REQUEST)
+    client.reset_stream(stream_id)
+    return client.data_to_send()
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_mutated_input_only_ever_ends_in_a_connection_error(data: st.DataObject) -> None:
+    """Bytes flipped, dropped or inserted anywhere in a valid exchange: events or H2ConnectionError, nothing else."""
+    raw = bytearray(_valid_exchange())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        action = data.draw(st.sampled_from(["flip", "drop", "insert"]))
+        if action == "flip":
+            raw[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif action == "drop":
+            del raw[at]
+        else:
+            raw[at:at] = bytes([data.draw(st.integers(0, 255))])
+    cut = data.draw(st.integers(0, len(raw)))
+    server = core.H2ServerConnection(
+        _decode_with(hpack.Decoder()), FieldEncoder().encode, {}, connection_window=65535, max_header_block=65536
+    )
+    try:
+        for piece in (bytes(raw[:cut]), bytes(raw[cut:])):  # in two reads, split anywhere
+            for event in server.receive_data(piece):
+                assert isinstance(event, core.Event)
+    except core.H2ConnectionError as exc:
+        assert exc.error_code in range(0xE)
+        assert server.closed
+        assert server.data_to_send()[-17 + 3] == 7  # the last frame queued is the GOAWAY
