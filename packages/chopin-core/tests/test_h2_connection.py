@@ -17,9 +17,9 @@ import h2.settings
 import hpack
 import pytest
 from chopin_core._wire import h2_connection as core
+from chopin_core._wire.hpack import FieldEncoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from chopin_core._wire.hpack import FieldEncoder
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"example.com")]
 RESPONSE = [(b":status", b"200"), (b"content-type", b"text/plain")]
