@@ -418,6 +418,8 @@ class H2ServerConnection:
 
         A WINDOW_UPDATE goes out once half a window is owed, not for every frame.
         """
+        if size <= 0:
+            return  # RFC 9113 6.9: a WINDOW_UPDATE of 0 is a protocol error
         self._unacked += size
         if self._unacked >= self._in_max // 2:
             self._out.append(_frame(_WINDOW_UPDATE, 0, 0, 4) + _U32.pack(self._unacked))
