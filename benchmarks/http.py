@@ -69,7 +69,7 @@ JSON_BODY = {"message": "Hello, World!"}
 ACCEPT_PLAINTEXT = "text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7"
 PEER_PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "socketify", "orjson", "gunicorn")
 PEER_MODULES = PEER_PACKAGES  # each imports under its distribution's name
-# The HTTP/2 rows' peer, and the h2 library both it and chopin-core[http2] use.
+# The HTTP/2 rows' peer and the h2 library it uses (chopin-core[http2] brings hpack, which h2 needs too).
 H2_REQUIREMENTS = ("hypercorn>=0.17,<1", "h2>=4.1,<5")
 
 
@@ -915,7 +915,8 @@ def render_h2(results: list[ServerResult], args: argparse.Namespace) -> str:
         (
             f"h2load `-t1 -c{args.h2_connections} -m{args.h2_streams} -D{args.duration}` on /plaintext after a "
             f"{args.warmup} s warm-up; h2c rows use prior knowledge, TLS rows ALPN h2 with a self-signed P-256 "
-            "certificate. Both servers run one worker on one CPU and serve HTTP/2 with the pure-Python h2 library."
+            "certificate. Both servers run one worker on one CPU; hypercorn serves HTTP/2 with the pure-Python h2 "
+            "library, chopin with its own sans-IO connection core (HPACK decoding by hpack)."
         ),
     ]
     if extra := notes(results):
@@ -930,6 +931,26 @@ def write_markdown(path: Path, body: str, args: argparse.Namespace, load_before:
     command = shlex.join([Path(sys.executable).name, *sys.argv])
     where = "" if Path.cwd() == REPO else f" (run from {Path.cwd()})"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if all(SPEC[name].category == "h2" for name in args.only):
+        # Only the HTTP/2 rows: a section of their own, so the HTTP/1.1 tables stay as they were.
+        h2_header = [
+            "## HTTP/2 engine: chopin-core against hypercorn (h2load)",
+            "",
+            f"- Command: `{command}`{where}",
+            f"- Date: {now}",
+            f"- Python: {python} (benchmarks/.venv, every server)",
+            f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; "
+            f"each server pinned to CPU {args.server_cpu}, h2load to CPU {args.client_cpu}",
+            f"- Kernel: {os.uname().sysname} {os.uname().release}; 1-minute load average "
+            f"{load_before:.2f} before the run (other work on the machine skews every number)",
+            "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
+            f"- Servers, each under `taskset -c {args.server_cpu}` in its own process group:",
+            *(f"  - {s.name} (in {s.cwd.relative_to(REPO)}): `{s.display()}`" for s in SERVERS if s.name in args.only),
+            "",
+        ]
+        write_section(path, "http2", "\n".join(h2_header) + "\n" + body)
+        log(f"wrote {path}")
+        return
     header = [
         "## HTTP engine: chopin-core against uvicorn, granian, socketify and a bare epoll loop",
         "",

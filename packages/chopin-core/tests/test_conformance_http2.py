@@ -398,7 +398,7 @@ def _closed_data(c: Conn) -> None:
     c.send(c.headers(1))
     c.stream_closed(1)
     c.send(frame(DATA, END_STREAM, 1, b"test"))
-    # DIFFERENT: h2 answers with a stream error, and the connection goes on.
+    # DIFFERENT: answered with a stream error, and the connection goes on.
     c.stream_error(STREAM_CLOSED)
     c.alive()
 
@@ -962,7 +962,7 @@ CASES["hpack/6.3/1"] = _hpack_error(_table_size_update_too_big)
 # Where chopin answers otherwise than h2spec expects, and why (the test asserts our answer).
 DIFFERENT: dict[str, str] = {
     "http2/5.1/11": (
-        "DATA on a stream both sides ended gets RST_STREAM STREAM_CLOSED (a stream error) from h2, "
+        "DATA on a stream both sides ended gets RST_STREAM STREAM_CLOSED (a stream error), "
         "not GOAWAY STREAM_CLOSED; the peer learns the same thing and its other streams live on"
     ),
 }

@@ -329,9 +329,9 @@ DOWNGRADE = {
 
 @pytest.mark.parametrize("name", list(DOWNGRADE))
 def test_h2_downgrade_class(proxy, capture: CaptureUpstream, name: str) -> None:
-    # Refused before anything goes upstream: h2 validates field names and values (RFC 9113
-    # 8.2.1) and answers a malformed field with GOAWAY PROTOCOL_ERROR, a connection error
-    # where a stream error would do; the h2spec module accepts either too.
+    # Refused before anything goes upstream: field names and values are checked (RFC 9113
+    # 8.2.1) and a malformed field is answered with RST_STREAM PROTOCOL_ERROR, the stream
+    # error RFC 9113 8.1.1 asks for (the h2spec module accepts a connection error too).
     capture.take()
     c = GenericConn(_connect(proxy.host, proxy.port), "http")
     try:

@@ -15,12 +15,13 @@ from pathlib import Path
 import h2.errors
 import h2.events
 import h2.settings
+import hpack
 import httpx
 import hyperframe.frame
 import pytest
 from apps.tls_app import pattern
 from apps.tls_support import Chain, H2Client, client_context
-from chopin_core.http2 import PREFACE, preface_rest
+from chopin_core.http2 import PREFACE, _CachingDecoder, preface_rest
 
 HOST = "127.0.0.1"
 
@@ -60,6 +61,29 @@ def test_preface_rest_rebuilds_the_connection_bytes() -> None:
 
 
 # -- real clients ------------------------------------------------------------------------------
+
+
+def test_cached_header_blocks_follow_the_dynamic_table() -> None:
+    """A block of indexed fields repeats; its fields change when the table under it does."""
+    encoder = hpack.Encoder()
+    decoder = _CachingDecoder(65536)
+    first = [(b"x-a", b"1")]
+    assert decoder.decode(encoder.encode(first), raw=True) == first  # inserts x-a: 1 at index 62
+    indexed = b"\xbe"  # index 62
+    for _ in range(2):  # the second from the cache
+        assert decoder.decode(indexed, raw=True) == first
+    second = [(b"x-b", b"2")]
+    assert decoder.decode(encoder.encode(second), raw=True) == second  # now x-b: 2 is 62
+    assert decoder.decode(indexed, raw=True) == second
+    assert decoder.decode(b"\x20", raw=True) == []  # a size update to 0 empties the table
+    with pytest.raises(hpack.HPACKDecodingError):
+        decoder.decode(indexed, raw=True)
+    assert decoder.decode(b"\x3f\xe1\x1f", raw=True) == []  # back to 4096 (RFC 7541 6.3)
+    assert decoder.decode(hpack.Encoder().encode(first), raw=True) == first
+    assert decoder.decode(indexed, raw=True) == first
+    decoder.max_header_list_size = 4  # a cached block is checked against the bound it was decoded under
+    with pytest.raises(hpack.OversizedHeaderListError):
+        decoder.decode(indexed, raw=True)
 
 
 def test_httpx_h2_over_tls(tls_server, chain: Chain) -> None:

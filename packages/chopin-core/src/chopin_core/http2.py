@@ -1,9 +1,11 @@
-"""HTTP/2 connections on the worker loop, with the ``h2`` library doing framing, HPACK and flow control.
+"""HTTP/2 connections on the worker loop: the I/O shell around ``_wire/h2_connection.py``.
 
 How it works: an :class:`H2Session` owns one socket (after TLS ALPN chose ``h2``,
 or a cleartext connection that opened with the prior-knowledge preface).  Each
-readable event feeds the bytes to :class:`h2.connection.H2Connection` and acts
-on its events: a request stream that has ended becomes the same
+readable event feeds the bytes to the sans-IO
+:class:`~chopin_core._wire.h2_connection.H2ServerConnection` (framing, stream
+states, flow control; HPACK decoding by the ``hpack`` library behind a cache,
+encoding by :mod:`chopin_core._wire.hpack`) and acts on its events: a request stream that has ended becomes the same
 :class:`~chopin_core.request.Request` the HTTP/1.1 parser builds and goes
 through the worker's router, hooks and middleware
 (:meth:`~chopin_core.worker.Worker.serve`); the :class:`Response` is sent as
@@ -19,13 +21,13 @@ their handlers not yet run, until those bytes drain.
 
 Limits (all :class:`~chopin_core.settings.Settings` fields): concurrent streams,
 initial window, frame size and header-list size are advertised in SETTINGS and
-enforced by h2 (concurrent streams also here, before the peer has acknowledged
-our SETTINGS: REFUSED_STREAM past it); a peer that resets streams faster than
+enforced (concurrent streams here: REFUSED_STREAM past them; a frame header
+announcing more than the frame size is refused before its payload is read); a peer that resets streams faster than
 ``h2_max_resets_per_second``, or while this worker's connections together reset
 faster than ``h2_worker_max_resets_per_second`` (the "rapid reset" attack,
 CVE-2023-44487), gets GOAWAY ENHANCE_YOUR_CALM; a stream reset in the read that
-completed it is never routed; CONTINUATION floods are bounded by h2's frame
-buffer and the header-list size.  A handler error answers 500; a body that
+completed it is never routed; CONTINUATION floods are bounded by a fragment
+count and the header-list size.  A handler error answers 500; a body that
 fails after its headers went out resets the stream with INTERNAL_ERROR.  A
 graceful stop sends GOAWAY and lets open streams finish.
 """
@@ -41,18 +43,28 @@ from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
+import hpack
 import hpack.exceptions
-import hyperframe.exceptions
-import hyperframe.frame
+import hpack.table
 
 from ._engine.stream_pump import StreamPump
 from ._wire.h1_writer import NO_BODY
+from ._wire.h2_connection import (
+    ConnectionTerminated,
+    DataReceived,
+    ErrorCodes,
+    H2ConnectionError,
+    H2ServerConnection,
+    HeaderBlockError,
+    RequestReceived,
+    StreamClosedError,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from ._wire.h2_fields import request_problem, trailers_problem
+from ._wire.hpack import FieldEncoder
 from .connection import close_stream
 from .files import FileBody, not_modified
 from .request import H2Request, Request
@@ -76,52 +88,28 @@ _READ_MASK: Final = select.EPOLLIN | select.EPOLLRDHUP
 _EPOLLOUT: Final = select.EPOLLOUT
 # A streamed or file body is pulled in pieces of at most this size.
 _PULL: Final = 64 * 1024
-# Received bytes are handed to h2 in pieces of at most this size (see H2Session._receive).
+# Received bytes are handed to the connection in pieces of at most this size (see H2Session._receive).
 _SLICE: Final = 8 * 1024
 # RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2.
 _HOP_BY_HOP: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
 _NO_BODY: Final = NO_BODY
-# RFC 9110 9.1: a method is a token (h2 lets any byte through in :method).
+# RFC 9110 9.1: a method is a token (request_problem lets any field-value byte through in :method).
 _METHOD_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-# h2's GOAWAY with no debug data: a 9-byte frame header and 8 bytes of payload.
-_GOAWAY_SIZE: Final = 17
-_GOAWAY_TYPE: Final = 0x7
-
-
-def _goaway_code(exc: h2.exceptions.ProtocolError) -> int | None:
-    """The error code RFC 9113 asks for where h2 sends PROTOCOL_ERROR, or None to keep h2's.
-
-    h2 wraps two errors in a plain ProtocolError: a field block HPACK cannot decode
-    (RFC 9113 4.3: COMPRESSION_ERROR; h2spec hpack/*, http2/4.3/1) and a SETTINGS ACK
-    with a payload (RFC 9113 6.5: FRAME_SIZE_ERROR; h2spec http2/6.5/1).
-    """
-    if type(exc) is not h2.exceptions.ProtocolError:
-        return None  # subclasses carry their own code (FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM...)
-    cause = exc.__cause__
-    if isinstance(cause, hpack.exceptions.HPACKError):
-        return h2.errors.ErrorCodes.COMPRESSION_ERROR
-    if isinstance(cause, hyperframe.exceptions.InvalidDataError) and "SETTINGS ack" in str(cause):
-        return h2.errors.ErrorCodes.FRAME_SIZE_ERROR
-    return None
-
-
-def _after_peer_goaway(exc: h2.exceptions.ProtocolError) -> bool:
-    """Whether h2 refused a frame only because the peer's GOAWAY, earlier in the same read, closed it.
-
-    h2 enters CLOSED on a received GOAWAY and refuses every later frame (python-hyper/h2
-    #1181 and #1199), where RFC 9113 6.8 lets the GOAWAY's sender go on sending (a PING,
-    WINDOW_UPDATEs): those frames are no protocol error.  h2's refusal is a KeyError on
-    its transition table, chained, whose key holds the state it was in.
-    """
-    cause = exc.__cause__
-    if type(exc) is not h2.exceptions.ProtocolError or not isinstance(cause, KeyError) or not cause.args:
-        return False
-    key = cause.args[0]
-    return isinstance(key, tuple) and bool(key) and key[0] is h2.connection.ConnectionState.CLOSED
+# RFC 9113 6.5.2 setting identifiers.
+_MAX_CONCURRENT_STREAMS: Final = 0x3
+_INITIAL_WINDOW_SIZE: Final = 0x4
+_MAX_FRAME_SIZE: Final = 0x5
+_MAX_HEADER_LIST_SIZE: Final = 0x6
+_ENABLE_PUSH: Final = 0x2
+# A header block's fragments may run this far past h2_max_header_list_size (HPACK's own bytes).
+_BLOCK_SLACK: Final = 16 * 1024
+# Per connection: decoded header blocks and checked field sections kept before starting over.
+_CACHED_BLOCKS: Final = 64
+_CHECKED_SECTIONS: Final = 64
 
 
 def preface_rest(data: bytes) -> bytes | None:
@@ -166,13 +154,34 @@ class ResetBudget:
         return True
 
 
+class _Head:
+    """A request's pseudo-header fields and header lines, as :class:`H2Request` takes them.
+
+    Built once per distinct field section on a connection (clients repeat theirs).
+    """
+
+    __slots__ = ("lines", "method", "query", "raw_path", "target")
+
+    def __init__(self, method: str, target: str, lines: list[bytes]) -> None:
+        self.method = method
+        self.target = target
+        raw_path, sep, query = target.partition("?")
+        self.raw_path = raw_path
+        self.query = query if sep else None
+        self.lines = lines
+
+
+# A request the engine answers itself: its status and message (see H2Session._head).
+_Refusal = tuple[int, bytes]
+
+
 class _Stream:
     """One request stream: its head and body as they arrive, then its response body as it leaves."""
 
-    __slots__ = ("body", "file", "headers", "pending", "size", "source", "started", "waiting")
+    __slots__ = ("body", "file", "head", "pending", "size", "source", "started", "waiting")
 
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self.headers = headers
+    def __init__(self, head: _Head | _Refusal) -> None:
+        self.head = head
         self.body: list[bytes] = []
         self.size = 0
         self.pending: deque[bytes | memoryview] = deque()
@@ -226,35 +235,45 @@ class H2Session:
         self._max_held = settings.h2_max_pending_output
         self._deferred: deque[int] = deque()
         self._going_away = False
-        self._out = b""  # bytes h2 produced that the socket has not taken yet
+        self._out = b""  # bytes the connection produced that the socket has not taken yet
         self._mask = _READ_MASK
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with response bytes left to send
-        # Inbound header blocks are validated by h2 (pseudo-headers, case, CR/LF/NUL);
-        # outbound ones are built here from Response fields that are already validated.
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            validate_inbound_headers=True,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        conn = self._h2 = h2.connection.H2Connection(config)
-        # Enforced from the first HEADERS frame, before the peer acknowledges our SETTINGS.
-        conn.decoder.max_header_list_size = self._max_header_list
-        conn.initiate_connection()
-        conn.update_settings(
+        # The connection's framing, stream states and flow control: _wire/h2_connection.py.
+        # Header blocks repeat (a client sends the same indexed fields on every request):
+        # decoded ones are cached while hpack's dynamic table stays as it was, and response
+        # fields are encoded without a dynamic table, each field's bytes cached.
+        self._decoder = _CachingDecoder(self._max_header_list)
+        encoder = FieldEncoder()
+        conn = self._h2 = H2ServerConnection(
+            self._decode,
+            encoder.encode,
             {
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: settings.h2_max_concurrent_streams,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.h2_initial_window_size,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.h2_max_frame_size,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._max_header_list,
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-            }
+                _MAX_CONCURRENT_STREAMS: settings.h2_max_concurrent_streams,
+                _INITIAL_WINDOW_SIZE: settings.h2_initial_window_size,
+                _MAX_FRAME_SIZE: settings.h2_max_frame_size,
+                _MAX_HEADER_LIST_SIZE: self._max_header_list,
+                _ENABLE_PUSH: 0,
+            },
+            connection_window=settings.h2_initial_window_size,
+            max_header_block=self._max_header_list + _BLOCK_SLACK,
         )
-        if settings.h2_initial_window_size > 65535:
-            # The connection window starts at 65,535 whatever SETTINGS say (RFC 9113 6.9.2).
-            conn.increment_flow_control_window(settings.h2_initial_window_size - 65535)
+        conn.header_table_size = partial(setattr, encoder, "header_table_size")
+        # Field sections already checked and parsed on this connection, and response
+        # field lists already built (keyed by status, Date line and Response lines).
+        self._heads: dict[tuple[tuple[bytes, bytes], ...], _Head | _Refusal] = {}
+        self._fields: dict[tuple[int, bytes, bytes, bytes], list[tuple[bytes, bytes]]] = {}
+
+    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        """A header block's fields (hpack, cached); HeaderBlockError with the code RFC 9113 asks for."""
+        try:
+            return self._decoder.decode(block, raw=True)  # type: ignore[return-value]
+        except hpack.exceptions.OversizedHeaderListError as exc:
+            # Past h2_max_header_list_size: hpack stopped decoding, its state is lost with it.
+            raise HeaderBlockError(ErrorCodes.ENHANCE_YOUR_CALM, f"header list over the bound: {exc}") from exc
+        except (hpack.exceptions.HPACKError, IndexError, TypeError, UnicodeDecodeError) as exc:
+            # RFC 9113 4.3: a block that cannot be decoded is a COMPRESSION_ERROR.
+            raise HeaderBlockError(ErrorCodes.COMPRESSION_ERROR, f"header block: {exc}") from exc
 
     def start(self, initial: bytes = b"") -> None:
         """Send our SETTINGS, then handle ``initial`` (bytes already read: the prior-knowledge preface)."""
@@ -293,7 +312,7 @@ class H2Session:
         if tick - self.last_active >= self._idle_ticks:
             try:
                 if not self._going_away:
-                    self._h2.close_connection(h2.errors.ErrorCodes.NO_ERROR)
+                    self._h2.close_connection(ErrorCodes.NO_ERROR)
                     self._going_away = True
                     self._flush()
             except Exception as exc:
@@ -302,8 +321,8 @@ class H2Session:
 
     def _fail(self, exc: Exception) -> None:
         """Whatever goes wrong on one connection ends that connection, never the worker."""
-        if isinstance(exc, h2.exceptions.ProtocolError):
-            # h2 refused to send: the connection is already closed in its eyes.
+        if isinstance(exc, StreamClosedError):
+            # The connection refused to send: it is already closed in its eyes.
             log.info("worker %d: HTTP/2 connection with %s ended: %s", self.worker.index, self.peer, exc)
         else:
             log.exception("worker %d: HTTP/2 connection with %s failed", self.worker.index, self.peer)
@@ -318,19 +337,17 @@ class H2Session:
         if self.closed or self._going_away:
             return
         self._going_away = True
-        # h2's close_connection() would also refuse every later frame, WINDOW_UPDATEs
+        # close_connection() would also refuse every later frame, WINDOW_UPDATEs
         # included, and the open streams could not finish: so the GOAWAY is built here,
-        # after what h2 has queued, and h2 goes on serving the streams it has.
-        goaway = hyperframe.frame.GoAwayFrame(0)
-        goaway.last_stream_id = self._h2.highest_inbound_stream_id
-        goaway.error_code = h2.errors.ErrorCodes.NO_ERROR
+        # after what is queued, and the connection goes on serving the streams it has.
+        goaway = self._h2.goaway_frame(ErrorCodes.NO_ERROR)
         for stream_id, stream in list(self._blocked.items()):
             if type(stream.source) is StreamPump:
                 # An event stream never ends by itself: end it, before the GOAWAY (clients reconnect elsewhere).
                 stream.source.close()
                 stream.source = None
                 self._pump(stream_id, stream)
-        self._out += self._h2.data_to_send() + goaway.serialize()
+        self._out += self._h2.data_to_send() + goaway
         self._flush()
 
     # -- reading -------------------------------------------------------------------
@@ -349,11 +366,10 @@ class H2Session:
         self._receive(data)
 
     def _receive(self, data: bytes) -> None:
-        """Hand a read to h2 in slices of ``_SLICE`` bytes, acting on each slice's events."""
-        # h2 parses all it is given before we see an event: ~50-125 us per stream opened,
-        # so 64 KiB of HEADERS + RST_STREAM pairs (~2,400 streams) is 0.1-0.4 s of this
-        # worker's time.  In slices, a connection over its reset budget is cut off after
-        # at most one slice (~300 streams) of that.
+        """Hand a read to the connection in slices of ``_SLICE`` bytes, acting on each slice's events."""
+        # The connection parses all it is given before we see an event, so 64 KiB of
+        # HEADERS + RST_STREAM pairs is ~2,400 streams opened and reset.  In slices, a
+        # connection over its reset budget is cut off after at most one slice (~300 streams).
         if len(data) <= _SLICE:
             self._receive_slice(data)
             return
@@ -364,60 +380,41 @@ class H2Session:
 
     def _receive_slice(self, data: bytes) -> None:
         self.last_active = self.worker.tick
-        h2conn = self._h2
         try:
-            events = h2conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            # h2 has queued GOAWAY with the matching error code: send it and close.
-            self._going_away = True
-            if _after_peer_goaway(exc):
-                # Frames after the peer's GOAWAY are dropped, as on ConnectionTerminated
-                # below; the GOAWAY h2 queued for them says NO_ERROR, not PROTOCOL_ERROR.
-                self._recode_goaway(h2.errors.ErrorCodes.NO_ERROR)
-                self._flush()
-                self._close()
-                return
+            events = self._h2.receive_data(data)
+        except H2ConnectionError as exc:
+            # GOAWAY with the matching error code is queued: send it and close.
             log.info("worker %d: HTTP/2 protocol error from %s: %s", self.worker.index, self.peer, exc)
-            code = _goaway_code(exc)
-            if code is not None:
-                self._recode_goaway(code)
+            self._going_away = True
             self._flush()
             self._close(exc)
             return
-        waiting = h2conn.incoming_buffer._data  # noqa: SLF001  h2 has no public view; the bound below is a security check
-        if len(waiting) >= 9 and int.from_bytes(waiting[:3]) > self._max_frame:
-            # h2 checks a frame's length only once all of it has arrived; a frame
-            # header announcing more than we allow must not make us buffer up to 16 MiB.
-            log.info("worker %d: HTTP/2 frame over %d bytes from %s", self.worker.index, self._max_frame, self.peer)
-            h2conn.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR)
-            self._going_away = True
-            self._flush()
-            self._close()
-            return
         # A stream the peer reset in this same batch is not worth answering.
-        reset = {e.stream_id for e in events if type(e) is h2.events.StreamReset}
+        reset = {e.stream_id for e in events if type(e) is StreamReset}
         for event in events:
             kind = type(event)
-            if kind is h2.events.RequestReceived:
+            if kind is RequestReceived:
                 self._on_headers(event.stream_id, event.headers)  # type: ignore[attr-defined]
-            elif kind is h2.events.DataReceived:
+            elif kind is DataReceived:
                 self._on_data(event)  # type: ignore[arg-type]
-            elif kind is h2.events.StreamEnded:
-                stream_id = event.stream_id  # type: ignore[attr-defined]
+            elif kind is StreamEnded:
+                stream_id = event.stream_id
                 stream = self._streams.get(stream_id)
                 if stream is not None and not stream.started and stream_id not in reset:
                     if self._deferred or self._held > self._max_held:
                         self._deferred.append(stream_id)  # routed once the held bodies drain
                     else:
                         self._dispatch(stream_id, stream)
-            elif kind is h2.events.StreamReset:
-                self._forget(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is StreamReset:
+                self._forget(event.stream_id)
                 if event.remote_reset and self._count_reset():  # type: ignore[attr-defined]
                     return
-            elif kind is h2.events.WindowUpdated:
-                self._on_window(event.stream_id)  # type: ignore[attr-defined]
-            elif kind is h2.events.ConnectionTerminated:
-                # The peer's GOAWAY: h2 sends nothing more, so what is left is dropped.
+            elif kind is WindowUpdated:
+                self._on_window(event.stream_id)
+            elif kind is TrailersReceived:
+                self._on_trailers(event.stream_id, event.headers)  # type: ignore[attr-defined]
+            elif kind is ConnectionTerminated:
+                # The peer's GOAWAY: we send nothing more, so what is left is dropped.
                 self._going_away = True
                 self._blocked.clear()
                 self._deferred.clear()
@@ -432,25 +429,32 @@ class H2Session:
                 return
         self._flush()
 
-    def _recode_goaway(self, code: int) -> None:
-        """Replace the GOAWAY h2 queued last (PROTOCOL_ERROR) with one carrying ``code``."""
-        data = self._h2.data_to_send()
-        if len(data) >= _GOAWAY_SIZE and data[-_GOAWAY_SIZE + 3] == _GOAWAY_TYPE:
-            goaway = hyperframe.frame.GoAwayFrame(0)
-            goaway.last_stream_id = self._h2.highest_inbound_stream_id
-            goaway.error_code = code
-            data = data[:-_GOAWAY_SIZE] + goaway.serialize()
-        self._out += data
-
     def _on_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        # h2 enforces our MAX_CONCURRENT_STREAMS only once the peer has acknowledged
-        # our SETTINGS; until then (or from a peer that never does) it is enforced here.
+        # Our MAX_CONCURRENT_STREAMS (RFC 9113 5.1.2: REFUSED_STREAM past it).
         if self._going_away or len(self._streams) >= self._max_streams:
-            self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        self._streams[stream_id] = _Stream(headers)
+        key = tuple(headers)
+        head = self._heads.get(key)
+        if head is None:
+            problem = request_problem(headers)
+            if problem is not None:
+                # RFC 9113 8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR.
+                log.info("worker %d: malformed HTTP/2 request from %s: %s", self.worker.index, self.peer, problem)
+                self._reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
+                return
+            if len(self._heads) >= _CHECKED_SECTIONS:
+                self._heads.clear()
+            head = self._heads[key] = self._head(headers)
+        self._streams[stream_id] = _Stream(head)
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
+    def _on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        problem = trailers_problem(headers)
+        if problem is not None:
+            log.info("worker %d: malformed HTTP/2 trailers from %s: %s", self.worker.index, self.peer, problem)
+            self._reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
+
+    def _on_data(self, event: DataReceived) -> None:
         stream_id = event.stream_id
         assert stream_id is not None
         # The body is buffered (bounded by max_body_size), so the window is given back at once.
@@ -468,7 +472,7 @@ class H2Session:
             else:
                 msg = f"request bodies on this connection over {self._max_buffered} bytes"
             self._send_simple(stream_id, stream, 413, msg.encode())
-            self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
+            self._reset(stream_id, ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
             return
         stream.body.append(event.data)
 
@@ -492,7 +496,7 @@ class H2Session:
         else:
             return False
         log.warning("worker %d: %s; GOAWAY ENHANCE_YOUR_CALM", self.worker.index, why)
-        self._h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self._h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
         self._going_away = True
         self._flush()
         self._close()
@@ -507,7 +511,7 @@ class H2Session:
             return
         resp = self.worker.serve(req, partial(self._answer_later, stream_id, req), self)
         if resp is None:  # the pre-routing hook said DROP
-            self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         if not isinstance(resp, Response):
             stream.waiting = resp  # an async def handler waits: _answer_later answers
@@ -526,19 +530,20 @@ class H2Session:
     def _answer(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
         try:
             self._start_response(stream_id, stream, req, resp)
-        except ValueError as exc:  # a header value h2 refuses
+        except ValueError as exc:  # a field the connection cannot send
             log.error("worker %d: cannot send the response on stream %d: %s", self.worker.index, stream_id, exc)
             if resp.stream_body is not None and stream.source is not resp.stream_body:
                 close_stream(resp.stream_body)  # not attached yet: _reset would not close it (an async one waits)
-            self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            self._reset(stream_id, ErrorCodes.INTERNAL_ERROR)
 
-    def _request(self, stream_id: int, stream: _Stream) -> Request | None:
-        """The :class:`Request` for a finished request stream, or None after answering an error."""
+    def _head(self, headers: list[tuple[bytes, bytes]]) -> _Head | _Refusal:
+        """A well-formed field section as :class:`H2Request` takes it, or the refusal the engine answers."""
         method = path = b""
         authority: bytes | None = None
         lines: list[bytes] = []
+        cookies: list[bytes] = []
         # The header list size was bounded by hpack while decoding (h2_max_header_list_size).
-        for name, value in stream.headers:
+        for name, value in headers:
             if name[:1] == b":":
                 if name == b":method":
                     method = value
@@ -547,22 +552,32 @@ class H2Session:
                 elif name == b":authority":
                     authority = value
                 continue
+            if name == b"cookie":
+                cookies.append(value)
+                continue
             lines.append(name + b": " + value)
+        if cookies:
+            # RFC 9113 8.2.3: cookie pairs may come as separate fields; joined for HTTP/1.1 semantics.
+            lines.append(b"cookie: " + b"; ".join(cookies))
         if authority is not None and not any(line.startswith(b"host: ") for line in lines):
             lines.insert(0, b"host: " + authority)
         if not method or method.translate(None, _METHOD_CHARS):
-            self._send_simple(stream_id, stream, 400, b"request :method is not a token")
-            return None
+            return 400, b"request :method is not a token"
         if not path or not (path[:1] == b"/" or (path == b"*" and method == b"OPTIONS")):
-            self._send_simple(stream_id, stream, 400, b"request :path must start with /")
-            return None
+            return 400, b"request :path must start with /"
         if len(path) > self.worker.settings.max_uri_length:
-            self._send_simple(stream_id, stream, 414, b"request target too long")
+            return 414, b"request target too long"
+        return _Head(method.decode("ascii"), path.decode("latin-1"), lines)
+
+    def _request(self, stream_id: int, stream: _Stream) -> Request | None:
+        """The :class:`Request` for a finished request stream, or None after answering an error."""
+        head = stream.head
+        if type(head) is tuple:
+            self._send_simple(stream_id, stream, head[0], head[1])
             return None
-        target = path.decode("latin-1")
-        raw_path, sep, query = target.partition("?")
+        assert isinstance(head, _Head)
         body = self._take_body(stream)
-        return H2Request(method.decode("ascii"), target, raw_path, query if sep else None, True, True, lines, body)
+        return H2Request(head.method, head.target, head.raw_path, head.query, True, True, list(head.lines), body)
 
     def _start_response(self, stream_id: int, stream: _Stream, req: Request, resp: Response) -> None:
         status = resp.status
@@ -593,6 +608,20 @@ class H2Session:
                 file.close()
             self._streams.pop(stream_id, None)
             return
+        body = resp.body
+        if (
+            source is None
+            and file is None
+            and len(body) <= h2conn.max_outbound_frame_size
+            and len(body) <= h2conn.local_flow_control_window(stream_id)
+            and len(self._out) <= self._high_water
+        ):
+            # The common answer: a bytes body within one frame and the window goes out
+            # with its HEADERS now, END_STREAM on it (what _pump would do, in two calls).
+            h2conn.send_headers(stream_id, head)
+            h2conn.send_data(stream_id, body, end_stream=True)
+            self._streams.pop(stream_id, None)
+            return
         h2conn.send_headers(stream_id, head)
         if file is not None:
             stream.file = file
@@ -607,15 +636,24 @@ class H2Session:
         self._pump(stream_id, stream)
 
     def _headers(self, status: int, resp: Response) -> list[tuple[bytes, bytes]]:
+        """The response's fields, :status first; built once per distinct status, Date and lines."""
+        date = self.worker.date_line
+        key = (status, date, resp.content_lines, resp.extra_lines)
+        head = self._fields.get(key)
+        if head is not None:
+            return head
         block = resp.extra_lines if status in _NO_BODY else resp.content_lines + resp.extra_lines
         head = [(b":status", b"%d" % status)]
-        for line in (self.worker.date_line + block).split(b"\r\n"):
+        for line in (date + block).split(b"\r\n"):
             if not line:
                 continue
             name, _, value = line.partition(b": ")
             name = name.lower()
             if name not in _HOP_BY_HOP:
                 head.append((name, value))
+        if len(self._fields) >= _CHECKED_SECTIONS:
+            self._fields.clear()
+        self._fields[key] = head
         return head
 
     def _send_simple(self, stream_id: int, stream: _Stream, status: int, body: bytes) -> None:
@@ -629,7 +667,7 @@ class H2Session:
         ]
         try:
             self._h2.send_headers(stream_id, head)
-        except h2.exceptions.StreamClosedError:
+        except StreamClosedError:
             self._forget(stream_id)
             return
         stream.pending.append(body)
@@ -695,10 +733,10 @@ class H2Session:
                     self._flush()
                     if self.closed:
                         return
-        except h2.exceptions.StreamClosedError:
+        except StreamClosedError:
             self._forget(stream_id)
         except _BodyFailed:
-            self._reset(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            self._reset(stream_id, ErrorCodes.INTERNAL_ERROR)
 
     def _pull(self, stream: _Stream) -> bool | None:
         """Refill a stream's pending bytes from its stream or file; False when the body is done.
@@ -803,10 +841,10 @@ class H2Session:
             self._pump(stream_id, stream)
         return not self.closed
 
-    def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
+    def _reset(self, stream_id: int, code: int) -> None:
         try:
             self._h2.reset_stream(stream_id, code)
-        except h2.exceptions.StreamClosedError:
+        except StreamClosedError:
             pass
         self._forget(stream_id)
 
@@ -822,7 +860,7 @@ class H2Session:
     # -- writing -----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Write what h2 produced; wait for EPOLLOUT if the socket is full."""
+        """Write what the connection produced; wait for EPOLLOUT if the socket is full."""
         if self.closed:
             return
         data = self._h2.data_to_send()
@@ -868,6 +906,54 @@ class H2Session:
         self._streams.clear()
         self._blocked.clear()
         self.worker.release(self, error)
+
+
+class _CountedTable(hpack.table.HeaderTable):
+    """hpack's dynamic table, counting its changes (an entry added, its size changed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.generation += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        hpack.table.HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class _CachingDecoder(hpack.Decoder):
+    """hpack's decoder, answering a header block it decoded before from a cache.
+
+    A block's fields depend only on its bytes and the dynamic table, so an entry
+    is good while the table has not changed since (its generation) and the
+    header-list bound is the one it was checked against.
+    """
+
+    def __init__(self, max_header_list_size: int) -> None:
+        super().__init__(max_header_list_size=max_header_list_size)
+        self.header_table = self._table = _CountedTable()
+        self._blocks: dict[bytes, tuple[int, int, list[hpack.HeaderTuple]]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> list[hpack.HeaderTuple]:
+        table = self._table
+        hit = self._blocks.get(data) if raw else None
+        if hit is not None and hit[0] == table.generation and hit[1] == self.max_header_list_size:
+            return hit[2]
+        generation = table.generation
+        fields = list(super().decode(data, raw))
+        if raw and table.generation == generation:
+            if len(self._blocks) >= _CACHED_BLOCKS:
+                self._blocks.clear()
+            self._blocks[bytes(data)] = (generation, self.max_header_list_size, fields)
+        return fields
 
 
 class _BodyFailed(Exception):

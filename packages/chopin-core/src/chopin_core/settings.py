@@ -74,7 +74,7 @@ class Settings:
         tls_handshake_timeout: seconds a TLS client may take to finish its handshake
             (``CHOPIN_TLS_HANDSHAKE_TIMEOUT``).
         http2: serve HTTP/2 (ALPN ``h2`` under TLS, prior knowledge in cleartext)
-            when the ``h2`` package is installed (``CHOPIN_HTTP2=0`` turns it off).
+            when the ``hpack`` package (the ``http2`` extra) is installed (``CHOPIN_HTTP2=0`` turns it off).
         h2_max_concurrent_streams: streams one HTTP/2 client may have open (SETTINGS).
         h2_initial_window_size: flow-control window offered per stream, bytes (SETTINGS).
         h2_max_frame_size: largest frame payload accepted, bytes, 16384..16777215 (SETTINGS).

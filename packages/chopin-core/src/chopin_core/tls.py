@@ -56,9 +56,9 @@ _VERIFY_MODES: Final = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "r
 
 
 def h2_available() -> bool:
-    """Whether the ``h2`` package (the ``http2`` extra) can be imported."""
+    """Whether HTTP/2 can be served: the ``hpack`` package (the ``http2`` extra) can be imported."""
     try:
-        import h2.connection  # noqa: F401
+        import hpack  # noqa: F401
     except ImportError:
         return False
     return True

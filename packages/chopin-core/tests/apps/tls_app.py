@@ -110,7 +110,7 @@ def app() -> Chopin:
     if os.environ.get("TLS_APP_NO_H2"):
         import sys
 
-        sys.modules["h2"] = None  # type: ignore[assignment]  # as if the http2 extra were not installed
+        sys.modules["hpack"] = None  # type: ignore[assignment]  # as if the http2 extra were not installed
     if os.environ.get("TLS_CERT"):
         return TlsApp(router)
     return Chopin(router)
