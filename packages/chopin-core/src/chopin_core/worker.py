@@ -34,7 +34,7 @@ from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
 from ._engine.stream_pump import JOIN_LIMIT, BlockingStream, StreamPump, end_pump, pull_pump, pumped
 from ._engine.tasks import Scheduler
-from ._engine.ws_channel import WebSocketOutbound
+from ._engine.ws_channel import WebSocketService
 from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from ._wire.h1_writer import (
@@ -49,15 +49,6 @@ from ._wire.h1_writer import (
     STATUS_LINES,
     error_answer,
     timeout_answer,
-)
-from ._wire.ws_deflate import PerMessageDeflate
-from ._wire.ws_frames import (
-    BinaryMessage,
-    CloseReceived,
-    ProtocolFailure,
-    TextMessage,
-    WebSocketConnection,
-    handshake_response,
 )
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
@@ -75,7 +66,6 @@ from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
 from .topics import Subscriber
-from .websocket import Upgrade, WebSocket
 
 if TYPE_CHECKING:
     import ssl
@@ -133,7 +123,7 @@ class _Extensions:
         waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
         wiring: how this worker's topics reach its siblings and the backplane.
-        corked: connections with WebSocket frames held until a batch is handled (see ``Worker.cork``).
+        websockets: the upgraded connections' service (:mod:`chopin_core._engine.ws_channel`).
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
         proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
@@ -145,7 +135,6 @@ class _Extensions:
 
     __slots__ = (
         "bodies",
-        "corked",
         "http2",
         "protocols",
         "proxies",
@@ -159,6 +148,7 @@ class _Extensions:
         "upstreams",
         "waiting",
         "wake_fd",
+        "websockets",
         "wiring",
     )
 
@@ -179,7 +169,7 @@ class _Extensions:
         self.waiting = 0
         self.wake_fd = -1
         self.wiring: TopicWiring | None = None
-        self.corked: set[Connection] | None = None
+        self.websockets = WebSocketService(loop)
         self.topics: TopicService | None = None
         self.turns: dict[Connection, None] = {}
         self.proxies = (
@@ -245,11 +235,8 @@ class Worker:
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
         self.recv_size = settings.recv_size
-        self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
-        # WebSocket topics of this worker, and the connection whose frames are being
-        # dispatched (its sends are written once the read is handled).
+        # WebSocket topics of this worker.
         self.topics: dict[str, set[Subscriber]] = {}
-        self._dispatching: Connection | None = None
         self._lookup = table.lookup
         self.keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
         self.date_line = b""
@@ -471,13 +458,11 @@ class Worker:
                 self._ep.unregister(lfd)
             self.listener.close()
             for conn in list(self.conns.values()):
-                if conn.ws is not None:
-                    conn.ws.close(1001, "server shutting down")
-                elif type(conn.stream) is StreamPump:
+                if type(conn.stream) is StreamPump:
                     end_pump(self, conn, conn.stream)
             self._close_idle()
             for side in list(self._ext.side.values()):
-                side.stop()  # HTTP/2: GOAWAY, then finish the open streams
+                side.stop()  # HTTP/2: GOAWAY, then finish the open streams; WebSocket: close 1001
         return (not self.conns and not self._ext.side) or now >= self._stop_deadline
 
     def _close_idle(self) -> None:
@@ -494,7 +479,6 @@ class Worker:
             conn
             for conn in self.conns.values()
             if conn.last_active < recent
-            and conn.ws is None
             and not conn.out
             and conn.stream is None
             and conn.file is None
@@ -576,9 +560,6 @@ class Worker:
                 self.close(conn)
             return
         conn.last_active = self.tick
-        if conn.ws is not None:
-            self._ws_receive(conn, data)
-            return
         parser = conn.parser
         events = parser.feed(data)
         if events:
@@ -602,8 +583,8 @@ class Worker:
                 self._answer(conn, events, data)
         # Reading the parser's fields directly: this runs once per read (a property would be a call).
         if parser._buf or parser._state:  # noqa: SLF001  hot path, see above
-            if conn.ws is not None or conn.closed:
-                return
+            if conn.closed:
+                return  # upgraded (a WebSocket channel now) or closed
             if parser.paused:
                 # An upgrade request was not upgraded: go on with HTTP.
                 self._answer(conn, parser.resume())
@@ -738,7 +719,7 @@ class Worker:
             self._respond_file(conn, req, resp, line, end, out)
             return
         if resp.upgrade is not None:
-            self._upgrade(conn, resp, out)
+            self._ext.websockets.upgrade(conn, resp, out)
             return
         if status in _NO_BODY:
             out += (line, self.date_line, resp.extra_lines, end)
@@ -909,147 +890,6 @@ class Worker:
         else:
             conn.file = body
             conn.big = True
-
-    # -- WebSocket ---------------------------------------------------------------------
-
-    def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
-        """Switch ``conn`` to WebSocket: the 101 head, the handler's on_open, then any early frames."""
-        up = resp.upgrade
-        assert isinstance(up, Upgrade)
-        if up.deflate is None:
-            out.append(handshake_response(up.key, up.subprotocol))
-            proto = WebSocketConnection(up.max_message_size)
-        else:
-            # RFC 7692 5: the accepted offer's parameters go back in the 101 head.
-            extensions = (("Sec-WebSocket-Extensions", up.deflate.response_value()),)
-            out.append(handshake_response(up.key, up.subprotocol, extensions))
-            proto = WebSocketConnection(up.max_message_size, deflate=PerMessageDeflate(up.deflate))
-        try:
-            handler = up.factory()
-        except Exception:
-            log.exception("worker %d: WebSocket handler factory failed", self.index)
-            out.append(proto.send_close(1011, "internal error"))
-            conn.close_after = True
-            return
-        ws = conn.ws = WebSocket(WebSocketOutbound(self, conn), proto, handler, up.ctx, up.subprotocol)
-        conn.head_since = -1
-        if conn.body is not None:
-            self._ext.bodies.done(conn)
-        conn.queued.clear()
-        previous, self._dispatching = self._dispatching, conn
-        try:
-            handler.on_open(ws)
-        except Exception:
-            log.exception("worker %d: WebSocket on_open failed", self.index)
-            ws.close(1011, "internal error")
-        finally:
-            self._dispatching = previous
-        early = conn.parser.take_remaining()
-        if early:
-            self._ws_receive(conn, early, flush=False)
-
-    def _ws_receive(self, conn: Connection, data: bytes, flush: bool = True) -> None:
-        """Feed frames to the codec, answer what the protocol requires, hand messages to the handler."""
-        ws = conn.ws
-        assert ws is not None
-        proto = ws.proto
-        out = conn.out
-        previous, self._dispatching = self._dispatching, conn
-        corked = self.cork()  # what its messages send to other connections leaves once, at the end
-        try:
-            for event in proto.receive_data(data):
-                reply = proto.reply_to(event)
-                if reply is not None:
-                    out.append(reply)
-                kind = type(event)
-                if kind is TextMessage or kind is BinaryMessage:
-                    try:
-                        ws.handler.on_message(ws, event.data)  # type: ignore[union-attr]
-                    except Exception:
-                        log.exception("worker %d: WebSocket on_message failed", self.index)
-                        ws.close(1011, "internal error")
-                        break
-                elif kind is CloseReceived or kind is ProtocolFailure:
-                    # The handshake is complete (or failed): close once our frames are out.
-                    conn.close_after = True
-                    self.stop_reading(conn)
-                    ws.notify_close(event.code, event.reason)  # type: ignore[union-attr]
-                    break
-        finally:
-            self._dispatching = previous
-            if corked:
-                self.uncork(None if flush else conn)
-        if flush:
-            self.flush(conn)
-
-    def cork(self) -> bool:
-        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks).
-
-        A batch of messages (one read of a WebSocket, one read of the topic inbox)
-        then leaves in one write per connection instead of one per frame.
-        """
-        if self._ext.corked is not None:
-            return False
-        self._ext.corked = set()
-        return True
-
-    def uncork(self, skip: Connection | None = None) -> None:
-        """Write what was held since :meth:`cork` (``skip``: a connection its caller flushes itself)."""
-        corked, self._ext.corked = self._ext.corked, None
-        if corked:
-            for conn in corked:
-                if conn is not skip and not conn.closed:
-                    self.flush(conn)
-
-    def send_frame(self, conn: Connection, frame: bytes) -> bool:
-        """Queue a frame; written now unless the connection's own read is being handled."""
-        if conn.closed:
-            return False
-        out = conn.out
-        out.append(frame)
-        if conn.waiting_write:
-            # The socket is full: EPOLLOUT writes what is queued (flushing here would copy it
-            # all again for every frame).  A consumer that does not read would make the worker
-            # hold everything sent to it, so the pending total is checked every 64 frames and
-            # on large ones (summing a long list on every frame would cost as much).
-            if (len(out) & 63 == 0 or len(frame) > 16384) and pending_bytes(out) > 8 * self.settings.write_high_water:
-                self._drop_slow(conn)
-                return False
-            return True
-        corked = self._ext.corked
-        if corked is not None:
-            corked.add(conn)  # written once the batch is handled (see cork)
-        elif self._dispatching is not conn:
-            self.flush(conn)
-        return True
-
-    def _drop_slow(self, conn: Connection) -> None:
-        """Close a WebSocket whose unsent output passed ``8 * write_high_water``: 1008, nothing more queued.
-
-        The close frame goes after what is queued (a slow reader still gets it); one
-        that reads nothing is cut after ``header_timeout`` like any unanswered close.
-        """
-        ws = conn.ws
-        log.warning(
-            "worker %d: WebSocket client too slow (%d bytes unsent), closing it with 1008",
-            self.index,
-            pending_bytes(conn.out),
-        )
-        if ws is None or ws.proto.close_sent:
-            self.close(conn)
-            return
-        conn.out.append(ws.proto.send_close(1008, "too slow: messages not read"))  # RFC 6455 7.4.1
-        conn.close_after = True
-        self.stop_reading(conn)
-        self.start_closing(conn)
-        ws.notify_close(1008, "too slow")
-        if self._dispatching is not conn:
-            self.flush(conn)
-
-    def start_closing(self, conn: Connection) -> None:
-        """We sent a close: the peer must answer within header_timeout."""
-        conn.head_since = self.tick
-        self._wheel.schedule(conn, self.tick + self._header_ticks)
 
     def _send_file(self, conn: Connection) -> bool | None:
         """Send the current file region; True when done, False when the socket is full, None if closed."""
@@ -1310,8 +1150,6 @@ class Worker:
         if conn.file is not None:
             conn.file.close()
             conn.file = None
-        if conn.ws is not None:
-            conn.ws.notify_close(1006, "connection lost")
         try:
             if self._ep is not None:
                 self._ep.unregister(conn.fd)
@@ -1512,6 +1350,11 @@ class Worker:
         self._answer(conn, [error])
 
     @property
+    def websockets(self) -> WebSocketService:
+        """This worker's WebSockets (:mod:`chopin_core._engine.ws_channel`)."""
+        return self._ext.websockets
+
+    @property
     def channels(self) -> dict[int, Channel]:
         """The loop's channels by fd (TLS handshakes, HTTP/2 sessions): see :meth:`attach`."""
         return self._ext.side
@@ -1534,6 +1377,9 @@ class Worker:
         conn.closed = True
         conn.sock = None
         del self.conns[conn.fd]
+        if conn.body is not None:
+            self._ext.bodies.done(conn)
+        conn.queued.clear()
         self._ep.modify(conn.fd, _READ_MASK)
         return sock
 
@@ -1578,9 +1424,8 @@ class Worker:
             if conn.closed:
                 continue
             if conn.head_since >= 0 and tick - conn.head_since >= header_timeout:
-                # Slowloris (or a WebSocket peer that never answers our close):
-                # answer an HTTP client 408, then close.
-                if not conn.out and conn.stream is None and conn.ws is None:
+                # Slowloris: answer 408, then close.
+                if not conn.out and conn.stream is None:
                     try:
                         self.io.write(conn.fd, timeout_answer(self.date_line))
                     except OSError:
@@ -1597,11 +1442,10 @@ class Worker:
                 # Its producer waits (events to come): not idle.  Keep-alives notice a client that left.
                 self._wheel.schedule(conn, tick + keepalive)
                 continue
-            idle = keepalive if conn.ws is None else self._ws_ticks
-            if tick - conn.last_active >= idle:
+            if tick - conn.last_active >= keepalive:
                 self.close(conn)
                 continue
-            due = conn.last_active + idle
+            due = conn.last_active + keepalive
             if conn.head_since >= 0:
                 due = min(due, conn.head_since + header_timeout)
             self._wheel.schedule(conn, due)

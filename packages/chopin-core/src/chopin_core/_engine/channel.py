@@ -1,8 +1,8 @@
 """The interface between the worker's loop and the protocols it drives.
 
 The worker serves HTTP/1.1 inline (the measured hot path).  Every other fd in its
-epoll, a TLS handshake, an HTTP/2 session, an upstream socket of the reverse proxy,
-is a :class:`Channel`: the loop calls ``on_event`` when the fd is ready, ``on_tick``
+epoll, a TLS handshake, an HTTP/2 session, an upgraded WebSocket, a topic inbox, is
+a :class:`Channel`: the loop calls ``on_event`` when the fd is ready, ``on_tick``
 once a second, ``stop`` on a graceful stop and ``abort`` when the worker exits.  A
 protocol uses its worker only through :class:`Loop`, these typed public names, never
 through the worker's private members, so the worker can change behind them.
@@ -25,12 +25,13 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..topics import Subscriber
     from .tasks import Scheduler
+    from .ws_channel import WebSocketService
 
 __all__ = ["Channel", "Loop", "Pending", "SocketIO"]
 
 
 class Channel(Protocol):
-    """An fd in the worker's epoll that is not a plain HTTP/1.1 connection: a TLS handshake or an HTTP/2 session.
+    """An fd in the worker's epoll that is not a plain HTTP/1.1 connection (a TLS handshake, a WebSocket, ...).
 
     The loop looks these up only when a ready fd is not an HTTP/1.1 connection,
     so they cost the plain-HTTP path nothing.
@@ -195,12 +196,9 @@ class Loop(Protocol):
         """Change the events the loop waits for on ``fd``."""
         ...
 
-    def cork(self) -> bool:
-        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
-        ...
-
-    def uncork(self) -> None:
-        """Write the WebSocket frames held since :meth:`cork`, one write per connection."""
+    @property
+    def websockets(self) -> WebSocketService:
+        """The worker's WebSockets: the upgrade, and frames held while a batch is handled (``cork``)."""
         ...
 
     def attach(self, channel: Channel, mask: int) -> None:
@@ -235,12 +233,4 @@ class Loop(Protocol):
 
     def flush(self, conn: Connection) -> None:
         """Write what is pending on an HTTP/1.1 connection (an upstream answer was added to it)."""
-        ...
-
-    def send_frame(self, conn: Connection, frame: bytes) -> bool:
-        """Queue a WebSocket frame on ``conn``; False if the connection is closed."""
-        ...
-
-    def start_closing(self, conn: Connection) -> None:
-        """A WebSocket close was sent on ``conn``: the peer must answer within ``header_timeout``."""
         ...
