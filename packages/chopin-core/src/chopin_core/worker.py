@@ -18,11 +18,9 @@ import logging
 import math
 import os
 import select
-import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -32,7 +30,9 @@ from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
-from ._engine.stream_pump import JOIN_LIMIT, BlockingStream, StreamPump, end_pump, pull_pump, pumped
+from ._engine.stopping import close_idle, install_signals, restore_signals
+from ._engine.stream_pump import JOIN_LIMIT, StreamPump, end_pump, pull_pump
+from ._engine.streams import Primed, first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
 from ._engine.ws_channel import WebSocketService
 from ._proxy_loop import UpstreamExchange, UpstreamTable
@@ -44,7 +44,6 @@ from ._wire.h1_writer import (
     END,
     END_CLOSE,
     END_KEEPALIVE,
-    LAST_CHUNK,
     NO_BODY,
     STATUS_LINES,
     error_answer,
@@ -61,7 +60,7 @@ from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
 from .proxy import ProxyPlan, forward_blocking
 from .request import Request
-from .response import AsyncStream, Response, http_date, send_whole_if_range_fails, status_line
+from .response import Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
@@ -99,7 +98,6 @@ _END: Final = END
 _END_CLOSE: Final = END_CLOSE
 _END_KEEPALIVE: Final = END_KEEPALIVE
 _CHUNKED: Final = CHUNKED
-_LAST_CHUNK: Final = LAST_CHUNK
 _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
 # Context(req, params, conn) on the hot path without the class call (see _respond).
@@ -289,7 +287,7 @@ class Worker:
         self._ext.wake_fd = wake_w
         # Topics: the sibling inbox (and a backplane's) join the epoll as channels.
         self._ext.topics = TopicService(self, self.topics, self._ext.wiring or TopicWiring())
-        previous = self._install_signals(wake_w)
+        previous = install_signals(self.request_stop, wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
         next_tick = (self.tick + 1) * _NS
@@ -389,7 +387,7 @@ class Worker:
             if self._ext.topics is not None:
                 self._ext.topics.close()
                 self._ext.topics = None
-            self._restore_signals(previous)
+            restore_signals(previous)
             ep.close()
             os.close(wake_r)
             os.close(wake_w)
@@ -422,29 +420,6 @@ class Worker:
             self._ext.side.pop(fd, None)
             self.unwatch(fd)
 
-    def _install_signals(self, wake_w: int) -> dict[int, object] | None:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous: dict[int, object] = {}
-
-        def on_signal(signum: int, frame: object) -> None:
-            self.request_stop()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, on_signal)
-        previous[-1] = signal.set_wakeup_fd(wake_w)
-        return previous
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, object] | None) -> None:
-        if previous is None:
-            return
-        signal.set_wakeup_fd(previous.pop(-1))  # type: ignore[arg-type]
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-
     def _stop_step(self, lfd: int, now: float) -> bool:
         """One step of a graceful stop; True once the loop may exit."""
         if self.listener is not None and self.listener.fileno() >= 0:
@@ -460,34 +435,10 @@ class Worker:
             for conn in list(self.conns.values()):
                 if type(conn.stream) is StreamPump:
                     end_pump(self, conn, conn.stream)
-            self._close_idle()
+            close_idle(self, list(self.conns.values()))
             for side in list(self._ext.side.values()):
                 side.stop()  # HTTP/2: GOAWAY, then finish the open streams; WebSocket: close 1001
         return (not self.conns and not self._ext.side) or now >= self._stop_deadline
-
-    def _close_idle(self) -> None:
-        """While stopping (at its start, then once a second): close the idle connections.
-
-        Idle: nothing in flight and nothing read or written for a second or more.  A
-        connection active in the last second is kept a little (a client that has just
-        connected is about to send its request), and so is one whose next request is
-        already in its socket (sent while a handler was busy): these are read and
-        answered, with ``Connection: close``, like the requests in flight.
-        """
-        recent = self.tick - 1
-        idle = [
-            conn
-            for conn in self.conns.values()
-            if conn.last_active < recent
-            and not conn.out
-            and conn.stream is None
-            and conn.file is None
-            and not conn.parser.in_request
-        ]
-        unread = _readable([conn.fd for conn in idle])
-        for conn in idle:
-            if conn.fd not in unread:
-                self.close(conn)
 
     # -- accepting -----------------------------------------------------------------
 
@@ -700,7 +651,7 @@ class Worker:
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
-            resp, first = self._first_chunk(req, resp, stream, conn)
+            resp, first = first_chunk(self, req, resp, stream, conn)
             stream = resp.stream_body
         status = resp.status
         # Truth tests, not "is not None": the fewest bytecodes on the path every request takes.
@@ -773,52 +724,6 @@ class Worker:
             return resp
         log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=failure_to_log(exc))
         return resp
-
-    def _first_chunk(
-        self, req: Request, resp: Response, stream: Iterator[bytes | str], conn: Connection | None = None
-    ) -> tuple[Response, bytes]:
-        """Pull a stream's first non-empty chunk (``b""`` if it has none); a 500 instead if the stream fails.
-
-        Nothing of the response is written yet, so a failure here is answered like a
-        handler's.  HEAD and bodiless statuses pull nothing (their stream is closed).
-        An async stream is started by :meth:`_first_async` (``conn``: the connection it is for).
-        """
-        if req.method == "HEAD" or resp.status in _NO_BODY:
-            return resp, b""
-        if type(stream) is AsyncStream:
-            return self._first_async(req, resp, stream, conn)
-        try:
-            for chunk in stream:
-                if chunk:
-                    return resp, chunk.encode() if isinstance(chunk, str) else chunk
-            return resp, b""
-        except Exception as exc:
-            close_stream(stream)
-            return self.handler_failed(req, exc), b""
-
-    def _first_async(
-        self, req: Request, resp: Response, body: AsyncStream, conn: Connection | None
-    ) -> tuple[Response, bytes]:
-        """Start an async stream: what it produces before it first waits goes out with the head.
-
-        On this loop it becomes a :class:`StreamPump` (``resp.stream_body``), pulled by
-        :func:`~chopin_core._engine.stream_pump.pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
-        in process (:meth:`answer`, no loop) each step runs to its end, blocking.
-        """
-        if self._ep is None:
-            blocking = BlockingStream(body, self.settings.worker_threads)
-            resp.stream_body = blocking
-            return self._first_chunk(req, resp, blocking)
-        pump = StreamPump(body, self.scheduler())
-        pump.start()
-        if pump.error is not None:
-            pump.close()
-            return self.handler_failed(req, pump.error), b""
-        resp.stream_body = pump
-        if conn is None:
-            return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
-        pump.wake = partial(pumped, self, conn, pump)
-        return resp, pump.take() or b""
 
     def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
@@ -1010,7 +915,6 @@ class Worker:
     def _pull_stream(self, conn: Connection) -> None:
         stream = conn.stream
         assert stream is not None
-        out = conn.out
         if type(stream) is Awaiting:
             return  # its handler still waits: the answer and what queued behind it come later
         if type(stream) is StreamPump:
@@ -1018,44 +922,10 @@ class Worker:
             return
         if type(stream) is UpstreamExchange:
             # The upstream socket feeds the output itself; let it read again once this drains.
-            stream.drained(sum(map(len, out)))
+            stream.drained(sum(map(len, conn.out)))
             return
-        if out:
-            return  # written first: the head and earlier chunks go out before the producer runs again
-        # One chunk per pull: flush() writes it before the producer is asked for the next, so a
-        # chunk is on the wire as soon as it is produced, however long the next one takes, and a
-        # socket that stops taking bytes stops the pulling (back-pressure).
-        chunked = conn.stream_chunked
-        while True:
-            try:
-                chunk = next(stream)
-            except StopIteration:
-                conn.stream = None
-                if chunked:
-                    out.append(_LAST_CHUNK)
-                if not conn.stream_keep:
-                    conn.close_after = True
-                return
-            except Exception:
-                # Part of the body may be out already: the client must see an incomplete
-                # message, so no terminal chunk, and the connection is closed once what is
-                # pending (earlier pipelined answers included) has been written.
-                log.exception("worker %d: response stream failed after its head", self.index)
-                close_stream(stream)
-                conn.stream = None
-                conn.queued.clear()
-                conn.close_after = True
-                return
-            if isinstance(chunk, str):
-                chunk = chunk.encode()
-            if not chunk:
-                continue
-            if len(chunk) >= _JOIN_LIMIT:
-                out += (b"%x\r\n" % len(chunk), chunk, _END) if chunked else (chunk,)
-                conn.big = True  # written with writev, not copied
-            else:
-                out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-            return
+        if not conn.out:  # else written first: the head and earlier chunks go out before the producer runs again
+            pull_iterator(self, conn, stream)
 
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
@@ -1251,9 +1121,9 @@ class Worker:
         stream = resp.stream_body
         if stream is not None:
             # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
-            resp, first = self._first_chunk(req, resp, stream)
+            resp, first = first_chunk(self, req, resp, stream)
             if first:
-                resp.stream_body = _Primed(first, stream)
+                resp.stream_body = Primed(first, stream)
         if self._tally is not None or self.access_log is not None:
             self.account(req, resp, started, origin)
         return resp
@@ -1411,7 +1281,7 @@ class Worker:
             log.warning("worker %d: supervisor %d is gone; stopping", self.index, self._ext.supervisor)
             self.request_stop()
         elif self.stopping:
-            self._close_idle()
+            close_idle(self, list(self.conns.values()))
         if self._ext.side:
             for side in list(self._ext.side.values()):
                 try:
@@ -1454,37 +1324,6 @@ class Worker:
 def _body_waits(conn: Connection) -> bool:
     """Whether ``conn`` is left unread until its body fits in the worker's budget."""
     return conn.body is not None and conn.body.waiting
-
-
-def _readable(fds: list[int]) -> set[int]:
-    """Those of ``fds`` with bytes (or an end of stream) waiting to be read, without waiting."""
-    if not fds:
-        return set()
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    return {fd for fd, _ in poller.poll(0)}
-
-
-class _Primed(Iterator["bytes | str"]):
-    """A response stream whose first chunk was pulled before its head was sent (see ``Worker._first_chunk``)."""
-
-    __slots__ = ("_first", "_rest")
-
-    def __init__(self, first: bytes, rest: Iterator[bytes | str]) -> None:
-        self._first: bytes | None = first
-        self._rest = rest
-
-    def __next__(self) -> bytes | str:
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
-        return next(self._rest)
-
-    def close(self) -> None:
-        """Close the underlying stream (a generator's ``finally`` runs)."""
-        close_stream(self._rest)
 
 
 def _close_notify(sock: socket.socket) -> None:
