@@ -34,8 +34,8 @@ from ._engine.stopping import close_idle, install_signals, restore_signals
 from ._engine.stream_pump import JOIN_LIMIT, StreamPump, end_pump, pull_pump
 from ._engine.streams import Primed, first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
+from ._engine.upstream import UpstreamExchange, UpstreamTable
 from ._engine.ws_channel import WebSocketService
-from ._proxy_loop import UpstreamExchange, UpstreamTable
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from ._wire.h1_writer import (
     BUSY,
@@ -113,7 +113,7 @@ class _Extensions:
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
         side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`Channel`).
         upstreams: reverse-proxy exchanges in flight and idle upstream connections
-            (:mod:`chopin_core._proxy_loop`), made on first use.
+            (:mod:`chopin_core._engine.upstream`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
             idle timeout (see :mod:`chopin_core._engine.bodies`).
@@ -151,7 +151,8 @@ class _Extensions:
     )
 
     def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None) -> None:
-        from .tls import TlsIO, h2_available
+        from ._engine.tls import TlsIO
+        from .tls import h2_available
 
         self.tls = tls
         self.tls_io = TlsIO() if tls is not None else None
@@ -735,7 +736,7 @@ class Worker:
         return tasks
 
     def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._proxy_loop`)."""
+        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._engine.upstream`)."""
         keep = req.keep_alive and not resp.close and not self.stopping
         if not keep:
             conn.close_after = True
@@ -1327,6 +1328,6 @@ def _body_waits(conn: Connection) -> bool:
 
 
 def _close_notify(sock: socket.socket) -> None:
-    from .tls import send_close_notify
+    from ._engine.tls import send_close_notify
 
     send_close_notify(sock)  # type: ignore[arg-type]

@@ -75,7 +75,7 @@ class Pending(Protocol):
 
 
 class SocketIO(Protocol):
-    """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core.tls.TlsIO`."""
+    """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core._engine.tls.TlsIO`."""
 
     def read(self, fd: int, size: int, /) -> bytes:
         """Read up to ``size`` bytes from ``fd``."""

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ..files import FileBody
     from ..forwarded import TrustedProxies
     from ..http2 import ResetBudget
-    from ..tls import TlsIO
     from .channel import Loop
+    from .tls import TlsIO
 
 __all__ = ["Protocols"]
 
@@ -71,7 +71,7 @@ class Protocols:
 
     def start_tls(self, sock: socket.socket, peer: object) -> None:
         """Wrap an accepted socket and start its handshake in this loop."""
-        from ..tls import TlsHandshake, wrap
+        from .tls import TlsHandshake, wrap
 
         loop = self.loop
         assert self.tls is not None and loop.running
@@ -101,7 +101,7 @@ class Protocols:
 
     def _established(self, shake: object) -> None:
         """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
-        from ..tls import TlsHandshake
+        from .tls import TlsHandshake
 
         loop = self.loop
         assert isinstance(shake, TlsHandshake) and self.tls_io is not None and loop.running
@@ -115,7 +115,7 @@ class Protocols:
         loop.adopt(sock, shake.peer)
 
     def _failed(self, shake: object, error: BaseException | None) -> None:
-        from ..tls import TlsHandshake
+        from .tls import TlsHandshake
 
         assert isinstance(shake, TlsHandshake)
         loop = self.loop
@@ -156,7 +156,7 @@ class Protocols:
 
     def copy_file(self, conn: Connection, body: FileBody) -> bool | None:
         """The TLS file path: read and encrypt (no sendfile); True once sent, False to wait, None if closed."""
-        from ..tls import copy_file
+        from .tls import copy_file
 
         loop = self.loop
         budget = _SENDFILE_CHUNK

@@ -32,24 +32,24 @@ from collections.abc import Iterator
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
-from ._client_base import IDEMPOTENT
-from ._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
-from ._client_pool import ConnectionPool
-from ._wire.h1_response import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
-from ._wire.h1_writer import END as _END
-from ._wire.h1_writer import END_CLOSE as _END_CLOSE
-from ._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
-from ._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
-from ._wire.h1_writer import VIA as _VIA
-from .connection import pending_bytes
-from .proxy import ProxyPlan
-from .response import Response, status_line
+from .._client_base import IDEMPOTENT
+from .._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
+from .._client_pool import ConnectionPool
+from .._wire.h1_response import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
+from .._wire.h1_writer import END as _END
+from .._wire.h1_writer import END_CLOSE as _END_CLOSE
+from .._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
+from .._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
+from .._wire.h1_writer import VIA as _VIA
+from ..connection import pending_bytes
+from ..proxy import ProxyPlan
+from ..response import Response, status_line
 
 if TYPE_CHECKING:
-    from ._engine.channel import Loop
-    from .connection import Connection
-    from .proxy import Upstream
-    from .request import Request
+    from ..connection import Connection
+    from ..proxy import Upstream
+    from ..request import Request
+    from .channel import Loop
 
 __all__ = ["UpstreamExchange", "UpstreamTable"]
 
