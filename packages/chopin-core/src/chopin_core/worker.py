@@ -111,8 +111,10 @@ class _Extensions:
         tls: the server context, or None for plain HTTP.
         tls_io: the TLS sockets' I/O once TLS is on.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
-        side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`Channel`).
-        upstreams: reverse-proxy exchanges in flight and idle upstream connections
+        channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
+            the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
+            exchanges of the proxy, topic inboxes (see :class:`Channel`).
+        upstreams: the proxy's deadlines and idle upstream connections
             (:mod:`chopin_core._engine.upstream`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
@@ -133,10 +135,10 @@ class _Extensions:
 
     __slots__ = (
         "bodies",
+        "channels",
         "http2",
         "protocols",
         "proxies",
-        "side",
         "supervisor",
         "tasks",
         "tls",
@@ -157,7 +159,7 @@ class _Extensions:
         self.tls = tls
         self.tls_io = TlsIO() if tls is not None else None
         self.http2 = settings.http2 and h2_available()
-        self.side: dict[int, Channel] = {}
+        self.channels: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
         budget = BodyBudget(
@@ -349,11 +351,9 @@ class Worker:
                         elif tasks is not None and fd in tasks.fds:
                             tasks.on_event_later(fd, ev)  # after this wake-up's requests are answered
                         else:
-                            side = self._ext.side.get(fd)
-                            if side is not None:
-                                side.on_event(ev)
-                            elif self._ext.upstreams is not None:
-                                self._ext.upstreams.on_event(fd, ev)
+                            channel = ext.channels.get(fd)
+                            if channel is not None:
+                                channel.on_event(ev)
                     except Exception as exc:
                         self.contain(fd, exc)
                 if tasks is not None:
@@ -378,8 +378,8 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self.close(conn)
-            for side in list(self._ext.side.values()):
-                side.abort()
+            for channel in list(self._ext.channels.values()):
+                channel.abort()
             if self._ext.upstreams is not None:
                 self._ext.upstreams.close()
             if self._ext.tasks is not None:
@@ -405,20 +405,14 @@ class Worker:
             if conn is not None:
                 self.close(conn, exc)
                 return
-            side = self._ext.side.get(fd)
-            if side is not None:
-                side.abort()
-                return
-            upstreams = self._ext.upstreams
-            exchange = upstreams.by_fd.get(fd) if upstreams is not None else None
-            if exchange is not None:
-                self.close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
-                exchange.close()
+            channel = self._ext.channels.get(fd)
+            if channel is not None:
+                channel.abort()
         except Exception:
             # Closing failed as well: at least forget the fd, so it cannot fail again on every turn.
             log.exception("worker %d: closing fd %d after an error failed", self.index, fd)
             self.conns.pop(fd, None)
-            self._ext.side.pop(fd, None)
+            self._ext.channels.pop(fd, None)
             self.unwatch(fd)
 
     def _stop_step(self, lfd: int, now: float) -> bool:
@@ -437,9 +431,9 @@ class Worker:
                 if type(conn.stream) is StreamPump:
                     end_pump(self, conn, conn.stream)
             close_idle(self, list(self.conns.values()))
-            for side in list(self._ext.side.values()):
-                side.stop()  # HTTP/2: GOAWAY, then finish the open streams; WebSocket: close 1001
-        return (not self.conns and not self._ext.side) or now >= self._stop_deadline
+            for channel in list(self._ext.channels.values()):
+                channel.stop()  # HTTP/2: GOAWAY, then finish the open streams; WebSocket: close 1001
+        return (not self.conns and not self._ext.channels) or now >= self._stop_deadline
 
     # -- accepting -----------------------------------------------------------------
 
@@ -1148,18 +1142,18 @@ class Worker:
 
     def attach(self, channel: Channel, mask: int) -> None:
         """Serve ``channel`` from this loop: its fd joins the epoll with ``mask`` (not a client connection)."""
-        self._ext.side[channel.fd] = channel
+        self._ext.channels[channel.fd] = channel
         self.watch(channel.fd, mask)
 
     def detach(self, channel: Channel) -> None:
         """Stop serving ``channel`` (its socket stays open: it belongs to whoever attached it)."""
-        if self._ext.side.get(channel.fd) is channel:
-            del self._ext.side[channel.fd]
+        if self._ext.channels.get(channel.fd) is channel:
+            del self._ext.channels[channel.fd]
             self.unwatch(channel.fd)
 
     def release(self, side: Channel, error: BaseException | None = None) -> None:
         """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
-        self._ext.side.pop(side.fd, None)
+        self._ext.channels.pop(side.fd, None)
         self.unwatch(side.fd)
         tls_io = self._ext.tls_io
         if tls_io is not None and tls_io.socks.pop(side.fd, None) is not None:
@@ -1227,8 +1221,8 @@ class Worker:
 
     @property
     def channels(self) -> dict[int, Channel]:
-        """The loop's channels by fd (TLS handshakes, HTTP/2 sessions): see :meth:`attach`."""
-        return self._ext.side
+        """The loop's channels by fd (TLS, HTTP/2, WebSockets, upstream exchanges): see :meth:`attach`."""
+        return self._ext.channels
 
     def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
         """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
@@ -1269,7 +1263,7 @@ class Worker:
         self.tick = tick
         self._refresh_date()
         if self._ext.upstreams is not None:
-            self._ext.upstreams.on_tick(tick)
+            self._ext.upstreams.prune(tick)
         if self._metrics is not None:
             self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()
@@ -1283,12 +1277,12 @@ class Worker:
             self.request_stop()
         elif self.stopping:
             close_idle(self, list(self.conns.values()))
-        if self._ext.side:
-            for side in list(self._ext.side.values()):
+        if self._ext.channels:
+            for channel in list(self._ext.channels.values()):
                 try:
-                    side.on_tick(tick)
+                    channel.on_tick(tick)
                 except Exception as exc:
-                    self.contain(side.fd, exc)
+                    self.contain(channel.fd, exc)
         keepalive = self.keepalive_ticks
         header_timeout = self._header_ticks
         for conn in self._wheel.advance(tick):
