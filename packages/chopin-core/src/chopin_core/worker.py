@@ -22,17 +22,19 @@ import socket
 import time
 from collections.abc import Callable
 from time import monotonic_ns
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
 from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
+from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
+from ._engine.serving import Routing
 from ._engine.stopping import close_idle, install_signals, restore_signals
 from ._engine.stream_pump import JOIN_LIMIT, StreamPump, end_pump, pull_pump
-from ._engine.streams import Primed, first_chunk, pull_iterator
+from ._engine.streams import first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
 from ._engine.upstream import UpstreamExchange, UpstreamTable
 from ._engine.ws_channel import WebSocketService
@@ -47,11 +49,9 @@ from ._wire.h1_writer import (
     NO_BODY,
     STATUS_LINES,
     error_answer,
-    timeout_answer,
 )
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
-from .error_handlers import exception_response, failure_to_log
 from .errors import ProtocolError, UnsupportedVersion
 from .files import not_modified
 from .forwarded import Origin, TrustedProxies
@@ -129,6 +129,8 @@ class _Extensions:
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
         protocols: TLS handshakes, HTTP/2 sessions and TLS file copies
             (:mod:`chopin_core._engine.protocols`).
+        routing: the pre-routing hook, the route table and the accounting of requests
+            answered off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`).
         turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
             waiting (with their requests queued, unread) for the loop's next pass.
     """
@@ -139,6 +141,7 @@ class _Extensions:
         "http2",
         "protocols",
         "proxies",
+        "routing",
         "supervisor",
         "tasks",
         "tls",
@@ -152,7 +155,7 @@ class _Extensions:
         "wiring",
     )
 
-    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None, routing: Routing) -> None:
         from ._engine.tls import TlsIO
         from .tls import h2_available
 
@@ -176,6 +179,7 @@ class _Extensions:
         self.proxies = (
             TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
         )
+        self.routing = routing
         self.protocols = Protocols(
             loop, tls, self.tls_io, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1
         )
@@ -255,7 +259,7 @@ class Worker:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
-        self._ext = _Extensions(self, self.settings, tls)
+        self._ext = _Extensions(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
         if self._ext.tls_io is not None:
             self.io = self._ext.tls_io
         self._ext.wiring = topics
@@ -611,7 +615,7 @@ class Worker:
         started = self._woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
         if resp is None:
             if self._pre_routing is not None:
-                early = self._run_pre_routing(req)
+                early = self._ext.routing.pre_route(req)
                 if early is Verdict.DROP:
                     conn.close_after = True  # what was answered before still goes out
                     return
@@ -635,7 +639,7 @@ class Worker:
                             return
                         resp = answered
                 except Exception as exc:
-                    resp = self.handler_failed(req, exc)
+                    resp = self._ext.routing.handler_failed(req, exc)
         if resp.proxy is not None:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
@@ -706,20 +710,6 @@ class Worker:
         except OSError:
             pass  # the pipe is full: the loop is awake anyway
 
-    def handler_failed(self, req: Request, exc: Exception) -> Response:
-        """The response for a handler's exception; every 5xx one is logged with its traceback.
-
-        An :class:`~chopin_core.ExtractError` answers with its own response or status
-        (a 4xx is the client's fault and is not logged); anything else is a 500.  Only
-        routes served bare (no middleware, no error handlers) and failing streams come
-        here: the others are answered inside their middleware chain.
-        """
-        resp = exception_response(req, exc)  # the same answer a guarded route gives (error_handlers.py)
-        if resp.status < 500:
-            return resp
-        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=failure_to_log(exc))
-        return resp
-
     def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
         ext = self._ext
@@ -738,30 +728,6 @@ class Worker:
         if table is None:
             table = self._ext.upstreams = UpstreamTable(self)
         table.start(conn, req, resp, keep, started)
-
-    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
-        """Metrics and access log for a response finished outside :meth:`_respond` (proxied, HTTP/2)."""
-        if self._tally is not None:
-            self._tally[resp.status](started)
-        if self.access_log is not None:
-            self.access_log(req, resp, monotonic_ns() - started, origin)
-
-    def _run_pre_routing(self, req: Request) -> Response | Literal[Verdict.DROP] | None:
-        """The pre-routing hook's answer: a response, DROP, or None to route as usual."""
-        assert self._pre_routing is not None
-        try:
-            verdict = self._pre_routing(req)
-        except Exception:
-            log.exception("worker %d: pre_routing_hook failed for %s %s", self.index, req.method, req.path)
-            return Response.server_error()
-        if verdict is PROCEED:
-            return None
-        if verdict is Verdict.DROP:
-            return Verdict.DROP
-        if isinstance(verdict, Response):
-            return verdict
-        log.error("worker %d: pre_routing_hook returned %r, expected PROCEED, DROP or a Response", self.index, verdict)
-        return Response.server_error()
 
     def _respond_file(
         self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
@@ -1082,46 +1048,20 @@ class Worker:
 
         Runs the pre-routing hook, the handler and its middleware, and records
         metrics and the access log; returns the response, or None when the
-        pre-routing hook said DROP.  (:meth:`_respond` inlines these steps: it
-        is the plain-HTTP hot path.)  An ``async def`` handler that waits returns
-        a :class:`Pending` (cancel it if the stream goes away; its ``expire`` once a
-        second enforces ``handler_timeout``) and its response goes to ``later``;
-        without ``later`` it runs to its end here.  ``origin`` (the HTTP/2 session)
-        is what ``ctx.client`` and ``ctx.peer_cert`` read.
+        pre-routing hook said DROP (:class:`~chopin_core._engine.serving.Routing`;
+        :meth:`_respond` inlines these steps: it is the plain-HTTP hot path).  An
+        ``async def`` handler that waits returns a :class:`Pending` (cancel it if the
+        stream goes away; its ``expire`` once a second enforces ``handler_timeout``)
+        and its response goes to ``later``; without ``later`` it runs to its end
+        here.  ``origin`` (the HTTP/2 session) is what ``ctx.client`` and
+        ``ctx.peer_cert`` read.
         """
-        access = self.access_log
-        started = monotonic_ns() if self._tally is not None or access is not None else 0
-        resp: Response | None = None
-        if self._pre_routing is not None:
-            early = self._run_pre_routing(req)
-            if early is Verdict.DROP:
-                return None
-            resp = early
-        if resp is None:
-            handler, params = self._lookup(req.method, req.path)
-            try:
-                resp = handler(Context(req, params, origin))
-                if type(resp) is not Response:
-                    waited = await_handler(self, None, req, handler, resp, started, later, origin)
-                    if type(waited) is Awaiting:
-                        return waited
-                    assert isinstance(waited, Response)
-                    resp = waited
-            except Exception as exc:
-                resp = self.handler_failed(req, exc)
-        return self.served(req, resp, started, origin)
+        return self._ext.routing.serve(req, later, origin)
 
-    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
-        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
-        stream = resp.stream_body
-        if stream is not None:
-            # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
-            resp, first = first_chunk(self, req, resp, stream)
-            if first:
-                resp.stream_body = Primed(first, stream)
-        if self._tally is not None or self.access_log is not None:
-            self.account(req, resp, started, origin)
-        return resp
+    @property
+    def routing(self) -> Routing:
+        """How this worker answers a request off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`)."""
+        return self._ext.routing
 
     # -- the Loop interface (chopin_core._engine.channel.Loop) that channels use ----------------
 
@@ -1283,37 +1223,7 @@ class Worker:
                     channel.on_tick(tick)
                 except Exception as exc:
                     self.contain(channel.fd, exc)
-        keepalive = self.keepalive_ticks
-        header_timeout = self._header_ticks
-        for conn in self._wheel.advance(tick):
-            if conn.closed:
-                continue
-            if conn.head_since >= 0 and tick - conn.head_since >= header_timeout:
-                # Slowloris: answer 408, then close.
-                if not conn.out and conn.stream is None:
-                    try:
-                        self.io.write(conn.fd, timeout_answer(self.date_line))
-                    except OSError:
-                        pass
-                self.close(conn)
-                continue
-            if conn.body is not None:
-                self._ext.bodies.on_tick(conn, tick)
-                continue
-            if type(conn.stream) is Awaiting:
-                conn.stream.on_tick(tick)
-                continue
-            if type(conn.stream) is StreamPump and not conn.out:
-                # Its producer waits (events to come): not idle.  Keep-alives notice a client that left.
-                self._wheel.schedule(conn, tick + keepalive)
-                continue
-            if tick - conn.last_active >= keepalive:
-                self.close(conn)
-                continue
-            due = conn.last_active + keepalive
-            if conn.head_since >= 0:
-                due = min(due, conn.head_since + header_timeout)
-            self._wheel.schedule(conn, due)
+        expire(self, self._wheel.advance(tick), tick, self._header_ticks, self._ext.bodies)
 
 
 def _body_waits(conn: Connection) -> bool:

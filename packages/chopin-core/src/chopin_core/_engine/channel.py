@@ -25,9 +25,8 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..topics import Subscriber
     from .tasks import Scheduler
-    from .ws_channel import WebSocketService
 
-__all__ = ["Channel", "Loop", "Pending", "SocketIO"]
+__all__ = ["Answers", "Channel", "Loop", "Pending", "SocketIO", "WebSockets"]
 
 
 class Channel(Protocol):
@@ -90,6 +89,34 @@ class SocketIO(Protocol):
         ...
 
 
+class Answers(Protocol):
+    """How the worker answers off the HTTP/1.1 path (:class:`~chopin_core._engine.serving.Routing`)."""
+
+    def handler_failed(self, req: Request, exc: Exception) -> Response:
+        """The response for a handler's exception (a 5xx is logged with its traceback)."""
+        ...
+
+    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
+        """The end of :meth:`Loop.serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+        ...
+
+    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
+        """Metrics and access log for a response finished off the HTTP/1.1 path (``origin``: its connection)."""
+        ...
+
+
+class WebSockets(Protocol):
+    """The worker's WebSockets as other channels see them (``ws_channel.WebSocketService``)."""
+
+    def cork(self) -> bool:
+        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
+        ...
+
+    def uncork(self) -> None:
+        """Write the WebSocket frames held since :meth:`cork`, one write per connection."""
+        ...
+
+
 class Loop(Protocol):
     """What a protocol may use of the worker that drives it (:class:`~chopin_core.worker.Worker` implements it).
 
@@ -104,6 +131,7 @@ class Loop(Protocol):
         keepalive_ticks: ticks an idle connection is kept.
         topics: the WebSocket topics of this worker and their subscribers.
         waiting: ``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``).
+        access_log: ``emit(request, response, duration_ns, origin)`` per response, or None (log off).
     """
 
     settings: Settings
@@ -116,6 +144,7 @@ class Loop(Protocol):
     keepalive_ticks: int
     topics: dict[str, set[Subscriber]]
     waiting: int
+    access_log: Callable[[Request, Response, int, Origin | None], None] | None
 
     @property
     def secure(self) -> bool:
@@ -176,12 +205,9 @@ class Loop(Protocol):
         """Count ``nbytes`` written (metrics; nothing when they are off)."""
         ...
 
-    def handler_failed(self, req: Request, exc: Exception) -> Response:
-        """The response for a handler's exception (a 5xx is logged with its traceback)."""
-        ...
-
-    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
-        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+    @property
+    def routing(self) -> Answers:
+        """How the worker answers a request off the HTTP/1.1 path: hook, route, handler failures, accounting."""
         ...
 
     def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
@@ -197,7 +223,7 @@ class Loop(Protocol):
         ...
 
     @property
-    def websockets(self) -> WebSocketService:
+    def websockets(self) -> WebSockets:
         """The worker's WebSockets: the upgrade, and frames held while a batch is handled (``cork``)."""
         ...
 
@@ -225,10 +251,6 @@ class Loop(Protocol):
         An ``async def`` handler that waits gives a :class:`Pending`; its response goes
         to ``later`` once it has finished (without ``later`` it runs to its end first).
         """
-        ...
-
-    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
-        """Metrics and access log for a response finished outside the HTTP/1.1 path (``origin``: its connection)."""
         ...
 
     def flush(self, conn: Connection) -> None:

@@ -58,7 +58,7 @@ def first_chunk(
         return resp, b""
     except Exception as exc:
         close_stream(stream)
-        return loop.handler_failed(req, exc), b""
+        return loop.routing.handler_failed(req, exc), b""
 
 
 def first_async(
@@ -79,7 +79,7 @@ def first_async(
     pump.start()
     if pump.error is not None:
         pump.close()
-        return loop.handler_failed(req, pump.error), b""
+        return loop.routing.handler_failed(req, pump.error), b""
     resp.stream_body = pump
     if conn is None:
         return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks

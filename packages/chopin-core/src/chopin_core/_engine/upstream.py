@@ -462,7 +462,7 @@ class UpstreamExchange(Iterator[bytes]):
         if not self.keep or self.worker.stopping:
             conn.close_after = True
         conn.stream = None
-        self.worker.account(self.req, self.resp, self.started, conn)
+        self.worker.routing.account(self.req, self.resp, self.started, conn)
         if not conn.closed:
             self.worker.flush(conn)
 
@@ -501,7 +501,7 @@ class UpstreamExchange(Iterator[bytes]):
         else:
             # Part of the answer is out: the client must see an incomplete message, not a wrong one.
             conn.close_after = True
-        self.worker.account(req, self.resp, self.started, conn)
+        self.worker.routing.account(req, self.resp, self.started, conn)
         if flush and not conn.closed:
             self.worker.flush(conn)
 
