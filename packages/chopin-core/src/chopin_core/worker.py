@@ -32,8 +32,8 @@ from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
 from ._engine.serving import Routing
-from ._engine.stopping import close_idle, install_signals, restore_signals
-from ._engine.stream_pump import JOIN_LIMIT, StreamPump, end_pump, pull_pump
+from ._engine.stopping import begin_stop, close_idle, install_signals, restore_signals
+from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
 from ._engine.streams import first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
 from ._engine.upstream import UpstreamExchange, UpstreamTable
@@ -431,12 +431,7 @@ class Worker:
             if not self._accept_paused:
                 self._ep.unregister(lfd)
             self.listener.close()
-            for conn in list(self.conns.values()):
-                if type(conn.stream) is StreamPump:
-                    end_pump(self, conn, conn.stream)
-            close_idle(self, list(self.conns.values()))
-            for channel in list(self._ext.channels.values()):
-                channel.stop()  # HTTP/2: GOAWAY, then finish the open streams; WebSocket: close 1001
+            begin_stop(self, self.conns, self._ext.channels)
         return (not self.conns and not self._ext.channels) or now >= self._stop_deadline
 
     # -- accepting -----------------------------------------------------------------

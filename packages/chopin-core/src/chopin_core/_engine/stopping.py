@@ -3,9 +3,10 @@
 How it works: on the main thread the worker's loop installs SIGTERM and SIGINT
 handlers that ask it to stop, and points the signal wake-up fd at its wake-up pipe,
 so a signal ends the ``epoll`` wait at once (:func:`install_signals`; undone by
-:func:`restore_signals`).  While stopping, the worker closes its idle HTTP/1.1
-connections at the start and then once a second (:func:`close_idle`); the others
-are answered with ``Connection: close``.
+:func:`restore_signals`).  Once its listener is closed, the worker ends its async
+streams cleanly, closes its idle HTTP/1.1 connections and asks every channel to stop
+(:func:`begin_stop`); the idle ones are closed again once a second
+(:func:`close_idle`), the others are answered with ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from .stream_pump import StreamPump, end_pump
+
 if TYPE_CHECKING:
     from ..connection import Connection
-    from .channel import Loop
+    from .channel import Channel, Loop
 
-__all__ = ["close_idle", "install_signals", "restore_signals"]
+__all__ = ["begin_stop", "close_idle", "install_signals", "restore_signals"]
 
 
 def install_signals(request_stop: Callable[[], None], wake_fd: int) -> dict[int, object] | None:
@@ -50,6 +53,21 @@ def restore_signals(previous: dict[int, object] | None) -> None:
     signal.set_wakeup_fd(previous.pop(-1))  # type: ignore[arg-type]
     for signum, handler in previous.items():
         signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def begin_stop(loop: Loop, conns: dict[int, Connection], channels: dict[int, Channel]) -> None:
+    """The listener is closed: end async streams, close idle connections, ask each channel to stop.
+
+    An async stream (server-sent events) ends with its terminal chunk, so its client
+    reconnects to another worker; HTTP/2 sessions send GOAWAY and finish their open
+    streams; WebSockets close with 1001.
+    """
+    for conn in list(conns.values()):
+        if type(conn.stream) is StreamPump:
+            end_pump(loop, conn, conn.stream)
+    close_idle(loop, list(conns.values()))
+    for channel in list(channels.values()):
+        channel.stop()
 
 
 def close_idle(loop: Loop, conns: Iterable[Connection]) -> None:
