@@ -109,7 +109,6 @@ class _Extensions:
 
     Attributes:
         tls: the server context, or None for plain HTTP.
-        tls_io: the TLS sockets' I/O once TLS is on.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
         channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
             the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
@@ -145,7 +144,6 @@ class _Extensions:
         "supervisor",
         "tasks",
         "tls",
-        "tls_io",
         "topics",
         "turns",
         "upstreams",
@@ -156,11 +154,9 @@ class _Extensions:
     )
 
     def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None, routing: Routing) -> None:
-        from ._engine.tls import TlsIO
         from .tls import h2_available
 
         self.tls = tls
-        self.tls_io = TlsIO() if tls is not None else None
         self.http2 = settings.http2 and h2_available()
         self.channels: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
@@ -180,9 +176,7 @@ class _Extensions:
             TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
         )
         self.routing = routing
-        self.protocols = Protocols(
-            loop, tls, self.tls_io, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1
-        )
+        self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
 
 
 class Worker:
@@ -260,8 +254,8 @@ class Worker:
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
         self._ext = _Extensions(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
-        if self._ext.tls_io is not None:
-            self.io = self._ext.tls_io
+        if self._ext.protocols.tls_io is not None:
+            self.io = self._ext.protocols.tls_io
         self._ext.wiring = topics
 
     # -- lifecycle ---------------------------------------------------------------
@@ -982,11 +976,7 @@ class Worker:
         except (OSError, ValueError):
             pass
         if conn.sock is not None:
-            tls_io = self._ext.tls_io
-            if tls_io is not None:
-                tls_io.socks.pop(conn.fd, None)
-                _close_notify(conn.sock)
-            conn.sock.close()
+            self._ext.protocols.close_socket(conn.fd, conn.sock)
         conn.out.clear()
 
     # -- in process, no socket ---------------------------------------------------------
@@ -1090,10 +1080,7 @@ class Worker:
         """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
         self._ext.channels.pop(side.fd, None)
         self.unwatch(side.fd)
-        tls_io = self._ext.tls_io
-        if tls_io is not None and tls_io.socks.pop(side.fd, None) is not None:
-            _close_notify(side.sock)
-        side.sock.close()
+        self._ext.protocols.close_socket(side.fd, side.sock)
         self.teardown(side.peer, error)
 
     def teardown(self, peer: object, error: BaseException | None) -> None:
@@ -1224,9 +1211,3 @@ class Worker:
 def _body_waits(conn: Connection) -> bool:
     """Whether ``conn`` is left unread until its body fits in the worker's budget."""
     return conn.body is not None and conn.body.waiting
-
-
-def _close_notify(sock: socket.socket) -> None:
-    from ._engine.tls import send_close_notify
-
-    send_close_notify(sock)  # type: ignore[arg-type]
