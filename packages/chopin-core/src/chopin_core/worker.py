@@ -126,7 +126,7 @@ class _Extensions:
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
         proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
-        protocols: TLS handshakes, HTTP/2 sessions and TLS file copies
+        protocols: TLS handshakes and socket I/O, HTTP/2 sessions and TLS file copies
             (:mod:`chopin_core._engine.protocols`).
         routing: the pre-routing hook, the route table and the accounting of requests
             answered off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`).
