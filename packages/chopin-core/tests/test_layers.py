@@ -21,14 +21,13 @@ SRC = Path(chopin_core.__file__).parent
 PKG = "chopin_core"
 MAX_CIRCLE = 4
 WIRE_MAY_IMPORT = frozenset({"errors", "_client_errors", "request"})
-ENGINE = frozenset({"worker", "connection", "timer", "tls", "http2", "_proxy_loop", "_body"})
+ENGINE = frozenset({"worker", "connection", "timer", "http2", "_body"})
 # App-layer modules that still import the engine: the server starts the supervisor (one
 # edge where there were three: worker, connection, _engine.fanout), the test client calls
 # Worker.answer.
 KNOWN_BACK_EDGES = frozenset(
     {
         ("server", "_engine.supervisor"),
-        ("server", "tls"),
         ("static", "connection"),
         ("testclient", "worker"),
     }

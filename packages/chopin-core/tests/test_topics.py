@@ -144,14 +144,16 @@ def test_sibling_mesh_carries_frames_between_workers_in_order() -> None:
             relay.send(links[0].origin, "t", f"m{i}")
         relay.send(links[0].origin, "t", b"\x00bin")
 
+        class FakeWebSockets:
+            def cork(self) -> bool:
+                return False
+
         class FakeLoop:
             index = 1
+            websockets = FakeWebSockets()
 
             def detach(self, channel: object) -> None:
                 pass
-
-            def cork(self) -> bool:
-                return False
 
         for link in links[1:]:
             hub = Hub()

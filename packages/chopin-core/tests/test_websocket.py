@@ -300,3 +300,56 @@ def test_compressed_bomb_closes_with_1009_and_the_worker_keeps_serving(server):
     with ws_connect(url(server, "/echo"), open_timeout=5) as ws:
         ws.send("still here")
         assert ws.recv(timeout=5) == "still here"
+
+
+def test_an_upgraded_connection_leaves_the_http_table_for_a_channel_and_back_out_on_close():
+    # The engine's shape (issue 16): an upgraded fd is served by a WebSocketChannel in the
+    # loop's channel table, not as an HTTP/1.1 connection; closing it empties both tables.
+    import threading
+
+    from chopin_core import Router, Settings, WebSocketHandler
+    from chopin_core._engine.ws_channel import WebSocketChannel
+    from chopin_core.connection import open_listener
+    from chopin_core.worker import Worker
+
+    class Echo(WebSocketHandler):
+        def on_message(self, ws, message):
+            ws.send(message)
+
+    router = Router()
+    router.websocket("/echo", Echo)
+    listener = open_listener("127.0.0.1", 0)
+    worker = Worker(router.compile(), Settings(), listener=listener)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+
+    class Addr:
+        host = "127.0.0.1"
+        port = listener.getsockname()[1]
+
+    def channels() -> list[WebSocketChannel]:
+        return [c for c in list(worker.channels.values()) if isinstance(c, WebSocketChannel)]
+
+    try:
+        with raw_upgrade(Addr) as sock:
+            assert read_head(sock).startswith(b"HTTP/1.1 101")
+            sock.sendall(masked(0x1, b"ping me"))
+            data = b""
+            while not data.endswith(b"ping me"):
+                chunk = sock.recv(4096)
+                assert chunk, data
+                data += chunk
+            assert len(channels()) == 1
+            assert channels()[0].fd not in worker.conns
+            assert not worker.conns
+            sock.sendall(masked(0x8, struct.pack("!H", 1000)))
+            assert read_close_code(sock) == 1000
+        deadline = time.monotonic() + 5.0
+        while channels():
+            assert time.monotonic() < deadline, "the WebSocket channel outlived its close handshake"
+            time.sleep(0.02)
+        assert not worker.conns
+    finally:
+        worker.request_stop()
+        thread.join(timeout=10.0)
+    assert not thread.is_alive()

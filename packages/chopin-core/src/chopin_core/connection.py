@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .files import FileBody
     from .forwarded import TrustedProxies
     from .request import Request
-    from .websocket import WebSocket
 
 __all__ = ["Connection", "close_stream", "consume", "open_listener", "pending_bytes", "probe_port"]
 
@@ -107,7 +106,6 @@ class Connection:
         reading: whether the connection is registered for reads.
         stream: the chunk iterator of a streaming response being sent.
         file: the file region of a response being sent with ``sendfile``.
-        ws: the WebSocket once the connection has switched protocols.
         queued: pipelined requests (and a final protocol error) waiting for a
             stream to finish or for pending output to drain.
         peer: the client's socket address as ``accept()`` gave it.
@@ -134,7 +132,6 @@ class Connection:
         "stream_chunked",
         "stream_keep",
         "waiting_write",
-        "ws",
     )
 
     def __init__(self, sock: socket.socket | None, parser: RequestParser, tick: int) -> None:
@@ -154,7 +151,6 @@ class Connection:
         self.waiting_write = False
         self.stream: Iterator[bytes | str] | None = None
         self.file: FileBody | None = None
-        self.ws: WebSocket | None = None
         self.stream_chunked = True
         self.stream_keep = True
         self.queued: list[Request | ProtocolError] = []

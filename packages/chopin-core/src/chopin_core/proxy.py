@@ -10,7 +10,7 @@ The handler does no I/O: it returns a :class:`~chopin_core.response.Response`
 carrying a :class:`ProxyPlan`.  The worker then opens (or reuses) a non-blocking
 connection to the upstream, registers it in its own ``epoll`` and goes on
 serving other connections; the upstream's answer is streamed to the client as it
-arrives (see :mod:`chopin_core._proxy_loop`).  The forwarded request keeps the
+arrives (see :mod:`chopin_core._engine.upstream`).  The forwarded request keeps the
 method, path and query, body and end-to-end header fields; hop-by-hop fields
 (RFC 9110 7.6.1, also those named in ``Connection``) are dropped and
 ``X-Forwarded-For``/``-Proto``/``-Host`` and ``Via`` are added.

@@ -72,7 +72,7 @@ class Upgrade:
 class Outbound(Protocol):
     """What a :class:`WebSocket` needs of the engine serving its connection.
 
-    Implemented by :class:`chopin_core._engine.ws_channel.WebSocketOutbound`, so the
+    Implemented by :class:`chopin_core._engine.ws_channel.WebSocketChannel`, so the
     app layer never names the worker or its connections.
     """
 

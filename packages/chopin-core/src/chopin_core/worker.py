@@ -18,24 +18,26 @@ import logging
 import math
 import os
 import select
-import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable
 from time import monotonic_ns
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
 from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
+from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.protocols import Protocols
-from ._engine.stream_pump import JOIN_LIMIT, BlockingStream, StreamPump, end_pump, pull_pump, pumped
+from ._engine.serving import Routing
+from ._engine.stopping import begin_stop, close_idle, install_signals, restore_signals
+from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
+from ._engine.streams import first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
-from ._engine.ws_channel import WebSocketOutbound
-from ._proxy_loop import UpstreamExchange, UpstreamTable
+from ._engine.upstream import UpstreamExchange, UpstreamTable
+from ._engine.ws_channel import WebSocketService
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from ._wire.h1_writer import (
     BUSY,
@@ -44,24 +46,12 @@ from ._wire.h1_writer import (
     END,
     END_CLOSE,
     END_KEEPALIVE,
-    LAST_CHUNK,
     NO_BODY,
     STATUS_LINES,
     error_answer,
-    timeout_answer,
-)
-from ._wire.ws_deflate import PerMessageDeflate
-from ._wire.ws_frames import (
-    BinaryMessage,
-    CloseReceived,
-    ProtocolFailure,
-    TextMessage,
-    WebSocketConnection,
-    handshake_response,
 )
 from .connection import Connection, close_stream, consume, open_listener, pending_bytes
 from .context import Context
-from .error_handlers import exception_response, failure_to_log
 from .errors import ProtocolError, UnsupportedVersion
 from .files import not_modified
 from .forwarded import Origin, TrustedProxies
@@ -70,12 +60,11 @@ from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
 from .proxy import ProxyPlan, forward_blocking
 from .request import Request
-from .response import AsyncStream, Response, http_date, send_whole_if_range_fails, status_line
+from .response import Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
 from .topics import Subscriber
-from .websocket import Upgrade, WebSocket
 
 if TYPE_CHECKING:
     import ssl
@@ -109,7 +98,6 @@ _END: Final = END
 _END_CLOSE: Final = END_CLOSE
 _END_KEEPALIVE: Final = END_KEEPALIVE
 _CHUNKED: Final = CHUNKED
-_LAST_CHUNK: Final = LAST_CHUNK
 _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
 # Context(req, params, conn) on the hot path without the class call (see _respond).
@@ -121,11 +109,12 @@ class _Extensions:
 
     Attributes:
         tls: the server context, or None for plain HTTP.
-        tls_io: the TLS sockets' I/O once TLS is on.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
-        side: TLS handshakes and HTTP/2 sessions, by fd (see :class:`Channel`).
-        upstreams: reverse-proxy exchanges in flight and idle upstream connections
-            (:mod:`chopin_core._proxy_loop`), made on first use.
+        channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
+            the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
+            exchanges of the proxy, topic inboxes (see :class:`Channel`).
+        upstreams: the proxy's deadlines and idle upstream connections
+            (:mod:`chopin_core._engine.upstream`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
             idle timeout (see :mod:`chopin_core._engine.bodies`).
@@ -133,42 +122,43 @@ class _Extensions:
         waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
         wiring: how this worker's topics reach its siblings and the backplane.
-        corked: connections with WebSocket frames held until a batch is handled (see ``Worker.cork``).
+        websockets: the upgraded connections' service (:mod:`chopin_core._engine.ws_channel`).
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
         proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
-        protocols: TLS handshakes, HTTP/2 sessions and TLS file copies
+        protocols: TLS handshakes and socket I/O, HTTP/2 sessions and TLS file copies
             (:mod:`chopin_core._engine.protocols`).
+        routing: the pre-routing hook, the route table and the accounting of requests
+            answered off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`).
         turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
             waiting (with their requests queued, unread) for the loop's next pass.
     """
 
     __slots__ = (
         "bodies",
-        "corked",
+        "channels",
         "http2",
         "protocols",
         "proxies",
-        "side",
+        "routing",
         "supervisor",
         "tasks",
         "tls",
-        "tls_io",
         "topics",
         "turns",
         "upstreams",
         "waiting",
         "wake_fd",
+        "websockets",
         "wiring",
     )
 
-    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None) -> None:
-        from .tls import TlsIO, h2_available
+    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None, routing: Routing) -> None:
+        from .tls import h2_available
 
         self.tls = tls
-        self.tls_io = TlsIO() if tls is not None else None
         self.http2 = settings.http2 and h2_available()
-        self.side: dict[int, Channel] = {}
+        self.channels: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
         budget = BodyBudget(
@@ -179,15 +169,14 @@ class _Extensions:
         self.waiting = 0
         self.wake_fd = -1
         self.wiring: TopicWiring | None = None
-        self.corked: set[Connection] | None = None
+        self.websockets = WebSocketService(loop)
         self.topics: TopicService | None = None
         self.turns: dict[Connection, None] = {}
         self.proxies = (
             TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
         )
-        self.protocols = Protocols(
-            loop, tls, self.tls_io, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1
-        )
+        self.routing = routing
+        self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
 
 
 class Worker:
@@ -245,11 +234,8 @@ class Worker:
         # deadline of n seconds is checked after n + 1 ticks: never early.
         self._header_ticks = math.ceil(settings.header_timeout) + 1
         self.recv_size = settings.recv_size
-        self._ws_ticks = math.ceil(settings.websocket_idle_timeout) + 1
-        # WebSocket topics of this worker, and the connection whose frames are being
-        # dispatched (its sends are written once the read is handled).
+        # WebSocket topics of this worker.
         self.topics: dict[str, set[Subscriber]] = {}
-        self._dispatching: Connection | None = None
         self._lookup = table.lookup
         self.keepalive_ticks = math.ceil(settings.keepalive_timeout) + 1
         self.date_line = b""
@@ -267,9 +253,9 @@ class Worker:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
-        self._ext = _Extensions(self, self.settings, tls)
-        if self._ext.tls_io is not None:
-            self.io = self._ext.tls_io
+        self._ext = _Extensions(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
+        if self._ext.protocols.tls_io is not None:
+            self.io = self._ext.protocols.tls_io
         self._ext.wiring = topics
 
     # -- lifecycle ---------------------------------------------------------------
@@ -302,7 +288,7 @@ class Worker:
         self._ext.wake_fd = wake_w
         # Topics: the sibling inbox (and a backplane's) join the epoll as channels.
         self._ext.topics = TopicService(self, self.topics, self._ext.wiring or TopicWiring())
-        previous = self._install_signals(wake_w)
+        previous = install_signals(self.request_stop, wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
         next_tick = (self.tick + 1) * _NS
@@ -363,11 +349,9 @@ class Worker:
                         elif tasks is not None and fd in tasks.fds:
                             tasks.on_event_later(fd, ev)  # after this wake-up's requests are answered
                         else:
-                            side = self._ext.side.get(fd)
-                            if side is not None:
-                                side.on_event(ev)
-                            elif self._ext.upstreams is not None:
-                                self._ext.upstreams.on_event(fd, ev)
+                            channel = ext.channels.get(fd)
+                            if channel is not None:
+                                channel.on_event(ev)
                     except Exception as exc:
                         self.contain(fd, exc)
                 if tasks is not None:
@@ -392,8 +376,8 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self.close(conn)
-            for side in list(self._ext.side.values()):
-                side.abort()
+            for channel in list(self._ext.channels.values()):
+                channel.abort()
             if self._ext.upstreams is not None:
                 self._ext.upstreams.close()
             if self._ext.tasks is not None:
@@ -402,7 +386,7 @@ class Worker:
             if self._ext.topics is not None:
                 self._ext.topics.close()
                 self._ext.topics = None
-            self._restore_signals(previous)
+            restore_signals(previous)
             ep.close()
             os.close(wake_r)
             os.close(wake_w)
@@ -419,44 +403,15 @@ class Worker:
             if conn is not None:
                 self.close(conn, exc)
                 return
-            side = self._ext.side.get(fd)
-            if side is not None:
-                side.abort()
-                return
-            upstreams = self._ext.upstreams
-            exchange = upstreams.by_fd.get(fd) if upstreams is not None else None
-            if exchange is not None:
-                self.close(exchange.conn, exc)  # closes the exchange too: it is the connection's stream
-                exchange.close()
+            channel = self._ext.channels.get(fd)
+            if channel is not None:
+                channel.abort()
         except Exception:
             # Closing failed as well: at least forget the fd, so it cannot fail again on every turn.
             log.exception("worker %d: closing fd %d after an error failed", self.index, fd)
             self.conns.pop(fd, None)
-            self._ext.side.pop(fd, None)
+            self._ext.channels.pop(fd, None)
             self.unwatch(fd)
-
-    def _install_signals(self, wake_w: int) -> dict[int, object] | None:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous: dict[int, object] = {}
-
-        def on_signal(signum: int, frame: object) -> None:
-            self.request_stop()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, on_signal)
-        previous[-1] = signal.set_wakeup_fd(wake_w)
-        return previous
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, object] | None) -> None:
-        if previous is None:
-            return
-        signal.set_wakeup_fd(previous.pop(-1))  # type: ignore[arg-type]
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
 
     def _stop_step(self, lfd: int, now: float) -> bool:
         """One step of a graceful stop; True once the loop may exit."""
@@ -470,40 +425,8 @@ class Worker:
             if not self._accept_paused:
                 self._ep.unregister(lfd)
             self.listener.close()
-            for conn in list(self.conns.values()):
-                if conn.ws is not None:
-                    conn.ws.close(1001, "server shutting down")
-                elif type(conn.stream) is StreamPump:
-                    end_pump(self, conn, conn.stream)
-            self._close_idle()
-            for side in list(self._ext.side.values()):
-                side.stop()  # HTTP/2: GOAWAY, then finish the open streams
-        return (not self.conns and not self._ext.side) or now >= self._stop_deadline
-
-    def _close_idle(self) -> None:
-        """While stopping (at its start, then once a second): close the idle connections.
-
-        Idle: nothing in flight and nothing read or written for a second or more.  A
-        connection active in the last second is kept a little (a client that has just
-        connected is about to send its request), and so is one whose next request is
-        already in its socket (sent while a handler was busy): these are read and
-        answered, with ``Connection: close``, like the requests in flight.
-        """
-        recent = self.tick - 1
-        idle = [
-            conn
-            for conn in self.conns.values()
-            if conn.last_active < recent
-            and conn.ws is None
-            and not conn.out
-            and conn.stream is None
-            and conn.file is None
-            and not conn.parser.in_request
-        ]
-        unread = _readable([conn.fd for conn in idle])
-        for conn in idle:
-            if conn.fd not in unread:
-                self.close(conn)
+            begin_stop(self, self.conns, self._ext.channels)
+        return (not self.conns and not self._ext.channels) or now >= self._stop_deadline
 
     # -- accepting -----------------------------------------------------------------
 
@@ -576,9 +499,6 @@ class Worker:
                 self.close(conn)
             return
         conn.last_active = self.tick
-        if conn.ws is not None:
-            self._ws_receive(conn, data)
-            return
         parser = conn.parser
         events = parser.feed(data)
         if events:
@@ -602,8 +522,8 @@ class Worker:
                 self._answer(conn, events, data)
         # Reading the parser's fields directly: this runs once per read (a property would be a call).
         if parser._buf or parser._state:  # noqa: SLF001  hot path, see above
-            if conn.ws is not None or conn.closed:
-                return
+            if conn.closed:
+                return  # upgraded (a WebSocket channel now) or closed
             if parser.paused:
                 # An upgrade request was not upgraded: go on with HTTP.
                 self._answer(conn, parser.resume())
@@ -684,7 +604,7 @@ class Worker:
         started = self._woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
         if resp is None:
             if self._pre_routing is not None:
-                early = self._run_pre_routing(req)
+                early = self._ext.routing.pre_route(req)
                 if early is Verdict.DROP:
                     conn.close_after = True  # what was answered before still goes out
                     return
@@ -708,7 +628,7 @@ class Worker:
                             return
                         resp = answered
                 except Exception as exc:
-                    resp = self.handler_failed(req, exc)
+                    resp = self._ext.routing.handler_failed(req, exc)
         if resp.proxy is not None:
             if self._ep is not None:
                 self._start_proxy(conn, req, resp, started)
@@ -719,7 +639,7 @@ class Worker:
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
-            resp, first = self._first_chunk(req, resp, stream, conn)
+            resp, first = first_chunk(self, req, resp, stream, conn)
             stream = resp.stream_body
         status = resp.status
         # Truth tests, not "is not None": the fewest bytecodes on the path every request takes.
@@ -738,7 +658,7 @@ class Worker:
             self._respond_file(conn, req, resp, line, end, out)
             return
         if resp.upgrade is not None:
-            self._upgrade(conn, resp, out)
+            self._ext.websockets.upgrade(conn, resp, out)
             return
         if status in _NO_BODY:
             out += (line, self.date_line, resp.extra_lines, end)
@@ -779,66 +699,6 @@ class Worker:
         except OSError:
             pass  # the pipe is full: the loop is awake anyway
 
-    def handler_failed(self, req: Request, exc: Exception) -> Response:
-        """The response for a handler's exception; every 5xx one is logged with its traceback.
-
-        An :class:`~chopin_core.ExtractError` answers with its own response or status
-        (a 4xx is the client's fault and is not logged); anything else is a 500.  Only
-        routes served bare (no middleware, no error handlers) and failing streams come
-        here: the others are answered inside their middleware chain.
-        """
-        resp = exception_response(req, exc)  # the same answer a guarded route gives (error_handlers.py)
-        if resp.status < 500:
-            return resp
-        log.error("worker %d: handler for %s %s failed", self.index, req.method, req.path, exc_info=failure_to_log(exc))
-        return resp
-
-    def _first_chunk(
-        self, req: Request, resp: Response, stream: Iterator[bytes | str], conn: Connection | None = None
-    ) -> tuple[Response, bytes]:
-        """Pull a stream's first non-empty chunk (``b""`` if it has none); a 500 instead if the stream fails.
-
-        Nothing of the response is written yet, so a failure here is answered like a
-        handler's.  HEAD and bodiless statuses pull nothing (their stream is closed).
-        An async stream is started by :meth:`_first_async` (``conn``: the connection it is for).
-        """
-        if req.method == "HEAD" or resp.status in _NO_BODY:
-            return resp, b""
-        if type(stream) is AsyncStream:
-            return self._first_async(req, resp, stream, conn)
-        try:
-            for chunk in stream:
-                if chunk:
-                    return resp, chunk.encode() if isinstance(chunk, str) else chunk
-            return resp, b""
-        except Exception as exc:
-            close_stream(stream)
-            return self.handler_failed(req, exc), b""
-
-    def _first_async(
-        self, req: Request, resp: Response, body: AsyncStream, conn: Connection | None
-    ) -> tuple[Response, bytes]:
-        """Start an async stream: what it produces before it first waits goes out with the head.
-
-        On this loop it becomes a :class:`StreamPump` (``resp.stream_body``), pulled by
-        :func:`~chopin_core._engine.stream_pump.pull_pump`, or for HTTP/2 (no ``conn``) by ``H2Session._pull_pump``;
-        in process (:meth:`answer`, no loop) each step runs to its end, blocking.
-        """
-        if self._ep is None:
-            blocking = BlockingStream(body, self.settings.worker_threads)
-            resp.stream_body = blocking
-            return self._first_chunk(req, resp, blocking)
-        pump = StreamPump(body, self.scheduler())
-        pump.start()
-        if pump.error is not None:
-            pump.close()
-            return self.handler_failed(req, pump.error), b""
-        resp.stream_body = pump
-        if conn is None:
-            return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
-        pump.wake = partial(pumped, self, conn, pump)
-        return resp, pump.take() or b""
-
     def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
         ext = self._ext
@@ -849,7 +709,7 @@ class Worker:
         return tasks
 
     def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._proxy_loop`)."""
+        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._engine.upstream`)."""
         keep = req.keep_alive and not resp.close and not self.stopping
         if not keep:
             conn.close_after = True
@@ -857,30 +717,6 @@ class Worker:
         if table is None:
             table = self._ext.upstreams = UpstreamTable(self)
         table.start(conn, req, resp, keep, started)
-
-    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
-        """Metrics and access log for a response finished outside :meth:`_respond` (proxied, HTTP/2)."""
-        if self._tally is not None:
-            self._tally[resp.status](started)
-        if self.access_log is not None:
-            self.access_log(req, resp, monotonic_ns() - started, origin)
-
-    def _run_pre_routing(self, req: Request) -> Response | Literal[Verdict.DROP] | None:
-        """The pre-routing hook's answer: a response, DROP, or None to route as usual."""
-        assert self._pre_routing is not None
-        try:
-            verdict = self._pre_routing(req)
-        except Exception:
-            log.exception("worker %d: pre_routing_hook failed for %s %s", self.index, req.method, req.path)
-            return Response.server_error()
-        if verdict is PROCEED:
-            return None
-        if verdict is Verdict.DROP:
-            return Verdict.DROP
-        if isinstance(verdict, Response):
-            return verdict
-        log.error("worker %d: pre_routing_hook returned %r, expected PROCEED, DROP or a Response", self.index, verdict)
-        return Response.server_error()
 
     def _respond_file(
         self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
@@ -909,147 +745,6 @@ class Worker:
         else:
             conn.file = body
             conn.big = True
-
-    # -- WebSocket ---------------------------------------------------------------------
-
-    def _upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
-        """Switch ``conn`` to WebSocket: the 101 head, the handler's on_open, then any early frames."""
-        up = resp.upgrade
-        assert isinstance(up, Upgrade)
-        if up.deflate is None:
-            out.append(handshake_response(up.key, up.subprotocol))
-            proto = WebSocketConnection(up.max_message_size)
-        else:
-            # RFC 7692 5: the accepted offer's parameters go back in the 101 head.
-            extensions = (("Sec-WebSocket-Extensions", up.deflate.response_value()),)
-            out.append(handshake_response(up.key, up.subprotocol, extensions))
-            proto = WebSocketConnection(up.max_message_size, deflate=PerMessageDeflate(up.deflate))
-        try:
-            handler = up.factory()
-        except Exception:
-            log.exception("worker %d: WebSocket handler factory failed", self.index)
-            out.append(proto.send_close(1011, "internal error"))
-            conn.close_after = True
-            return
-        ws = conn.ws = WebSocket(WebSocketOutbound(self, conn), proto, handler, up.ctx, up.subprotocol)
-        conn.head_since = -1
-        if conn.body is not None:
-            self._ext.bodies.done(conn)
-        conn.queued.clear()
-        previous, self._dispatching = self._dispatching, conn
-        try:
-            handler.on_open(ws)
-        except Exception:
-            log.exception("worker %d: WebSocket on_open failed", self.index)
-            ws.close(1011, "internal error")
-        finally:
-            self._dispatching = previous
-        early = conn.parser.take_remaining()
-        if early:
-            self._ws_receive(conn, early, flush=False)
-
-    def _ws_receive(self, conn: Connection, data: bytes, flush: bool = True) -> None:
-        """Feed frames to the codec, answer what the protocol requires, hand messages to the handler."""
-        ws = conn.ws
-        assert ws is not None
-        proto = ws.proto
-        out = conn.out
-        previous, self._dispatching = self._dispatching, conn
-        corked = self.cork()  # what its messages send to other connections leaves once, at the end
-        try:
-            for event in proto.receive_data(data):
-                reply = proto.reply_to(event)
-                if reply is not None:
-                    out.append(reply)
-                kind = type(event)
-                if kind is TextMessage or kind is BinaryMessage:
-                    try:
-                        ws.handler.on_message(ws, event.data)  # type: ignore[union-attr]
-                    except Exception:
-                        log.exception("worker %d: WebSocket on_message failed", self.index)
-                        ws.close(1011, "internal error")
-                        break
-                elif kind is CloseReceived or kind is ProtocolFailure:
-                    # The handshake is complete (or failed): close once our frames are out.
-                    conn.close_after = True
-                    self.stop_reading(conn)
-                    ws.notify_close(event.code, event.reason)  # type: ignore[union-attr]
-                    break
-        finally:
-            self._dispatching = previous
-            if corked:
-                self.uncork(None if flush else conn)
-        if flush:
-            self.flush(conn)
-
-    def cork(self) -> bool:
-        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks).
-
-        A batch of messages (one read of a WebSocket, one read of the topic inbox)
-        then leaves in one write per connection instead of one per frame.
-        """
-        if self._ext.corked is not None:
-            return False
-        self._ext.corked = set()
-        return True
-
-    def uncork(self, skip: Connection | None = None) -> None:
-        """Write what was held since :meth:`cork` (``skip``: a connection its caller flushes itself)."""
-        corked, self._ext.corked = self._ext.corked, None
-        if corked:
-            for conn in corked:
-                if conn is not skip and not conn.closed:
-                    self.flush(conn)
-
-    def send_frame(self, conn: Connection, frame: bytes) -> bool:
-        """Queue a frame; written now unless the connection's own read is being handled."""
-        if conn.closed:
-            return False
-        out = conn.out
-        out.append(frame)
-        if conn.waiting_write:
-            # The socket is full: EPOLLOUT writes what is queued (flushing here would copy it
-            # all again for every frame).  A consumer that does not read would make the worker
-            # hold everything sent to it, so the pending total is checked every 64 frames and
-            # on large ones (summing a long list on every frame would cost as much).
-            if (len(out) & 63 == 0 or len(frame) > 16384) and pending_bytes(out) > 8 * self.settings.write_high_water:
-                self._drop_slow(conn)
-                return False
-            return True
-        corked = self._ext.corked
-        if corked is not None:
-            corked.add(conn)  # written once the batch is handled (see cork)
-        elif self._dispatching is not conn:
-            self.flush(conn)
-        return True
-
-    def _drop_slow(self, conn: Connection) -> None:
-        """Close a WebSocket whose unsent output passed ``8 * write_high_water``: 1008, nothing more queued.
-
-        The close frame goes after what is queued (a slow reader still gets it); one
-        that reads nothing is cut after ``header_timeout`` like any unanswered close.
-        """
-        ws = conn.ws
-        log.warning(
-            "worker %d: WebSocket client too slow (%d bytes unsent), closing it with 1008",
-            self.index,
-            pending_bytes(conn.out),
-        )
-        if ws is None or ws.proto.close_sent:
-            self.close(conn)
-            return
-        conn.out.append(ws.proto.send_close(1008, "too slow: messages not read"))  # RFC 6455 7.4.1
-        conn.close_after = True
-        self.stop_reading(conn)
-        self.start_closing(conn)
-        ws.notify_close(1008, "too slow")
-        if self._dispatching is not conn:
-            self.flush(conn)
-
-    def start_closing(self, conn: Connection) -> None:
-        """We sent a close: the peer must answer within header_timeout."""
-        conn.head_since = self.tick
-        self._wheel.schedule(conn, self.tick + self._header_ticks)
 
     def _send_file(self, conn: Connection) -> bool | None:
         """Send the current file region; True when done, False when the socket is full, None if closed."""
@@ -1170,7 +865,6 @@ class Worker:
     def _pull_stream(self, conn: Connection) -> None:
         stream = conn.stream
         assert stream is not None
-        out = conn.out
         if type(stream) is Awaiting:
             return  # its handler still waits: the answer and what queued behind it come later
         if type(stream) is StreamPump:
@@ -1178,44 +872,10 @@ class Worker:
             return
         if type(stream) is UpstreamExchange:
             # The upstream socket feeds the output itself; let it read again once this drains.
-            stream.drained(sum(map(len, out)))
+            stream.drained(sum(map(len, conn.out)))
             return
-        if out:
-            return  # written first: the head and earlier chunks go out before the producer runs again
-        # One chunk per pull: flush() writes it before the producer is asked for the next, so a
-        # chunk is on the wire as soon as it is produced, however long the next one takes, and a
-        # socket that stops taking bytes stops the pulling (back-pressure).
-        chunked = conn.stream_chunked
-        while True:
-            try:
-                chunk = next(stream)
-            except StopIteration:
-                conn.stream = None
-                if chunked:
-                    out.append(_LAST_CHUNK)
-                if not conn.stream_keep:
-                    conn.close_after = True
-                return
-            except Exception:
-                # Part of the body may be out already: the client must see an incomplete
-                # message, so no terminal chunk, and the connection is closed once what is
-                # pending (earlier pipelined answers included) has been written.
-                log.exception("worker %d: response stream failed after its head", self.index)
-                close_stream(stream)
-                conn.stream = None
-                conn.queued.clear()
-                conn.close_after = True
-                return
-            if isinstance(chunk, str):
-                chunk = chunk.encode()
-            if not chunk:
-                continue
-            if len(chunk) >= _JOIN_LIMIT:
-                out += (b"%x\r\n" % len(chunk), chunk, _END) if chunked else (chunk,)
-                conn.big = True  # written with writev, not copied
-            else:
-                out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-            return
+        if not conn.out:  # else written first: the head and earlier chunks go out before the producer runs again
+            pull_iterator(self, conn, stream)
 
     def _resume_queued(self, conn: Connection) -> None:
         """Answer waiting requests until one starts a stream, the output is over high water or the turn ends."""
@@ -1310,19 +970,13 @@ class Worker:
         if conn.file is not None:
             conn.file.close()
             conn.file = None
-        if conn.ws is not None:
-            conn.ws.notify_close(1006, "connection lost")
         try:
             if self._ep is not None:
                 self._ep.unregister(conn.fd)
         except (OSError, ValueError):
             pass
         if conn.sock is not None:
-            tls_io = self._ext.tls_io
-            if tls_io is not None:
-                tls_io.socks.pop(conn.fd, None)
-                _close_notify(conn.sock)
-            conn.sock.close()
+            self._ext.protocols.close_socket(conn.fd, conn.sock)
         conn.out.clear()
 
     # -- in process, no socket ---------------------------------------------------------
@@ -1379,46 +1033,20 @@ class Worker:
 
         Runs the pre-routing hook, the handler and its middleware, and records
         metrics and the access log; returns the response, or None when the
-        pre-routing hook said DROP.  (:meth:`_respond` inlines these steps: it
-        is the plain-HTTP hot path.)  An ``async def`` handler that waits returns
-        a :class:`Pending` (cancel it if the stream goes away; its ``expire`` once a
-        second enforces ``handler_timeout``) and its response goes to ``later``;
-        without ``later`` it runs to its end here.  ``origin`` (the HTTP/2 session)
-        is what ``ctx.client`` and ``ctx.peer_cert`` read.
+        pre-routing hook said DROP (:class:`~chopin_core._engine.serving.Routing`;
+        :meth:`_respond` inlines these steps: it is the plain-HTTP hot path).  An
+        ``async def`` handler that waits returns a :class:`Pending` (cancel it if the
+        stream goes away; its ``expire`` once a second enforces ``handler_timeout``)
+        and its response goes to ``later``; without ``later`` it runs to its end
+        here.  ``origin`` (the HTTP/2 session) is what ``ctx.client`` and
+        ``ctx.peer_cert`` read.
         """
-        access = self.access_log
-        started = monotonic_ns() if self._tally is not None or access is not None else 0
-        resp: Response | None = None
-        if self._pre_routing is not None:
-            early = self._run_pre_routing(req)
-            if early is Verdict.DROP:
-                return None
-            resp = early
-        if resp is None:
-            handler, params = self._lookup(req.method, req.path)
-            try:
-                resp = handler(Context(req, params, origin))
-                if type(resp) is not Response:
-                    waited = await_handler(self, None, req, handler, resp, started, later, origin)
-                    if type(waited) is Awaiting:
-                        return waited
-                    assert isinstance(waited, Response)
-                    resp = waited
-            except Exception as exc:
-                resp = self.handler_failed(req, exc)
-        return self.served(req, resp, started, origin)
+        return self._ext.routing.serve(req, later, origin)
 
-    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
-        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
-        stream = resp.stream_body
-        if stream is not None:
-            # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
-            resp, first = self._first_chunk(req, resp, stream)
-            if first:
-                resp.stream_body = _Primed(first, stream)
-        if self._tally is not None or self.access_log is not None:
-            self.account(req, resp, started, origin)
-        return resp
+    @property
+    def routing(self) -> Routing:
+        """How this worker answers a request off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`)."""
+        return self._ext.routing
 
     # -- the Loop interface (chopin_core._engine.channel.Loop) that channels use ----------------
 
@@ -1439,23 +1067,20 @@ class Worker:
 
     def attach(self, channel: Channel, mask: int) -> None:
         """Serve ``channel`` from this loop: its fd joins the epoll with ``mask`` (not a client connection)."""
-        self._ext.side[channel.fd] = channel
+        self._ext.channels[channel.fd] = channel
         self.watch(channel.fd, mask)
 
     def detach(self, channel: Channel) -> None:
         """Stop serving ``channel`` (its socket stays open: it belongs to whoever attached it)."""
-        if self._ext.side.get(channel.fd) is channel:
-            del self._ext.side[channel.fd]
+        if self._ext.channels.get(channel.fd) is channel:
+            del self._ext.channels[channel.fd]
             self.unwatch(channel.fd)
 
     def release(self, side: Channel, error: BaseException | None = None) -> None:
         """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
-        self._ext.side.pop(side.fd, None)
+        self._ext.channels.pop(side.fd, None)
         self.unwatch(side.fd)
-        tls_io = self._ext.tls_io
-        if tls_io is not None and tls_io.socks.pop(side.fd, None) is not None:
-            _close_notify(side.sock)
-        side.sock.close()
+        self._ext.protocols.close_socket(side.fd, side.sock)
         self.teardown(side.peer, error)
 
     def teardown(self, peer: object, error: BaseException | None) -> None:
@@ -1512,9 +1137,14 @@ class Worker:
         self._answer(conn, [error])
 
     @property
+    def websockets(self) -> WebSocketService:
+        """This worker's WebSockets (:mod:`chopin_core._engine.ws_channel`)."""
+        return self._ext.websockets
+
+    @property
     def channels(self) -> dict[int, Channel]:
-        """The loop's channels by fd (TLS handshakes, HTTP/2 sessions): see :meth:`attach`."""
-        return self._ext.side
+        """The loop's channels by fd (TLS, HTTP/2, WebSockets, upstream exchanges): see :meth:`attach`."""
+        return self._ext.channels
 
     def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
         """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
@@ -1534,6 +1164,9 @@ class Worker:
         conn.closed = True
         conn.sock = None
         del self.conns[conn.fd]
+        if conn.body is not None:
+            self._ext.bodies.done(conn)
+        conn.queued.clear()
         self._ep.modify(conn.fd, _READ_MASK)
         return sock
 
@@ -1552,7 +1185,7 @@ class Worker:
         self.tick = tick
         self._refresh_date()
         if self._ext.upstreams is not None:
-            self._ext.upstreams.on_tick(tick)
+            self._ext.upstreams.prune(tick)
         if self._metrics is not None:
             self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()
@@ -1565,85 +1198,16 @@ class Worker:
             log.warning("worker %d: supervisor %d is gone; stopping", self.index, self._ext.supervisor)
             self.request_stop()
         elif self.stopping:
-            self._close_idle()
-        if self._ext.side:
-            for side in list(self._ext.side.values()):
+            close_idle(self, list(self.conns.values()))
+        if self._ext.channels:
+            for channel in list(self._ext.channels.values()):
                 try:
-                    side.on_tick(tick)
+                    channel.on_tick(tick)
                 except Exception as exc:
-                    self.contain(side.fd, exc)
-        keepalive = self.keepalive_ticks
-        header_timeout = self._header_ticks
-        for conn in self._wheel.advance(tick):
-            if conn.closed:
-                continue
-            if conn.head_since >= 0 and tick - conn.head_since >= header_timeout:
-                # Slowloris (or a WebSocket peer that never answers our close):
-                # answer an HTTP client 408, then close.
-                if not conn.out and conn.stream is None and conn.ws is None:
-                    try:
-                        self.io.write(conn.fd, timeout_answer(self.date_line))
-                    except OSError:
-                        pass
-                self.close(conn)
-                continue
-            if conn.body is not None:
-                self._ext.bodies.on_tick(conn, tick)
-                continue
-            if type(conn.stream) is Awaiting:
-                conn.stream.on_tick(tick)
-                continue
-            if type(conn.stream) is StreamPump and not conn.out:
-                # Its producer waits (events to come): not idle.  Keep-alives notice a client that left.
-                self._wheel.schedule(conn, tick + keepalive)
-                continue
-            idle = keepalive if conn.ws is None else self._ws_ticks
-            if tick - conn.last_active >= idle:
-                self.close(conn)
-                continue
-            due = conn.last_active + idle
-            if conn.head_since >= 0:
-                due = min(due, conn.head_since + header_timeout)
-            self._wheel.schedule(conn, due)
+                    self.contain(channel.fd, exc)
+        expire(self, self._wheel.advance(tick), tick, self._header_ticks, self._ext.bodies)
 
 
 def _body_waits(conn: Connection) -> bool:
     """Whether ``conn`` is left unread until its body fits in the worker's budget."""
     return conn.body is not None and conn.body.waiting
-
-
-def _readable(fds: list[int]) -> set[int]:
-    """Those of ``fds`` with bytes (or an end of stream) waiting to be read, without waiting."""
-    if not fds:
-        return set()
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    return {fd for fd, _ in poller.poll(0)}
-
-
-class _Primed(Iterator["bytes | str"]):
-    """A response stream whose first chunk was pulled before its head was sent (see ``Worker._first_chunk``)."""
-
-    __slots__ = ("_first", "_rest")
-
-    def __init__(self, first: bytes, rest: Iterator[bytes | str]) -> None:
-        self._first: bytes | None = first
-        self._rest = rest
-
-    def __next__(self) -> bytes | str:
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
-        return next(self._rest)
-
-    def close(self) -> None:
-        """Close the underlying stream (a generator's ``finally`` runs)."""
-        close_stream(self._rest)
-
-
-def _close_notify(sock: socket.socket) -> None:
-    from .tls import send_close_notify
-
-    send_close_notify(sock)  # type: ignore[arg-type]

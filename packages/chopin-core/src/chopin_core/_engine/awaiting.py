@@ -134,7 +134,7 @@ def _deliver_later(
     loop: Loop, req: Request, started: int, later: Callable[[Response], None], origin: Origin | None
 ) -> Callable[[Awaiting], None]:
     def deliver(waiting: Awaiting) -> None:
-        later(loop.served(req, waiting.answer(), started, origin))
+        later(loop.routing.served(req, waiting.answer(), started, origin))
 
     return deliver
 
@@ -194,11 +194,11 @@ class Awaiting(Iterator["bytes | str"]):
             try:
                 return checked(self.handler, task.result)
             except TypeError as exc:
-                return self.loop.handler_failed(self.req, exc)
+                return self.loop.routing.handler_failed(self.req, exc)
         error = task.error
         if not isinstance(error, Exception):
             raise error
-        return self.loop.handler_failed(self.req, error)
+        return self.loop.routing.handler_failed(self.req, error)
 
     def done(self, task: Task) -> None:
         """The scheduler's callback: the handler finished."""

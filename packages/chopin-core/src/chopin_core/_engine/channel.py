@@ -1,8 +1,8 @@
 """The interface between the worker's loop and the protocols it drives.
 
 The worker serves HTTP/1.1 inline (the measured hot path).  Every other fd in its
-epoll, a TLS handshake, an HTTP/2 session, an upstream socket of the reverse proxy,
-is a :class:`Channel`: the loop calls ``on_event`` when the fd is ready, ``on_tick``
+epoll, a TLS handshake, an HTTP/2 session, an upgraded WebSocket, a topic inbox, is
+a :class:`Channel`: the loop calls ``on_event`` when the fd is ready, ``on_tick``
 once a second, ``stop`` on a graceful stop and ``abort`` when the worker exits.  A
 protocol uses its worker only through :class:`Loop`, these typed public names, never
 through the worker's private members, so the worker can change behind them.
@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from ..topics import Subscriber
     from .tasks import Scheduler
 
-__all__ = ["Channel", "Loop", "Pending", "SocketIO"]
+__all__ = ["Answers", "Channel", "Loop", "Pending", "SocketIO", "WebSockets"]
 
 
 class Channel(Protocol):
-    """An fd in the worker's epoll that is not a plain HTTP/1.1 connection: a TLS handshake or an HTTP/2 session.
+    """An fd in the worker's epoll that is not a plain HTTP/1.1 connection (a TLS handshake, a WebSocket, ...).
 
     The loop looks these up only when a ready fd is not an HTTP/1.1 connection,
     so they cost the plain-HTTP path nothing.
@@ -74,7 +74,7 @@ class Pending(Protocol):
 
 
 class SocketIO(Protocol):
-    """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core.tls.TlsIO`."""
+    """What the HTTP/1.1 path reads and writes with: the ``os`` module, or :class:`~chopin_core._engine.tls.TlsIO`."""
 
     def read(self, fd: int, size: int, /) -> bytes:
         """Read up to ``size`` bytes from ``fd``."""
@@ -86,6 +86,34 @@ class SocketIO(Protocol):
 
     def writev(self, fd: int, buffers: list[bytes | memoryview], /) -> int:
         """Write ``buffers`` to ``fd`` in one call; the number of bytes taken."""
+        ...
+
+
+class Answers(Protocol):
+    """How the worker answers off the HTTP/1.1 path (:class:`~chopin_core._engine.serving.Routing`)."""
+
+    def handler_failed(self, req: Request, exc: Exception) -> Response:
+        """The response for a handler's exception (a 5xx is logged with its traceback)."""
+        ...
+
+    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
+        """The end of :meth:`Loop.serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+        ...
+
+    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
+        """Metrics and access log for a response finished off the HTTP/1.1 path (``origin``: its connection)."""
+        ...
+
+
+class WebSockets(Protocol):
+    """The worker's WebSockets as other channels see them (``ws_channel.WebSocketService``)."""
+
+    def cork(self) -> bool:
+        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
+        ...
+
+    def uncork(self) -> None:
+        """Write the WebSocket frames held since :meth:`cork`, one write per connection."""
         ...
 
 
@@ -103,6 +131,7 @@ class Loop(Protocol):
         keepalive_ticks: ticks an idle connection is kept.
         topics: the WebSocket topics of this worker and their subscribers.
         waiting: ``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``).
+        access_log: ``emit(request, response, duration_ns, origin)`` per response, or None (log off).
     """
 
     settings: Settings
@@ -115,6 +144,7 @@ class Loop(Protocol):
     keepalive_ticks: int
     topics: dict[str, set[Subscriber]]
     waiting: int
+    access_log: Callable[[Request, Response, int, Origin | None], None] | None
 
     @property
     def secure(self) -> bool:
@@ -175,12 +205,9 @@ class Loop(Protocol):
         """Count ``nbytes`` written (metrics; nothing when they are off)."""
         ...
 
-    def handler_failed(self, req: Request, exc: Exception) -> Response:
-        """The response for a handler's exception (a 5xx is logged with its traceback)."""
-        ...
-
-    def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
-        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+    @property
+    def routing(self) -> Answers:
+        """How the worker answers a request off the HTTP/1.1 path: hook, route, handler failures, accounting."""
         ...
 
     def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
@@ -195,12 +222,9 @@ class Loop(Protocol):
         """Change the events the loop waits for on ``fd``."""
         ...
 
-    def cork(self) -> bool:
-        """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
-        ...
-
-    def uncork(self) -> None:
-        """Write the WebSocket frames held since :meth:`cork`, one write per connection."""
+    @property
+    def websockets(self) -> WebSockets:
+        """The worker's WebSockets: the upgrade, and frames held while a batch is handled (``cork``)."""
         ...
 
     def attach(self, channel: Channel, mask: int) -> None:
@@ -229,18 +253,6 @@ class Loop(Protocol):
         """
         ...
 
-    def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
-        """Metrics and access log for a response finished outside the HTTP/1.1 path (``origin``: its connection)."""
-        ...
-
     def flush(self, conn: Connection) -> None:
         """Write what is pending on an HTTP/1.1 connection (an upstream answer was added to it)."""
-        ...
-
-    def send_frame(self, conn: Connection, frame: bytes) -> bool:
-        """Queue a WebSocket frame on ``conn``; False if the connection is closed."""
-        ...
-
-    def start_closing(self, conn: Connection) -> None:
-        """A WebSocket close was sent on ``conn``: the peer must answer within ``header_timeout``."""
         ...

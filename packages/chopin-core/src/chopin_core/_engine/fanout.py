@@ -149,7 +149,7 @@ class Inbox:
         """Read what is there (a bounded batch) and deliver it."""
         recv = self.sock.recv
         deliver = self.hub.deliver
-        corked = self.loop.cork()  # the batch leaves in one write per subscriber
+        corked = self.loop.websockets.cork()  # the batch leaves in one write per subscriber
         try:
             for _ in range(_READ_BATCH):
                 try:
@@ -164,7 +164,7 @@ class Inbox:
                 deliver(topic, message)
         finally:
             if corked:
-                self.loop.uncork()
+                self.loop.websockets.uncork()
 
     def on_tick(self, tick: int) -> None:
         """Nothing to time out."""

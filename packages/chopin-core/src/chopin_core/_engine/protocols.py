@@ -1,4 +1,4 @@
-"""How a connection leaves plain HTTP/1.1: TLS handshakes, HTTP/2 sessions, TLS file copies.
+"""How a connection leaves plain HTTP/1.1: TLS handshakes and I/O, HTTP/2 sessions, TLS file copies.
 
 How it works: with TLS on, an accepted socket is wrapped and its handshake becomes a
 channel of the loop (:meth:`Protocols.start_tls`).  Once it is done, ALPN decides:
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ..files import FileBody
     from ..forwarded import TrustedProxies
     from ..http2 import ResetBudget
-    from ..tls import TlsIO
     from .channel import Loop
+    from .tls import TlsIO
 
 __all__ = ["Protocols"]
 
@@ -43,7 +43,6 @@ class Protocols:
     Args:
         loop: the worker.
         tls: the server's TLS context, or None for plain HTTP.
-        tls_io: the TLS sockets' I/O (None without TLS).
         http2: whether HTTP/2 is served.
         proxies: the trusted proxies each connection gets (``ctx.client``), or None.
         handshake_ticks: ticks a TLS handshake may take.
@@ -55,14 +54,18 @@ class Protocols:
         self,
         loop: Loop,
         tls: ssl.SSLContext | None,
-        tls_io: TlsIO | None,
         http2: bool,
         proxies: TrustedProxies | None,
         handshake_ticks: int,
     ) -> None:
         self.loop = loop
         self.tls = tls
-        self.tls_io = tls_io
+        # The TLS sockets' I/O, the worker's ``io`` once TLS is on (None without TLS).
+        self.tls_io: TlsIO | None = None
+        if tls is not None:
+            from .tls import TlsIO
+
+            self.tls_io = TlsIO()
         self.http2 = http2
         self.proxies = proxies
         self.handshake_ticks = handshake_ticks
@@ -71,7 +74,7 @@ class Protocols:
 
     def start_tls(self, sock: socket.socket, peer: object) -> None:
         """Wrap an accepted socket and start its handshake in this loop."""
-        from ..tls import TlsHandshake, wrap
+        from .tls import TlsHandshake, wrap
 
         loop = self.loop
         assert self.tls is not None and loop.running
@@ -101,7 +104,7 @@ class Protocols:
 
     def _established(self, shake: object) -> None:
         """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
-        from ..tls import TlsHandshake
+        from .tls import TlsHandshake
 
         loop = self.loop
         assert isinstance(shake, TlsHandshake) and self.tls_io is not None and loop.running
@@ -115,7 +118,7 @@ class Protocols:
         loop.adopt(sock, shake.peer)
 
     def _failed(self, shake: object, error: BaseException | None) -> None:
-        from ..tls import TlsHandshake
+        from .tls import TlsHandshake
 
         assert isinstance(shake, TlsHandshake)
         loop = self.loop
@@ -154,9 +157,18 @@ class Protocols:
         self.start_h2(sock, peer, initial)
         return True
 
+    def close_socket(self, fd: int, sock: socket.socket) -> None:
+        """Close a client's socket; a TLS one leaves the TLS I/O table and sends close_notify first."""
+        tls_io = self.tls_io
+        if tls_io is not None and tls_io.socks.pop(fd, None) is not None:
+            from .tls import send_close_notify
+
+            send_close_notify(sock)  # type: ignore[arg-type]
+        sock.close()
+
     def copy_file(self, conn: Connection, body: FileBody) -> bool | None:
         """The TLS file path: read and encrypt (no sendfile); True once sent, False to wait, None if closed."""
-        from ..tls import copy_file
+        from .tls import copy_file
 
         loop = self.loop
         budget = _SENDFILE_CHUNK

@@ -254,7 +254,7 @@ def pull_pump(loop: Loop, conn: Connection, pump: StreamPump) -> None:
                 conn.big = True
             continue
         if pump.error is not None:
-            # As for a generator (see Worker._pull_stream): no terminal chunk, close once what is pending is out.
+            # As for a generator (see streams.pull_iterator): no terminal chunk, close once what is pending is out.
             log.error("worker %d: response stream failed after its head", loop.index, exc_info=pump.error)
             pump.close()
             conn.stream = None

@@ -2,12 +2,13 @@
 
 How it works: when a handler returns a proxied response the worker calls
 :meth:`UpstreamTable.start`.  The exchange takes an idle keep-alive socket from
-this worker's pool or starts a non-blocking ``connect``, registers the socket in
-the worker's ``epoll`` and becomes the client connection's ``stream``, so the
-worker treats the connection as busy (later pipelined requests wait; reading
-stops while output is pending) without ever blocking on the upstream.  Events on
-the upstream socket come back through :meth:`UpstreamTable.on_event`: the
-request is written as the socket takes it, the answer is fed to a sans-IO
+this worker's pool or starts a non-blocking ``connect``, joins the loop's channel
+table with that socket (:meth:`~chopin_core._engine.channel.Loop.attach`) and
+becomes the client connection's ``stream``, so the worker treats the connection as
+busy (later pipelined requests wait; reading stops while output is pending) without
+ever blocking on the upstream.  Events on the upstream socket come to
+:meth:`UpstreamExchange.on_event` like any channel's: the request is written as the
+socket takes it, the answer is fed to a sans-IO
 :class:`~chopin_core._wire.h1_response.ResponseParser`, and its head and body go to
 the client's output as they arrive (re-chunked when the upstream body is not
 length-delimited).  Past ``write_high_water`` of pending client output the
@@ -32,24 +33,24 @@ from collections.abc import Iterator
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
-from ._client_base import IDEMPOTENT
-from ._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
-from ._client_pool import ConnectionPool
-from ._wire.h1_response import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
-from ._wire.h1_writer import END as _END
-from ._wire.h1_writer import END_CLOSE as _END_CLOSE
-from ._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
-from ._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
-from ._wire.h1_writer import VIA as _VIA
-from .connection import pending_bytes
-from .proxy import ProxyPlan
-from .response import Response, status_line
+from .._client_base import IDEMPOTENT
+from .._client_errors import ClientError, ConnectError, ConnectTimeout, ReadTimeout, UpstreamClosed
+from .._client_pool import ConnectionPool
+from .._wire.h1_response import END, HOP_BY_HOP, BodyKind, Event, ResponseHead, ResponseParser, build_request
+from .._wire.h1_writer import END as _END
+from .._wire.h1_writer import END_CLOSE as _END_CLOSE
+from .._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
+from .._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
+from .._wire.h1_writer import VIA as _VIA
+from ..connection import pending_bytes
+from ..proxy import ProxyPlan
+from ..response import Response, status_line
 
 if TYPE_CHECKING:
-    from ._engine.channel import Loop
-    from .connection import Connection
-    from .proxy import Upstream
-    from .request import Request
+    from ..connection import Connection
+    from ..proxy import Upstream
+    from ..request import Request
+    from .channel import Loop
 
 __all__ = ["UpstreamExchange", "UpstreamTable"]
 
@@ -80,7 +81,6 @@ class UpstreamTable:
 
     def __init__(self, worker: Loop) -> None:
         self.worker = worker
-        self.by_fd: dict[int, UpstreamExchange] = {}
         self.live: set[UpstreamExchange] = set()
         # (deadline_ns, sequence, exchange): at least one entry per live exchange, never
         # later than its deadline.  A deadline that moves later (bytes arrived) leaves its
@@ -106,12 +106,6 @@ class UpstreamTable:
         conn.stream = exchange
         self.live.add(exchange)
         exchange.begin()
-
-    def on_event(self, fd: int, ev: int) -> None:
-        """An epoll event for an upstream socket."""
-        exchange = self.by_fd.get(fd)
-        if exchange is not None:
-            exchange.on_event(ev)
 
     def schedule(self, exchange: UpstreamExchange, deadline: int) -> None:
         """Set ``exchange``'s deadline (monotonic ns); an earlier one than its heap entry gets a new entry."""
@@ -156,13 +150,8 @@ class UpstreamTable:
             else:
                 self.schedule(exchange, exchange.deadline)  # bytes came since this entry was made
 
-    def on_tick(self, tick: int) -> None:
-        """Once a second: keep waiting clients from idling out; prune idle upstream connections."""
-        for exchange in self.live:
-            if not exchange.paused:
-                # The client is waiting on us, not idle: its keep-alive clock must not run.
-                # (A paused exchange waits on the client, whose own clock decides.)
-                exchange.conn.last_active = tick
+    def prune(self, tick: int) -> None:
+        """Once a second: close the idle upstream connections past their idle timeout."""
         for pool in self._pools.values():
             pool.prune(float(tick))
 
@@ -178,9 +167,11 @@ class UpstreamTable:
 class UpstreamExchange(Iterator[bytes]):
     """One forwarded request and its streamed answer.
 
-    It stands in a connection's ``stream`` slot so the worker holds the
-    connection's later requests and closes it through :meth:`close`; the worker
-    never pulls it like an iterator (``__next__`` refuses).
+    While its upstream socket is open it is a channel of the loop (``on_event``,
+    ``on_tick``, ``stop``, ``abort``).  It also stands in the client connection's
+    ``stream`` slot so the worker holds the connection's later requests and closes
+    it through :meth:`close`; the worker never pulls it like an iterator
+    (``__next__`` refuses).
     """
 
     def __init__(
@@ -205,7 +196,8 @@ class UpstreamExchange(Iterator[bytes]):
         scheme = "https" if self.worker.secure else "http"
         self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer, scheme), req.body or None)
         self.sent = 0
-        self.sock: socket.socket | None = None
+        self._sock: socket.socket | None = None
+        self.peer = conn.peer  # whose request this is (for a log line of the loop)
         self.fd = -1
         self.reused = False
         self.address = 0  # which of the upstream's addresses is being tried
@@ -221,6 +213,12 @@ class UpstreamExchange(Iterator[bytes]):
 
     def __next__(self) -> bytes:
         raise RuntimeError("an upstream exchange is driven by the worker loop, not pulled")
+
+    @property
+    def sock(self) -> socket.socket:
+        """The upstream socket (while the exchange is one of the loop's channels)."""
+        assert self._sock is not None
+        return self._sock
 
     # -- connecting and sending --------------------------------------------------------
 
@@ -261,18 +259,16 @@ class UpstreamExchange(Iterator[bytes]):
         self.fail(ConnectError(f"cannot connect to upstream {up.host}:{up.port}: {os.strerror(err)}"), flush)
 
     def _attach(self, sock: socket.socket, mask: int) -> None:
-        self.sock = sock
+        self._sock = sock
         self.fd = sock.fileno()
         self.mask = mask
-        self.table.by_fd[self.fd] = self
-        self.worker.watch(self.fd, mask)
+        self.worker.attach(self, mask)
 
     def _detach(self) -> socket.socket | None:
-        sock, self.sock = self.sock, None
+        sock, self._sock = self._sock, None
         if sock is None:
             return None
-        self.table.by_fd.pop(self.fd, None)
-        self.worker.unwatch(self.fd)
+        self.worker.detach(self)
         self.fd = -1
         return sock
 
@@ -282,7 +278,7 @@ class UpstreamExchange(Iterator[bytes]):
         self._send(flush)
 
     def _send(self, flush: bool) -> None:
-        sock = self.sock
+        sock = self._sock
         assert sock is not None
         data = self.data
         while self.sent < len(data):
@@ -298,7 +294,7 @@ class UpstreamExchange(Iterator[bytes]):
         self._set_mask(_READ)
 
     def _set_mask(self, mask: int) -> None:
-        if mask != self.mask and self.sock is not None:
+        if mask != self.mask and self._sock is not None:
             self.mask = mask
             self.worker.rewatch(self.fd, mask)
 
@@ -307,7 +303,7 @@ class UpstreamExchange(Iterator[bytes]):
     def on_event(self, ev: int) -> None:
         """Readable/writable/error on the upstream socket."""
         if self.state == _CONNECTING:
-            sock = self.sock
+            sock = self._sock
             assert sock is not None
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
@@ -319,13 +315,13 @@ class UpstreamExchange(Iterator[bytes]):
             return
         if self.state == _SENDING and ev & select.EPOLLOUT:
             self._send(flush=True)
-            if self.state == _FINISHED or self.sock is None:
+            if self.state == _FINISHED or self._sock is None:
                 return
         if ev & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
             self._receive()
 
     def _receive(self) -> None:
-        sock = self.sock
+        sock = self._sock
         assert sock is not None
         try:
             data = sock.recv(self.settings.recv_size)
@@ -466,7 +462,7 @@ class UpstreamExchange(Iterator[bytes]):
         if not self.keep or self.worker.stopping:
             conn.close_after = True
         conn.stream = None
-        self.worker.account(self.req, self.resp, self.started, conn)
+        self.worker.routing.account(self.req, self.resp, self.started, conn)
         if not conn.closed:
             self.worker.flush(conn)
 
@@ -505,9 +501,24 @@ class UpstreamExchange(Iterator[bytes]):
         else:
             # Part of the answer is out: the client must see an incomplete message, not a wrong one.
             conn.close_after = True
-        self.worker.account(req, self.resp, self.started, conn)
+        self.worker.routing.account(req, self.resp, self.started, conn)
         if flush and not conn.closed:
             self.worker.flush(conn)
+
+    def on_tick(self, tick: int) -> None:
+        """Once a second: keep the waiting client from idling out (its deadlines are :meth:`time_out`'s)."""
+        if not self.paused:
+            # The client is waiting on us, not idle: its keep-alive clock must not run.
+            # (A paused exchange waits on the client, whose own clock decides.)
+            self.conn.last_active = tick
+
+    def stop(self) -> None:
+        """A graceful stop: the answer is finished (the client's connection then closes)."""
+
+    def abort(self) -> None:
+        """The worker exits, or serving this exchange failed: close the client's connection, then this."""
+        self.worker.close(self.conn)  # closes the exchange too: it is the connection's stream
+        self.close()
 
     def time_out(self) -> None:
         """The deadline passed: connecting or the upstream's silence took too long."""
