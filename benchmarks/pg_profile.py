@@ -5,7 +5,8 @@
 Run after benchmarks/pg.py has created its venv and tables (bench_mixed, bench_copy).
 Prints, best of --repeat, CPU time of this thread (time.thread_time):
 
-- fetch: the whole ``conn.query``; the same with the garbage collector disabled around it;
+- fetch: the whole ``conn.query``, with the C row decoder if it is built and with the
+  pure-Python one; the same with the garbage collector disabled around it;
   the wire only (DataRow decoding replaced by a no-op: socket reads and the message walk);
   DataRow decoding alone, over the captured buffers (no socket), GC on and off; and
   floors: building the same Row objects from values that already exist (no decoding,
@@ -81,11 +82,20 @@ def fetch_section(args: argparse.Namespace) -> None:
     print(
         f"fetch {rows_n:,} mixed rows (id int4, f float8, t text, ts timestamptz, n numeric, b bool, u uuid, j jsonb)"
     )
-    report("conn.query, GC on", best(lambda: conn.query(sql), args.repeat), rows_n)
-    report("conn.query, GC off", best(lambda: conn.query(sql), args.repeat, gc_off=True), rows_n)
+    stmt = conn._session.cache.statements[sql]  # a profile reaches in
+    accelerated = stmt.decode_rows
+    path = "C accelerator" if accelerated is not None else "pure Python"
+    report(f"conn.query ({path}), GC on", best(lambda: conn.query(sql), args.repeat), rows_n)
+    report(f"conn.query ({path}), GC off", best(lambda: conn.query(sql), args.repeat, gc_off=True), rows_n)
+    if args.cprofile and accelerated is not None:
+        print("  cProfile of conn.query (C accelerator):")
+        profile(lambda: conn.query(sql), rows_n)
+    stmt.decode_rows = None  # the generated Python decoder from here on
+    if accelerated is not None:
+        report("conn.query (pure Python), GC on", best(lambda: conn.query(sql), args.repeat), rows_n)
+        report("conn.query (pure Python), GC off", best(lambda: conn.query(sql), args.repeat, gc_off=True), rows_n)
 
     # Capture the buffers and row offsets the real decoder sees, then swap in a no-op.
-    stmt = conn._session.cache.statements[sql]  # a profile reaches in
     real = stmt.decode_row
     captured: list[tuple[bytes, int]] = []
 
@@ -142,6 +152,12 @@ def fetch_section(args: argparse.Namespace) -> None:
     safe = SafeUUID.unknown
     loads = orjson.loads
 
+    def build_uuid(raw: bytes) -> UUID:
+        uu = new_uuid(UUID)
+        set_attribute(uu, "int", from_bytes(raw))
+        set_attribute(uu, "is_safe", safe)
+        return uu
+
     def build_values() -> list[Any]:
         out = []
         append = out.append
@@ -160,23 +176,21 @@ def fetch_section(args: argparse.Namespace) -> None:
     report("floor: each value built from unpacked primitives + Row", best(build_values, args.repeat), rows_n)
     report("floor: that, GC off", best(build_values, args.repeat, gc_off=True), rows_n)
     per_value = {
-        "int (i + 0)": lambda: [i + 0 for i, *_ in prims],
-        "float (f * 1.0)": lambda: [f * 1.0 for _, f, *_ in prims],
-        "text (bytes.decode)": lambda: [t.decode() for _, _, t, *_ in prims],
+        "int (i + 0)": lambda: [p[0] + 0 for p in prims],
+        "float (f * 1.0)": lambda: [p[1] * 1.0 for p in prims],
+        "text (bytes.decode)": lambda: [p[2].decode() for p in prims],
         "timestamptz (epoch + timedelta)": lambda: [epoch + timedelta(0, 0, p[3]) for p in prims],
         "numeric (Decimal(str))": lambda: [Decimal(p[4].decode()) for p in prims],
-        "uuid (UUID.__new__ + 2 setattr)": lambda: [
-            (uu := new_uuid(UUID), set_attribute(uu, "int", from_bytes(p[6])), set_attribute(uu, "is_safe", safe))
-            for p in prims
-        ],
+        "uuid (UUID.__new__ + 2 setattr)": lambda: [build_uuid(p[6]) for p in prims],
         "jsonb (orjson.loads of 3 keys)": lambda: [loads(p[7]) for p in prims],
         "loop alone (for p in prims)": lambda: [None for p in prims],
     }
     for label, fn in per_value.items():
         report(f"  one column: {label}", best(fn, args.repeat), rows_n)
     if args.cprofile:
-        print("  cProfile of conn.query:")
+        print("  cProfile of conn.query (pure Python):")
         profile(lambda: conn.query(sql), rows_n)
+    stmt.decode_rows = accelerated
     conn.close()
 
     async def peer() -> tuple[float, float]:

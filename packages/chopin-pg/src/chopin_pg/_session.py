@@ -351,6 +351,7 @@ class Session:
             One :class:`Result` per Execute answered.
         """
         decode_row = stmt.decode_row
+        decode_rows = stmt.decode_rows
         columns = stmt.columns
         results: list[Result] = []
         rows: list[Row] = []
@@ -390,6 +391,13 @@ class Session:
                     limit = len(data)
                     continue
                 if tag == DATA_ROW:
+                    if decode_rows is not None:
+                        # The C accelerator: every whole DataRow from here in one call.  It
+                        # stops where the generated code must decode (below), then goes on.
+                        done = decode_rows(data, pos, limit, rows, max_size)
+                        if done != pos:
+                            pos = done
+                            continue
                     try:
                         append(decode_row(data, pos + 7))
                     except Exception as exc:  # keep reading to ReadyForQuery, then raise
