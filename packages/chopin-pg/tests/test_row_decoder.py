@@ -252,3 +252,18 @@ def test_the_c_decoder_follows_the_session_zone() -> None:
         got = decode_read([decoder], {"t": 0}, data, 0)
         assert got[0][1] == (decoder(raw),)
         assert got[0][1][0].tzinfo == decoder(raw).tzinfo
+
+
+def test_a_zone_getter_that_raises_leaves_every_row_to_the_generated_decoder() -> None:
+    # The generated code calls the epoch getter per row and raises its error; the C decoder
+    # must not decode those rows some other way.
+    def getter() -> datetime:
+        raise LookupError("no zone")
+
+    def decoder(raw: bytes) -> str:
+        return "decoded"
+
+    decoder.fixed_epoch = getter  # type: ignore[attr-defined]
+    data = message(data_row([struct.pack("!q", 0)])) * 2
+    got = decode_read([decoder], {"t": 0}, data, 0)
+    assert [outcome[:2] for outcome in got] == [(LookupError, "no zone")] * 2

@@ -354,10 +354,16 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         else if (kind == K_TIMESTAMPTZ) {
             PyObject *epoch = PyObject_CallNoArgs(PyTuple_GET_ITEM(epochs, i));
             if (epoch == NULL) {
+                /* The generated decoder calls the getter per row and raises what it
+                 * raises: leave every row to it (an Exception), or propagate. */
                 for (Py_ssize_t j = 0; j < i; j++) {
                     Py_XDECREF(epoch_refs[j]);
                 }
-                return NULL;
+                if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                    return NULL;
+                }
+                PyErr_Clear();
+                return PyLong_FromSsize_t(pos);
             }
             epoch_refs[i] = epoch;
             if (is_pg_epoch(epoch)) {
@@ -405,7 +411,7 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 if (value == NULL) {
                     if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
                         Py_DECREF(values);
-                        goto done; /* MemoryError's kin and KeyboardInterrupt: raise them */
+                        goto done; /* KeyboardInterrupt, SystemExit: raise them */
                     }
                     PyErr_Clear(); /* the Python decoder gives the value or raises the error */
                     break;
@@ -437,8 +443,16 @@ decode_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     return PyLong_FromSsize_t(pos);
 done:
+    /* An allocation failed (or a decoder raised what is not an Exception): a MemoryError
+     * stops here, before the row, which the Python decoder then meets as it would have
+     * (read_execute records it and reads on to ReadyForQuery); KeyboardInterrupt and
+     * the like propagate, as they do from the Python decoder. */
     for (Py_ssize_t j = 0; j < ncols; j++) {
         Py_XDECREF(epoch_refs[j]);
+    }
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return PyLong_FromSsize_t(pos);
     }
     return NULL;
 }
