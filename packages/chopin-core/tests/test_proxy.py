@@ -18,7 +18,7 @@ import httpx
 import pytest
 from apps.http_upstream import free_port, pattern, running_upstream
 from apps.tls_support import write_chain
-from chopin_core import Request, Router, Settings, TestClient
+from chopin_core import Context, Request, Response, Router, Settings, TestClient
 from chopin_core.client import ClientSettings
 from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
@@ -231,6 +231,38 @@ def test_get_with_a_body_and_a_pipelined_request_are_both_answered(gateway, conn
     assert after.status == 200
     assert json.loads(after.body)["path"] == "/after"
     assert conn.request("GET", "/fast").body == b"fast"  # the connection is still open
+
+
+def test_get_with_a_body_to_an_upstream_that_resets_mid_body_through_the_loop(gateway, connect):
+    # The upstream resets (RST, as one does that closes with a GET's body unread) after part of
+    # its body: the client gets what came, then the end of the connection (an incomplete
+    # message), and the worker goes on serving.
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/reset", body=b"hello") + conn.build("GET", "/fast"))
+    head = conn.read_head()
+    assert head.status == 200
+    assert head.header("content-length") == "1000"
+    assert len(conn.read_until_close(timeout=10.0)) == 100
+    assert connect(gateway).request("GET", "/fast").body == b"fast"
+
+
+def test_get_with_a_body_to_an_upstream_that_resets_in_process_is_a_502_and_the_request_behind_is_answered(upstream):
+    # The blocking forwarder (TestClient, no loop) buffers the whole answer, so a reset in the
+    # middle of the upstream's body is still a 502.  It was a bare ConnectionResetError out of
+    # TestClient.raw: the client's body reader let the OSError through (not a ClientError).
+    router = Router()
+    mount_proxy(router, "/api", upstream.url)
+
+    @router.get("/fast")
+    def fast(ctx: Context) -> Response:
+        return Response.text("fast")
+
+    client = TestClient(router)
+    request = b"GET /api/reset HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    answer, after = client.raw(request + b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert answer.status == 502
+    assert after.status == 200
+    assert after.body == b"fast"
 
 
 def test_upstream_connections_are_kept_alive_and_reused(gateway):

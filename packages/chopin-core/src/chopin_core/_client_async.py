@@ -23,7 +23,16 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Final
 
-from ._client_base import IDEMPOTENT, ClientResponse, ClientSettings, Origin, prepare_request, tls_context, tls_failure
+from ._client_base import (
+    IDEMPOTENT,
+    ClientResponse,
+    ClientSettings,
+    Origin,
+    body_lost,
+    prepare_request,
+    tls_context,
+    tls_failure,
+)
 from ._client_errors import (
     ClientError,
     ConnectError,
@@ -347,8 +356,10 @@ class _AsyncBodyReader:
             try:
                 data = await self._client._recv(sock)  # noqa: SLF001  same module: this reader belongs to the client
                 self._events = self._parser.feed(data) if data else self._parser.feed_eof()
-            except BaseException:  # an error, or cancelled at the await: the connection is not reusable
+            except BaseException as exc:  # an error, or cancelled at the await: the connection is not reusable
                 self._release(finished=False)
+                if isinstance(exc, OSError) and not isinstance(exc, ClientError):
+                    raise body_lost(self._key, exc) from exc  # ECONNRESET: the upstream reset mid-body
                 raise
 
     def close(self) -> None:

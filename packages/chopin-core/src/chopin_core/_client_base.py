@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
 
-from ._client_errors import CertificateVerifyError, InvalidURL, TlsError
+from ._client_errors import CertificateVerifyError, InvalidURL, TlsError, UpstreamClosed
 from ._wire.h1_response import ResponseHead, ResponseLimits, build_request
 from .errors import ConfigError
 
@@ -29,6 +29,7 @@ __all__ = [
     "ClientResponse",
     "ClientSettings",
     "Origin",
+    "body_lost",
     "parse_url",
     "prepare_request",
     "split_url",
@@ -209,6 +210,17 @@ def prepare_request(
     if not any(name.lower() == "host" for name, _ in fields):
         fields.insert(0, ("Host", host_header))
     return origin, build_request(method, target, fields, body)
+
+
+def body_lost(origin: Origin, exc: OSError) -> UpstreamClosed:
+    """The error for a connection that failed while a response body was read (a reset, say).
+
+    Callers (the blocking proxy forwarder among them) catch ``ClientError``: a bare
+    ``ConnectionResetError`` from ``recv`` must not reach them.
+    """
+    return UpstreamClosed(
+        f"connection to {origin[1]}:{origin[2]} lost in the middle of the response body: {exc.strerror or exc}"
+    )
 
 
 class ClientResponse:

@@ -37,6 +37,7 @@ from ._client_base import (
     ClientResponse,
     ClientSettings,
     Origin,
+    body_lost,
     parse_url,
     prepare_request,
     split_url,
@@ -252,6 +253,10 @@ class HttpClient:
     def _send(self, sock: socket.socket, data: bytes) -> None:
         try:
             sock.sendall(data)
+        except TimeoutError:
+            # An upstream that does not read (a GET's body it ignores, say): the socket timeout
+            # is the read timeout, and the error a ClientError like every other here.
+            raise ReadTimeout(f"upstream took no bytes for {self.settings.read_timeout} s") from None
         except ssl.SSLError as exc:
             raise UpstreamClosed(f"TLS connection broke while sending: {exc.reason or exc}") from exc
 
@@ -315,8 +320,10 @@ class _BodyReader:
             try:
                 data = self._client._recv(sock)  # noqa: SLF001  same module: this iterator belongs to the client
                 self._events = list(self._parser.feed(data) if data else self._parser.feed_eof())
-            except BaseException:
+            except BaseException as exc:
                 self._release(finished=False)
+                if isinstance(exc, OSError) and not isinstance(exc, ClientError):
+                    raise body_lost(self._key, exc) from exc  # ECONNRESET: the upstream reset mid-body
                 raise
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 Every path is one behaviour: ``/echo`` answers what it received as JSON (with the
 peer port, so keep-alive reuse shows), ``/slow?delay=s`` answers late,
 ``/chunked`` and ``/http10`` use the other body framings, ``/truncated`` and
-``/truncated-chunked`` close in the middle of their body, ``/drop-after`` answers
+``/truncated-chunked`` close in the middle of their body, ``/reset`` resets the
+connection (RST) in the middle of its body, ``/drop-after`` answers
 and closes without saying so (a pooled connection that has gone stale),
 ``/big?size=n`` sends ``n`` bytes of :func:`pattern`.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -84,6 +86,15 @@ class UpstreamHandler(BaseHTTPRequestHandler):
         if path == "/truncated":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
             self.wfile.flush()
+            self.close_connection = True
+            return
+        if path == "/reset":
+            # As a server does that closes with bytes of the request unread (a GET's body it
+            # ignored, say): the kernel answers with RST; SO_LINGER 0 makes it so whatever was read.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # closed with the handler's files, before socketserver's FIN (shutdown)
             self.close_connection = True
             return
         if path == "/truncated-chunked":
