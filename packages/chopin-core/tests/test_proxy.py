@@ -233,6 +233,35 @@ def test_get_with_a_body_and_a_pipelined_request_are_both_answered(gateway, conn
     assert conn.request("GET", "/fast").body == b"fast"  # the connection is still open
 
 
+@pytest.mark.parametrize("ending", ["close", "half-close", "http/1.0"])
+@pytest.mark.parametrize("first", ["/api/echo", "/chopin/"])
+def test_get_with_a_body_and_a_pipelined_request_that_ends_the_connection(gateway, connect, first, ending):
+    # The same pair, with the connection ending after the second answer: by the second
+    # request's "Connection: close", by the client shutting its sending side once both are
+    # out, or by HTTP/1.0 (keep-alive asked on the first only).  Both are answered, then the
+    # proxy closes cleanly: a FIN after the last answer, never a reset.
+    conn = connect(gateway)
+    if ending == "http/1.0":
+        request = conn.build("GET", first, [("Connection", "keep-alive")], b"hello", version="HTTP/1.0")
+        behind = conn.build("GET", "/api/after", version="HTTP/1.0")
+    else:
+        request = conn.build("GET", first, body=b"hello")
+        behind = conn.build("GET", "/api/after", [("Connection", "close")] if ending == "close" else [])
+    conn.send(request + behind)
+    if ending == "half-close":
+        conn.sock.shutdown(socket.SHUT_WR)
+    answer = conn.read_response()
+    after = conn.read_response()
+    assert answer.status == 200
+    if first == "/api/echo":
+        assert json.loads(answer.body)["body"] == "hello"
+    assert after.status == 200
+    assert json.loads(after.body)["path"] == "/after"
+    assert not conn.buffer
+    conn.sock.settimeout(10.0)
+    assert conn.sock.recv(1) == b""  # a ConnectionResetError here is the reset of issue 15 item 20
+
+
 def test_get_with_a_body_to_an_upstream_that_resets_mid_body_through_the_loop(gateway, connect):
     # The upstream resets (RST, as one does that closes with a GET's body unread) after part of
     # its body: the client gets what came, then the end of the connection (an incomplete
