@@ -233,6 +233,22 @@ def test_get_with_a_body_and_a_pipelined_request_are_both_answered(gateway, conn
     assert conn.request("GET", "/fast").body == b"fast"  # the connection is still open
 
 
+def test_get_with_a_body_to_an_upstream_that_answers_before_reading_it(gateway, connect):
+    # A streaming upstream sends its head before it has read the whole request body (RFC 9112
+    # 9.3 lets it).  The proxy stopped sending the body at that head, so the upstream waited
+    # for the rest and the proxy for the answer, until the read timeout cut the client's
+    # message short; directly, both requests were answered.
+    body = pattern(8 * 1024 * 1024 + 5)  # far more than the socket buffers hold
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/duplex", body=body) + conn.build("GET", "/api/after"))
+    answer = conn.read_response(timeout=60.0)
+    after = conn.read_response()
+    assert answer.status == 200
+    assert answer.body == body
+    assert json.loads(after.body)["path"] == "/after"
+    assert conn.request("GET", "/api/reuse").status == 200  # the connection is still open
+
+
 @pytest.mark.parametrize("ending", ["close", "half-close", "http/1.0"])
 @pytest.mark.parametrize("first", ["/api/echo", "/chopin/"])
 def test_get_with_a_body_and_a_pipelined_request_that_ends_the_connection(gateway, connect, first, ending):

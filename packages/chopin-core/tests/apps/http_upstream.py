@@ -4,7 +4,8 @@ Every path is one behaviour: ``/echo`` answers what it received as JSON (with th
 peer port, so keep-alive reuse shows), ``/slow?delay=s`` answers late,
 ``/chunked`` and ``/http10`` use the other body framings, ``/truncated`` and
 ``/truncated-chunked`` close in the middle of their body, ``/reset`` resets the
-connection (RST) in the middle of its body, ``/drop-after`` answers
+connection (RST) in the middle of its body, ``/duplex`` sends its head before it reads
+the request body and then echoes the body as it comes, ``/drop-after`` answers
 and closes without saying so (a pooled connection that has gone stale),
 ``/big?size=n`` sends ``n`` bytes of :func:`pattern`.
 """
@@ -60,9 +61,29 @@ class UpstreamHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _duplex(self) -> None:
+        # A streaming upstream: the head goes out before the request body is read (a
+        # moment before, so a large body is still on its way), then each piece is echoed.
+        left = int(self.headers.get("Content-Length") or 0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        time.sleep(0.2)
+        while left > 0:
+            piece = self.rfile.read1(min(left, 65536))  # type: ignore[attr-defined]
+            if not piece:
+                return
+            left -= len(piece)
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
     def _handle(self) -> None:
         path = urlsplit(self.path).path
         query = self._query()
+        if path == "/duplex":
+            self._duplex()
+            return
         body = self._body()
         if path == "/slow":
             time.sleep(float(query.get("delay", "2")))
