@@ -249,6 +249,18 @@ def test_get_with_a_body_to_an_upstream_that_answers_before_reading_it(gateway, 
     assert conn.request("GET", "/api/reuse").status == 200  # the connection is still open
 
 
+def test_an_early_refusal_that_resets_reaches_the_client(gateway, connect):
+    # The upstream answers 413 before reading the body and resets (the body unread).  The
+    # proxy's next send failed first and the answer waiting in its socket was dropped for a
+    # 502; it is read before the failure counts.
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/refuse", body=bytes(8 * 1024 * 1024)) + conn.build("GET", "/api/after"))
+    answer = conn.read_response(timeout=30.0)
+    after = conn.read_response()
+    assert (answer.status, answer.body) == (413, b"too large")
+    assert json.loads(after.body)["path"] == "/after"
+
+
 @pytest.mark.parametrize("ending", ["close", "half-close", "http/1.0"])
 @pytest.mark.parametrize("first", ["/api/echo", "/chopin/"])
 def test_get_with_a_body_and_a_pipelined_request_that_ends_the_connection(gateway, connect, first, ending):

@@ -293,13 +293,18 @@ class UpstreamExchange(Iterator[bytes]):
                 self._set_mask(self._wanted())
                 return
             except OSError as exc:
+                self.sending = False
+                self._set_mask(self._wanted())
                 if self.state == _BODY:
                     # The answer has begun and the upstream stopped taking the request (it
                     # had what it needed, or closed): its answer is read to its end as usual.
-                    self.sending = False
-                    self._set_mask(self._wanted())
                     return
-                self._lost(exc, flush)
+                if flush:
+                    # It may have answered before it stopped (an early 413, then a close
+                    # with our body unread: a reset): that answer is read first.
+                    self._receive(exc)
+                else:
+                    self._lost(exc, flush)  # begin(): a pooled socket that was closed
                 return
         self.sending = False
         if self.state == _SENDING:
@@ -334,17 +339,19 @@ class UpstreamExchange(Iterator[bytes]):
             # Also once the answer has begun: an upstream may answer (a 2xx streamed as
             # the body comes in) before it has read the whole request; RFC 9112 9.3.
             self._send(flush=True)
-            if self.state == _FINISHED or self.sock is None:
-                return
+            if self.state in (_FINISHED, _CONNECTING) or self.sock is None:
+                return  # ended, or started over on a fresh connection
         if ev & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
             self._receive()
 
-    def _receive(self) -> None:
+    def _receive(self, send_error: OSError | None = None) -> None:
         sock = self.sock
         assert sock is not None
         try:
             data = sock.recv(self.settings.recv_size)
         except BlockingIOError:
+            if send_error is not None:
+                self._lost(send_error, True)  # nothing came before the send failed
             return
         except OSError as exc:
             self._lost(exc, True)

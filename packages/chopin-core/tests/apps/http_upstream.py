@@ -5,7 +5,8 @@ peer port, so keep-alive reuse shows), ``/slow?delay=s`` answers late,
 ``/chunked`` and ``/http10`` use the other body framings, ``/truncated`` and
 ``/truncated-chunked`` close in the middle of their body, ``/reset`` resets the
 connection (RST) in the middle of its body, ``/duplex`` sends its head before it reads
-the request body and then echoes the body as it comes, ``/drop-after`` answers
+the request body and then echoes the body as it comes, ``/refuse`` answers 413 at once
+and resets the connection with the body unread, ``/drop-after`` answers
 and closes without saying so (a pooled connection that has gone stale),
 ``/big?size=n`` sends ``n`` bytes of :func:`pattern`.
 """
@@ -83,6 +84,17 @@ class UpstreamHandler(BaseHTTPRequestHandler):
         query = self._query()
         if path == "/duplex":
             self._duplex()
+            return
+        if path == "/refuse":
+            # An early answer: refused before the body is read, then a close with it unread (RST).
+            self.send_response(413)
+            self.send_header("Content-Length", "9")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"too large")
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # closed with the handler's files, before socketserver's FIN (shutdown)
+            self.close_connection = True
             return
         body = self._body()
         if path == "/slow":
