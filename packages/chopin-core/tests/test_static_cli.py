@@ -209,6 +209,21 @@ def test_parser_defaults() -> None:
     assert not args.no_list
 
 
+def test_cache_flags() -> None:
+    args = build_parser().parse_args([])
+    assert (args.cache_valid, args.no_cache) == (1.0, False)
+    args = build_parser().parse_args(["--cache-valid", "0", "--no-cache"])
+    assert (args.cache_valid, args.no_cache) == (0.0, True)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_bad_cache_valid_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--cache-valid", value, "-d", str(tmp_path)])
+    assert info.value.code == 2
+    assert "--cache-valid: expected" in capsys.readouterr().err
+
+
 def test_port_in_use_exits_1(docroot: Path) -> None:
     # A listener without SO_REUSEPORT keeps the engine's SO_REUSEPORT sockets off the port.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:

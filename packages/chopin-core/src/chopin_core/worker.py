@@ -897,6 +897,12 @@ class Worker:
         out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
         if req.method == "HEAD" or body.length == 0:
             body.close()
+        elif body.content is not None:
+            # A cached file (chopin_core.filecache): its bytes go out like an in-memory body.
+            data = body.read_all()
+            out.append(data)
+            if len(data) >= _JOIN_LIMIT:
+                conn.big = True  # written with writev, not copied into one buffer
         elif body.length <= _INLINE_FILE:
             # A small file costs less as one pread and one write with its head
             # than as a writev followed by a sendfile.
