@@ -102,6 +102,8 @@ _JOIN_LIMIT: Final = JOIN_LIMIT
 _SENDFILE_CHUNK: Final = 1 << 20
 # Files up to this size are read and written with their head instead (see _respond_file).
 _INLINE_FILE: Final = 64 * 1024
+_TCP: Final = socket.IPPROTO_TCP
+_CORK: Final = socket.TCP_CORK
 # The framing constants of _wire/h1_writer under module-global names: a global is one
 # LOAD_GLOBAL either way, and _respond below is the inlined twin of frame_response.
 _CONTINUE_LINE: Final = CONTINUE_LINE
@@ -915,6 +917,10 @@ class Worker:
         else:
             conn.file = body
             conn.big = True
+            if conn.sock is not None and self._ext.tls is None:
+                # Corked until the file is out (_send_file): the head leaves with the first
+                # bytes of the body, and every sendfile ends on full segments, not a short one.
+                conn.sock.setsockopt(_TCP, _CORK, 1)
 
     # -- WebSocket ---------------------------------------------------------------------
 
@@ -1083,6 +1089,8 @@ class Worker:
             conn.last_active = self.tick
         body.close()
         conn.file = None
+        if conn.sock is not None:
+            conn.sock.setsockopt(_TCP, _CORK, 0)  # out with what is held (see _respond_file)
         return True
 
     def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
@@ -1275,11 +1283,15 @@ class Worker:
                 self.contain(conn.fd, exc)
 
     def _wait_writable(self, conn: Connection) -> None:
-        if not conn.waiting_write:
-            conn.waiting_write = True
+        changed = not conn.waiting_write
+        conn.waiting_write = True
         if conn.reading and (conn.stream is not None or pending_bytes(conn.out) > self.settings.write_high_water):
             conn.reading = False  # back-pressure: stop reading until the output drains
-        self.set_mask(conn)
+            changed = True
+        if changed:
+            # Only then: a file sent over many EPOLLOUT turns would make one epoll_ctl per
+            # turn asking for the mask it already has (the epoll mask follows these two flags).
+            self.set_mask(conn)
 
     def stop_reading(self, conn: Connection) -> None:
         """Leave ``conn`` unread until something reads it again."""
