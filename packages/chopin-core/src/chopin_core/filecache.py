@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Final
 from ._wire.h1_writer import content_length_line
 from .errors import ConfigError
 from .files import (
+    FIELD_INITIALS,
     FileBody,
     content_type_line,
     etag_of,
-    has_range_or_precondition,
     open_file,
     parse_range,
     validator_lines_of,
@@ -61,6 +61,7 @@ __all__ = ["DEFAULT_FILE_CACHE", "ENTRY_OVERHEAD", "SETTLE_S", "CachedFile", "Fi
 # What one entry costs beyond its bytes (the entry, its path and header lines, the dict slot),
 # counted against max_bytes so that many empty files cannot grow the cache without bound.
 ENTRY_OVERHEAD: Final = 512
+_FIELD_INITIALS: Final = FIELD_INITIALS
 # FileBody.in_memory's object without the call (see FileCache.respond).
 _new_object: Final = object.__new__
 # A file younger than this when read is read again at each check (see the module docstring).
@@ -142,10 +143,11 @@ class FileCache:
         limits: the bounds and the check interval.
     """
 
-    __slots__ = ("_entries", "_total", "limits")
+    __slots__ = ("_entries", "_total", "_valid", "limits")
 
     def __init__(self, limits: FileCacheLimits) -> None:
         self.limits = limits
+        self._valid = limits.valid  # one attribute load on the hot path, not two
         self._entries: dict[str, CachedFile] = {}
         self._total = 0
 
@@ -171,7 +173,7 @@ class FileCache:
             was read.  The caller then serves it the uncached way.
         """
         entry = self._entries.get(path)
-        if entry is not None and now - entry.checked < self.limits.valid:
+        if entry is not None and now - entry.checked < self._valid:
             return entry
         try:
             st = os.stat(path)
@@ -201,12 +203,13 @@ class FileCache:
             ``None`` when the file is not kept (see :meth:`get`).
         """
         entry = self._entries.get(path)
-        if entry is None or now - entry.checked >= self.limits.valid:
+        if entry is None or now - entry.checked >= self._valid:
             entry = self.get(path, within, now)
             if entry is None:
                 return None
-        if has_range_or_precondition(req.header_lines):
-            return cached_response(entry, req.headers.get("range"), None, extra)
+        for line in req.header_lines:  # has_range_or_precondition, inlined
+            if line[0] in _FIELD_INITIALS and (line[:3].lower() == b"if-" or line[:6].lower() == b"range:"):
+                return cached_response(entry, req.headers.get("range"), None, extra)
         # The hot path: the whole file, every header line built already.  The body is
         # FileBody.in_memory(entry.content, entry.etag, entry.mtime) with the call inlined
         # (tests/test_filecache.py pins the twin).

@@ -900,8 +900,9 @@ class Worker:
         if req.method == "HEAD" or body.length == 0:
             body.close()
         elif body.content is not None:
-            # A cached file (chopin_core.filecache): its bytes go out like an in-memory body.
-            data = body.read_all()
+            # A cached file (chopin_core.filecache): its bytes go out like an in-memory body
+            # (the whole of it without the read_all() call, as read_all() would return it).
+            data = body.content if body.length == body.size else body.read_all()
             out.append(data)
             if len(data) >= _JOIN_LIMIT:
                 conn.big = True  # written with writev, not copied into one buffer
