@@ -450,6 +450,22 @@ def test_custom_index(docroot: Path, tmp_path: Path) -> None:
             assert c.get("/sub/").content == b"sub custom index\n"
 
 
+@pytest.mark.parametrize("flags", [("--cache-valid", "0"), ("--no-cache",), ()], ids=["valid-0", "no-cache", "default"])
+def test_a_changed_file_is_served(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "page.txt").write_bytes(b"one")
+    with run_cli(tmp_path, www, *flags) as srv, httpx.Client(base_url=srv.base, timeout=10.0) as c:
+        assert c.get("/page.txt").content == b"one"
+        assert c.get("/page.txt").content == b"one"  # kept in memory now (unless --no-cache)
+        (www / "page.txt").write_bytes(b"two, longer")
+        if not flags:
+            time.sleep(1.3)  # the default: looked at on disk at most once a second
+        response = c.get("/page.txt")
+        assert response.content == b"two, longer"
+        assert response.headers["content-length"] == "11"
+
+
 # -- stopping ----------------------------------------------------------------------------
 
 
