@@ -49,13 +49,14 @@
 #                  pyproject.toml and tox.ini), plus tox, hatchling and pip.
 #   test           inside: fresh clone, `./dev test` (every tox environment).
 #   demo           inside: fresh clone, `./dev demo`, then curl :8080/ and /json.
-#   firstday       inside: fresh clone in $HOME, the Quick start's `chopin` install plus
-#                  chopin-testkit[embedded], `python -m chopin_testkit serve` (the embedded
-#                  PostgreSQL on 127.0.0.1:5432), then `chopin new app && cd app &&
-#                  pip install -e '.[test]' && chopin db create && chopin migrate up &&
-#                  chopin dev` (curl / and /ready) and the project's tests (pytest).
+#   firstday       inside: fresh clone in $HOME, the Quick start's `chopin` install, then
+#                  `chopin new app && cd app && pip install -e '.[test]'`, the project
+#                  README's "without Docker" lines (chopin-testkit[embedded], `python -m
+#                  chopin_testkit serve`: the embedded PostgreSQL on 127.0.0.1:5432, where
+#                  .env points), `chopin db create && chopin migrate up && chopin dev` (curl /
+#                  and /ready), the project's tests (pytest), `chopin db drop --yes`.
 #   firstday-host  outside, no sandbox: the same first day against the machine's server
-#                  (DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db>, trust).
+#                  (DATABASE_URL=postgres://postgres@127.0.0.1:5432/pyonly_app_<pid>, trust).
 #   shell          inside: an interactive shell.
 set -euo pipefail
 
@@ -248,6 +249,8 @@ step_demo() {
 }
 
 # first_day CLONE WHERE: the Quick start's install, then chopin new ... chopin dev and pytest.
+# WHERE is `embedded` (the project README's PostgreSQL from PyPI, on 127.0.0.1:5432 where
+# `chopin new`'s .env points) or `host` (the server DATABASE_URL names).
 first_day() {
     local clone=$1 where=$2
     cd "$clone"
@@ -260,8 +263,11 @@ first_day() {
     chopin new app
     cd app
     pip install -q -e '.[test]'
-    dev_pid=""
-    trap '[ -z "$dev_pid" ] || stop_pid $dev_pid; chopin db drop --yes || true' EXIT
+    dev_pid="" pg_pid=""
+    trap 'first_day_cleanup' EXIT
+    if [ "$where" = embedded ]; then
+        start_embedded_postgres
+    fi
     chopin db create
     chopin migrate up
     chopin dev --port 8000 >../chopin-dev.log 2>&1 &
@@ -281,28 +287,37 @@ first_day() {
     return $rc
 }
 
-step_firstday() {
-    # A clone in the home directory (mode 700, as /root in a container), as a newcomer makes it.
-    local clone=$HOME/chopin
-    fresh_clone "$clone"
-    # The embedded PostgreSQL of chopin-testkit[embedded] (the Quick start's line for it),
-    # where `chopin new`'s .env expects a server: 127.0.0.1:5432, user postgres, trust.
-    (cd "$clone" && python3 -m venv .pg-venv && .pg-venv/bin/pip install -q -e 'packages/chopin-testkit[embedded]')
+first_day_cleanup() {
+    [ -z "$dev_pid" ] || stop_pid "$dev_pid"
+    chopin db drop --yes || true
+    [ -z "$pg_pid" ] || stop_pid "$pg_pid"
+}
+
+# The project README's "without Docker" lines: chopin-testkit[embedded], then its server.
+start_embedded_postgres() {
+    local install
+    install=$(grep -E "^pip install .*chopin-testkit.*\[embedded\]" README.md)
+    detail "embedded: the project README says: $install"
+    eval "$install --quiet"
     local pglog=$state/logs/firstday-pg.log
-    "$clone/.pg-venv/bin/python" -m chopin_testkit serve --port 5432 >"$pglog" 2>&1 &
+    python -m chopin_testkit serve >"$pglog" 2>&1 &
     pg_pid=$!
-    trap 'stop_pid $pg_pid' EXIT
     local deadline=$((SECONDS + 120))
-    until grep -q 'DATABASE_URL=' "$pglog"; do
-        if ! kill -0 $pg_pid 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+    until grep -q '^DATABASE_URL=' "$pglog"; do
+        if ! kill -0 "$pg_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
             cat "$pglog" >&2
             detail "embedded: python -m chopin_testkit serve did not start"
             return 1
         fi
         sleep 1
     done
-    detail "embedded: python -m chopin_testkit serve: $(grep -o 'DATABASE_URL=[^ ]*' "$pglog" | head -1)"
-    (first_day "$clone" embedded)
+    detail "embedded: python -m chopin_testkit serve: $(grep '^DATABASE_URL=' "$pglog")"
+}
+
+step_firstday() {
+    # A clone in the home directory (mode 700, as /root in a container), as a newcomer makes it.
+    fresh_clone "$HOME/chopin"
+    first_day "$HOME/chopin" embedded
 }
 
 step_firstday_host() {
@@ -310,7 +325,11 @@ step_firstday_host() {
     local clone="$state/firstday-host"
     rm -rf "$clone"
     git clone --quiet "$repo" "$clone"
-    unset CHOPIN_TEST_DATABASE_URL TEST_DATABASE_URL DATABASE_URL PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD
+    unset CHOPIN_TEST_DATABASE_URL TEST_DATABASE_URL PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD
+    # A database name of its own: the machine's server is shared (CI, other runs), and the
+    # walk-through ends with `chopin db drop --yes`. The environment wins over .env.
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/pyonly_app_$$"
+    detail "host: DATABASE_URL=$DATABASE_URL"
     first_day "$clone" host
 }
 
