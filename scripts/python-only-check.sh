@@ -266,6 +266,13 @@ first_day() {
     dev_pid="" pg_pid=""
     trap 'first_day_cleanup' EXIT
     if [ "$where" = embedded ]; then
+        # Nothing serves yet: the error must say how to get a server.
+        if chopin db create 2>../no-server.err; then
+            detail "embedded: chopin db create succeeded with no server"
+            return 1
+        fi
+        grep -q 'python -m chopin_testkit serve' ../no-server.err
+        detail "embedded: before a server: $(cat ../no-server.err)"
         start_embedded_postgres
     fi
     chopin db create
