@@ -357,47 +357,53 @@ run() {
 }
 
 # ------------------------------------------------------------------ main
+# One function, called on the file's last line: bash reads a script as it runs it, so an edit
+# of this file during a run (it lasts an hour) must not change what the running one does next.
 
-current_step=none
-case "${1:-}" in
-    --step)  # one step, in its own process (see run)
-        current_step=$2
-        case "$2" in
-            wheelhouse) fill_wheelhouse ;;
-            firstday-host) step_firstday_host ;;
-            test | demo | firstday)
-                state=$PYONLY_STATE repo=$PYONLY_REPO
-                "step_${2}"
-                ;;
-        esac
-        exit
-        ;;
-    --inside)
-        shift
-        state=$PYONLY_STATE repo=$PYONLY_REPO
-        hide_everything
-        sandbox_env
-        check_hidden
-        failed=0
-        for step in "$@"; do
-            if [ "$step" = shell ]; then bash -i || true; else run "$step" || failed=1; fi
-        done
-        exit $failed
-        ;;
-esac
-
-[ $# -gt 0 ] || { sed -n '2,12p' "$script" | sed 's/^# \{0,1\}//'; exit 2; }
-mkdir -p "$state/logs"
-failed=0
-inside=()
-for step in "$@"; do
-    case "$step" in
-        wheelhouse | firstday-host) run "$step" || failed=1 ;;
-        test | demo | firstday | shell) inside+=("$step") ;;
-        *) echo "python-only-check: unknown step $step (wheelhouse, test, demo, firstday, firstday-host, shell)" >&2; exit 2 ;;
+main() {
+    current_step=none
+    case "${1:-}" in
+        --step)  # one step, in its own process (see run)
+            current_step=$2
+            case "$2" in
+                wheelhouse) fill_wheelhouse ;;
+                firstday-host) step_firstday_host ;;
+                test | demo | firstday)
+                    state=$PYONLY_STATE repo=$PYONLY_REPO
+                    "step_${2}"
+                    ;;
+            esac
+            exit
+            ;;
+        --inside)
+            shift
+            state=$PYONLY_STATE repo=$PYONLY_REPO
+            hide_everything
+            sandbox_env
+            check_hidden
+            failed=0
+            for step in "$@"; do
+                if [ "$step" = shell ]; then bash -i || true; else run "$step" || failed=1; fi
+            done
+            exit $failed
+            ;;
     esac
-done
-if [ ${#inside[@]} -gt 0 ]; then
-    (enter_sandbox "${inside[@]}") || failed=1
-fi
-exit $failed
+
+    [ $# -gt 0 ] || { sed -n '2,12p' "$script" | sed 's/^# \{0,1\}//'; exit 2; }
+    mkdir -p "$state/logs"
+    failed=0
+    inside=()
+    for step in "$@"; do
+        case "$step" in
+            wheelhouse | firstday-host) run "$step" || failed=1 ;;
+            test | demo | firstday | shell) inside+=("$step") ;;
+            *) echo "python-only-check: unknown step $step (wheelhouse, test, demo, firstday, firstday-host, shell)" >&2; exit 2 ;;
+        esac
+    done
+    if [ ${#inside[@]} -gt 0 ]; then
+        (enter_sandbox "${inside[@]}") || failed=1
+    fi
+    exit $failed
+}
+
+main "$@"; exit
