@@ -2,7 +2,7 @@
 # python-only-check.sh: the README's two commands and a newcomer's first day, from a fresh
 # clone, on this machine made to look like one with Python only (no PostgreSQL, no Redis, no
 # Docker, no network), as a `python:3.11` container would be. Not run by ./dev test: the
-# full `test` step takes 30-60 min on a 2-core machine.
+# full `test` step takes 15-30 min on a loaded 2-core machine.
 #
 #   scripts/python-only-check.sh wheelhouse             # outside, with network: fill the wheelhouse
 #   scripts/python-only-check.sh test demo firstday     # inside the sandbox, offline
