@@ -307,7 +307,8 @@ start_embedded_postgres() {
     detail "embedded: the project README says: $install"
     eval "$install --quiet"
     local pglog=$state/logs/firstday-pg.log
-    python -m chopin_testkit serve >"$pglog" 2>&1 &
+    : >"$pglog"  # emptied here, not by the background job's redirection: a stale line must not count
+    python -m chopin_testkit serve >>"$pglog" 2>&1 &
     pg_pid=$!
     local deadline=$((SECONDS + 120))
     until grep -q '^DATABASE_URL=' "$pglog"; do

@@ -104,3 +104,26 @@ def test_serve_on_a_taken_port_says_so_and_exits_1() -> None:
     assert process.returncode == 1
     assert out == ""
     assert f"port {port} on 127.0.0.1 is taken" in err, err
+
+
+def test_a_second_signal_during_the_stop_does_not_cut_it_short() -> None:
+    # Ctrl-C reaches the whole process group, and `timeout` signals the child and its group:
+    # the second SIGTERM used to interrupt the stop (exit 130, the server left running).
+    port = _free_port()
+    with _serve(port) as process:
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            line = process.stdout.readline()
+            assert line.startswith("DATABASE_URL="), line + process.stderr.read()
+            found = re.search(r"data in (\S+) \(deleted on exit\)", process.stderr.readline())
+            assert found
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0, process.stderr.read()
+            assert not Path(found.group(1)).exists()
+            assert not _listening(port)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)

@@ -35,6 +35,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _stop(cluster: PgCluster) -> None:
+    """Stop the cluster, deaf to further SIGINT/SIGTERM: Ctrl-C reaches the whole process group,
+    and `timeout` or a supervisor may signal twice; a second one must not cut the stop short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    cluster.stop()
+
+
 def _alive(pid: int | None) -> bool:
     if pid is None:
         return False
@@ -70,7 +78,7 @@ def serve(port: int = DEFAULT_PORT, *, out: TextIO | None = None, err: TextIO | 
         print(f"chopin_testkit serve: PostgreSQL did not start: {exc}", file=err, flush=True)
         return 1
     except KeyboardInterrupt:
-        cluster.stop()
+        _stop(cluster)
         return 0
     try:
         print(f"DATABASE_URL={cluster.dsn(database='postgres')}", file=out, flush=True)
@@ -87,7 +95,7 @@ def serve(port: int = DEFAULT_PORT, *, out: TextIO | None = None, err: TextIO | 
     except KeyboardInterrupt:
         return 0
     finally:
-        cluster.stop()
+        _stop(cluster)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -341,7 +341,10 @@ class PgCluster:
                 self._basebackup(self._primary)
                 self._start_on_free_port()
         except BaseException:
-            self.stop()
+            # The first failure (or the Ctrl-C) is the one to report: a stop that fails too (a
+            # pg_ctl stop refused while initdb's single-user backend runs) must not replace it.
+            with contextlib.suppress(ClusterError):
+                self.stop()
             raise
         return self
 
