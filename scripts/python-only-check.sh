@@ -32,9 +32,10 @@
 #     filled beforehand (PIP_NO_INDEX=1, PIP_FIND_LINKS=<wheelhouse>, pip's configuration
 #     files ignored through PIP_CONFIG_FILE=/dev/null). Each pip install still resolves
 #     the dependencies itself, as it would against PyPI.
-#   - /tmp and $HOME: fresh directories (tmp/ and tmp/home under the state directory): no
-#     caches, clusters or copies left by earlier runs on the machine.
-#   - PATH: the directory of the Python interpreter (--python, default the first python3.11),
+#   - /tmp and $HOME: the state directory's tmp/ and tmp/home (mode 700, as /root in a
+#     container): the machine's /tmp, caches and home are not seen. tmp/ is kept between
+#     runs of this script (each step clones afresh); delete it for a cold start.
+#   - PATH: the directory of the Python interpreter ($PYONLY_PYTHON, default the first python3.11),
 #     then /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin. No other env var
 #     of the caller (PG*, CHOPIN_*, DATABASE_URL, PIP_*) goes in.
 # What it keeps, as a python:3.11 image has them: the Debian userland, a CPython 3.11 built
@@ -50,7 +51,8 @@
 #   test           inside: fresh clone, `./dev test` (every tox environment).
 #   demo           inside: fresh clone, `./dev demo`, then curl :8080/ and /json.
 #   firstday       inside: fresh clone in $HOME, the Quick start's `chopin` install, then
-#                  `chopin new app && cd app && pip install -e '.[test]'`, the project
+#                  `chopin new app && cd app && pip install -e '.[test]'`, `chopin db create`
+#                  with no server (its error must name the way out), the project
 #                  README's "without Docker" lines (chopin-testkit[embedded], `python -m
 #                  chopin_testkit serve`: the embedded PostgreSQL on 127.0.0.1:5432, where
 #                  .env points), `chopin db create && chopin migrate up && chopin dev` (curl /
