@@ -6,12 +6,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from chopin_cli.console import Output
+from chopin_cli.devserver import DevServer, DevSettings
+from chopin_cli.project import load_project
 from conftest import assert_one_line_error, clean_env, free_port, run_chopin
 
 DEADLINE = 60.0  # generous: the machine is shared and loaded
@@ -96,6 +100,42 @@ def test_dev_serves_reloads_and_survives_a_broken_import(dev: DevProcess, projec
     _edit(handlers, "\nbroken = (\n", "\n")
     _edit(handlers, "Hello again", "Fixed")
     dev.wait_for(lambda: dev.body() == '{"message":"Fixed"}', "the answer after the fix")
+
+
+class _EditAtFirstServe(Output):
+    """Saves an edit the moment the first app serves (a fast editor, a loaded machine); stops at the reload."""
+
+    def __init__(self, handlers: Path) -> None:
+        super().__init__()
+        self.handlers = handlers
+        self.server: DevServer | None = None
+        self.lines: list[str] = []
+
+    def done(self, message: str) -> None:
+        super().done(message)
+        self.lines.append(message)
+        if message.startswith("serving "):
+            _edit(self.handlers, "Hello from shop", "Hello, saved at once")
+        elif message.startswith("reloaded after a change") and self.server is not None:
+            self.server.request_stop()
+
+
+def test_an_edit_saved_as_the_first_app_starts_reloads_it(project: Path) -> None:
+    # The watcher used to start after "serving ...; watching for changes": an edit saved in
+    # between was never seen (the full suite on a loaded machine timed out waiting for it).
+    output = _EditAtFirstServe(project / "src/shop/handlers.py")
+    server = DevServer(load_project(project), DevSettings(port=free_port()), output)
+    output.server = server
+    guard = threading.Timer(DEADLINE, server.request_stop)
+    guard.start()
+    try:
+        assert server.run() == 0
+    finally:
+        guard.cancel()
+    assert output.lines[0].startswith("serving "), output.lines
+    assert any(line.startswith("reloaded after a change to src/shop/handlers.py") for line in output.lines), (
+        output.lines
+    )
 
 
 def test_dev_stops_cleanly_on_sigterm_and_frees_the_port(dev: DevProcess) -> None:

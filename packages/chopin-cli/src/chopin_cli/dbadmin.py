@@ -17,7 +17,7 @@ from chopin_pg import PgConfig, PgError
 
 from .console import Output, escape
 from .errors import CliError, DatabaseUnreachable, NoProject
-from .pgtools import CONNECT_TIMEOUT, parse_url
+from .pgtools import CONNECT_TIMEOUT, no_server_hint, parse_url
 from .project import database_url_from, find_project
 
 __all__ = ["MAINTENANCE_DATABASE", "create_database", "db_create", "db_drop", "drop_database"]
@@ -37,7 +37,7 @@ def _admin(config: PgConfig) -> chopin_pg.Connection:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatabaseUnreachable(
             f"cannot reach the server {config.host}:{config.port} as {config.user} "
-            f"(through its {MAINTENANCE_DATABASE!r} database): {message}"
+            f"(through its {MAINTENANCE_DATABASE!r} database): {message}{no_server_hint(exc)}"
         ) from None
 
 

@@ -35,6 +35,11 @@ __all__ = ["DevServer", "DevSettings", "free_port", "port_answers"]
 WATCHED_SUFFIXES = (".py", ".pyi", ".toml", ".env", ".json", ".html", ".txt", ".sql")
 
 
+#: Milliseconds the watcher waits for a change before it wakes the loop (to start the first app,
+#: to see an app that exited, to see a stop request).
+WAKE_MS = 250
+
+
 @dataclass(frozen=True)
 class DevSettings:
     """Limits of the dev supervisor."""
@@ -220,19 +225,26 @@ class DevServer:
     def run(self) -> int:
         """Serve and reload until SIGINT/SIGTERM; returns the exit code (0)."""
         previous = signal.signal(signal.SIGTERM, self.request_stop)
+        started = False
         try:
-            self._start_generation(None)
             for changes in watch(
                 self.project.root,
                 watch_filter=_SourceFilter(self.project),
                 debounce=self.settings.debounce_ms,
                 stop_event=self.stop_event,
-                rust_timeout=1000,
+                rust_timeout=WAKE_MS,
                 yield_on_timeout=True,
                 raise_interrupt=False,
             ):
                 if self.stop_event.is_set():
                     break
+                if not started:
+                    # The first app starts at the watcher's first wake, once its watches are
+                    # in place: an edit saved while it starts reloads it. (Started before the
+                    # watcher, an edit made between "serving" and the watches was lost.)
+                    started = True
+                    self._start_generation(None)
+                    continue
                 self._check_current()
                 if not changes:
                     continue

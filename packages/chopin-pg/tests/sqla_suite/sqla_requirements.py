@@ -5,7 +5,8 @@ PostgreSQL (15+) has, following SQLAlchemy's own requirements for its PostgreSQL
 The ones left closed, and why:
 
 * ``two_phase_transactions``: the test server runs with ``max_prepared_transactions = 0``.
-* ``computed_columns_virtual``: PostgreSQL 18 only.
+* ``computed_columns_virtual`` before PostgreSQL 18, ``computed_columns_default_persisted`` from
+  18 on (VIRTUAL became the default there): these two follow the server's version.
 * ``fetch_percent``, ``percent_schema_names``, ``json_deserializer_binary``,
   ``legacy_unconditional_json_extract``, ``datetime_literals``, ``nvarchar_types``: PostgreSQL or
   our driver has no such thing (``FETCH ... PERCENT``, a binary JSON deserializer hook...).
@@ -330,8 +331,13 @@ class Requirements(SuiteRequirements):
         return exclusions.open()
 
     @property
+    def computed_columns_virtual(self) -> exclusions.compound:
+        return exclusions.only_if("postgresql >= 18", "VIRTUAL generated columns came with PostgreSQL 18")
+
+    @property
     def computed_columns_default_persisted(self) -> exclusions.compound:
-        return exclusions.open()
+        # GENERATED ALWAYS AS (...) without STORED is VIRTUAL from PostgreSQL 18 on.
+        return exclusions.only_if("postgresql < 18", "PostgreSQL 18 made VIRTUAL the default")
 
     @property
     def computed_columns_reflect_persisted(self) -> exclusions.compound:

