@@ -30,6 +30,7 @@ from ._engine.bodies import RequestBodies
 from ._engine.channel import Channel, Pending, SocketIO
 from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
+from ._engine.in_process import answer
 from ._engine.protocols import Protocols
 from ._engine.serving import Routing
 from ._engine.stopping import begin_stop, close_idle, install_signals, restore_signals
@@ -92,7 +93,7 @@ _SENDFILE_CHUNK: Final = 1 << 20
 # Files up to this size are read and written with their head instead (see _respond_file).
 _INLINE_FILE: Final = 64 * 1024
 # The framing constants of _wire/h1_writer under module-global names: a global is one
-# LOAD_GLOBAL either way, and _respond below is the inlined twin of frame_response.
+# LOAD_GLOBAL either way, and respond below is the inlined twin of frame_response.
 _CONTINUE_LINE: Final = CONTINUE_LINE
 _END: Final = END
 _END_CLOSE: Final = END_CLOSE
@@ -100,7 +101,7 @@ _END_KEEPALIVE: Final = END_KEEPALIVE
 _CHUNKED: Final = CHUNKED
 _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
-# Context(req, params, conn) on the hot path without the class call (see _respond).
+# Context(req, params, conn) on the hot path without the class call (see respond).
 _new_object: Final = object.__new__
 
 
@@ -217,12 +218,12 @@ class Worker:
         self._tally = self._metrics.tally if self._metrics is not None else None
         # When metrics or the access log are on, a request's duration runs from the
         # loop's wake-up clock read (once per wake-up, needed for the tick anyway).
-        self._woke = monotonic_ns()
+        self.woke = monotonic_ns()
         self.settings = settings
         self.index = index
         self.listener = listener
         self.conns: dict[int, Connection] = {}
-        self._limits = ParserLimits(
+        self.limits = ParserLimits(
             settings.max_request_head_size,
             settings.max_header_count,
             settings.max_uri_length,
@@ -320,7 +321,7 @@ class Worker:
                 # durations of the requests answered in this pass start.
                 now = clock()
                 if timed:
-                    self._woke = now
+                    self.woke = now
                     if folding and len(pending) >= FOLD_AT and metrics is not None:
                         metrics.fold()
                 for fd, ev in ready:
@@ -470,7 +471,7 @@ class Worker:
             if self._ext.tls is not None:
                 self._ext.protocols.start_tls(sock, _addr)
                 continue
-            conn = Connection(sock, RequestParser(self._limits), self.tick)
+            conn = Connection(sock, RequestParser(self.limits), self.tick)
             conn.peer = _addr
             conn.proxies = self._ext.proxies
             conns[conn.fd] = conn
@@ -513,7 +514,7 @@ class Worker:
             ):
                 # Fast path (most reads without pipelining): one request and
                 # nothing pending, so answer it and write it straight away.
-                self._respond(conn, events[0], out)
+                self.respond(conn, events[0], out)
                 if conn.stream is None and not conn.big:
                     self._write_small(conn, out)
                 else:
@@ -547,7 +548,7 @@ class Worker:
     def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError], data: bytes = b"") -> None:
         out = conn.out
         queued = conn.queued
-        respond = self._respond
+        respond = self.respond
         high_water = self.settings.write_high_water
         # Pipelined requests answered in this turn (no limit without a loop: answer()).
         depth = self.settings.max_pipeline_depth if self._ep is not None else 0
@@ -592,7 +593,7 @@ class Worker:
             self._end_turn(conn)  # the rest wait until the other connections ready now are served
         self.flush(conn)
 
-    def _respond(
+    def respond(
         self, conn: Connection, req: Request, out: list[bytes | memoryview], resp: Response | None = None
     ) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``.
@@ -601,7 +602,7 @@ class Worker:
         """
         tally = self._tally
         access = self.access_log
-        started = self._woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
+        started = self.woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
         if resp is None:
             if self._pre_routing is not None:
                 early = self._ext.routing.pre_route(req)
@@ -784,7 +785,7 @@ class Worker:
         out = conn.out
         while True:
             if conn.stream is not None:
-                self._pull_stream(conn)
+                self.pull_stream(conn)
             elif conn.queued and conn.file is None:
                 self._resume_queued(conn)
             if not out:
@@ -862,7 +863,8 @@ class Worker:
     def _on_writable(self, conn: Connection) -> None:
         self.flush(conn)
 
-    def _pull_stream(self, conn: Connection) -> None:
+    def pull_stream(self, conn: Connection) -> None:
+        """Have ``conn``'s response stream produce more output (into ``conn.out``)."""
         stream = conn.stream
         assert stream is not None
         if type(stream) is Awaiting:
@@ -896,7 +898,7 @@ class Worker:
             answered += 1
             event = queued.pop(0)
             if isinstance(event, Request):
-                self._respond(conn, event, out)
+                self.respond(conn, event, out)
             else:
                 assert isinstance(event, ProtocolError)
                 self._error_response(event, out)
@@ -982,59 +984,29 @@ class Worker:
     # -- in process, no socket ---------------------------------------------------------
 
     def answer(self, data: bytes, peer: tuple[str, int] = ("testclient", 50000)) -> bytes:
-        """Serve ``data`` in this process, with no socket, and return the bytes a client would read.
+        """Serve ``data`` (HTTP/1.1 requests) in this process, with no socket: the bytes a client would read.
 
-        ``data`` is one or more HTTP/1.1 requests (pipelined, or malformed): each is
-        parsed by this worker's parser limits and answered by the same inlined code
-        the loop runs (:meth:`_respond`), streams are pulled to their end and files
-        read whole (what sendfile would have sent).  Answering stops after a
-        ``Connection: close`` or a protocol error, as on a socket; a ``100 Continue``
-        is not written.  The loop is not involved, so a proxied request is forwarded
-        with a blocking client.  :class:`~chopin_core.testclient.TestClient` drives this.
-
-        Args:
-            data: the bytes a client sends.
-            peer: the client address the requests come from (``ctx.client``).
-
-        Returns:
-            Every response's bytes, in order.
+        :class:`~chopin_core.testclient.TestClient` drives this; see
+        :func:`chopin_core._engine.in_process.answer`.
         """
-        conn = Connection(None, RequestParser(self._limits), 0)
-        conn.peer = peer
-        conn.proxies = self._ext.proxies
-        out = conn.out
-        answered: list[bytes | memoryview] = []
-        for event in conn.parser.feed(data):
-            if isinstance(event, Request):
-                if conn.close_after:
-                    break
-                self._woke = monotonic_ns()  # the loop's wake-up clock, which durations start from
-                self._respond(conn, event, out)
-                while conn.stream is not None:
-                    answered += out  # "written": a stream is pulled once what is pending is out
-                    out.clear()
-                    self._pull_stream(conn)
-                if conn.file is not None:
-                    out.append(conn.file.read_all())
-                    conn.file.close()
-                    conn.file = None
-            elif event is not CONTINUE:
-                assert isinstance(event, ProtocolError)
-                self._error_response(event, out)
-                break
-        return b"".join(answered + out)
+        return answer(self, data, peer)
+
+    @property
+    def proxies(self) -> TrustedProxies | None:
+        """``Settings.trusted_proxies`` parsed (each connection gets it for ``ctx.client``), or None."""
+        return self._ext.proxies
 
     # -- requests of other protocols (HTTP/2): Loop.serve ------------------------------------
 
     def serve(
         self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
     ) -> Response | Pending | None:
-        """Route one request the way :meth:`_respond` does, for protocols other than HTTP/1.1.
+        """Route one request the way :meth:`respond` does, for protocols other than HTTP/1.1.
 
         Runs the pre-routing hook, the handler and its middleware, and records
         metrics and the access log; returns the response, or None when the
         pre-routing hook said DROP (:class:`~chopin_core._engine.serving.Routing`;
-        :meth:`_respond` inlines these steps: it is the plain-HTTP hot path).  An
+        :meth:`respond` inlines these steps: it is the plain-HTTP hot path).  An
         ``async def`` handler that waits returns a :class:`Pending` (cancel it if the
         stream goes away; its ``expire`` once a second enforces ``handler_timeout``)
         and its response goes to ``later``; without ``later`` it runs to its end
@@ -1125,11 +1097,11 @@ class Worker:
         Durations run from ``started``, when its request was read; what queued behind
         it is answered next.
         """
-        woke, self._woke = self._woke, started
+        woke, self.woke = self.woke, started
         try:
-            self._respond(conn, req, conn.out, resp)
+            self.respond(conn, req, conn.out, resp)
         finally:
-            self._woke = woke
+            self.woke = woke
         self.flush(conn)
 
     def refuse(self, conn: Connection, error: ProtocolError) -> None:
@@ -1148,7 +1120,7 @@ class Worker:
 
     def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
         """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
-        conn = Connection(sock, RequestParser(self._limits), self.tick)
+        conn = Connection(sock, RequestParser(self.limits), self.tick)
         conn.peer = peer
         conn.proxies = self._ext.proxies
         self.conns[conn.fd] = conn

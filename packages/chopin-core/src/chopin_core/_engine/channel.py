@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import ssl
 
+    from .._wire.h1_request import ParserLimits
     from ..connection import Connection
     from ..errors import ProtocolError
-    from ..forwarded import Origin
+    from ..forwarded import Origin, TrustedProxies
     from ..request import Request
     from ..response import Response
     from ..settings import Settings
@@ -132,6 +133,8 @@ class Loop(Protocol):
         topics: the WebSocket topics of this worker and their subscribers.
         waiting: ``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         access_log: ``emit(request, response, duration_ns, origin)`` per response, or None (log off).
+        limits: the request parser's limits for a new HTTP/1.1 connection.
+        woke: when the loop last woke (``monotonic_ns``): the HTTP/1.1 path's durations start there.
     """
 
     settings: Settings
@@ -145,6 +148,23 @@ class Loop(Protocol):
     topics: dict[str, set[Subscriber]]
     waiting: int
     access_log: Callable[[Request, Response, int, Origin | None], None] | None
+    limits: ParserLimits
+    woke: int
+
+    @property
+    def proxies(self) -> TrustedProxies | None:
+        """The trusted proxies a new HTTP/1.1 connection gets (``ctx.client``), or None."""
+        ...
+
+    def respond(
+        self, conn: Connection, req: Request, out: list[bytes | memoryview], resp: Response | None = None
+    ) -> None:
+        """Answer ``req`` on the inlined HTTP/1.1 path, appending the response to ``out`` (``resp``: only frame it)."""
+        ...
+
+    def pull_stream(self, conn: Connection) -> None:
+        """Have ``conn``'s response stream produce more output (into ``conn.out``)."""
+        ...
 
     @property
     def secure(self) -> bool:

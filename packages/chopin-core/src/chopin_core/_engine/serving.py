@@ -1,6 +1,6 @@
 """Answering one request off the HTTP/1.1 hot path: the pre-routing hook, the route, the handler, the accounting.
 
-How it works: the worker's HTTP/1.1 path (``Worker._respond``) inlines these steps
+How it works: the worker's HTTP/1.1 path (``Worker.respond``) inlines these steps
 for speed; the other protocols (HTTP/2 streams, through
 :meth:`~chopin_core._engine.channel.Loop.serve`) and the pieces the inline path
 shares (a hook's verdict, a handler's failure, the metrics and access log of a
