@@ -891,7 +891,7 @@ class H2Session:
         mask = (_READ_MASK if len(self._out) <= self._high_water else 0) | (_EPOLLOUT if self._out else 0)
         if mask != self._mask:
             self._mask = mask
-            self.worker.rewatch(self.fd, mask)
+            self.worker.channels.rewatch(self.fd, mask)
 
     def _waiting(self) -> bool:
         """Whether a handler of this connection still waits (a graceful stop lets it finish)."""
@@ -905,7 +905,7 @@ class H2Session:
             _release(stream)
         self._streams.clear()
         self._blocked.clear()
-        self.worker.release(self, error)
+        self.worker.channels.release(self, error)
 
 
 class _CountedTable(hpack.table.HeaderTable):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
 from ._engine.bodies import RequestBodies
-from ._engine.channel import Channel, Pending, SocketIO
+from ._engine.channel import ChannelTable, Pending, SocketIO
 from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.in_process import answer
@@ -113,7 +113,8 @@ class _Extensions:
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
         channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
             the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
-            exchanges of the proxy, topic inboxes (see :class:`Channel`).
+            exchanges of the proxy, topic inboxes, and their epoll entries (see
+            :class:`~chopin_core._engine.channel.ChannelTable`).
         upstreams: the proxy's deadlines and idle upstream connections
             (:mod:`chopin_core._engine.upstream`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
@@ -159,7 +160,6 @@ class _Extensions:
 
         self.tls = tls
         self.http2 = settings.http2 and h2_available()
-        self.channels: dict[int, Channel] = {}
         self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
         budget = BodyBudget(
@@ -178,6 +178,7 @@ class _Extensions:
         )
         self.routing = routing
         self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
+        self.channels = ChannelTable(self.protocols.close_socket, loop.teardown)
 
 
 class Worker:
@@ -280,7 +281,7 @@ class Worker:
             self.listener = open_listener(settings.host, settings.port, settings.backlog)
         lsock = self.listener
         lfd = lsock.fileno()
-        ep = self._ep = select.epoll()
+        ep = self._ep = self._ext.channels.ep = select.epoll()
         ep.register(lfd, EPOLLIN)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -377,8 +378,7 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self.close(conn)
-            for channel in list(self._ext.channels.values()):
-                channel.abort()
+            self._ext.channels.abort()
             if self._ext.upstreams is not None:
                 self._ext.upstreams.close()
             if self._ext.tasks is not None:
@@ -388,6 +388,7 @@ class Worker:
                 self._ext.topics.close()
                 self._ext.topics = None
             restore_signals(previous)
+            self._ext.channels.ep = None
             ep.close()
             os.close(wake_r)
             os.close(wake_w)
@@ -412,7 +413,7 @@ class Worker:
             log.exception("worker %d: closing fd %d after an error failed", self.index, fd)
             self.conns.pop(fd, None)
             self._ext.channels.pop(fd, None)
-            self.unwatch(fd)
+            self._ext.channels.unwatch(fd)
 
     def _stop_step(self, lfd: int, now: float) -> bool:
         """One step of a graceful stop; True once the loop may exit."""
@@ -1027,34 +1028,6 @@ class Worker:
         """Whether this worker serves TLS."""
         return self._ext.tls is not None
 
-    def watch(self, fd: int, mask: int) -> None:
-        """Add ``fd`` to this loop's epoll with event ``mask``."""
-        assert self._ep is not None
-        self._ep.register(fd, mask)
-
-    def rewatch(self, fd: int, mask: int) -> None:
-        """Change the events this loop waits for on ``fd``."""
-        assert self._ep is not None
-        self._ep.modify(fd, mask)
-
-    def attach(self, channel: Channel, mask: int) -> None:
-        """Serve ``channel`` from this loop: its fd joins the epoll with ``mask`` (not a client connection)."""
-        self._ext.channels[channel.fd] = channel
-        self.watch(channel.fd, mask)
-
-    def detach(self, channel: Channel) -> None:
-        """Stop serving ``channel`` (its socket stays open: it belongs to whoever attached it)."""
-        if self._ext.channels.get(channel.fd) is channel:
-            del self._ext.channels[channel.fd]
-            self.unwatch(channel.fd)
-
-    def release(self, side: Channel, error: BaseException | None = None) -> None:
-        """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
-        self._ext.channels.pop(side.fd, None)
-        self.unwatch(side.fd)
-        self._ext.protocols.close_socket(side.fd, side.sock)
-        self.teardown(side.peer, error)
-
     def teardown(self, peer: object, error: BaseException | None) -> None:
         """A connection closed outside :meth:`close` (a channel's): the teardown hook, and one active fewer."""
         if self._teardown_hook is not None:
@@ -1064,14 +1037,6 @@ class Worker:
                 log.exception("worker %d: connection_teardown_hook failed", self.index)
         if self._metrics is not None and self._metrics.counts[ACTIVE]:
             self._metrics.counts[ACTIVE] -= 1
-
-    def unwatch(self, fd: int) -> None:
-        """Take ``fd`` out of this loop's epoll (a closed or unknown fd is no error)."""
-        try:
-            if self._ep is not None:
-                self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
 
     @property
     def running(self) -> bool:
@@ -1114,8 +1079,8 @@ class Worker:
         return self._ext.websockets
 
     @property
-    def channels(self) -> dict[int, Channel]:
-        """The loop's channels by fd (TLS, HTTP/2, WebSockets, upstream exchanges): see :meth:`attach`."""
+    def channels(self) -> ChannelTable:
+        """The loop's channels by fd (TLS, HTTP/2, WebSockets, upstream exchanges) and their epoll entries."""
         return self._ext.channels
 
     def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
@@ -1172,11 +1137,7 @@ class Worker:
         elif self.stopping:
             close_idle(self, list(self.conns.values()))
         if self._ext.channels:
-            for channel in list(self._ext.channels.values()):
-                try:
-                    channel.on_tick(tick)
-                except Exception as exc:
-                    self.contain(channel.fd, exc)
+            self._ext.channels.on_tick(tick, self.contain)
         expire(self, self._wheel.advance(tick), tick, self._header_ticks, self._ext.bodies)
 
 

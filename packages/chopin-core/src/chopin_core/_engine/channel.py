@@ -10,6 +10,7 @@ through the worker's private members, so the worker can change behind them.
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..topics import Subscriber
     from .tasks import Scheduler
 
-__all__ = ["Answers", "Channel", "Loop", "Pending", "SocketIO", "WebSockets"]
+__all__ = ["Answers", "Channel", "ChannelTable", "Loop", "Pending", "SocketIO", "WebSockets"]
 
 
 class Channel(Protocol):
@@ -60,6 +61,80 @@ class Channel(Protocol):
     def abort(self) -> None:
         """The worker exits now: close at once."""
         ...
+
+
+class ChannelTable(dict[int, "Channel"]):
+    """The loop's channels by fd, and their entries in its epoll (:attr:`Loop.channels`).
+
+    The worker looks a ready fd up here only when it is not an HTTP/1.1
+    connection; a channel joins with :meth:`attach` and leaves with :meth:`detach`
+    (its socket stays open) or :meth:`release` (its socket is closed).
+
+    Args:
+        close_socket: closes a client's socket (a TLS one sends close_notify first).
+        teardown: a client connection of a channel closed (``teardown(peer, error)``):
+            the connection teardown hook and the active-connection count.
+    """
+
+    def __init__(
+        self,
+        close_socket: Callable[[int, socket.socket], None],
+        teardown: Callable[[object, BaseException | None], None],
+    ) -> None:
+        super().__init__()
+        # The worker's epoll while its loop runs, else None.
+        self.ep: select.epoll | None = None
+        self.close_socket = close_socket
+        self.teardown = teardown
+
+    def watch(self, fd: int, mask: int) -> None:
+        """Add ``fd`` to the loop's epoll with event ``mask``."""
+        assert self.ep is not None
+        self.ep.register(fd, mask)
+
+    def rewatch(self, fd: int, mask: int) -> None:
+        """Change the events the loop waits for on ``fd``."""
+        assert self.ep is not None
+        self.ep.modify(fd, mask)
+
+    def unwatch(self, fd: int) -> None:
+        """Take ``fd`` out of the loop's epoll (a closed or unknown fd is no error)."""
+        try:
+            if self.ep is not None:
+                self.ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def attach(self, channel: Channel, mask: int) -> None:
+        """Serve ``channel`` from the loop: its fd joins the epoll with ``mask``."""
+        self[channel.fd] = channel
+        self.watch(channel.fd, mask)
+
+    def detach(self, channel: Channel) -> None:
+        """Stop serving ``channel``; its socket stays open (it belongs to whoever attached it)."""
+        if self.get(channel.fd) is channel:
+            del self[channel.fd]
+            self.unwatch(channel.fd)
+
+    def release(self, channel: Channel, error: BaseException | None = None) -> None:
+        """Close a channel's client socket and forget it (``error``: why, for the teardown hook)."""
+        self.pop(channel.fd, None)
+        self.unwatch(channel.fd)
+        self.close_socket(channel.fd, channel.sock)
+        self.teardown(channel.peer, error)
+
+    def on_tick(self, tick: int, contain: Callable[[int, Exception], None]) -> None:
+        """Once a second: every channel's ``on_tick`` (one that fails goes to ``contain(fd, exc)``)."""
+        for channel in list(self.values()):
+            try:
+                channel.on_tick(tick)
+            except Exception as exc:
+                contain(channel.fd, exc)
+
+    def abort(self) -> None:
+        """The worker exits: close every channel at once."""
+        for channel in list(self.values()):
+            channel.abort()
 
 
 class Pending(Protocol):
@@ -201,8 +276,8 @@ class Loop(Protocol):
         ...
 
     @property
-    def channels(self) -> dict[int, Channel]:
-        """The loop's channels by fd (see :meth:`attach`)."""
+    def channels(self) -> ChannelTable:
+        """The loop's channels by fd, and their epoll entries."""
         ...
 
     def contain(self, fd: int, exc: Exception) -> None:
@@ -234,33 +309,9 @@ class Loop(Protocol):
         """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn`` (timed from ``started``)."""
         ...
 
-    def watch(self, fd: int, mask: int) -> None:
-        """Add ``fd`` to the loop's epoll with event ``mask``."""
-        ...
-
-    def rewatch(self, fd: int, mask: int) -> None:
-        """Change the events the loop waits for on ``fd``."""
-        ...
-
     @property
     def websockets(self) -> WebSockets:
         """The worker's WebSockets: the upgrade, and frames held while a batch is handled (``cork``)."""
-        ...
-
-    def attach(self, channel: Channel, mask: int) -> None:
-        """Serve ``channel`` from the loop: its fd joins the epoll with ``mask``."""
-        ...
-
-    def detach(self, channel: Channel) -> None:
-        """Stop serving ``channel``; its socket stays open (it belongs to whoever attached it)."""
-        ...
-
-    def unwatch(self, fd: int) -> None:
-        """Take ``fd`` out of the loop's epoll."""
-        ...
-
-    def release(self, side: Channel, error: BaseException | None = None) -> None:
-        """Close a channel's socket and forget it (``error``: why, for the teardown hook)."""
         ...
 
     def serve(

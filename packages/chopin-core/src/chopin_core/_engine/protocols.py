@@ -93,14 +93,14 @@ class Protocols:
             self._failed,
             self._set_handshake_mask,
         )
-        loop.attach(shake, _READ_MASK)
+        loop.channels.attach(shake, _READ_MASK)
         try:
             shake.step()  # may finish the handshake and serve a first request
         except Exception as exc:
             loop.contain(fd, exc)  # the loop's own containment would blame the listener
 
     def _set_handshake_mask(self, fd: int, want_write: int) -> None:
-        self.loop.rewatch(fd, select.EPOLLOUT if want_write else _READ_MASK)
+        self.loop.channels.rewatch(fd, select.EPOLLOUT if want_write else _READ_MASK)
 
     def _established(self, shake: object) -> None:
         """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
@@ -111,7 +111,7 @@ class Protocols:
         sock, fd = shake.sock, shake.fd
         del loop.channels[fd]
         self.tls_io.socks[fd] = sock
-        loop.rewatch(fd, _READ_MASK)
+        loop.channels.rewatch(fd, _READ_MASK)
         if sock.selected_alpn_protocol() == "h2" and self.http2:
             self.start_h2(sock, shake.peer, b"")
             return
@@ -123,7 +123,7 @@ class Protocols:
         assert isinstance(shake, TlsHandshake)
         loop = self.loop
         loop.channels.pop(shake.fd, None)
-        loop.unwatch(shake.fd)
+        loop.channels.unwatch(shake.fd)
         shake.sock.close()
         loop.teardown(shake.peer, error)
 

@@ -3,7 +3,7 @@
 How it works: when a handler returns a proxied response the worker calls
 :meth:`UpstreamTable.start`.  The exchange takes an idle keep-alive socket from
 this worker's pool or starts a non-blocking ``connect``, joins the loop's channel
-table with that socket (:meth:`~chopin_core._engine.channel.Loop.attach`) and
+table with that socket (:meth:`~chopin_core._engine.channel.ChannelTable.attach`) and
 becomes the client connection's ``stream``, so the worker treats the connection as
 busy (later pipelined requests wait; reading stops while output is pending) without
 ever blocking on the upstream.  Events on the upstream socket come to
@@ -262,13 +262,13 @@ class UpstreamExchange(Iterator[bytes]):
         self._sock = sock
         self.fd = sock.fileno()
         self.mask = mask
-        self.worker.attach(self, mask)
+        self.worker.channels.attach(self, mask)
 
     def _detach(self) -> socket.socket | None:
         sock, self._sock = self._sock, None
         if sock is None:
             return None
-        self.worker.detach(self)
+        self.worker.channels.detach(self)
         self.fd = -1
         return sock
 
@@ -296,7 +296,7 @@ class UpstreamExchange(Iterator[bytes]):
     def _set_mask(self, mask: int) -> None:
         if mask != self.mask and self._sock is not None:
             self.mask = mask
-            self.worker.rewatch(self.fd, mask)
+            self.worker.channels.rewatch(self.fd, mask)
 
     # -- events -------------------------------------------------------------------------
 
