@@ -67,6 +67,7 @@ from ._wire.h2_fields import request_problem, trailers_problem
 from ._wire.hpack import FieldEncoder
 from .connection import close_stream
 from .files import FileBody, not_modified
+from .proxy import ProxyPlan
 from .request import H2Request, Request
 from .response import Response, send_whole_if_range_fails
 
@@ -583,12 +584,14 @@ class H2Session:
         status = resp.status
         stream.started = True
         h2conn = self._h2
-        if resp.upgrade is not None:
-            self._send_simple(stream_id, stream, 501, b"WebSocket needs HTTP/1.1")
-            return
-        if resp.proxy is not None:
-            # The proxy's upstream exchange is driven by the HTTP/1.1 connection path only (not done for h2).
-            self._send_simple(stream_id, stream, 501, b"the reverse proxy needs HTTP/1.1")
+        if resp.takeover is not None:
+            # A WebSocket upgrade, or the proxy's upstream exchange: both are driven by the HTTP/1.1 path only.
+            reason = (
+                b"the reverse proxy needs HTTP/1.1"
+                if isinstance(resp.takeover, ProxyPlan)
+                else b"WebSocket needs HTTP/1.1"
+            )
+            self._send_simple(stream_id, stream, 501, reason)
             return
         file = resp.file_body
         if status == 206 and send_whole_if_range_fails(req, resp):

@@ -37,7 +37,6 @@ from ._engine.stopping import begin_stop, close_idle, install_signals, restore_s
 from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
 from ._engine.streams import first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
-from ._engine.upstream import UpstreamExchange, UpstreamTable
 from ._engine.ws_channel import WebSocketService
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from ._wire.h1_writer import (
@@ -51,7 +50,7 @@ from ._wire.h1_writer import (
     STATUS_LINES,
     error_answer,
 )
-from .connection import Connection, close_stream, consume, open_listener, pending_bytes
+from .connection import Connection, Producer, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .errors import ProtocolError, UnsupportedVersion
 from .files import not_modified
@@ -59,7 +58,6 @@ from .forwarded import Origin, TrustedProxies
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
-from .proxy import ProxyPlan, forward_blocking
 from .request import Request
 from .response import Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
@@ -115,8 +113,6 @@ class _Extensions:
             the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
             exchanges of the proxy, topic inboxes, and their epoll entries (see
             :class:`~chopin_core._engine.channel.ChannelTable`).
-        upstreams: the proxy's deadlines and idle upstream connections
-            (:mod:`chopin_core._engine.upstream`), made on first use.
         supervisor: the pid of the supervisor that forked this worker, or 0.
         bodies: request bodies that take more than one read: memory budget, spooling,
             idle timeout (see :mod:`chopin_core._engine.bodies`).
@@ -148,7 +144,6 @@ class _Extensions:
         "tls",
         "topics",
         "turns",
-        "upstreams",
         "waiting",
         "wake_fd",
         "websockets",
@@ -160,7 +155,6 @@ class _Extensions:
 
         self.tls = tls
         self.http2 = settings.http2 and h2_available()
-        self.upstreams: UpstreamTable | None = None
         self.supervisor = 0
         budget = BodyBudget(
             settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
@@ -305,7 +299,7 @@ class Worker:
         ext = self._ext
         try:
             while True:
-                upstreams = ext.upstreams
+                upstreams = ext.protocols.upstreams
                 tasks = ext.tasks
                 if tasks is not None:
                     # Handlers that wait: wake for the nearest timer, or at once when one is ready.
@@ -379,8 +373,8 @@ class Worker:
             for conn in list(conns.values()):
                 self.close(conn)
             self._ext.channels.abort()
-            if self._ext.upstreams is not None:
-                self._ext.upstreams.close()
+            if self._ext.protocols.upstreams is not None:
+                self._ext.protocols.upstreams.close()
             if self._ext.tasks is not None:
                 self._ext.tasks.close()
                 self._ext.tasks = None
@@ -631,13 +625,9 @@ class Worker:
                         resp = answered
                 except Exception as exc:
                     resp = self._ext.routing.handler_failed(req, exc)
-        if resp.proxy is not None:
-            if self._ep is not None:
-                self._start_proxy(conn, req, resp, started)
-                return
-            plan = resp.proxy
-            assert isinstance(plan, ProxyPlan)
-            resp = forward_blocking(plan, req, conn.peer)  # no loop: the in-process TestClient
+        if resp.takeover is not None:
+            self._ext.protocols.take_over(conn, req, resp, started)  # a WebSocket upgrade, a proxied exchange
+            return
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
@@ -658,9 +648,6 @@ class Worker:
             conn.close_after = True
         if resp.file_body is not None:
             self._respond_file(conn, req, resp, line, end, out)
-            return
-        if resp.upgrade is not None:
-            self._ext.websockets.upgrade(conn, resp, out)
             return
         if status in _NO_BODY:
             out += (line, self.date_line, resp.extra_lines, end)
@@ -709,16 +696,6 @@ class Worker:
             assert self._ep is not None
             tasks = ext.tasks = Scheduler(self._ep, self._wake, self.settings.worker_threads, f"chopin-w{self.index}")
         return tasks
-
-    def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._engine.upstream`)."""
-        keep = req.keep_alive and not resp.close and not self.stopping
-        if not keep:
-            conn.close_after = True
-        table = self._ext.upstreams
-        if table is None:
-            table = self._ext.upstreams = UpstreamTable(self)
-        table.start(conn, req, resp, keep, started)
 
     def _respond_file(
         self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
@@ -873,9 +850,9 @@ class Worker:
         if type(stream) is StreamPump:
             pull_pump(self, conn, stream)
             return
-        if type(stream) is UpstreamExchange:
-            # The upstream socket feeds the output itself; let it read again once this drains.
-            stream.drained(sum(map(len, conn.out)))
+        if isinstance(stream, Producer):
+            # It feeds the output itself (the proxy's upstream socket); it may go on once this drains.
+            stream.drained(pending_bytes(conn.out))
             return
         if not conn.out:  # else written first: the head and earlier chunks go out before the producer runs again
             pull_iterator(self, conn, stream)
@@ -1121,8 +1098,8 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self.tick = tick
         self._refresh_date()
-        if self._ext.upstreams is not None:
-            self._ext.upstreams.prune(tick)
+        if self._ext.protocols.upstreams is not None:
+            self._ext.protocols.upstreams.prune(tick)
         if self._metrics is not None:
             self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()

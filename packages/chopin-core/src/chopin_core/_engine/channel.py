@@ -184,6 +184,10 @@ class Answers(Protocol):
 class WebSockets(Protocol):
     """The worker's WebSockets as other channels see them (``ws_channel.WebSocketService``)."""
 
+    def upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
+        """Switch ``conn`` to WebSocket (``resp.takeover`` is its upgrade); ``out`` is its output."""
+        ...
+
     def cork(self) -> bool:
         """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
         ...

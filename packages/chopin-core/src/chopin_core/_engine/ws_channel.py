@@ -79,7 +79,7 @@ class WebSocketService:
         ``out`` is ``conn``'s output.  Once the handler is made the connection leaves
         the HTTP/1.1 table: what is in ``out`` goes to the channel, which writes it.
         """
-        up = resp.upgrade
+        up = resp.takeover
         assert isinstance(up, Upgrade)
         loop = self.loop
         if up.deflate is None:
