@@ -510,7 +510,7 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.serve(req, partial(self._answer_later, stream_id, req), self)
+        resp = self.worker.routing.serve(req, partial(self._answer_later, stream_id, req), self)
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
             return

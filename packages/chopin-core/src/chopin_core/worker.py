@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
 from ._engine.bodies import RequestBodies
-from ._engine.channel import ChannelTable, Pending, SocketIO
+from ._engine.channel import ChannelTable, SocketIO
 from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.in_process import answer
@@ -593,7 +593,7 @@ class Worker:
     ) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``.
 
-        ``resp``: the answer of a handler that waited (see :meth:`respond_with`): only framed.
+        ``resp``: the answer of a handler that waited (:func:`chopin_core._engine.awaiting.await_handler`): only framed.
         """
         tally = self._tally
         access = self.access_log
@@ -974,25 +974,6 @@ class Worker:
         """``Settings.trusted_proxies`` parsed (each connection gets it for ``ctx.client``), or None."""
         return self._ext.proxies
 
-    # -- requests of other protocols (HTTP/2): Loop.serve ------------------------------------
-
-    def serve(
-        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
-    ) -> Response | Pending | None:
-        """Route one request the way :meth:`respond` does, for protocols other than HTTP/1.1.
-
-        Runs the pre-routing hook, the handler and its middleware, and records
-        metrics and the access log; returns the response, or None when the
-        pre-routing hook said DROP (:class:`~chopin_core._engine.serving.Routing`;
-        :meth:`respond` inlines these steps: it is the plain-HTTP hot path).  An
-        ``async def`` handler that waits returns a :class:`Pending` (cancel it if the
-        stream goes away; its ``expire`` once a second enforces ``handler_timeout``)
-        and its response goes to ``later``; without ``later`` it runs to its end
-        here.  ``origin`` (the HTTP/2 session) is what ``ctx.client`` and
-        ``ctx.peer_cert`` read.
-        """
-        return self._ext.routing.serve(req, later, origin)
-
     @property
     def routing(self) -> Routing:
         """How this worker answers a request off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`)."""
@@ -1032,19 +1013,6 @@ class Worker:
     def schedule(self, conn: Connection, tick: int) -> None:
         """Have the timing wheel look at ``conn`` at ``tick`` (see :meth:`_on_tick`)."""
         self._wheel.schedule(conn, tick)
-
-    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn``, and write it.
-
-        Durations run from ``started``, when its request was read; what queued behind
-        it is answered next.
-        """
-        woke, self.woke = self.woke, started
-        try:
-            self.respond(conn, req, conn.out, resp)
-        finally:
-            self.woke = woke
-        self.flush(conn)
 
     def refuse(self, conn: Connection, error: ProtocolError) -> None:
         """Answer ``error`` on ``conn`` after what is owed, then close it (nothing more is read)."""

@@ -138,7 +138,7 @@ class ChannelTable(dict[int, "Channel"]):
 
 
 class Pending(Protocol):
-    """An ``async def`` handler still waiting for a request of a channel (see :meth:`Loop.serve`)."""
+    """An ``async def`` handler still waiting for a request of a channel (see :meth:`Answers.serve`)."""
 
     def cancel(self) -> None:
         """The stream went away: cancel the handler where it waits; its answer is never delivered."""
@@ -168,12 +168,22 @@ class SocketIO(Protocol):
 class Answers(Protocol):
     """How the worker answers off the HTTP/1.1 path (:class:`~chopin_core._engine.serving.Routing`)."""
 
+    def serve(
+        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
+    ) -> Response | Pending | None:
+        """Route and answer one request that came over ``origin``; None when the pre-routing hook dropped it.
+
+        An ``async def`` handler that waits gives a :class:`Pending`; its response goes
+        to ``later`` once it has finished (without ``later`` it runs to its end first).
+        """
+        ...
+
     def handler_failed(self, req: Request, exc: Exception) -> Response:
         """The response for a handler's exception (a 5xx is logged with its traceback)."""
         ...
 
     def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
-        """The end of :meth:`Loop.serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
         ...
 
     def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
@@ -309,23 +319,9 @@ class Loop(Protocol):
         """How the worker answers a request off the HTTP/1.1 path: hook, route, handler failures, accounting."""
         ...
 
-    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn`` (timed from ``started``)."""
-        ...
-
     @property
     def websockets(self) -> WebSockets:
         """The worker's WebSockets: the upgrade, and frames held while a batch is handled (``cork``)."""
-        ...
-
-    def serve(
-        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
-    ) -> Response | Pending | None:
-        """Route and answer one request that came over ``origin``; None when the pre-routing hook dropped it.
-
-        An ``async def`` handler that waits gives a :class:`Pending`; its response goes
-        to ``later`` once it has finished (without ``later`` it runs to its end first).
-        """
         ...
 
     def flush(self, conn: Connection) -> None:
