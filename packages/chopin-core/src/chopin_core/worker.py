@@ -24,14 +24,12 @@ from collections.abc import Callable
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
-from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
-from ._engine.bodies import RequestBodies
 from ._engine.channel import ChannelTable, SocketIO
 from ._engine.deadlines import expire
 from ._engine.fanout import TopicService, TopicWiring
 from ._engine.in_process import answer
-from ._engine.protocols import Protocols
+from ._engine.services import Services
 from ._engine.serving import Routing
 from ._engine.stopping import begin_stop, close_idle, install_signals, restore_signals
 from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
@@ -101,78 +99,6 @@ _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
 # Context(req, params, conn) on the hot path without the class call (see respond).
 _new_object: Final = object.__new__
-
-
-class _Extensions:
-    """A worker's state off the plain HTTP/1.1 hot path, in one attribute (see ``Worker.__init__``).
-
-    Attributes:
-        tls: the server context, or None for plain HTTP.
-        http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
-        channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
-            the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
-            exchanges of the proxy, topic inboxes, and their epoll entries (see
-            :class:`~chopin_core._engine.channel.ChannelTable`).
-        supervisor: the pid of the supervisor that forked this worker, or 0.
-        bodies: request bodies that take more than one read: memory budget, spooling,
-            idle timeout (see :mod:`chopin_core._engine.bodies`).
-        tasks: the scheduler of ``async def`` handlers that wait, made on first use.
-        waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
-        wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
-        wiring: how this worker's topics reach its siblings and the backplane.
-        websockets: the upgraded connections' service (:mod:`chopin_core._engine.ws_channel`).
-        topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
-        proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
-            each connection gets it (``Connection.proxies``) for ``ctx.client``.
-        protocols: TLS handshakes and socket I/O, HTTP/2 sessions and TLS file copies
-            (:mod:`chopin_core._engine.protocols`).
-        routing: the pre-routing hook, the route table and the accounting of requests
-            answered off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`).
-        turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
-            waiting (with their requests queued, unread) for the loop's next pass.
-    """
-
-    __slots__ = (
-        "bodies",
-        "channels",
-        "http2",
-        "protocols",
-        "proxies",
-        "routing",
-        "supervisor",
-        "tasks",
-        "tls",
-        "topics",
-        "turns",
-        "waiting",
-        "wake_fd",
-        "websockets",
-        "wiring",
-    )
-
-    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None, routing: Routing) -> None:
-        from .tls import h2_available
-
-        self.tls = tls
-        self.http2 = settings.http2 and h2_available()
-        self.supervisor = 0
-        budget = BodyBudget(
-            settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
-        )
-        self.bodies = RequestBodies(loop, budget)
-        self.tasks: Scheduler | None = None
-        self.waiting = 0
-        self.wake_fd = -1
-        self.wiring: TopicWiring | None = None
-        self.websockets = WebSocketService(loop)
-        self.topics: TopicService | None = None
-        self.turns: dict[Connection, None] = {}
-        self.proxies = (
-            TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
-        )
-        self.routing = routing
-        self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
-        self.channels = ChannelTable(self.protocols.close_socket, loop.teardown)
 
 
 class Worker:
@@ -249,7 +175,7 @@ class Worker:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
-        self._ext = _Extensions(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
+        self._ext = Services(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
         if self._ext.protocols.tls_io is not None:
             self.io = self._ext.protocols.tls_io
         self._ext.wiring = topics
@@ -299,19 +225,10 @@ class Worker:
         ext = self._ext
         try:
             while True:
-                upstreams = ext.protocols.upstreams
                 tasks = ext.tasks
-                if tasks is not None:
-                    # Handlers that wait: wake for the nearest timer, or at once when one is ready.
-                    wait = tasks.wait_time(timeout)
-                    if upstreams is not None and upstreams.deadlines:
-                        wait = min(wait, upstreams.wait_time(timeout))
-                    ready = ep.poll(wait)
-                elif upstreams is not None and upstreams.deadlines:
-                    # Proxy deadlines are kept to the millisecond: wake for the nearest one.
-                    ready = ep.poll(upstreams.wait_time(timeout))
-                else:
-                    ready = ep.poll(timeout)
+                # Handlers that wait, proxy deadlines (kept to the millisecond): wake for the nearest.
+                off_path = tasks is not None or ext.protocols.upstreams is not None
+                ready = ep.poll(ext.wait_time(timeout) if off_path else timeout)
                 # One clock read per wake-up: the tick below, and (timed) where the
                 # durations of the requests answered in this pass start.
                 now = clock()
@@ -341,7 +258,7 @@ class Worker:
                             except OSError:
                                 pass
                             if ext.turns:
-                                self._take_turns()
+                                ext.take_turns()
                         elif tasks is not None and fd in tasks.fds:
                             tasks.on_event_later(fd, ev)  # after this wake-up's requests are answered
                         else:
@@ -350,16 +267,8 @@ class Worker:
                                 channel.on_event(ev)
                     except Exception as exc:
                         self.contain(fd, exc)
-                if tasks is not None:
-                    try:
-                        tasks.run_ready()
-                    except Exception:
-                        log.exception("worker %d: resuming waiting handlers failed", self.index)
-                if upstreams is not None and upstreams.deadlines and upstreams.deadlines[0][0] <= now:
-                    try:
-                        upstreams.expire()
-                    except Exception:
-                        log.exception("worker %d: proxy deadline handling failed", self.index)
+                if off_path:
+                    ext.after_events(tasks, now)
                 if now >= next_tick:
                     second = now // _NS
                     try:
@@ -372,15 +281,7 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self.close(conn)
-            self._ext.channels.abort()
-            if self._ext.protocols.upstreams is not None:
-                self._ext.protocols.upstreams.close()
-            if self._ext.tasks is not None:
-                self._ext.tasks.close()
-                self._ext.tasks = None
-            if self._ext.topics is not None:
-                self._ext.topics.close()
-                self._ext.topics = None
+            self._ext.close()
             restore_signals(previous)
             self._ext.channels.ep = None
             ep.close()
@@ -585,7 +486,7 @@ class Worker:
                 conn.close_after = True
                 self.stop_reading(conn)
         if depth and answered >= depth and queued and not conn.close_after:
-            self._end_turn(conn)  # the rest wait until the other connections ready now are served
+            self._ext.end_turn(conn)  # the rest wait until the other connections ready now are served
         self.flush(conn)
 
     def respond(
@@ -681,21 +582,9 @@ class Worker:
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
-    def _wake(self) -> None:
-        """Wake the loop from another thread (a thread-pool job of a waiting handler finished)."""
-        try:
-            os.write(self._ext.wake_fd, b"\0")
-        except OSError:
-            pass  # the pipe is full: the loop is awake anyway
-
     def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
-        ext = self._ext
-        tasks = ext.tasks
-        if tasks is None:
-            assert self._ep is not None
-            tasks = ext.tasks = Scheduler(self._ep, self._wake, self.settings.worker_threads, f"chopin-w{self.index}")
-        return tasks
+        return self._ext.scheduler()
 
     def _respond_file(
         self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
@@ -871,7 +760,7 @@ class Worker:
             if conn.big and pending_bytes(out) > high_water:
                 return
             if depth and answered >= depth:
-                self._end_turn(conn)
+                self._ext.end_turn(conn)
                 return
             answered += 1
             event = queued.pop(0)
@@ -883,30 +772,6 @@ class Worker:
                 conn.close_after = True
         if conn.close_after:
             queued.clear()
-
-    def _end_turn(self, conn: Connection) -> None:
-        """``conn`` had ``max_pipeline_depth`` requests answered: the rest wait for the loop's next pass.
-
-        The wake-up pipe makes that pass come at once, after the connections that are
-        ready now; meanwhile ``conn`` is not read (its queued requests are answered first).
-        """
-        turns = self._ext.turns
-        if not turns:
-            self._wake()
-        turns[conn] = None
-        self.stop_reading(conn)
-
-    def _take_turns(self) -> None:
-        """The loop's next pass: answer the next turn of each connection that waited (see :meth:`_end_turn`)."""
-        ext = self._ext
-        waiting, ext.turns = ext.turns, {}
-        for conn in waiting:
-            if conn.closed:
-                continue
-            try:
-                self.flush(conn)  # answers up to max_pipeline_depth more, then writes
-            except Exception as exc:
-                self.contain(conn.fd, exc)
 
     def _wait_writable(self, conn: Connection) -> None:
         if not conn.waiting_write:
