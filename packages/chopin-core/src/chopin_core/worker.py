@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 from ._engine.awaiting import Awaiting, await_handler
 from ._engine.channel import ChannelTable, SocketIO
 from ._engine.deadlines import expire
-from ._engine.fanout import TopicService, TopicWiring
+from ._engine.fanout import TopicWiring
 from ._engine.in_process import answer
 from ._engine.services import Services
 from ._engine.serving import Routing
@@ -203,13 +203,8 @@ class Worker:
         lfd = lsock.fileno()
         ep = self._ep = self._ext.channels.ep = select.epoll()
         ep.register(lfd, EPOLLIN)
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        ep.register(wake_r, EPOLLIN)
-        self._ext.wake_fd = wake_w
-        # Topics: the sibling inbox (and a backplane's) join the epoll as channels.
-        self._ext.topics = TopicService(self, self.topics, self._ext.wiring or TopicWiring())
+        wake_r = self._ext.start()  # the wake-up pipe and the topics join the epoll
+        wake_w = self._ext.wake_fd
         previous = install_signals(self.request_stop, wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
@@ -931,8 +926,6 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self.tick = tick
         self._refresh_date()
-        if self._ext.protocols.upstreams is not None:
-            self._ext.protocols.upstreams.prune(tick)
         if self._metrics is not None:
             self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()
@@ -946,8 +939,7 @@ class Worker:
             self.request_stop()
         elif self.stopping:
             close_idle(self, list(self.conns.values()))
-        if self._ext.channels:
-            self._ext.channels.on_tick(tick, self.contain)
+        self._ext.on_tick(tick)
         expire(self, self._wheel.advance(tick), tick, self._header_ticks, self._ext.bodies)
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 from typing import TYPE_CHECKING
 
 from .._body import BodyBudget
 from ..forwarded import TrustedProxies
 from .bodies import RequestBodies
 from .channel import ChannelTable
+from .fanout import TopicService, TopicWiring
 from .protocols import Protocols
 from .tasks import Scheduler
 from .ws_channel import WebSocketService
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from ..connection import Connection
     from ..settings import Settings
     from .channel import Loop
-    from .fanout import TopicService, TopicWiring
     from .serving import Routing
 
 __all__ = ["Services"]
@@ -119,6 +120,26 @@ class Services:
         self.routing = routing
         self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
         self.channels = ChannelTable(self.protocols.close_socket, loop.teardown)
+
+    def start(self) -> int:
+        """The loop starts (its epoll is ``channels.ep``): open the wake-up pipe, start the topics; the read end."""
+        ep = self.channels.ep
+        assert ep is not None
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        ep.register(wake_r, select.EPOLLIN)
+        self.wake_fd = wake_w
+        # Topics: the sibling inbox (and a backplane's) join the epoll as channels.
+        self.topics = TopicService(self.loop, self.loop.topics, self.wiring or TopicWiring())
+        return wake_r
+
+    def on_tick(self, tick: int) -> None:
+        """Once a second: idle upstream connections past their timeout closed, and every channel's tick."""
+        if self.protocols.upstreams is not None:
+            self.protocols.upstreams.prune(tick)
+        if self.channels:
+            self.channels.on_tick(tick, self.loop.contain)
 
     def wait_time(self, timeout: float) -> float:
         """How long the loop may wait in ``epoll``: ``timeout``, or less if a handler or proxy deadline is nearer."""
