@@ -413,7 +413,7 @@ def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> s
 
 # ---------------------------------------------------------------- RESULTS.md
 
-ORDER = ("http", "http2", "metrics", "gates", "json", "static", "pg", "db-latency", "orm", "fanout")
+ORDER = ("http", "http2", "metrics", "gates", "json", "static", "static-profile", "pg", "db-latency", "orm", "fanout")
 TITLE = "# Benchmark results\n\nEach section was written by the command it names, on this project's 2-core machine.\n"
 
 

@@ -3,8 +3,10 @@
 
     python3 benchmarks/static.py [--duration 10] [--markdown-out FILE]
 
-Both servers serve the same temporary docroot (a 1 KiB index.html and a 10 MiB
-file) from one worker pinned to one CPU (taskset); wrk runs pinned to another CPU
+Three servers serve the same temporary docroot (a 1 KiB index.html and a 10 MiB
+file) from one worker pinned to one CPU (taskset): nginx as configured by default
+(no open_file_cache), nginx with open_file_cache kept valid for 1 s (like chopin's
+file cache, the like-for-like row) and chopin; wrk runs pinned to another CPU
 and loads the small file with many connections, then the big file with a few.
 Only 127.0.0.1 is used. nginx is installed with apt-get when missing (nginx-light
 if the archive has it) and runs from a config generated in the temp dir.
@@ -180,8 +182,8 @@ worker_processes 1;
 daemon off;
 master_process on;
 user root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
 worker_rlimit_nofile 65536;
 
 events {{
@@ -196,7 +198,7 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 75s;
     keepalive_requests 10000000;  # chopin never closes a busy keep-alive connection
-    types {{
+{cache}    types {{
         text/html html;
         application/octet-stream bin;
     }}
@@ -224,12 +226,17 @@ class ServerSpec:
     port: int
 
 
-def nginx_spec(nginx: str, tmp: Path, docroot: Path, port: int) -> ServerSpec:
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, host=HOST, port=port, docroot=docroot))
+# The like-for-like row: nginx keeping open descriptors and their stat() for as long as
+# chopin's file cache trusts what it read (FileCacheLimits.valid, 1 s by default).
+NGINX_FILE_CACHE = "    open_file_cache max=1000 inactive=20s;\n    open_file_cache_valid 1s;\n"
+
+
+def nginx_spec(nginx: str, tmp: Path, docroot: Path, port: int, name: str = "nginx", cache: str = "") -> ServerSpec:
+    conf = tmp / f"{name}.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, host=HOST, port=port, docroot=docroot, cache=cache))
     # -e: the error log before the config is read; -p: the prefix for relative paths.
-    argv = [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)]
-    return ServerSpec("nginx", argv, f"{nginx} -p $TMP -e $TMP/error.log -c $TMP/nginx.conf", port)
+    argv = [nginx, "-p", str(tmp), "-e", str(tmp / f"{name}-error.log"), "-c", str(conf)]
+    return ServerSpec(name, argv, f"{nginx} -p $TMP -e $TMP/{name}-error.log -c $TMP/{name}.conf", port)
 
 
 def chopin_spec(docroot: Path, port: int) -> ServerSpec:
@@ -337,27 +344,35 @@ def fmt_mib(kib: int | None) -> str:
 
 
 def render(results: dict[str, ServerResult], tests: list[Test]) -> str:
-    nginx, chopin = results["nginx"], results["chopin"]
+    nginx, cached, chopin = results["nginx"], results["nginx-cached"], results["chopin"]
     rows = []
     for test in tests:
         n = nginx.rows.get(test.label, WrkResult())
+        nc = cached.rows.get(test.label, WrkResult())
         c = chopin.rows.get(test.label, WrkResult())
-        for name, row in ((f"nginx {nginx.version}", n), (f"chopin {chopin.version}", c)):
-            rows.append([test.label, name, fmt_num(row.rps), fmt_num(row.mib_s, 1), fmt_ms(row.p99_ms)])
-        rows.append(
-            [
-                test.label,
-                "**chopin / nginx**",
-                fmt_ratio(c.rps, n.rps),
-                fmt_ratio(c.mib_s, n.mib_s),
-                fmt_ratio(c.p99_ms, n.p99_ms),
-            ]
+        named = (
+            (f"nginx {nginx.version}", n),
+            (f"nginx {cached.version}, open_file_cache", nc),
+            (f"chopin {chopin.version}", c),
         )
+        for name, row in named:
+            rows.append([test.label, name, fmt_num(row.rps), fmt_num(row.mib_s, 1), fmt_ms(row.p99_ms)])
+        for label, peer in (("**chopin / nginx**", n), ("**chopin / nginx with open_file_cache**", nc)):
+            rows.append(
+                [
+                    test.label,
+                    label,
+                    fmt_ratio(c.rps, peer.rps),
+                    fmt_ratio(c.mib_s, peer.mib_s),
+                    fmt_ratio(c.p99_ms, peer.p99_ms),
+                ]
+            )
     table = markdown_table(["test", "server", "requests/s", "MiB/s", "p99 latency"], rows, left=2)
     rss = markdown_table(
         ["server", "processes", "peak RSS"],
         [
             [f"nginx {nginx.version}", "master + 1 worker", fmt_mib(nginx.rss_kib)],
+            [f"nginx {cached.version}, open_file_cache", "master + 1 worker", fmt_mib(cached.rss_kib)],
             [f"chopin {chopin.version}", "1 process (-w 1 does not fork)", fmt_mib(chopin.rss_kib)],
             ["**chopin / nginx**", "", fmt_ratio(chopin.rss_kib, nginx.rss_kib)],
         ],
@@ -373,7 +388,7 @@ def render(results: dict[str, ServerResult], tests: list[Test]) -> str:
         rss,
     ]
     notes = []
-    for result in (nginx, chopin):
+    for result in (nginx, cached, chopin):
         if result.skipped:
             notes.append(f"- {result.name} did not run: {result.skipped}")
         notes += [f"- {result.name}: {w}" for w in result.warnings]
@@ -406,6 +421,9 @@ def write_markdown(
         "- Servers, one worker each, under `taskset`, in their own process group, the same temp docroot:",
         f"  - nginx: `{results['nginx'].command}`; generated config: `worker_processes 1`, `sendfile on`, "
         "`tcp_nopush on`, `access_log off`, `keepalive_requests 10000000`, no `open_file_cache`",
+        f"  - nginx-cached: `{results['nginx-cached'].command}`; the same config plus "
+        "`open_file_cache max=1000 inactive=20s`, `open_file_cache_valid 1s` (descriptors and their stat kept for "
+        "as long as chopin's file cache trusts what it read: the like-for-like row)",
         f"  - chopin: `{results['chopin'].command}`",
         "- MiB/s is wrk's Transfer/sec (headers included; wrk's MB is 2^20 bytes).",
         "",
@@ -453,8 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         docroot = tmp / "www"
         make_docroot(docroot)
-        specs = [nginx_spec(nginx, tmp, docroot, free_port(taken)), chopin_spec(docroot, free_port(taken))]
-        versions = {"nginx": nginx_version(nginx), "chopin": chopin_versions()[1]}
+        specs = [
+            nginx_spec(nginx, tmp, docroot, free_port(taken)),
+            nginx_spec(nginx, tmp, docroot, free_port(taken), "nginx-cached", NGINX_FILE_CACHE),
+            chopin_spec(docroot, free_port(taken)),
+        ]
+        version = nginx_version(nginx)
+        versions = {"nginx": version, "nginx-cached": version, "chopin": chopin_versions()[1]}
         for spec in specs:
             result = bench_server(spec, docroot, tests, args)
             result.version = versions[spec.name]

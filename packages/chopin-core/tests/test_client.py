@@ -141,6 +141,35 @@ def test_upstream_closing_mid_body(client, upstream):
         client.request("GET", f"{upstream.url}/truncated")
 
 
+def test_upstream_resetting_mid_body_is_upstream_closed(client, upstream):
+    # A reset (ECONNRESET) after the head was a bare ConnectionResetError, not a ClientError.
+    with pytest.raises(UpstreamClosed, match="lost in the middle of the response body"):
+        client.request("GET", f"{upstream.url}/reset", body=b"a GET's body")
+    with client.stream("GET", f"{upstream.url}/reset") as resp:
+        assert resp.status == 200
+        with pytest.raises(UpstreamClosed, match="lost in the middle of the response body"):
+            b"".join(resp.iter_bytes())
+    assert client.request("GET", f"{upstream.url}/after-reset").status == 200
+
+
+def test_an_upstream_that_reads_nothing_times_out_the_send():
+    # The body cannot go out (the upstream never reads): the socket timeout fires in sendall,
+    # which was a bare TimeoutError, not the client's ReadTimeout.
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        port = listener.getsockname()[1]
+        with HttpClient(ClientSettings(read_timeout=0.5)) as client:
+            started = time.monotonic()
+            with pytest.raises(ReadTimeout, match="took no bytes"):
+                client.request("GET", f"http://127.0.0.1:{port}/", body=bytes(32 * 1024 * 1024))
+            assert time.monotonic() - started < 20
+    finally:
+        listener.close()
+
+
 def test_garbage_response_is_a_protocol_error(client):
     listener = socket.create_server(("127.0.0.1", 0))
 

@@ -178,6 +178,12 @@ def test_limits_and_truncation_close_the_connection(upstream: Upstream) -> None:
         run(lambda api: api.get(f"{upstream.url}/truncated"))
 
 
+def test_upstream_resetting_mid_body_is_upstream_closed(upstream: Upstream) -> None:
+    # A reset (ECONNRESET) after the head was a bare ConnectionResetError, not a ClientError.
+    with pytest.raises(UpstreamClosed, match="lost in the middle of the response body"):
+        run(lambda api: api.request("GET", f"{upstream.url}/reset", body=b"a GET's body"))
+
+
 def test_a_cancelled_request_closes_its_connection_instead_of_pooling_it(upstream: Upstream) -> None:
     async def calls(api: AsyncHttpClient):  # type: ignore[no-untyped-def]
         async def give_up() -> None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from apps.http_upstream import free_port, pattern, running_upstream
 from apps.tls_support import write_chain
-from chopin_core import Request, Router, Settings, TestClient
+from chopin_core import Context, Request, Response, Router, Settings, TestClient
 from chopin_core.client import ClientSettings
 from chopin_core.connection import open_listener
 from chopin_core.errors import ConfigError
@@ -231,6 +231,95 @@ def test_get_with_a_body_and_a_pipelined_request_are_both_answered(gateway, conn
     assert after.status == 200
     assert json.loads(after.body)["path"] == "/after"
     assert conn.request("GET", "/fast").body == b"fast"  # the connection is still open
+
+
+def test_get_with_a_body_to_an_upstream_that_answers_before_reading_it(gateway, connect):
+    # A streaming upstream sends its head before it has read the whole request body (RFC 9112
+    # 9.3 lets it).  The proxy stopped sending the body at that head, so the upstream waited
+    # for the rest and the proxy for the answer, until the read timeout cut the client's
+    # message short; directly, both requests were answered.
+    body = pattern(8 * 1024 * 1024 + 5)  # far more than the socket buffers hold
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/duplex", body=body) + conn.build("GET", "/api/after"))
+    answer = conn.read_response(timeout=60.0)
+    after = conn.read_response()
+    assert answer.status == 200
+    assert answer.body == body
+    assert json.loads(after.body)["path"] == "/after"
+    assert conn.request("GET", "/api/reuse").status == 200  # the connection is still open
+
+
+def test_an_early_refusal_that_resets_reaches_the_client(gateway, connect):
+    # The upstream answers 413 before reading the body and resets (the body unread).  The
+    # proxy's next send failed first and the answer waiting in its socket was dropped for a
+    # 502; it is read before the failure counts.
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/refuse", body=bytes(8 * 1024 * 1024)) + conn.build("GET", "/api/after"))
+    answer = conn.read_response(timeout=30.0)
+    after = conn.read_response()
+    assert (answer.status, answer.body) == (413, b"too large")
+    assert json.loads(after.body)["path"] == "/after"
+
+
+@pytest.mark.parametrize("ending", ["close", "half-close", "http/1.0"])
+@pytest.mark.parametrize("first", ["/api/echo", "/chopin/"])
+def test_get_with_a_body_and_a_pipelined_request_that_ends_the_connection(gateway, connect, first, ending):
+    # The same pair, with the connection ending after the second answer: by the second
+    # request's "Connection: close", by the client shutting its sending side once both are
+    # out, or by HTTP/1.0 (keep-alive asked on the first only).  Both are answered, then the
+    # proxy closes cleanly: a FIN after the last answer, never a reset.
+    conn = connect(gateway)
+    if ending == "http/1.0":
+        request = conn.build("GET", first, [("Connection", "keep-alive")], b"hello", version="HTTP/1.0")
+        behind = conn.build("GET", "/api/after", version="HTTP/1.0")
+    else:
+        request = conn.build("GET", first, body=b"hello")
+        behind = conn.build("GET", "/api/after", [("Connection", "close")] if ending == "close" else [])
+    conn.send(request + behind)
+    if ending == "half-close":
+        conn.sock.shutdown(socket.SHUT_WR)
+    answer = conn.read_response()
+    after = conn.read_response()
+    assert answer.status == 200
+    if first == "/api/echo":
+        assert json.loads(answer.body)["body"] == "hello"
+    assert after.status == 200
+    assert json.loads(after.body)["path"] == "/after"
+    assert not conn.buffer
+    conn.sock.settimeout(10.0)
+    assert conn.sock.recv(1) == b""  # a ConnectionResetError here is the reset of issue 15 item 20
+
+
+def test_get_with_a_body_to_an_upstream_that_resets_mid_body_through_the_loop(gateway, connect):
+    # The upstream resets (RST, as one does that closes with a GET's body unread) after part of
+    # its body: the client gets what came, then the end of the connection (an incomplete
+    # message), and the worker goes on serving.
+    conn = connect(gateway)
+    conn.send(conn.build("GET", "/api/reset", body=b"hello") + conn.build("GET", "/fast"))
+    head = conn.read_head()
+    assert head.status == 200
+    assert head.header("content-length") == "1000"
+    assert len(conn.read_until_close(timeout=10.0)) == 100
+    assert connect(gateway).request("GET", "/fast").body == b"fast"
+
+
+def test_get_with_a_body_to_an_upstream_that_resets_in_process_is_a_502_and_the_request_behind_is_answered(upstream):
+    # The blocking forwarder (TestClient, no loop) buffers the whole answer, so a reset in the
+    # middle of the upstream's body is still a 502.  It was a bare ConnectionResetError out of
+    # TestClient.raw: the client's body reader let the OSError through (not a ClientError).
+    router = Router()
+    mount_proxy(router, "/api", upstream.url)
+
+    @router.get("/fast")
+    def fast(ctx: Context) -> Response:
+        return Response.text("fast")
+
+    client = TestClient(router)
+    request = b"GET /api/reset HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    answer, after = client.raw(request + b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert answer.status == 502
+    assert after.status == 200
+    assert after.body == b"fast"
 
 
 def test_upstream_connections_are_kept_alive_and_reused(gateway):

@@ -209,6 +209,21 @@ def test_parser_defaults() -> None:
     assert not args.no_list
 
 
+def test_cache_flags() -> None:
+    args = build_parser().parse_args([])
+    assert (args.cache_valid, args.no_cache) == (1.0, False)
+    args = build_parser().parse_args(["--cache-valid", "0", "--no-cache"])
+    assert (args.cache_valid, args.no_cache) == (0.0, True)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_bad_cache_valid_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--cache-valid", value, "-d", str(tmp_path)])
+    assert info.value.code == 2
+    assert "--cache-valid: expected" in capsys.readouterr().err
+
+
 def test_port_in_use_exits_1(docroot: Path) -> None:
     # A listener without SO_REUSEPORT keeps the engine's SO_REUSEPORT sockets off the port.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
@@ -433,6 +448,22 @@ def test_custom_index(docroot: Path, tmp_path: Path) -> None:
         with httpx.Client(base_url=srv.base, timeout=10.0) as c:
             assert c.get("/").content == b"custom index\n"
             assert c.get("/sub/").content == b"sub custom index\n"
+
+
+@pytest.mark.parametrize("flags", [("--cache-valid", "0"), ("--no-cache",), ()], ids=["valid-0", "no-cache", "default"])
+def test_a_changed_file_is_served(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "page.txt").write_bytes(b"one")
+    with run_cli(tmp_path, www, *flags) as srv, httpx.Client(base_url=srv.base, timeout=10.0) as c:
+        assert c.get("/page.txt").content == b"one"
+        assert c.get("/page.txt").content == b"one"  # kept in memory now (unless --no-cache)
+        (www / "page.txt").write_bytes(b"two, longer")
+        if not flags:
+            time.sleep(1.3)  # the default: looked at on disk at most once a second
+        response = c.get("/page.txt")
+        assert response.content == b"two, longer"
+        assert response.headers["content-length"] == "11"
 
 
 # -- stopping ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import threading
 import time
@@ -10,6 +11,7 @@ import pytest
 from chopin_pg import (
     Connection,
     ConnectionLost,
+    DataError,
     ErrorClass,
     InterfaceError,
     IoTimeout,
@@ -451,6 +453,28 @@ def test_fast_path_results_larger_than_one_read(conn: Connection) -> None:
     assert rows[-1][0] == 3000
     assert all(len(r[1]) == 200 for r in rows)
     assert conn.query_scalar("SELECT $1::int + 1", (1,)) == 2
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector-on", "collector-off"])
+def test_a_fetch_leaves_the_garbage_collector_as_it_found_it(conn: Connection, enabled: bool) -> None:
+    # read_execute pauses the collector while it decodes a read's rows (see _session.py):
+    # after many reads, a server error in the middle of the rows, and a query that fails
+    # at the first row, the collector is back as the application had it.
+    sql = "SELECT g, repeat('x', 200), 1 / (g - $1::int) FROM generate_series(1, 3000) g"
+    if not enabled:
+        gc.disable()
+    try:
+        assert len(conn.query(sql, (0,))) == 3000  # ~650 KB: many reads
+        assert gc.isenabled() is enabled
+        with pytest.raises(DataError, match="division by zero"):
+            conn.query(sql, (2000,))  # an ErrorResponse after 1 999 DataRows
+        assert gc.isenabled() is enabled
+        with pytest.raises(DataError, match="division by zero"):
+            conn.query(sql, (1,))
+        assert gc.isenabled() is enabled
+        assert conn.query_scalar("SELECT $1::int + 1", (1,)) == 2
+    finally:
+        gc.enable()
 
 
 def test_fast_path_notices_during_a_query_reach_the_handler(conn: Connection, schema: str) -> None:

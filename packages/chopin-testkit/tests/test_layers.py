@@ -104,3 +104,22 @@ def test_class_sizes_count_every_line_of_the_body_nested_classes_too(tmp_path: P
 def test_a_missing_package_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="expected a directory at"):
         ImportGraph.from_package(tmp_path, "nothing")
+
+
+def test_a_compiled_module_is_known_by_its_stub(tmp_path: Path) -> None:
+    # `from ._speed import f` names the extension module (its _speed.pyi), not the package.
+    src = write_package(
+        tmp_path,
+        {
+            "__init__.py": "from .a import A\n",
+            "a.py": "from ._speed import f\nfrom . import _speed\nclass A: ...\n",
+            "_speed.pyi": "def f() -> None: ...\n",
+            "b.py": "",
+            "b.pyi": "x: int\n",
+        },
+    )
+    graph = ImportGraph.from_package(src, "pkg")
+    assert graph.modules["pkg._speed"].name == "_speed.pyi"
+    assert graph.modules["pkg.b"].name == "b.py"  # a stub beside its module changes nothing
+    assert graph.imports_of("pkg.a") == {"pkg._speed"}
+    assert graph.cycles() == []

@@ -151,8 +151,8 @@ def dockerfile(project: Project, settings: DockerSettings) -> str:
 # -- build: wheels of the project and every dependency -----------------------------------
 FROM {base} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-# A C compiler for the wheels that have C parts (chopin-core's metrics accelerator): only
-# this stage has it; the runtime image gets the compiled wheels.
+# A C compiler for the wheels that have C parts (chopin-core's metrics accelerator, chopin-pg's
+# row decoder): only this stage has it; the runtime image gets the compiled wheels.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

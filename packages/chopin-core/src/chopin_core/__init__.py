@@ -41,6 +41,7 @@ from .errors import (
     UnsupportedVersion,
     UriTooLong,
 )
+from .filecache import FileCacheLimits
 from .forms import FormData
 from .middleware import cors, request_id, with_async_form
 from .proxy import mount_proxy, proxy
@@ -79,6 +80,7 @@ __all__ = [
     "ErrorHandler",
     "ExtractError",
     "Extractor",
+    "FileCacheLimits",
     "FormData",
     "Handler",
     "HandlerTimeout",

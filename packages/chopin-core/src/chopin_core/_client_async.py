@@ -352,6 +352,6 @@ class _AsyncBodyReader(BodyReaderBase):
             assert sock is not None
             try:
                 self._feed(await self._client._recv(sock))  # noqa: SLF001  same module: this reader belongs to the client
-            except BaseException:  # an error, or cancelled at the await: the connection is not reusable
-                self._release(finished=False)
+            except BaseException as exc:  # an error, or cancelled at the await: the connection is not reusable
+                self._read_failed(exc)
                 raise

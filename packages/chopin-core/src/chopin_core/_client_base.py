@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
 
-from ._client_errors import CertificateVerifyError, InvalidURL, TlsError
+from ._client_errors import CertificateVerifyError, ClientError, InvalidURL, TlsError, UpstreamClosed
 from ._client_pool import ConnectionPool
 from ._wire.h1_response import END, ResponseHead, ResponseLimits, ResponseParser, build_request
 from .errors import ConfigError
@@ -33,6 +33,7 @@ __all__ = [
     "ClientResponse",
     "ClientSettings",
     "Origin",
+    "body_lost",
     "parse_url",
     "prepare_request",
     "split_url",
@@ -215,6 +216,17 @@ def prepare_request(
     return origin, build_request(method, target, fields, body)
 
 
+def body_lost(origin: Origin, exc: OSError) -> UpstreamClosed:
+    """The error for a connection that failed while a response body was read (a reset, say).
+
+    Callers (the blocking proxy forwarder among them) catch ``ClientError``: a bare
+    ``ConnectionResetError`` from ``recv`` must not reach them.
+    """
+    return UpstreamClosed(
+        f"connection to {origin[1]}:{origin[2]} lost in the middle of the response body: {exc.strerror or exc}"
+    )
+
+
 class ClientResponse:
     """A response: status and headers at once, the body read whole or streamed.
 
@@ -357,6 +369,16 @@ class BodyReaderBase:
     def _feed(self, data: bytes) -> None:
         """Parse bytes read from the socket (``b""``: the upstream closed it)."""
         self._events = list(self._parser.feed(data) if data else self._parser.feed_eof())
+
+    def _read_failed(self, exc: BaseException) -> None:
+        """Close the connection after a failed read; the caller re-raises ``exc`` when this returns.
+
+        An ``OSError`` that is not a ``ClientError`` (ECONNRESET: the upstream reset the
+        connection mid-body) is raised as ``UpstreamClosed`` instead.
+        """
+        self._release(finished=False)
+        if isinstance(exc, OSError) and not isinstance(exc, ClientError):
+            raise body_lost(self._key, exc) from exc
 
     def _release(self, finished: bool) -> None:
         sock, self._sock = self._sock, None

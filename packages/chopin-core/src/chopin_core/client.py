@@ -253,6 +253,10 @@ class HttpClient:
     def _send(self, sock: socket.socket, data: bytes) -> None:
         try:
             sock.sendall(data)
+        except TimeoutError:
+            # An upstream that does not read (a GET's body it ignores, say): the socket timeout
+            # is the read timeout, and the error a ClientError like every other here.
+            raise ReadTimeout(f"upstream took no bytes for {self.settings.read_timeout} s") from None
         except ssl.SSLError as exc:
             raise UpstreamClosed(f"TLS connection broke while sending: {exc.reason or exc}") from exc
 
@@ -302,6 +306,6 @@ class _BodyReader(BodyReaderBase):
             assert sock is not None
             try:
                 self._feed(self._client._recv(sock))  # noqa: SLF001  same module: this iterator belongs to the client
-            except BaseException:
-                self._release(finished=False)
+            except BaseException as exc:
+                self._read_failed(exc)
                 raise

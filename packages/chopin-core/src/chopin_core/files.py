@@ -1,12 +1,14 @@
-"""Serving files: content types, ranges, validators and the static directory mount.
+"""Serving files: content types, ranges, validators and the body a file response carries.
 
 A file response carries a :class:`FileBody` (an open descriptor, an offset and a
 length); the worker writes the head, then moves the bytes with ``os.sendfile``
-as the socket drains, so no file is read into user space.  Conditional requests
-(RFC 9110 13) are answered by the worker from the body's validators: a matching
-``If-None-Match`` or an unchanged ``If-Modified-Since`` turns a 200 into a 304,
-and an ``If-Range`` that no longer matches turns a 206 into a 200 of the whole file.
-"""
+as the socket drains, so no large file is read into user space (a small one is
+read and written with its head, and a :class:`~chopin_core.filecache.FileCache`
+keeps small files' bytes, so a body may also be held in memory).  Conditional
+requests (RFC 9110 13) are answered by the worker from the body's validators: a
+matching ``If-None-Match`` or an unchanged ``If-Modified-Since`` turns a 200 into
+a 304, and an ``If-Range`` that no longer matches turns a 206 into a 200 of the
+whole file."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -70,10 +73,12 @@ def content_type_for(path: str) -> str:
 
 
 class FileBody:
-    """An open file region a response sends with ``sendfile``.
+    """A file region a response sends: an open descriptor, or the bytes of a cached file.
 
     Attributes:
-        fd: the open descriptor (closed by :meth:`close`).
+        fd: the open descriptor (closed by :meth:`close`), or -1 for a body held in memory.
+        content: the whole file's bytes when it came from a
+            :class:`~chopin_core.filecache.FileCache` (no descriptor), else ``None``.
         offset: where the region starts.
         length: bytes still to send.
         size: the whole file's size.
@@ -82,12 +87,13 @@ class FileBody:
         mtime: modification time, whole seconds.
     """
 
-    __slots__ = ("etag", "fd", "length", "mtime", "offset", "size")
+    __slots__ = ("content", "etag", "fd", "length", "mtime", "offset", "size")
 
     def __init__(
         self, fd: int, st: os.stat_result, offset: int = 0, length: int | None = None, *, part: bool = False
     ) -> None:
         self.fd = fd
+        self.content: bytes | None = None
         self.size = st.st_size
         self.offset = offset
         self.length = st.st_size - offset if length is None else length
@@ -97,21 +103,55 @@ class FileBody:
             # and the file (or two slices) as the same bytes.
             self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}-{offset:x}-{self.length:x}"'
         else:
-            self.etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+            self.etag = etag_of(st)
         self.mtime = int(st.st_mtime)
 
+    @classmethod
+    def in_memory(cls, content: bytes, etag: str, mtime: int, offset: int = 0, length: int | None = None) -> FileBody:
+        """A region of a file already read whole (``content``), with that file's validators."""
+        body = _new_object(cls)
+        body.fd = -1
+        body.content = content
+        body.size = len(content)
+        body.offset = offset
+        body.length = len(content) - offset if length is None else length
+        body.etag = etag
+        body.mtime = mtime
+        return body
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes from :attr:`offset` (not advanced); ``b""`` past the end of the file."""
+        content = self.content
+        if content is not None:
+            return content[self.offset : self.offset + min(size, self.length)]
+        return os.pread(self.fd, min(size, self.length), self.offset)
+
     def read_all(self) -> bytes:
-        """The region's bytes (the copy path: tests and TLS)."""
+        """The region's bytes (the copy path: small files, tests, TLS)."""
+        content = self.content
+        if content is not None:
+            # The whole file is the common case: slicing all of a bytes object returns it, uncopied.
+            return content[self.offset : self.offset + self.length]
         return os.pread(self.fd, self.length, self.offset)
 
     def close(self) -> None:
-        """Close the descriptor (idempotent)."""
+        """Close the descriptor (idempotent; nothing to do for a body in memory)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
     def __del__(self) -> None:  # a response built and never sent must not leak its fd
-        self.close()
+        if self.fd >= 0:  # not a call for a body in memory (one per cached file answered)
+            self.close()
+
+
+def etag_of(st: os.stat_result) -> str:
+    """A whole file's strong validator, ``"<mtime_ns hex>-<size hex>"``, from its ``stat``."""
+    return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+# FileBody.in_memory without __init__ (which wants an os.stat_result): one object per cache hit.
+_new_object: Final = object.__new__
 
 
 def open_file(path: str | os.PathLike[str], within: str | None = None) -> tuple[int, os.stat_result] | None:
@@ -198,7 +238,12 @@ def parse_http_date(value: str) -> int | None:
 
 def validator_lines(body: FileBody) -> bytes:
     """``ETag``, ``Last-Modified`` and ``Accept-Ranges`` lines for a file response."""
-    return f"ETag: {body.etag}\r\nLast-Modified: {http_date(body.mtime)}\r\nAccept-Ranges: bytes\r\n".encode()
+    return validator_lines_of(body.etag, body.mtime)
+
+
+def validator_lines_of(etag: str, mtime: int) -> bytes:
+    """``ETag``, ``Last-Modified`` and ``Accept-Ranges`` lines for a file of this tag and time."""
+    return f"ETag: {etag}\r\nLast-Modified: {http_date(mtime)}\r\nAccept-Ranges: bytes\r\n".encode()
 
 
 def content_type_line(path: str) -> bytes:
@@ -273,8 +318,33 @@ def if_range_holds(req: Request, body: FileBody) -> bool:
     return when is not None and when == body.mtime and time.time() >= body.mtime + 2
 
 
+def has_range_or_precondition(lines: Sequence[bytes]) -> bool:
+    """Whether a ``Range`` or an ``If-*`` field is among a request's raw header ``lines``.
+
+    A look at the first bytes of each line: most requests have neither, and then
+    decoding every field (:attr:`Request.headers`) to find out would cost more
+    than the rest of a cached file's answer.
+    """
+    for line in lines:
+        # A field name starts its line, so a line starting with none of these letters is neither.
+        if line[0] in FIELD_INITIALS and (line[:3].lower() == b"if-" or line[:6].lower() == b"range:"):
+            return True
+    return False
+
+
+# The first bytes of "If-" and "Range" in either case, for the loops above and filecache's
+# inlined copy: an int set, as `line[0] in` is one lookup where `line[:1] in b"iIrR"`
+# slices and runs a substring search.
+FIELD_INITIALS: Final = frozenset(b"iIrR")
+
+
 def not_modified(req: Request, body: FileBody) -> bool:
     """Whether the request's validators match, so a 304 can replace the 200 (RFC 9110 13.1)."""
+    for line in req.header_lines:  # has_range_or_precondition inlined: this runs for every file answered
+        if line[0] in FIELD_INITIALS and (line[:3].lower() == b"if-" or line[:6].lower() == b"range:"):
+            break
+    else:
+        return False
     headers = req.headers
     inm = headers.get("if-none-match")
     if inm is not None:

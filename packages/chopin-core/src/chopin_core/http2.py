@@ -35,7 +35,6 @@ graceful stop sends GOAWAY and lets open streams finish.
 from __future__ import annotations
 
 import logging
-import os
 import select
 from collections import deque
 from collections.abc import Iterator
@@ -775,7 +774,7 @@ class H2Session:
                 body.close()
                 stream.file = None
                 return False
-            data = os.pread(body.fd, min(body.length, _PULL), body.offset)
+            data = body.read(_PULL)
             if not data:
                 log.error("worker %d: file ended %d bytes early", self.worker.index, body.length)
                 body.close()

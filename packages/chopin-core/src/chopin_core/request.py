@@ -75,6 +75,9 @@ class Request:
         query: the raw query string, without ``?``, or ``None`` when absent.
         http11: ``True`` for HTTP/1.1, ``False`` for HTTP/1.0.
         keep_alive: whether the connection stays open after the response.
+        header_lines: the header fields as received, one ``b"Name: value"`` line
+            each, nothing decoded or combined (a quick look for a field costs less
+            here than :attr:`headers`, which decodes them all).
         body: the whole body, de-chunked.  A body larger than
             ``Settings.body_spool_threshold`` arrives in a temporary file instead
             (:class:`SpooledRequest`); reading ``body`` then loads it into memory,
@@ -82,7 +85,7 @@ class Request:
         spooled: whether the body is in a temporary file (see :attr:`body`).
     """
 
-    __slots__ = ("_header_lines", "_headers", "body", "http11", "keep_alive", "method", "path", "query", "target")
+    __slots__ = ("_headers", "body", "header_lines", "http11", "keep_alive", "method", "path", "query", "target")
     spooled: ClassVar[bool] = False
 
     def __init__(
@@ -102,7 +105,7 @@ class Request:
         self.query = query
         self.http11 = http11
         self.keep_alive = keep_alive
-        self._header_lines = header_lines
+        self.header_lines = header_lines
         self._headers: Headers | None = None
         self.body = body
 
@@ -111,7 +114,7 @@ class Request:
         """The header fields, decoded on first access."""
         headers = self._headers
         if headers is None:
-            headers = self._headers = Headers(self._header_lines)
+            headers = self._headers = Headers(self.header_lines)
         return headers
 
     def header(self, name: str) -> str | None:
@@ -220,7 +223,7 @@ class SpooledRequest(Request):
         self.http11 = head.http11
         self.keep_alive = head.keep_alive
         # Same module: the subclass takes over its head's parsed fields.
-        self._header_lines = head._header_lines  # noqa: SLF001
+        self.header_lines = head.header_lines
         self._headers = head._headers  # noqa: SLF001
         self._file: BinaryIO | None = file
         self._loaded: bytes | None = None

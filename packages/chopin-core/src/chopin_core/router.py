@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from .error_handlers import ErrorHandler, ErrorHandlers, StatusHandler, accepts_json, error_body, wrapper_of
 from .errors import ConfigError, RouteConflict
+from .filecache import DEFAULT_FILE_CACHE, FileCacheLimits
 from .response import Response
 
 if TYPE_CHECKING:
@@ -186,16 +187,22 @@ class Router:
         index: str | None = "index.html",
         listing: bool = False,
         precompressed: bool = True,
+        cache: FileCacheLimits | None = DEFAULT_FILE_CACHE,
     ) -> Router:
         """Serve the files under ``directory`` at ``prefix`` (GET and HEAD).
 
         Paths that would leave the directory (``..``, symlinks out of it) get 404;
         a directory serves ``index`` or, with ``listing=True``, an HTML listing;
-        ``.br``/``.gz`` sidecars are served when the client accepts them.
+        ``.br``/``.gz`` sidecars are served when the client accepts them.  Small
+        files are kept in memory per worker within ``cache``'s limits and checked
+        against the disk at most every ``cache.valid`` seconds
+        (:mod:`chopin_core.filecache`); ``cache=None`` opens every file per request.
         """
         from .staticfiles import static_handler
 
-        handler = static_handler(prefix, directory, index=index, listing=listing, precompressed=precompressed)
+        handler = static_handler(
+            prefix, directory, index=index, listing=listing, precompressed=precompressed, cache=cache
+        )
         base = prefix.rstrip("/")
         self.route("GET", (base or "") + "/*path", handler)
         if base:

@@ -6,21 +6,26 @@ The command line mirrors hachettp's ``ht``::
     python -m chopin_core.static -p 9090 -d ./public -w 8
     python -m chopin_core.static -i index.htm --no-list
     python -m chopin_core.static --no-index --no-list  # files only; directories get 404
+    python -m chopin_core.static --cache-valid 0      # check kept files on disk at every request
 
-It mounts the directory at ``/`` with :meth:`Router.static` (``sendfile`` from the
-worker loop, ranges, ``ETag``/304, ``.br``/``.gz`` sidecars, no way out of the
-directory) and serves it with :class:`Chopin` until SIGTERM/SIGINT, which finish
-in-flight requests and exit 0.
+It mounts the directory at ``/`` with :meth:`Router.static` (small files kept in
+memory and checked on disk once a second, ``sendfile`` from the worker loop for the
+others, ranges, ``ETag``/304, ``.br``/``.gz`` sidecars, no way out of the directory)
+and serves it with :class:`Chopin` until SIGTERM/SIGINT, which finish in-flight
+requests and exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import sys
 
 from .connection import probe_port
 from .errors import ConfigError
+from .filecache import DEFAULT_FILE_CACHE, FileCacheLimits
 from .router import Router
 from .server import Chopin
 from .settings import Settings
@@ -35,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     Returns:
         A parser whose namespace has ``port``, ``dir``, ``workers``, ``index``,
-        ``no_index``, ``no_list`` and ``bind``.
+        ``no_index``, ``no_list``, ``bind``, ``cache_valid`` and ``no_cache``.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -59,16 +64,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-index", action="store_true", help="do not look for an index file in directories")
     parser.add_argument("--no-list", action="store_true", help="no generated directory listings (404 instead)")
     parser.add_argument("-b", "--bind", default="0.0.0.0", metavar="HOST", help="address to bind (default: 0.0.0.0)")
+    default = DEFAULT_FILE_CACHE
+    parser.add_argument(
+        "--cache-valid",
+        type=float,
+        default=default.valid,
+        metavar="SECONDS",
+        help=f"serve a file kept in memory this long before checking it on disk again; 0 checks on every "
+        f"request (default: {default.valid:g})",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help=f"keep no file in memory (default: files up to {default.max_file_size // 1024} KiB, "
+        f"{default.max_bytes // (1024 * 1024)} MiB per worker)",
+    )
     return parser
 
 
-def build_router(directory: str, *, index: str | None, listing: bool) -> Router:
+def build_router(
+    directory: str, *, index: str | None, listing: bool, cache: FileCacheLimits | None = DEFAULT_FILE_CACHE
+) -> Router:
     """A router serving ``directory`` at ``/`` (GET and HEAD).
 
     Args:
         directory: the document root.
         index: the file a directory serves, or ``None`` for none.
         listing: whether a directory without an index gets an HTML listing.
+        cache: what is kept in memory (:mod:`chopin_core.filecache`), or ``None``.
 
     Returns:
         The router.
@@ -76,7 +99,7 @@ def build_router(directory: str, *, index: str | None, listing: bool) -> Router:
     Raises:
         FileNotFoundError: ``directory`` is not a directory.
     """
-    return Router().static("/", directory, index=index, listing=listing)
+    return Router().static("/", directory, index=index, listing=listing, cache=cache)
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -93,6 +116,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(f"-d/--dir: {args.dir!r} is not a directory")
     if not os.access(args.dir, os.R_OK | os.X_OK):
         parser.error(f"-d/--dir: {args.dir!r} is not readable")
+    if not math.isfinite(args.cache_valid) or args.cache_valid < 0:
+        parser.error(f"--cache-valid: expected a number of seconds >= 0, got {args.cache_valid}")
 
 
 def _resolve_port(host: str, port: int, shared: bool) -> int:
@@ -126,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     directory = os.path.realpath(args.dir)
     workers: int = args.workers if args.workers is not None else os.cpu_count() or 1
     index = None if args.no_index else args.index
-    router = build_router(directory, index=index, listing=not args.no_list)
+    cache = None if args.no_cache else dataclasses.replace(DEFAULT_FILE_CACHE, valid=args.cache_valid)
+    router = build_router(directory, index=index, listing=not args.no_list, cache=cache)
     try:
         # Explicit flags win over PORT/WORKERS; the CHOPIN_* limits still apply.
         settings = Settings.from_env(host=args.bind, port=args.port, workers=workers)

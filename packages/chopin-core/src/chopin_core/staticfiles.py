@@ -1,7 +1,10 @@
 """The static directory mount: :func:`static_handler` serves a directory under a route prefix.
 
 Paths are resolved once and cached for a second; a path that would leave the
-directory is a 404.  The file responses themselves are :mod:`chopin_core.files`'s.
+directory is a 404.  Small files are answered from a :class:`~chopin_core.filecache.FileCache`
+(their bytes and header lines kept, checked with ``stat`` every
+``FileCacheLimits.valid`` seconds); the others are opened per request and sent
+with ``sendfile`` (:mod:`chopin_core.files`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Final, NamedTuple
 from urllib.parse import quote, unquote
 
 from .context import Context
-from .files import content_type_for
+from .filecache import DEFAULT_FILE_CACHE, FileCache, FileCacheLimits, cached_response
+from .files import content_type_for, content_type_line, has_range_or_precondition
+from .request import Request
 from .response import Response
 
 __all__ = ["static_handler"]
@@ -27,13 +32,16 @@ def static_handler(
     index: str | None = "index.html",
     listing: bool = False,
     precompressed: bool = True,
+    cache: FileCacheLimits | None = DEFAULT_FILE_CACHE,
 ) -> Callable[[Context], Response]:
     """A handler serving ``directory`` for the route ``prefix + "/*path"``.
 
     Paths are resolved and refused unless they stay inside the directory (no
     ``..``, no symlink out of it); a directory serves ``index`` or, if asked, an
     HTML listing; ``.br``/``.gz`` sidecars are served when ``Accept-Encoding``
-    allows, with ``Vary: Accept-Encoding``.
+    allows, with ``Vary: Accept-Encoding``.  Files up to ``cache.max_file_size``
+    are kept in memory (see :mod:`chopin_core.filecache`); ``cache=None`` opens
+    every file per request.
     """
     from .response import Response
 
@@ -77,21 +85,28 @@ def static_handler(
     # component), so results are kept for a second. What is kept is the real path
     # already checked to be inside the root, so a symlink swapped in later is never
     # followed; a file deleted meanwhile simply gives 404 when it is opened.
-    cache: dict[str, tuple[float, _Resolved | None]] = {}
+    resolved: dict[str, tuple[float, _Resolved | None]] = {}
+    files = FileCache(cache) if cache is not None and cache.max_bytes > 0 else None
 
     def serve_static(ctx: Context) -> Response:
         raw = ctx.params.get("path", "")
         now = time.monotonic()
-        hit = cache.get(raw)
+        hit = resolved.get(raw)
         if hit is not None and hit[0] > now:
             found = hit[1]
         else:
             found = resolve(raw)
-            if len(cache) >= _RESOLVE_CACHE_SIZE:
-                cache.clear()
-            cache[raw] = (now + _RESOLVE_TTL, found)
+            if len(resolved) >= _RESOLVE_CACHE_SIZE:
+                resolved.clear()
+            resolved[raw] = (now + _RESOLVE_TTL, found)
         if found is None:
             return Response.not_found()
+        if not found.sidecars and not found.is_dir and files is not None:
+            # The hot path: a plain file, kept in memory.
+            resp = files.respond(found.path, root, ctx.req, now)
+            if resp is not None:
+                return resp
+            return Response.file_range(found.path, _range_of(ctx.req), None, within=root)
         if found.is_dir:
             path = ctx.req.path
             if not path.endswith("/"):  # relative links in a directory need the slash
@@ -99,11 +114,11 @@ def static_handler(
                 # off our origin (the path reached here only because "//" splits to "").
                 return Response.redirect("/" + "".join(seg + "/" for seg in path.split("/") if seg), 301)
             if found.index_file is not None:
-                return _file_response(ctx, root, found.index_file, found.sidecars)
+                return _file_response(ctx, root, found.index_file, found.sidecars, files, now)
             if listing:
                 return _listing(base + "/" + raw, found.path)
             return Response.not_found()
-        return _file_response(ctx, root, found.path, found.sidecars)
+        return _file_response(ctx, root, found.path, found.sidecars, files, now)
 
     serve_static.__doc__ = f"Files under {directory}."
     return serve_static
@@ -122,18 +137,40 @@ _RESOLVE_TTL: Final = 1.0
 _RESOLVE_CACHE_SIZE: Final = 4096
 
 
-def _file_response(ctx: Context, root: str, path: str, sidecars: tuple[tuple[str, str], ...]) -> Response:
+_VARY: Final = b"Vary: Accept-Encoding\r\n"
+
+
+def _file_response(
+    ctx: Context, root: str, path: str, sidecars: tuple[tuple[str, str], ...], files: FileCache | None, now: float
+) -> Response:
+    """A file of the mount: from ``files`` when it keeps it, else opened now (``sendfile``)."""
     from .response import Response
 
     req = ctx.req
     if sidecars:
         for coding, sidecar in sidecars:
             if req.accepts_encoding(coding):
+                # A precompressed sidecar is the whole representation: no Range on it.
+                entry = files.get(sidecar, root, now) if files is not None else None
+                if entry is not None:
+                    lines = b"Content-Encoding: " + coding.encode() + b"\r\n" + _VARY
+                    return cached_response(entry, None, content_type_line(path), lines)
                 resp = Response.file_range(sidecar, None, content_type_for(path), within=root)
                 return resp.with_header("Content-Encoding", coding).with_header("Vary", "Accept-Encoding")
+        cached = files.respond(path, root, req, now, _VARY) if files is not None else None
+        if cached is not None:
+            return cached
         resp = Response.file_range(path, req.headers.get("range"), None, within=root)
         return resp.with_header("Vary", "Accept-Encoding")
-    return Response.file_range(path, req.headers.get("range"), None, within=root)
+    cached = files.respond(path, root, req, now) if files is not None else None
+    if cached is not None:
+        return cached
+    return Response.file_range(path, _range_of(req), None, within=root)
+
+
+def _range_of(req: Request) -> str | None:
+    """The request's ``Range``, found without decoding its other fields when it has none."""
+    return req.headers.get("range") if has_range_or_precondition(req.header_lines) else None
 
 
 def _listing(url_path: str, directory: str) -> Response:

@@ -88,6 +88,8 @@ _JOIN_LIMIT: Final = JOIN_LIMIT
 _SENDFILE_CHUNK: Final = 1 << 20
 # Files up to this size are read and written with their head instead (see _respond_file).
 _INLINE_FILE: Final = 64 * 1024
+_TCP: Final = socket.IPPROTO_TCP
+_CORK: Final = socket.TCP_CORK
 # The framing constants of _wire/h1_writer under module-global names: a global is one
 # LOAD_GLOBAL either way, and respond below is the inlined twin of frame_response.
 _CONTINUE_LINE: Final = CONTINUE_LINE
@@ -596,6 +598,13 @@ class Worker:
         out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
         if req.method == "HEAD" or body.length == 0:
             body.close()
+        elif body.content is not None:
+            # A cached file (chopin_core.filecache): its bytes go out like an in-memory body
+            # (the whole of it without the read_all() call, as read_all() would return it).
+            data = body.content if body.length == body.size else body.read_all()
+            out.append(data)
+            if len(data) >= _JOIN_LIMIT:
+                conn.big = True  # written with writev, not copied into one buffer
         elif body.length <= _INLINE_FILE:
             # A small file costs less as one pread and one write with its head
             # than as a writev followed by a sendfile.
@@ -608,6 +617,10 @@ class Worker:
         else:
             conn.file = body
             conn.big = True
+            if conn.sock is not None and self._ext.tls is None:
+                # Corked until the file is out (_send_file): the head leaves with the first
+                # bytes of the body, and every sendfile ends on full segments, not a short one.
+                conn.sock.setsockopt(_TCP, _CORK, 1)
 
     def _send_file(self, conn: Connection) -> bool | None:
         """Send the current file region; True when done, False when the socket is full, None if closed."""
@@ -635,6 +648,8 @@ class Worker:
             conn.last_active = self.tick
         body.close()
         conn.file = None
+        if conn.sock is not None:
+            conn.sock.setsockopt(_TCP, _CORK, 0)  # out with what is held (see _respond_file)
         return True
 
     def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
@@ -769,11 +784,15 @@ class Worker:
             queued.clear()
 
     def _wait_writable(self, conn: Connection) -> None:
-        if not conn.waiting_write:
-            conn.waiting_write = True
+        changed = not conn.waiting_write
+        conn.waiting_write = True
         if conn.reading and (conn.stream is not None or pending_bytes(conn.out) > self.settings.write_high_water):
             conn.reading = False  # back-pressure: stop reading until the output drains
-        self.set_mask(conn)
+            changed = True
+        if changed:
+            # Only then: a file sent over many EPOLLOUT turns would make one epoll_ctl per
+            # turn asking for the mask it already has (the epoll mask follows these two flags).
+            self.set_mask(conn)
 
     def stop_reading(self, conn: Connection) -> None:
         """Leave ``conn`` unread until something reads it again."""

@@ -1,14 +1,22 @@
-"""Serves ``$STATIC_ROOT`` at /assets (listing on) and single files by route."""
+"""Serves ``$STATIC_ROOT`` at /assets (listing on) and single files by route.
+
+The mount checks its cached files on every request (``valid=0``), so the tests see a
+change on disk at once; the default one-second window is tested in test_filecache.py.
+/cached mounts the same directory with the default cache, /uncached with none.
+"""
 
 from __future__ import annotations
 
 import os
 
 from chopin_core import Context, Response, Router
+from chopin_core.filecache import FileCacheLimits
 
 router = Router()
 root = os.environ["STATIC_ROOT"]
-router.static("/assets", root, listing=True)
+router.static("/assets", root, listing=True, cache=FileCacheLimits(valid=0))
+router.static("/cached", root)
+router.static("/uncached", root, cache=None)
 
 
 @router.get("/file/:name")

@@ -3,7 +3,10 @@
 Every path is one behaviour: ``/echo`` answers what it received as JSON (with the
 peer port, so keep-alive reuse shows), ``/slow?delay=s`` answers late,
 ``/chunked`` and ``/http10`` use the other body framings, ``/truncated`` and
-``/truncated-chunked`` close in the middle of their body, ``/drop-after`` answers
+``/truncated-chunked`` close in the middle of their body, ``/reset`` resets the
+connection (RST) in the middle of its body, ``/duplex`` sends its head before it reads
+the request body and then echoes the body as it comes, ``/refuse`` answers 413 at once
+and resets the connection with the body unread, ``/drop-after`` answers
 and closes without saying so (a pooled connection that has gone stale),
 ``/big?size=n`` sends ``n`` bytes of :func:`pattern`.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -58,9 +62,40 @@ class UpstreamHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _duplex(self) -> None:
+        # A streaming upstream: the head goes out before the request body is read (a
+        # moment before, so a large body is still on its way), then each piece is echoed.
+        left = int(self.headers.get("Content-Length") or 0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        time.sleep(0.2)
+        while left > 0:
+            piece = self.rfile.read1(min(left, 65536))  # type: ignore[attr-defined]
+            if not piece:
+                return
+            left -= len(piece)
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
     def _handle(self) -> None:
         path = urlsplit(self.path).path
         query = self._query()
+        if path == "/duplex":
+            self._duplex()
+            return
+        if path == "/refuse":
+            # An early answer: refused before the body is read, then a close with it unread (RST).
+            self.send_response(413)
+            self.send_header("Content-Length", "9")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"too large")
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # closed with the handler's files, before socketserver's FIN (shutdown)
+            self.close_connection = True
+            return
         body = self._body()
         if path == "/slow":
             time.sleep(float(query.get("delay", "2")))
@@ -84,6 +119,15 @@ class UpstreamHandler(BaseHTTPRequestHandler):
         if path == "/truncated":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
             self.wfile.flush()
+            self.close_connection = True
+            return
+        if path == "/reset":
+            # As a server does that closes with bytes of the request unread (a GET's body it
+            # ignored, say): the kernel answers with RST; SO_LINGER 0 makes it so whatever was read.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # closed with the handler's files, before socketserver's FIN (shutdown)
             self.close_connection = True
             return
         if path == "/truncated-chunked":

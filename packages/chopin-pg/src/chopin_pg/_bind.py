@@ -96,6 +96,7 @@ def take_reply(session: Session, data: bytes, stmt: PreparedStatement) -> Result
     rows: list[Row] = []
     append = rows.append
     decode_row = stmt.decode_row
+    decode_rows = stmt.decode_rows
     tag: str | None = None
     max_size = session.parser.max_message_size
     unpack = _unpack_header
@@ -106,6 +107,11 @@ def take_reply(session: Session, data: bytes, stmt: PreparedStatement) -> Result
         if length < 4 or length >= max_size or end > limit:
             return None
         if kind == DATA_ROW:
+            if decode_rows is not None:  # the C accelerator, as in Session.read_execute
+                done = decode_rows(data, pos, limit, rows, max_size)
+                if done != pos:
+                    pos = done
+                    continue
             try:
                 append(decode_row(data, pos + 7))
             except Exception:  # the general path reports it, after ReadyForQuery

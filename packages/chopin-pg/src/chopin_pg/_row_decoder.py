@@ -14,12 +14,22 @@ input, same output, same exceptions as the loop.
 
 Only fixed snippets and column indices reach the generated source; the source
 is registered in :mod:`linecache` so tracebacks show it.
+
+With the optional C accelerator (``chopin_pg._rows``, compiled when the package is
+installed), :func:`rows_decoder` returns a function that decodes every whole
+DataRow of a read in one call, with no Python call per row or per common value;
+it stops at any row it cannot decode exactly as the generated code does, and the
+caller decodes that row with :func:`row_decoder`'s function (see ``_rows.c``).
+Without it (no compiler, or ``CHOPIN_PURE_PYTHON=1``) :func:`rows_decoder`
+returns ``None`` and every row goes through the generated code.  The tests run
+against both.
 """
 
 from __future__ import annotations
 
 import functools
 import linecache
+import os
 import struct
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,7 +41,16 @@ from . import _codecs as c
 from .row import Row
 from .types import Decoder
 
-__all__ = ["MAX_ROW_SHAPES", "MAX_UNROLLED_COLUMNS", "RowDecoder", "decode_row", "row_decoder"]
+__all__ = [
+    "ACCELERATED",
+    "MAX_ROW_SHAPES",
+    "MAX_UNROLLED_COLUMNS",
+    "RowDecoder",
+    "RowsDecoder",
+    "decode_row",
+    "row_decoder",
+    "rows_decoder",
+]
 
 #: Statements with more columns than this decode rows with the generic loop.
 MAX_UNROLLED_COLUMNS = 64
@@ -40,6 +59,9 @@ MAX_ROW_SHAPES = 256
 
 #: Decodes a DataRow: ``(buffer, offset of the first value's length) -> Row``.
 RowDecoder = Callable[[bytes, int], Row]
+#: Decodes the whole DataRows of a read: ``(buffer, offset of a message, end of the
+#: bytes read, rows, max message size) -> offset of the first message not decoded``.
+RowsDecoder = Callable[[bytes, int, int, list[Row], int], int]
 
 _unpack_i32 = struct.Struct("!i").unpack_from
 
@@ -339,3 +361,71 @@ def row_decoder(decoders: list[Decoder], names: dict[str, int]) -> RowDecoder:
         return decode_row(body, decoders, names, pos)
 
     return generic
+
+
+# -- the C accelerator ------------------------------------------------------------
+
+try:
+    if os.environ.get("CHOPIN_PURE_PYTHON"):
+        raise ImportError("CHOPIN_PURE_PYTHON is set")
+    from ._rows import configure as _configure
+    from ._rows import decode_rows as _decode_rows
+except ImportError:
+    _configure = _decode_rows = None  # type: ignore[assignment]
+#: Whether :func:`rows_decoder` decodes with the C accelerator (chopin_pg._rows).
+ACCELERATED = _decode_rows is not None
+
+# The kinds of _kind() that _rows.c decodes itself, by its codes; any other is called (0).
+_C_KINDS: dict[str, int] = {
+    "unpack_i16(body, pos)[0]": 1,
+    "unpack_i32(body, pos)[0]": 2,
+    "unpack_i64(body, pos)[0]": 3,
+    "unpack_u32(body, pos)[0]": 4,
+    "unpack_f32(body, pos)[0]": 5,
+    "unpack_f64(body, pos)[0]": 6,
+    "body[pos] == 1": 7,
+    "text": 8,
+    "numeric_text": 9,
+    "uuid": 10,
+    "jsonb": 11,
+    "timestamp": 12,
+    "timestamptz": 13,
+}
+
+if _configure is not None:
+    _configure(
+        Row,
+        vars(Row)["_values"],
+        vars(Row)["_names"],
+        Decimal,
+        UUID,
+        SafeUUID.unknown,
+        _GLOBALS["orjson_loads"],
+        c.PG_EPOCH,
+        _MIN_US,
+        _MAX_US,
+    )
+
+
+def rows_decoder(decoders: list[Decoder], names: dict[str, int]) -> RowsDecoder | None:
+    """Return the C decoder of whole reads for these columns, or ``None`` (no accelerator, or too many columns).
+
+    Args:
+        decoders: One decoder per column.
+        names: Column name to index, shared by every row.
+
+    Returns:
+        ``decode(buffer, pos, limit, rows, max_size) -> pos``: appends the Row of each
+        whole DataRow from ``buffer[pos:limit]`` to ``rows`` and returns the offset of
+        the first message it did not decode (not a DataRow, not whole, or a row it
+        leaves to :func:`row_decoder`'s function).
+    """
+    if _decode_rows is None or not 0 < len(decoders) <= MAX_UNROLLED_COLUMNS:
+        return None
+    kinds = bytes(_C_KINDS.get(_kind(decoder), 0) for decoder in decoders)
+    epochs = tuple(
+        getattr(decoder, "fixed_epoch", None) if kind == 13 else None
+        for decoder, kind in zip(decoders, kinds, strict=True)
+    )
+    decode: RowsDecoder = functools.partial(_decode_rows, kinds, tuple(decoders), epochs, names)
+    return decode

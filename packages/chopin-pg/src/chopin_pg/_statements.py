@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 from . import protocol as p
 from ._bind_encoder import BindEncoder, bind_encoder
-from ._row_decoder import RowDecoder, row_decoder
+from ._row_decoder import RowDecoder, RowsDecoder, row_decoder, rows_decoder
 from .errors import FeatureNotSupported, InterfaceError, InvalidStatementName, PgError
 from .types import STR_PARAM, Decoder, ParamEncoder, TypeRegistry
 
@@ -49,6 +49,9 @@ class PreparedStatement:
         columns: Result columns (empty if the statement returns no rows).
         names: Column name to index, shared by every :class:`Row`.
         decoders: One decoder per column, chosen once.
+        decode_row: Decodes one DataRow (generated code, :func:`~chopin_pg._row_decoder.row_decoder`).
+        decode_rows: Decodes the whole DataRows of a read in C, or ``None`` without the accelerator
+            (:func:`~chopin_pg._row_decoder.rows_decoder`).
         result_formats: Pre-encoded format-code block for Bind.
         param_encoders: One encoder per parameter, chosen once.
         encode_bind: Encodes one parameter set as a Bind message (:mod:`chopin_pg._bind_encoder`).
@@ -58,6 +61,7 @@ class PreparedStatement:
         "bind_prefix",
         "columns",
         "decode_row",
+        "decode_rows",
         "decoders",
         "encode_bind",
         "name",
@@ -82,6 +86,7 @@ class PreparedStatement:
         self.decoders: list[Decoder] = [dec for _, dec in codecs]
         self.result_formats = p.format_codes([fmt for fmt, _ in codecs])
         self.decode_row: RowDecoder = row_decoder(self.decoders, self.names)
+        self.decode_rows: RowsDecoder | None = rows_decoder(self.decoders, self.names)
         self.param_encoders: list[ParamEncoder] = [types.param_encoder(oid) for oid in param_oids]
         # Bind's unnamed portal and this statement's name, encoded once (§55.7 Bind).
         self.bind_prefix = b"\x00" + name.encode() + b"\x00"

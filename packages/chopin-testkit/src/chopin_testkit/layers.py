@@ -106,6 +106,9 @@ class ImportGraph:
         if not root.is_dir():
             raise FileNotFoundError(f"package {package!r}: expected a directory at {root}")
         modules = {_module_name(package, root, path): path for path in sorted(root.rglob("*.py"))}
+        # A compiled extension module is known by its stub (``_x.pyi`` with no ``_x.py``).
+        for stub in sorted(root.rglob("*.pyi")):
+            modules.setdefault(_module_name(package, root, stub), stub)
         edges: list[ImportEdge] = []
         for name, path in modules.items():
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))

@@ -17,7 +17,6 @@ under TLS are read and encrypted (:func:`copy_file`): ``sendfile`` cannot encryp
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import ssl
 from collections.abc import Callable, Sequence
@@ -85,8 +84,7 @@ def copy_file(write: Callable[[int, bytes], int], fd: int, body: FileBody) -> tu
     Raises:
         BlockingIOError: the socket is full (the same piece is read again next time).
     """
-    size = min(body.length, COPY_CHUNK)
-    data = os.pread(body.fd, size, body.offset)
+    data = body.read(COPY_CHUNK)
     if not data:
         return 0, True
     sent = write(fd, data)

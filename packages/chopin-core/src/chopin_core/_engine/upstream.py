@@ -197,6 +197,7 @@ class UpstreamExchange(Producer):
         scheme = "https" if self.worker.secure else "http"
         self.data = build_request(req.method, plan.target, plan.request_headers(conn.peer, scheme), req.body or None)
         self.sent = 0
+        self.sending = True  # request bytes left to write (also after the answer has begun)
         self._sock: socket.socket | None = None
         self.peer = conn.peer  # whose request this is (for a log line of the loop)
         self.fd = -1
@@ -283,13 +284,30 @@ class UpstreamExchange(Producer):
             try:
                 self.sent += sock.send(memoryview(data)[self.sent :])
             except BlockingIOError:
-                self._set_mask(_READ | _WRITE)
+                self._set_mask(self._wanted())
                 return
             except OSError as exc:
-                self._lost(exc, flush)
+                self.sending = False
+                self._set_mask(self._wanted())
+                if self.state == _BODY:
+                    # The answer has begun and the upstream stopped taking the request (it
+                    # had what it needed, or closed): its answer is read to its end as usual.
+                    return
+                if flush:
+                    # It may have answered before it stopped (an early 413, then a close
+                    # with our body unread: a reset): that answer is read first.
+                    self._receive(exc)
+                else:
+                    self._lost(exc, flush)  # begin(): a pooled socket that was closed
                 return
-        self.state = _AWAITING
-        self._set_mask(_READ)
+        self.sending = False
+        if self.state == _SENDING:
+            self.state = _AWAITING
+        self._set_mask(self._wanted())
+
+    def _wanted(self) -> int:
+        """The epoll mask now: the answer unless the client is behind, the request while bytes are left."""
+        return (0 if self.paused else _READ) | (_WRITE if self.sending else 0)
 
     def _set_mask(self, mask: int) -> None:
         if mask != self.mask and self._sock is not None:
@@ -311,19 +329,23 @@ class UpstreamExchange(Producer):
                 return
             self._connected(flush=True)
             return
-        if self.state == _SENDING and ev & select.EPOLLOUT:
+        if self.sending and ev & select.EPOLLOUT:
+            # Also once the answer has begun: an upstream may answer (a 2xx streamed as
+            # the body comes in) before it has read the whole request; RFC 9112 9.3.
             self._send(flush=True)
-            if self.state == _FINISHED or self._sock is None:
-                return
+            if self.state in (_FINISHED, _CONNECTING) or self._sock is None:
+                return  # ended, or started over on a fresh connection
         if ev & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
             self._receive()
 
-    def _receive(self) -> None:
+    def _receive(self, send_error: OSError | None = None) -> None:
         sock = self._sock
         assert sock is not None
         try:
             data = sock.recv(self.settings.recv_size)
         except BlockingIOError:
+            if send_error is not None:
+                self._lost(send_error, True)  # nothing came before the send failed
             return
         except OSError as exc:
             self._lost(exc, True)
@@ -349,6 +371,7 @@ class UpstreamExchange(Producer):
                 sock.close()
             self.reused = False
             self.sent = 0
+            self.sending = True
             self.address = 0
             self._connect(flush)
             return
@@ -383,13 +406,13 @@ class UpstreamExchange(Producer):
             self.worker.flush(conn)
         if not conn.closed and pending_bytes(conn.out) > self.worker.settings.write_high_water:
             self.paused = True
-            self._set_mask(0)
+            self._set_mask(self._wanted())
 
     def drained(self, pending: int) -> None:
         """The worker flushed the client's output; read the upstream again once it is low."""
         if self.paused and pending <= self.worker.settings.write_high_water:
             self.paused = False
-            self._set_mask(_READ)
+            self._set_mask(self._wanted())
             # The upstream's silence counts from now, not from before the pause.
             self.table.schedule(self, monotonic_ns() + self.read_ns)
 
@@ -397,11 +420,8 @@ class UpstreamExchange(Producer):
 
     def _write_head(self, head: ResponseHead) -> None:
         """The upstream's head, as the client gets it: hop-by-hop fields out, our framing in."""
-        if self.state == _SENDING:
-            # An early answer (say a 413) before the whole request went out: stop
-            # sending, and never reuse this connection, whose request is cut short.
-            head.keep_alive = False
-            self._set_mask(_READ)
+        # An early answer (before the whole request went out) does not stop the sending:
+        # see on_event.  The connection is reused only if the request was all taken (_finish).
         self.state = _BODY
         req = self.req
         resp = self.resp
@@ -450,7 +470,9 @@ class UpstreamExchange(Producer):
         head = self.parser.head
         sock = self._detach()
         if sock is not None:
-            if head is not None and head.keep_alive:
+            if head is not None and head.keep_alive and self.sent == len(self.data):
+                # (An answer that ended before the whole request went out leaves the
+                # connection mid-request: never reused.)
                 self.table.pool(self.upstream).checkin(self.upstream.key, sock, float(self.worker.tick))
             else:
                 sock.close()
