@@ -60,7 +60,7 @@ def child(metrics: bool, requests: int, pipelined: int) -> float:
     worker = Worker(router.compile(), Settings(), 0, None, MetricsBlock(1) if metrics else None)
     client, server = socket.socketpair()
     server.setblocking(False)
-    conn = Connection(server, RequestParser(worker._limits), 0)
+    conn = Connection(server, RequestParser(worker.limits), 0)
     worker.conns[conn.fd] = conn
     payload = REQUEST * pipelined
     clock = time.monotonic_ns
@@ -74,7 +74,7 @@ def child(metrics: bool, requests: int, pipelined: int) -> float:
         # What Worker.run's loop does on each wake-up, in both modes.
         now = clock()
         if timed:
-            worker._woke = now
+            worker.woke = now
             if folding and len(pending) >= FOLD_AT and counters is not None:
                 counters.fold()
         worker._on_readable(conn)

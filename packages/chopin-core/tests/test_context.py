@@ -319,12 +319,12 @@ def test_aextract_awaits_an_extractor_that_waits_and_extract_refuses_it() -> Non
 
 
 def test_the_workers_inlined_context_matches_context_init() -> None:
-    """Worker._respond builds a Context without calling the class: it must set what __init__ sets."""
+    """Worker.respond builds a Context without calling the class: it must set what __init__ sets."""
     import inspect
 
     from chopin_core import worker
 
-    source = inspect.getsource(worker.Worker._respond)
+    source = inspect.getsource(worker.Worker.respond)
     req = Request("GET", "/", "/", None, True, True, [b"Host: x"])
     origin = object()
     made = Context(req, {"a": "1"}, origin)  # type: ignore[arg-type]

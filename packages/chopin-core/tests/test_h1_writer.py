@@ -1,6 +1,6 @@
 """The twin tests: the worker's inlined HTTP/1.1 framing equals the readable writer, byte for byte.
 
-``Worker._respond`` writes a response as pre-encoded pieces (measured on the hot
+``Worker.respond`` writes a response as pre-encoded pieces (measured on the hot
 path); ``_wire/h1_writer.frame_response`` states the same rules as one readable
 function.  Every combination of method, status, version, keep-alive and body kind
 is served by a real worker (``Worker.answer``: the real parser and the inlined

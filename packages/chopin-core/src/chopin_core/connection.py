@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .forwarded import TrustedProxies
     from .request import Request
 
-__all__ = ["Connection", "close_stream", "consume", "open_listener", "pending_bytes", "probe_port"]
+__all__ = ["Connection", "Producer", "close_stream", "consume", "open_listener", "pending_bytes", "probe_port"]
 
 log = logging.getLogger("chopin_core.worker")
 
@@ -93,6 +93,24 @@ def probe_port(host: str, port: int, *, shared: bool = False) -> int:
     return bound
 
 
+class Producer:
+    """What fills a connection's ``stream`` slot besides a chunk iterator: output the loop does not pull.
+
+    The reverse proxy's upstream exchange is one
+    (:class:`~chopin_core._engine.upstream.UpstreamExchange`): it adds the answer to
+    the connection's output itself, as its own socket delivers it.  While it stands
+    in the slot the connection's later requests wait, as behind a stream.
+    """
+
+    __slots__ = ()
+
+    def drained(self, pending: int) -> None:
+        """The loop wrote the connection's output down to ``pending`` bytes (produce more if paused)."""
+
+    def close(self) -> None:
+        """The connection closed (or the worker exits): let go of what produces the output."""
+
+
 class Connection:
     """One client connection's state, owned by one worker.
 
@@ -104,7 +122,8 @@ class Connection:
             than one read (memory budget, spool file, waiting), else None.
         close_after: close once ``out`` is written.
         reading: whether the connection is registered for reads.
-        stream: the chunk iterator of a streaming response being sent.
+        stream: the chunk iterator of a streaming response being sent, or the
+            :class:`Producer` adding it to ``out`` itself.
         file: the file region of a response being sent with ``sendfile``.
         queued: pipelined requests (and a final protocol error) waiting for a
             stream to finish or for pending output to drain.
@@ -149,7 +168,7 @@ class Connection:
         self.closed = False
         self.reading = True
         self.waiting_write = False
-        self.stream: Iterator[bytes | str] | None = None
+        self.stream: Iterator[bytes | str] | Producer | None = None
         self.file: FileBody | None = None
         self.stream_chunked = True
         self.stream_keep = True
@@ -174,7 +193,7 @@ def consume(out: list[bytes | memoryview], written: int) -> None:
             return
 
 
-def close_stream(stream: Iterator[bytes | str]) -> None:
+def close_stream(stream: Iterator[bytes | str] | Producer) -> None:
     """Close a response stream (a generator's ``finally`` runs); a failure is logged, not raised."""
     close = getattr(stream, "close", None)
     if close is not None:

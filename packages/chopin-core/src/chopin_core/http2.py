@@ -66,6 +66,7 @@ from ._wire.h2_fields import request_problem, trailers_problem
 from ._wire.hpack import FieldEncoder
 from .connection import close_stream
 from .files import FileBody, not_modified
+from .proxy import ProxyPlan
 from .request import H2Request, Request
 from .response import Response, send_whole_if_range_fails
 
@@ -508,7 +509,7 @@ class H2Session:
         req = self._request(stream_id, stream)
         if req is None:
             return
-        resp = self.worker.serve(req, partial(self._answer_later, stream_id, req), self)
+        resp = self.worker.routing.serve(req, partial(self._answer_later, stream_id, req), self)
         if resp is None:  # the pre-routing hook said DROP
             self._reset(stream_id, ErrorCodes.REFUSED_STREAM)
             return
@@ -582,12 +583,14 @@ class H2Session:
         status = resp.status
         stream.started = True
         h2conn = self._h2
-        if resp.upgrade is not None:
-            self._send_simple(stream_id, stream, 501, b"WebSocket needs HTTP/1.1")
-            return
-        if resp.proxy is not None:
-            # The proxy's upstream exchange is driven by the HTTP/1.1 connection path only (not done for h2).
-            self._send_simple(stream_id, stream, 501, b"the reverse proxy needs HTTP/1.1")
+        if resp.takeover is not None:
+            # A WebSocket upgrade, or the proxy's upstream exchange: both are driven by the HTTP/1.1 path only.
+            reason = (
+                b"the reverse proxy needs HTTP/1.1"
+                if isinstance(resp.takeover, ProxyPlan)
+                else b"WebSocket needs HTTP/1.1"
+            )
+            self._send_simple(stream_id, stream, 501, reason)
             return
         file = resp.file_body
         if status == 206 and send_whole_if_range_fails(req, resp):
@@ -890,7 +893,7 @@ class H2Session:
         mask = (_READ_MASK if len(self._out) <= self._high_water else 0) | (_EPOLLOUT if self._out else 0)
         if mask != self._mask:
             self._mask = mask
-            self.worker.rewatch(self.fd, mask)
+            self.worker.channels.rewatch(self.fd, mask)
 
     def _waiting(self) -> bool:
         """Whether a handler of this connection still waits (a graceful stop lets it finish)."""
@@ -904,7 +907,7 @@ class H2Session:
             _release(stream)
         self._streams.clear()
         self._blocked.clear()
-        self.worker.release(self, error)
+        self.worker.channels.release(self, error)
 
 
 class _CountedTable(hpack.table.HeaderTable):

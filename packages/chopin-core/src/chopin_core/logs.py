@@ -188,7 +188,7 @@ class AccessLog:
         else:
             size = len(resp.body)
         method = req.method
-        if method == "HEAD" or status in _NO_BODY or resp.upgrade is not None:
+        if method == "HEAD" or status in _NO_BODY or resp.takeover is not None:
             size = 0
         path = req.path
         created = _time()

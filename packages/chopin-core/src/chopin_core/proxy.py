@@ -188,7 +188,7 @@ def proxy(
 
     def forward(ctx: Context) -> Response:
         resp = Response(200)
-        resp.proxy = plan_for(target, ctx.req, strip_prefix, preserve_host)
+        resp.takeover = plan_for(target, ctx.req, strip_prefix, preserve_host)
         return resp
 
     forward.__name__ = f"proxy_{target.host}_{target.port}"

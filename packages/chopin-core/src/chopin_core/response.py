@@ -67,6 +67,8 @@ class Response:
         body: the body bytes (empty for a stream).
         stream_body: an iterator of chunks for chunked transfer-coding, or ``None``.
         file_body: an open file region sent with ``sendfile``, or ``None``.
+        takeover: what takes the connection over instead of a body (a WebSocket
+            upgrade, a proxied exchange), or ``None``.
         content_lines: the encoded ``Content-Type`` and ``Content-Length`` lines (what the
             engine writes; use :meth:`with_header` and the constructors to set them).
         extra_lines: every other encoded header line.
@@ -78,10 +80,9 @@ class Response:
         "content_lines",
         "extra_lines",
         "file_body",
-        "proxy",
         "status",
         "stream_body",
-        "upgrade",
+        "takeover",
     )
 
     def __init__(
@@ -99,10 +100,10 @@ class Response:
         self.extra_lines = extra
         self.stream_body: Iterator[bytes | str] | None = None
         self.file_body: FileBody | None = None
-        # Set by a WebSocket endpoint: the worker switches the connection's protocol.
-        self.upgrade: object | None = None  # a chopin_core.websocket.Upgrade
-        # Set by chopin_core.proxy: the worker's loop forwards the request and streams the answer.
-        self.proxy: object | None = None  # a chopin_core.proxy.ProxyPlan
+        # The connection is taken over by another exchange: a WebSocket endpoint's
+        # chopin_core.websocket.Upgrade (the protocol switches), or chopin_core.proxy's
+        # ProxyPlan (the loop forwards the request and streams the answer).
+        self.takeover: object | None = None
         self.close = False
 
     # -- constructors ----------------------------------------------------------

@@ -230,7 +230,7 @@ def websocket_endpoint(
         chosen = select_subprotocol(req.headers.get("sec-websocket-protocol"), subprotocols)
         resp = Response(101)
         deflate = negotiate(req.headers.get("sec-websocket-extensions")) if compression else None
-        resp.upgrade = Upgrade(ctx, factory, key, chosen, max_message_size, deflate)
+        resp.takeover = Upgrade(ctx, factory, key, chosen, max_message_size, deflate)
         return resp
 
     upgrade.__doc__ = getattr(factory, "__doc__", None) or "WebSocket endpoint."

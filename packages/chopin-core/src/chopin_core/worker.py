@@ -24,19 +24,17 @@ from collections.abc import Callable
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
-from ._body import BodyBudget
 from ._engine.awaiting import Awaiting, await_handler
-from ._engine.bodies import RequestBodies
-from ._engine.channel import Channel, Pending, SocketIO
+from ._engine.channel import ChannelTable, SocketIO
 from ._engine.deadlines import expire
-from ._engine.fanout import TopicService, TopicWiring
-from ._engine.protocols import Protocols
+from ._engine.fanout import TopicWiring
+from ._engine.in_process import answer
+from ._engine.services import Services
 from ._engine.serving import Routing
 from ._engine.stopping import begin_stop, close_idle, install_signals, restore_signals
 from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
 from ._engine.streams import first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
-from ._engine.upstream import UpstreamExchange, UpstreamTable
 from ._engine.ws_channel import WebSocketService
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
 from ._wire.h1_writer import (
@@ -50,7 +48,7 @@ from ._wire.h1_writer import (
     STATUS_LINES,
     error_answer,
 )
-from .connection import Connection, close_stream, consume, open_listener, pending_bytes
+from .connection import Connection, Producer, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .errors import ProtocolError, UnsupportedVersion
 from .files import not_modified
@@ -58,7 +56,6 @@ from .forwarded import Origin, TrustedProxies
 from .hooks import DROP, PROCEED, Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
-from .proxy import ProxyPlan, forward_blocking
 from .request import Request
 from .response import Response, http_date, send_whole_if_range_fails, status_line
 from .router import RouteTable
@@ -94,7 +91,7 @@ _INLINE_FILE: Final = 64 * 1024
 _TCP: Final = socket.IPPROTO_TCP
 _CORK: Final = socket.TCP_CORK
 # The framing constants of _wire/h1_writer under module-global names: a global is one
-# LOAD_GLOBAL either way, and _respond below is the inlined twin of frame_response.
+# LOAD_GLOBAL either way, and respond below is the inlined twin of frame_response.
 _CONTINUE_LINE: Final = CONTINUE_LINE
 _END: Final = END
 _END_CLOSE: Final = END_CLOSE
@@ -102,83 +99,8 @@ _END_KEEPALIVE: Final = END_KEEPALIVE
 _CHUNKED: Final = CHUNKED
 _BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
-# Context(req, params, conn) on the hot path without the class call (see _respond).
+# Context(req, params, conn) on the hot path without the class call (see respond).
 _new_object: Final = object.__new__
-
-
-class _Extensions:
-    """A worker's state off the plain HTTP/1.1 hot path, in one attribute (see ``Worker.__init__``).
-
-    Attributes:
-        tls: the server context, or None for plain HTTP.
-        http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
-        channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
-            the wake-up pipe: TLS handshakes, HTTP/2 sessions, WebSockets, upstream
-            exchanges of the proxy, topic inboxes (see :class:`Channel`).
-        upstreams: the proxy's deadlines and idle upstream connections
-            (:mod:`chopin_core._engine.upstream`), made on first use.
-        supervisor: the pid of the supervisor that forked this worker, or 0.
-        bodies: request bodies that take more than one read: memory budget, spooling,
-            idle timeout (see :mod:`chopin_core._engine.bodies`).
-        tasks: the scheduler of ``async def`` handlers that wait, made on first use.
-        waiting: handlers waiting now (capped by ``Settings.max_waiting_handlers``).
-        wake_fd: the write end of the loop's wake-up pipe (threads finishing work for a task).
-        wiring: how this worker's topics reach its siblings and the backplane.
-        websockets: the upgraded connections' service (:mod:`chopin_core._engine.ws_channel`).
-        topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
-        proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
-            each connection gets it (``Connection.proxies``) for ``ctx.client``.
-        protocols: TLS handshakes and socket I/O, HTTP/2 sessions and TLS file copies
-            (:mod:`chopin_core._engine.protocols`).
-        routing: the pre-routing hook, the route table and the accounting of requests
-            answered off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`).
-        turns: connections that used up ``Settings.max_pipeline_depth`` in one turn,
-            waiting (with their requests queued, unread) for the loop's next pass.
-    """
-
-    __slots__ = (
-        "bodies",
-        "channels",
-        "http2",
-        "protocols",
-        "proxies",
-        "routing",
-        "supervisor",
-        "tasks",
-        "tls",
-        "topics",
-        "turns",
-        "upstreams",
-        "waiting",
-        "wake_fd",
-        "websockets",
-        "wiring",
-    )
-
-    def __init__(self, loop: Worker, settings: Settings, tls: ssl.SSLContext | None, routing: Routing) -> None:
-        from .tls import h2_available
-
-        self.tls = tls
-        self.http2 = settings.http2 and h2_available()
-        self.channels: dict[int, Channel] = {}
-        self.upstreams: UpstreamTable | None = None
-        self.supervisor = 0
-        budget = BodyBudget(
-            settings.max_buffered_body_bytes, settings.body_spool_threshold, math.ceil(settings.body_timeout) + 1
-        )
-        self.bodies = RequestBodies(loop, budget)
-        self.tasks: Scheduler | None = None
-        self.waiting = 0
-        self.wake_fd = -1
-        self.wiring: TopicWiring | None = None
-        self.websockets = WebSocketService(loop)
-        self.topics: TopicService | None = None
-        self.turns: dict[Connection, None] = {}
-        self.proxies = (
-            TrustedProxies(settings.trusted_proxies, settings.forwarded_header) if settings.trusted_proxies else None
-        )
-        self.routing = routing
-        self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
 
 
 class Worker:
@@ -219,12 +141,12 @@ class Worker:
         self._tally = self._metrics.tally if self._metrics is not None else None
         # When metrics or the access log are on, a request's duration runs from the
         # loop's wake-up clock read (once per wake-up, needed for the tick anyway).
-        self._woke = monotonic_ns()
+        self.woke = monotonic_ns()
         self.settings = settings
         self.index = index
         self.listener = listener
         self.conns: dict[int, Connection] = {}
-        self._limits = ParserLimits(
+        self.limits = ParserLimits(
             settings.max_request_head_size,
             settings.max_header_count,
             settings.max_uri_length,
@@ -255,7 +177,7 @@ class Worker:
         # the socket I/O of the HTTP/1.1 path (the os module itself, or its TLS
         # look-alike), and one object holding the rest.
         self.io: SocketIO = os
-        self._ext = _Extensions(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
+        self._ext = Services(self, self.settings, tls, Routing(self, self._lookup, self._pre_routing, self._tally))
         if self._ext.protocols.tls_io is not None:
             self.io = self._ext.protocols.tls_io
         self._ext.wiring = topics
@@ -281,15 +203,10 @@ class Worker:
             self.listener = open_listener(settings.host, settings.port, settings.backlog)
         lsock = self.listener
         lfd = lsock.fileno()
-        ep = self._ep = select.epoll()
+        ep = self._ep = self._ext.channels.ep = select.epoll()
         ep.register(lfd, EPOLLIN)
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        ep.register(wake_r, EPOLLIN)
-        self._ext.wake_fd = wake_w
-        # Topics: the sibling inbox (and a backplane's) join the epoll as channels.
-        self._ext.topics = TopicService(self, self.topics, self._ext.wiring or TopicWiring())
+        wake_r = self._ext.start()  # the wake-up pipe and the topics join the epoll
+        wake_w = self._ext.wake_fd
         previous = install_signals(self.request_stop, wake_w)
         conns = self.conns
         timeout = settings.epoll_timeout_ms / 1000.0
@@ -305,24 +222,15 @@ class Worker:
         ext = self._ext
         try:
             while True:
-                upstreams = ext.upstreams
                 tasks = ext.tasks
-                if tasks is not None:
-                    # Handlers that wait: wake for the nearest timer, or at once when one is ready.
-                    wait = tasks.wait_time(timeout)
-                    if upstreams is not None and upstreams.deadlines:
-                        wait = min(wait, upstreams.wait_time(timeout))
-                    ready = ep.poll(wait)
-                elif upstreams is not None and upstreams.deadlines:
-                    # Proxy deadlines are kept to the millisecond: wake for the nearest one.
-                    ready = ep.poll(upstreams.wait_time(timeout))
-                else:
-                    ready = ep.poll(timeout)
+                # Handlers that wait, proxy deadlines (kept to the millisecond): wake for the nearest.
+                off_path = tasks is not None or ext.protocols.upstreams is not None
+                ready = ep.poll(ext.wait_time(timeout) if off_path else timeout)
                 # One clock read per wake-up: the tick below, and (timed) where the
                 # durations of the requests answered in this pass start.
                 now = clock()
                 if timed:
-                    self._woke = now
+                    self.woke = now
                     if folding and len(pending) >= FOLD_AT and metrics is not None:
                         metrics.fold()
                 for fd, ev in ready:
@@ -347,7 +255,7 @@ class Worker:
                             except OSError:
                                 pass
                             if ext.turns:
-                                self._take_turns()
+                                ext.take_turns()
                         elif tasks is not None and fd in tasks.fds:
                             tasks.on_event_later(fd, ev)  # after this wake-up's requests are answered
                         else:
@@ -356,16 +264,8 @@ class Worker:
                                 channel.on_event(ev)
                     except Exception as exc:
                         self.contain(fd, exc)
-                if tasks is not None:
-                    try:
-                        tasks.run_ready()
-                    except Exception:
-                        log.exception("worker %d: resuming waiting handlers failed", self.index)
-                if upstreams is not None and upstreams.deadlines and upstreams.deadlines[0][0] <= now:
-                    try:
-                        upstreams.expire()
-                    except Exception:
-                        log.exception("worker %d: proxy deadline handling failed", self.index)
+                if off_path:
+                    ext.after_events(tasks, now)
                 if now >= next_tick:
                     second = now // _NS
                     try:
@@ -378,17 +278,9 @@ class Worker:
         finally:
             for conn in list(conns.values()):
                 self.close(conn)
-            for channel in list(self._ext.channels.values()):
-                channel.abort()
-            if self._ext.upstreams is not None:
-                self._ext.upstreams.close()
-            if self._ext.tasks is not None:
-                self._ext.tasks.close()
-                self._ext.tasks = None
-            if self._ext.topics is not None:
-                self._ext.topics.close()
-                self._ext.topics = None
+            self._ext.close()
             restore_signals(previous)
+            self._ext.channels.ep = None
             ep.close()
             os.close(wake_r)
             os.close(wake_w)
@@ -413,7 +305,7 @@ class Worker:
             log.exception("worker %d: closing fd %d after an error failed", self.index, fd)
             self.conns.pop(fd, None)
             self._ext.channels.pop(fd, None)
-            self.unwatch(fd)
+            self._ext.channels.unwatch(fd)
 
     def _stop_step(self, lfd: int, now: float) -> bool:
         """One step of a graceful stop; True once the loop may exit."""
@@ -472,7 +364,7 @@ class Worker:
             if self._ext.tls is not None:
                 self._ext.protocols.start_tls(sock, _addr)
                 continue
-            conn = Connection(sock, RequestParser(self._limits), self.tick)
+            conn = Connection(sock, RequestParser(self.limits), self.tick)
             conn.peer = _addr
             conn.proxies = self._ext.proxies
             conns[conn.fd] = conn
@@ -515,7 +407,7 @@ class Worker:
             ):
                 # Fast path (most reads without pipelining): one request and
                 # nothing pending, so answer it and write it straight away.
-                self._respond(conn, events[0], out)
+                self.respond(conn, events[0], out)
                 if conn.stream is None and not conn.big:
                     self._write_small(conn, out)
                 else:
@@ -549,7 +441,7 @@ class Worker:
     def _answer(self, conn: Connection, events: list[Request | Continue | ProtocolError], data: bytes = b"") -> None:
         out = conn.out
         queued = conn.queued
-        respond = self._respond
+        respond = self.respond
         high_water = self.settings.write_high_water
         # Pipelined requests answered in this turn (no limit without a loop: answer()).
         depth = self.settings.max_pipeline_depth if self._ep is not None else 0
@@ -591,19 +483,19 @@ class Worker:
                 conn.close_after = True
                 self.stop_reading(conn)
         if depth and answered >= depth and queued and not conn.close_after:
-            self._end_turn(conn)  # the rest wait until the other connections ready now are served
+            self._ext.end_turn(conn)  # the rest wait until the other connections ready now are served
         self.flush(conn)
 
-    def _respond(
+    def respond(
         self, conn: Connection, req: Request, out: list[bytes | memoryview], resp: Response | None = None
     ) -> None:
         """Route ``req``, run its handler and append the serialised response to ``out``.
 
-        ``resp``: the answer of a handler that waited (see :meth:`respond_with`): only framed.
+        ``resp``: the answer of a handler that waited (:func:`chopin_core._engine.awaiting.await_handler`): only framed.
         """
         tally = self._tally
         access = self.access_log
-        started = self._woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
+        started = self.woke  # when the loop woke for these bytes (kept only when metrics or the log are on)
         if resp is None:
             if self._pre_routing is not None:
                 early = self._ext.routing.pre_route(req)
@@ -631,13 +523,9 @@ class Worker:
                         resp = answered
                 except Exception as exc:
                     resp = self._ext.routing.handler_failed(req, exc)
-        if resp.proxy is not None:
-            if self._ep is not None:
-                self._start_proxy(conn, req, resp, started)
-                return
-            plan = resp.proxy
-            assert isinstance(plan, ProxyPlan)
-            resp = forward_blocking(plan, req, conn.peer)  # no loop: the in-process TestClient
+        if resp.takeover is not None:
+            self._ext.protocols.take_over(conn, req, resp, started)  # a WebSocket upgrade, a proxied exchange
+            return
         stream = resp.stream_body
         if stream is not None:
             # The first chunk is pulled before the head is written, so a stream that fails at once is a 500.
@@ -658,9 +546,6 @@ class Worker:
             conn.close_after = True
         if resp.file_body is not None:
             self._respond_file(conn, req, resp, line, end, out)
-            return
-        if resp.upgrade is not None:
-            self._ext.websockets.upgrade(conn, resp, out)
             return
         if status in _NO_BODY:
             out += (line, self.date_line, resp.extra_lines, end)
@@ -694,31 +579,9 @@ class Worker:
             if len(body) >= _JOIN_LIMIT:
                 conn.big = True
 
-    def _wake(self) -> None:
-        """Wake the loop from another thread (a thread-pool job of a waiting handler finished)."""
-        try:
-            os.write(self._ext.wake_fd, b"\0")
-        except OSError:
-            pass  # the pipe is full: the loop is awake anyway
-
     def scheduler(self) -> Scheduler:
         """The scheduler of this worker's waiting coroutines, made on first use."""
-        ext = self._ext
-        tasks = ext.tasks
-        if tasks is None:
-            assert self._ep is not None
-            tasks = ext.tasks = Scheduler(self._ep, self._wake, self.settings.worker_threads, f"chopin-w{self.index}")
-        return tasks
-
-    def _start_proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Hand ``req`` to an upstream exchange driven by this loop (:mod:`chopin_core._engine.upstream`)."""
-        keep = req.keep_alive and not resp.close and not self.stopping
-        if not keep:
-            conn.close_after = True
-        table = self._ext.upstreams
-        if table is None:
-            table = self._ext.upstreams = UpstreamTable(self)
-        table.start(conn, req, resp, keep, started)
+        return self._ext.scheduler()
 
     def _respond_file(
         self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
@@ -799,7 +662,7 @@ class Worker:
         out = conn.out
         while True:
             if conn.stream is not None:
-                self._pull_stream(conn)
+                self.pull_stream(conn)
             elif conn.queued and conn.file is None:
                 self._resume_queued(conn)
             if not out:
@@ -877,7 +740,8 @@ class Worker:
     def _on_writable(self, conn: Connection) -> None:
         self.flush(conn)
 
-    def _pull_stream(self, conn: Connection) -> None:
+    def pull_stream(self, conn: Connection) -> None:
+        """Have ``conn``'s response stream produce more output (into ``conn.out``)."""
         stream = conn.stream
         assert stream is not None
         if type(stream) is Awaiting:
@@ -885,9 +749,9 @@ class Worker:
         if type(stream) is StreamPump:
             pull_pump(self, conn, stream)
             return
-        if type(stream) is UpstreamExchange:
-            # The upstream socket feeds the output itself; let it read again once this drains.
-            stream.drained(sum(map(len, conn.out)))
+        if isinstance(stream, Producer):
+            # It feeds the output itself (the proxy's upstream socket); it may go on once this drains.
+            stream.drained(pending_bytes(conn.out))
             return
         if not conn.out:  # else written first: the head and earlier chunks go out before the producer runs again
             pull_iterator(self, conn, stream)
@@ -906,42 +770,18 @@ class Worker:
             if conn.big and pending_bytes(out) > high_water:
                 return
             if depth and answered >= depth:
-                self._end_turn(conn)
+                self._ext.end_turn(conn)
                 return
             answered += 1
             event = queued.pop(0)
             if isinstance(event, Request):
-                self._respond(conn, event, out)
+                self.respond(conn, event, out)
             else:
                 assert isinstance(event, ProtocolError)
                 self._error_response(event, out)
                 conn.close_after = True
         if conn.close_after:
             queued.clear()
-
-    def _end_turn(self, conn: Connection) -> None:
-        """``conn`` had ``max_pipeline_depth`` requests answered: the rest wait for the loop's next pass.
-
-        The wake-up pipe makes that pass come at once, after the connections that are
-        ready now; meanwhile ``conn`` is not read (its queued requests are answered first).
-        """
-        turns = self._ext.turns
-        if not turns:
-            self._wake()
-        turns[conn] = None
-        self.stop_reading(conn)
-
-    def _take_turns(self) -> None:
-        """The loop's next pass: answer the next turn of each connection that waited (see :meth:`_end_turn`)."""
-        ext = self._ext
-        waiting, ext.turns = ext.turns, {}
-        for conn in waiting:
-            if conn.closed:
-                continue
-            try:
-                self.flush(conn)  # answers up to max_pipeline_depth more, then writes
-            except Exception as exc:
-                self.contain(conn.fd, exc)
 
     def _wait_writable(self, conn: Connection) -> None:
         changed = not conn.waiting_write
@@ -1001,66 +841,17 @@ class Worker:
     # -- in process, no socket ---------------------------------------------------------
 
     def answer(self, data: bytes, peer: tuple[str, int] = ("testclient", 50000)) -> bytes:
-        """Serve ``data`` in this process, with no socket, and return the bytes a client would read.
+        """Serve ``data`` (HTTP/1.1 requests) in this process, with no socket: the bytes a client would read.
 
-        ``data`` is one or more HTTP/1.1 requests (pipelined, or malformed): each is
-        parsed by this worker's parser limits and answered by the same inlined code
-        the loop runs (:meth:`_respond`), streams are pulled to their end and files
-        read whole (what sendfile would have sent).  Answering stops after a
-        ``Connection: close`` or a protocol error, as on a socket; a ``100 Continue``
-        is not written.  The loop is not involved, so a proxied request is forwarded
-        with a blocking client.  :class:`~chopin_core.testclient.TestClient` drives this.
-
-        Args:
-            data: the bytes a client sends.
-            peer: the client address the requests come from (``ctx.client``).
-
-        Returns:
-            Every response's bytes, in order.
+        :class:`~chopin_core.testclient.TestClient` drives this; see
+        :func:`chopin_core._engine.in_process.answer`.
         """
-        conn = Connection(None, RequestParser(self._limits), 0)
-        conn.peer = peer
-        conn.proxies = self._ext.proxies
-        out = conn.out
-        answered: list[bytes | memoryview] = []
-        for event in conn.parser.feed(data):
-            if isinstance(event, Request):
-                if conn.close_after:
-                    break
-                self._woke = monotonic_ns()  # the loop's wake-up clock, which durations start from
-                self._respond(conn, event, out)
-                while conn.stream is not None:
-                    answered += out  # "written": a stream is pulled once what is pending is out
-                    out.clear()
-                    self._pull_stream(conn)
-                if conn.file is not None:
-                    out.append(conn.file.read_all())
-                    conn.file.close()
-                    conn.file = None
-            elif event is not CONTINUE:
-                assert isinstance(event, ProtocolError)
-                self._error_response(event, out)
-                break
-        return b"".join(answered + out)
+        return answer(self, data, peer)
 
-    # -- requests of other protocols (HTTP/2): Loop.serve ------------------------------------
-
-    def serve(
-        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
-    ) -> Response | Pending | None:
-        """Route one request the way :meth:`_respond` does, for protocols other than HTTP/1.1.
-
-        Runs the pre-routing hook, the handler and its middleware, and records
-        metrics and the access log; returns the response, or None when the
-        pre-routing hook said DROP (:class:`~chopin_core._engine.serving.Routing`;
-        :meth:`_respond` inlines these steps: it is the plain-HTTP hot path).  An
-        ``async def`` handler that waits returns a :class:`Pending` (cancel it if the
-        stream goes away; its ``expire`` once a second enforces ``handler_timeout``)
-        and its response goes to ``later``; without ``later`` it runs to its end
-        here.  ``origin`` (the HTTP/2 session) is what ``ctx.client`` and
-        ``ctx.peer_cert`` read.
-        """
-        return self._ext.routing.serve(req, later, origin)
+    @property
+    def proxies(self) -> TrustedProxies | None:
+        """``Settings.trusted_proxies`` parsed (each connection gets it for ``ctx.client``), or None."""
+        return self._ext.proxies
 
     @property
     def routing(self) -> Routing:
@@ -1074,34 +865,6 @@ class Worker:
         """Whether this worker serves TLS."""
         return self._ext.tls is not None
 
-    def watch(self, fd: int, mask: int) -> None:
-        """Add ``fd`` to this loop's epoll with event ``mask``."""
-        assert self._ep is not None
-        self._ep.register(fd, mask)
-
-    def rewatch(self, fd: int, mask: int) -> None:
-        """Change the events this loop waits for on ``fd``."""
-        assert self._ep is not None
-        self._ep.modify(fd, mask)
-
-    def attach(self, channel: Channel, mask: int) -> None:
-        """Serve ``channel`` from this loop: its fd joins the epoll with ``mask`` (not a client connection)."""
-        self._ext.channels[channel.fd] = channel
-        self.watch(channel.fd, mask)
-
-    def detach(self, channel: Channel) -> None:
-        """Stop serving ``channel`` (its socket stays open: it belongs to whoever attached it)."""
-        if self._ext.channels.get(channel.fd) is channel:
-            del self._ext.channels[channel.fd]
-            self.unwatch(channel.fd)
-
-    def release(self, side: Channel, error: BaseException | None = None) -> None:
-        """Close an HTTP/2 connection's socket (the session calls this once it has let go of its streams)."""
-        self._ext.channels.pop(side.fd, None)
-        self.unwatch(side.fd)
-        self._ext.protocols.close_socket(side.fd, side.sock)
-        self.teardown(side.peer, error)
-
     def teardown(self, peer: object, error: BaseException | None) -> None:
         """A connection closed outside :meth:`close` (a channel's): the teardown hook, and one active fewer."""
         if self._teardown_hook is not None:
@@ -1111,14 +874,6 @@ class Worker:
                 log.exception("worker %d: connection_teardown_hook failed", self.index)
         if self._metrics is not None and self._metrics.counts[ACTIVE]:
             self._metrics.counts[ACTIVE] -= 1
-
-    def unwatch(self, fd: int) -> None:
-        """Take ``fd`` out of this loop's epoll (a closed or unknown fd is no error)."""
-        try:
-            if self._ep is not None:
-                self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
 
     @property
     def running(self) -> bool:
@@ -1138,19 +893,6 @@ class Worker:
         """Have the timing wheel look at ``conn`` at ``tick`` (see :meth:`_on_tick`)."""
         self._wheel.schedule(conn, tick)
 
-    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn``, and write it.
-
-        Durations run from ``started``, when its request was read; what queued behind
-        it is answered next.
-        """
-        woke, self._woke = self._woke, started
-        try:
-            self._respond(conn, req, conn.out, resp)
-        finally:
-            self._woke = woke
-        self.flush(conn)
-
     def refuse(self, conn: Connection, error: ProtocolError) -> None:
         """Answer ``error`` on ``conn`` after what is owed, then close it (nothing more is read)."""
         self._answer(conn, [error])
@@ -1161,13 +903,13 @@ class Worker:
         return self._ext.websockets
 
     @property
-    def channels(self) -> dict[int, Channel]:
-        """The loop's channels by fd (TLS, HTTP/2, WebSockets, upstream exchanges): see :meth:`attach`."""
+    def channels(self) -> ChannelTable:
+        """The loop's channels by fd (TLS, HTTP/2, WebSockets, upstream exchanges) and their epoll entries."""
         return self._ext.channels
 
     def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
         """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
-        conn = Connection(sock, RequestParser(self._limits), self.tick)
+        conn = Connection(sock, RequestParser(self.limits), self.tick)
         conn.peer = peer
         conn.proxies = self._ext.proxies
         self.conns[conn.fd] = conn
@@ -1203,8 +945,6 @@ class Worker:
         """Once a second: a new Date line, and idle or slow connections closed."""
         self.tick = tick
         self._refresh_date()
-        if self._ext.upstreams is not None:
-            self._ext.upstreams.prune(tick)
         if self._metrics is not None:
             self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()
@@ -1218,12 +958,7 @@ class Worker:
             self.request_stop()
         elif self.stopping:
             close_idle(self, list(self.conns.values()))
-        if self._ext.channels:
-            for channel in list(self._ext.channels.values()):
-                try:
-                    channel.on_tick(tick)
-                except Exception as exc:
-                    self.contain(channel.fd, exc)
+        self._ext.on_tick(tick)
         expire(self, self._wheel.advance(tick), tick, self._header_ticks, self._ext.bodies)
 
 

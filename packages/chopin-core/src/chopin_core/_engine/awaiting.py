@@ -7,7 +7,7 @@ How it works: a handler that returned a coroutine is run to its first wait by
 connection cancels it; the timing wheel reaches it through :meth:`Awaiting.on_tick`.
 For another protocol it is the :class:`~chopin_core._engine.channel.Pending` the
 channel holds.  When the scheduler finishes the coroutine, its response is framed in
-line (:meth:`~chopin_core._engine.channel.Loop.respond_with`) or handed to the
+line (:meth:`~chopin_core._engine.channel.Loop.respond`) or handed to the
 channel's ``later``.  The loop is reached only through
 :class:`~chopin_core._engine.channel.Loop`.
 """
@@ -127,7 +127,13 @@ def _deliver(waiting: Awaiting) -> None:
     loop = waiting.loop
     conn.last_active = loop.tick
     conn.stream = None
-    loop.respond_with(conn, waiting.req, waiting.answer(), waiting.started)
+    # Framed in line on conn, timed from when its request was read; what queued behind it is answered next.
+    woke, loop.woke = loop.woke, waiting.started
+    try:
+        loop.respond(conn, waiting.req, conn.out, waiting.answer())
+    finally:
+        loop.woke = woke
+    loop.flush(conn)
 
 
 def _deliver_later(

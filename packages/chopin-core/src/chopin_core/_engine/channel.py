@@ -10,6 +10,7 @@ through the worker's private members, so the worker can change behind them.
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -17,16 +18,17 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import ssl
 
+    from .._wire.h1_request import ParserLimits
     from ..connection import Connection
     from ..errors import ProtocolError
-    from ..forwarded import Origin
+    from ..forwarded import Origin, TrustedProxies
     from ..request import Request
     from ..response import Response
     from ..settings import Settings
     from ..topics import Subscriber
     from .tasks import Scheduler
 
-__all__ = ["Answers", "Channel", "Loop", "Pending", "SocketIO", "WebSockets"]
+__all__ = ["Answers", "Channel", "ChannelTable", "Loop", "Pending", "SocketIO", "WebSockets"]
 
 
 class Channel(Protocol):
@@ -61,8 +63,82 @@ class Channel(Protocol):
         ...
 
 
+class ChannelTable(dict[int, "Channel"]):
+    """The loop's channels by fd, and their entries in its epoll (:attr:`Loop.channels`).
+
+    The worker looks a ready fd up here only when it is not an HTTP/1.1
+    connection; a channel joins with :meth:`attach` and leaves with :meth:`detach`
+    (its socket stays open) or :meth:`release` (its socket is closed).
+
+    Args:
+        close_socket: closes a client's socket (a TLS one sends close_notify first).
+        teardown: a client connection of a channel closed (``teardown(peer, error)``):
+            the connection teardown hook and the active-connection count.
+    """
+
+    def __init__(
+        self,
+        close_socket: Callable[[int, socket.socket], None],
+        teardown: Callable[[object, BaseException | None], None],
+    ) -> None:
+        super().__init__()
+        # The worker's epoll while its loop runs, else None.
+        self.ep: select.epoll | None = None
+        self.close_socket = close_socket
+        self.teardown = teardown
+
+    def watch(self, fd: int, mask: int) -> None:
+        """Add ``fd`` to the loop's epoll with event ``mask``."""
+        assert self.ep is not None
+        self.ep.register(fd, mask)
+
+    def rewatch(self, fd: int, mask: int) -> None:
+        """Change the events the loop waits for on ``fd``."""
+        assert self.ep is not None
+        self.ep.modify(fd, mask)
+
+    def unwatch(self, fd: int) -> None:
+        """Take ``fd`` out of the loop's epoll (a closed or unknown fd is no error)."""
+        try:
+            if self.ep is not None:
+                self.ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def attach(self, channel: Channel, mask: int) -> None:
+        """Serve ``channel`` from the loop: its fd joins the epoll with ``mask``."""
+        self[channel.fd] = channel
+        self.watch(channel.fd, mask)
+
+    def detach(self, channel: Channel) -> None:
+        """Stop serving ``channel``; its socket stays open (it belongs to whoever attached it)."""
+        if self.get(channel.fd) is channel:
+            del self[channel.fd]
+            self.unwatch(channel.fd)
+
+    def release(self, channel: Channel, error: BaseException | None = None) -> None:
+        """Close a channel's client socket and forget it (``error``: why, for the teardown hook)."""
+        self.pop(channel.fd, None)
+        self.unwatch(channel.fd)
+        self.close_socket(channel.fd, channel.sock)
+        self.teardown(channel.peer, error)
+
+    def on_tick(self, tick: int, contain: Callable[[int, Exception], None]) -> None:
+        """Once a second: every channel's ``on_tick`` (one that fails goes to ``contain(fd, exc)``)."""
+        for channel in list(self.values()):
+            try:
+                channel.on_tick(tick)
+            except Exception as exc:
+                contain(channel.fd, exc)
+
+    def abort(self) -> None:
+        """The worker exits: close every channel at once."""
+        for channel in list(self.values()):
+            channel.abort()
+
+
 class Pending(Protocol):
-    """An ``async def`` handler still waiting for a request of a channel (see :meth:`Loop.serve`)."""
+    """An ``async def`` handler still waiting for a request of a channel (see :meth:`Answers.serve`)."""
 
     def cancel(self) -> None:
         """The stream went away: cancel the handler where it waits; its answer is never delivered."""
@@ -92,12 +168,22 @@ class SocketIO(Protocol):
 class Answers(Protocol):
     """How the worker answers off the HTTP/1.1 path (:class:`~chopin_core._engine.serving.Routing`)."""
 
+    def serve(
+        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
+    ) -> Response | Pending | None:
+        """Route and answer one request that came over ``origin``; None when the pre-routing hook dropped it.
+
+        An ``async def`` handler that waits gives a :class:`Pending`; its response goes
+        to ``later`` once it has finished (without ``later`` it runs to its end first).
+        """
+        ...
+
     def handler_failed(self, req: Request, exc: Exception) -> Response:
         """The response for a handler's exception (a 5xx is logged with its traceback)."""
         ...
 
     def served(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> Response:
-        """The end of :meth:`Loop.serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
+        """The end of :meth:`serve`: a stream's first chunk pulled (a 500 if it fails), metrics and the log."""
         ...
 
     def account(self, req: Request, resp: Response, started: int, origin: Origin | None = None) -> None:
@@ -107,6 +193,10 @@ class Answers(Protocol):
 
 class WebSockets(Protocol):
     """The worker's WebSockets as other channels see them (``ws_channel.WebSocketService``)."""
+
+    def upgrade(self, conn: Connection, resp: Response, out: list[bytes | memoryview]) -> None:
+        """Switch ``conn`` to WebSocket (``resp.takeover`` is its upgrade); ``out`` is its output."""
+        ...
 
     def cork(self) -> bool:
         """Hold WebSocket frames until :meth:`uncork`; False if already held (the outer holder uncorks)."""
@@ -132,6 +222,8 @@ class Loop(Protocol):
         topics: the WebSocket topics of this worker and their subscribers.
         waiting: ``async def`` handlers waiting now (capped by ``Settings.max_waiting_handlers``).
         access_log: ``emit(request, response, duration_ns, origin)`` per response, or None (log off).
+        limits: the request parser's limits for a new HTTP/1.1 connection.
+        woke: when the loop last woke (``monotonic_ns``): the HTTP/1.1 path's durations start there.
     """
 
     settings: Settings
@@ -145,6 +237,23 @@ class Loop(Protocol):
     topics: dict[str, set[Subscriber]]
     waiting: int
     access_log: Callable[[Request, Response, int, Origin | None], None] | None
+    limits: ParserLimits
+    woke: int
+
+    @property
+    def proxies(self) -> TrustedProxies | None:
+        """The trusted proxies a new HTTP/1.1 connection gets (``ctx.client``), or None."""
+        ...
+
+    def respond(
+        self, conn: Connection, req: Request, out: list[bytes | memoryview], resp: Response | None = None
+    ) -> None:
+        """Answer ``req`` on the inlined HTTP/1.1 path, appending the response to ``out`` (``resp``: only frame it)."""
+        ...
+
+    def pull_stream(self, conn: Connection) -> None:
+        """Have ``conn``'s response stream produce more output (into ``conn.out``)."""
+        ...
 
     @property
     def secure(self) -> bool:
@@ -181,8 +290,8 @@ class Loop(Protocol):
         ...
 
     @property
-    def channels(self) -> dict[int, Channel]:
-        """The loop's channels by fd (see :meth:`attach`)."""
+    def channels(self) -> ChannelTable:
+        """The loop's channels by fd, and their epoll entries."""
         ...
 
     def contain(self, fd: int, exc: Exception) -> None:
@@ -210,47 +319,9 @@ class Loop(Protocol):
         """How the worker answers a request off the HTTP/1.1 path: hook, route, handler failures, accounting."""
         ...
 
-    def respond_with(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
-        """Frame ``resp``, a waiting handler's answer to ``req``, in line on ``conn`` (timed from ``started``)."""
-        ...
-
-    def watch(self, fd: int, mask: int) -> None:
-        """Add ``fd`` to the loop's epoll with event ``mask``."""
-        ...
-
-    def rewatch(self, fd: int, mask: int) -> None:
-        """Change the events the loop waits for on ``fd``."""
-        ...
-
     @property
     def websockets(self) -> WebSockets:
         """The worker's WebSockets: the upgrade, and frames held while a batch is handled (``cork``)."""
-        ...
-
-    def attach(self, channel: Channel, mask: int) -> None:
-        """Serve ``channel`` from the loop: its fd joins the epoll with ``mask``."""
-        ...
-
-    def detach(self, channel: Channel) -> None:
-        """Stop serving ``channel``; its socket stays open (it belongs to whoever attached it)."""
-        ...
-
-    def unwatch(self, fd: int) -> None:
-        """Take ``fd`` out of the loop's epoll."""
-        ...
-
-    def release(self, side: Channel, error: BaseException | None = None) -> None:
-        """Close a channel's socket and forget it (``error``: why, for the teardown hook)."""
-        ...
-
-    def serve(
-        self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
-    ) -> Response | Pending | None:
-        """Route and answer one request that came over ``origin``; None when the pre-routing hook dropped it.
-
-        An ``async def`` handler that waits gives a :class:`Pending`; its response goes
-        to ``later`` once it has finished (without ``later`` it runs to its end first).
-        """
         ...
 
     def flush(self, conn: Connection) -> None:

@@ -171,11 +171,11 @@ class Inbox:
 
     def stop(self) -> None:
         """A graceful stop: the WebSockets are closing, so stop delivering."""
-        self.loop.detach(self)
+        self.loop.channels.detach(self)
 
     def abort(self) -> None:
         """The worker exits."""
-        self.loop.detach(self)
+        self.loop.channels.detach(self)
 
 
 class TopicWiring:
@@ -226,7 +226,7 @@ class TopicService:
             hub.relays.append(open_backplane(wiring.backplane, wiring.origin, send_end, loop.index))
             self.inboxes.append(Inbox(loop, recv_end, hub, "backplane"))
         for inbox in self.inboxes:
-            loop.attach(inbox, select.EPOLLIN)
+            loop.channels.attach(inbox, select.EPOLLIN)
         self._previous = install(hub)
 
     def _hand_off(self, topic: str, message: str | bytes) -> None:

@@ -15,7 +15,12 @@ from __future__ import annotations
 import logging
 import select
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
+
+from ..proxy import ProxyPlan, forward_blocking
+from ..websocket import Upgrade
+from .upstream import UpstreamTable
 
 if TYPE_CHECKING:
     import ssl
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     from ..files import FileBody
     from ..forwarded import TrustedProxies
     from ..http2 import ResetBudget
+    from ..request import Request
+    from ..response import Response
     from .channel import Loop
     from .tls import TlsIO
 
@@ -48,7 +55,7 @@ class Protocols:
         handshake_ticks: ticks a TLS handshake may take.
     """
 
-    __slots__ = ("h2_resets", "handshake_ticks", "http2", "loop", "proxies", "tls", "tls_io")
+    __slots__ = ("h2_resets", "handshake_ticks", "http2", "loop", "proxies", "takeovers", "tls", "tls_io", "upstreams")
 
     def __init__(
         self,
@@ -71,6 +78,43 @@ class Protocols:
         self.handshake_ticks = handshake_ticks
         # The stream-reset budget all HTTP/2 connections of this worker share, made on first use.
         self.h2_resets: ResetBudget | None = None
+        # The proxy's deadlines and idle upstream connections, made on first use.
+        self.upstreams: UpstreamTable | None = None
+        # What takes a connection over, by the type of ``Response.takeover``.
+        self.takeovers: dict[type, Callable[[Connection, Request, Response, int], None]] = {
+            Upgrade: self._upgrade,
+            ProxyPlan: self._proxy,
+        }
+
+    def take_over(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        """Hand ``conn`` to what ``resp.takeover`` is: a WebSocket upgrade, or a proxied exchange.
+
+        ``started``: when ``req`` was read (``monotonic_ns``), which its duration runs from.
+        """
+        self.takeovers[type(resp.takeover)](conn, req, resp, started)
+
+    def _upgrade(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        loop = self.loop
+        if not req.keep_alive or resp.close or loop.stopping:
+            conn.close_after = True
+        loop.routing.account(req, resp, started, conn)
+        loop.websockets.upgrade(conn, resp, conn.out)
+
+    def _proxy(self, conn: Connection, req: Request, resp: Response, started: int) -> None:
+        loop = self.loop
+        plan = resp.takeover
+        assert isinstance(plan, ProxyPlan)
+        if not loop.running:
+            # In process (the TestClient), no loop drives an exchange: a blocking client forwards it.
+            loop.respond(conn, req, conn.out, forward_blocking(plan, req, conn.peer))
+            return
+        keep = req.keep_alive and not resp.close and not loop.stopping
+        if not keep:
+            conn.close_after = True
+        table = self.upstreams
+        if table is None:
+            table = self.upstreams = UpstreamTable(loop)
+        table.start(conn, req, resp, keep, started)
 
     def start_tls(self, sock: socket.socket, peer: object) -> None:
         """Wrap an accepted socket and start its handshake in this loop."""
@@ -93,14 +137,14 @@ class Protocols:
             self._failed,
             self._set_handshake_mask,
         )
-        loop.attach(shake, _READ_MASK)
+        loop.channels.attach(shake, _READ_MASK)
         try:
             shake.step()  # may finish the handshake and serve a first request
         except Exception as exc:
             loop.contain(fd, exc)  # the loop's own containment would blame the listener
 
     def _set_handshake_mask(self, fd: int, want_write: int) -> None:
-        self.loop.rewatch(fd, select.EPOLLOUT if want_write else _READ_MASK)
+        self.loop.channels.rewatch(fd, select.EPOLLOUT if want_write else _READ_MASK)
 
     def _established(self, shake: object) -> None:
         """A handshake finished: hand the connection to HTTP/2 or HTTP/1.1 by its ALPN protocol."""
@@ -111,7 +155,7 @@ class Protocols:
         sock, fd = shake.sock, shake.fd
         del loop.channels[fd]
         self.tls_io.socks[fd] = sock
-        loop.rewatch(fd, _READ_MASK)
+        loop.channels.rewatch(fd, _READ_MASK)
         if sock.selected_alpn_protocol() == "h2" and self.http2:
             self.start_h2(sock, shake.peer, b"")
             return
@@ -123,7 +167,7 @@ class Protocols:
         assert isinstance(shake, TlsHandshake)
         loop = self.loop
         loop.channels.pop(shake.fd, None)
-        loop.unwatch(shake.fd)
+        loop.channels.unwatch(shake.fd)
         shake.sock.close()
         loop.teardown(shake.peer, error)
 

@@ -1,8 +1,8 @@
 """Answering one request off the HTTP/1.1 hot path: the pre-routing hook, the route, the handler, the accounting.
 
-How it works: the worker's HTTP/1.1 path (``Worker._respond``) inlines these steps
+How it works: the worker's HTTP/1.1 path (``Worker.respond``) inlines these steps
 for speed; the other protocols (HTTP/2 streams, through
-:meth:`~chopin_core._engine.channel.Loop.serve`) and the pieces the inline path
+:meth:`Routing.serve`) and the pieces the inline path
 shares (a hook's verdict, a handler's failure, the metrics and access log of a
 response finished elsewhere) come here.  An ``async def`` handler that waits is
 handed to :func:`~chopin_core._engine.awaiting.await_handler`.  The worker is reached
@@ -96,7 +96,16 @@ class Routing:
     def serve(
         self, req: Request, later: Callable[[Response], None] | None = None, origin: Origin | None = None
     ) -> Response | Pending | None:
-        """Route one request the way the HTTP/1.1 path does, for another protocol (see ``Loop.serve``)."""
+        """Route and answer one request that came over ``origin``, for a protocol other than HTTP/1.1.
+
+        Runs the pre-routing hook, the handler and its middleware, and records metrics
+        and the access log, the steps the HTTP/1.1 path (``Worker.respond``) inlines.
+        Returns None when the hook said DROP.  An ``async def`` handler that waits gives
+        a :class:`~chopin_core._engine.channel.Pending` (cancel it if the stream goes
+        away; its ``expire`` once a second enforces ``handler_timeout``) and its response
+        goes to ``later``; without ``later`` it runs to its end here.  ``origin`` (the
+        HTTP/2 session) is what ``ctx.client`` and ``ctx.peer_cert`` read.
+        """
         access = self.loop.access_log
         started = monotonic_ns() if self.tally is not None or access is not None else 0
         resp: Response | None = None

@@ -1,10 +1,12 @@
 """The worker side of the reverse proxy: upstream exchanges driven by the worker's epoll loop.
 
-How it works: when a handler returns a proxied response the worker calls
+How it works: when a handler returns a proxied response (its ``takeover`` is a
+:class:`~chopin_core.proxy.ProxyPlan`) the worker's takeover table calls
 :meth:`UpstreamTable.start`.  The exchange takes an idle keep-alive socket from
 this worker's pool or starts a non-blocking ``connect``, joins the loop's channel
-table with that socket (:meth:`~chopin_core._engine.channel.Loop.attach`) and
-becomes the client connection's ``stream``, so the worker treats the connection as
+table with that socket (:meth:`~chopin_core._engine.channel.ChannelTable.attach`) and
+becomes the :class:`~chopin_core.connection.Producer` in the client connection's
+``stream`` slot, so the worker treats the connection as
 busy (later pipelined requests wait; reading stops while output is pending) without
 ever blocking on the upstream.  Events on the upstream socket come to
 :meth:`UpstreamExchange.on_event` like any channel's: the request is written as the
@@ -29,7 +31,6 @@ import logging
 import os
 import select
 import socket
-from collections.abc import Iterator
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
@@ -42,7 +43,7 @@ from .._wire.h1_writer import END_CLOSE as _END_CLOSE
 from .._wire.h1_writer import END_KEEPALIVE as _END_KEEPALIVE
 from .._wire.h1_writer import LAST_CHUNK as _LAST_CHUNK
 from .._wire.h1_writer import VIA as _VIA
-from ..connection import pending_bytes
+from ..connection import Producer, pending_bytes
 from ..proxy import ProxyPlan
 from ..response import Response, status_line
 
@@ -100,7 +101,7 @@ class UpstreamTable:
 
     def start(self, conn: Connection, req: Request, resp: Response, keep: bool, started: int) -> None:
         """Begin forwarding ``req`` for ``conn``; the connection waits with the exchange as its stream."""
-        plan = resp.proxy
+        plan = resp.takeover
         assert isinstance(plan, ProxyPlan)
         exchange = UpstreamExchange(self, conn, req, resp, plan, keep, started)
         conn.stream = exchange
@@ -164,14 +165,14 @@ class UpstreamTable:
         self._pools.clear()
 
 
-class UpstreamExchange(Iterator[bytes]):
+class UpstreamExchange(Producer):
     """One forwarded request and its streamed answer.
 
     While its upstream socket is open it is a channel of the loop (``on_event``,
-    ``on_tick``, ``stop``, ``abort``).  It also stands in the client connection's
-    ``stream`` slot so the worker holds the connection's later requests and closes
-    it through :meth:`close`; the worker never pulls it like an iterator
-    (``__next__`` refuses).
+    ``on_tick``, ``stop``, ``abort``).  It is also the :class:`~chopin_core.connection.Producer`
+    of the client connection's output (its ``stream`` slot), so the worker holds the
+    connection's later requests, tells it when the output drained (:meth:`drained`)
+    and closes it with the connection (:meth:`close`).
     """
 
     def __init__(
@@ -211,9 +212,6 @@ class UpstreamExchange(Iterator[bytes]):
         self.read_ns = int(self.settings.read_timeout * _NS)
         self.scheduled = _NEVER  # the earliest deadline this exchange has in the table's heap
         self.deadline = _NEVER
-
-    def __next__(self) -> bytes:
-        raise RuntimeError("an upstream exchange is driven by the worker loop, not pulled")
 
     @property
     def sock(self) -> socket.socket:
@@ -263,13 +261,13 @@ class UpstreamExchange(Iterator[bytes]):
         self._sock = sock
         self.fd = sock.fileno()
         self.mask = mask
-        self.worker.attach(self, mask)
+        self.worker.channels.attach(self, mask)
 
     def _detach(self) -> socket.socket | None:
         sock, self._sock = self._sock, None
         if sock is None:
             return None
-        self.worker.detach(self)
+        self.worker.channels.detach(self)
         self.fd = -1
         return sock
 
@@ -314,7 +312,7 @@ class UpstreamExchange(Iterator[bytes]):
     def _set_mask(self, mask: int) -> None:
         if mask != self.mask and self._sock is not None:
             self.mask = mask
-            self.worker.rewatch(self.fd, mask)
+            self.worker.channels.rewatch(self.fd, mask)
 
     # -- events -------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ class WebSocketService:
         ``out`` is ``conn``'s output.  Once the handler is made the connection leaves
         the HTTP/1.1 table: what is in ``out`` goes to the channel, which writes it.
         """
-        up = resp.upgrade
+        up = resp.takeover
         assert isinstance(up, Upgrade)
         loop = self.loop
         if up.deflate is None:
@@ -288,7 +288,7 @@ class WebSocketChannel:
         self.out.clear()
         if self.ws is not None:
             self.ws.notify_close(1006, "connection lost")
-        self.loop.release(self, error)
+        self.loop.channels.release(self, error)
 
     # -- reading and writing ----------------------------------------------------------
 
@@ -391,4 +391,5 @@ class WebSocketChannel:
 
     def _set_mask(self) -> None:
         if not self.closed:
-            self.loop.rewatch(self.fd, (_READ_MASK if self.reading else 0) | (_EPOLLOUT if self.waiting_write else 0))
+            mask = (_READ_MASK if self.reading else 0) | (_EPOLLOUT if self.waiting_write else 0)
+            self.loop.channels.rewatch(self.fd, mask)

@@ -1,6 +1,6 @@
 """HTTP/1.1 response framing, sans-IO: what goes on the wire for a response, as bytes.
 
-The worker's hot path (:meth:`chopin_core.worker.Worker._respond`) writes the same
+The worker's hot path (:meth:`chopin_core.worker.Worker.respond`) writes the same
 bytes inline, as a tuple of pre-encoded pieces appended to the connection's output,
 because a function call per response is measurable there.  :func:`frame_response`
 is the readable twin of that code: one function, one branch per rule, the RFC
