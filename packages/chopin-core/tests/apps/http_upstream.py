@@ -87,11 +87,11 @@ class UpstreamHandler(BaseHTTPRequestHandler):
             return
         if path == "/refuse":
             # An early answer: refused before the body is read, then a close with it unread (RST).
-            self.send_response(413)
-            self.send_header("Content-Length", "9")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(b"too large")
+            # Head and body in one write: sent apart, the reset could reach the proxy between
+            # the two and discard the body, an answer cut short that no proxy could deliver.
+            self.connection.sendall(
+                b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large"
+            )
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()  # closed with the handler's files, before socketserver's FIN (shutdown)
             self.close_connection = True
