@@ -16,8 +16,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from .._body import BodyBudget, BodyIntake, BodySpool
-from .._wire.h1_writer import timeout_answer
 from ..errors import ProtocolError
+from .deadlines import time_out
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -118,12 +118,6 @@ class RequestBodies:
         loop = self.loop
         ticks = self.budget.ticks
         if not body.waiting and tick - conn.last_active >= ticks:
-            # The client stopped sending its body: 408, then close.
-            if not conn.out and conn.stream is None:
-                try:
-                    loop.io.write(conn.fd, timeout_answer(loop.date_line))
-                except OSError:
-                    pass
-            loop.close(conn)
+            time_out(loop, conn)  # the client stopped sending its body
             return
         loop.schedule(conn, (tick if body.waiting else conn.last_active) + ticks)

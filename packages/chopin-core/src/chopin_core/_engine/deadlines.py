@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .bodies import RequestBodies
     from .channel import Loop
 
-__all__ = ["expire"]
+__all__ = ["expire", "time_out"]
 
 
 def expire(loop: Loop, due: Iterable[Connection], tick: int, header_ticks: int, bodies: RequestBodies) -> None:
@@ -41,13 +41,7 @@ def expire(loop: Loop, due: Iterable[Connection], tick: int, header_ticks: int, 
         if conn.closed:
             continue
         if conn.head_since >= 0 and tick - conn.head_since >= header_ticks:
-            # Slowloris: answer 408, then close.
-            if not conn.out and conn.stream is None:
-                try:
-                    loop.io.write(conn.fd, timeout_answer(loop.date_line))
-                except OSError:
-                    pass
-            loop.close(conn)
+            time_out(loop, conn)  # slowloris
             continue
         if conn.body is not None:
             bodies.on_tick(conn, tick)
@@ -66,3 +60,13 @@ def expire(loop: Loop, due: Iterable[Connection], tick: int, header_ticks: int, 
         if conn.head_since >= 0:
             due_tick = min(due_tick, conn.head_since + header_ticks)
         loop.schedule(conn, due_tick)
+
+
+def time_out(loop: Loop, conn: Connection) -> None:
+    """A client too slow with its request head or body: 408 (unless an answer is under way), then close."""
+    if not conn.out and conn.stream is None:
+        try:
+            loop.io.write(conn.fd, timeout_answer(loop.date_line))
+        except OSError:
+            pass
+    loop.close(conn)
