@@ -13,7 +13,6 @@ slow connections.  Nothing here is shared with another worker.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
@@ -24,10 +23,12 @@ from collections.abc import Callable
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
+from ._engine.accepting import Acceptor
 from ._engine.awaiting import Awaiting, await_handler
 from ._engine.channel import ChannelTable, SocketIO
 from ._engine.deadlines import expire
 from ._engine.fanout import TopicWiring
+from ._engine.file_sending import respond_file, send_file
 from ._engine.in_process import answer
 from ._engine.services import Services
 from ._engine.serving import Routing
@@ -36,9 +37,8 @@ from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
 from ._engine.streams import first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
 from ._engine.ws_channel import WebSocketService
-from ._wire.h1_request import CONTINUE, Continue, ParserLimits, RequestParser
+from ._wire.h1_request import CONTINUE, Continue, ParserLimits
 from ._wire.h1_writer import (
-    BUSY,
     CHUNKED,
     CONTINUE_LINE,
     END,
@@ -51,13 +51,12 @@ from ._wire.h1_writer import (
 from .connection import Connection, Producer, close_stream, consume, open_listener, pending_bytes
 from .context import Context
 from .errors import ProtocolError, UnsupportedVersion
-from .files import not_modified
 from .forwarded import Origin, TrustedProxies
-from .hooks import DROP, PROCEED, Hooks, Verdict
+from .hooks import Hooks, Verdict
 from .logs import worker_access_log
 from .metrics import ACTIVE, FOLD_AT, SENT, WAITING, MetricsBlock
 from .request import Request
-from .response import Response, http_date, send_whole_if_range_fails, status_line
+from .response import Response, http_date, status_line
 from .router import RouteTable
 from .settings import Settings
 from .timer import TimingWheel
@@ -81,15 +80,6 @@ _IOV_MAX: Final = 1024
 _NS: Final = 1_000_000_000  # the loop's clock is monotonic_ns
 # Bodies at least this large are written with writev instead of being joined.
 _JOIN_LIMIT: Final = JOIN_LIMIT
-# A stream is pulled until this much is pending, then only when the socket drains.
-
-# sendfile is asked for at most this much at a time, so one big file cannot
-# keep the loop from the other connections for long.
-_SENDFILE_CHUNK: Final = 1 << 20
-# Files up to this size are read and written with their head instead (see _respond_file).
-_INLINE_FILE: Final = 64 * 1024
-_TCP: Final = socket.IPPROTO_TCP
-_CORK: Final = socket.TCP_CORK
 # The framing constants of _wire/h1_writer under module-global names: a global is one
 # LOAD_GLOBAL either way, and respond below is the inlined twin of frame_response.
 _CONTINUE_LINE: Final = CONTINUE_LINE
@@ -97,7 +87,6 @@ _END: Final = END
 _END_CLOSE: Final = END_CLOSE
 _END_KEEPALIVE: Final = END_KEEPALIVE
 _CHUNKED: Final = CHUNKED
-_BUSY: Final = BUSY
 _NO_BODY: Final = NO_BODY
 # Context(req, params, conn) on the hot path without the class call (see respond).
 _new_object: Final = object.__new__
@@ -131,7 +120,6 @@ class Worker:
     ) -> None:
         self.table = table
         hooks = hooks or Hooks()
-        self._setup_hook = hooks.setup
         self._pre_routing = hooks.pre_routing
         self._teardown_hook = hooks.teardown
         # This worker's counters in the shared metrics block (None: metrics off), and
@@ -165,7 +153,6 @@ class Worker:
         self.date_line = b""
         self._refresh_date()
         self.stopping = False
-        self._accept_paused = False
         self._stop_deadline = 0.0
         self._ep: select.epoll | None = None
         # emit(request, response, handler_ns) per response, or None: access log off
@@ -181,6 +168,8 @@ class Worker:
         if self._ext.protocols.tls_io is not None:
             self.io = self._ext.protocols.tls_io
         self._ext.wiring = topics
+        start_tls = self._ext.protocols.start_tls if tls is not None else None
+        self._ext.acceptor = Acceptor(self, self.conns, hooks.setup, self._metrics, start_tls)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -248,7 +237,7 @@ class Worker:
                                 self.close(conn)
                         elif fd == lfd:
                             if not self.stopping:
-                                self._accept(lsock)
+                                ext.acceptor.accept(lsock)
                         elif fd == wake_r:
                             try:
                                 os.read(wake_r, 512)
@@ -273,7 +262,7 @@ class Worker:
                     except Exception:
                         log.exception("worker %d: timer tick failed", self.index)
                     next_tick = (second + 1) * _NS
-                if self.stopping and self._stop_step(lfd, now / _NS):
+                if self.stopping and self._stop_step(now / _NS):
                     break
         finally:
             for conn in list(conns.values()):
@@ -307,69 +296,12 @@ class Worker:
             self._ext.channels.pop(fd, None)
             self._ext.channels.unwatch(fd)
 
-    def _stop_step(self, lfd: int, now: float) -> bool:
+    def _stop_step(self, now: float) -> bool:
         """One step of a graceful stop; True once the loop may exit."""
         if self.listener is not None and self.listener.fileno() >= 0:
-            assert self._ep is not None
-            if not self._accept_paused:
-                # Closing a listener resets the connections in its accept queue: the
-                # kernel completed them and their clients may have sent a request,
-                # so take them all first (bounded, should clients keep coming).
-                self._accept(self.listener, self.settings.backlog + 64)
-            if not self._accept_paused:
-                self._ep.unregister(lfd)
-            self.listener.close()
+            self._ext.acceptor.close_listener(self.listener)
             begin_stop(self, self.conns, self._ext.channels)
         return (not self.conns and not self._ext.channels) or now >= self._stop_deadline
-
-    # -- accepting -----------------------------------------------------------------
-
-    def _accept(self, lsock: socket.socket, batch: int = 64) -> None:
-        conns = self.conns
-        capacity = self.settings.slab_capacity
-        assert self._ep is not None
-        register = self._ep.register
-        for _ in range(batch):
-            try:
-                sock, _addr = lsock.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors or memory: the listener would stay readable
-                    # and spin the loop, so stop watching it until the next tick.
-                    log.error("worker %d: accept failed: %s; pausing accepts for a second", self.index, exc)
-                    self._ep.unregister(lsock.fileno())
-                    self._accept_paused = True
-                return
-            if len(conns) >= capacity:
-                try:
-                    sock.send(_BUSY)
-                except OSError:
-                    pass
-                sock.close()
-                continue
-            if self._setup_hook is not None:
-                try:
-                    verdict = self._setup_hook(sock, _addr)
-                except Exception:
-                    log.exception("worker %d: connection_setup_hook failed; dropping %s", self.index, _addr)
-                    verdict = DROP
-                if verdict is not PROCEED:
-                    sock.close()
-                    continue
-            sock.setblocking(False)
-            if self._metrics is not None:
-                self._metrics.counts[ACTIVE] += 1
-            if self._ext.tls is not None:
-                self._ext.protocols.start_tls(sock, _addr)
-                continue
-            conn = Connection(sock, RequestParser(self.limits), self.tick)
-            conn.peer = _addr
-            conn.proxies = self._ext.proxies
-            conns[conn.fd] = conn
-            register(conn.fd, _READ_MASK)
-            self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
 
     # -- reading and answering ------------------------------------------------------
 
@@ -545,7 +477,7 @@ class Worker:
             end = _END_CLOSE
             conn.close_after = True
         if resp.file_body is not None:
-            self._respond_file(conn, req, resp, line, end, out)
+            respond_file(self, conn, req, resp, line, end, out)
             return
         if status in _NO_BODY:
             out += (line, self.date_line, resp.extra_lines, end)
@@ -583,75 +515,6 @@ class Worker:
         """The scheduler of this worker's waiting coroutines, made on first use."""
         return self._ext.scheduler()
 
-    def _respond_file(
-        self, conn: Connection, req: Request, resp: Response, line: bytes, end: bytes, out: list[bytes | memoryview]
-    ) -> None:
-        """Answer with a file: 304 when the validators match, else the head now and the bytes by sendfile."""
-        body = resp.file_body
-        assert body is not None
-        if resp.status == 206 and send_whole_if_range_fails(req, resp):
-            line = status_line(200)
-        if resp.status == 200 and req.method in ("GET", "HEAD") and not_modified(req, body):
-            body.close()
-            out += (status_line(304), self.date_line, resp.extra_lines, end)
-            return
-        out += (line, self.date_line, resp.content_lines, resp.extra_lines, end)
-        if req.method == "HEAD" or body.length == 0:
-            body.close()
-        elif body.content is not None:
-            # A cached file (chopin_core.filecache): its bytes go out like an in-memory body
-            # (the whole of it without the read_all() call, as read_all() would return it).
-            data = body.content if body.length == body.size else body.read_all()
-            out.append(data)
-            if len(data) >= _JOIN_LIMIT:
-                conn.big = True  # written with writev, not copied into one buffer
-        elif body.length <= _INLINE_FILE:
-            # A small file costs less as one pread and one write with its head
-            # than as a writev followed by a sendfile.
-            data = body.read_all()
-            body.close()
-            out.append(data)
-            if len(data) != body.length:
-                log.error("worker %d: file ended %d bytes early", self.index, body.length - len(data))
-                conn.close_after = True  # the promised Content-Length cannot be met
-        else:
-            conn.file = body
-            conn.big = True
-            if conn.sock is not None and self._ext.tls is None:
-                # Corked until the file is out (_send_file): the head leaves with the first
-                # bytes of the body, and every sendfile ends on full segments, not a short one.
-                conn.sock.setsockopt(_TCP, _CORK, 1)
-
-    def _send_file(self, conn: Connection) -> bool | None:
-        """Send the current file region; True when done, False when the socket is full, None if closed."""
-        body = conn.file
-        assert body is not None
-        if self._ext.tls is not None:
-            return self._ext.protocols.copy_file(conn, body)
-        while body.length > 0:
-            try:
-                sent = os.sendfile(conn.fd, body.fd, body.offset, min(body.length, _SENDFILE_CHUNK))
-            except BlockingIOError:
-                return False
-            except OSError as exc:
-                self.close(conn, exc)
-                return None
-            if sent == 0:
-                # The file shrank under us: the promised length cannot be sent.
-                log.error("worker %d: file ended %d bytes early", self.index, body.length)
-                self.close(conn)
-                return None
-            body.offset += sent
-            body.length -= sent
-            if self._tally is not None:
-                self._tally[SENT](sent)
-            conn.last_active = self.tick
-        body.close()
-        conn.file = None
-        if conn.sock is not None:
-            conn.sock.setsockopt(_TCP, _CORK, 0)  # out with what is held (see _respond_file)
-        return True
-
     def _error_response(self, exc: ProtocolError, out: list[bytes | memoryview]) -> None:
         out.append(error_answer(exc.status, exc.message.encode("utf-8", "replace"), self.date_line))
 
@@ -668,7 +531,7 @@ class Worker:
             if not out:
                 if conn.file is None:
                     break
-                done = self._send_file(conn)
+                done = send_file(self, conn)
                 if done:
                     continue  # the file is out: answer what waited behind it
                 if done is False:
@@ -813,13 +676,7 @@ class Worker:
         if conn.closed:
             return
         conn.closed = True
-        if self._teardown_hook is not None:
-            try:
-                self._teardown_hook(conn.peer, error)
-            except Exception:
-                log.exception("worker %d: connection_teardown_hook failed", self.index)
-        if self._metrics is not None and self._metrics.counts[ACTIVE]:
-            self._metrics.counts[ACTIVE] -= 1
+        self.teardown(conn.peer, error)
         self.conns.pop(conn.fd, None)
         if conn.body is not None:
             self._ext.bodies.done(conn)
@@ -909,11 +766,7 @@ class Worker:
 
     def adopt(self, sock: ssl.SSLSocket, peer: object) -> None:
         """Serve ``sock``, whose TLS handshake just finished, as an HTTP/1.1 connection (its fd is watched already)."""
-        conn = Connection(sock, RequestParser(self.limits), self.tick)
-        conn.peer = peer
-        conn.proxies = self._ext.proxies
-        self.conns[conn.fd] = conn
-        self._wheel.schedule(conn, self.tick + self.keepalive_ticks)
+        conn = self._ext.acceptor.serve(sock, peer)
         if sock.pending():
             self._on_readable(conn)  # a request that came with the handshake's last flight
 
@@ -948,9 +801,8 @@ class Worker:
         if self._metrics is not None:
             self._metrics.counts[WAITING] = self._ext.waiting
             self._metrics.publish()
-        if self._accept_paused and not self.stopping and self.listener is not None and self._ep is not None:
-            self._accept_paused = False
-            self._ep.register(self.listener.fileno(), EPOLLIN)
+        if not self.stopping and self.listener is not None:
+            self._ext.acceptor.resume(self.listener)
         if self._ext.supervisor and not self.stopping and os.getppid() != self._ext.supervisor:
             # The supervisor died: PR_SET_PDEATHSIG stops the worker at once on Linux;
             # this check covers other systems and a prctl that failed.

@@ -1,4 +1,4 @@
-"""How a connection leaves plain HTTP/1.1: TLS handshakes and I/O, HTTP/2 sessions, TLS file copies.
+"""How a connection leaves plain HTTP/1.1: TLS handshakes and I/O, HTTP/2 sessions.
 
 How it works: with TLS on, an accepted socket is wrapped and its handshake becomes a
 channel of the loop (:meth:`Protocols.start_tls`).  Once it is done, ALPN decides:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     import ssl
 
     from ..connection import Connection
-    from ..files import FileBody
     from ..forwarded import TrustedProxies
     from ..http2 import ResetBudget
     from ..request import Request
@@ -40,8 +39,6 @@ __all__ = ["Protocols"]
 log = logging.getLogger("chopin_core.worker")
 
 _READ_MASK: Final = select.EPOLLIN | select.EPOLLRDHUP
-# sendfile's grain in the worker: at most this much of one file per turn of the loop.
-_SENDFILE_CHUNK: Final = 1 << 20
 
 
 class Protocols:
@@ -209,30 +206,3 @@ class Protocols:
 
             send_close_notify(sock)  # type: ignore[arg-type]
         sock.close()
-
-    def copy_file(self, conn: Connection, body: FileBody) -> bool | None:
-        """The TLS file path: read and encrypt (no sendfile); True once sent, False to wait, None if closed."""
-        from .tls import copy_file
-
-        loop = self.loop
-        budget = _SENDFILE_CHUNK
-        while body.length > 0:
-            if budget <= 0:
-                return False  # let the other connections have a turn; EPOLLOUT brings us back
-            try:
-                sent, short = copy_file(loop.io.write, conn.fd, body)
-            except BlockingIOError:
-                return False
-            except OSError as exc:
-                loop.close(conn, exc)
-                return None
-            if short:
-                log.error("worker %d: file ended %d bytes early", loop.index, body.length)
-                loop.close(conn)
-                return None
-            budget -= sent
-            loop.count_sent(sent)
-            conn.last_active = loop.tick
-        body.close()
-        conn.file = None
-        return True

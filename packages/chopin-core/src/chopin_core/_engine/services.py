@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..connection import Connection
     from ..settings import Settings
+    from .accepting import Acceptor
     from .channel import Loop
     from .serving import Routing
 
@@ -52,6 +53,7 @@ class Services:
 
     Attributes:
         loop: the worker.
+        acceptor: takes new connections from the listener (:mod:`chopin_core._engine.accepting`).
         tls: the server context, or None for plain HTTP.
         http2: whether HTTP/2 is served (``Settings.http2`` and ``h2`` importable).
         channels: every fd of the loop that is not an HTTP/1.1 connection, the listener or
@@ -69,7 +71,7 @@ class Services:
         topics: the running topic service (:mod:`chopin_core._engine.fanout`), while the loop runs.
         proxies: ``Settings.trusted_proxies`` parsed, or None when there are none;
             each connection gets it (``Connection.proxies``) for ``ctx.client``.
-        protocols: TLS handshakes and socket I/O, HTTP/2 sessions and TLS file copies
+        protocols: TLS handshakes and socket I/O, HTTP/2 sessions
             (:mod:`chopin_core._engine.protocols`).
         routing: the pre-routing hook, the route table and the accounting of requests
             answered off the HTTP/1.1 path (:mod:`chopin_core._engine.serving`).
@@ -78,6 +80,7 @@ class Services:
     """
 
     __slots__ = (
+        "acceptor",
         "bodies",
         "channels",
         "http2",
@@ -120,6 +123,8 @@ class Services:
         self.routing = routing
         self.protocols = Protocols(loop, tls, self.http2, self.proxies, math.ceil(settings.tls_handshake_timeout) + 1)
         self.channels = ChannelTable(self.protocols.close_socket, loop.teardown)
+        # Set by the worker, which holds what it needs (its connection table, hooks, metrics).
+        self.acceptor: Acceptor
 
     def start(self) -> int:
         """The loop starts (its epoll is ``channels.ep``): open the wake-up pipe, start the topics; the read end."""
