@@ -479,6 +479,93 @@ def test_read_timeout_is_kept_to_the_millisecond(serve, upstream, read_timeout, 
     assert json.loads(after.content)["path"] == "/one"
 
 
+def test_the_read_timeout_counts_from_the_upstreams_last_progress_while_the_request_goes_out(serve):
+    # An upstream that takes a large request body slowly, a piece at a time well within
+    # read_timeout, but the whole of it over several read_timeouts: the exchange goes on
+    # while the body is taken, then answers.  The deadline used to run from the connect,
+    # so the still-moving upload ended as a 504.  The proxy's socket buffer holds megabytes,
+    # so most of the progress is only seen as that buffer drains (SIOCOUTQ).
+    body = b"x" * (8 * 1024 * 1024)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accepted socket
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(20)
+    seen: list[int] = []
+
+    def slow_reader() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(20)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            head, _, got = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: *(\d+)", head, re.IGNORECASE).group(1))
+            received = len(got)
+            while received < length:
+                time.sleep(0.002)  # at most 4096 bytes a read (SO_RCVBUF): under 2 MB/s
+                piece = conn.recv(65536)
+                if not piece:
+                    return
+                received += len(piece)
+            seen.append(received)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone")
+
+    thread = threading.Thread(target=slow_reader)
+    thread.start()
+    try:
+        env = {"PROXY_UPSTREAM": f"http://127.0.0.1:{listener.getsockname()[1]}", "PROXY_READ_TIMEOUT": "0.3"}
+        server = serve("apps.proxy_app:app", env=env)
+        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            started = time.monotonic()
+            resp = client.post("/api/upload", content=body)
+            took = time.monotonic() - started
+    finally:
+        listener.close()
+        thread.join(30)
+    assert (resp.status_code, resp.text) == (200, "done"), took
+    assert took > 0.6, "the upload must outlast two read_timeouts to test anything"
+    assert seen == [len(body)]
+
+
+def test_an_upstream_that_stops_taking_a_large_request_is_504(serve):
+    # The other side of the test above: progress moves the deadline, a stall does not.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    release = threading.Event()
+
+    def stalled_reader() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)  # the head and a little of the body, then nothing more
+            release.wait(20)
+
+    thread = threading.Thread(target=stalled_reader)
+    thread.start()
+    try:
+        env = {"PROXY_UPSTREAM": f"http://127.0.0.1:{listener.getsockname()[1]}", "PROXY_READ_TIMEOUT": "0.5"}
+        server = serve("apps.proxy_app:app", env=env)
+        with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            started = time.monotonic()
+            resp = client.post("/api/upload", content=b"x" * (8 * 1024 * 1024))
+            took = time.monotonic() - started
+            after = client.get("/fast")
+    finally:
+        release.set()
+        listener.close()
+        thread.join(30)
+    assert resp.status_code == 504
+    assert took < 3.0, took
+    assert after.text == "fast"
+
+
 def test_connect_timeout_is_504(serve):
     # A listener whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
     listener = socket.create_server(("127.0.0.1", 0), backlog=0)

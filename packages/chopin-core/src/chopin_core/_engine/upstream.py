@@ -19,18 +19,22 @@ millisecond in a heap: the worker waits in ``epoll`` no longer than the nearest
 one (:meth:`UpstreamTable.wait_time`) and ends the exchanges whose deadline has
 passed (:meth:`UpstreamTable.expire`): no connection within ``connect_timeout``
 or no byte for ``read_timeout`` ends the exchange with 504 before the head
-(after it, the client connection is closed).  A reused socket
+(after it, the client connection is closed); an upstream still taking a large
+request (bytes sent, or leaving our socket's send queue) is not silent.  A reused socket
 that turns out closed before any answer is replaced once for idempotent methods.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import heapq
 import logging
 import os
 import select
 import socket
+import struct
+import termios
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Final
 
@@ -71,6 +75,18 @@ _FINISHED: Final = 4
 
 _NS: Final = 1_000_000_000
 _NEVER: Final = 1 << 62  # a deadline later than any monotonic_ns() reading
+# A request up to this size leaves in one send, into the socket buffer: no progress to watch.
+_SMALL_REQUEST: Final = 64 * 1024
+_QUEUE_SIZE: Final = struct.Struct("i")
+
+
+def _send_queue(fd: int) -> int:
+    """Bytes in ``fd``'s send queue that the peer has not acknowledged yet (Linux ``SIOCOUTQ``); 0 if unknown."""
+    try:
+        queued: int = _QUEUE_SIZE.unpack(fcntl.ioctl(fd, termios.TIOCOUTQ, bytes(_QUEUE_SIZE.size)))[0]
+    except OSError:
+        return 0
+    return queued
 
 
 class UpstreamTable:
@@ -147,7 +163,10 @@ class UpstreamTable:
                 # and the client's own keep-alive clock decides how long it may stall.
                 self.schedule(exchange, now + exchange.read_ns)
             elif exchange.deadline <= now:
-                exchange.time_out()
+                if exchange.progressed():
+                    self.schedule(exchange, now + exchange.read_ns)  # still taking a large request
+                else:
+                    exchange.time_out()
             else:
                 self.schedule(exchange, exchange.deadline)  # bytes came since this entry was made
 
@@ -212,6 +231,7 @@ class UpstreamExchange(Producer):
         self.read_ns = int(self.settings.read_timeout * _NS)
         self.scheduled = _NEVER  # the earliest deadline this exchange has in the table's heap
         self.deadline = _NEVER
+        self.unsent = 0  # request bytes in our socket's send queue when last looked (large requests only)
 
     @property
     def sock(self) -> socket.socket:
@@ -280,10 +300,12 @@ class UpstreamExchange(Producer):
         sock = self._sock
         assert sock is not None
         data = self.data
+        before = self.sent
         while self.sent < len(data):
             try:
                 self.sent += sock.send(memoryview(data)[self.sent :])
             except BlockingIOError:
+                self._sent_more(before)
                 self._set_mask(self._wanted())
                 return
             except OSError as exc:
@@ -300,10 +322,32 @@ class UpstreamExchange(Producer):
                 else:
                     self._lost(exc, flush)  # begin(): a pooled socket that was closed
                 return
+        self._sent_more(before)
         self.sending = False
         if self.state == _SENDING:
             self.state = _AWAITING
         self._set_mask(self._wanted())
+
+    def _sent_more(self, before: int) -> None:
+        """After a send: if the upstream took request bytes, ``read_timeout`` counts from now."""
+        if self.sent > before and self.sent > _SMALL_REQUEST:
+            self.deadline = max(self.deadline, monotonic_ns() + self.read_ns)
+            self.unsent = _send_queue(self.fd)
+
+    def progressed(self) -> bool:
+        """Whether the upstream took request bytes out of our socket's send queue since we last looked.
+
+        A request larger than the socket buffers goes out as the upstream reads it, and
+        its last megabytes wait in the kernel, unseen by :meth:`_send`: while that queue
+        shrinks, the upstream is not silent (the deadline then moves, see
+        :meth:`UpstreamTable.expire`).
+        """
+        if self._sock is None or not self.unsent:
+            return False
+        queued = _send_queue(self.fd)
+        took = queued < self.unsent
+        self.unsent = queued
+        return took
 
     def _wanted(self) -> int:
         """The epoll mask now: the answer unless the client is behind, the request while bytes are left."""
