@@ -98,8 +98,10 @@ class Producer:
 
     The reverse proxy's upstream exchange is one
     (:class:`~chopin_core._engine.upstream.UpstreamExchange`): it adds the answer to
-    the connection's output itself, as its own socket delivers it.  While it stands
-    in the slot the connection's later requests wait, as behind a stream.
+    the connection's output itself, as its own socket delivers it.  An ``async def``
+    handler that waits is another (:class:`~chopin_core._engine.awaiting.Awaiting`):
+    it produces nothing until its answer is framed.  While a producer stands in the
+    slot the connection's later requests wait, as behind a stream.
     """
 
     __slots__ = ()

@@ -607,13 +607,12 @@ class Worker:
         """Have ``conn``'s response stream produce more output (into ``conn.out``)."""
         stream = conn.stream
         assert stream is not None
-        if type(stream) is Awaiting:
-            return  # its handler still waits: the answer and what queued behind it come later
         if type(stream) is StreamPump:
             pull_pump(self, conn, stream)
             return
         if isinstance(stream, Producer):
-            # It feeds the output itself (the proxy's upstream socket); it may go on once this drains.
+            # It feeds the output itself (the proxy's upstream socket), or a handler still
+            # waits (Awaiting: nothing until it answers); it may go on once this drains.
             stream.drained(pending_bytes(conn.out))
             return
         if not conn.out:  # else written first: the head and earlier chunks go out before the producer runs again

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from ..connection import Producer
 from ..error_handlers import not_a_response
 from ..errors import HandlerTimeout
 from ..response import Response
@@ -145,12 +146,13 @@ def _deliver_later(
     return deliver
 
 
-class Awaiting(Iterator["bytes | str"]):
+class Awaiting(Producer):
     """An ``async def`` handler that waits, holding its connection's place in line.
 
-    It sits in ``Connection.stream`` so that requests pipelined behind it queue (as
-    behind a stream), and closing the connection (the client left, the worker stops)
-    cancels it.  It never yields bytes: its answer is framed once it has finished.
+    It is the :class:`~chopin_core.connection.Producer` in ``Connection.stream``, so
+    that requests pipelined behind it queue (as behind a stream), and closing the
+    connection (the client left, the worker stops) cancels it.  It produces no bytes
+    while it waits (:meth:`drained` does nothing): its answer is framed once it has finished.
     """
 
     __slots__ = (
@@ -189,9 +191,6 @@ class Awaiting(Iterator["bytes | str"]):
         self.counted = False
         self.deadline = 0  # the tick past which HandlerTimeout is thrown (0: none, or thrown already)
         self.timeout = 0.0
-
-    def __next__(self) -> bytes | str:
-        raise StopIteration
 
     def answer(self) -> Response:
         """The finished handler's response, or the answer to what it raised."""
