@@ -7,7 +7,9 @@ functions, since each one is a dependency a reader has to follow.  The rules:
   client's errors), ``request`` and itself, and has no import circle;
 - no import circle is larger than a small knot of type aliases (``MAX_CIRCLE`` modules);
 - the app layer does not import the engine, except the edges in ``KNOWN_BACK_EDGES``
-  (a ratchet: a new back edge fails, and so does a listed one that is gone).
+  (a ratchet: a new back edge fails, and so does a listed one that is gone);
+- no module imports another module's private names (ruff's SLF001 covers attributes:
+  ``obj._name``), and no class is over ``MAX_CLASS_LINES`` lines (the worker was 1,415).
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import ast
 from pathlib import Path
 
 import chopin_core
+from chopin_testkit.layers import ImportGraph
 
 SRC = Path(chopin_core.__file__).parent
 PKG = "chopin_core"
 MAX_CIRCLE = 4
+#: Past this a class holds more than one job (issue 16).
+MAX_CLASS_LINES = 750
 WIRE_MAY_IMPORT = frozenset({"errors", "_client_errors", "request"})
 ENGINE = frozenset({"worker", "connection", "timer", "http2", "_body"})
 # App-layer modules that still import the engine: the server starts the supervisor (one
@@ -164,3 +169,17 @@ def test_app_layer_does_not_import_the_engine() -> None:
     new, gone = sorted(back - KNOWN_BACK_EDGES), sorted(KNOWN_BACK_EDGES - back)
     assert not new, f"new imports from the app layer into the engine: {new}"
     assert not gone, f"cut now, drop them from KNOWN_BACK_EDGES: {gone}"
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    graph = ImportGraph.from_package(SRC.parent, PKG)
+    found = [f"{e.source}:{e.line} imports {e.names} from {e.target}" for e in graph.private_imports()]
+    assert found == []
+
+
+def test_no_class_is_over_the_size_limit() -> None:
+    graph = ImportGraph.from_package(SRC.parent, PKG)
+    sizes = {f"{s.module}.{s.name}": s.lines for s in graph.class_sizes()}
+    assert "chopin_core.worker.Worker" in sizes  # the guard read the package
+    big = {name: lines for name, lines in sizes.items() if lines > MAX_CLASS_LINES}
+    assert big == {}
