@@ -6,6 +6,7 @@ or ``mypy`` at the root) checks it with the packages; alone: ``mypy packages/cho
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import assert_type
 
@@ -13,6 +14,7 @@ import chopin_pg
 from chopin_orm import (
     Model,
     Query,
+    RowStream,
     Transaction,
     aget,
     aget_many,
@@ -97,6 +99,8 @@ def check_blocking(conn: chopin_pg.Connection, pool: chopin_pg.PgPool) -> None:
     assert_type(Query(Book).one(conn), Book)
     assert_type(Query(Book).count(conn), int)
     assert_type(Query(Book).exists(conn), bool)
+    assert_type(Query(Book).iter(pool, batch_size=500), Iterator[Book])
+    assert_type(Query(Book).select(Book.title).iter(conn), Iterator[tuple[str]])
     assert_type(Query(Book).select(Book.title, Book.pages).one(conn), tuple[str, int])
     assert_type(get(Book, conn, 1), Book)
     assert_type(get_or_none(Book, conn, 1), Book | None)
@@ -127,6 +131,16 @@ async def check_async(
     assert_type(await per_author.aall(pool), list[tuple[int | None, int]])
     assert_type(await per_author.afirst(pool), tuple[int | None, int] | None)
     assert_type(await per_author.aone(aconn), tuple[int | None, int])
+    async with Query(Book).filter(Book.pages > 100).astream(pool, batch_size=500) as books:
+        assert_type(books, RowStream[Book])
+        async for book in books:
+            assert_type(book, Book)
+    async with Query(Book).select_related(Author).astream(aconn) as pairs:
+        async for pair in pairs:
+            assert_type(pair, tuple[Book, Author | None])
+    async with per_author.astream(pool) as groups:
+        async for group in groups:
+            assert_type(group, tuple[int | None, int])
     assert_type(await aget(Book, pool, 1), Book)
     assert_type(await aget_or_none(Book, pool, 1), Book | None)
     assert_type(await aget_many(Book, pool, [1, 2]), list[Book | None])

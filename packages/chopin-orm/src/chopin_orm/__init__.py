@@ -26,6 +26,7 @@ from .autogen import (
     make_migration,
     suggest_renames,
 )
+from .cursor import RowStream
 from .errors import MigrationError, ModelError, MultipleRows, NotFound, OrmError
 from .executor import AsyncExecutor, Executor
 from .expr import Column, Expr, Ordering, Raw, col
@@ -99,6 +100,7 @@ __all__ = [
     "OrmError",
     "Query",
     "Raw",
+    "RowStream",
     "TableMeta",
     "Transaction",
     "ValuesQuery",

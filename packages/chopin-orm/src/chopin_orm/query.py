@@ -12,15 +12,13 @@ behind ``Query.prefetch``, and ``related()`` (a reverse or many-to-many relation
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
 
-from chopin_pg import Connection
-
 from .agg import Aggregate
+from .cursor import RowStream, check_stream, iterate
 from .errors import ModelError, MultipleRows, NotFound, OrmError
-from .executor import AsyncExecutor, Executor, acquire, arun_execute, arun_query, run_execute, run_query
+from .executor import AsyncExecutor, Executor, arun_execute, arun_query, run_execute, run_query
 from .expr import Column, Expr, Ordering, Params, Raw, quote_identifier
 from .model import FieldInfo, ModelInfo, model_info
 from .schema import ForeignKey
@@ -39,7 +37,7 @@ A4 = TypeVar("A4")
 A5 = TypeVar("A5")
 V = TypeVar("V")
 
-#: Rows fetched per round trip by ``Query.iter`` (its server-side cursor).
+#: Rows fetched per round trip by ``iter`` and ``astream`` (their server-side cursor).
 ITER_BATCH = 1000
 
 #: Parent keys per statement in ``Query.prefetch`` (one array parameter each): bounds a statement's size.
@@ -616,52 +614,27 @@ class Query(Generic[R]):
         when exhausted, rolled back when the loop stops early or fails: it only read); inside
         one, the cursor lives in it and is closed at the end. Keep the connection for the
         iterator until it is exhausted or closed.
-        """
-        if batch_size < 1:
-            raise OrmError(f"iter(): batch_size must be >= 1, got {batch_size}")
-        if self._prefetch:
-            raise OrmError("iter(): prefetch loads whole result sets; use all() or page with limit/offset")
-        sql, params = self.sql()
-        return self._iterate(executor, sql, params, batch_size)
 
-    def _iterate(self, executor: Executor, sql: str, params: list[Any], batch_size: int) -> Iterator[R]:
-        conn, guard = acquire(executor)
-        own = False
-        declared = False
-        # Named after the statement: the same query reuses the cached (same-shaped) FETCH.
-        name = "chopin_orm_" + hashlib.blake2s(sql.encode(), digest_size=8).hexdigest()
-        cursor = quote_identifier(name)
-        try:
-            if conn.transaction_status == "I":
-                conn.begin()
-                own = True
-            else:
-                # Inside a caller's transaction the same query may already be iterating
-                # (nested loops): take the next free name rather than fail the transaction.
-                taken = {r[0] for r in conn.query("SELECT name FROM pg_cursors WHERE name LIKE $1", (name + "%",))}
-                suffix = 0
-                while (name if not suffix else f"{name}_{suffix}") in taken:
-                    suffix += 1
-                cursor = quote_identifier(name if not suffix else f"{name}_{suffix}")
-            conn.execute(f"DECLARE {cursor} NO SCROLL CURSOR FOR {sql}", params)
-            declared = True
-            fetch = f"FETCH FORWARD {int(batch_size)} FROM {cursor}"
-            while True:
-                rows = conn.query(fetch, ())
-                if not rows:
-                    break
-                yield from self._decode_all(rows)
-                if len(rows) < batch_size:
-                    break
-        except BaseException:
-            if own and not conn.closed:
-                conn.rollback()
-                own = False
-            raise
-        finally:
-            _finish_cursor(conn, cursor, declared, own)
-            if guard is not None:
-                guard.release()
+        Raises:
+            OrmError: ``batch_size`` below 1, or the query has a ``prefetch``.
+        """
+        check_stream("iter()", batch_size, bool(self._prefetch), "all()")
+        sql, params = self.sql()
+        return iterate(executor, sql, params, batch_size, self._decode_all)
+
+    def astream(self, executor: AsyncExecutor, batch_size: int = ITER_BATCH) -> RowStream[R]:
+        """:meth:`iter` from ``async def`` code: ``async with q.astream(pool) as rows: async for row in rows:``.
+
+        The ``async with`` block owns the cursor, its transaction and (given an ``AsyncPool``)
+        one pinned connection; leaving the block by any way (the end, ``break``, an error, a
+        cancellation) closes the cursor and ends the transaction at once (see :class:`RowStream`).
+
+        Raises:
+            OrmError: ``executor`` is not an ``AsyncPool`` or ``AsyncConnection``, ``batch_size``
+                is below 1, or the query has a ``prefetch``.
+        """
+        check_stream("astream()", batch_size, bool(self._prefetch), "aall()")
+        return RowStream(executor, self.sql(), batch_size, self._decode_all)
 
     def __repr__(self) -> str:
         return f"<Query {self.sql()[0]!r}>"
@@ -818,6 +791,25 @@ class ValuesQuery(Generic[R]):
         limited = self._query.limited
         return _only_value(await (self.limit(2).aall(executor) if not limited else self.aall(executor)))
 
+    def iter(self, executor: Executor, batch_size: int = ITER_BATCH) -> Iterator[R]:
+        """Stream the rows through a server-side cursor, ``batch_size`` per round trip (as ``Query.iter``).
+
+        Raises:
+            OrmError: ``batch_size`` below 1.
+        """
+        check_stream("iter()", batch_size, False, "all()")
+        sql, params = self.sql()
+        return iterate(executor, sql, params, batch_size, self._convert)
+
+    def astream(self, executor: AsyncExecutor, batch_size: int = ITER_BATCH) -> RowStream[R]:
+        """:meth:`iter` from ``async def`` code, as ``Query.astream``: ``async with vq.astream(pool) as rows:``.
+
+        Raises:
+            OrmError: ``executor`` is not an ``AsyncPool`` or ``AsyncConnection``, or ``batch_size`` is below 1.
+        """
+        check_stream("astream()", batch_size, False, "aall()")
+        return RowStream(executor, self.sql(), batch_size, self._convert)
+
     def __repr__(self) -> str:
         return f"<ValuesQuery {self.sql()[0]!r}>"
 
@@ -854,15 +846,6 @@ def related(instance: Any, child: type[N], *, through: type | None = None) -> Qu
     pk = info.require_pk("related(through=)")[0]
     joined = query.join(through, on=link.column(right.attr) == info.column(pk.attr))
     return joined.filter(link.column(left.attr) == key)
-
-
-def _finish_cursor(conn: Connection, cursor: str, declared: bool, own: bool) -> None:
-    if conn.closed:
-        return
-    if own:
-        conn.commit()  # also closes the cursor
-    elif declared and conn.transaction_status == "T":
-        conn.execute(f"CLOSE {cursor}")
 
 
 def _count_arg(what: str, n: int | None) -> int | None:
