@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -52,22 +53,34 @@ def tables(draw: st.DrawFn) -> tuple[tuple[b.FieldCodec, ...], list[list[Any]]]:
     return codecs, rows  # type: ignore[return-value]
 
 
-@given(tables(), st.integers(1, 64))
-def test_compiled_writer_gives_the_generic_bytes(table: tuple[tuple[b.FieldCodec, ...], list[Any]], limit: int) -> None:
+# Both writers: the compiled Python loop, and rows_writer's (the C accelerator's when it is built).
+WRITERS = [b.python_rows_writer, b.rows_writer]
+
+
+@pytest.mark.parametrize("make_writer", WRITERS)
+@given(table=tables(), limit=st.integers(1, 64))
+def test_compiled_writer_gives_the_generic_bytes(
+    make_writer: Callable[[tuple[b.FieldCodec, ...]], b.RowsWriter],
+    table: tuple[tuple[b.FieldCodec, ...], list[Any]],
+    limit: int,
+) -> None:
     codecs, rows = table
     try:
         expected = b"".join(b.encode_row(codecs, row) for row in rows)
     except DataError as exc:
         with pytest.raises(DataError) as info:
-            write(b.rows_writer(codecs), rows, limit)
+            write(make_writer(codecs), rows, limit)
         assert str(info.value) == str(exc)
         return
-    assert write(b.rows_writer(codecs), rows, limit) == expected
+    assert write(make_writer(codecs), rows, limit) == expected
 
 
-def test_compiled_writer_hands_odd_rows_to_the_generic_encoder() -> None:
+@pytest.mark.parametrize("make_writer", WRITERS)
+def test_compiled_writer_hands_odd_rows_to_the_generic_encoder(
+    make_writer: Callable[[tuple[b.FieldCodec, ...]], b.RowsWriter],
+) -> None:
     codecs = tuple(b.field_codec(oid) for oid in (oids.INT4, oids.FLOAT8, oids.TEXT))
-    writer = b.rows_writer(codecs)  # type: ignore[arg-type]
+    writer = make_writer(codecs)  # type: ignore[arg-type]
     for row in ([1, 2.5, "x"], (1, 2, "x"), (None, None, None), (True, 0.5, "ü"), [2**31 - 1, -0.0, ""]):
         assert write(writer, [row]) == b.encode_row(codecs, row)  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"COPY column 1 \(int4\): cannot encode 2147483648"):

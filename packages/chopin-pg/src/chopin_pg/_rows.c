@@ -1,5 +1,8 @@
 /* chopin_pg._rows: DataRow decoding in C (optional accelerator).
  *
+ * (Binary COPY row encoding, the other half of this module, is in _rows_copy.c,
+ * #included below: one extension, built by one command.)
+ *
  * decode_rows() walks the DataRow messages (PostgreSQL docs §55.7) that lie whole
  * in a read, from `pos`, and appends one chopin_pg.Row per message to a list, with
  * no Python call per row or per value for the common column types: integers,
@@ -457,6 +460,8 @@ done:
     return NULL;
 }
 
+#include "_rows_copy.c"
+
 static PyMethodDef rows_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(row_type, values_slot, names_slot, Decimal, UUID, unknown, loads, epoch, min_us, max_us): "
@@ -464,13 +469,19 @@ static PyMethodDef rows_methods[] = {
     {"decode_rows", (PyCFunction)(void (*)(void))decode_rows, METH_FASTCALL,
      "decode_rows(kinds, decoders, epochs, names, data, pos, limit, out, max_size) -> int: append the whole "
      "DataRows from data[pos:limit] to out as Rows; return where it stopped."},
+    {"configure_copy", (PyCFunction)(void (*)(void))configure_copy, METH_FASTCALL,
+     "configure_copy(UUID, int_slot): the UUID type and its int slot (chopin_pg._copy_binary calls it once)."},
+    {"encode_rows", (PyCFunction)(void (*)(void))encode_rows, METH_FASTCALL,
+     "encode_rows(kinds, encoders, accepts, zones, fallback, rows, buffer, flush, limit): append the rows as "
+     "binary COPY tuples to buffer, calling flush() whenever it holds limit bytes or more."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef rows_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "chopin_pg._rows",
-    .m_doc = "DataRow decoding in C (optional; chopin_pg._row_decoder has the pure-Python path).",
+    .m_doc = "DataRow decoding and binary COPY row encoding in C (optional; chopin_pg._row_decoder and "
+             "chopin_pg._copy_binary have the pure-Python paths).",
     .m_size = -1,
     .m_methods = rows_methods,
 };
@@ -484,7 +495,8 @@ PyInit__rows(void)
     }
     str_int = PyUnicode_InternFromString("int");
     str_is_safe = PyUnicode_InternFromString("is_safe");
-    if (str_int == NULL || str_is_safe == NULL) {
+    str_utcoffset = PyUnicode_InternFromString("utcoffset");
+    if (str_int == NULL || str_is_safe == NULL || str_utcoffset == NULL) {
         return NULL;
     }
     return PyModule_Create(&rows_module);

@@ -1,6 +1,7 @@
-# The C accelerator's interface (_rows.c); chopin_pg._row_decoder falls back to pure Python without it.
-from collections.abc import Callable
-from datetime import datetime
+# The C accelerator's interface (_rows.c, _rows_copy.c); chopin_pg._row_decoder and chopin_pg._copy_binary
+# fall back to pure Python without it.
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, tzinfo
 from typing import Any
 
 def configure(
@@ -28,3 +29,16 @@ def decode_rows(
     max_size: int,
     /,
 ) -> int: ...
+def configure_copy(uuid: type, int_slot: object, /) -> None: ...
+def encode_rows(
+    kinds: bytes,
+    encoders: tuple[Callable[[Any], bytes], ...],
+    accepts: tuple[tuple[type, ...] | None, ...],
+    zones: tuple[tzinfo | None, ...],
+    fallback: Callable[[Iterable[Sequence[Any]], bytearray, Callable[[], None], int], None],
+    rows: Iterable[Sequence[Any]],
+    buffer: bytearray,
+    flush: Callable[[], None],
+    limit: int,
+    /,
+) -> None: ...
