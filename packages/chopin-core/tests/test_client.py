@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from apps.early_upstream import early_upstream
 from apps.http_upstream import free_port, pattern, running_upstream
 from chopin_core.client import (
     ClientSettings,
@@ -168,6 +169,57 @@ def test_an_upstream_that_reads_nothing_times_out_the_send():
             assert time.monotonic() - started < 20
     finally:
         listener.close()
+
+
+# -- answers that come while the request is still being sent (RFC 9112 9.5) ------------------
+
+BIG = 8 * 1024 * 1024  # far more than the socket buffers hold
+
+
+@pytest.mark.parametrize("ending", ["close", "reset", "hold"])
+def test_an_early_refusal_of_a_large_body_is_returned(ending):
+    # The upstream answers 413 once it has the head and reads none of the body; then it closes
+    # (a reset: the body is unread), resets at once, or keeps the connection.  The client sent
+    # the whole body before reading: "connection lost" (UpstreamClosed), or a ReadTimeout.
+    with early_upstream() as server, HttpClient(ClientSettings(read_timeout=3.0)) as client:
+        started = time.monotonic()
+        resp = client.request("POST", f"{server.url}/refuse-{ending}", body=bytes(BIG))
+        assert (resp.status, resp.body) == (413, b"too large")
+        assert time.monotonic() - started < 2.5
+
+
+def test_the_connection_of_an_early_refusal_is_not_reused(client):
+    # The 413 keeps the connection (no Connection: close) but the request is half sent: reused,
+    # the rest of the old body would be taken for the next request.  Small requests go out
+    # at once as before and keep their connection.
+    with early_upstream() as server:
+        assert client.request("POST", f"{server.url}/refuse-hold", body=bytes(BIG)).status == 413
+        assert client._pool.idle_count() == 0
+        for body in (b"one", b"two"):
+            assert client.request("POST", f"{server.url}/echo", body=body).body == body
+        assert server.accepts == 2  # one for the refusal, one for both small requests
+
+
+def test_an_upstream_that_echoes_while_it_reads_gets_the_whole_request():
+    # Full duplex: the answer streams back as the body goes in.  The client read nothing until
+    # it had sent all, the upstream stopped reading once its answer filled the buffers: a
+    # deadlock until read_timeout.
+    body = pattern(BIG)
+    with early_upstream() as server, HttpClient(ClientSettings(read_timeout=3.0)) as client:
+        for _ in range(2):
+            resp = client.request("PUT", f"{server.url}/echo", body=body)
+            assert resp.status == 200
+            assert resp.body == body
+        assert server.accepts == 1  # sent whole: the connection was pooled and reused
+        (sock, _), *_ = client._pool._idle[("http", "127.0.0.1", int(server.url.rsplit(":", 1)[1]))]
+        assert sock.gettimeout() == 3.0  # blocking again, with the read timeout
+
+
+def test_an_early_refusal_is_streamed_too(client):
+    with early_upstream() as server:
+        with client.stream("POST", f"{server.url}/refuse-reset", body=bytes(BIG)) as resp:
+            assert resp.status == 413
+            assert b"".join(resp.iter_bytes()) == b"too large"
 
 
 def test_garbage_response_is_a_protocol_error(client):

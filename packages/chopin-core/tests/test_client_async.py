@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from apps.http_upstream import Upstream, running_upstream
+from apps.early_upstream import early_upstream
+from apps.http_upstream import Upstream, pattern, running_upstream
 from apps.tls_support import Chain
 from chopin_core import gather, run_blocking, sleep
 from chopin_core.client import (
@@ -182,6 +183,62 @@ def test_upstream_resetting_mid_body_is_upstream_closed(upstream: Upstream) -> N
     # A reset (ECONNRESET) after the head was a bare ConnectionResetError, not a ClientError.
     with pytest.raises(UpstreamClosed, match="lost in the middle of the response body"):
         run(lambda api: api.request("GET", f"{upstream.url}/reset", body=b"a GET's body"))
+
+
+# -- answers that come while the request is still being sent (RFC 9112 9.5) ------------------
+
+BIG = 8 * 1024 * 1024  # far more than the socket buffers hold
+
+
+@pytest.mark.parametrize("ending", ["close", "reset", "hold"])
+def test_an_early_refusal_of_a_large_body_is_returned(ending: str) -> None:
+    # The upstream answers 413 once it has the head and reads none of the body; then it closes
+    # (a reset: the body is unread), resets at once, or keeps the connection.  The client sent
+    # the whole body before reading: "connection lost" (UpstreamClosed), or a ReadTimeout.
+    with early_upstream() as server:
+        started = time.monotonic()
+        resp = run(lambda api: api.post(f"{server.url}/refuse-{ending}", bytes(BIG)), ClientSettings(read_timeout=3.0))
+        assert (resp.status, resp.body) == (413, b"too large")
+        assert time.monotonic() - started < 2.5
+
+
+def test_the_connection_of_an_early_refusal_is_not_reused() -> None:
+    # The 413 keeps the connection (no Connection: close) but the request is half sent: reused,
+    # the rest of the old body would be taken for the next request.  Small requests go out
+    # at once as before and keep their connection.
+    async def calls(api: AsyncHttpClient):  # type: ignore[no-untyped-def]
+        refused = await api.post(f"{server.url}/refuse-hold", bytes(BIG))
+        pooled = api.idle_count()
+        small = [(await api.post(f"{server.url}/echo", body)).body for body in (b"one", b"two")]
+        return refused.status, pooled, small, api.connections_opened
+
+    with early_upstream() as server:
+        assert run(calls) == (413, 0, [b"one", b"two"], 2)
+        assert server.accepts == 2  # one for the refusal, one for both small requests
+
+
+def test_an_upstream_that_echoes_while_it_reads_gets_the_whole_request() -> None:
+    # Full duplex: the answer streams back as the body goes in.  The client read nothing until
+    # it had sent all, the upstream stopped reading once its answer filled the buffers: a
+    # deadlock until read_timeout.
+    body = pattern(BIG)
+
+    async def calls(api: AsyncHttpClient):  # type: ignore[no-untyped-def]
+        answers = [await api.request("PUT", f"{server.url}/echo", body=body) for _ in range(2)]
+        return [(a.status, a.body == body) for a in answers], api.connections_opened
+
+    with early_upstream() as server:
+        assert run(calls, ClientSettings(read_timeout=3.0)) == ([(200, True)] * 2, 1)
+        assert server.accepts == 1  # sent whole: the connection was pooled and reused
+
+
+def test_an_early_refusal_is_streamed_too() -> None:
+    async def calls(api: AsyncHttpClient):  # type: ignore[no-untyped-def]
+        async with await api.stream("POST", f"{server.url}/refuse-reset", body=bytes(BIG)) as resp:
+            return resp.status, await resp.read()
+
+    with early_upstream() as server:
+        assert run(calls, ClientSettings(read_timeout=3.0)) == (413, b"too large")
 
 
 def test_a_cancelled_request_closes_its_connection_instead_of_pooling_it(upstream: Upstream) -> None:

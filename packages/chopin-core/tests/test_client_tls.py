@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from apps.http_upstream import Upstream, running_upstream
+from apps.early_upstream import early_upstream
+from apps.http_upstream import Upstream, pattern, running_upstream
 from apps.tls_support import Chain, write_chain, write_client_cert
 from chopin_core import run_blocking
 from chopin_core.client import (
@@ -179,6 +180,25 @@ def test_plain_http_spoken_to_is_a_tls_error(fetch: Fetch) -> None:
     finally:
         thread.join(5)
         listener.close()
+
+
+@pytest.mark.parametrize("ending", ["close", "reset"])
+def test_an_early_refusal_of_a_large_body_over_tls(fetch: Fetch, chain: Chain, ending: str) -> None:
+    # As in test_client: the 413 comes once the head is read, then the upstream closes with the
+    # body unread.  Over TLS the request goes out a record at a time while the answer is read.
+    settings = ClientSettings(verify=str(chain.root), read_timeout=3.0)
+    with early_upstream(server_context(chain)) as server:
+        resp = fetch(settings, f"{server.url}/refuse-{ending}", "POST", bytes(8 * 1024 * 1024))
+        assert (resp.status, resp.body) == (413, b"too large")
+
+
+def test_an_upstream_that_echoes_while_it_reads_over_tls(fetch: Fetch, chain: Chain) -> None:
+    body = pattern(8 * 1024 * 1024)
+    settings = ClientSettings(verify=str(chain.root), read_timeout=3.0)
+    with early_upstream(server_context(chain)) as server:
+        resp = fetch(settings, f"{server.url}/echo", "PUT", body, times=2)
+        assert (resp.status, resp.body == body) == (200, True)
+        assert server.accepts == 1
 
 
 def test_bad_tls_settings_are_refused_clearly(fetch: Fetch, upstream: Upstream, tmp_path: Path) -> None:

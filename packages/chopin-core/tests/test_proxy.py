@@ -16,6 +16,7 @@ import time
 
 import httpx
 import pytest
+from apps.early_upstream import early_upstream
 from apps.http_upstream import free_port, pattern, running_upstream
 from apps.tls_support import write_chain
 from chopin_core import Context, Request, Response, Router, Settings, TestClient
@@ -730,6 +731,22 @@ def test_test_client_forwards_blocking(upstream):
     assert info["body"] == "data"
     assert headers_of(info)["x-custom"] == "1"
     assert client.get("/dead").status == 502
+
+
+def test_test_client_forwards_an_early_refusal_of_a_large_body():
+    # The upstream answers 413 once it has the head, then closes with the body unread (a reset).
+    # The blocking forwarder sent the whole body before reading: the reset made it a 502.
+    with early_upstream() as server:
+        router = Router()
+        forward = proxy(server.url, settings=ClientSettings(read_timeout=3.0))
+        router.post("/refuse-close", forward)
+        router.put("/echo", forward)
+        client = TestClient(router)
+        resp = client.post("/refuse-close", body=bytes(8 * 1024 * 1024))
+        assert (resp.status, resp.body) == (413, b"too large")
+        body = pattern(8 * 1024 * 1024)  # and an upstream that answers as it reads (was a 504)
+        echoed = client.put("/echo", body=body)
+        assert (echoed.status, echoed.body == body) == (200, True)
 
 
 # -- building the forwarded request without sockets ---------------------------------------------

@@ -29,7 +29,9 @@ from ._client_base import (
     ClientResponse,
     ClientSettings,
     Origin,
+    SentRequest,
     prepare_request,
+    send_request,
     tls_context,
     tls_failure,
 )
@@ -194,8 +196,11 @@ class AsyncHttpClient:
                 sock = await self._connect(origin)
             parser = ResponseParser(method, self.settings.limits())
             try:
-                await self._send(sock, data)
-                head, pending = await self._read_head(sock, parser)
+                sent = await self._send(sock, data, parser)
+                if sent.head is None:
+                    head, pending = await self._read_head(sock, parser)
+                else:  # answered while the request went out
+                    head, pending = sent.head, list(sent.events)
             except (UpstreamClosed, ConnectionError) as exc:
                 sock.close()
                 sock = None
@@ -208,7 +213,7 @@ class AsyncHttpClient:
             except BaseException:  # an error, or the handler was cancelled at an await: never pool it
                 sock.close()
                 raise
-            return head, _AsyncBodyReader(self, sock, parser, pending, origin)
+            return head, _AsyncBodyReader(self, sock, parser, pending, origin, sent)
 
     async def _resolve(self, host: str, port: int) -> list[AddrInfo]:
         """``getaddrinfo`` at once for an IP literal, else on the thread pool (it blocks)."""
@@ -285,20 +290,16 @@ class AsyncHttpClient:
             tls.close()
             raise
 
-    async def _send(self, sock: socket.socket, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sock.send(view) :]
-                continue
-            except (BlockingIOError, ssl.SSLWantWriteError):
-                events = WRITABLE
-            except ssl.SSLWantReadError:
-                events = READABLE
-            except ssl.SSLError as exc:
-                raise UpstreamClosed(f"TLS connection broke while sending: {exc.reason or exc}") from exc
-            if not await wait_fd(sock.fileno(), events, self.settings.read_timeout):
-                raise ReadTimeout(f"upstream took no bytes for {self.settings.read_timeout} s")
+    async def _send(self, sock: socket.socket, data: bytes, parser: ResponseParser) -> SentRequest:
+        """Send the request, reading the answer meanwhile once the socket cannot take it all at once."""
+        steps = send_request(sock, data, 0, parser, self.settings)
+        try:
+            events = next(steps)  # most requests go out here, before any wait
+            while True:
+                events = steps.send(await wait_fd(sock.fileno(), events, self.settings.read_timeout))
+        except StopIteration as stop:
+            result: SentRequest = stop.value
+            return result
 
     async def _recv(self, sock: socket.socket) -> bytes:
         size = self.settings.recv_size
@@ -334,8 +335,9 @@ class _AsyncBodyReader(BodyReaderBase):
         parser: ResponseParser,
         pending: Iterable[object],
         key: Origin,
+        sent: SentRequest,
     ) -> None:
-        super().__init__(sock, parser, pending, key, client._pool_here)  # noqa: SLF001  same module
+        super().__init__(sock, parser, pending, key, client._pool_here, sent)  # noqa: SLF001  same module
         self._client = client
 
     def __aiter__(self) -> _AsyncBodyReader:

@@ -5,8 +5,10 @@
 worker's loop) are two I/O shells around one protocol core: requests are
 serialised by :func:`~chopin_core._wire.h1_response.build_request` and responses
 framed by :class:`~chopin_core._wire.h1_response.ResponseParser`.  This module
-holds the rest that is not I/O: the settings, URL splitting, the TLS context and
-the mapping of :mod:`ssl` failures onto the client's errors.
+holds the rest that is not I/O: the settings, URL splitting, the TLS context, the
+mapping of :mod:`ssl` failures onto the client's errors, and :func:`send_request`,
+the steps of a request that goes out while its answer is read (each shell waits
+its own way between them).
 """
 
 from __future__ import annotations
@@ -14,28 +16,41 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import select
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Final
 from urllib.parse import urlsplit
 
-from ._client_errors import CertificateVerifyError, ClientError, InvalidURL, TlsError, UpstreamClosed
+from ._client_errors import (
+    CertificateVerifyError,
+    ClientError,
+    InvalidURL,
+    ReadTimeout,
+    ResponseTooLarge,
+    TlsError,
+    UpstreamClosed,
+)
 from ._client_pool import ConnectionPool
-from ._wire.h1_response import END, ResponseHead, ResponseLimits, ResponseParser, build_request
+from ._wire.h1_response import END, Event, ResponseHead, ResponseLimits, ResponseParser, build_request
 from .errors import ConfigError
 
 __all__ = [
     "IDEMPOTENT",
+    "SENT",
+    "TLS_SLICE",
     "BodyReaderBase",
     "ClientResponse",
     "ClientSettings",
     "Origin",
+    "SentRequest",
     "body_lost",
     "parse_url",
     "prepare_request",
+    "send_request",
     "split_url",
     "tls_context",
     "tls_failure",
@@ -227,6 +242,196 @@ def body_lost(origin: Origin, exc: OSError) -> UpstreamClosed:
     )
 
 
+# -- sending a request while its answer is read ------------------------------------------
+#
+# How it works: a request that goes out in one send (nearly all of them) is followed by
+# the read of its answer, as it always was.  One the socket cannot take at once goes on
+# without blocking, and between two sends the answer's bytes are read and framed as
+# they arrive, because the upstream may answer before it has read the whole request
+# (RFC 9112 9.5: "A client sending a message body SHOULD monitor the network connection
+# for an error response while it is transmitting the request"):
+#
+# * an error head (status >= 400) stops the sending: the request is refused, and an
+#   upstream that will not read the rest would leave us blocked (or reset its side);
+# * any other head does not: an upstream that streams its answer while it reads (an
+#   echo) needs the rest of the request to finish its answer, so the answer's bytes
+#   are buffered (up to ``max_body_size``) while the request goes on; the sending stops
+#   only when the answer has ended before the request (nothing more is wanted);
+# * a send that fails (EPIPE, ECONNRESET, a TLS error) is not the end yet: an upstream
+#   that refused early and then closed with our body unread resets the connection, and
+#   its answer may already be here, so it is read (before a reset discards it) and
+#   returned if its head is complete.
+#
+# A request that did not go out whole leaves its connection mid-message: it is never
+# pooled (:attr:`SentRequest.complete`, given to the body reader).  :func:`send_request`
+# holds these steps once for both clients: a generator over a non-blocking socket that
+# yields the readiness it waits for, as psycopg's generators do; the blocking client
+# waits with ``poll``, the awaited one on its loop.
+
+_READ: Final = select.EPOLLIN  # the same values as poll's POLLIN/POLLOUT: both shells wait on these
+_WRITE: Final = select.EPOLLOUT
+_WOULD_BLOCK: Final = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+#: The bytes one TLS record carries.  A non-blocking TLS send that cannot finish keeps
+#: its bytes and must be called again with the same ones: sent a record at a time, what
+#: went out is known, and reads can come between.
+TLS_SLICE: Final = 16 * 1024
+
+
+class SentRequest:
+    """How sending a request ended, and what of its answer came meanwhile.
+
+    Attributes:
+        complete: the whole request went out (only then may its connection be reused).
+        head: the final response head, when it came while the request was sent; None:
+            read it next.
+        events: the events that came after ``head`` (body bytes, ``END``).
+        lost: what ended the connection after ``head`` came (an ``OSError``, or the
+            ``UpstreamClosed`` of an early end); the body reader raises it once
+            ``events`` are used up.
+    """
+
+    __slots__ = ("complete", "events", "head", "lost")
+
+    def __init__(
+        self, complete: bool, head: ResponseHead | None, events: tuple[Event, ...], lost: BaseException | None
+    ) -> None:
+        self.complete = complete
+        self.head = head
+        self.events = events
+        self.lost = lost
+
+
+#: The usual outcome: the whole request went out, nothing of the answer was read yet.
+SENT: Final = SentRequest(True, None, (), None)
+
+
+def send_request(
+    sock: socket.socket, data: bytes, sent: int, parser: ResponseParser, settings: ClientSettings
+) -> Generator[int, int, SentRequest]:
+    """Send ``data[sent:]`` on the non-blocking ``sock``, reading what the upstream answers meanwhile.
+
+    Yields the readiness to wait for (``EPOLLIN``/``EPOLLOUT``, the same values as
+    poll's); is sent what came (``0``: ``read_timeout`` passed first).  A request that
+    goes out at once returns before the first yield.
+
+    Returns:
+        How the sending ended (:class:`SentRequest`).
+
+    Raises:
+        ReadTimeout: the upstream neither took bytes nor sent any for ``read_timeout``.
+        UpstreamClosed: the connection ended (a TLS failure) before a response head came.
+        ConnectionError: the connection was reset or closed before a response head came
+            (the shell says so, or retries a reused connection).
+        ResponseProtocolError: the early answer was malformed or over a limit
+            (``ResponseTooLarge``: over ``max_body_size`` while the request went out).
+    """
+    view = memoryview(data)
+    total = len(view)
+    step = TLS_SLICE if isinstance(sock, ssl.SSLSocket) else total
+    answer: _EarlyAnswer | None = None
+    while True:
+        try:
+            while sent < total:
+                sent += sock.send(view[sent : sent + step])
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            wait = _READ | _WRITE
+        except ssl.SSLWantReadError:
+            wait = _READ  # TLS must read first (a key update): the read below lets the send on
+        except OSError as exc:  # EPIPE, ECONNRESET, a TLS failure: the upstream stopped taking it
+            if answer is None:
+                answer = _EarlyAnswer(parser, settings)
+            return answer.after_send_failed(sock, exc)
+        else:
+            return SENT if answer is None else answer.outcome(complete=True)
+        if answer is None:
+            answer = _EarlyAnswer(parser, settings)
+        ready = yield wait
+        if not ready:
+            raise ReadTimeout(f"upstream took no bytes for {settings.read_timeout} s")
+        if ready & ~_WRITE and answer.read(sock):  # readable (or an error the read reports)
+            return answer.outcome(complete=False)
+
+
+class _EarlyAnswer:
+    """The answer's bytes that arrive while the request is still being sent, framed as they come."""
+
+    __slots__ = ("buffered", "events", "lost", "parser", "settings")
+
+    def __init__(self, parser: ResponseParser, settings: ClientSettings) -> None:
+        self.parser = parser
+        self.settings = settings
+        self.events: list[Event] = []
+        self.buffered = 0  # body bytes held, bounded by max_body_size
+        self.lost: BaseException | None = None
+
+    def read(self, sock: socket.socket, drain: bool = False) -> bool:
+        """Read what the socket holds now (a TLS socket's decrypted bytes too); True: stop sending.
+
+        An error head stops the reading too (the body reader goes on), unless ``drain``:
+        then all that is there is read, before a reset can discard it.
+
+        Raises:
+            UpstreamClosed, ConnectionError: the connection ended before a response head came.
+        """
+        size = self.settings.recv_size
+        while True:
+            try:
+                data = sock.recv(size)  # an SSLSocket first returns the bytes it has decrypted already
+            except _WOULD_BLOCK:
+                return False
+            except OSError as exc:
+                return self._ended(exc)
+            if not data:
+                return self._ended(None)
+            self._feed(data)
+            head = self.parser.head
+            if head is not None and (self.parser.done or (head.status >= 400 and not drain)):
+                return True  # answered whole, or refused: the rest of the request is not wanted
+
+    def _feed(self, data: bytes) -> None:
+        events = self.parser.feed(data)
+        self.events += events
+        self.buffered += sum(len(event) for event in events if type(event) is bytes)
+        limit = self.settings.max_body_size
+        if self.buffered > limit:
+            raise ResponseTooLarge(f"response body over max_body_size ({limit} bytes) before the request was sent")
+
+    def _ended(self, exc: OSError | None) -> bool:
+        """The upstream closed (``exc`` None) or reset the connection while the request went out."""
+        if self.parser.head is None:
+            if exc is None:
+                raise UpstreamClosed("upstream closed the connection before the response head")
+            if isinstance(exc, ssl.SSLError):
+                raise UpstreamClosed(f"TLS connection broke while reading: {exc.reason or exc}") from exc
+            raise exc
+        if exc is None:
+            try:
+                self.events += self.parser.feed_eof()  # END of a body that ends with the connection
+            except UpstreamClosed as early:
+                self.lost = early
+        else:
+            self.lost = exc
+        return True
+
+    def after_send_failed(self, sock: socket.socket, exc: OSError) -> SentRequest:
+        """The send failed: return the answer that came first, if its head is here, else raise as a send error."""
+        if self.lost is None:
+            try:
+                self.read(sock, drain=True)  # a reset may discard what was not read: read it now
+            except (OSError, ClientError):
+                pass  # nothing usable came: the send's error says what happened
+        if self.parser.head is None:
+            if isinstance(exc, ssl.SSLError):
+                raise UpstreamClosed(f"TLS connection broke while sending: {exc.reason or exc}") from exc
+            raise exc
+        return self.outcome(complete=False)
+
+    def outcome(self, complete: bool) -> SentRequest:
+        head = self.parser.head
+        return SentRequest(complete, head, tuple(e for e in self.events if e is not head), self.lost)
+
+
 class ClientResponse:
     """A response: status and headers at once, the body read whole or streamed.
 
@@ -329,7 +534,9 @@ class BodyReaderBase:
 
     A subclass reads more bytes its own way (a blocking ``recv`` or an awaited one)
     when :meth:`_parsed_chunk` has nothing ready, hands them to :meth:`_feed`, and
-    calls :meth:`_release` with ``finished=False`` when that read fails.
+    calls :meth:`_release` with ``finished=False`` when that read fails.  ``sent``
+    says how the request went out: a connection whose request was not sent whole is
+    closed at the end, never pooled.
     """
 
     def __init__(
@@ -339,12 +546,15 @@ class BodyReaderBase:
         pending: Iterable[object],
         key: Origin,
         pool: Callable[[], ConnectionPool],
+        sent: SentRequest = SENT,
     ) -> None:
         self._sock: socket.socket | None = sock
         self._parser = parser
         self._events = list(pending)
         self._key = key
         self._pool = pool  # the pool a cleanly ended response's socket goes back to
+        self._request_sent = sent.complete  # a request not sent whole leaves its connection unusable
+        self._lost = sent.lost  # the connection ended while the request went out: raised after the events
 
     def close(self) -> None:
         """Stop reading; an unfinished response's connection is closed."""
@@ -364,6 +574,11 @@ class BodyReaderBase:
             assert isinstance(event, bytes)
             if event:
                 return event
+        lost = self._lost
+        if lost is not None:  # what came before the connection ended is used up
+            self._lost = None
+            self._read_failed(lost)
+            raise lost
         return None
 
     def _feed(self, data: bytes) -> None:
@@ -385,7 +600,7 @@ class BodyReaderBase:
         if sock is None:
             return
         head = self._parser.head
-        if finished and head is not None and head.keep_alive:
+        if finished and head is not None and head.keep_alive and self._request_sent:
             self._pool().checkin(self._key, sock, time.monotonic())
         else:
             sock.close()

@@ -15,9 +15,12 @@
 
 Both speak ``http://`` and ``https://`` (TLS verified against the system's CAs by
 default, see :attr:`ClientSettings.verify`), frame responses with the same sans-IO
-core (:mod:`._wire.h1_response`) and raise the same errors.  Idle connections are
-kept per ``(scheme, host, port)`` and belong to the process that opened them: after
-a ``fork`` the child starts with an empty pool.  The reverse proxy
+core (:mod:`._wire.h1_response`) and raise the same errors.  A request larger than
+the socket takes at once goes out while the answer is read: an early refusal (a 413
+sent before the body was read) is returned, and an upstream that answers as it reads
+(an echo) gets the whole request (see :func:`._client_base.send_request`).  Idle
+connections are kept per ``(scheme, host, port)`` and belong to the process that
+opened them: after a ``fork`` the child starts with an empty pool.  The reverse proxy
 (:mod:`chopin_core.proxy`) uses the same parser and settings but is driven by the
 worker's epoll loop (plain ``http://`` upstreams).
 """
@@ -25,21 +28,26 @@ worker's epoll loop (plain ``http://`` upstreams).
 from __future__ import annotations
 
 import os
+import select
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from types import TracebackType
 
 from ._client_async import AsyncHttpClient
 from ._client_base import (
     IDEMPOTENT,
+    SENT,
+    TLS_SLICE,
     BodyReaderBase,
     ClientResponse,
     ClientSettings,
     Origin,
+    SentRequest,
     parse_url,
     prepare_request,
+    send_request,
     split_url,
     tls_context,
     tls_failure,
@@ -190,8 +198,11 @@ class HttpClient:
                 sock = self._connect(origin)
             parser = ResponseParser(method, self.settings.limits())
             try:
-                self._send(sock, data)
-                head, pending = self._read_head(sock, parser)
+                sent = self._send(sock, data, parser)
+                if sent.head is None:
+                    head, pending = self._read_head(sock, parser)
+                else:  # answered while the request went out
+                    head, pending = sent.head, list(sent.events)
             except (UpstreamClosed, ConnectionError) as exc:
                 sock.close()
                 sock = None
@@ -204,7 +215,7 @@ class HttpClient:
             except BaseException:
                 sock.close()
                 raise
-            return head, self._body(sock, parser, pending, origin)
+            return head, _BodyReader(self, sock, parser, pending, origin, sent)
 
     def _connect(self, origin: Origin) -> socket.socket:
         scheme, host, port = origin
@@ -250,15 +261,41 @@ class HttpClient:
             sock.close()
             raise
 
-    def _send(self, sock: socket.socket, data: bytes) -> None:
+    def _send(self, sock: socket.socket, data: bytes, parser: ResponseParser) -> SentRequest:
+        """Send the request: at once if the socket takes it, else while reading the answer (send_request)."""
         try:
-            sock.sendall(data)
+            # One send, as sendall's first (both wait for room first, at most the socket
+            # timeout).  A TLS send finishes what it is given, so a large request is not given
+            # to it whole: it goes out a record at a time below.
+            sent = 0 if isinstance(sock, ssl.SSLSocket) and len(data) > TLS_SLICE else sock.send(data)
         except TimeoutError:
             # An upstream that does not read (a GET's body it ignores, say): the socket timeout
             # is the read timeout, and the error a ClientError like every other here.
             raise ReadTimeout(f"upstream took no bytes for {self.settings.read_timeout} s") from None
         except ssl.SSLError as exc:
             raise UpstreamClosed(f"TLS connection broke while sending: {exc.reason or exc}") from exc
+        if sent == len(data):
+            return SENT
+        sock.settimeout(0)  # the rest would block: go on without, waiting with poll for either side
+        try:
+            return self._wait(sock, send_request(sock, data, sent, parser, self.settings))
+        finally:
+            sock.settimeout(self.settings.read_timeout)
+
+    def _wait(self, sock: socket.socket, steps: Generator[int, int, SentRequest]) -> SentRequest:
+        """Run ``steps``, waiting for the readiness each asks for (at most ``read_timeout``; 0 when it passed)."""
+        poller = select.poll()  # POLLIN/POLLOUT have the EPOLL values send_request yields
+        fd = sock.fileno()
+        timeout_ms = self.settings.read_timeout * 1000
+        try:
+            events = next(steps)
+            while True:
+                poller.register(fd, events)  # registering again changes the mask
+                ready = poller.poll(timeout_ms)
+                events = steps.send(ready[0][1] if ready else 0)
+        except StopIteration as stop:
+            result: SentRequest = stop.value
+            return result
 
     def _recv(self, sock: socket.socket) -> bytes:
         try:
@@ -277,19 +314,20 @@ class HttpClient:
                 if isinstance(event, ResponseHead):
                     return event, list(events[i + 1 :])
 
-    def _body(
-        self, sock: socket.socket, parser: ResponseParser, pending: list[bytes | object], key: Origin
-    ) -> _BodyReader:
-        return _BodyReader(self, sock, parser, pending, key)
-
 
 class _BodyReader(BodyReaderBase):
     """Body chunks of one response, read with blocking ``recv``; the socket goes back to the pool at a clean end."""
 
     def __init__(
-        self, client: HttpClient, sock: socket.socket, parser: ResponseParser, pending: Iterable[object], key: Origin
+        self,
+        client: HttpClient,
+        sock: socket.socket,
+        parser: ResponseParser,
+        pending: Iterable[object],
+        key: Origin,
+        sent: SentRequest,
     ) -> None:
-        super().__init__(sock, parser, pending, key, client._pool_here)  # noqa: SLF001  same module
+        super().__init__(sock, parser, pending, key, client._pool_here, sent)  # noqa: SLF001  same module
         self._client = client
 
     def __iter__(self) -> _BodyReader:
