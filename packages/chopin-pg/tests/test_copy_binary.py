@@ -91,6 +91,22 @@ def test_compiled_writer_hands_odd_rows_to_the_generic_encoder(
         write(writer, [(1, 1.0)])
 
 
+@pytest.mark.parametrize("make_writer", WRITERS)
+@pytest.mark.parametrize("value", [5, [1, 2], "ab"])
+def test_a_bytea_column_refuses_what_is_not_bytes(
+    make_writer: Callable[[tuple[b.FieldCodec, ...]], b.RowsWriter], value: Any
+) -> None:
+    # bytes(5) is five zero bytes and bytes([1, 2]) two bytes: both used to be written as the value.
+    codecs = tuple(b.field_codec(oid) for oid in (oids.BYTEA, oids.INT4))
+    expected = f"COPY column 1 \\(bytea\\): expected bytes or bytearray or memoryview, got {type(value).__name__}"
+    with pytest.raises(DataError, match=expected):
+        write(make_writer(codecs), [(b"ok", 1), (value, 2)])  # type: ignore[arg-type]
+    assert write(make_writer(codecs), [(memoryview(b"ok"), 1), (bytearray(b"x"), 2)]) == b"".join(  # type: ignore[arg-type]
+        b.encode_row(codecs, row)  # type: ignore[arg-type]
+        for row in [(b"ok", 1), (b"x", 2)]
+    )
+
+
 def test_encode_row_layout() -> None:
     codecs = tuple(b.field_codec(oid) for oid in (oids.INT4, oids.TEXT, oids.BOOL))
     assert b.encode_row(codecs, (1, "ab", None)) == (  # type: ignore[arg-type]
@@ -177,6 +193,14 @@ def test_copy_records_bad_value_fails_the_copy_and_leaves_the_connection_usable(
     with pytest.raises(InterfaceError, match="columns is empty"):
         conn.copy_records("t", [], columns=[])
     assert conn.copy_records("t", []) == 0
+
+
+def test_copy_records_refuses_an_int_for_bytea_and_writes_nothing(conn: Connection, schema: str) -> None:
+    conn.execute("CREATE TABLE t (id int, data bytea)")
+    with pytest.raises(DataError, match=r"COPY column 2 \(bytea\): expected bytes or bytearray or memoryview, got int"):
+        conn.copy_records("t", [(1, b"\x01"), (2, 5)])
+    assert conn.query_scalar("SELECT count(*) FROM t") == 0
+    assert conn.copy_records("t", [(1, b"\x01")]) == 1
 
 
 def test_set_types_binary_copy_with_write_row_and_write_rows(conn: Connection, schema: str) -> None:

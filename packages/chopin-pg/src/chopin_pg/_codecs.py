@@ -639,8 +639,15 @@ def encode_float8(value: Any) -> bytes:
 
 
 def encode_bytes(value: Any) -> bytes:
-    """bytea, binary: the bytes themselves."""
-    return bytes(value)
+    """bytea, binary: the bytes themselves.
+
+    Raises:
+        TypeError: ``value`` is not bytes, bytearray or memoryview (``bytes(5)`` would be
+            five zero bytes, ``bytes([1, 2])`` two bytes: neither is what was meant).
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"bytea takes bytes, bytearray or memoryview, not {type(value).__name__}")
 
 
 def encode_uuid(value: Any) -> bytes:
