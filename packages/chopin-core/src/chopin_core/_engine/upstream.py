@@ -375,7 +375,7 @@ class UpstreamExchange(Producer):
             return
         if self.sending and ev & select.EPOLLOUT:
             # Also once the answer has begun: an upstream may answer (a 2xx streamed as
-            # the body comes in) before it has read the whole request; RFC 9112 9.3.
+            # the body comes in) before it has read the whole request; RFC 9112 9.5.
             self._send(flush=True)
             if self.state in (_FINISHED, _CONNECTING) or self._sock is None:
                 return  # ended, or started over on a fresh connection
