@@ -222,9 +222,8 @@ class SpooledRequest(Request):
         self.query = head.query
         self.http11 = head.http11
         self.keep_alive = head.keep_alive
-        # Same module: the subclass takes over its head's parsed fields.
         self.header_lines = head.header_lines
-        self._headers = head._headers  # noqa: SLF001
+        self._headers = head._headers  # noqa: SLF001  same module: the subclass takes over its head's parsed fields
         self._file: BinaryIO | None = file
         self._loaded: bytes | None = None
         self._size = size

@@ -465,8 +465,7 @@ async def aget_many(cls: type[M], executor: AsyncExecutor, pks: Iterable[Any]) -
 
 def _decoded_firsts(info: ModelInfo, results: list[list[Any]]) -> list[Any]:
     decode = info.decode
-    # r._values: measured 0.05 us against tuple(r) 0.96 us per key
-    return [decode(rows[0]._values) if rows else None for rows in results]  # noqa: SLF001
+    return [decode(rows[0]._values) if rows else None for rows in results]  # noqa: SLF001  measured: r._values 0.05 us, tuple(r) 0.96 us per key
 
 
 def insert_many(
