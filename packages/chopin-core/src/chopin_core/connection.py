@@ -195,8 +195,8 @@ def consume(out: list[bytes | memoryview], written: int) -> None:
             return
 
 
-def close_stream(stream: Iterator[bytes | str] | Producer) -> None:
-    """Close a response stream (a generator's ``finally`` runs); a failure is logged, not raised."""
+def close_stream(stream: object) -> None:
+    """Close a response stream, sync or async, or a producer (a generator's ``finally`` runs); a failure is logged."""
     close = getattr(stream, "close", None)
     if close is not None:
         try:

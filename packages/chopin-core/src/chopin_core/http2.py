@@ -47,6 +47,7 @@ import hpack.exceptions
 import hpack.table
 
 from ._engine.stream_pump import StreamPump
+from ._engine.streams import being_sent
 from ._wire.h1_writer import NO_BODY
 from ._wire.h2_connection import (
     ConnectionTerminated,
@@ -185,7 +186,7 @@ class _Stream:
         self.body: list[bytes] = []
         self.size = 0
         self.pending: deque[bytes | memoryview] = deque()
-        self.source: Iterator[bytes | str] | None = None
+        self.source: Iterator[bytes | str] | StreamPump | None = None
         self.file: FileBody | None = None
         self.started = False  # response headers sent
         self.waiting: Pending | None = None  # its async def handler, while it waits
@@ -628,7 +629,7 @@ class H2Session:
         if file is not None:
             stream.file = file
         elif source is not None:
-            stream.source = source
+            stream.source = source = being_sent(source)
             if type(source) is StreamPump:
                 source.wake = partial(self._pumped, stream_id, stream)  # an async body: see _pull_pump
         else:
@@ -749,7 +750,7 @@ class H2Session:
             _BodyFailed: the stream iterator raised, or the file shrank.
         """
         source = stream.source
-        if type(source) is StreamPump:
+        if isinstance(source, StreamPump):
             return self._pull_pump(stream, source)
         if source is not None:
             while True:

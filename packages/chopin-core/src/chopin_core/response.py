@@ -65,7 +65,8 @@ class Response:
     Attributes:
         status: the status code.
         body: the body bytes (empty for a stream).
-        stream_body: an iterator of chunks for chunked transfer-coding, or ``None``.
+        stream_body: an iterator of chunks for chunked transfer-coding, an
+            :class:`AsyncStream` (chunks an async iterator produces), or ``None``.
         file_body: an open file region sent with ``sendfile``, or ``None``.
         takeover: what takes the connection over instead of a body (a WebSocket
             upgrade, a proxied exchange), or ``None``.
@@ -98,7 +99,7 @@ class Response:
         size = len(body)
         self.content_lines = content_type + (_CL_LINES[size] if size < 4096 else b"Content-Length: %d\r\n" % size)
         self.extra_lines = extra
-        self.stream_body: Iterator[bytes | str] | None = None
+        self.stream_body: Iterator[bytes | str] | AsyncStream | None = None
         self.file_body: FileBody | None = None
         # The connection is taken over by another exchange: a WebSocket endpoint's
         # chopin_core.websocket.Upgrade (the protocol switches), or chopin_core.proxy's
@@ -459,7 +460,7 @@ class Response:
             raise ValueError(f"gzip(): body is already encoded ({self.content_encoding})")
         ctype = self.content_lines[: self.content_lines.find(b"\r\n") + 2] if self.content_type is not None else b""
         stream = self.stream_body
-        if type(stream) is AsyncStream:
+        if isinstance(stream, AsyncStream):
             from .compress import gzip_async_stream
 
             self.stream_body = AsyncStream(gzip_async_stream(stream.source, level), stream.keepalive, b"")
@@ -496,13 +497,13 @@ class Response:
         return f"<Response {self.status} {len(self.body)} bytes>"
 
 
-class AsyncStream(Iterator["bytes | str"]):
+class AsyncStream:
     """A response body produced over time by an async iterator (see :meth:`Response.stream`).
 
     It sits in :attr:`Response.stream_body` so that everything treating a response
     as a stream (HEAD, bodiless statuses, framing, pipelining) treats this one so
-    too; the worker recognises it and drives :attr:`source` on its loop.  It cannot
-    be iterated synchronously.
+    too; the worker recognises it and drives :attr:`source` on its loop.  It is not
+    an iterator: code outside the worker iterates :attr:`source` with ``async for``.
 
     Attributes:
         source: the async iterator of chunks.
@@ -519,9 +520,6 @@ class AsyncStream(Iterator["bytes | str"]):
         self.source = source
         self.keepalive = keepalive if keepalive_chunk else 0.0
         self.keepalive_chunk = keepalive_chunk
-
-    def __next__(self) -> bytes | str:
-        raise TypeError("an async response stream is driven by the worker's loop: iterate .source with async for")
 
     def close(self) -> None:
         """Close a producer that is not waiting (never started, or between chunks): its ``finally`` runs.

@@ -34,7 +34,7 @@ from ._engine.services import Services
 from ._engine.serving import Routing
 from ._engine.stopping import begin_stop, close_idle, install_signals, restore_signals
 from ._engine.stream_pump import JOIN_LIMIT, StreamPump, pull_pump
-from ._engine.streams import first_chunk, pull_iterator
+from ._engine.streams import being_sent, first_chunk, pull_iterator
 from ._engine.tasks import Scheduler
 from ._engine.ws_channel import WebSocketService
 from ._wire.h1_request import CONTINUE, Continue, ParserLimits
@@ -500,7 +500,7 @@ class Worker:
             if req.method == "HEAD":
                 close_stream(stream)
             else:
-                conn.stream = stream
+                conn.stream = being_sent(stream)
                 conn.stream_chunked = req.http11
                 conn.stream_keep = keep
         elif req.method == "HEAD":

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from ..context import Context
 from ..error_handlers import exception_response, failure_to_log
 from ..hooks import PROCEED, Verdict
-from ..response import Response
+from ..response import AsyncStream, Response
 from .awaiting import Awaiting, await_handler
 from .streams import Primed, first_chunk
 
@@ -134,7 +134,8 @@ class Routing:
         if stream is not None:
             # As on HTTP/1.1: a stream that fails before its first chunk is a 500, not a reset.
             resp, first = first_chunk(self.loop, req, resp, stream)
-            if first:
+            stream = resp.stream_body  # started: an async body's pump, an in-process one's BlockingStream
+            if first and stream is not None and not isinstance(stream, AsyncStream):
                 resp.stream_body = Primed(first, stream)
         self.account(req, resp, started, origin)
         return resp

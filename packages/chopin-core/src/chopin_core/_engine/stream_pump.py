@@ -21,7 +21,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
 from .._wire.h1_writer import END, LAST_CHUNK
-from ..connection import pending_bytes
+from ..connection import Producer, pending_bytes
 from ..response import AsyncStream
 from ..waiting import Timer
 from .tasks import Scheduler, Task, run_blocking
@@ -86,11 +86,13 @@ async def _aclose(source: AsyncIterator[bytes | str]) -> None:
         await aclose()
 
 
-class StreamPump(Iterator["bytes | str"]):
+class StreamPump(AsyncStream, Producer):
     """An :class:`~chopin_core.response.AsyncStream` being sent: its producer, what it produced, its ticker.
 
-    It sits in ``Connection.stream`` (requests pipelined behind it queue, closing the
-    connection closes it) but is not iterated: the worker calls :meth:`take`.
+    It replaces that body in ``Response.stream_body`` once started, and it is the
+    :class:`~chopin_core.connection.Producer` in ``Connection.stream`` (requests
+    pipelined behind it queue, closing the connection closes it): the worker takes
+    its chunks with :meth:`take` (:func:`pull_pump`).
 
     Args:
         body: the response's async body.
@@ -109,11 +111,8 @@ class StreamPump(Iterator["bytes | str"]):
         "ended",
         "error",
         "inline",
-        "keepalive",
-        "keepalive_chunk",
         "quiet_since",
         "ready",
-        "source",
         "task",
         "tasks",
         "ticker",
@@ -122,9 +121,7 @@ class StreamPump(Iterator["bytes | str"]):
     )
 
     def __init__(self, body: AsyncStream, tasks: Scheduler) -> None:
-        self.source = body.source
-        self.keepalive = body.keepalive
-        self.keepalive_chunk = body.keepalive_chunk
+        super().__init__(body.source, body.keepalive, body.keepalive_chunk)
         self.tasks = tasks
         self.wake: Callable[[], None] | None = None
         self.ready: deque[bytes] = deque()
@@ -136,9 +133,6 @@ class StreamPump(Iterator["bytes | str"]):
         self.inline = False
         self.ticking = False
         self.quiet_since = monotonic()
-
-    def __next__(self) -> bytes | str:
-        raise TypeError("a StreamPump is not iterated: the worker takes its chunks with take()")
 
     @property
     def producing(self) -> bool:

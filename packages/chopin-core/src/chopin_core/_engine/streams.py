@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..response import Response
     from .channel import Loop
 
-__all__ = ["Primed", "first_async", "first_chunk", "pull_iterator"]
+__all__ = ["Primed", "being_sent", "first_async", "first_chunk", "pull_iterator"]
 
 # The worker's logger: these messages were the worker's before they moved here.
 log = logging.getLogger("chopin_core.worker")
@@ -38,7 +38,11 @@ _JOIN_LIMIT: Final = JOIN_LIMIT
 
 
 def first_chunk(
-    loop: Loop, req: Request, resp: Response, stream: Iterator[bytes | str], conn: Connection | None = None
+    loop: Loop,
+    req: Request,
+    resp: Response,
+    stream: Iterator[bytes | str] | AsyncStream,
+    conn: Connection | None = None,
 ) -> tuple[Response, bytes]:
     """Pull a stream's first non-empty chunk (``b""`` if it has none); a 500 instead if the stream fails.
 
@@ -49,7 +53,7 @@ def first_chunk(
     """
     if req.method == "HEAD" or resp.status in NO_BODY:
         return resp, b""
-    if type(stream) is AsyncStream:
+    if isinstance(stream, AsyncStream):
         return first_async(loop, req, resp, stream, conn)
     try:
         for chunk in stream:
@@ -85,6 +89,17 @@ def first_async(
         return resp, b""  # HTTP/2: the session sets the pump's wake and takes its chunks
     pump.wake = partial(pumped, loop, conn, pump)
     return resp, pump.take() or b""
+
+
+def being_sent(stream: Iterator[bytes | str] | AsyncStream) -> Iterator[bytes | str] | StreamPump:
+    """A response's stream as its sender drives it: an iterator, or the pump :func:`first_chunk` made of an async one.
+
+    Raises:
+        TypeError: an async stream that was never started (not through :func:`first_chunk`).
+    """
+    if isinstance(stream, StreamPump) or not isinstance(stream, AsyncStream):
+        return stream
+    raise TypeError("an async response stream is sent only once first_chunk() has started it")
 
 
 def pull_iterator(loop: Loop, conn: Connection, stream: Iterator[bytes | str]) -> None:
