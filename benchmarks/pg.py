@@ -2,6 +2,7 @@
 """PostgreSQL benchmark runner: chopin_pg against psycopg 3, asyncpg and pg8000, plus TechEmpower /db, /queries, /fortunes and /updates.
 
     python3 benchmarks/pg.py [--only psycopg,asyncpg,pg8000,chopin] [--scenarios ...] [--layers roundtrip,fetch,...]
+                             [--placements same,cross] [--bulk-placement cross] [--rounds 3]
                              [--repeat 5] [--scale 0.1] [--duration 10] [--markdown-out benchmarks/results-pg.md]
 
 Talks to the machine's PostgreSQL on 127.0.0.1:5432 (database test, user postgres,
@@ -13,6 +14,15 @@ file creates on first use, and reports its timings as JSON. A chopin row that fa
 The layers table (--layers) shows what the DB-API layer costs: chopin_pg's native API,
 chopin_pg.dbapi, SQLAlchemy Core over postgresql+chopin and over postgresql+psycopg, the
 same scenarios, interleaved.
+
+Placement: each worker pins itself and its connection's backend (pg_worker.py
+--placement). A per-query scenario (one round trip per query) runs once with both on
+one CPU and once across the two CPUs (--placements), as two rows: on a 2-CPU machine a
+round trip costs about three times as much across CPUs, for every driver alike, and
+left to the scheduler each fresh process falls on either side, so that a ratio swings
+2x between runs. Its workers also take turns (--rounds fresh workers per driver, best
+of rounds x --repeat runs), so that every driver meets the same background load. The
+throughput scenarios run with --bulk-placement, one worker per driver as before.
 """
 
 from __future__ import annotations
@@ -92,16 +102,53 @@ class Scenario:
     name: str
     label: str
     unit: str  # per second, in the throughput column
+    per_query: bool = False  # one round trip per operation: timed in each of --placements
 
 
 SCENARIOS = (
-    Scenario("roundtrip", "10 000 x `SELECT $1::int`", "queries"),
+    Scenario("roundtrip", "10 000 x `SELECT $1::int`", "queries", per_query=True),
     Scenario("fetch", "fetch 100 000 mixed rows", "rows"),
     Scenario("copy_in", "COPY IN 1 000 000 rows", "rows"),
-    Scenario("insert_serial", "1 000 INSERTs, one by one", "rows"),
+    Scenario("insert_serial", "1 000 INSERTs, one by one", "rows", per_query=True),
     Scenario("insert_pipelined", "1 000 INSERTs, pipelined", "rows"),
 )
 SCENARIO = {s.name: s for s in SCENARIOS}
+# pg_worker.py --placement: where the worker and its backend run (none: where the scheduler puts them).
+PLACEMENTS = ("same", "cross", "none")
+PLACEMENT_LABELS = {"same": "same CPU", "cross": "across CPUs", "none": "unpinned"}
+# Why --bulk-placement defaults to cross (2026-12-06, load 1.0-1.3, two runs each): fetch's ratios moved 1-9 %
+# between runs pinned across CPUs against 11-24 % unpinned; pinned on one CPU the runs are tight but the client
+# and the server then take turns, which hides the overlap a throughput scenario has (COPY: asyncpg 383 ms on one
+# CPU, 257-283 ms across). COPY and the 4 ms pipelined INSERTs stay noisy in every placement.
+BULK_WHY = (
+    "the client and the server overlap as with a database on another core, and fetch's ratios moved 1-9 % between "
+    "runs so placed against 11-24 % unpinned (COPY and the pipelined INSERTs stay noisier in every placement)."
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: a scenario timed with the worker and its backend in one placement."""
+
+    scenario: Scenario
+    placement: str
+
+    @property
+    def label(self) -> str:
+        if self.scenario.per_query:
+            return f"{self.scenario.label}, {PLACEMENT_LABELS[self.placement]}"
+        return self.scenario.label
+
+
+def table_rows(scenarios: list[str], placements: list[str], bulk_placement: str) -> list[Row]:
+    """Each per-query scenario once per placement (in that order), each other scenario once."""
+    rows: list[Row] = []
+    for name in scenarios:
+        scenario = SCENARIO[name]
+        rows += [Row(scenario, p) for p in (placements if scenario.per_query else [bulk_placement])]
+    return rows
+
+
 WEB_PATHS = (
     ("/db", "/db"),
     ("/queries?queries=20", "/queries?queries=20"),
@@ -116,6 +163,7 @@ class Measurement:
     ops: int = 0
     times: list[float] = field(default_factory=list)
     na: str = ""  # why there is no number, empty when there is one
+    unpinned: str = ""  # the placement asked for failed: why (the run went on unpinned)
 
     @property
     def best(self) -> float:
@@ -217,28 +265,53 @@ def worker(
 
 
 def bench_drivers(
-    args: argparse.Namespace, env: dict[str, str], drivers: list[str], scenarios: list[str]
-) -> dict[str, dict[str, Measurement]]:
-    results: dict[str, dict[str, Measurement]] = {}
-    for name in scenarios:
-        results[name] = {}
-        for driver in drivers:
-            answer = worker(
-                args, env, "--driver", driver, "--scenario", name, "--repeat", str(args.repeat),
-                "--scale", str(args.scale),
-            )  # fmt: skip
-            if "times" in answer:
-                m = Measurement(ops=int(answer["ops"]), times=[float(t) for t in answer["times"]])
-                log(f"  {name:<17} {driver:<8} best {m.best * 1000:9.1f} ms  {m.rate:12,.0f} {SCENARIO[name].unit}/s")
-            else:
-                reason = str(answer.get("unsupported") or answer.get("error"))
+    args: argparse.Namespace, env: dict[str, str], drivers: list[str], rows: list[Row]
+) -> dict[Row, dict[str, Measurement]]:
+    """Time every row for every driver.
+
+    A per-query row runs in --rounds rounds of one fresh worker per driver, each timing
+    --repeat runs, the drivers' order rotated each round: the drivers then meet the same
+    background load (this machine is shared), which a per-query row feels the most, and
+    the best of rounds x repeat runs counts. A throughput row runs one worker per driver,
+    best of --repeat.
+    """
+    results: dict[Row, dict[str, Measurement]] = {}
+    for row in rows:
+        name = row.scenario.name
+        rounds = args.rounds if row.scenario.per_query else 1
+        found = {driver: Measurement() for driver in drivers}
+        for turn in range(rounds):
+            for driver in drivers[turn % len(drivers) :] + drivers[: turn % len(drivers)]:
+                m = found[driver]
+                if m.na:
+                    continue
+                answer = worker(
+                    args, env, "--driver", driver, "--scenario", name, "--repeat", str(args.repeat),
+                    "--scale", str(args.scale), "--placement", row.placement,
+                    "--client-cpu", str(args.client_cpu), "--server-cpu", str(args.server_cpu),
+                )  # fmt: skip
+                if "times" in answer:
+                    m.ops = int(answer["ops"])
+                    m.times += [float(t) for t in answer["times"]]
+                    placement = answer.get("placement", {})
+                    m.unpinned = m.unpinned or str(placement.get("error", ""))
+                    if placement.get("backend_exited") is False:
+                        log(f"  warning: backend {placement['backend_pid']} still runs after close (affinity restored)")
+                    continue
+                m.na = str(answer.get("unsupported") or answer.get("error"))
                 if driver == "chopin" and "error" in answer:
-                    reason = f"chopin_pg not importable/feature missing: {reason}"
-                m = Measurement(na=reason)
-                log(f"  {name:<17} {driver:<8} n/a: {reason}")
+                    m.na = f"chopin_pg not importable/feature missing: {m.na}"
                 if args.verbose and "traceback" in answer:
                     log(str(answer["traceback"]))
-            results[name][driver] = m
+        for driver, m in found.items():
+            if m.na:
+                log(f"  {name:<17} {driver:<12} n/a: {m.na}")
+                continue
+            where = f"{row.placement}: {m.unpinned}" if m.unpinned else row.placement
+            runs = " ".join(f"{t * 1000:.1f}" for t in m.times)
+            log(f"  {name:<17} {driver:<12} best {m.best * 1000:9.1f} ms  {m.rate:12,.0f} {row.scenario.unit}/s"
+                f"  ({where}; runs {runs} ms)")  # fmt: skip
+        results[row] = found
     return results
 
 
@@ -394,7 +467,17 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str]) -> tuple[list[str], list[str]]:
+def cell(row: Row, driver: str, m: Measurement, notes: list[str]) -> str:
+    """A table cell: best time and throughput, or n/a; why (n/a, or not pinned) goes to the notes."""
+    if m.na:
+        notes.append(f"{row.label}, {DRIVER_LABELS[driver]}: {m.na}")
+        return "n/a"
+    if m.unpinned:
+        notes.append(f"{row.label}, {DRIVER_LABELS[driver]}: {m.unpinned}, ran where the scheduler put it")
+    return f"{fmt_time(m.best)} ({fmt_rate(m.rate)} {row.scenario.unit}/s)" + (" (unpinned)" if m.unpinned else "")
+
+
+def driver_table(results: dict[Row, dict[str, Measurement]], drivers: list[str]) -> tuple[list[str], list[str]]:
     """The drivers table (best time and throughput per cell, ratios chopin/peer) and its notes."""
     peers = [d for d in drivers if d != "chopin"]
     header = ["scenario", *(DRIVER_LABELS[d] for d in drivers)]
@@ -402,16 +485,8 @@ def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str])
         header += [f"chopin / {DRIVER_LABELS[p]}" for p in peers]
     rows: list[list[str]] = []
     notes: list[str] = []
-    for name, by_driver in results.items():
-        scenario = SCENARIO[name]
-        cells = [scenario.label]
-        for driver in drivers:
-            m = by_driver[driver]
-            if m.na:
-                cells.append("n/a")
-                notes.append(f"{scenario.label}, {DRIVER_LABELS[driver]}: {m.na}")
-            else:
-                cells.append(f"{fmt_time(m.best)} ({fmt_rate(m.rate)} {scenario.unit}/s)")
+    for row, by_driver in results.items():
+        cells = [row.label, *(cell(row, driver, by_driver[driver], notes) for driver in drivers)]
         if "chopin" in drivers:
             chopin = by_driver["chopin"]
             for peer in peers:
@@ -422,7 +497,7 @@ def driver_table(results: dict[str, dict[str, Measurement]], drivers: list[str])
     return markdown_table(header, rows).split("\n"), notes
 
 
-def layers_table(results: dict[str, dict[str, Measurement]]) -> tuple[list[str], list[str]]:
+def layers_table(results: dict[Row, dict[str, Measurement]]) -> tuple[list[str], list[str]]:
     """The layers table: native, DB-API and SQLAlchemy throughput, and what each layer costs (ratios)."""
     header = [
         "scenario",
@@ -431,16 +506,8 @@ def layers_table(results: dict[str, dict[str, Measurement]]) -> tuple[list[str],
     ]
     rows: list[list[str]] = []
     notes: list[str] = []
-    for name, by_driver in results.items():
-        scenario = SCENARIO[name]
-        cells = [scenario.label]
-        for driver in LAYER_DRIVERS:
-            m = by_driver[driver]
-            if m.na:
-                cells.append("n/a")
-                notes.append(f"{scenario.label}, {DRIVER_LABELS[driver]}: {m.na}")
-            else:
-                cells.append(f"{fmt_time(m.best)} ({fmt_rate(m.rate)} {scenario.unit}/s)")
+    for row, by_driver in results.items():
+        cells = [row.label, *(cell(row, driver, by_driver[driver], notes) for driver in LAYER_DRIVERS)]
         for a, b in LAYER_RATIOS:
             ok = not by_driver[a].na and not by_driver[b].na
             cells.append(f"{by_driver[a].rate / by_driver[b].rate:.2f}x" if ok else "n/a")
@@ -480,10 +547,10 @@ def markdown(
     versions: dict[str, Any],
     server_version: str,
     drivers: list[str],
-    results: dict[str, dict[str, Measurement]],
+    results: dict[Row, dict[str, Measurement]],
     web: dict[str, dict[str, WebResult]],
     load: tuple[float, float],
-    layers: dict[str, dict[str, Measurement]] | None = None,
+    layers: dict[Row, dict[str, Measurement]] | None = None,
 ) -> str:
     command = "python3 benchmarks/pg.py " + shlex.join(sys.argv[1:])
     out = [
@@ -494,11 +561,13 @@ def markdown(
         benchlib.pg_machine_line(server_version, args.host, args.port, load),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "at") + ".",
         f"- Drivers: best of {args.repeat} runs after an untimed warm-up, one connection, no TLS, "
-        "each (driver, scenario) in a fresh process; tables UNLOGGED for COPY and INSERT. "
+        f"each (driver, scenario) in a fresh process (a per-query row: best of {args.rounds} such processes per "
+        "driver, the drivers taking turns); tables UNLOGGED for COPY and INSERT. "
         "Ratios are chopin_pg's throughput over the peer's (above 1: chopin_pg faster).",
         "- chopin_pg's calls (benchmarks/pg_chopin.py): `query` for fetch, `copy_records` (binary COPY, as "
         "asyncpg's `copy_records_to_table`) for COPY IN, `executemany` (one write, one Sync) for the pipelined "
         "INSERTs, `execute` per row for the serial ones.",
+        placement_line(args),
     ]
     if args.scale != 1:
         out.append(f"- **Scaled run**: every count multiplied by {args.scale}; the labels show full-size counts.")
@@ -532,6 +601,24 @@ def markdown(
     return "\n".join(out) + "\n"
 
 
+def placement_line(args: argparse.Namespace) -> str:
+    """The "- Placement:" bullet: where workers and backends ran, and why per-query rows come in pairs."""
+    cpus = {"same": f"both on CPU {args.client_cpu}", "cross": f"the worker on CPU {args.client_cpu}, its backend on "
+            f"CPU {args.server_cpu}", "none": "where the scheduler put them"}  # fmt: skip
+    shown = ", ".join(
+        f"{PLACEMENT_LABELS[p]}: {cpus[p]}" for p in dict.fromkeys([*args.placements, args.bulk_placement])
+    )
+    return (
+        "- Placement: each worker pins itself and its connection's backend (`sched_setaffinity` on "
+        f"`pg_backend_pid()`); {shown}. The per-query rows (one round trip per query) come once per placement: "
+        "on a 2-CPU VM a bare round trip takes about 20 us on one CPU and 57 us across (waking the other CPU), for "
+        "every driver alike, and unpinned each fresh process lands on either side, which swung their ratios 2x "
+        "between runs. On one CPU a row measures what client and server spend per query; across CPUs the wake-ups "
+        "add a common latency that pulls ratios towards 1 and varies with the host, so those rows are the noisier. "
+        f"The throughput rows (fetch, COPY, pipelined) run {PLACEMENT_LABELS[args.bulk_placement]}: {BULK_WHY}"
+    )
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -540,13 +627,16 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(DRIVERS), help="drivers: " + ",".join(DRIVERS))
     parser.add_argument("--scenarios", default=",".join([*SCENARIO, "web"]), help="plus 'web' for /db, /queries")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per driver and scenario (best is kept)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="per-query scenarios: fresh workers per driver, taking turns"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every count (0.1 for a quick look)")
     parser.add_argument("--duration", type=int, default=10, help="wrk seconds per endpoint")
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per server")
     parser.add_argument("--connections", type=int, default=256, help="wrk connections")
     parser.add_argument("--pool-size", type=int, default=32, help="database connections of each web server")
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--server-cpu", type=int, default=0, help="the web server's CPU; backends' across CPUs")
+    parser.add_argument("--client-cpu", type=int, default=1, help="wrk's CPU; the workers' (and backends' on one CPU)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5432)
     parser.add_argument("--user", default="postgres")
@@ -556,6 +646,15 @@ def main() -> None:
         default=",".join(LAYER_SCENARIOS),
         help="scenarios of the DB-API/SQLAlchemy layers table ('' to skip it)",
     )
+    parser.add_argument(
+        "--placements",
+        default="same,cross",
+        help="per-query scenarios: one row per placement (same: worker and backend on --client-cpu; cross: "
+        "worker on --client-cpu, backend on --server-cpu; none: unpinned)",
+    )
+    parser.add_argument(
+        "--bulk-placement", default="cross", choices=PLACEMENTS, help="placement of the throughput scenarios"
+    )
     parser.add_argument("--markdown-out", type=Path, help="write the report section to this file")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
@@ -564,10 +663,12 @@ def main() -> None:
     drivers = [d for d in args.only.split(",") if d]
     scenarios = [s for s in args.scenarios.split(",") if s]
     layer_scenarios = [s for s in args.layers.split(",") if s]
+    args.placements = [p for p in args.placements.split(",") if p]
     unknown = [d for d in drivers if d not in DRIVERS] + [s for s in scenarios if s not in SCENARIO and s != "web"]
     unknown += [s for s in layer_scenarios if s not in SCENARIO]
+    unknown += [p for p in args.placements if p not in PLACEMENTS] + ([] if args.placements else ["no placement"])
     if unknown:
-        sys.exit(f"unknown driver or scenario: {', '.join(unknown)}")
+        sys.exit(f"unknown driver, scenario or placement: {', '.join(unknown)}")
 
     env = ensure_venv()
     load_before = benchlib.load_before_run(
@@ -581,8 +682,10 @@ def main() -> None:
     server_version = str(setup["server"])
     log(f"PostgreSQL {server_version}; tables ready in {float(setup['seconds']):.1f} s")
 
-    results = bench_drivers(args, env, drivers, [s for s in scenarios if s != "web"])
-    layers = bench_drivers(args, env, list(LAYER_DRIVERS), layer_scenarios) if layer_scenarios else {}
+    driver_rows = table_rows([s for s in scenarios if s != "web"], args.placements, args.bulk_placement)
+    results = bench_drivers(args, env, drivers, driver_rows)
+    layer_rows = table_rows(layer_scenarios, args.placements, args.bulk_placement)
+    layers = bench_drivers(args, env, list(LAYER_DRIVERS), layer_rows) if layer_rows else {}
     web: dict[str, dict[str, WebResult]] = {}
     if "web" in scenarios:
         if shutil.which("wrk") is None or shutil.which("taskset") is None:

@@ -1,6 +1,7 @@
 """One timed (driver, scenario) measurement for benchmarks/pg.py, run by benchmarks/.venv-pg's python.
 
     python -P benchmarks/pg_worker.py --driver asyncpg --scenario roundtrip [--repeat 3] [--scale 1]
+                                      [--placement none|same|cross --client-cpu 1 --server-cpu 0]
 
 Prints one JSON object on stdout: the run times in seconds and how many operations
 each run did, or {"error": ...}. Run with -P: benchmarks/ holds http.py, which would
@@ -9,6 +10,14 @@ shadow the standard library's http package for uvicorn and friends.
 Every driver gets the same data (built before the clock starts) and does the same
 work the way its documentation recommends; each run is preceded by an untimed
 warm-up and followed by an untimed check that the work was really done.
+
+--placement pins this process and its connection's backend (found with
+pg_backend_pid()) before the warm-up: `same` puts both on --client-cpu, `cross` puts
+this process on --client-cpu and the backend on --server-cpu. On a small machine a
+query's round trip costs about three times as much across CPUs as on one (two
+wake-ups on another CPU instead of a switch), and the scheduler picks one or the other
+per fresh process; unpinned, a per-query ratio says mostly where the two processes
+landed. The backend's affinity is put back before the connection closes.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ import datetime as dt
 import importlib.util
 import io
 import json
+import os
 import sys
 import time
 import traceback
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +431,73 @@ DRIVERS: dict[str, type[Any]] = {
 }
 
 
+# ---------------------------------------------------------------- placement
+
+PLACEMENTS = ("none", "same", "cross")
+BACKEND_EXIT_WAIT_S = 2.0
+
+
+@dataclass
+class Placement:
+    """Where this process and its backend ran: the CPU sets read back after pinning, or why not pinned."""
+
+    asked: str
+    backend_pid: int = 0
+    client_cpus: list[int] = field(default_factory=list)
+    backend_cpus: list[int] = field(default_factory=list)
+    error: str = ""  # not pinned, and why: the run went on where the scheduler put it
+    backend_exited: bool | None = None  # after close: the backend process is gone (nothing left pinned)
+    restore: dict[int, set[int]] = field(default_factory=dict, repr=False)  # pid (0: this process) -> CPUs before
+
+    def report(self) -> dict[str, Any]:
+        found = asdict(self)
+        del found["restore"]
+        return found
+
+
+def pin(driver: Any, asked: str, client_cpu: int, server_cpu: int) -> Placement:
+    """Pin this process and the driver's backend as `asked`; on failure undo, leave both unpinned and say why."""
+    placement = Placement(asked)
+    if asked == "none":
+        return placement
+    try:
+        placement.backend_pid = pid = int(driver.scalar("SELECT pg_backend_pid()"))
+        backend_cpu = client_cpu if asked == "same" else server_cpu
+        if asked == "cross" and backend_cpu == client_cpu:
+            raise ValueError(f"cross placement needs two CPUs, got client {client_cpu} and server {server_cpu}")
+        for target, cpu in ((pid, backend_cpu), (0, client_cpu)):
+            placement.restore[target] = os.sched_getaffinity(target)
+            os.sched_setaffinity(target, {cpu})  # on another user's process: needs root (CAP_SYS_NICE)
+        placement.client_cpus = sorted(os.sched_getaffinity(0))
+        placement.backend_cpus = sorted(os.sched_getaffinity(pid))
+    except (OSError, ValueError) as exc:
+        placement.error = f"not pinned ({type(exc).__name__}: {exc})"
+        unpin(placement)
+    return placement
+
+
+def unpin(placement: Placement) -> None:
+    """Give this process and the backend back the CPUs they had (the backend may be gone already)."""
+    for target, cpus in placement.restore.items():
+        try:
+            os.sched_setaffinity(target, cpus)
+        except ProcessLookupError:
+            pass
+    placement.restore.clear()
+
+
+def backend_exited(pid: int) -> bool:
+    """After close: wait (bounded) for the backend process to exit; True once it has."""
+    deadline = time.monotonic() + BACKEND_EXIT_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            os.sched_getaffinity(pid)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 # ---------------------------------------------------------------- scenarios
 
 
@@ -541,6 +619,9 @@ def main() -> None:
     parser.add_argument("--database", default="test")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--placement", choices=PLACEMENTS, default="none", help="pin this process and its backend")
+    parser.add_argument("--client-cpu", type=int, default=1, help="this process's CPU when pinned")
+    parser.add_argument("--server-cpu", type=int, default=0, help="the backend's CPU with --placement cross")
     args = parser.parse_args()
     try:
         if args.versions:
@@ -549,10 +630,16 @@ def main() -> None:
             result = setup(args)
         else:
             driver = DRIVERS[args.driver](args)
+            placement = Placement(args.placement)
             try:
+                placement = pin(driver, args.placement, args.client_cpu, args.server_cpu)
                 result = measure(driver, args.scenario, args.repeat, args.scale)
             finally:
+                unpin(placement)
                 driver.close()
+            if placement.backend_pid:
+                placement.backend_exited = backend_exited(placement.backend_pid)
+            result["placement"] = placement.report()
     except NotSupported as exc:
         result = {"unsupported": str(exc)}
     except Exception as exc:
