@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from chopin_pg import AsyncConnection, AsyncPool, Connection, PgError
+from chopin_pg import AsyncConnection, Connection, PgError
 
 from .errors import OrmError
-from .executor import AsyncExecutor, Executor, acquire
+from .executor import AsyncExecutor, Executor, acquire, async_executor
 from .expr import quote_identifier
 from .transaction import AsyncTransaction, atransaction
 
@@ -157,12 +157,7 @@ class RowStream(Generic[R]):
         batch_size: int,
         finish: Callable[[list[Any]], list[R]],
     ) -> None:
-        if not isinstance(executor, AsyncConnection | AsyncPool):
-            raise OrmError(
-                f"astream(): expected a chopin_pg AsyncPool or AsyncConnection, got {type(executor).__name__} "
-                "(with a blocking connection or pool, use iter())"
-            )
-        self._executor = executor
+        self._executor = async_executor(executor, "astream()", "use iter()")
         self._sql = sql
         self._batch_size = int(batch_size)
         self._fetch = f"FETCH FORWARD {self._batch_size} FROM "

@@ -29,6 +29,7 @@ __all__ = [
     "arun_executemany",
     "arun_query",
     "arun_query_many",
+    "async_executor",
     "checked_out",
     "run_execute",
     "run_query",
@@ -92,30 +93,37 @@ def run_execute(executor: Executor, sql: str, params: Sequence[Any] | None = Non
         return conn.execute(sql, params)
 
 
-def _waiting(executor: object, call: str) -> AsyncConnection | AsyncPool:
+def async_executor(
+    executor: object, call: str, instead: str = "call the method without the 'a' prefix"
+) -> AsyncConnection | AsyncPool:
+    """``executor`` if it is an async one, for ``call``.
+
+    Raises:
+        OrmError: a blocking connection or pool (or anything else); ``instead`` says what to use then.
+    """
     if isinstance(executor, AsyncConnection | AsyncPool):
         return executor
     raise OrmError(
         f"{call}: expected a chopin_pg AsyncPool or AsyncConnection, got {type(executor).__name__} "
-        "(with a blocking connection or pool, call the method without the 'a' prefix)"
+        f"(with a blocking connection or pool, {instead})"
     )
 
 
 async def arun_query(executor: AsyncExecutor, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
     """``sql``'s rows, run on an async executor (see :func:`run_query`)."""
-    return await _waiting(executor, "query").query(sql, params)
+    return await async_executor(executor, "query").query(sql, params)
 
 
 async def arun_execute(executor: AsyncExecutor, sql: str, params: Sequence[Any] | None = None) -> int:
     """``sql``'s affected row count, run on an async executor (see :func:`run_execute`)."""
-    return await _waiting(executor, "execute").execute(sql, params)
+    return await async_executor(executor, "execute").execute(sql, params)
 
 
 async def arun_query_many(executor: AsyncExecutor, sql: str, param_sets: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Each parameter set's rows: one query per set, all written at once (``query_many``: one round trip)."""
-    return await _waiting(executor, "query_many").query_many(sql, param_sets)
+    return await async_executor(executor, "query_many").query_many(sql, param_sets)
 
 
 async def arun_executemany(executor: AsyncExecutor, sql: str, param_sets: Sequence[Sequence[Any]]) -> int:
     """``sql`` once per parameter set in one request (one implicit transaction); the affected row count."""
-    return await _waiting(executor, "executemany").executemany(sql, param_sets)
+    return await async_executor(executor, "executemany").executemany(sql, param_sets)

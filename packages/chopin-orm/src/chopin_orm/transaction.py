@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from chopin_pg import AsyncConnection, AsyncPool, AsyncPoolTransaction, Connection, PooledConnection
+from chopin_pg import AsyncConnection, AsyncPoolTransaction, Connection, PooledConnection
 from chopin_pg import AsyncTransaction as PgAsyncTransaction
 from chopin_pg import Transaction as PgTransaction
 
 from .errors import OrmError
-from .executor import AsyncExecutor, Executor, acquire
+from .executor import AsyncExecutor, Executor, acquire, async_executor
 
 __all__ = ["AsyncTransaction", "Transaction", "atransaction", "transaction"]
 
@@ -181,12 +181,7 @@ class AsyncTransaction:
     def __init__(self, executor: AsyncExecutor, isolation: str | None = None) -> None:
         if isolation is not None and isolation.upper() not in _ISOLATION:
             raise OrmError(f"isolation: expected one of {_ISOLATION}, got {isolation!r}")
-        if not isinstance(executor, AsyncConnection | AsyncPool):
-            raise OrmError(
-                f"atransaction: expected a chopin_pg AsyncPool or AsyncConnection, got {type(executor).__name__} "
-                "(with a blocking connection or pool, use transaction())"
-            )
-        self._executor = executor
+        self._executor = async_executor(executor, "atransaction", "use transaction()")
         self._isolation = isolation
         self._block: AsyncPoolTransaction | PgAsyncTransaction | None = None
         self._conn: AsyncConnection | None = None
