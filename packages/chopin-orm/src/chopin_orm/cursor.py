@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from chopin_pg import AsyncConnection, Connection, PgError
+from chopin_pg.async_transaction import inside_transaction
 
 from .errors import OrmError
 from .executor import AsyncExecutor, Executor, acquire, async_executor
@@ -111,12 +112,6 @@ def _finish_cursor(conn: Connection, cursor: str, declared: bool, own: bool) -> 
         conn.execute(f"CLOSE {cursor}")
 
 
-def _in_callers_transaction(conn: AsyncConnection) -> bool:
-    # As chopin-pg's AsyncTransaction.begin decides: the status read last lags behind what is
-    # written (a cancelled block's ROLLBACK still unanswered), so it counts only with nothing pending.
-    return conn.transaction_depth > 0 or (conn.pending == 0 and conn.transaction_status != "I")
-
-
 class RowStream(Generic[R]):
     """Rows through a server-side cursor from ``async def`` code: ``query.astream(ex)``.
 
@@ -179,7 +174,7 @@ class RowStream(Generic[R]):
         executor = self._executor
         block: AsyncTransaction | None = None
         try:
-            if isinstance(executor, AsyncConnection) and _in_callers_transaction(executor):
+            if isinstance(executor, AsyncConnection) and inside_transaction(executor):
                 conn = executor
                 taken = {r[0] for r in await conn.query(_TAKEN, (name + "%",))}
                 self._cursor = quote_identifier(free_cursor_name(name, taken))

@@ -10,9 +10,19 @@ from .errors import InterfaceError
 if TYPE_CHECKING:
     from .async_connection import AsyncConnection
 
-__all__ = ["AsyncTransaction"]
+__all__ = ["AsyncTransaction", "inside_transaction"]
 
 _LEVELS = ("SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED")
+
+
+def inside_transaction(conn: AsyncConnection) -> bool:
+    """Whether ``conn`` is inside a transaction block, so that a new one there is a savepoint.
+
+    The status the last ReadyForQuery reported lags behind what is written (a rollback
+    written without waiting, other callers' requests): it is trusted only with nothing
+    pending; the open :class:`AsyncTransaction` blocks count in any case.
+    """
+    return conn.transaction_depth > 0 or (conn.pending == 0 and conn.transaction_status != "I")
 
 
 class AsyncTransaction:
@@ -57,10 +67,7 @@ class AsyncTransaction:
         if self._state != "new":
             raise InterfaceError(f"transaction: cannot begin, it is {self._state}")
         conn = self._conn
-        # The status the last ReadyForQuery read reported lags behind what is written (a rollback
-        # written without waiting, other callers' requests): trust it only with nothing pending.
-        nested = conn.transaction_depth > 0 or (conn.pending == 0 and conn.transaction_status != "I")
-        if not nested:
+        if not inside_transaction(conn):
             level = "" if self._isolation is None else f" ISOLATION LEVEL {self._isolation.upper()}"
             await conn.execute("BEGIN" + level)
             conn.transaction_depth += 1
